@@ -1,0 +1,1 @@
+//! Metadata records and image (being written).

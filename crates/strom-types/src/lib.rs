@@ -1,0 +1,92 @@
+//! Identifiers shared by every strom crate. No I/O, no protocol codecs.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Kafka's error codes, as the protocol numbers them. Domain errors are mapped
+/// to these in one place (`strom-broker`'s `errors` module).
+pub use kafka_protocol::ResponseError as ErrorCode;
+
+/// Topic ids are 128-bit UUIDs, as in KIP-516.
+pub type TopicId = uuid::Uuid;
+
+/// An offset in a partition's log.
+pub type Offset = i64;
+
+/// Milliseconds since the Unix epoch.
+pub type TimestampMs = i64;
+
+/// The id of a broker (Kafka's `node.id`).
+pub type NodeId = i32;
+
+/// The special offsets that ListOffsets accepts instead of a timestamp.
+pub mod list_offsets {
+    pub const LATEST_TIMESTAMP: i64 = -1;
+    pub const EARLIEST_TIMESTAMP: i64 = -2;
+    pub const MAX_TIMESTAMP: i64 = -3;
+    pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+    pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Kafka's rule for topic names: 1..=249 chars of `[a-zA-Z0-9._-]`, not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    const MAX_NAME_LENGTH: usize = 249;
+    if name.is_empty() {
+        return Err("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > MAX_NAME_LENGTH {
+        return Err(format!(
+            "Topic name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name(".").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a b").is_err());
+        assert!(validate_topic_name(&"a".repeat(249)).is_ok());
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! The one strom binary: `strom server` runs the broker; the other
+//! subcommands are clients of a running broker.
+
+mod cli;
+mod server;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "strom", version, about = "A Kafka-compatible streaming platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (zero configuration: 127.0.0.1:9092, data in ./data).
+    Server(server::ServerArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => server::run(args),
+        Command::Client(command) => cli::run(command),
+    }
+}
