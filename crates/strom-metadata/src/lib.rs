@@ -1,1 +1,16 @@
-//! Metadata records and image (being written).
+//! Cluster metadata, the KRaft way: every change is a [`MetadataRecord`]
+//! appended to the metadata log, and the in-memory [`MetadataImage`] is only
+//! ever changed by replaying those records. Controller operations are pure:
+//! they read an image and return `(records, result)`; the caller persists the
+//! records and then applies them, so loading from the log and serving live
+//! requests share one code path. Nothing here does I/O.
+
+pub mod controller;
+pub mod error;
+pub mod image;
+pub mod records;
+pub mod topic_config;
+
+pub use error::ControllerError;
+pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord};

@@ -1,0 +1,654 @@
+//! Controller operations. Each reads an image and returns the records that
+//! carry out the change; it never changes the image itself. The caller
+//! persists the records to the metadata log, then applies them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use strom_types::{validate_topic_name, NodeId, TopicId};
+
+use crate::error::ControllerError;
+use crate::image::MetadataImage;
+use crate::records::{ConfigResource, MetadataRecord};
+use crate::topic_config::{split_list, topic_config_def, validate_topic_config, ConfigType};
+
+/// Broker-wide defaults a topic creation falls back to.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicDefaults {
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 means the broker default.
+    pub num_partitions: i32,
+    /// -1 means the broker default.
+    pub replication_factor: i16,
+    /// Explicit replica lists by partition index (then both counts are -1).
+    pub assignments: Vec<(i32, Vec<NodeId>)>,
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedTopic {
+    pub topic_id: TopicId,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Most partitions one request may create; keeps a typo from making millions.
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
+
+fn live_brokers(image: &MetadataImage) -> Vec<NodeId> {
+    image.brokers().map(|b| b.id).collect()
+}
+
+/// Checks a topic creation against the image and returns its records.
+pub fn create_topic(
+    image: &MetadataImage,
+    spec: &NewTopic,
+    defaults: TopicDefaults,
+    topic_id: TopicId,
+) -> Result<(Vec<MetadataRecord>, CreatedTopic), ControllerError> {
+    validate_topic_name(&spec.name).map_err(ControllerError::InvalidTopic)?;
+    if image.topic(&spec.name).is_some() {
+        return Err(ControllerError::TopicAlreadyExists(format!(
+            "Topic '{}' already exists.",
+            spec.name
+        )));
+    }
+    if let Some(colliding) = image
+        .topics()
+        .find(|t| t.name != spec.name && collision_key(&t.name) == collision_key(&spec.name))
+    {
+        return Err(ControllerError::InvalidTopic(format!(
+            "Topic '{}' collides with existing topic: {}",
+            spec.name, colliding.name
+        )));
+    }
+    let brokers = live_brokers(image);
+    let assignment = if spec.assignments.is_empty() {
+        let partitions = match spec.num_partitions {
+            -1 => defaults.num_partitions,
+            n if n <= 0 => {
+                return Err(ControllerError::InvalidPartitions(
+                    "Number of partitions must be larger than 0.".into(),
+                ))
+            }
+            n => n,
+        };
+        if partitions > MAX_PARTITIONS_PER_TOPIC {
+            return Err(ControllerError::InvalidPartitions(format!(
+                "Number of partitions {partitions} exceeds the limit of {MAX_PARTITIONS_PER_TOPIC}."
+            )));
+        }
+        let replication_factor = match spec.replication_factor {
+            -1 => defaults.replication_factor,
+            n if n <= 0 => {
+                return Err(ControllerError::InvalidReplicationFactor(
+                    "Replication factor must be larger than 0.".into(),
+                ))
+            }
+            n => n,
+        };
+        if replication_factor as usize > brokers.len() {
+            return Err(ControllerError::InvalidReplicationFactor(format!(
+                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {} broker(s) are registered.",
+                brokers.len()
+            )));
+        }
+        assign_replicas(&brokers, 0, partitions, replication_factor as usize)
+    } else {
+        if spec.num_partitions != -1 || spec.replication_factor != -1 {
+            return Err(ControllerError::InvalidRequest(
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+            ));
+        }
+        validate_manual_assignment(&spec.assignments, 0, &brokers)?
+    };
+    let configs = validate_new_configs(&spec.configs)?;
+    let mut records = vec![MetadataRecord::Topic {
+        name: spec.name.clone(),
+        topic_id,
+    }];
+    records.extend(partition_records(topic_id, 0, &assignment));
+    records.extend(configs.iter().map(|(name, value)| MetadataRecord::Config {
+        resource: ConfigResource::Topic(spec.name.clone()),
+        name: name.clone(),
+        value: Some(value.clone()),
+    }));
+    let replication_factor = assignment.first().map_or(0, |r| r.len()) as i16;
+    Ok((
+        records,
+        CreatedTopic {
+            topic_id,
+            num_partitions: assignment.len() as i32,
+            replication_factor,
+            configs,
+        },
+    ))
+}
+
+/// Kafka forbids topics whose names differ only by '.' versus '_', since
+/// metric names would collide.
+fn collision_key(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+fn assign_replicas(
+    brokers: &[NodeId],
+    first_partition: i32,
+    partitions: i32,
+    replication_factor: usize,
+) -> Vec<Vec<NodeId>> {
+    (first_partition..partitions)
+        .map(|p| {
+            (0..replication_factor)
+                .map(|r| brokers[(p as usize + r) % brokers.len()])
+                .collect()
+        })
+        .collect()
+}
+
+fn validate_manual_assignment(
+    assignments: &[(i32, Vec<NodeId>)],
+    first_partition: i32,
+    brokers: &[NodeId],
+) -> Result<Vec<Vec<NodeId>>, ControllerError> {
+    let mut by_partition = BTreeMap::new();
+    for (partition, replicas) in assignments {
+        if by_partition.insert(*partition, replicas).is_some() {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Partition {partition} is assigned more than once."
+            )));
+        }
+    }
+    let expected: Vec<i32> =
+        (first_partition..first_partition + assignments.len() as i32).collect();
+    if by_partition.keys().copied().collect::<Vec<_>>() != expected {
+        return Err(ControllerError::InvalidReplicaAssignment(
+            "Partitions should be a consecutive 0-based integer sequence".into(),
+        ));
+    }
+    let mut result = Vec::with_capacity(by_partition.len());
+    let mut replication_factor = None;
+    for (partition, replicas) in by_partition {
+        if replicas.is_empty() {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Empty replica list specified in partition {partition}."
+            )));
+        }
+        let distinct: BTreeSet<_> = replicas.iter().collect();
+        if distinct.len() != replicas.len() {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Duplicate brokers not allowed in replica assignment: {replicas:?} for partition id {partition}."
+            )));
+        }
+        if let Some(unknown) = replicas.iter().find(|b| !brokers.contains(b)) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "The manual partition assignment includes broker {unknown}, but no such broker is registered."
+            )));
+        }
+        if *replication_factor.get_or_insert(replicas.len()) != replicas.len() {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "All partitions should have the same number of replicas.".into(),
+            ));
+        }
+        result.push(replicas.clone());
+    }
+    Ok(result)
+}
+
+fn partition_records(
+    topic_id: TopicId,
+    first_partition: i32,
+    assignment: &[Vec<NodeId>],
+) -> impl Iterator<Item = MetadataRecord> + '_ {
+    assignment
+        .iter()
+        .enumerate()
+        .map(move |(i, replicas)| MetadataRecord::Partition {
+            topic_id,
+            partition: first_partition + i as i32,
+            replicas: replicas.clone(),
+            isr: replicas.clone(),
+            leader: replicas[0],
+            leader_epoch: 0,
+            partition_epoch: 0,
+        })
+}
+
+fn validate_new_configs(
+    configs: &[(String, Option<String>)],
+) -> Result<BTreeMap<String, String>, ControllerError> {
+    let mut result = BTreeMap::new();
+    for (name, value) in configs {
+        let Some(value) = value else {
+            return Err(ControllerError::InvalidConfig(format!(
+                "Null value not supported for topic configs: {name}"
+            )));
+        };
+        validate_topic_config(name, value).map_err(ControllerError::InvalidConfig)?;
+        if result.insert(name.clone(), value.clone()).is_some() {
+            return Err(ControllerError::InvalidRequest(format!(
+                "Duplicate config key: {name}"
+            )));
+        }
+    }
+    Ok(result)
+}
+
+pub fn delete_topic(
+    image: &MetadataImage,
+    name: &str,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let topic = image.topic(name).ok_or_else(|| {
+        ControllerError::UnknownTopicOrPartition(
+            "This server does not host this topic-partition.".into(),
+        )
+    })?;
+    Ok(vec![MetadataRecord::RemoveTopic { topic_id: topic.id }])
+}
+
+pub fn delete_topic_by_id(
+    image: &MetadataImage,
+    topic_id: TopicId,
+) -> Result<(String, Vec<MetadataRecord>), ControllerError> {
+    let topic = image.topic_by_id(&topic_id).ok_or_else(|| {
+        ControllerError::UnknownTopicId("This server does not host this topic ID.".into())
+    })?;
+    Ok((
+        topic.name.clone(),
+        vec![MetadataRecord::RemoveTopic { topic_id }],
+    ))
+}
+
+/// CreatePartitions: grows a topic to `new_total` partitions.
+pub fn create_partitions(
+    image: &MetadataImage,
+    name: &str,
+    new_total: i32,
+    assignments: Option<&[Vec<NodeId>]>,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let topic = image.topic(name).ok_or_else(|| {
+        ControllerError::UnknownTopicOrPartition(
+            "This server does not host this topic-partition.".into(),
+        )
+    })?;
+    let current = topic.partitions.len() as i32;
+    if new_total < current {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "The topic {name} currently has {current} partition(s); {new_total} would not be an increase."
+        )));
+    }
+    if new_total == current {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "Topic already has {current} partition(s)."
+        )));
+    }
+    if new_total > MAX_PARTITIONS_PER_TOPIC {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "Number of partitions {new_total} exceeds the limit of {MAX_PARTITIONS_PER_TOPIC}."
+        )));
+    }
+    let brokers = live_brokers(image);
+    let replication_factor = topic
+        .partitions
+        .values()
+        .next()
+        .map_or(1, |p| p.replicas.len());
+    let assignment = match assignments {
+        Some(lists) => {
+            if lists.len() as i32 != new_total - current {
+                return Err(ControllerError::InvalidReplicaAssignment(format!(
+                    "Attempted to add {} additional partition(s), but only {} assignment(s) were specified.",
+                    new_total - current,
+                    lists.len()
+                )));
+            }
+            let numbered: Vec<(i32, Vec<NodeId>)> = lists
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (current + i as i32, r.clone()))
+                .collect();
+            let validated = validate_manual_assignment(&numbered, current, &brokers)?;
+            if validated.iter().any(|r| r.len() != replication_factor) {
+                return Err(ControllerError::InvalidReplicaAssignment(format!(
+                    "The manual partition assignment specifies a replication factor different from the topic's ({replication_factor})."
+                )));
+            }
+            validated
+        }
+        None => {
+            if replication_factor > brokers.len() {
+                return Err(ControllerError::InvalidReplicationFactor(format!(
+                    "Unable to replicate the partition {replication_factor} time(s): only {} broker(s) are registered.",
+                    brokers.len()
+                )));
+            }
+            assign_replicas(&brokers, current, new_total, replication_factor)
+        }
+    };
+    Ok(partition_records(topic.id, current, &assignment).collect())
+}
+
+/// One IncrementalAlterConfigs operation, with Kafka's operation codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlterOp {
+    Set = 0,
+    Delete = 1,
+    Append = 2,
+    Subtract = 3,
+}
+
+impl AlterOp {
+    pub fn from_code(code: i8) -> Option<Self> {
+        Some(match code {
+            0 => Self::Set,
+            1 => Self::Delete,
+            2 => Self::Append,
+            3 => Self::Subtract,
+            _ => return None,
+        })
+    }
+}
+
+fn require_topic<'a>(
+    image: &'a MetadataImage,
+    name: &str,
+) -> Result<&'a std::sync::Arc<crate::image::TopicImage>, ControllerError> {
+    image.topic(name).ok_or_else(|| {
+        ControllerError::UnknownTopicOrPartition(
+            "This server does not host this topic-partition.".into(),
+        )
+    })
+}
+
+/// IncrementalAlterConfigs on a topic. `current_effective` gives the value a
+/// list config has now (override or default), which APPEND and SUBTRACT edit.
+pub fn incremental_alter_topic_configs(
+    image: &MetadataImage,
+    topic: &str,
+    ops: &[(String, AlterOp, Option<String>)],
+    current_effective: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    require_topic(image, topic)?;
+    let resource = ConfigResource::Topic(topic.to_string());
+    let mut seen = BTreeSet::new();
+    let mut records = Vec::new();
+    for (name, op, value) in ops {
+        if !seen.insert(name.clone()) {
+            return Err(ControllerError::InvalidRequest(format!(
+                "Error due to duplicate config keys: {name}"
+            )));
+        }
+        let def = topic_config_def(name).ok_or_else(|| {
+            ControllerError::InvalidConfig(format!("Unknown topic config name: {name}"))
+        })?;
+        let new_value = match op {
+            AlterOp::Delete => None,
+            AlterOp::Set => Some(value.clone().ok_or_else(|| {
+                ControllerError::InvalidRequest(format!("Null value not supported for: {name}"))
+            })?),
+            AlterOp::Append | AlterOp::Subtract => {
+                if def.config_type != ConfigType::List {
+                    return Err(ControllerError::InvalidConfig(format!(
+                        "Config value append is not allowed for config key: {name}"
+                    )));
+                }
+                let current = current_effective(name).unwrap_or_default();
+                let mut items: Vec<String> = split_list(&current).map(str::to_string).collect();
+                let given: Vec<String> = value
+                    .as_deref()
+                    .map(|v| split_list(v).map(str::to_string).collect())
+                    .unwrap_or_default();
+                if *op == AlterOp::Append {
+                    for item in given {
+                        if !items.contains(&item) {
+                            items.push(item);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !given.contains(i));
+                }
+                Some(items.join(","))
+            }
+        };
+        if let Some(v) = &new_value {
+            def.validate(v).map_err(ControllerError::InvalidConfig)?;
+        }
+        records.push(MetadataRecord::Config {
+            resource: resource.clone(),
+            name: name.clone(),
+            value: new_value,
+        });
+    }
+    Ok(records)
+}
+
+/// Legacy AlterConfigs: the given set replaces every override the topic had.
+pub fn replace_topic_configs(
+    image: &MetadataImage,
+    topic: &str,
+    configs: &[(String, Option<String>)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    require_topic(image, topic)?;
+    let new = validate_new_configs(configs)?;
+    let resource = ConfigResource::Topic(topic.to_string());
+    let mut records: Vec<MetadataRecord> = image
+        .configs(&resource)
+        .into_keys()
+        .filter(|name| !new.contains_key(name))
+        .map(|name| MetadataRecord::Config {
+            resource: resource.clone(),
+            name,
+            value: None,
+        })
+        .collect();
+    records.extend(new.into_iter().map(|(name, value)| MetadataRecord::Config {
+        resource: resource.clone(),
+        name,
+        value: Some(value),
+    }));
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::BrokerEndpoint;
+
+    const DEFAULTS: TopicDefaults = TopicDefaults {
+        num_partitions: 1,
+        replication_factor: 1,
+    };
+
+    fn one_broker() -> MetadataImage {
+        MetadataImage::default().apply(&[MetadataRecord::RegisterBroker {
+            broker_id: 1,
+            endpoints: vec![BrokerEndpoint {
+                listener: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9092,
+            }],
+            rack: None,
+        }])
+    }
+
+    fn spec(name: &str, partitions: i32) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: -1,
+            ..Default::default()
+        }
+    }
+
+    fn created(image: &MetadataImage, spec: &NewTopic) -> MetadataImage {
+        let (records, _) = create_topic(image, spec, DEFAULTS, TopicId::new_v4()).unwrap();
+        image.apply(&records)
+    }
+
+    #[test]
+    fn creates_partitions_with_defaults_and_configs() {
+        let image = one_broker();
+        let mut s = spec("orders", -1);
+        s.configs = vec![("retention.ms".into(), Some("1000".into()))];
+        let (records, result) = create_topic(&image, &s, DEFAULTS, TopicId::from_u128(5)).unwrap();
+        assert_eq!(result.num_partitions, 1);
+        assert_eq!(result.replication_factor, 1);
+        let image = image.apply(&records);
+        let topic = image.topic("orders").unwrap();
+        assert_eq!(topic.id, TopicId::from_u128(5));
+        assert_eq!(topic.partitions[&0].replicas, vec![1]);
+        assert_eq!(
+            image.config(&ConfigResource::Topic("orders".into()), "retention.ms"),
+            Some("1000")
+        );
+    }
+
+    #[test]
+    fn rejects_what_kafka_rejects() {
+        let image = created(&one_broker(), &spec("a.b", 2));
+        let err = |s: &NewTopic| create_topic(&image, s, DEFAULTS, TopicId::new_v4()).unwrap_err();
+        assert!(matches!(
+            err(&spec("a.b", 1)),
+            ControllerError::TopicAlreadyExists(_)
+        ));
+        assert!(matches!(
+            err(&spec("a_b", 1)),
+            ControllerError::InvalidTopic(_)
+        ));
+        assert!(matches!(
+            err(&spec("bad name", 1)),
+            ControllerError::InvalidTopic(_)
+        ));
+        assert!(matches!(
+            err(&spec("x", 0)),
+            ControllerError::InvalidPartitions(_)
+        ));
+        let mut rf = spec("x", 1);
+        rf.replication_factor = 3;
+        assert!(matches!(
+            err(&rf),
+            ControllerError::InvalidReplicationFactor(_)
+        ));
+        let mut manual = spec("x", -1);
+        manual.assignments = vec![(0, vec![1]), (2, vec![1])];
+        assert!(matches!(
+            err(&manual),
+            ControllerError::InvalidReplicaAssignment(_)
+        ));
+        manual.assignments = vec![(0, vec![7])];
+        assert!(matches!(
+            err(&manual),
+            ControllerError::InvalidReplicaAssignment(_)
+        ));
+        manual.assignments = vec![(0, vec![1, 1])];
+        assert!(matches!(
+            err(&manual),
+            ControllerError::InvalidReplicaAssignment(_)
+        ));
+        manual.num_partitions = 1;
+        manual.assignments = vec![(0, vec![1])];
+        assert!(matches!(err(&manual), ControllerError::InvalidRequest(_)));
+        let mut bad_config = spec("x", 1);
+        bad_config.configs = vec![("retention.ms".into(), Some("soon".into()))];
+        assert!(matches!(
+            err(&bad_config),
+            ControllerError::InvalidConfig(_)
+        ));
+    }
+
+    #[test]
+    fn grows_partitions_but_never_shrinks() {
+        let image = created(&one_broker(), &spec("t", 2));
+        let records = create_partitions(&image, "t", 5, None).unwrap();
+        let grown = image.apply(&records);
+        assert_eq!(grown.topic("t").unwrap().partitions.len(), 5);
+        assert!(matches!(
+            create_partitions(&image, "t", 1, None),
+            Err(ControllerError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            create_partitions(&image, "t", 2, None),
+            Err(ControllerError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            create_partitions(&image, "missing", 3, None),
+            Err(ControllerError::UnknownTopicOrPartition(_))
+        ));
+        assert!(matches!(
+            create_partitions(&image, "t", 4, Some(&[vec![1]])),
+            Err(ControllerError::InvalidReplicaAssignment(_))
+        ));
+    }
+
+    #[test]
+    fn incremental_alter_sets_deletes_and_appends() {
+        let image = created(&one_broker(), &spec("t", 1));
+        let ops = vec![
+            (
+                "retention.ms".to_string(),
+                AlterOp::Set,
+                Some("10".to_string()),
+            ),
+            (
+                "cleanup.policy".to_string(),
+                AlterOp::Append,
+                Some("compact".to_string()),
+            ),
+        ];
+        let records =
+            incremental_alter_topic_configs(&image, "t", &ops, &|_| Some("delete".into())).unwrap();
+        let image = image.apply(&records);
+        let resource = ConfigResource::Topic("t".into());
+        assert_eq!(image.config(&resource, "retention.ms"), Some("10"));
+        assert_eq!(
+            image.config(&resource, "cleanup.policy"),
+            Some("delete,compact")
+        );
+        let delete = vec![("retention.ms".to_string(), AlterOp::Delete, None)];
+        let image =
+            image.apply(&incremental_alter_topic_configs(&image, "t", &delete, &|_| None).unwrap());
+        assert_eq!(image.config(&resource, "retention.ms"), None);
+        let bad_append = vec![(
+            "retention.ms".to_string(),
+            AlterOp::Append,
+            Some("1".to_string()),
+        )];
+        assert!(matches!(
+            incremental_alter_topic_configs(&image, "t", &bad_append, &|_| None),
+            Err(ControllerError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn legacy_alter_replaces_all_overrides() {
+        let mut s = spec("t", 1);
+        s.configs = vec![("retention.ms".into(), Some("10".into()))];
+        let image = created(&one_broker(), &s);
+        let records =
+            replace_topic_configs(&image, "t", &[("segment.ms".into(), Some("99".into()))])
+                .unwrap();
+        let image = image.apply(&records);
+        let configs = image.configs(&ConfigResource::Topic("t".into()));
+        assert_eq!(
+            configs,
+            BTreeMap::from([("segment.ms".to_string(), "99".to_string())])
+        );
+    }
+
+    #[test]
+    fn delete_removes_topic() {
+        let image = created(&one_broker(), &spec("t", 1));
+        let image = image.apply(&delete_topic(&image, "t").unwrap());
+        assert!(image.topic("t").is_none());
+        assert!(matches!(
+            delete_topic(&image, "t"),
+            Err(ControllerError::UnknownTopicOrPartition(_))
+        ));
+    }
+}
