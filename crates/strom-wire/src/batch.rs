@@ -235,11 +235,10 @@ pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
             magic: header.magic(),
         });
     }
-    let compression = Compression::from_id(header.compression_id()).ok_or(
-        BatchError::UnknownCompression {
+    let compression =
+        Compression::from_id(header.compression_id()).ok_or(BatchError::UnknownCompression {
             id: header.compression_id(),
-        },
-    )?;
+        })?;
     let count = header.records_count();
     let last_offset_delta = header.last_offset_delta();
     // Compaction may leave a batch with fewer records than its delta span,
@@ -322,6 +321,13 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     rewrite_crc(batch);
 }
 
+/// Sets the codec bits of the attributes and recomputes the CRC.
+pub fn set_compression(batch: &mut [u8], compression: Compression) {
+    let attributes = (be_i16(batch, ATTRIBUTES_AT) & !COMPRESSION_MASK) | compression.id();
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    rewrite_crc(batch);
+}
+
 fn rewrite_crc(batch: &mut [u8]) {
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
@@ -399,7 +405,10 @@ pub(crate) mod tests {
         let mut buf = encode_batch(&["a", "b"], KpCompression::None);
         let last = buf.len() - 1;
         buf[last] ^= 0xff;
-        assert!(matches!(validate(&buf), Err(BatchError::CrcMismatch { .. })));
+        assert!(matches!(
+            validate(&buf),
+            Err(BatchError::CrcMismatch { .. })
+        ));
     }
 
     #[test]

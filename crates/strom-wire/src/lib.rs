@@ -3,4 +3,5 @@
 //! socket or a file, so every rule can be unit tested on byte slices.
 
 pub mod batch;
+pub mod compression;
 pub mod frame;
