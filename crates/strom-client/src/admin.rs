@@ -1,0 +1,583 @@
+//! Admin operations: topics, partitions, configs, cluster description.
+
+use kafka_protocol::messages::{
+    alter_configs_request,
+    create_partitions_request::CreatePartitionsTopic,
+    create_topics_request::{CreatableTopic, CreatableTopicConfig},
+    delete_topics_request::DeleteTopicState,
+    describe_configs_request::DescribeConfigsResource,
+    incremental_alter_configs_request, AlterConfigsRequest, ApiKey, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::{BrokerInfo, Client, Metadata, TopicMetadata};
+use crate::error::{check, Error, Result};
+
+fn s(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+fn topic_name(value: &str) -> TopicName {
+    TopicName(s(value))
+}
+
+fn opt_string(value: Option<StrBytes>) -> Option<String> {
+    value.map(|v| v.to_string())
+}
+
+/// A topic to create; -1 partitions or replication factor means the
+/// broker's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+impl NewTopic {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            partitions: -1,
+            replication_factor: -1,
+            configs: Vec::new(),
+        }
+    }
+}
+
+/// The kind of resource a config belongs to (Kafka's ConfigResource.Type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceType {
+    Topic = 2,
+    Broker = 4,
+    BrokerLogger = 8,
+}
+
+/// Where a config value comes from (Kafka's ConfigEntry.ConfigSource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    Unknown,
+    DynamicTopicConfig,
+    DynamicBrokerConfig,
+    DynamicDefaultBrokerConfig,
+    StaticBrokerConfig,
+    DefaultConfig,
+    DynamicBrokerLoggerConfig,
+    ClientMetricsConfig,
+    GroupConfig,
+}
+
+impl ConfigSource {
+    pub fn from_code(code: i8) -> Self {
+        match code {
+            1 => Self::DynamicTopicConfig,
+            2 => Self::DynamicBrokerConfig,
+            3 => Self::DynamicDefaultBrokerConfig,
+            4 => Self::StaticBrokerConfig,
+            5 => Self::DefaultConfig,
+            6 => Self::DynamicBrokerLoggerConfig,
+            7 => Self::ClientMetricsConfig,
+            8 => Self::GroupConfig,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The name Kafka's tools print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unknown => "UNKNOWN",
+            Self::DynamicTopicConfig => "DYNAMIC_TOPIC_CONFIG",
+            Self::DynamicBrokerConfig => "DYNAMIC_BROKER_CONFIG",
+            Self::DynamicDefaultBrokerConfig => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            Self::StaticBrokerConfig => "STATIC_BROKER_CONFIG",
+            Self::DefaultConfig => "DEFAULT_CONFIG",
+            Self::DynamicBrokerLoggerConfig => "DYNAMIC_BROKER_LOGGER_CONFIG",
+            Self::ClientMetricsConfig => "CLIENT_METRICS_CONFIG",
+            Self::GroupConfig => "GROUP_CONFIG",
+        }
+    }
+}
+
+/// One config of a resource, from DescribeConfigs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    pub sensitive: bool,
+}
+
+/// An IncrementalAlterConfigs operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    Set(String, String),
+    /// Back to the default.
+    Delete(String),
+    /// Adds to a list-valued config.
+    Append(String, String),
+    /// Removes from a list-valued config.
+    Subtract(String, String),
+}
+
+impl AlterConfigOp {
+    fn parts(&self) -> (&str, i8, Option<&str>) {
+        match self {
+            Self::Set(k, v) => (k, 0, Some(v)),
+            Self::Delete(k) => (k, 1, None),
+            Self::Append(k, v) => (k, 2, Some(v)),
+            Self::Subtract(k, v) => (k, 3, Some(v)),
+        }
+    }
+}
+
+/// The cluster as DescribeCluster (or Metadata) describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub cluster_id: String,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+/// Admin operations over a [`Client`].
+#[derive(Debug)]
+pub struct Admin {
+    client: Client,
+}
+
+impl Admin {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        // Leave the broker a little less than our own wait, so its
+        // REQUEST_TIMED_OUT arrives before we give up.
+        let ms = self
+            .client
+            .config()
+            .request_timeout
+            .as_millis()
+            .saturating_sub(1000);
+        i32::try_from(ms.max(1000)).unwrap_or(i32::MAX)
+    }
+
+    /// Creates topics; the outer error is for the request, the inner ones
+    /// per topic, in the order given.
+    pub async fn create_topics(
+        &mut self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<Vec<(String, Result<()>)>> {
+        let request = CreateTopicsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatableTopic::default()
+                            .with_name(topic_name(&t.name))
+                            .with_num_partitions(t.partitions)
+                            .with_replication_factor(t.replication_factor)
+                            .with_configs(
+                                t.configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        CreatableTopicConfig::default()
+                                            .with_name(s(k))
+                                            .with_value(Some(s(v)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            )
+            .with_timeout_ms(self.timeout_ms())
+            .with_validate_only(validate_only);
+        let response = self
+            .client
+            .controller_connection()
+            .await?
+            .send(&request)
+            .await?;
+        Ok(per_name(
+            topics.iter().map(|t| t.name.as_str()),
+            response.topics.iter().map(|r| {
+                let name = r.name.0.to_string();
+                let result = check(
+                    r.error_code,
+                    r.error_message.as_deref(),
+                    format!("topic {name}"),
+                );
+                (name, result)
+            }),
+        ))
+    }
+
+    /// Creates one topic.
+    pub async fn create_topic(&mut self, topic: NewTopic) -> Result<()> {
+        single(
+            self.create_topics(std::slice::from_ref(&topic), false)
+                .await?,
+        )
+    }
+
+    pub async fn delete_topics(&mut self, names: &[String]) -> Result<Vec<(String, Result<()>)>> {
+        let request = DeleteTopicsRequest::default()
+            .with_topics(
+                names
+                    .iter()
+                    .map(|n| DeleteTopicState::default().with_name(Some(topic_name(n))))
+                    .collect(),
+            )
+            .with_topic_names(names.iter().map(|n| topic_name(n)).collect())
+            .with_timeout_ms(self.timeout_ms());
+        let response = self
+            .client
+            .controller_connection()
+            .await?
+            .send(&request)
+            .await?;
+        for name in names {
+            self.client.invalidate(name);
+        }
+        Ok(per_name(
+            names.iter().map(String::as_str),
+            response.responses.iter().map(|r| {
+                let name = r.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                let result = check(
+                    r.error_code,
+                    r.error_message.as_deref(),
+                    format!("topic {name}"),
+                );
+                (name, result)
+            }),
+        ))
+    }
+
+    /// All topics (including internal ones), sorted by name.
+    pub async fn list_topics(&mut self) -> Result<Vec<TopicMetadata>> {
+        let mut topics = self.client.metadata(None, false).await?.topics;
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// Metadata of the named topics; a missing topic has its error_code set.
+    pub async fn describe_topics(&mut self, names: &[String]) -> Result<Vec<TopicMetadata>> {
+        Ok(self.client.metadata(Some(names), false).await?.topics)
+    }
+
+    /// The whole Metadata response for some topics (`None`: all).
+    pub async fn metadata(&mut self, topics: Option<&[String]>) -> Result<Metadata> {
+        self.client.metadata(topics, false).await
+    }
+
+    /// Configs of one resource (`keys`: `None` for all).
+    pub async fn describe_configs(
+        &mut self,
+        resource_type: ResourceType,
+        name: &str,
+        keys: Option<&[String]>,
+    ) -> Result<Vec<ConfigEntry>> {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(resource_type as i8)
+                .with_resource_name(s(name))
+                .with_configuration_keys(keys.map(|k| k.iter().map(|k| s(k)).collect())),
+        ]);
+        let response = self
+            .resource_connection(resource_type, name)
+            .await?
+            .send(&request)
+            .await?;
+        let result =
+            response.results.into_iter().next().ok_or_else(|| {
+                Error::Protocol("DescribeConfigs response has no result".to_owned())
+            })?;
+        check(
+            result.error_code,
+            result.error_message.as_deref(),
+            context(resource_type, name),
+        )?;
+        Ok(result
+            .configs
+            .into_iter()
+            .map(|c| ConfigEntry {
+                name: c.name.to_string(),
+                value: opt_string(c.value),
+                source: ConfigSource::from_code(c.config_source),
+                read_only: c.read_only,
+                sensitive: c.is_sensitive,
+            })
+            .collect())
+    }
+
+    /// Applies set/delete/append/subtract operations to a resource's configs.
+    pub async fn incremental_alter_configs(
+        &mut self,
+        resource_type: ResourceType,
+        name: &str,
+        ops: &[AlterConfigOp],
+    ) -> Result<()> {
+        use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let configs = ops
+            .iter()
+            .map(|op| {
+                let (key, operation, value) = op.parts();
+                AlterableConfig::default()
+                    .with_name(s(key))
+                    .with_config_operation(operation)
+                    .with_value(value.map(s))
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(resource_type as i8)
+                .with_resource_name(s(name))
+                .with_configs(configs),
+        ]);
+        let response = self
+            .resource_connection(resource_type, name)
+            .await?
+            .send(&request)
+            .await?;
+        let result = response.responses.first().ok_or_else(|| {
+            Error::Protocol("IncrementalAlterConfigs response has no result".to_owned())
+        })?;
+        check(
+            result.error_code,
+            result.error_message.as_deref(),
+            context(resource_type, name),
+        )
+    }
+
+    /// Replaces all dynamic configs of a resource (the legacy AlterConfigs:
+    /// any config not given goes back to its default).
+    pub async fn alter_configs(
+        &mut self,
+        resource_type: ResourceType,
+        name: &str,
+        configs: &[(String, String)],
+    ) -> Result<()> {
+        use alter_configs_request::{AlterConfigsResource, AlterableConfig};
+        let request =
+            AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(resource_type as i8)
+                .with_resource_name(s(name))
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            AlterableConfig::default()
+                                .with_name(s(k))
+                                .with_value(Some(s(v)))
+                        })
+                        .collect(),
+                )]);
+        let response = self
+            .resource_connection(resource_type, name)
+            .await?
+            .send(&request)
+            .await?;
+        let result = response
+            .responses
+            .first()
+            .ok_or_else(|| Error::Protocol("AlterConfigs response has no result".to_owned()))?;
+        check(
+            result.error_code,
+            result.error_message.as_deref(),
+            context(resource_type, name),
+        )
+    }
+
+    /// Whether the broker speaks IncrementalAlterConfigs (else use
+    /// [`Admin::alter_configs`]).
+    pub async fn supports_incremental_alter(&mut self) -> Result<bool> {
+        Ok(self
+            .client
+            .controller_connection()
+            .await?
+            .supports(ApiKey::IncrementalAlterConfigs))
+    }
+
+    /// Grows a topic to `total` partitions.
+    pub async fn create_partitions(&mut self, topic: &str, total: i32) -> Result<()> {
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name(topic))
+                .with_count(total)
+                .with_assignments(None)])
+            .with_timeout_ms(self.timeout_ms())
+            .with_validate_only(false);
+        let response = self
+            .client
+            .controller_connection()
+            .await?
+            .send(&request)
+            .await?;
+        self.client.invalidate(topic);
+        let result = response
+            .results
+            .first()
+            .ok_or_else(|| Error::Protocol("CreatePartitions response has no result".to_owned()))?;
+        check(
+            result.error_code,
+            result.error_message.as_deref(),
+            format!("topic {topic}"),
+        )
+    }
+
+    /// Cluster id, controller and brokers; uses Metadata on brokers that
+    /// lack DescribeCluster.
+    pub async fn describe_cluster(&mut self) -> Result<ClusterInfo> {
+        let conn = self.client.any_connection().await?;
+        if !conn.supports(ApiKey::DescribeCluster) {
+            let metadata = self.client.metadata(Some(&[]), false).await?;
+            return Ok(ClusterInfo {
+                cluster_id: metadata.cluster_id.unwrap_or_default(),
+                controller_id: metadata.controller_id,
+                brokers: metadata.brokers,
+            });
+        }
+        let request = DescribeClusterRequest::default().with_endpoint_type(1);
+        let response = conn.send(&request).await?;
+        check(
+            response.error_code,
+            response.error_message.as_deref(),
+            "describe cluster",
+        )?;
+        let mut brokers: Vec<_> = response
+            .brokers
+            .into_iter()
+            .map(|b| BrokerInfo {
+                id: b.broker_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: opt_string(b.rack),
+            })
+            .collect();
+        brokers.sort_by_key(|b| b.id);
+        Ok(ClusterInfo {
+            cluster_id: response.cluster_id.to_string(),
+            controller_id: response.controller_id.0,
+            brokers,
+        })
+    }
+
+    /// Broker configs must be asked of that broker; others of any broker.
+    async fn resource_connection(
+        &mut self,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> Result<&mut crate::Connection> {
+        match (resource_type, name.parse::<i32>()) {
+            (ResourceType::Broker | ResourceType::BrokerLogger, Ok(id)) => {
+                self.client.broker_connection(id).await
+            }
+            _ => self.client.controller_connection().await,
+        }
+    }
+}
+
+fn context(resource_type: ResourceType, name: &str) -> String {
+    match resource_type {
+        ResourceType::Topic => format!("topic {name}"),
+        ResourceType::Broker => format!("broker {name}"),
+        ResourceType::BrokerLogger => format!("broker logger {name}"),
+    }
+}
+
+/// Orders per-name results as requested; a name the broker left out is an error.
+fn per_name<'a>(
+    requested: impl Iterator<Item = &'a str>,
+    results: impl Iterator<Item = (String, Result<()>)>,
+) -> Vec<(String, Result<()>)> {
+    let mut results: Vec<_> = results.map(Some).collect();
+    requested
+        .map(|name| {
+            let found = results
+                .iter_mut()
+                .find(|r| r.as_ref().is_some_and(|(n, _)| n == name))
+                .and_then(Option::take);
+            match found {
+                Some(result) => result,
+                None => (
+                    name.to_owned(),
+                    Err(Error::Protocol(format!(
+                        "the response does not mention topic {name}"
+                    ))),
+                ),
+            }
+        })
+        .collect()
+}
+
+fn single(mut results: Vec<(String, Result<()>)>) -> Result<()> {
+    match results.pop() {
+        Some((_, result)) => result,
+        None => Err(Error::Protocol("empty response".to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_name_keeps_request_order_and_flags_missing() {
+        let results = per_name(
+            ["a", "b", "c"].into_iter(),
+            vec![
+                ("c".to_owned(), Ok(())),
+                ("a".to_owned(), check(36, None, "topic a")),
+            ]
+            .into_iter(),
+        );
+        let summary: Vec<_> = results
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.as_ref().map_err(|e| e.to_string())))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("a", Err("topic a: TOPIC_ALREADY_EXISTS".to_owned())),
+                (
+                    "b",
+                    Err("protocol error: the response does not mention topic b".to_owned())
+                ),
+                ("c", Ok(&())),
+            ]
+        );
+    }
+
+    #[test]
+    fn config_sources_have_kafka_names() {
+        assert_eq!(ConfigSource::from_code(1).name(), "DYNAMIC_TOPIC_CONFIG");
+        assert_eq!(ConfigSource::from_code(5).name(), "DEFAULT_CONFIG");
+        assert_eq!(ConfigSource::from_code(4).name(), "STATIC_BROKER_CONFIG");
+        assert_eq!(ConfigSource::from_code(42).name(), "UNKNOWN");
+    }
+
+    #[test]
+    fn alter_ops_map_to_protocol_codes() {
+        assert_eq!(
+            AlterConfigOp::Set("a".into(), "1".into()).parts(),
+            ("a", 0, Some("1"))
+        );
+        assert_eq!(AlterConfigOp::Delete("a".into()).parts(), ("a", 1, None));
+        assert_eq!(
+            AlterConfigOp::Append("a".into(), "x".into()).parts(),
+            ("a", 2, Some("x"))
+        );
+        assert_eq!(
+            AlterConfigOp::Subtract("a".into(), "x".into()).parts(),
+            ("a", 3, Some("x"))
+        );
+    }
+}
