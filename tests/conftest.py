@@ -1,0 +1,239 @@
+"""Fixtures that run the real `strom` binary for the integration suite.
+
+`broker` starts one broker with default configs on free ports and a fresh
+data dir; `broker_factory(configs)` starts brokers with extra Kafka configs.
+Each `Broker` can stop (SIGTERM), kill (SIGKILL), restart on the same data
+dir and ports, read its stderr log and scrape its Prometheus metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import kwire
+
+REPO = Path(__file__).resolve().parent.parent
+NODE_ID = 1
+START_TIMEOUT_S = float(os.environ.get("STROM_START_TIMEOUT", "30"))
+
+
+def strom_bin() -> Path:
+    path = Path(os.environ.get("STROM_BIN", REPO / "target" / "release" / "strom"))
+    if not path.is_absolute():
+        path = REPO / path
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+class Broker:
+    """One `strom server` process and its data dir, which outlive restarts."""
+
+    def __init__(self, workdir: Path, configs: dict[str, str] | None = None):
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.configs = dict(configs or {})
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+        self.log_paths: list[Path] = []
+
+    # --- addresses -------------------------------------------------------
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    # --- lifecycle -------------------------------------------------------
+    def command(self) -> list[str]:
+        cmd = [str(strom_bin()), "server",
+               "--set", f"listeners=PLAINTEXT://{self.host}:{self.port}",
+               "--set", f"log.dirs={self.data_dir}",
+               "--set", f"strom.metrics.listener={self.host}:{self.metrics_port}"]
+        for name, value in self.configs.items():
+            cmd += ["--set", f"{name}={value}"]
+        return cmd
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> "Broker":
+        if self.running():
+            raise BrokerError("broker already running")
+        if not strom_bin().exists():
+            raise BrokerError(f"no broker binary at {strom_bin()} (build it or set STROM_BIN)")
+        self.runs += 1
+        log_path = self.workdir / f"stderr.{self.runs}.log"
+        self.log_paths.append(log_path)
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log, cwd=self.workdir)
+        self.wait_ready(timeout_s)
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Ready means: TCP accepts, ApiVersions answers, Metadata lists this broker."""
+        deadline = time.monotonic() + timeout_s
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BrokerError(f"broker exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
+            try:
+                with kwire.connect(self.host, self.port, timeout=2.0) as sock:
+                    av = kwire.api_versions(sock)
+                    if av.error_code != 0:
+                        raise BrokerError(f"ApiVersions error {av.error_code}")
+                    md = kwire.metadata_v4(sock, [], False)
+                    if any(b[0] == NODE_ID and b[2] == self.port for b in md.brokers):
+                        return
+                    raise BrokerError(f"metadata does not list node {NODE_ID}: {md.brokers}")
+            except (OSError, ValueError, BrokerError) as e:
+                last_error = e
+            time.sleep(0.05)
+        raise BrokerError(f"broker not ready after {timeout_s}s (last error: {last_error!r}):\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = 30) -> int:
+        """Clean stop with SIGTERM; returns the exit code."""
+        return self._signal_and_wait(signal.SIGTERM, timeout_s)
+
+    def kill(self) -> int:
+        """kill -9: no chance to flush or close anything."""
+        return self._signal_and_wait(signal.SIGKILL, 30)
+
+    def _signal_and_wait(self, sig: int, timeout_s: float) -> int:
+        if self.proc is None:
+            raise BrokerError("broker never started")
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise BrokerError(f"broker did not exit within {timeout_s}s of signal {sig}:\n{self.log_tail()}")
+        return self.proc.returncode
+
+    def restart(self, configs: dict[str, str] | None = None, kill: bool = False) -> "Broker":
+        """Stop (or kill -9) and start again on the same data dir and ports."""
+        if self.running():
+            code = self.kill() if kill else self.stop()
+            if not kill and code != 0:
+                raise BrokerError(f"clean stop exited with {code}:\n{self.log_tail()}")
+        if configs is not None:
+            self.configs.update(configs)
+        return self.start()
+
+    # --- observation -----------------------------------------------------
+    def log(self) -> str:
+        """Everything the broker wrote to stderr/stdout, across restarts."""
+        return "".join(p.read_text(errors="replace") for p in self.log_paths if p.exists())
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def wait_for_log(self, pattern: str, timeout_s: float = 10, since: int = 0) -> str:
+        """Polls the log (from character offset `since`) for a regex; returns the matching line."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            text = self.log()[since:]
+            for line in text.splitlines():
+                if rx.search(line):
+                    return line
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no log line matching {pattern!r} within {timeout_s}s:\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+            assert resp.status == 200
+            return resp.read().decode()
+
+    def metrics(self) -> dict[tuple[str, frozenset], float]:
+        return parse_prometheus(self.metrics_text())
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text: str) -> dict[tuple[str, frozenset], float]:
+    """Prometheus text exposition -> {(metric name, frozenset of (label, value)): value}."""
+    out: dict[tuple[str, frozenset], float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            raise ValueError(f"unparsable metrics line: {line!r}")
+        name, labels, value = m.groups()
+        label_set = frozenset(_LABEL.findall(labels or ""))
+        out[(name, label_set)] = float(value)
+    return out
+
+
+# --- fixtures ----------------------------------------------------------------
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    rep = yield
+    setattr(item, f"rep_{rep.when}", rep)
+    return rep
+
+
+@pytest.fixture
+def broker_factory(tmp_path, request):
+    """Returns start(configs=None) -> a started Broker; all are killed at teardown."""
+    brokers: list[Broker] = []
+
+    def start(configs: dict[str, str] | None = None) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", configs)
+        brokers.append(b)
+        return b.start()
+
+    yield start
+
+    failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
+                 for w in ("setup", "call"))
+    panics = []
+    for b in brokers:
+        if b.running():
+            b.kill()
+        text = b.log()
+        if "panicked at" in text:
+            panics.append(b)
+        if failed or "panicked at" in text:
+            print(f"\n----- broker {b.bootstrap} log ({b.workdir}) -----\n{b.log_tail(120)}")
+    if not failed and os.environ.get("STROM_KEEP_DATA") != "1":
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    if panics:
+        pytest.fail(f"broker panicked (see log above): {[b.bootstrap for b in panics]}")
+
+
+@pytest.fixture
+def broker(broker_factory) -> Broker:
+    return broker_factory()
