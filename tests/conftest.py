@@ -86,8 +86,10 @@ class Broker:
         self.runs += 1
         log_path = self.workdir / f"stderr.{self.runs}.log"
         self.log_paths.append(log_path)
+        # The broker reads STROM_* variables as configs; the suite's own (STROM_BIN, ...) must not leak in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_") or k == "STROM_LOG"}
         with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, env=env,
                                          stdout=log, stderr=log, cwd=self.workdir)
         self.wait_ready(timeout_s)
         return self
