@@ -78,9 +78,9 @@ pub async fn read_frame<S: AsyncRead + Unpin>(
     limit: usize,
     addr: &str,
 ) -> Result<Bytes> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         addr: addr.to_owned(),
-        source,
+        error,
     };
     let size = stream.read_i32().await.map_err(io)?;
     if size < 0 || size as usize > limit {
@@ -148,9 +148,9 @@ impl Connection {
                 what: format!("connecting to {addr}"),
                 ms: config.connect_timeout.as_millis() as u64,
             })?
-            .map_err(|source| Error::Connect {
+            .map_err(|error| Error::Connect {
                 addr: addr.to_owned(),
-                source,
+                error,
             })?;
         // Requests are small and sent whole; Nagle would only add latency.
         let _ = stream.set_nodelay(true);
@@ -258,9 +258,9 @@ impl Connection {
         let limit = self.config.max_response_bytes;
         let (stream, addr) = (&mut self.stream, self.addr.as_str());
         let work = async {
-            stream.write_all(&frame).await.map_err(|source| Error::Io {
+            stream.write_all(&frame).await.map_err(|error| Error::Io {
                 addr: addr.to_owned(),
-                source,
+                error,
             })?;
             if expect_response {
                 read_frame(stream, limit, addr).await.map(Some)

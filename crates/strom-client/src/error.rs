@@ -6,19 +6,13 @@ use kafka_protocol::ResponseError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The TCP connection could not be made.
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The io error is part of the message (not a `source`), so printing
+    // the error chain does not repeat it.
+    #[error("cannot connect to {addr}: {error}")]
+    Connect { addr: String, error: std::io::Error },
     /// Reading or writing an established connection failed.
-    #[error("connection to {addr} failed: {source}")]
-    Io {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("connection to {addr} failed: {error}")]
+    Io { addr: String, error: std::io::Error },
     /// The broker did not answer in time.
     #[error("{what} timed out after {ms} ms")]
     Timeout { what: String, ms: u64 },

@@ -1,10 +1,153 @@
-//! Client subcommands (being written).
+//! Client subcommands: `topic`, `produce`, `consume`, `cluster`.
+
+mod cluster;
+mod consume;
+mod produce;
+mod topic;
+
+use std::process::ExitCode;
 
 use clap::Subcommand;
+use strom_client::{Client, ConnectionConfig};
+
+/// How to reach the cluster; every client subcommand takes it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BrokerArgs {
+    /// Bootstrap brokers, comma-separated HOST:PORT.
+    #[arg(
+        long,
+        global = true,
+        env = "STROM_BROKERS",
+        default_value = "127.0.0.1:9092",
+        value_name = "HOST:PORT,..."
+    )]
+    pub brokers: String,
+}
+
+impl BrokerArgs {
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(&self.brokers, ConnectionConfig::default())?)
+    }
+}
 
 #[derive(Subcommand)]
-pub enum ClientCommand {}
+pub enum ClientCommand {
+    /// Create, list, describe, alter and delete topics.
+    Topic(topic::TopicArgs),
+    /// Produce records read from stdin, one per line.
+    Produce(produce::ProduceArgs),
+    /// Consume records and print them to stdout.
+    Consume(consume::ConsumeArgs),
+    /// Inspect the cluster.
+    Cluster(cluster::ClusterArgs),
+}
 
-pub fn run(command: ClientCommand) -> std::process::ExitCode {
-    match command {}
+pub fn run(command: ClientCommand) -> ExitCode {
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command {
+            ClientCommand::Topic(args) => topic::run(args).await,
+            ClientCommand::Produce(args) => produce::run(args).await,
+            ClientCommand::Consume(args) => consume::run(args).await,
+            ClientCommand::Cluster(args) => cluster::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Client-side logs go to stderr, quiet unless STROM_LOG asks for more.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Splits `key=value` (at the first `=`).
+pub fn parse_key_value(text: &str) -> anyhow::Result<(String, String)> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => anyhow::bail!("invalid '{text}': expected KEY=VALUE"),
+    }
+}
+
+/// Prints rows as left-aligned columns separated by two spaces.
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    print!("{}", format_table(headers, rows));
+}
+
+fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let header_cells: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header_cells).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths.get(i).copied().unwrap_or(0);
+                line.push_str(&format!("{cell:<pad$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_split_at_the_first_equals() {
+        assert_eq!(
+            parse_key_value("a=b=c").unwrap(),
+            ("a".into(), "b=c".into())
+        );
+        assert_eq!(parse_key_value("a=").unwrap(), ("a".into(), "".into()));
+        assert_eq!(
+            parse_key_value("novalue").unwrap_err().to_string(),
+            "invalid 'novalue': expected KEY=VALUE"
+        );
+        assert!(parse_key_value("=v").is_err());
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = vec![
+            vec!["orders".to_owned(), "12".to_owned(), "3".to_owned()],
+            vec!["t".to_owned(), "1".to_owned(), "1".to_owned()],
+        ];
+        assert_eq!(
+            format_table(&["NAME", "PARTITIONS", "REPLICAS"], &rows),
+            "NAME    PARTITIONS  REPLICAS\norders  12          3\nt       1           1\n"
+        );
+    }
 }

@@ -1,0 +1,244 @@
+//! `strom produce TOPIC`: one record per stdin line.
+
+use std::io::BufRead;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use strom_client::{Compression, Producer, ProducerConfig, ProducerRecord};
+use tokio::sync::mpsc;
+
+use super::{parse_key_value, BrokerArgs};
+
+/// Lines sent in one request at most; piped input is batched, interactive
+/// input goes out line by line.
+const MAX_BATCH_RECORDS: usize = 10_000;
+/// Stays well below the broker's default message.max.bytes (1 MiB).
+const MAX_BATCH_BYTES: usize = 512 * 1024;
+
+#[derive(Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    brokers: BrokerArgs,
+    /// The topic to write to.
+    topic: String,
+    /// Each line is KEY<SEPARATOR>VALUE (split at the first separator).
+    #[arg(short = 'k', long = "key-separator", value_name = "SEPARATOR")]
+    key_separator: Option<String>,
+    /// A header added to every record (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+    headers: Vec<String>,
+    /// Write every record to this partition (default: by key, murmur2).
+    #[arg(short = 'p', long)]
+    partition: Option<i32>,
+    /// Acknowledgements to wait for: all (-1), 1 (leader) or 0 (none).
+    #[arg(long, default_value = "all", value_parser = parse_acks, allow_hyphen_values = true)]
+    acks: i16,
+    /// Compression of the record batches.
+    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
+    compression: CompressionArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(value: CompressionArg) -> Self {
+        match value {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Snappy => Compression::Snappy,
+            CompressionArg::Lz4 => Compression::Lz4,
+            CompressionArg::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+fn parse_acks(text: &str) -> Result<i16, String> {
+    match text {
+        "all" | "-1" => Ok(-1),
+        "0" => Ok(0),
+        "1" => Ok(1),
+        _ => Err(format!("'{text}' is not one of all, -1, 0, 1")),
+    }
+}
+
+pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
+    let headers: Vec<(String, Option<Bytes>)> = args
+        .headers
+        .iter()
+        .map(|h| parse_key_value(h).map(|(k, v)| (k, Some(Bytes::from(v)))))
+        .collect::<anyhow::Result<_>>()?;
+    if args.key_separator.as_deref() == Some("") {
+        bail!("the key separator must not be empty");
+    }
+    let config = ProducerConfig {
+        acks: args.acks,
+        compression: args.compression.into(),
+        ..Default::default()
+    };
+    let mut producer = Producer::new(args.brokers.client()?, config)?;
+
+    let (tx, mut rx) = mpsc::channel(1024);
+    // Blocking stdin reads live on their own thread; the runtime stays free.
+    std::thread::spawn(move || read_lines(tx));
+
+    let mut line_number = 0usize;
+    while let Some(first) = rx.recv().await {
+        let mut lines = vec![first];
+        let mut bytes = 0;
+        while lines.len() < MAX_BATCH_RECORDS && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(line) => {
+                    bytes += line.as_ref().map_or(0, Vec::len);
+                    lines.push(line);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut records = Vec::with_capacity(lines.len());
+        let mut bad_line = None;
+        for line in lines {
+            line_number += 1;
+            let line = line.context("cannot read stdin")?;
+            match to_record(
+                line,
+                args.key_separator.as_deref(),
+                &headers,
+                args.partition,
+            ) {
+                Ok(record) => records.push(record),
+                Err(e) => {
+                    bad_line = Some(e.context(format!("line {line_number}")));
+                    break;
+                }
+            }
+        }
+        // Like Kafka's console producer: lines before a bad one are still sent.
+        producer.send(&args.topic, records).await?;
+        if let Some(e) = bad_line {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn read_lines(tx: mpsc::Sender<std::io::Result<Vec<u8>>>) {
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        let mut line = Vec::new();
+        match stdin.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                if tx.blocking_send(Ok(line)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// One stdin line (with its line ending) as a record.
+fn to_record(
+    mut line: Vec<u8>,
+    separator: Option<&str>,
+    headers: &[(String, Option<Bytes>)],
+    partition: Option<i32>,
+) -> anyhow::Result<ProducerRecord> {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    let (key, value) = match separator {
+        None => (None, Bytes::from(line)),
+        Some(sep) => {
+            let sep = sep.as_bytes();
+            let at = line
+                .windows(sep.len())
+                .position(|w| w == sep)
+                .with_context(|| {
+                    format!(
+                        "no key separator found in '{}'",
+                        String::from_utf8_lossy(&line)
+                    )
+                })?;
+            let mut key = Bytes::from(line);
+            let value = key.split_off(at).slice(sep.len()..);
+            (Some(key), value)
+        }
+    };
+    Ok(ProducerRecord {
+        partition,
+        key,
+        value: Some(value),
+        headers: headers.to_vec(),
+        timestamp: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(line: &str, sep: Option<&str>) -> anyhow::Result<ProducerRecord> {
+        to_record(line.as_bytes().to_vec(), sep, &[], None)
+    }
+
+    #[test]
+    fn lines_become_values_without_line_endings() {
+        let r = record("hello world\r\n", None).unwrap();
+        assert_eq!(r.key, None);
+        assert_eq!(r.value.as_deref(), Some(&b"hello world"[..]));
+        assert_eq!(record("\n", None).unwrap().value.as_deref(), Some(&b""[..]));
+        assert_eq!(
+            record("last", None).unwrap().value.as_deref(),
+            Some(&b"last"[..])
+        );
+    }
+
+    #[test]
+    fn keys_split_at_the_first_separator() {
+        let r = record("user-1::a::b\n", Some("::")).unwrap();
+        assert_eq!(r.key.as_deref(), Some(&b"user-1"[..]));
+        assert_eq!(r.value.as_deref(), Some(&b"a::b"[..]));
+        let r = record("\tv\n", Some("\t")).unwrap();
+        assert_eq!(r.key.as_deref(), Some(&b""[..]));
+        assert_eq!(r.value.as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            record("no-sep\n", Some(":")).unwrap_err().to_string(),
+            "no key separator found in 'no-sep'"
+        );
+    }
+
+    #[test]
+    fn headers_and_partition_apply_to_every_record() {
+        let headers = vec![("a".to_owned(), Some(Bytes::from_static(b"1")))];
+        let r = to_record(b"v\n".to_vec(), None, &headers, Some(2)).unwrap();
+        assert_eq!(r.headers, headers);
+        assert_eq!(r.partition, Some(2));
+    }
+
+    #[test]
+    fn acks_accept_kafka_spellings() {
+        assert_eq!(parse_acks("all"), Ok(-1));
+        assert_eq!(parse_acks("-1"), Ok(-1));
+        assert_eq!(parse_acks("0"), Ok(0));
+        assert_eq!(parse_acks("1"), Ok(1));
+        assert_eq!(
+            parse_acks("2"),
+            Err("'2' is not one of all, -1, 0, 1".to_owned())
+        );
+    }
+}
