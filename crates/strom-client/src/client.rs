@@ -295,6 +295,13 @@ impl Client {
             });
             match ready {
                 Ok(()) => return Ok(topic),
+                // Without auto-creation, waiting will not make the topic appear.
+                Err(e)
+                    if !allow_auto_topic_creation
+                        && topic.error_code == UNKNOWN_TOPIC_OR_PARTITION =>
+                {
+                    return Err(e)
+                }
                 Err(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
