@@ -185,8 +185,15 @@ impl Consumer {
             by_leader.entry(leader).or_default().push(tp.clone());
         }
         let mut records = Vec::new();
+        let mut stale = false;
         for (leader, partitions) in by_leader {
-            records.extend(self.fetch_from(leader, &partitions).await?);
+            let (fetched, stale_leader) = self.fetch_from(leader, &partitions).await?;
+            records.extend(fetched);
+            stale |= stale_leader;
+        }
+        if stale && records.is_empty() {
+            // Give a leader election time instead of spinning on errors.
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Ok(records)
     }
@@ -195,7 +202,7 @@ impl Consumer {
         &mut self,
         leader: i32,
         partitions: &[TopicPartition],
-    ) -> Result<Vec<ConsumerRecord>> {
+    ) -> Result<(Vec<ConsumerRecord>, bool)> {
         // Topic ids (for Fetch v13+) come from cached metadata.
         let mut ids: BTreeMap<String, Uuid> = BTreeMap::new();
         for (topic, _) in partitions {
@@ -239,6 +246,7 @@ impl Consumer {
         check(response.error_code, None, "fetch")?;
 
         let mut records = Vec::new();
+        let mut stale = false;
         for t in response.responses {
             let topic = if version > LAST_FETCH_VERSION_BY_NAME {
                 let found = ids.iter().find(|(_, id)| **id == t.topic_id);
@@ -265,6 +273,7 @@ impl Consumer {
                         // Next poll re-resolves the leader.
                         tracing::debug!("fetch: {e}");
                         self.client.invalidate(&topic);
+                        stale = true;
                         continue;
                     }
                     return Err(e);
@@ -275,7 +284,7 @@ impl Consumer {
                 self.positions.insert(key, next);
             }
         }
-        Ok(records)
+        Ok((records, stale))
     }
 
     fn request_timeout_ms(&self) -> i32 {
