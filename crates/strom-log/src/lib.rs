@@ -1,1 +1,23 @@
-//! The storage engine (being written).
+//! The storage engine: one segmented commit log per partition, laid out on disk as Kafka
+//! does (`<base offset>.log` with sparse `.index` and `.timeindex` files, a log start offset
+//! checkpoint and a recovery point). Plain blocking std I/O; the broker serialises access.
+//!
+//! Appends take batches that already passed `strom_wire::batch::validate` and only rewrite
+//! their base offsets; reads hand back whole stored batches without decoding them.
+
+mod checkpoint;
+mod config;
+mod error;
+mod index;
+mod log;
+mod recovery;
+mod scan;
+mod segment;
+mod time_index;
+
+pub use config::LogConfig;
+pub use error::LogError;
+pub use log::{AppendInfo, PartitionLog, ReadResult, SegmentInfo};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,426 @@
+//! `PartitionLog`: the ordered segments of one partition, with the active one last.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use strom_wire::batch::{set_base_offset, BatchHeader, TimestampType};
+use tracing::{info, warn};
+
+use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::recovery::load_segments;
+use crate::scan::BatchMeta;
+use crate::segment::Segment;
+
+/// What an append stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Largest batch max timestamp in the append, -1 when none carries one.
+    pub max_timestamp: i64,
+    /// Last offset of the first batch holding `max_timestamp` (Kafka's shallow offset), -1
+    /// when there is no timestamp.
+    pub offset_of_max_timestamp: i64,
+    /// The stamped time when the batches use LogAppendTime, else -1.
+    pub log_append_time_ms: i64,
+}
+
+/// Whole batches read from the log, as stored (never decoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    pub bytes: Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// One segment as DescribeLogDirs and operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub base_offset: i64,
+    /// Last offset + 1 in the segment (its base offset while empty).
+    pub next_offset: i64,
+    pub size_bytes: u64,
+    /// Largest batch max timestamp, -1 when none.
+    pub max_timestamp_ms: i64,
+}
+
+pub struct PartitionLog {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    /// Sorted by base offset; never empty; the last one takes appends.
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) log_start_offset: i64,
+    /// Everything below it is known to be fsynced.
+    pub(crate) recovery_point: i64,
+    pub(crate) last_flush_ms: i64,
+}
+
+impl PartitionLog {
+    /// Opens or creates the log in `dir`. Without a clean-shutdown marker, segments from the
+    /// one holding the recovery point on are validated batch by batch (CRC included), a torn
+    /// or corrupt tail is cut off, and their indexes are rebuilt.
+    pub fn open(dir: impl Into<PathBuf>, config: LogConfig, now_ms: i64) -> Result<Self, LogError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        let clean_shutdown = checkpoint::marker_exists(&dir);
+        let recovery_point = checkpoint::read_offset(&dir, RECOVERY_POINT_FILE)?.unwrap_or(0);
+        let checkpointed_start = checkpoint::read_offset(&dir, LOG_START_OFFSET_FILE)?.unwrap_or(0);
+        let mut segments = load_segments(&dir, &config, now_ms, clean_shutdown, recovery_point)?;
+        if segments.is_empty() {
+            segments.push(Segment::create(&dir, checkpointed_start, &config, now_ms)?);
+        }
+        let mut log = Self {
+            log_start_offset: checkpointed_start.max(segments[0].base_offset),
+            dir,
+            config,
+            segments,
+            recovery_point,
+            last_flush_ms: now_ms,
+        };
+        if log.log_start_offset > log.log_end_offset() {
+            // The tail holding the checkpointed start is gone: restart the log empty there,
+            // as Kafka does, rather than expose offsets below the start.
+            warn!(
+                dir = %log.dir.display(),
+                log_start_offset = log.log_start_offset,
+                log_end_offset = log.log_end_offset(),
+                "log start offset is past the log end; deleting all segments"
+            );
+            for segment in std::mem::take(&mut log.segments) {
+                segment.delete(&log.dir)?;
+            }
+            log.segments.push(Segment::create(
+                &log.dir,
+                log.log_start_offset,
+                &log.config,
+                now_ms,
+            )?);
+        }
+        if !clean_shutdown {
+            // Recovered bytes came from the page cache; make them durable before trusting them.
+            for segment in &mut log.segments {
+                segment.dirty = true;
+            }
+        }
+        log.flush()?;
+        log.write_log_start_offset()?;
+        checkpoint::remove_marker(&log.dir)?;
+        info!(
+            dir = %log.dir.display(),
+            clean_shutdown,
+            segments = log.segments.len(),
+            log_start_offset = log.log_start_offset,
+            log_end_offset = log.log_end_offset(),
+            "opened log"
+        );
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    /// Offsets below this are fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size_bytes).sum()
+    }
+
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.segments
+            .iter()
+            .map(|s| SegmentInfo {
+                base_offset: s.base_offset,
+                next_offset: s.next_offset,
+                size_bytes: s.size_bytes,
+                max_timestamp_ms: s.max_timestamp_ms,
+            })
+            .collect()
+    }
+
+    pub(crate) fn active(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+    }
+
+    /// Appends batches that passed `strom_wire::batch::validate`, assigning offsets from the
+    /// log end offset by rewriting each base offset in place.
+    pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let mut metas = split_batches(batches)?;
+        let mut next_offset = self.log_end_offset();
+        for meta in &mut metas {
+            let delta = meta.last_offset - meta.base_offset;
+            let start = meta.position as usize;
+            set_base_offset(&mut batches[start..], next_offset);
+            meta.base_offset = next_offset;
+            meta.last_offset = next_offset
+                .checked_add(delta)
+                .ok_or_else(|| LogError::InvalidBatch("offsets overflow i64".into()))?;
+            next_offset = meta.last_offset + 1;
+        }
+        self.append_metas(batches, &metas, now_ms)
+    }
+
+    /// Appends batches that keep their offsets (replication): the first base offset must be
+    /// the log end offset and offsets must increase.
+    pub fn append_with_offsets(
+        &mut self,
+        batches: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let metas = split_batches(batches)?;
+        let log_end_offset = self.log_end_offset();
+        if metas[0].base_offset != log_end_offset {
+            return Err(LogError::UnexpectedAppendOffset {
+                first_offset: metas[0].base_offset,
+                log_end_offset,
+            });
+        }
+        for pair in metas.windows(2) {
+            if pair[1].base_offset <= pair[0].last_offset {
+                return Err(LogError::NonMonotonicOffsets {
+                    base_offset: pair[1].base_offset,
+                    previous_last_offset: pair[0].last_offset,
+                });
+            }
+        }
+        self.append_metas(batches, &metas, now_ms)
+    }
+
+    fn append_metas(
+        &mut self,
+        bytes: &[u8],
+        metas: &[BatchMeta],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let size_bytes = bytes.len() as u64;
+        let segment_bytes = self.config.effective_segment_bytes();
+        if size_bytes > segment_bytes {
+            return Err(LogError::AppendTooLarge {
+                size_bytes,
+                segment_bytes,
+            });
+        }
+        let first = metas[0];
+        let last = metas[metas.len() - 1];
+        let (mut max_timestamp, mut offset_of_max_timestamp) = (-1, -1);
+        for meta in metas {
+            if meta.max_timestamp_ms > max_timestamp {
+                max_timestamp = meta.max_timestamp_ms;
+                offset_of_max_timestamp = meta.last_offset;
+            }
+        }
+        if self.active().should_roll(
+            &self.config,
+            size_bytes,
+            max_timestamp,
+            last.last_offset,
+            now_ms,
+        ) {
+            self.roll(now_ms)?;
+        }
+        if !self.active().can_hold_offset(last.last_offset) {
+            return Err(LogError::OffsetOverflow {
+                offset: last.last_offset,
+                base_offset: self.active().base_offset,
+            });
+        }
+        let index_interval_bytes = self.config.index_interval_bytes;
+        self.active_mut()
+            .append(bytes, metas, index_interval_bytes)?;
+        let log_append_time_ms = BatchHeader::new(bytes)
+            .ok()
+            .filter(|h| h.timestamp_type() == TimestampType::LogAppendTime)
+            .map_or(-1, |h| h.max_timestamp());
+        if self.log_end_offset() - self.recovery_point >= self.config.flush_messages {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            base_offset: first.base_offset,
+            last_offset: last.last_offset,
+            max_timestamp,
+            offset_of_max_timestamp,
+            log_append_time_ms,
+        })
+    }
+
+    /// Starts a new active segment at the log end offset, unless the active one is empty.
+    /// The old segment is fsynced, so the recovery point moves to the new base offset.
+    pub(crate) fn roll(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        if self.active().is_empty() {
+            return Ok(false);
+        }
+        let new_base = self.log_end_offset();
+        self.active_mut().on_become_inactive()?;
+        self.flush()?;
+        let segment = Segment::create(&self.dir, new_base, &self.config, now_ms)?;
+        self.segments.push(segment);
+        info!(dir = %self.dir.display(), base_offset = new_base, "rolled new log segment");
+        Ok(true)
+    }
+
+    /// Rolls when segment.ms has passed for a log that is not receiving appends (Kafka only
+    /// checks on append; this lets idle partitions roll too). Uses `now_ms` as the timestamp.
+    pub fn roll_if_due(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        let active = self.active();
+        let due = !active.is_empty()
+            && active.time_waited_for_roll_ms(now_ms, now_ms)
+                > self.config.segment_ms.saturating_sub(active.roll_jitter_ms);
+        if due {
+            self.roll(now_ms)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Whole batches starting with the one holding `offset`, up to `max_bytes` (the first one
+    /// whole regardless when `min_one_batch`), none whose last offset reaches `max_offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, LogError> {
+        let log_end_offset = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset,
+            });
+        }
+        let mut out: Vec<u8> = Vec::new();
+        let first = self.segment_index_for(offset);
+        let mut budget = max_bytes as u64;
+        for (i, segment) in self.segments.iter().enumerate().skip(first) {
+            if offset >= log_end_offset || offset >= max_offset {
+                break;
+            }
+            let start = if i == first {
+                match segment.translate_offset(offset)? {
+                    Some(meta) => meta.position,
+                    None => continue,
+                }
+            } else {
+                0
+            };
+            let read =
+                segment.read_from(start, budget, max_offset, min_one_batch && out.is_empty())?;
+            budget = budget.saturating_sub(read.bytes.len() as u64);
+            if out.is_empty() {
+                out = read.bytes;
+            } else {
+                out.extend_from_slice(&read.bytes);
+            }
+            if read.stopped_at_limit {
+                break;
+            }
+        }
+        Ok(ReadResult {
+            bytes: Bytes::from(out),
+            log_start_offset: self.log_start_offset,
+            log_end_offset,
+        })
+    }
+
+    /// Index of the last segment whose base offset is <= `offset` (0 if none is).
+    pub(crate) fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+
+    /// fsyncs every segment written since the last flush and advances the recovery point.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        for segment in &mut self.segments {
+            segment.flush()?;
+        }
+        let log_end_offset = self.log_end_offset();
+        if log_end_offset != self.recovery_point {
+            self.recovery_point = log_end_offset;
+            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, log_end_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes when flush.messages records or flush.ms have accumulated since the last flush.
+    pub fn flush_if_due(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let unflushed_messages = self.log_end_offset() - self.recovery_point;
+        let due_by_count =
+            unflushed_messages > 0 && unflushed_messages >= self.config.flush_messages;
+        let due_by_time = now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms;
+        if due_by_count || due_by_time {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    pub fn update_config(&mut self, config: LogConfig) {
+        for segment in &mut self.segments {
+            segment.update_config(&config);
+        }
+        self.config = config;
+    }
+
+    pub(crate) fn write_log_start_offset(&self) -> Result<(), LogError> {
+        checkpoint::write_offset(&self.dir, LOG_START_OFFSET_FILE, self.log_start_offset)?;
+        Ok(())
+    }
+
+    /// Flushes and writes the clean-shutdown marker, so the next open skips recovery.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.active_mut().on_become_inactive()?;
+        self.active_mut().dirty = true;
+        self.flush()?;
+        self.write_log_start_offset()?;
+        checkpoint::write_marker(&self.dir)?;
+        Ok(())
+    }
+}
+
+/// Splits concatenated batches by their headers (the caller already validated CRCs).
+fn split_batches(bytes: &[u8]) -> Result<Vec<BatchMeta>, LogError> {
+    let mut metas = Vec::new();
+    let mut position = 0usize;
+    while position < bytes.len() {
+        let meta = BatchMeta::parse(
+            &bytes[position..],
+            position as u64,
+            (bytes.len() - position) as u64,
+        )
+        .map_err(LogError::InvalidBatch)?;
+        position += meta.size_bytes as usize;
+        metas.push(meta);
+    }
+    if metas.is_empty() {
+        return Err(LogError::EmptyAppend);
+    }
+    Ok(metas)
+}

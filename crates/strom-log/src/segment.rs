@@ -1,0 +1,466 @@
+//! One segment: `<base offset>.log` plus its `.index` and `.timeindex`.
+
+use std::collections::hash_map::RandomState;
+use std::fs::{self, File, OpenOptions};
+use std::hash::BuildHasher;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use tracing::warn;
+
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::index::OffsetIndex;
+use crate::scan::{read_exact, BatchMeta, HeaderScan};
+use crate::time_index::TimeIndex;
+
+pub(crate) const LOG_SUFFIX: &str = "log";
+pub(crate) const INDEX_SUFFIX: &str = "index";
+pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+/// `<20-digit zero-padded base offset>.<suffix>`, as Kafka names segment files.
+pub(crate) fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{suffix}"))
+}
+
+/// Removes a segment's `.log`, `.index` and `.timeindex`, whichever exist.
+pub(crate) fn delete_segment_files(dir: &Path, base_offset: i64) -> std::io::Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        match fs::remove_file(segment_file(dir, base_offset, suffix)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Kafka spreads segment.ms rolls over [0, segment.jitter.ms) so partitions do not all roll
+/// at once.
+fn roll_jitter_ms(config: &LogConfig, base_offset: i64) -> i64 {
+    let bound = config.segment_jitter_ms.min(config.segment_ms);
+    if bound <= 0 {
+        return 0;
+    }
+    (RandomState::new().hash_one(base_offset) % bound as u64) as i64
+}
+
+/// What a segment being read back hands to the log.
+pub(crate) struct SegmentRead {
+    pub bytes: Vec<u8>,
+    /// True when the read stopped at a limit (bytes or max offset) rather than at the end of
+    /// the segment, so the next segment must not be read.
+    pub stopped_at_limit: bool,
+}
+
+pub(crate) struct Segment {
+    pub(crate) base_offset: i64,
+    pub(crate) log_path: PathBuf,
+    pub(crate) log: File,
+    pub(crate) size_bytes: u64,
+    /// Last offset + 1 of the last batch, or the base offset while empty.
+    pub(crate) next_offset: i64,
+    pub(crate) index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
+    /// -1 when no batch carries a timestamp (Kafka's NO_TIMESTAMP).
+    pub(crate) max_timestamp_ms: i64,
+    /// Last offset of the first batch holding `max_timestamp_ms` (Kafka's shallow offset).
+    pub(crate) offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch: segment.ms is measured from it.
+    pub(crate) rolling_timestamp_ms: Option<i64>,
+    pub(crate) created_ms: i64,
+    pub(crate) bytes_since_index_entry: u64,
+    pub(crate) roll_jitter_ms: i64,
+    /// Bytes were written since the last fsync.
+    pub(crate) dirty: bool,
+}
+
+impl Segment {
+    /// Opens the segment's three files. `fresh_indexes` empties the index files (a new
+    /// segment, or one about to be rebuilt); otherwise they are loaded and sanity checked,
+    /// and `None` comes back when they cannot be trusted.
+    fn open_files(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        create_log: bool,
+        fresh_indexes: bool,
+    ) -> Result<Option<Self>, LogError> {
+        let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create_log)
+            .truncate(create_log)
+            .open(&log_path)?;
+        let size_bytes = log.metadata()?.len();
+        let index_path = segment_file(dir, base_offset, INDEX_SUFFIX);
+        let time_index_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
+        let (index, time_index) = if fresh_indexes {
+            (
+                OffsetIndex::create(index_path, base_offset, config.max_offset_index_entries())?,
+                TimeIndex::create(
+                    time_index_path,
+                    base_offset,
+                    config.max_time_index_entries(),
+                )?,
+            )
+        } else {
+            let index = OffsetIndex::load(
+                index_path,
+                base_offset,
+                config.max_offset_index_entries(),
+                size_bytes,
+            )?;
+            let time_index = TimeIndex::load(
+                time_index_path,
+                base_offset,
+                config.max_time_index_entries(),
+                size_bytes,
+            )?;
+            match (index, time_index) {
+                (Some(i), Some(t)) => (i, t),
+                _ => return Ok(None),
+            }
+        };
+        Ok(Some(Self {
+            base_offset,
+            log_path,
+            log,
+            size_bytes,
+            next_offset: base_offset,
+            index,
+            time_index,
+            max_timestamp_ms: -1,
+            offset_of_max_timestamp: -1,
+            rolling_timestamp_ms: None,
+            created_ms: now_ms,
+            bytes_since_index_entry: 0,
+            roll_jitter_ms: roll_jitter_ms(config, base_offset),
+            dirty: false,
+        }))
+    }
+
+    /// Creates an empty segment, replacing any leftover files of the same name.
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
+        Self::open_files(dir, base_offset, config, now_ms, true, true)?.ok_or_else(|| {
+            LogError::Corrupt {
+                path: segment_file(dir, base_offset, LOG_SUFFIX),
+                position: 0,
+                reason: "fresh indexes could not be created".into(),
+            }
+        })
+    }
+
+    /// Opens an existing segment with empty indexes, for [`crate::recovery`] to rebuild.
+    pub(crate) fn open_for_recovery(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Self, LogError> {
+        Self::open_files(dir, base_offset, config, now_ms, false, true)?.ok_or_else(|| {
+            LogError::Corrupt {
+                path: segment_file(dir, base_offset, LOG_SUFFIX),
+                position: 0,
+                reason: "fresh indexes could not be created".into(),
+            }
+        })
+    }
+
+    /// Opens a segment that was flushed before a clean shutdown (or before the recovery
+    /// point): trusts its indexes and walks only the headers after the last index entry.
+    /// `None` when anything looks wrong, so the caller recovers it instead.
+    pub(crate) fn open_trusted(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Option<Self>, LogError> {
+        let Some(mut segment) = Self::open_files(dir, base_offset, config, now_ms, false, false)?
+        else {
+            return Ok(None);
+        };
+        if let Some((timestamp_ms, offset)) = segment.time_index.last_entry() {
+            segment.max_timestamp_ms = timestamp_ms;
+            segment.offset_of_max_timestamp = offset;
+        }
+        let (last_indexed_offset, start) = segment.index.lookup(i64::MAX);
+        let mut scan = HeaderScan::new(
+            &segment.log,
+            &segment.log_path,
+            u64::from(start),
+            segment.size_bytes,
+        );
+        let mut last_offset = None;
+        let mut tail = Vec::new();
+        loop {
+            match scan.next_batch() {
+                Ok(Some(meta)) => {
+                    tail.push(meta);
+                    last_offset = Some(meta.last_offset);
+                }
+                Ok(None) => break,
+                Err(LogError::Corrupt {
+                    position, reason, ..
+                }) => {
+                    warn!(segment = %segment.log_path.display(), position, reason, "segment needs recovery");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if start > 0
+            && tail
+                .first()
+                .is_none_or(|m| m.last_offset != last_indexed_offset)
+        {
+            return Ok(None);
+        }
+        for meta in &tail {
+            if meta.max_timestamp_ms > segment.max_timestamp_ms {
+                segment.max_timestamp_ms = meta.max_timestamp_ms;
+                segment.offset_of_max_timestamp = meta.last_offset;
+            }
+        }
+        segment.next_offset = last_offset.map_or(base_offset, |o| o + 1);
+        // The indexed batch itself counts: the interval restarts before its bytes are added.
+        segment.bytes_since_index_entry = tail.iter().map(|m| m.size_bytes).sum();
+        let mut first = HeaderScan::new(&segment.log, &segment.log_path, 0, segment.size_bytes);
+        segment.rolling_timestamp_ms = first
+            .next_batch()
+            .ok()
+            .flatten()
+            .map(|m| m.max_timestamp_ms);
+        Ok(Some(segment))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+
+    /// Records a batch now stored at `meta.position` in the segment: size, next offset, max
+    /// timestamp, and an index entry once `index.interval.bytes` have passed since the last.
+    pub(crate) fn track_batch(
+        &mut self,
+        meta: &BatchMeta,
+        index_interval_bytes: u32,
+    ) -> std::io::Result<()> {
+        if self.rolling_timestamp_ms.is_none() {
+            self.rolling_timestamp_ms = Some(meta.max_timestamp_ms);
+        }
+        if meta.max_timestamp_ms > self.max_timestamp_ms {
+            self.max_timestamp_ms = meta.max_timestamp_ms;
+            self.offset_of_max_timestamp = meta.last_offset;
+        }
+        if self.bytes_since_index_entry > u64::from(index_interval_bytes) {
+            // Positions fit: segment.bytes is capped at i32::MAX.
+            self.index.append(meta.last_offset, meta.position as u32)?;
+            self.time_index
+                .maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += meta.size_bytes;
+        self.size_bytes = meta.end_position();
+        self.next_offset = meta.last_offset + 1;
+        Ok(())
+    }
+
+    /// Writes already-offset-assigned batches at the end of the segment. `metas` describe
+    /// them with positions relative to the start of `bytes`.
+    pub(crate) fn append(
+        &mut self,
+        bytes: &[u8],
+        metas: &[BatchMeta],
+        index_interval_bytes: u32,
+    ) -> Result<(), LogError> {
+        let start = self.size_bytes;
+        if let Err(e) = self.log.write_all_at(bytes, start) {
+            // Drop whatever part of the write landed so the file matches what we track.
+            let _ = self.log.set_len(start);
+            return Err(e.into());
+        }
+        self.dirty = true;
+        for meta in metas {
+            let stored = BatchMeta {
+                position: start + meta.position,
+                ..*meta
+            };
+            self.track_batch(&stored, index_interval_bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's LogSegment.shouldRoll: full by size, old by segment.ms, an index full, or an
+    /// offset that no longer fits 4 bytes relative to the base.
+    pub(crate) fn should_roll(
+        &self,
+        config: &LogConfig,
+        messages_bytes: u64,
+        max_timestamp_in_messages_ms: i64,
+        max_offset_in_messages: i64,
+        now_ms: i64,
+    ) -> bool {
+        let waited_ms = self.time_waited_for_roll_ms(now_ms, max_timestamp_in_messages_ms);
+        let reached_roll_ms = waited_ms > config.segment_ms.saturating_sub(self.roll_jitter_ms);
+        let full = self.size_bytes + messages_bytes > config.effective_segment_bytes();
+        !self.is_empty()
+            && (full
+                || reached_roll_ms
+                || self.index.is_full()
+                || self.time_index.is_full()
+                || !self.can_hold_offset(max_offset_in_messages))
+    }
+
+    pub(crate) fn time_waited_for_roll_ms(&self, now_ms: i64, message_timestamp_ms: i64) -> i64 {
+        match self.rolling_timestamp_ms {
+            Some(ts) if ts >= 0 => message_timestamp_ms.saturating_sub(ts),
+            _ => now_ms.saturating_sub(self.created_ms),
+        }
+    }
+
+    pub(crate) fn can_hold_offset(&self, offset: i64) -> bool {
+        offset
+            .checked_sub(self.base_offset)
+            .is_some_and(|relative| (0..=i64::from(i32::MAX)).contains(&relative))
+    }
+
+    /// Called when a newer segment takes over: the time index gets the final max timestamp.
+    pub(crate) fn on_become_inactive(&mut self) -> std::io::Result<()> {
+        if self.max_timestamp_ms >= 0 {
+            self.time_index
+                .maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn update_config(&mut self, config: &LogConfig) {
+        self.index
+            .set_max_entries(config.max_offset_index_entries());
+        self.time_index
+            .set_max_entries(config.max_time_index_entries());
+        self.roll_jitter_ms = roll_jitter_ms(config, self.base_offset);
+    }
+
+    pub(crate) fn flush(&mut self) -> Result<(), LogError> {
+        if self.dirty {
+            self.log.sync_data()?;
+            self.index.sync()?;
+            self.time_index.sync()?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Retention's notion of age: the max timestamp, or the file's mtime when no batch has one.
+    #[allow(dead_code)] // retention (next step)
+    pub(crate) fn largest_timestamp_ms(&self) -> i64 {
+        if self.max_timestamp_ms >= 0 {
+            return self.max_timestamp_ms;
+        }
+        self.log
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
+    /// The first batch whose last offset is >= `target`, starting from the index's hint.
+    pub(crate) fn translate_offset(&self, target: i64) -> Result<Option<BatchMeta>, LogError> {
+        let (_, start) = self.index.lookup(target);
+        let mut scan =
+            HeaderScan::new(&self.log, &self.log_path, u64::from(start), self.size_bytes);
+        while let Some(meta) = scan.next_batch()? {
+            if meta.last_offset >= target {
+                return Ok(Some(meta));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from `start_position` while their total stays within `max_bytes` and
+    /// their last offsets stay below `max_offset`; with `min_one_batch` the first batch comes
+    /// back even if larger than `max_bytes`.
+    pub(crate) fn read_from(
+        &self,
+        start_position: u64,
+        max_bytes: u64,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<SegmentRead, LogError> {
+        let available = self.size_bytes.saturating_sub(start_position);
+        let header_bytes = strom_wire::batch::BATCH_HEADER_BYTES as u64;
+        let mut bytes = read_exact(
+            &self.log,
+            start_position,
+            available.min(max_bytes.max(header_bytes)),
+        )?;
+        let mut end = 0usize;
+        let mut stopped_at_limit = false;
+        while (end as u64) < available {
+            let meta = BatchMeta::parse(
+                &bytes[end..],
+                start_position + end as u64,
+                available - end as u64,
+            )
+            .map_err(|reason| self.corrupt_at(start_position + end as u64, reason));
+            let meta = match meta {
+                Ok(meta) => meta,
+                // A header cut by the read window: the byte budget is what stopped us.
+                Err(_)
+                    if bytes.len() - end < header_bytes as usize
+                        && (bytes.len() as u64) < available =>
+                {
+                    stopped_at_limit = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            if meta.last_offset >= max_offset {
+                stopped_at_limit = true;
+                break;
+            }
+            let batch_end = end + meta.size_bytes as usize;
+            if batch_end as u64 > max_bytes && !(end == 0 && min_one_batch) {
+                stopped_at_limit = true;
+                break;
+            }
+            if batch_end > bytes.len() {
+                // Only the oversized first batch gets here; its size was checked against the file.
+                bytes = read_exact(&self.log, start_position, meta.size_bytes)?;
+                end = batch_end;
+                stopped_at_limit = true;
+                break;
+            }
+            end = batch_end;
+        }
+        bytes.truncate(end);
+        Ok(SegmentRead {
+            bytes,
+            stopped_at_limit,
+        })
+    }
+
+    pub(crate) fn corrupt_at(&self, position: u64, reason: String) -> LogError {
+        LogError::Corrupt {
+            path: self.log_path.clone(),
+            position,
+            reason,
+        }
+    }
+
+    /// Removes the segment's files.
+    pub(crate) fn delete(self, dir: &Path) -> std::io::Result<()> {
+        let base_offset = self.base_offset;
+        drop(self);
+        delete_segment_files(dir, base_offset)
+    }
+}
