@@ -11,13 +11,16 @@ mod error;
 mod index;
 mod log;
 mod recovery;
+mod retention;
 mod scan;
 mod segment;
 mod time_index;
+mod timestamp;
 
 pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, PartitionLog, ReadResult, SegmentInfo};
+pub use retention::RetentionOutcome;
 
 #[cfg(test)]
 mod tests;

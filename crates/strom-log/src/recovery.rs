@@ -150,6 +150,8 @@ pub(crate) fn recover_segment(
         segment.log.set_len(position)?;
         segment.log.sync_all()?;
     }
+    // As after a roll, the time index ends with the segment's max timestamp.
+    segment.on_become_inactive()?;
     info!(
         segment = %segment.log_path.display(),
         size_bytes = segment.size_bytes,

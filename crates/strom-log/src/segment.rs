@@ -332,7 +332,8 @@ impl Segment {
             .is_some_and(|relative| (0..=i64::from(i32::MAX)).contains(&relative))
     }
 
-    /// Called when a newer segment takes over: the time index gets the final max timestamp.
+    /// Called when a newer segment takes over (and on close and recovery): the time index
+    /// gets the final max timestamp, so lookups of it need no scan of the index's tail.
     pub(crate) fn on_become_inactive(&mut self) -> std::io::Result<()> {
         if self.max_timestamp_ms >= 0 {
             self.time_index
@@ -360,7 +361,6 @@ impl Segment {
     }
 
     /// Retention's notion of age: the max timestamp, or the file's mtime when no batch has one.
-    #[allow(dead_code)] // retention (next step)
     pub(crate) fn largest_timestamp_ms(&self) -> i64 {
         if self.max_timestamp_ms >= 0 {
             return self.max_timestamp_ms;

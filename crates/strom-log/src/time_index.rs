@@ -83,7 +83,6 @@ impl TimeIndex {
     }
 
     /// The entry with the largest timestamp <= `target_ms`, or (-1, base offset) when none is.
-    #[allow(dead_code)] // timestamp lookups (next step)
     pub(crate) fn lookup(&self, target_ms: i64) -> (i64, i64) {
         let after = self.entries.partition_point(|&(t, _)| t <= target_ms);
         match after.checked_sub(1) {

@@ -1,7 +1,9 @@
 //! Tests of `PartitionLog` on real files in temp dirs.
 
 mod append_read;
+mod index_lookup;
 mod recovery;
+mod timestamps;
 
 use std::path::Path;
 
