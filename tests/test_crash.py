@@ -1,99 +1,326 @@
-"""kill -9 the broker, with and without traffic in flight, and check nothing acknowledged is lost.
+"""kill -9 the broker under load, and garble the tail of its active segment, then check the log.
 
 A process crash (not a power loss) leaves the page cache intact, so every record the broker
-acknowledged with acks=all must be readable at its acknowledged offset after a restart; a partial
-write at the tail must be truncated, never served. Sizes scale with STROM_SOAK_ITERATIONS and
-STROM_SOAK_RECORDS (scripts/soak raises them).
+acknowledged with acks=all must be readable after a restart at exactly the offset it was
+acknowledged with, offsets stay dense, and a torn or garbage tail is cut off, never served.
+
+The producer runs in its own process (this file run as a script) and appends one line per
+delivery report to a file as it goes, so the test sees what was acknowledged before each kill.
+STROM_CRASH_ITERATIONS (or scripts/soak's STROM_SOAK_ITERATIONS) sets the number of kills.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import threading
+import struct
+import subprocess
+import sys
 import time
+from collections import defaultdict
+from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-from helpers import consume_to_end, consumer, create_topic, produce_all, producer, watermarks
-
-ITERATIONS = int(os.environ.get("STROM_SOAK_ITERATIONS", "3"))
-RECORDS = int(os.environ.get("STROM_SOAK_RECORDS", "3000"))
+ITERATIONS = int(os.environ.get("STROM_CRASH_ITERATIONS", os.environ.get("STROM_SOAK_ITERATIONS", "3")))
 PARTITIONS = 3
+RECORDS_PER_PHASE = 3000  # records produced between two kills
+N_KEYS = 64
 
 
-def read_all(broker, topic: str) -> dict[tuple[int, int], tuple]:
-    ends = {(topic, p): watermarks(broker, topic, p)[1] for p in range(PARTITIONS)}
-    c = consumer(broker)
+# --- the records: every value is derivable from its sequence number ------------------
+
+def record_key(seq: int) -> bytes:
+    return b"key-%02d" % (seq % N_KEYS)
+
+
+def record_value(seq: int) -> bytes:
+    # Variable length (30..330 bytes) so batches differ in size; the filler depends on seq.
+    filler = (b"%07d|" % (seq * 7919 % 1000003)) * 40
+    return b"seq=%08d;" % seq + filler[: 20 + seq % 301]
+
+
+def seq_of(value: bytes) -> int:
+    if not value.startswith(b"seq=") or value[12:13] != b";":
+        raise ValueError(f"not a record this test produced: {value[:40]!r}")
+    return int(value[4:12])
+
+
+# --- the producer process --------------------------------------------------------------
+
+def producer_main(bootstrap: str, topic: str, total: int, acked_path: str, rate: float) -> int:
+    from confluent_kafka import Producer
+
+    out = open(acked_path, "w", buffering=1)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
+                  "linger.ms": 5, "message.timeout.ms": 90_000, "retry.backoff.ms": 100,
+                  "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500,
+                  "socket.connection.setup.timeout.ms": 5000})
+
+    def on_delivery(err, msg):
+        if err is None:
+            out.write(f"A {msg.partition()} {msg.offset()} {seq_of(msg.value())}\n")
+        else:
+            out.write(f"F {seq_of(msg.value())} {err.code()} {err.str()!r}\n")
+        out.flush()
+
+    started = time.monotonic()
+    for seq in range(total):
+        # Paced, and with a bounded backlog, so traffic is flowing whenever the test kills.
+        while time.monotonic() - started < seq / rate or len(p) > 500:
+            p.poll(0.005)
+        while True:
+            try:
+                p.produce(topic, key=record_key(seq), value=record_value(seq), on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    remaining = p.flush(120)
+    out.write(f"DONE {remaining}\n")
+    out.close()
+    return 0 if remaining == 0 else 3
+
+
+if __name__ == "__main__":
+    sys.exit(producer_main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])))
+
+
+# --- test side ------------------------------------------------------------------------
+
+# Imported after the script entry point: the producer process needs none of these.
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # noqa: E402
+
+from helpers import (consume_to_end, consumer, create_topic, produce_all, producer, wait_until,  # noqa: E402
+                     watermarks)
+
+
+def read_acks(path: Path):
+    """(acked {(partition, offset): seq}, failed [(seq, code, text)], done) from the producer's file."""
+    acked: dict[tuple[int, int], int] = {}
+    failed, done = [], False
+    if not path.exists():
+        return acked, failed, done
+    text = path.read_text()
+    for line in text[: text.rfind("\n") + 1].splitlines():  # a last line without newline is still being written
+        kind, _, rest = line.partition(" ")
+        if kind == "A":
+            part, off, seq = map(int, rest.split())
+            assert (part, off) not in acked, \
+                f"offset {part}@{off} acknowledged twice: seq {acked[(part, off)]} and seq {seq}"
+            acked[(part, off)] = seq
+        elif kind == "F":
+            failed.append(rest)
+        elif kind == "DONE":
+            done = True
+    return acked, failed, done
+
+
+def read_upto(broker, topic: str, ends: dict[int, int]) -> dict[int, list]:
+    """Records [0, ends[p]) of each partition while producers may still be appending past them:
+    {partition: [(offset, key, value)]}; fails on gaps, duplicates or consumer errors."""
+    c = consumer(broker, **{"fetch.max.bytes": 8 * 1024 * 1024})
+    out: dict[int, list] = {p: [] for p in ends}
     try:
-        msgs = consume_to_end(c, [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)], ends)
+        c.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
+        pending = {p for p, end in ends.items() if end > 0}
+        deadline = time.monotonic() + 60
+        while pending:
+            assert time.monotonic() < deadline, f"timed out reading partitions {sorted(pending)} up to {ends}"
+            for m in c.consume(num_messages=10000, timeout=0.5):
+                assert m.error() is None, m.error()
+                p, off = m.partition(), m.offset()
+                if off >= ends[p]:
+                    continue
+                assert off == len(out[p]), f"partition {p}: got offset {off} after {len(out[p])} records"
+                out[p].append((off, m.key(), m.value()))
+                if off == ends[p] - 1:
+                    pending.discard(p)
     finally:
         c.close()
-    return {(m.partition(), m.offset()): (m.key(), m.value()) for m in msgs}
+    return out
 
 
-@pytest.mark.timeout(max(300, ITERATIONS * 120))
-def test_kill_after_acknowledged_writes_loses_nothing(broker):
-    topic = "crash-acked"
-    create_topic(broker, topic, PARTITIONS)
-    acked: dict[tuple[int, int], tuple] = {}
-    for it in range(ITERATIONS):
-        recs = [{"key": b"i%d-k%d" % (it, i % 50), "value": b"i%d-v%d" % (it, i)} for i in range(RECORDS)]
-        for d in produce_all(producer(broker), topic, recs):
-            acked[(d.partition, d.offset)] = (d.key, d.value)
-        broker.restart(kill=True)
-        stored = read_all(broker, topic)
-        assert stored == acked, f"iteration {it}: log differs from acknowledged records after kill -9"
+def read_everything(broker, topic: str, partitions: int) -> dict[int, list]:
+    """All records of every partition from offset 0: {partition: [(offset, key, value)]}."""
+    ends = {(topic, p): watermarks(broker, topic, p) for p in range(partitions)}
+    for (_, p), (lo, _) in ends.items():
+        assert lo == 0, f"partition {p} log start offset is {lo}, expected 0"
+    c = consumer(broker, **{"fetch.max.bytes": 8 * 1024 * 1024})
+    try:
+        msgs = consume_to_end(c, [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)],
+                              {k: hi for k, (_, hi) in ends.items()}, timeout_s=60)
+    finally:
+        c.close()
+    out: dict[int, list] = defaultdict(list)
+    for m in msgs:
+        out[m.partition()].append((m.offset(), m.key(), m.value()))
+    for p in range(partitions):
+        out[p].sort()
+        offsets = [o for o, _, _ in out[p]]
+        assert offsets == list(range(ends[(topic, p)][1])), \
+            f"partition {p}: offsets are not exactly 0..{ends[(topic, p)][1] - 1}"
+    return out
 
 
 @pytest.mark.soak
-@pytest.mark.timeout(max(300, ITERATIONS * 120))
-def test_kill_during_produce_keeps_acknowledged_records_and_a_clean_tail(broker):
-    topic = "crash-inflight"
+@pytest.mark.timeout(120 + ITERATIONS * 60)
+def test_kill_9_mid_stream_keeps_every_acknowledged_record(broker, tmp_path):
+    topic = "crash-midstream"
     create_topic(broker, topic, PARTITIONS)
-    rng = random.Random(int(os.environ.get("STROM_SOAK_SEED", "7")))
-    sent: dict[bytes, bytes] = {}
-    acked: dict[tuple[int, int], tuple] = {}
-    for it in range(ITERATIONS):
-        p = producer(broker, **{"linger.ms": 2, "message.timeout.ms": 5000, "retries": 0})
-        stop = threading.Event()
-        lock = threading.Lock()
+    total = RECORDS_PER_PHASE * (ITERATIONS + 1)
+    acked_path = tmp_path / "acked.txt"
+    rng = random.Random(int(os.environ.get("STROM_CRASH_SEED", "7")))
+    prod_log = tmp_path / "producer.log"
+    with open(prod_log, "wb") as log:
+        prod = subprocess.Popen([sys.executable, __file__, broker.bootstrap, topic, str(total), str(acked_path),
+                                 "2000"], cwd=Path(__file__).parent, stdout=log, stderr=log)
+    try:
+        for it in range(ITERATIONS):
+            threshold = (it + 1) * RECORDS_PER_PHASE + rng.randrange(RECORDS_PER_PHASE // 2)
+            wait_until(lambda: prod.poll() is not None or len(read_acks(acked_path)[0]) >= threshold,
+                       timeout_s=60, interval_s=0.01, what=f"{threshold} acknowledged records")
+            acked_before, failed, _ = read_acks(acked_path)
+            assert prod.poll() is None and len(acked_before) < total, \
+                f"kill {it}: the producer already finished; the kill would not be mid-stream"
+            broker.kill()
+            time.sleep(rng.uniform(0, 0.3))  # the producer sees failures and queues retries
+            broker.start()
+            # Everything acknowledged before this kill is there right after the restart.
+            stored = read_upto(broker, topic, {p: watermarks(broker, topic, p)[1] for p in range(PARTITIONS)})
+            lost = [(p, o, s) for (p, o), s in acked_before.items()
+                    if o >= len(stored[p]) or stored[p][o][1:] != (record_key(s), record_value(s))]
+            assert not lost, f"kill {it}: {len(lost)} acknowledged records lost or changed, e.g. {sorted(lost)[:5]}"
+        try:
+            prod.wait(timeout=150)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"producer did not finish; acked {len(read_acks(acked_path)[0])} of {total}")
+        assert prod.returncode == 0, f"producer exited {prod.returncode}: {prod_log.read_text()[-2000:]}"
+    finally:
+        if prod.poll() is None:
+            prod.kill()
+            prod.wait()
 
-        def on_delivery(err, msg):
-            if err is None:
-                with lock:
-                    acked[(msg.partition(), msg.offset())] = (msg.key(), msg.value())
+    acked, failed, done = read_acks(acked_path)
+    assert done
+    assert failed == [], f"{len(failed)} records failed delivery, e.g. {failed[:5]}"
+    assert sorted(acked.values()) == list(range(total)), "some records were never acknowledged"
 
-        def pump():
-            i = 0
-            while not stop.is_set():
-                key, value = b"i%d-k%d" % (it, i % 50), b"i%d-v%d" % (it, i)
-                sent[value] = key
-                try:
-                    p.produce(topic, key=key, value=value, on_delivery=on_delivery)
-                except BufferError:
-                    p.poll(0.01)
-                    continue
-                p.poll(0)
-                i += 1
+    # One more kill with nothing in flight, then the full check.
+    broker.restart(kill=True)
+    stored = read_everything(broker, topic, PARTITIONS)
+    key_partition: dict[bytes, int] = {}
+    for part in range(PARTITIONS):
+        for off, key, value in stored[part]:
+            seq = seq_of(value)  # nothing foreign or torn
+            assert (key, value) == (record_key(seq), record_value(seq)), f"{part}@{off}: corrupt record"
+            assert key_partition.setdefault(key, part) == part, f"key {key!r} in partitions {key_partition[key]}, {part}"
+    for (part, off), seq in acked.items():
+        assert off < len(stored[part]), f"acknowledged {part}@{off} (seq {seq}) is past the end {len(stored[part])}"
+        assert stored[part][off][2] == record_value(seq), \
+            f"{part}@{off} acknowledged seq {seq} but holds seq {seq_of(stored[part][off][2])}"
+    # Unacknowledged copies exist only as retries of records that were also acknowledged.
+    assert sum(len(v) for v in stored.values()) >= total
 
-        t = threading.Thread(target=pump)
-        t.start()
-        time.sleep(rng.uniform(0.2, 1.5))  # let traffic build up; the kill lands at a random point
-        broker.kill()
-        stop.set()
-        t.join()
-        p.flush(10)  # in-flight messages fail with transport errors; acked ones are recorded
-        broker.start()
-        stored = read_all(broker, topic)
-        missing = {k: v for k, v in acked.items() if stored.get(k) != v}
-        assert not missing, f"iteration {it}: {len(missing)} acknowledged records lost or changed, e.g. " \
-                            f"{sorted(missing.items())[:3]}"
-        # Everything stored is something we sent: no torn or garbage records.
-        foreign = [(k, v) for k, v in stored.items() if sent.get(v[1]) != v[0]]
-        assert not foreign, f"iteration {it}: records nobody sent: {foreign[:3]}"
-        # Offsets stay dense per partition.
-        for part in range(PARTITIONS):
-            offs = sorted(o for (pp, o) in stored if pp == part)
-            assert offs == list(range(len(offs))), f"partition {part} offsets not dense after recovery"
+
+# --- garbage over the tail of the active segment --------------------------------------
+
+SEGMENT_BYTES = 1024 * 1024
+BATCHES, PER_BATCH, VALUE_BYTES = 40, 5, 12_000
+
+
+def tail_value(i: int) -> bytes:
+    return (b"tail-%05d:" % i) * (VALUE_BYTES // 11)
+
+
+def segment_batches(path: Path) -> list[tuple[int, int, int, int]]:
+    """(file position, base offset, total size, record count) of each batch in a .log file, up to
+    the first header that does not fit in the file."""
+    data = path.read_bytes()
+    out, pos = [], 0
+    while pos + 12 <= len(data):
+        base, length = struct.unpack_from(">qi", data, pos)
+        if length <= 0 or pos + 12 + length > len(data):
+            break
+        (last_offset_delta,) = struct.unpack_from(">i", data, pos + 23)
+        out.append((pos, base, 12 + length, last_offset_delta + 1))
+        pos += 12 + length
+    return out
+
+
+def damage_overwrite_last_batch(path: Path, batches, rng) -> None:
+    pos, _, size, _ = batches[-1]
+    with open(path, "r+b") as f:
+        f.seek(pos + size // 2)
+        f.write(rng.randbytes(size - size // 2))
+
+
+def damage_truncate_mid_batch(path: Path, batches, rng) -> None:
+    pos, _, size, _ = batches[-1]
+    os.truncate(path, pos + size // 3)
+
+
+def damage_append_garbage(path: Path, batches, rng) -> None:
+    with open(path, "ab") as f:
+        f.write(rng.randbytes(3000))
+
+
+def damage_append_lying_header(path: Path, batches, rng) -> None:
+    _, base, _, count = batches[-1]
+    with open(path, "ab") as f:
+        f.write(struct.pack(">qi", base + count, 0x7FFFFFF0) + rng.randbytes(100))
+
+
+def damage_append_zeros(path: Path, batches, rng) -> None:
+    with open(path, "ab") as f:
+        f.write(b"\0" * 8192)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("damage, loses_last_batch", [
+    (damage_overwrite_last_batch, True),
+    (damage_truncate_mid_batch, True),
+    (damage_append_garbage, False),
+    (damage_append_lying_header, False),
+    (damage_append_zeros, False),
+], ids=lambda x: x.__name__.removeprefix("damage_") if callable(x) else None)
+def test_garbage_over_active_segment_tail(broker_factory, damage, loses_last_batch):
+    broker = broker_factory()
+    topic = "tail"
+    create_topic(broker, topic, 1, config={"segment.bytes": str(SEGMENT_BYTES)})
+    p = producer(broker, **{"linger.ms": 1000})
+    offsets = []
+    for b in range(BATCHES):  # one flush per group of records: a batch or a few per group
+        recs = [{"key": b"k%d" % (b * PER_BATCH + i), "value": tail_value(b * PER_BATCH + i)} for i in range(PER_BATCH)]
+        offsets += [d.offset for d in produce_all(p, topic, recs, timeout_s=30)]
+    total = BATCHES * PER_BATCH
+    assert offsets == list(range(total))
+    broker.kill()
+
+    part_dir = broker.data_dir / f"{topic}-0"
+    segments = sorted(part_dir.glob("*.log"))
+    assert len(segments) >= 2, f"expected a rolled log with segment.bytes={SEGMENT_BYTES}: {segments}"
+    active = segments[-1]
+    batches = segment_batches(active)
+    assert batches, f"no batch in {active}"
+    assert active.name == "%020d.log" % batches[0][1]
+    for (_, base, _, count), (_, next_base, _, _) in zip(batches, batches[1:]):
+        assert next_base == base + count, f"batches in {active.name} are not contiguous: {batches}"
+    assert batches[-1][1] + batches[-1][3] == total, f"active segment does not end at offset {total}: {batches}"
+    assert batches[-1][0] + batches[-1][2] == active.stat().st_size, "bytes after the last batch before damage"
+    damage(active, batches, random.Random(11))
+
+    broker.start()
+    expected_end = batches[-1][1] if loses_last_batch else total
+    assert watermarks(broker, topic, 0) == (0, expected_end)
+    stored = read_everything(broker, topic, 1)[0]
+    assert stored == [(i, b"k%d" % i, tail_value(i)) for i in range(expected_end)]
+
+    # New produces continue right after the last complete batch, and survive a clean restart.
+    new = [{"key": b"new%d" % i, "value": b"after-recovery-%d" % i} for i in range(3)]
+    got = produce_all(producer(broker), topic, new, timeout_s=30)
+    assert [d.offset for d in got] == [expected_end, expected_end + 1, expected_end + 2]
+    broker.restart()
+    stored = read_everything(broker, topic, 1)[0]
+    assert stored[:expected_end] == [(i, b"k%d" % i, tail_value(i)) for i in range(expected_end)]
+    assert stored[expected_end:] == [(expected_end + i, b"new%d" % i, b"after-recovery-%d" % i) for i in range(3)]

@@ -1,0 +1,283 @@
+"""Hostile and malformed requests on raw sockets.
+
+Every case checks that the broker either answered exactly as Kafka's protocol says or closed
+the connection (with a WARN `closing connection` line in its log), that it did not allocate
+what a lying length asked for, that the process is still alive, and that a real client on a
+fresh connection still produces and consumes correctly afterwards.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+from confluent_kafka import TopicPartition
+
+import kafka_wire as kw
+import kwire
+from helpers import consume_to_end, consumer, create_topic, produce_all, producer, unique
+
+pytestmark = pytest.mark.timeout(60)
+
+# A lying length must not be allocated: RSS may grow by buffers, not by the claimed size.
+RSS_GROWTH_LIMIT_KIB = 32 * 1024
+
+
+# --- shared checks -----------------------------------------------------------------
+
+def assert_serves_real_clients(broker) -> None:
+    """The process is alive and confluent-kafka can create, produce and consume on new connections."""
+    assert broker.running(), f"broker exited with {broker.proc.returncode}:\n{broker.log_tail()}"
+    topic = unique("after-probe")
+    create_topic(broker, topic, 1)
+    records = [{"key": b"k%d" % i, "value": b"still-serving-%d" % i} for i in range(3)]
+    delivered = produce_all(producer(broker), topic, records, timeout_s=30)
+    assert [(d.partition, d.offset) for d in delivered] == [(0, 0), (0, 1), (0, 2)]
+    c = consumer(broker)
+    try:
+        msgs = consume_to_end(c, [TopicPartition(topic, 0, 0)], {(topic, 0): 3}, timeout_s=30)
+    finally:
+        c.close()
+    assert [(m.offset(), m.key(), m.value()) for m in msgs] == \
+        [(i, b"k%d" % i, b"still-serving-%d" % i) for i in range(3)]
+    assert broker.running()
+
+
+def assert_closed_with_log(broker, payload: bytes, mark: int, hold_open: bool = True) -> None:
+    """Sends payload on a new connection; the broker must close it and log why."""
+    with kwire.connect(broker.host, broker.port, timeout=10) as sock:
+        sock.sendall(payload)
+        if hold_open:
+            assert kw.closed_by_peer(sock, timeout_s=10), \
+                f"broker kept the connection open 10s after {payload[:48].hex()}"
+    line = broker.wait_for_log(r"closing connection", timeout_s=10, since=mark)
+    assert "WARN" in line, f"closing connection logged below WARN: {line!r}"
+
+
+def closing_probe(broker, payload: bytes) -> None:
+    pid = broker.proc.pid
+    before = kw.rss_kib(pid)
+    mark = len(broker.log())
+    assert_closed_with_log(broker, payload, mark)
+    after = kw.rss_kib(pid)
+    assert after - before < RSS_GROWTH_LIMIT_KIB, f"RSS grew from {before} KiB to {after} KiB"
+    assert_serves_real_clients(broker)
+
+
+# --- framing -----------------------------------------------------------------------
+
+def test_truncated_frame_then_client_disconnects(broker):
+    pid = broker.proc.pid
+    before = kw.rss_kib(pid)
+    for _ in range(10):
+        with kwire.connect(broker.host, broker.port) as sock:
+            sock.sendall(struct.pack(">i", 100) + kwire.request_frame(18, 0, 1, b"")[4:14])
+    # A partial frame followed by silence is not an error yet: the broker waits for the rest.
+    with kwire.connect(broker.host, broker.port) as sock:
+        sock.sendall(struct.pack(">i", 100) + b"\0" * 10)
+        assert not kw.closed_by_peer(sock, timeout_s=0.5)
+    assert kw.rss_kib(pid) - before < RSS_GROWTH_LIMIT_KIB
+    assert_serves_real_clients(broker)
+
+
+@pytest.mark.parametrize("size", [
+    pytest.param(0x7FFFFFFF, id="2GiB"),
+    pytest.param(104857601, id="socket.request.max.bytes+1"),
+    pytest.param(-1, id="minus-1"),
+    pytest.param(-0x80000000, id="int32-min"),
+])
+def test_lying_frame_size_closes_without_allocating(broker, size):
+    # Several connections at once, each followed by some body bytes, so an allocation of the
+    # claimed size (or a read loop waiting for it) would show.
+    pid = broker.proc.pid
+    before = kw.rss_kib(pid)
+    mark = len(broker.log())
+    socks = [kwire.connect(broker.host, broker.port, timeout=10) for _ in range(4)]
+    try:
+        for s in socks:
+            s.sendall(struct.pack(">i", size) + b"\x00\x12\x00\x00" + b"\xab" * 4096)
+        for s in socks:
+            assert kw.closed_by_peer(s, timeout_s=10), f"connection with frame size {size} not closed"
+    finally:
+        for s in socks:
+            s.close()
+    line = broker.wait_for_log(r"closing connection", timeout_s=10, since=mark)
+    assert "WARN" in line, line
+    after = kw.rss_kib(pid)
+    assert after - before < RSS_GROWTH_LIMIT_KIB, f"RSS grew from {before} KiB to {after} KiB"
+    assert_serves_real_clients(broker)
+
+
+@pytest.mark.parametrize("payload", [
+    # The "api key" is 0xdead (negative), the rest noise.
+    pytest.param(struct.pack(">i", 32) + bytes.fromhex("deadbeef") * 8, id="all-garbage"),
+    # A valid Produce v3 header followed by bytes that are no Produce body.
+    pytest.param(kwire.request_frame(0, 3, 5, bytes.fromhex("deadbeef") * 8), id="produce-header-garbage-body"),
+    # A valid Metadata v4 header with a body cut short inside the topic name.
+    pytest.param(kwire.request_frame(3, 4, 5, struct.pack(">ih", 1, 200) + b"abc"), id="metadata-string-past-end"),
+])
+def test_garbage_body_closes_connection(broker, payload):
+    closing_probe(broker, payload)
+
+
+def test_unknown_api_key_closes_connection(broker):
+    closing_probe(broker, kwire.request_frame(999, 0, 11, b""))
+
+
+def test_unsupported_produce_versions_close_connection(broker):
+    with kwire.connect(broker.host, broker.port) as sock:
+        versions = kwire.api_versions(sock).versions
+    lo, hi = versions[kw.API_PRODUCE]
+    assert lo == 3, f"Kafka 4.x serves Produce from v3, broker says v{lo}"
+    body = kw.produce_v3_body({"t": {0: kw.batch_v2([(b"k", b"v")])}})
+    for version in (2, hi + 1):
+        closing_probe(broker, kwire.request_frame(kw.API_PRODUCE, version, 12, body))
+
+
+def test_api_versions_v99_answers_unsupported_version_in_v0_format(broker):
+    with kwire.connect(broker.host, broker.port) as sock:
+        sock.sendall(kwire.request_frame(18, 0, 20, b""))
+        r = kw.read_response(sock, 20)
+        good = kwire.parse_api_versions_v0(r)
+        assert r.done() and good.error_code == kw.NONE
+
+        sock.sendall(kwire.request_frame(18, 99, 21, b""))
+        r = kw.read_response(sock, 21)
+        bad = kwire.parse_api_versions_v0(r)
+        assert r.done(), f"{len(r.data) - r.pos} bytes after the v0 body: not v0 format"
+        assert bad.error_code == kw.UNSUPPORTED_VERSION
+        assert bad.versions == good.versions
+        assert bad.versions[18] == (0, 4)
+        assert bad.versions[kw.API_PRODUCE][0] == 3
+        # The connection is still usable.
+        assert kwire.api_versions(sock, correlation_id=22).error_code == kw.NONE
+    assert_serves_real_clients(broker)
+
+
+def uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+@pytest.mark.parametrize("version", [4, 12])
+def test_metadata_topic_array_claiming_2_pow_31_entries(broker, version):
+    if version == 4:
+        frame = kwire.request_frame(3, 4, 30, struct.pack(">i", 0x7FFFFFFF) + kwire.enc_string("a") + b"\x01")
+    else:
+        # Flexible: header v2 (client id, empty tagged fields), compact array length N+1 as a varint.
+        payload = (struct.pack(">hhi", 3, 12, 30) + kwire.enc_string("strom-tests") + b"\x00"
+                   + uvarint(0x7FFFFFFF) + b"\x00" * 16 + b"\x02a")
+        frame = struct.pack(">i", len(payload)) + payload
+    with kwire.connect(broker.host, broker.port) as sock:
+        assert versions_include(kwire.api_versions(sock).versions, 3, version)
+    closing_probe(broker, frame)
+
+
+def versions_include(versions: dict, key: int, version: int) -> bool:
+    lo, hi = versions[key]
+    return lo <= version <= hi
+
+
+# --- produce validation --------------------------------------------------------------
+
+def produce_one(broker, topic: str, partition: int, batch: bytes, correlation_id: int = 40) -> kw.ProducePartition:
+    with kwire.connect(broker.host, broker.port, timeout=15) as sock:
+        res = kw.produce_v3(sock, {topic: {partition: batch}}, correlation_id)
+    assert set(res) == {(topic, partition)}, res
+    return res[(topic, partition)]
+
+
+def assert_log_holds_exactly(broker, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    c = consumer(broker)
+    try:
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+        assert (lo, hi) == (0, len(records))
+        msgs = consume_to_end(c, [TopicPartition(topic, 0, 0)], {(topic, 0): len(records)}, timeout_s=30)
+    finally:
+        c.close()
+    assert [(m.offset(), m.key(), m.value()) for m in msgs] == [(i, k, v) for i, (k, v) in enumerate(records)]
+
+
+@pytest.mark.parametrize("where", ["last-record-byte", "crc-field", "attributes"])
+def test_corrupt_crc_gets_corrupt_message(broker, where):
+    topic = unique("crc")
+    create_topic(broker, topic, 1)
+    good = kw.batch_v2([(b"key-%d" % i, b"value-%d" % i) for i in range(5)])
+    pos = {"last-record-byte": len(good) - 1, "crc-field": kw.BATCH_CRC_OFFSET,
+           "attributes": kw.BATCH_CRC_COVERS_FROM}[where]
+    res = produce_one(broker, topic, 0, kw.flip_byte(good, pos))
+    assert res.error_code == kw.CORRUPT_MESSAGE, res
+    # Nothing of the corrupt batch was appended: the valid one lands at offset 0.
+    res = produce_one(broker, topic, 0, good, correlation_id=41)
+    assert (res.error_code, res.base_offset) == (kw.NONE, 0), res
+    assert_log_holds_exactly(broker, topic, [(b"key-%d" % i, b"value-%d" % i) for i in range(5)])
+    assert_serves_real_clients(broker)
+
+
+def test_magic_1_batch_is_rejected_with_invalid_record(broker):
+    topic = unique("magic1")
+    create_topic(broker, topic, 1)
+    res = produce_one(broker, topic, 0, kw.batch_v1([(b"old", b"format")]))
+    # Kafka: Produce v3+ only carries magic 2 batches; anything else is INVALID_RECORD.
+    assert res.error_code == kw.INVALID_RECORD, res
+    res = produce_one(broker, topic, 0, kw.batch_v2([(b"new", b"format")]), correlation_id=41)
+    assert (res.error_code, res.base_offset) == (kw.NONE, 0), res
+    assert_log_holds_exactly(broker, topic, [(b"new", b"format")])
+    assert_serves_real_clients(broker)
+
+
+def test_batch_over_max_message_bytes_gets_message_too_large(broker):
+    topic = unique("toolarge")
+    create_topic(broker, topic, 1, config={"max.message.bytes": "2000"})
+    big = kw.batch_v2([(b"big", b"x" * 3000)])
+    assert len(big) > 2000
+    res = produce_one(broker, topic, 0, big)
+    assert res.error_code == kw.MESSAGE_TOO_LARGE, res
+    small = kw.batch_v2([(b"small", b"y" * 1000)])
+    assert len(small) < 2000
+    res = produce_one(broker, topic, 0, small, correlation_id=41)
+    assert (res.error_code, res.base_offset) == (kw.NONE, 0), res
+    assert_log_holds_exactly(broker, topic, [(b"small", b"y" * 1000)])
+    assert_serves_real_clients(broker)
+
+
+def test_produce_to_unknown_partition_or_topic(broker):
+    topic = unique("parts")
+    create_topic(broker, topic, 2)
+    batch = kw.batch_v2([(b"k", b"v")])
+    with kwire.connect(broker.host, broker.port, timeout=15) as sock:
+        res = kw.produce_v3(sock, {topic: {2: batch, 99: batch, -1: batch}, unique("no-such-topic"): {0: batch}})
+    assert len(res) == 4
+    assert {k: v.error_code for k, v in res.items()} == {k: kw.UNKNOWN_TOPIC_OR_PARTITION for k in res}
+    # The existing partitions are untouched.
+    c = consumer(broker)
+    try:
+        for p in (0, 1):
+            assert c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False) == (0, 0)
+    finally:
+        c.close()
+    assert_serves_real_clients(broker)
+
+
+# --- admin validation -----------------------------------------------------------------
+
+BAD_TOPIC_NAMES = ["", ".", "..", "bad/name", "has space", "star*", "x" * 250, "ünïcode"]
+
+
+def test_create_topics_with_invalid_names(broker):
+    with kwire.connect(broker.host, broker.port, timeout=15) as sock:
+        assert versions_include(kwire.api_versions(sock).versions, kw.API_CREATE_TOPICS, 2)
+        res = kw.create_topics_v2(sock, BAD_TOPIC_NAMES)
+        assert set(res) == set(BAD_TOPIC_NAMES)
+        assert {n: code for n, (code, _) in res.items()} == {n: kw.INVALID_TOPIC_EXCEPTION for n in BAD_TOPIC_NAMES}
+        md = kwire.metadata_v4(sock, None, False)
+    assert not {t.name for t in md.topics} & set(BAD_TOPIC_NAMES)
+    assert_serves_real_clients(broker)
