@@ -99,14 +99,11 @@ impl PartitionLog {
                 now_ms,
             )?);
         }
-        if !clean_shutdown {
-            // Recovered bytes came from the page cache; make them durable before trusting them.
-            for segment in &mut log.segments {
-                segment.dirty = true;
-            }
-        }
+        // Recovered segments are dirty: their bytes may only be in the page cache.
         log.flush()?;
-        log.write_log_start_offset()?;
+        if log.log_start_offset != checkpointed_start {
+            log.write_log_start_offset()?;
+        }
         checkpoint::remove_marker(&log.dir)?;
         info!(
             dir = %log.dir.display(),

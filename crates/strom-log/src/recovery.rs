@@ -152,6 +152,7 @@ pub(crate) fn recover_segment(
     }
     // As after a roll, the time index ends with the segment's max timestamp.
     segment.on_become_inactive()?;
+    segment.dirty = true;
     info!(
         segment = %segment.log_path.display(),
         size_bytes = segment.size_bytes,

@@ -3,6 +3,7 @@
 mod append_read;
 mod index_lookup;
 mod recovery;
+mod retention;
 mod timestamps;
 
 use std::path::Path;

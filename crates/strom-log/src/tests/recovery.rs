@@ -162,3 +162,33 @@ fn clean_reopen_restores_state_and_appends_continue() {
     let next = append(&mut log, &batch(1));
     assert_eq!(base_offsets(&next), vec![12]);
 }
+
+/// After a crash only segments from the recovery point on are validated: a rolled (hence
+/// fsynced) segment is trusted as is, while the active one is checked batch by batch.
+#[test]
+fn crash_recovery_starts_at_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = batch(2);
+    let config = LogConfig {
+        segment_bytes: (one.len() * 2) as u64,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config.clone());
+    let stored: Vec<Vec<u8>> = (0..4).map(|_| append(&mut log, &one)).collect();
+    assert_eq!(segment_bases(&log), vec![0, 4]);
+    assert_eq!(log.recovery_point(), 4);
+    drop(log);
+    let record_byte = one.len() as u64 + 70;
+    for base in [0, 4] {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(log_path(dir.path(), base))
+            .unwrap();
+        file.write_all_at(&[0xAB], record_byte).unwrap();
+    }
+    let log = open(dir.path(), config);
+    assert_eq!(log.log_end_offset(), 6);
+    let mut trusted = stored[..2].concat();
+    trusted[record_byte as usize] = 0xAB;
+    assert_eq!(read_all(&log, 0), [trusted, stored[2].clone()].concat());
+}
