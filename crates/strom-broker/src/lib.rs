@@ -1,1 +1,22 @@
-//! The broker (being written).
+//! The Kafka broker. A request flows: listener (`server`) -> connection
+//! (`connection`: frame size checked before buffering, header decoded) ->
+//! the API table (`apis`: one module per Kafka API) -> the partition's log
+//! (`strom-log`) or a metadata change through the controller path
+//! (`broker::commit`: metadata log first, then the image) -> response.
+
+pub mod apis;
+pub mod broker;
+pub mod config;
+mod connection;
+pub mod errors;
+mod housekeeping;
+mod meta_properties;
+pub mod metadata_log;
+pub mod metrics;
+pub mod partition;
+pub mod server;
+pub mod topic_settings;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use server::run;

@@ -27,8 +27,9 @@ pub struct TopicImage {
 }
 
 impl TopicImage {
+    /// Kafka's internal topics: group offsets and transaction state.
     pub fn is_internal(&self) -> bool {
-        self.name.starts_with("__")
+        self.name == "__consumer_offsets" || self.name == "__transaction_state"
     }
 }
 

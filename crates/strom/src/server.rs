@@ -1,19 +1,146 @@
-//! `strom server`: configuration from a TOML file, `STROM_*` environment
-//! variables and flags (in rising precedence), then the broker runs.
+//! `strom server`: broker configs by Kafka name from a TOML file, then
+//! `STROM_*` environment variables, then `--set` flags (each overriding the
+//! one before), turned into a typed `BrokerConfig`; then the broker runs
+//! until SIGINT or SIGTERM.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use strom_broker::BrokerConfig;
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
-    /// A TOML file of Kafka broker configs (`"log.dirs" = "./data"`).
-    #[arg(long, short = 'c')]
-    pub config: Option<std::path::PathBuf>,
-    /// Any broker config as NAME=VALUE, with Kafka's names (repeatable).
+    /// A TOML file of Kafka broker configs, e.g. `"log.dirs" = "./data"`.
+    #[arg(long, short = 'c', env = "STROM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Any broker config as NAME=VALUE with Kafka's names (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub overrides: Vec<String>,
 }
 
-pub fn run(_args: ServerArgs) -> ExitCode {
-    eprintln!("strom server: not built yet");
-    ExitCode::FAILURE
+pub fn run(args: ServerArgs) -> ExitCode {
+    init_logging();
+    match serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("strom server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let settings = gather(args.config.as_deref(), std::env::vars(), &args.overrides)?;
+    let config = BrokerConfig::from_map(settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strom")
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(strom_broker::run(config, shutdown_signal()))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+/// Environment variables `STROM_LOG_RETENTION_MS=...` stand for
+/// `log.retention.ms`; these few are the binary's own, not broker configs.
+const NOT_BROKER_CONFIGS: &[&str] = &["STROM_CONFIG", "STROM_LOG", "STROM_BROKERS"];
+
+fn gather(
+    file: Option<&Path>,
+    env: impl Iterator<Item = (String, String)>,
+    overrides: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut settings = BTreeMap::new();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let table: toml::Table = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+        flatten("", &table, &mut settings);
+    }
+    for (key, value) in env {
+        if let Some(name) = key.strip_prefix("STROM_") {
+            if !NOT_BROKER_CONFIGS.contains(&key.as_str()) {
+                settings.insert(name.to_ascii_lowercase().replace('_', "."), value);
+            }
+        }
+    }
+    for item in overrides {
+        let Some((name, value)) = item.split_once('=') else {
+            bail!("--set expects NAME=VALUE, got {item:?}");
+        };
+        settings.insert(name.trim().to_string(), value.trim().to_string());
+    }
+    Ok(settings)
+}
+
+/// TOML tables nest by dots: `[log] dirs = "x"` is `log.dirs`.
+fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
+    for (key, value) in table {
+        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match value {
+            toml::Value::Table(inner) => flatten(&name, inner, out),
+            toml::Value::String(s) => {
+                out.insert(name, s.clone());
+            }
+            toml::Value::Array(items) => {
+                let joined: Vec<String> = items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect();
+                out.insert(name, joined.join(","));
+            }
+            other => {
+                out.insert(name, other.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let dir = std::env::temp_dir().join(format!("strom-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("strom.toml");
+        std::fs::write(
+            &file,
+            "\"num.partitions\" = 2\n\"log.dirs\" = \"/from/file\"\n[auto.create.topics]\nenable = false\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("STROM_LOG_DIRS".to_string(), "/from/env".to_string()),
+            ("STROM_LOG".to_string(), "debug".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let settings = gather(Some(&file), env.into_iter(), &["num.partitions=5".to_string()]).unwrap();
+        assert_eq!(settings["num.partitions"], "5");
+        assert_eq!(settings["log.dirs"], "/from/env");
+        assert_eq!(settings["auto.create.topics.enable"], "false");
+        assert!(!settings.contains_key("log"));
+        assert!(gather(None, std::iter::empty(), &["oops".to_string()]).is_err());
+    }
 }

@@ -1,0 +1,74 @@
+//! CreatePartitions: grows topics; validate_only stops after the checks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::StrBytes;
+use strom_metadata::controller::create_partitions;
+use strom_types::ErrorCode;
+use tracing::info;
+
+use super::{Handler, RequestContext};
+use crate::broker::Broker;
+use crate::errors::{controller_error_code, log_error_code};
+
+pub struct CreatePartitionsHandler;
+
+impl Handler for CreatePartitionsHandler {
+    type Request = CreatePartitionsRequest;
+    const KEY: ApiKey = ApiKey::CreatePartitions;
+
+    async fn handle(
+        broker: Arc<Broker>,
+        _ctx: RequestContext,
+        request: CreatePartitionsRequest,
+    ) -> CreatePartitionsResponse {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for topic in &request.topics {
+            *counts.entry(topic.name.to_string()).or_default() += 1;
+        }
+        let mut results = Vec::with_capacity(request.topics.len());
+        for topic in &request.topics {
+            let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+            let fail = |code: ErrorCode, message: String| {
+                result
+                    .clone()
+                    .with_error_code(code.code())
+                    .with_error_message(Some(StrBytes::from_string(message)))
+            };
+            if counts[topic.name.as_str()] > 1 {
+                results.push(fail(
+                    ErrorCode::InvalidRequest,
+                    "Duplicate topic in request.".into(),
+                ));
+                continue;
+            }
+            let assignments: Option<Vec<Vec<i32>>> = topic.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            let mut controller = broker.controller().await;
+            let image = broker.image();
+            let records =
+                match create_partitions(&image, &topic.name, topic.count, assignments.as_deref()) {
+                    Ok(records) => records,
+                    Err(e) => {
+                        results.push(fail(controller_error_code(&e), e.to_string()));
+                        continue;
+                    }
+                };
+            if !request.validate_only {
+                if let Err(e) = broker.commit(&mut controller, records) {
+                    results.push(fail(log_error_code(&e), e.to_string()));
+                    continue;
+                }
+                info!(topic = %topic.name.as_str(), partitions = topic.count, "added partitions");
+            }
+            results.push(result);
+        }
+        CreatePartitionsResponse::default().with_results(results)
+    }
+}

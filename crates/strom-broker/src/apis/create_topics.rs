@@ -1,0 +1,132 @@
+//! CreateTopics: each topic is checked and committed through the controller
+//! path; validate_only stops after the checks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
+use strom_metadata::topic_config::resolve_topic_configs;
+use strom_types::{ErrorCode, TopicId};
+use tracing::info;
+
+use super::{Handler, RequestContext};
+use crate::broker::Broker;
+use crate::errors::{controller_error_code, log_error_code};
+
+pub struct CreateTopicsHandler;
+
+impl Handler for CreateTopicsHandler {
+    type Request = CreateTopicsRequest;
+    const KEY: ApiKey = ApiKey::CreateTopics;
+
+    async fn handle(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        request: CreateTopicsRequest,
+    ) -> CreateTopicsResponse {
+        // num_partitions, replication_factor and configs exist from v5, topic_id from v7.
+        let detailed = ctx.api_version >= 5;
+        let mut name_counts: HashMap<String, usize> = HashMap::new();
+        for topic in &request.topics {
+            *name_counts.entry(topic.name.to_string()).or_default() += 1;
+        }
+        let defaults = TopicDefaults {
+            num_partitions: broker.config.num_partitions,
+            replication_factor: broker.config.default_replication_factor,
+        };
+        let mut results = Vec::with_capacity(request.topics.len());
+        for topic in &request.topics {
+            let name = topic.name.to_string();
+            let result = CreatableTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
+            if name_counts[&name] > 1 {
+                results.push(error(
+                    result,
+                    ErrorCode::InvalidRequest,
+                    format!("Create topics request from client contains a duplicate topic: {name}"),
+                ));
+                continue;
+            }
+            let spec = NewTopic {
+                name: name.clone(),
+                num_partitions: topic.num_partitions,
+                replication_factor: topic.replication_factor,
+                assignments: topic
+                    .assignments
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|b| b.0).collect(),
+                        )
+                    })
+                    .collect(),
+                configs: topic
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                    .collect(),
+            };
+            let mut controller = broker.controller().await;
+            let image = broker.image();
+            let (records, created) = match create_topic(&image, &spec, defaults, TopicId::new_v4())
+            {
+                Ok(ok) => ok,
+                Err(e) => {
+                    results.push(error(result, controller_error_code(&e), e.to_string()));
+                    continue;
+                }
+            };
+            if !request.validate_only {
+                if let Err(e) = broker.commit(&mut controller, records) {
+                    results.push(error(result, log_error_code(&e), e.to_string()));
+                    continue;
+                }
+                info!(topic = %name, partitions = created.num_partitions, "created topic");
+            }
+            drop(controller);
+            if !detailed {
+                results.push(result);
+                continue;
+            }
+            let topic_id = if request.validate_only || ctx.api_version < 7 {
+                TopicId::nil()
+            } else {
+                created.topic_id
+            };
+            results.push(
+                result
+                    .with_topic_id(topic_id)
+                    .with_num_partitions(created.num_partitions)
+                    .with_replication_factor(created.replication_factor)
+                    .with_configs(Some(configs_of(&broker, &created.configs))),
+            );
+        }
+        CreateTopicsResponse::default().with_topics(results)
+    }
+}
+
+fn error(result: CreatableTopicResult, code: ErrorCode, message: String) -> CreatableTopicResult {
+    result
+        .with_error_code(code.code())
+        .with_error_message(Some(StrBytes::from_string(message)))
+}
+
+fn configs_of(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
+    resolve_topic_configs(overrides, &broker.config)
+        .into_iter()
+        .map(|c| {
+            CreatableTopicConfigs::default()
+                .with_name(StrBytes::from_static_str(c.name))
+                .with_value(Some(StrBytes::from_string(c.value)))
+                .with_config_source(c.source as i8)
+        })
+        .collect()
+}

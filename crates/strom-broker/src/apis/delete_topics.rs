@@ -1,0 +1,81 @@
+//! DeleteTopics, by name (all versions) or by topic id (v6+).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strom_metadata::controller::{delete_topic, delete_topic_by_id};
+use strom_types::TopicId;
+use tracing::info;
+
+use super::{Handler, RequestContext};
+use crate::broker::Broker;
+use crate::errors::{controller_error_code, log_error_code};
+
+pub struct DeleteTopicsHandler;
+
+impl Handler for DeleteTopicsHandler {
+    type Request = DeleteTopicsRequest;
+    const KEY: ApiKey = ApiKey::DeleteTopics;
+
+    async fn handle(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        request: DeleteTopicsRequest,
+    ) -> DeleteTopicsResponse {
+        let targets: Vec<(Option<TopicName>, TopicId)> = if ctx.api_version >= 6 {
+            request
+                .topics
+                .into_iter()
+                .map(|t| (t.name, t.topic_id))
+                .collect()
+        } else {
+            request
+                .topic_names
+                .into_iter()
+                .map(|n| (Some(n), TopicId::nil()))
+                .collect()
+        };
+        let mut responses = Vec::with_capacity(targets.len());
+        for (name, topic_id) in targets {
+            let mut controller = broker.controller().await;
+            let image = broker.image();
+            let decided = match &name {
+                Some(name) => delete_topic(&image, name).map(|records| {
+                    let id = image.topic(name).map_or(TopicId::nil(), |t| t.id);
+                    (name.to_string(), id, records)
+                }),
+                None => delete_topic_by_id(&image, topic_id)
+                    .map(|(name, records)| (name, topic_id, records)),
+            };
+            // error_message exists from v5, topic_id from v6.
+            let message =
+                |text: String| (ctx.api_version >= 5).then(|| StrBytes::from_string(text));
+            let by_id = ctx.api_version >= 6;
+            let result = DeletableTopicResult::default()
+                .with_name(name.clone())
+                .with_topic_id(topic_id);
+            let result = match decided {
+                Err(e) => result
+                    .with_error_code(controller_error_code(&e).code())
+                    .with_error_message(message(e.to_string())),
+                Ok((deleted_name, deleted_id, records)) => {
+                    match broker.commit(&mut controller, records) {
+                        Ok(()) => {
+                            info!(topic = %deleted_name, "deleted topic");
+                            result
+                                .with_name(Some(TopicName(StrBytes::from_string(deleted_name))))
+                                .with_topic_id(if by_id { deleted_id } else { TopicId::nil() })
+                        }
+                        Err(e) => result
+                            .with_error_code(log_error_code(&e).code())
+                            .with_error_message(message(e.to_string())),
+                    }
+                }
+            };
+            responses.push(result);
+        }
+        DeleteTopicsResponse::default().with_responses(responses)
+    }
+}

@@ -1,0 +1,176 @@
+//! Fetch: whole batches are read straight from the log files, never decoded.
+//! When fewer than min_bytes are ready, the request parks until an append
+//! wakes it or max_wait_ms passes. Fetch sessions are not kept: a response
+//! always carries session id 0, which tells clients to send full fetches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use strom_types::ErrorCode;
+
+use super::{Handler, RequestContext};
+use crate::broker::Broker;
+use crate::errors::log_error_code;
+
+pub struct FetchHandler;
+
+const READ_COMMITTED: i8 = 1;
+
+impl Handler for FetchHandler {
+    type Request = FetchRequest;
+    const KEY: ApiKey = ApiKey::Fetch;
+
+    async fn handle(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        request: FetchRequest,
+    ) -> FetchResponse {
+        if request.session_id != 0 {
+            return FetchResponse::default()
+                .with_error_code(ErrorCode::FetchSessionIdNotFound.code());
+        }
+        if request.session_epoch != -1 && request.session_epoch != 0 {
+            return FetchResponse::default()
+                .with_error_code(ErrorCode::InvalidFetchSessionEpoch.code());
+        }
+        let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            // Registered before reading, so an append in between still wakes us.
+            let notified = broker.data_arrived.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (responses, bytes, has_error) = read_all(&broker, &request, ctx.api_version);
+            let expired = tokio::time::Instant::now() >= deadline;
+            if bytes >= request.min_bytes.max(0) as usize
+                || has_error
+                || expired
+                || request.max_wait_ms <= 0
+            {
+                return FetchResponse::default().with_responses(responses);
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}
+
+fn read_all(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let by_id = version >= 13;
+    // log_start_offset exists from v5.
+    let start_offset = |offset: i64| if version >= 5 { offset } else { -1 };
+    let image = broker.image();
+    let mut budget = request.max_bytes.max(0) as usize;
+    let mut total = 0usize;
+    let mut has_error = false;
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let mut responses = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
+        let name = topic_name(&image, topic, by_id);
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for wanted in &topic.partitions {
+            let mut data = PartitionData::default()
+                .with_partition_index(wanted.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1));
+            if read_committed {
+                data.aborted_transactions = Some(Vec::new());
+            }
+            let partition = match &name {
+                None => Err(ErrorCode::UnknownTopicId),
+                Some(name) => broker
+                    .partition(name, wanted.partition)
+                    .ok_or(ErrorCode::UnknownTopicOrPartition),
+            };
+            let result = partition.and_then(|partition| {
+                if wanted.current_leader_epoch > partition.leader_epoch {
+                    return Err(ErrorCode::UnknownLeaderEpoch);
+                }
+                if wanted.current_leader_epoch >= 0
+                    && wanted.current_leader_epoch < partition.leader_epoch
+                {
+                    return Err(ErrorCode::FencedLeaderEpoch);
+                }
+                let limit = (wanted.partition_max_bytes.max(0) as usize).min(budget);
+                let min_one_batch = total == 0;
+                partition
+                    .with_log(|log| {
+                        let high_watermark = log.log_end_offset();
+                        let start = log.log_start_offset();
+                        if limit == 0 && !min_one_batch {
+                            return Ok((high_watermark, start, None));
+                        }
+                        let read =
+                            log.read(wanted.fetch_offset, limit, high_watermark, min_one_batch)?;
+                        Ok((high_watermark, start, Some(read.bytes)))
+                    })
+                    .map_err(|e| log_error_code(&e))
+                    .map(|r| (r, partition.clone()))
+            });
+            match result {
+                Ok(((high_watermark, log_start_offset, records), _)) => {
+                    let size = records.as_ref().map_or(0, |r| r.len());
+                    total += size;
+                    budget = budget.saturating_sub(size);
+                    data = data
+                        .with_high_watermark(high_watermark)
+                        .with_last_stable_offset(high_watermark)
+                        .with_log_start_offset(start_offset(log_start_offset))
+                        .with_records(Some(records.unwrap_or_default()));
+                }
+                Err(code) => {
+                    has_error = true;
+                    if code == ErrorCode::OffsetOutOfRange {
+                        if let Some(p) = name
+                            .as_deref()
+                            .and_then(|n| broker.partition(n, wanted.partition))
+                        {
+                            if let Ok((hw, start)) =
+                                p.with_log(|log| Ok((log.log_end_offset(), log.log_start_offset())))
+                            {
+                                data = data
+                                    .with_high_watermark(hw)
+                                    .with_last_stable_offset(hw)
+                                    .with_log_start_offset(start_offset(start));
+                            }
+                        }
+                    }
+                    data = data
+                        .with_error_code(code.code())
+                        .with_records(Some(Default::default()));
+                }
+            }
+            partitions.push(data);
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (responses, total, has_error)
+}
+
+fn topic_name(
+    image: &strom_metadata::MetadataImage,
+    topic: &FetchTopic,
+    by_id: bool,
+) -> Option<String> {
+    if by_id {
+        image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+    } else {
+        Some(topic.topic.to_string())
+    }
+}

@@ -1,0 +1,73 @@
+//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT per config.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{
+    ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use strom_metadata::controller::{incremental_alter_topic_configs, AlterOp};
+use strom_metadata::topic_config::resolve_topic_config;
+use strom_metadata::{ConfigResource, ControllerError};
+
+use super::alter_configs::{alter, response};
+use super::{Handler, RequestContext};
+use crate::broker::Broker;
+
+pub struct IncrementalAlterConfigsHandler;
+
+impl Handler for IncrementalAlterConfigsHandler {
+    type Request = IncrementalAlterConfigsRequest;
+    const KEY: ApiKey = ApiKey::IncrementalAlterConfigs;
+
+    async fn handle(
+        broker: Arc<Broker>,
+        _ctx: RequestContext,
+        request: IncrementalAlterConfigsRequest,
+    ) -> IncrementalAlterConfigsResponse {
+        let mut responses = Vec::with_capacity(request.resources.len());
+        for resource in &request.resources {
+            let name = resource.resource_name.to_string();
+            let ops: Result<Vec<(String, AlterOp, Option<String>)>, ControllerError> = resource
+                .configs
+                .iter()
+                .map(|c| {
+                    let op = AlterOp::from_code(c.config_operation).ok_or_else(|| {
+                        ControllerError::InvalidRequest(format!(
+                            "Unknown config operation {}",
+                            c.config_operation
+                        ))
+                    })?;
+                    Ok((
+                        c.name.to_string(),
+                        op,
+                        c.value.as_ref().map(|v| v.to_string()),
+                    ))
+                })
+                .collect();
+            let outcome = alter(
+                &broker,
+                resource.resource_type,
+                &name,
+                request.validate_only,
+                |image| {
+                    let overrides = image.configs(&ConfigResource::Topic(name.clone()));
+                    let current = |config: &str| {
+                        resolve_topic_config(config, &overrides, &broker.config).map(|r| r.value)
+                    };
+                    incremental_alter_topic_configs(image, &name, &ops?, &current)
+                },
+            )
+            .await;
+            let r = response(resource.resource_type, &resource.resource_name, outcome);
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_error_code(r.error_code)
+                    .with_error_message(r.error_message)
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name),
+            );
+        }
+        IncrementalAlterConfigsResponse::default().with_responses(responses)
+    }
+}

@@ -1,0 +1,216 @@
+//! The table of Kafka APIs this broker serves. Each API lives in its own
+//! module as a [`Handler`]; the table says which keys and versions exist,
+//! and ApiVersions advertises exactly that table.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{
+    Decodable, Encodable, HeaderVersion, Message, Request, VersionRange,
+};
+
+use crate::broker::Broker;
+
+mod alter_configs;
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_log_dirs;
+mod fetch;
+mod incremental_alter_configs;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+/// What a handler knows about the request beyond its body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub api_version: i16,
+    pub client_id: Option<String>,
+    pub peer: std::net::SocketAddr,
+}
+
+/// One Kafka API.
+pub trait Handler: Send + Sync + 'static {
+    type Request: Request + Send + 'static;
+    const KEY: ApiKey;
+    /// The versions served; the codec's full range unless narrowed.
+    const VERSIONS: VersionRange = <Self::Request as Message>::VERSIONS;
+
+    fn handle(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        request: Self::Request,
+    ) -> impl Future<Output = <Self::Request as Request>::Response> + Send;
+
+    /// Whether a response goes back at all (false only for acks=0 produce).
+    fn expects_response(_request: &Self::Request) -> bool {
+        true
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("unsupported version {version} of {key:?}")]
+    UnsupportedVersion { key: ApiKey, version: i16 },
+    #[error("unknown api key {0}")]
+    UnknownApiKey(i16),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("failed to encode the response: {0}")]
+    Encode(String),
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Option<BytesMut>, DispatchError>> + Send>>;
+
+/// A handler with its types erased, so that the table can hold them all.
+pub trait Api: Send + Sync {
+    fn key(&self) -> ApiKey;
+    fn versions(&self) -> VersionRange;
+    /// Decodes the body, runs the handler and encodes the whole response
+    /// frame (size prefix, header, body).
+    fn call(
+        &self,
+        broker: Arc<Broker>,
+        header: RequestHeader,
+        body: Bytes,
+        peer: std::net::SocketAddr,
+    ) -> ResponseFuture;
+}
+
+struct Erased<H>(std::marker::PhantomData<H>);
+
+impl<H: Handler> Api for Erased<H> {
+    fn key(&self) -> ApiKey {
+        H::KEY
+    }
+
+    fn versions(&self) -> VersionRange {
+        H::VERSIONS
+    }
+
+    fn call(
+        &self,
+        broker: Arc<Broker>,
+        header: RequestHeader,
+        mut body: Bytes,
+        peer: std::net::SocketAddr,
+    ) -> ResponseFuture {
+        Box::pin(async move {
+            let version = header.request_api_version;
+            let request = decode_guarded::<H::Request>(&mut body, version)?;
+            let wants_response = H::expects_response(&request);
+            let ctx = RequestContext {
+                api_version: version,
+                client_id: header.client_id.as_ref().map(|c| c.to_string()),
+                peer,
+            };
+            let response = H::handle(broker, ctx, request).await;
+            if !wants_response {
+                return Ok(None);
+            }
+            encode_response::<<H::Request as Request>::Response>(
+                header.correlation_id,
+                version,
+                &response,
+            )
+            .map(Some)
+        })
+    }
+}
+
+/// Decodes untrusted bytes. The codec is not ours, so a panic inside it is
+/// caught and treated as a malformed request rather than a dead connection task.
+fn decode_guarded<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, DispatchError> {
+    let mut input = body.clone();
+    let result = std::panic::catch_unwind(move || T::decode(&mut input, version));
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(DispatchError::Malformed(format!("{e:#}"))),
+        Err(_) => Err(DispatchError::Malformed("the decoder panicked".into())),
+    }
+}
+
+pub fn encode_response<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    response: &R,
+) -> Result<BytesMut, DispatchError> {
+    // The frame's size prefix is written first and patched once the size is known.
+    let mut buf = BytesMut::with_capacity(64);
+    buf.extend_from_slice(&[0u8; 4]);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    header
+        .encode(&mut buf, R::header_version(version))
+        .map_err(|e| DispatchError::Encode(e.to_string()))?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| DispatchError::Encode(e.to_string()))?;
+    let size = i32::try_from(buf.len() - 4)
+        .map_err(|_| DispatchError::Encode("response larger than 2 GiB".into()))?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf)
+}
+
+fn erased<H: Handler>() -> Box<dyn Api> {
+    Box::new(Erased::<H>(std::marker::PhantomData))
+}
+
+/// Every API served, indexed by api key.
+pub struct ApiTable {
+    by_key: Vec<Option<Box<dyn Api>>>,
+}
+
+impl ApiTable {
+    pub fn new() -> Self {
+        let apis = vec![
+            erased::<produce::ProduceHandler>(),
+            erased::<fetch::FetchHandler>(),
+            erased::<list_offsets::ListOffsetsHandler>(),
+            erased::<metadata::MetadataHandler>(),
+            erased::<api_versions::ApiVersionsHandler>(),
+            erased::<create_topics::CreateTopicsHandler>(),
+            erased::<delete_topics::DeleteTopicsHandler>(),
+            erased::<delete_records::DeleteRecordsHandler>(),
+            erased::<describe_configs::DescribeConfigsHandler>(),
+            erased::<alter_configs::AlterConfigsHandler>(),
+            erased::<describe_log_dirs::DescribeLogDirsHandler>(),
+            erased::<create_partitions::CreatePartitionsHandler>(),
+            erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
+            erased::<describe_cluster::DescribeClusterHandler>(),
+        ];
+        let max_key = apis.iter().map(|a| a.key() as usize).max().unwrap_or(0);
+        let mut by_key: Vec<Option<Box<dyn Api>>> = (0..=max_key).map(|_| None).collect();
+        for api in apis {
+            let key = api.key() as usize;
+            by_key[key] = Some(api);
+        }
+        Self { by_key }
+    }
+
+    pub fn get(&self, key: i16) -> Option<&dyn Api> {
+        usize::try_from(key)
+            .ok()
+            .and_then(|k| self.by_key.get(k))
+            .and_then(|a| a.as_deref())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Api> {
+        self.by_key.iter().filter_map(|a| a.as_deref())
+    }
+}
+
+impl Default for ApiTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub use api_versions::unsupported_api_versions_response;

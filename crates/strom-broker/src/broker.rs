@@ -1,0 +1,372 @@
+//! The broker's shared state: configuration, the metadata image, the
+//! partitions hosted here, and the one path by which metadata changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use strom_log::{LogError, PartitionLog};
+use strom_metadata::{BrokerEndpoint, ConfigResource, MetadataImage, MetadataRecord};
+use strom_types::TopicId;
+use tokio::sync::{Mutex, Notify};
+use tracing::{info, warn};
+
+use crate::apis::ApiTable;
+use crate::config::BrokerConfig;
+use crate::metadata_log::{MetadataLog, MetadataLogError, METADATA_LOG_DIR};
+use crate::metrics::{Metrics, PartitionLabels};
+use crate::partition::Partition;
+use crate::topic_settings;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("log dir {path}: {source}")]
+    LogDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    MetaProperties(#[from] crate::meta_properties::MetaPropertiesError),
+    #[error(transparent)]
+    MetadataLog(#[from] MetadataLogError),
+    #[error("partition {topic}-{partition}: {source}")]
+    Partition {
+        topic: String,
+        partition: i32,
+        source: LogError,
+    },
+}
+
+type PartitionMap = HashMap<String, BTreeMap<i32, Arc<Partition>>>;
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub apis: ApiTable,
+    pub metrics: Metrics,
+    image: RwLock<Arc<MetadataImage>>,
+    /// Held for the whole read-decide-append-apply of a metadata change, so
+    /// changes are serialized exactly as a controller would order them.
+    controller: Mutex<Option<MetadataLog>>,
+    partitions: RwLock<PartitionMap>,
+    /// Woken on every append, so parked fetches can look again.
+    pub data_arrived: Notify,
+}
+
+/// The file in each partition dir naming the topic id it belongs to, so a
+/// dir left behind by a deleted topic is never mistaken for a new one.
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
+const DELETE_SUFFIX: &str = "-delete";
+
+impl Broker {
+    pub fn open(config: BrokerConfig) -> Result<Arc<Self>, StartupError> {
+        let log_dir = config.log_dir.clone();
+        std::fs::create_dir_all(&log_dir).map_err(|source| StartupError::LogDir {
+            path: log_dir.display().to_string(),
+            source,
+        })?;
+        let cluster_id = crate::meta_properties::load_or_create(&log_dir, config.node_id)?;
+        remove_deleted_dirs(&log_dir);
+        let (metadata_log, image, replayed) = MetadataLog::open(&log_dir, now_ms())?;
+        info!(records = replayed, topics = image.topic_count(), %cluster_id, "metadata log replayed");
+        let broker = Arc::new(Self {
+            config,
+            cluster_id,
+            apis: ApiTable::new(),
+            metrics: Metrics::new(),
+            image: RwLock::new(Arc::new(MetadataImage::default())),
+            controller: Mutex::new(Some(metadata_log)),
+            partitions: RwLock::new(HashMap::new()),
+            data_arrived: Notify::new(),
+        });
+        broker.publish(image)?;
+        broker.remove_stray_partition_dirs();
+        Ok(broker)
+    }
+
+    /// Registers this broker's endpoints in the metadata log if they changed.
+    pub async fn register(&self) -> Result<(), LogError> {
+        let endpoints: Vec<BrokerEndpoint> = self
+            .config
+            .advertised_listeners
+            .iter()
+            .map(|l| BrokerEndpoint {
+                listener: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+            })
+            .collect();
+        let current = self.image();
+        if current
+            .broker(self.config.node_id)
+            .is_some_and(|b| b.endpoints == endpoints)
+        {
+            return Ok(());
+        }
+        let mut controller = self.controller.lock().await;
+        self.commit(
+            &mut controller,
+            vec![MetadataRecord::RegisterBroker {
+                broker_id: self.config.node_id,
+                endpoints,
+                rack: None,
+            }],
+        )
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Locks the controller for a read-decide-commit sequence.
+    pub async fn controller(&self) -> tokio::sync::MutexGuard<'_, Option<MetadataLog>> {
+        self.controller.lock().await
+    }
+
+    /// Persists records to the metadata log, then applies them. The caller
+    /// holds the controller lock and computed the records from `image()`.
+    pub fn commit(
+        &self,
+        controller: &mut Option<MetadataLog>,
+        records: Vec<MetadataRecord>,
+    ) -> Result<(), LogError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let log = controller
+            .as_mut()
+            .ok_or_else(|| LogError::Io(std::io::Error::other("the metadata log is closed")))?;
+        log.append(&records, now_ms())?;
+        let next = self.image().apply(&records);
+        if let Err(e) = self.publish(next) {
+            // The records are durable; the partitions catch up at the next start.
+            warn!(error = %e, "applying committed metadata to local partitions failed");
+        }
+        Ok(())
+    }
+
+    /// Makes `next` the current image and brings the hosted partitions in line.
+    fn publish(&self, next: MetadataImage) -> Result<(), StartupError> {
+        let previous = {
+            let mut guard = self.image.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::replace(&mut *guard, Arc::new(next))
+        };
+        let next = self.image();
+        self.remove_deleted_partitions(&next);
+        self.open_new_partitions(&next)?;
+        self.refresh_changed_settings(&previous, &next);
+        Ok(())
+    }
+
+    fn open_new_partitions(&self, image: &MetadataImage) -> Result<(), StartupError> {
+        for topic in image.topics() {
+            for partition in topic.partitions.values() {
+                if !partition.replicas.contains(&self.config.node_id)
+                    || self.partition(&topic.name, partition.partition).is_some()
+                {
+                    continue;
+                }
+                let settings = topic_settings::resolve(image, &self.config, &topic.name);
+                let dir = partition_dir(&self.config.log_dir, &topic.name, partition.partition);
+                let log =
+                    open_partition_log(&dir, topic.id, settings.log.clone()).map_err(|source| {
+                        StartupError::Partition {
+                            topic: topic.name.clone(),
+                            partition: partition.partition,
+                            source,
+                        }
+                    })?;
+                let hosted = Arc::new(Partition::new(
+                    topic.name.clone(),
+                    topic.id,
+                    partition.partition,
+                    partition.replicas.clone(),
+                    partition.leader_epoch,
+                    log,
+                    settings,
+                ));
+                self.partitions
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(topic.name.clone())
+                    .or_default()
+                    .insert(partition.partition, hosted);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_deleted_partitions(&self, image: &MetadataImage) {
+        let removed: Vec<Arc<Partition>> = {
+            let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+            let mut removed = Vec::new();
+            partitions.retain(|name, by_index| {
+                let keep = image
+                    .topic(name)
+                    .is_some_and(|t| by_index.values().next().is_none_or(|p| p.topic_id == t.id));
+                if !keep {
+                    removed.extend(by_index.values().cloned());
+                }
+                keep
+            });
+            removed
+        };
+        for partition in removed {
+            let _ = partition.take_log();
+            let dir = partition_dir(&self.config.log_dir, &partition.topic, partition.index);
+            delete_partition_dir(&dir, partition.topic_id);
+            info!(topic = %partition.topic, partition = partition.index, "partition deleted");
+        }
+    }
+
+    fn refresh_changed_settings(&self, previous: &MetadataImage, next: &MetadataImage) {
+        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        for (name, by_index) in partitions.iter() {
+            let resource = ConfigResource::Topic(name.clone());
+            if previous.configs(&resource) == next.configs(&resource) {
+                continue;
+            }
+            let settings = topic_settings::resolve(next, &self.config, name);
+            for partition in by_index.values() {
+                partition.update_settings(settings.clone());
+            }
+        }
+    }
+
+    /// Removes partition dirs that no topic in the image owns (left by a crash
+    /// between a topic's deletion being committed and its files going).
+    fn remove_stray_partition_dirs(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.config.log_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !entry.path().is_dir() || name == METADATA_LOG_DIR {
+                continue;
+            }
+            let Some((topic, index)) = name.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(index) = index.parse::<i32>() else {
+                continue;
+            };
+            if self.partition(topic, index).is_none() {
+                warn!(dir = %name, "removing a partition dir that no topic owns");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+            .and_then(|by_index| by_index.get(&index))
+            .cloned()
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .flat_map(|by_index| by_index.values().cloned())
+            .collect()
+    }
+
+    pub fn refresh_partition_metrics(&self) {
+        self.metrics.partition_log_size.clear();
+        for partition in self.all_partitions() {
+            if let Ok(size) = partition.with_log(|log| Ok(log.size_bytes())) {
+                self.metrics
+                    .partition_log_size
+                    .get_or_create(&PartitionLabels {
+                        topic: partition.topic.clone(),
+                        partition: partition.index.to_string(),
+                    })
+                    .set(size as i64);
+            }
+        }
+    }
+
+    /// Closes every log cleanly (flush and clean-shutdown marker).
+    pub async fn shutdown(&self) {
+        for partition in self.all_partitions() {
+            if let Some(log) = partition.take_log() {
+                if let Err(e) = log.close() {
+                    warn!(topic = %partition.topic, partition = partition.index, error = %e, "closing log failed");
+                }
+            }
+        }
+        if let Some(log) = self.controller.lock().await.take() {
+            if let Err(e) = log.close() {
+                warn!(error = %e, "closing the metadata log failed");
+            }
+        }
+        info!("all logs closed cleanly");
+    }
+}
+
+pub fn partition_dir(log_dir: &Path, topic: &str, index: i32) -> PathBuf {
+    log_dir.join(format!("{topic}-{index}"))
+}
+
+fn open_partition_log(
+    dir: &Path,
+    topic_id: TopicId,
+    config: strom_log::LogConfig,
+) -> Result<PartitionLog, LogError> {
+    let marker = dir.join(PARTITION_METADATA_FILE);
+    let expected = format!("version: 0\ntopic_id: {topic_id}\n");
+    match std::fs::read_to_string(&marker) {
+        Ok(found) if found == expected => {}
+        Ok(_) => {
+            warn!(dir = %dir.display(), "partition dir belongs to an older topic of the same name; removing it");
+            std::fs::remove_dir_all(dir)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    std::fs::create_dir_all(dir)?;
+    if !marker.exists() {
+        std::fs::write(&marker, expected)?;
+    }
+    PartitionLog::open(dir.to_path_buf(), config, now_ms())
+}
+
+/// Renames first so the name is free at once, then deletes the files.
+fn delete_partition_dir(dir: &Path, topic_id: TopicId) {
+    let Some(name) = dir.file_name() else { return };
+    let renamed = dir.with_file_name(format!(
+        "{}.{}{DELETE_SUFFIX}",
+        name.to_string_lossy(),
+        topic_id.simple()
+    ));
+    if let Err(e) = std::fs::rename(dir, &renamed) {
+        warn!(dir = %dir.display(), error = %e, "renaming a deleted partition dir failed");
+        return;
+    }
+    std::thread::spawn(move || {
+        if let Err(e) = std::fs::remove_dir_all(&renamed) {
+            warn!(dir = %renamed.display(), error = %e, "removing a deleted partition dir failed");
+        }
+    });
+}
+
+fn remove_deleted_dirs(log_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(DELETE_SUFFIX) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

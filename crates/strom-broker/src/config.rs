@@ -1,0 +1,308 @@
+//! Broker configuration, typed from Kafka's config names. The binary gathers
+//! name/value pairs from a file, the environment and flags; this module only
+//! parses and checks them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use strom_metadata::topic_config::{BrokerConfigLookup, ConfigSource, TOPIC_CONFIGS};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("invalid value {value:?} for {name}: {why}")]
+    Invalid {
+        name: String,
+        value: String,
+        why: String,
+    },
+}
+
+/// One `NAME://host:port` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        let host = if host == "localhost" {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        format!("{host}:{}", self.port)
+            .parse()
+            .map_err(|e| ConfigError::Invalid {
+                name: "listeners".into(),
+                value: format!("{}:{}", self.host, self.port),
+                why: format!("{e}"),
+            })
+    }
+}
+
+/// A broker config this broker knows: its name, default and Kafka type name.
+pub struct BrokerConfigDef {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub config_type: strom_metadata::topic_config::ConfigType,
+}
+
+macro_rules! broker_defs {
+    ($(($name:expr, $default:expr, $ty:ident)),* $(,)?) => {
+        &[$(BrokerConfigDef { name: $name, default: $default, config_type: strom_metadata::topic_config::ConfigType::$ty }),*]
+    };
+}
+
+/// Broker configs served by DescribeConfigs, besides the topic synonyms.
+pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
+    ("advertised.listeners", None, String),
+    ("auto.create.topics.enable", Some("true"), Boolean),
+    ("default.replication.factor", Some("1"), Int),
+    ("listeners", Some("PLAINTEXT://127.0.0.1:9092"), String),
+    ("log.dirs", Some("./data"), String),
+    ("log.retention.check.interval.ms", Some("300000"), Long),
+    ("log.retention.hours", Some("168"), Int),
+    ("log.roll.hours", Some("168"), Int),
+    ("max.connections", Some("2147483647"), Int),
+    ("node.id", Some("1"), Int),
+    ("num.partitions", Some("1"), Int),
+    ("socket.request.max.bytes", Some("104857600"), Int),
+    ("strom.metrics.listener", Some("127.0.0.1:9644"), String),
+];
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub log_retention_check_interval_ms: u64,
+    pub max_connections: usize,
+    /// Where Prometheus scrapes `/metrics`; empty disables it.
+    pub metrics_listener: Option<SocketAddr>,
+    /// Every config that was set explicitly, by Kafka name.
+    pub explicit: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self::from_map(BTreeMap::new()).expect("defaults are valid")
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    map: &BTreeMap<String, String>,
+    name: &str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match map.get(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name: name.into(),
+                value: value.clone(),
+                why: e.to_string(),
+            }),
+    }
+}
+
+pub fn parse_listeners(name: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid {
+        name: name.into(),
+        value: value.into(),
+        why: why.into(),
+    };
+    let mut listeners = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (listener_name, address) = item
+            .split_once("://")
+            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = port.parse().map_err(|_| invalid("port is not a number"))?;
+        listeners.push(Listener {
+            name: listener_name.to_string(),
+            host: host.to_string(),
+            port,
+        });
+    }
+    if listeners.is_empty() {
+        return Err(invalid("no listener given"));
+    }
+    Ok(listeners)
+}
+
+impl BrokerConfig {
+    pub fn from_map(map: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let listeners = parse_listeners(
+            "listeners",
+            map.get("listeners")
+                .map_or("PLAINTEXT://127.0.0.1:9092", String::as_str),
+        )?;
+        if listeners.iter().any(|l| l.name != "PLAINTEXT") {
+            return Err(ConfigError::Invalid {
+                name: "listeners".into(),
+                value: map["listeners"].clone(),
+                why: "only PLAINTEXT listeners are supported so far".into(),
+            });
+        }
+        let advertised_listeners = match map.get("advertised.listeners") {
+            Some(v) => parse_listeners("advertised.listeners", v)?,
+            None => listeners
+                .iter()
+                .map(|l| Listener {
+                    host: if l.host.is_empty() || l.host == "0.0.0.0" {
+                        "127.0.0.1".into()
+                    } else {
+                        l.host.clone()
+                    },
+                    ..l.clone()
+                })
+                .collect(),
+        };
+        let log_dirs = map
+            .get("log.dirs")
+            .or_else(|| map.get("log.dir"))
+            .cloned()
+            .unwrap_or_else(|| "./data".into());
+        let log_dir = log_dirs.split(',').next().unwrap_or("./data").trim().into();
+        let metrics_listener = match map.get("strom.metrics.listener").map(|s| s.trim()) {
+            Some("") => None,
+            Some(v) => {
+                Some(
+                    v.parse()
+                        .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                            name: "strom.metrics.listener".into(),
+                            value: v.into(),
+                            why: e.to_string(),
+                        })?,
+                )
+            }
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9644))),
+        };
+        let num_partitions = parse(&map, "num.partitions", 1i32)?;
+        if num_partitions < 1 {
+            return Err(ConfigError::Invalid {
+                name: "num.partitions".into(),
+                value: num_partitions.to_string(),
+                why: "must be at least 1".into(),
+            });
+        }
+        let config = Self {
+            node_id: parse(&map, "node.id", 1)?,
+            listeners,
+            advertised_listeners,
+            log_dir,
+            num_partitions,
+            default_replication_factor: parse(&map, "default.replication.factor", 1)?,
+            auto_create_topics_enable: parse(&map, "auto.create.topics.enable", true)?,
+            socket_request_max_bytes: parse(&map, "socket.request.max.bytes", 104_857_600usize)?,
+            log_retention_check_interval_ms: parse(
+                &map,
+                "log.retention.check.interval.ms",
+                300_000u64,
+            )?,
+            max_connections: parse(&map, "max.connections", i32::MAX as usize)?,
+            metrics_listener,
+            explicit: map,
+        };
+        for (name, value) in &config.explicit {
+            if let Some(def) = TOPIC_CONFIGS
+                .iter()
+                .find(|d| d.synonyms.iter().any(|s| s.name == name))
+            {
+                let multiplier = def
+                    .synonyms
+                    .iter()
+                    .find(|s| s.name == name)
+                    .map_or(1, |s| s.multiplier);
+                let value_in_topic_units = match value.trim().parse::<i64>() {
+                    Ok(n) if multiplier != 1 => n.saturating_mul(multiplier).to_string(),
+                    _ => value.clone(),
+                };
+                def.validate(&value_in_topic_units)
+                    .map_err(|why| ConfigError::Invalid {
+                        name: name.clone(),
+                        value: value.clone(),
+                        why,
+                    })?;
+            } else if !BROKER_CONFIGS.iter().any(|d| d.name == name) && name != "log.dir" {
+                tracing::warn!(config = %name, "the configuration was supplied but isn't a known config");
+            }
+        }
+        Ok(config)
+    }
+}
+
+impl BrokerConfigLookup for BrokerConfig {
+    fn broker_config(&self, name: &str) -> Option<(String, ConfigSource)> {
+        if let Some(value) = self.explicit.get(name) {
+            return Some((value.clone(), ConfigSource::StaticBrokerConfig));
+        }
+        // Kafka's own defaults for the hour-based synonyms show up as
+        // DEFAULT_CONFIG synonyms, never as the winning source.
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_configuration_defaults() {
+        let config = BrokerConfig::default();
+        assert_eq!(
+            config.listeners[0].socket_addr().unwrap().to_string(),
+            "127.0.0.1:9092"
+        );
+        assert_eq!(config.advertised_listeners[0].host, "127.0.0.1");
+        assert_eq!(config.log_dir, PathBuf::from("./data"));
+        assert_eq!(config.socket_request_max_bytes, 104_857_600);
+        assert!(config.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn kafka_names_are_parsed_and_checked() {
+        let map = BTreeMap::from([
+            (
+                "listeners".to_string(),
+                "PLAINTEXT://127.0.0.1:19092".to_string(),
+            ),
+            ("auto.create.topics.enable".to_string(), "false".to_string()),
+            ("num.partitions".to_string(), "3".to_string()),
+            ("log.dirs".to_string(), "/tmp/a,/tmp/b".to_string()),
+        ]);
+        let config = BrokerConfig::from_map(map).unwrap();
+        assert_eq!(config.listeners[0].port, 19092);
+        assert!(!config.auto_create_topics_enable);
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.log_dir, PathBuf::from("/tmp/a"));
+        let bad = BTreeMap::from([("num.partitions".to_string(), "many".to_string())]);
+        assert!(BrokerConfig::from_map(bad).is_err());
+        let bad = BTreeMap::from([("log.retention.ms".to_string(), "-7".to_string())]);
+        assert!(BrokerConfig::from_map(bad).is_err());
+        let bad = BTreeMap::from([("listeners".to_string(), "127.0.0.1:9092".to_string())]);
+        assert!(BrokerConfig::from_map(bad).is_err());
+    }
+}

@@ -1,0 +1,71 @@
+//! The one place where domain errors become Kafka error codes.
+
+use strom_log::LogError;
+use strom_metadata::ControllerError;
+use strom_types::ErrorCode;
+use strom_wire::batch::BatchError;
+
+pub fn controller_error_code(error: &ControllerError) -> ErrorCode {
+    match error {
+        ControllerError::InvalidTopic(_) => ErrorCode::InvalidTopicException,
+        ControllerError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+        ControllerError::UnknownTopicOrPartition(_) => ErrorCode::UnknownTopicOrPartition,
+        ControllerError::UnknownTopicId(_) => ErrorCode::UnknownTopicId,
+        ControllerError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        ControllerError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
+        ControllerError::InvalidReplicaAssignment(_) => ErrorCode::InvalidReplicaAssignment,
+        ControllerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+        ControllerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+        ControllerError::PolicyViolation(_) => ErrorCode::PolicyViolation,
+    }
+}
+
+pub fn log_error_code(error: &LogError) -> ErrorCode {
+    match error {
+        LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        LogError::AppendTooLarge { .. } => ErrorCode::RecordListTooLarge,
+        LogError::InvalidBatch(_) | LogError::EmptyAppend => ErrorCode::CorruptMessage,
+        _ => ErrorCode::KafkaStorageError,
+    }
+}
+
+pub fn batch_error_code(_error: &BatchError) -> ErrorCode {
+    ErrorCode::CorruptMessage
+}
+
+/// Failures of the produce path for one partition, before or after the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("{0}")]
+    Batch(#[from] BatchError),
+    #[error("{0}")]
+    Log(#[from] LogError),
+    #[error("{0}")]
+    InvalidRecord(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    InvalidTimestamp(String),
+    #[error("{0}")]
+    NotEnoughReplicas(String),
+    #[error("{0}")]
+    Compression(String),
+    #[error("this server does not host this topic-partition")]
+    UnknownTopicOrPartition,
+    #[error("this server does not host this topic id")]
+    UnknownTopicId,
+}
+
+pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
+    match error {
+        ProduceError::Batch(e) => batch_error_code(e),
+        ProduceError::Log(e) => log_error_code(e),
+        ProduceError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+        ProduceError::TooLarge(_) => ErrorCode::MessageTooLarge,
+        ProduceError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
+        ProduceError::NotEnoughReplicas(_) => ErrorCode::NotEnoughReplicas,
+        ProduceError::Compression(_) => ErrorCode::CorruptMessage,
+        ProduceError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+        ProduceError::UnknownTopicId => ErrorCode::UnknownTopicId,
+    }
+}

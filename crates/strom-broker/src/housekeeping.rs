@@ -1,0 +1,64 @@
+//! Background work on every hosted log: retention on its own interval
+//! (log.retention.check.interval.ms), rolling and flushing every second.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::broker::{now_ms, Broker};
+
+const ROLL_AND_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
+    let retention_every =
+        Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1));
+    vec![
+        tokio::spawn(every(broker.clone(), retention_every, enforce_retention)),
+        tokio::spawn(every(broker, ROLL_AND_FLUSH_INTERVAL, roll_and_flush)),
+    ]
+}
+
+async fn every(broker: Arc<Broker>, period: Duration, job: fn(&Broker)) {
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let broker = broker.clone();
+        // File work blocks; keep it off the request threads.
+        let _ = tokio::task::spawn_blocking(move || job(&broker)).await;
+    }
+}
+
+fn enforce_retention(broker: &Broker) {
+    let now = now_ms();
+    for partition in broker.all_partitions() {
+        match partition.with_log(|log| log.enforce_retention(now)) {
+            Ok(outcome) if outcome.deleted_segments > 0 => info!(
+                topic = %partition.topic,
+                partition = partition.index,
+                segments = outcome.deleted_segments,
+                "retention deleted segments"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed")
+            }
+        }
+    }
+}
+
+fn roll_and_flush(broker: &Broker) {
+    let now = now_ms();
+    for partition in broker.all_partitions() {
+        let result = partition.with_log(|log| {
+            log.roll_if_due(now)?;
+            log.flush_if_due(now)
+        });
+        if let Err(e) = result {
+            warn!(topic = %partition.topic, partition = partition.index, error = %e, "roll or flush failed");
+        }
+    }
+}

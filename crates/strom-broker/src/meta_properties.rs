@@ -1,0 +1,110 @@
+//! `meta.properties` in the log dir: the cluster id and node id this data
+//! belongs to, in Kafka's format, so a data dir is never mixed up.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaPropertiesError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} belongs to node.id {found}, but this broker is node.id {expected}")]
+    NodeIdMismatch {
+        path: String,
+        found: String,
+        expected: i32,
+    },
+}
+
+/// Kafka's cluster ids are a random UUID in unpadded URL-safe base64.
+pub fn new_cluster_id() -> String {
+    base64_url(uuid::Uuid::new_v4().as_bytes())
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Reads the cluster id from `meta.properties`, creating the file on first start.
+pub fn load_or_create(log_dir: &Path, node_id: i32) -> Result<String, MetaPropertiesError> {
+    let path = log_dir.join("meta.properties");
+    let io = |source| MetaPropertiesError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let props: BTreeMap<&str, &str> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
+            if let Some(found) = props.get("node.id") {
+                if *found != node_id.to_string() {
+                    return Err(MetaPropertiesError::NodeIdMismatch {
+                        path: path.display().to_string(),
+                        found: found.to_string(),
+                        expected: node_id,
+                    });
+                }
+            }
+            if let Some(cluster_id) = props.get("cluster.id") {
+                return Ok(cluster_id.to_string());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let cluster_id = new_cluster_id();
+    let text = format!(
+        "#Written by strom\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
+        base64_url(uuid::Uuid::new_v4().as_bytes())
+    );
+    let tmp = log_dir.join("meta.properties.tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(cluster_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_url_matches_known_values() {
+        assert_eq!(base64_url(b"f"), "Zg");
+        assert_eq!(base64_url(b"fo"), "Zm8");
+        assert_eq!(base64_url(b"foo"), "Zm9v");
+        assert_eq!(base64_url(&[0xfb, 0xff]), "-_8");
+        assert_eq!(new_cluster_id().len(), 22);
+    }
+
+    #[test]
+    fn cluster_id_is_created_once_and_node_id_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_create(dir.path(), 1).unwrap();
+        assert_eq!(load_or_create(dir.path(), 1).unwrap(), first);
+        assert!(matches!(
+            load_or_create(dir.path(), 2),
+            Err(MetaPropertiesError::NodeIdMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,151 @@
+//! Prometheus metrics: requests and latency per API, bytes in and out,
+//! connections, and log size per partition (read at scrape time).
+
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    api: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<ApiLabels, Counter>,
+    latency: Family<ApiLabels, Histogram>,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    connections: Gauge<i64, AtomicI64>,
+    pub(crate) partition_log_size: Family<PartitionLabels, Gauge<i64, AtomicI64>>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<ApiLabels, Counter>::default();
+        registry.register(
+            "strom_requests",
+            "Requests handled, by Kafka API",
+            requests.clone(),
+        );
+        let latency = Family::<ApiLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+        });
+        registry.register(
+            "strom_request_latency_seconds",
+            "Time from a request's arrival to its response, by Kafka API",
+            latency.clone(),
+        );
+        let bytes_in = Counter::default();
+        registry.register(
+            "strom_bytes_in",
+            "Bytes received from clients",
+            bytes_in.clone(),
+        );
+        let bytes_out = Counter::default();
+        registry.register(
+            "strom_bytes_out",
+            "Bytes sent to clients",
+            bytes_out.clone(),
+        );
+        let connections = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "strom_connections",
+            "Open client connections",
+            connections.clone(),
+        );
+        let partition_log_size = Family::<PartitionLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "strom_partition_log_size_bytes",
+            "Size of each partition's log on disk",
+            partition_log_size.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            bytes_in,
+            bytes_out,
+            connections,
+            partition_log_size,
+        }
+    }
+
+    pub fn request_done(&self, api: ApiKey, elapsed: Duration) {
+        let labels = ApiLabels {
+            api: format!("{api:?}"),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.latency
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn bytes_in(&self, n: usize) {
+        self.bytes_in.inc_by(n as u64);
+    }
+
+    pub fn bytes_out(&self, n: usize) {
+        self.bytes_out.inc_by(n as u64);
+    }
+
+    pub fn connections_opened(&self) {
+        self.connections.inc();
+    }
+
+    pub fn connections_closed(&self) {
+        self.connections.dec();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Serves `GET /metrics` until the task is dropped.
+pub async fn serve(broker: Arc<crate::broker::Broker>, listener: tokio::net::TcpListener) {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let broker = broker.clone();
+            async move {
+                broker.refresh_partition_metrics();
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    broker.metrics.encode(),
+                )
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "metrics server stopped");
+    }
+}

@@ -1,0 +1,84 @@
+//! A partition hosted by this broker: its log and its topic's settings.
+
+use std::sync::{Mutex, RwLock};
+
+use strom_log::{LogError, PartitionLog};
+use strom_types::TopicId;
+
+use crate::topic_settings::TopicSettings;
+
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: TopicId,
+    pub index: i32,
+    pub replicas: Vec<i32>,
+    pub leader_epoch: i32,
+    /// `None` once the broker has closed the log for shutdown or deletion.
+    log: Mutex<Option<PartitionLog>>,
+    settings: RwLock<TopicSettings>,
+}
+
+fn closed() -> LogError {
+    LogError::Io(std::io::Error::other("the partition's log is closed"))
+}
+
+impl Partition {
+    pub fn new(
+        topic: String,
+        topic_id: TopicId,
+        index: i32,
+        replicas: Vec<i32>,
+        leader_epoch: i32,
+        log: PartitionLog,
+        settings: TopicSettings,
+    ) -> Self {
+        Self {
+            topic,
+            topic_id,
+            index,
+            replicas,
+            leader_epoch,
+            log: Mutex::new(Some(log)),
+            settings: RwLock::new(settings),
+        }
+    }
+
+    /// Runs `f` with the log locked. Appends and reads are short, page-cache
+    /// bound operations, so a plain mutex is the right tool.
+    pub fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        let mut guard = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            Some(log) => f(log),
+            None => Err(closed()),
+        }
+    }
+
+    pub fn settings(&self) -> TopicSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn update_settings(&self, settings: TopicSettings) {
+        let log_config = settings.log.clone();
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = settings;
+        let _ = self.with_log(|log| {
+            log.update_config(log_config);
+            Ok(())
+        });
+    }
+
+    /// Takes the log out for a clean close; later calls see a closed log.
+    pub fn take_log(&self) -> Option<PartitionLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Single node for now: the high watermark is the log end offset.
+    pub fn high_watermark(&self) -> Result<i64, LogError> {
+        self.with_log(|log| Ok(log.log_end_offset()))
+    }
+}

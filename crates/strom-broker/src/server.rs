@@ -1,0 +1,75 @@
+//! Listeners and the broker's lifetime: bind, accept with a connection
+//! limit, run housekeeping, and close every log cleanly on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+
+/// Runs a broker until `shutdown` resolves.
+pub async fn run(
+    config: BrokerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    broker.register().await?;
+    let mut tasks = Vec::new();
+    for listener in &broker.config.listeners {
+        let addr = listener.socket_addr()?;
+        let socket = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        info!(listener = %listener.name, %addr, "listening for Kafka clients");
+        tasks.push(tokio::spawn(accept_loop(broker.clone(), socket)));
+    }
+    if let Some(addr) = broker.config.metrics_listener {
+        let socket = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
+        info!(%addr, "serving Prometheus metrics at /metrics");
+        tasks.push(tokio::spawn(crate::metrics::serve(broker.clone(), socket)));
+    }
+    tasks.extend(crate::housekeeping::spawn(broker.clone()));
+    info!(node_id = broker.config.node_id, cluster_id = %broker.cluster_id, "strom broker started");
+    shutdown.await;
+    info!("shutting down");
+    for task in &tasks {
+        task.abort();
+    }
+    broker.shutdown().await;
+    Ok(())
+}
+
+async fn accept_loop(broker: Arc<Broker>, socket: TcpListener) {
+    let limit = Arc::new(Semaphore::new(
+        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = match limit.clone().acquire_owned().await {
+            Ok(permit) => permit,
+            Err(_) => return,
+        };
+        match socket.accept().await {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(5);
+                let broker = broker.clone();
+                tokio::spawn(async move {
+                    crate::connection::serve(broker, stream, peer).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off rather than spin.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}

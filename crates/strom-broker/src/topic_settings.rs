@@ -1,0 +1,81 @@
+//! A topic's effective settings, resolved from its overrides, the broker's
+//! configs and Kafka's defaults, and turned into what the log and the
+//! produce path need.
+
+use strom_log::LogConfig;
+use strom_metadata::topic_config::{resolve_topic_configs, BrokerConfigLookup, ResolvedConfig};
+use strom_metadata::{ConfigResource, MetadataImage};
+use strom_wire::batch::{Compression, TimestampType};
+
+/// What `compression.type` asks of stored batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// Keep whatever codec the producer used.
+    Producer,
+    Codec(Compression),
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicSettings {
+    pub log: LogConfig,
+    pub max_message_bytes: usize,
+    pub timestamp_type: TimestampType,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    pub compression: TopicCompression,
+    pub min_insync_replicas: usize,
+}
+
+pub fn resolve(
+    image: &MetadataImage,
+    broker: &dyn BrokerConfigLookup,
+    topic: &str,
+) -> TopicSettings {
+    let overrides = image.configs(&ConfigResource::Topic(topic.to_string()));
+    from_resolved(&resolve_topic_configs(&overrides, broker))
+}
+
+fn from_resolved(configs: &[ResolvedConfig]) -> TopicSettings {
+    let get = |name: &str| -> &str {
+        configs
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value.as_str())
+            .unwrap_or_default()
+    };
+    let long = |name: &str, default: i64| get(name).trim().parse::<i64>().unwrap_or(default);
+    let log = LogConfig {
+        segment_bytes: long("segment.bytes", 1 << 30).max(1) as u64,
+        segment_ms: long("segment.ms", 604_800_000),
+        segment_jitter_ms: long("segment.jitter.ms", 0),
+        retention_ms: long("retention.ms", 604_800_000),
+        retention_bytes: long("retention.bytes", -1),
+        index_interval_bytes: long("index.interval.bytes", 4096).clamp(0, u32::MAX as i64) as u32,
+        segment_index_bytes: long("segment.index.bytes", 10_485_760).clamp(4, u32::MAX as i64)
+            as u32,
+        flush_messages: long("flush.messages", i64::MAX),
+        flush_ms: long("flush.ms", i64::MAX),
+        file_delete_delay_ms: long("file.delete.delay.ms", 60_000),
+    };
+    let compression = match get("compression.type") {
+        "producer" => TopicCompression::Producer,
+        "gzip" => TopicCompression::Codec(Compression::Gzip),
+        "snappy" => TopicCompression::Codec(Compression::Snappy),
+        "lz4" => TopicCompression::Codec(Compression::Lz4),
+        "zstd" => TopicCompression::Codec(Compression::Zstd),
+        _ => TopicCompression::Codec(Compression::None),
+    };
+    TopicSettings {
+        log,
+        max_message_bytes: long("max.message.bytes", 1_048_588).max(0) as usize,
+        timestamp_type: if get("message.timestamp.type") == "LogAppendTime" {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        },
+        timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
+        timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
+        compression,
+        min_insync_replicas: long("min.insync.replicas", 1).max(1) as usize,
+    }
+}
