@@ -170,7 +170,12 @@ impl Client {
         if self.bootstrap_conn.as_ref().is_some_and(|c| !c.is_usable()) {
             self.bootstrap_conn = None;
         }
+        self.conns.retain(|_, c| c.is_usable());
         if self.bootstrap_conn.is_none() {
+            // Any broker will do: reuse a connection we already have.
+            if let Some(conn) = self.conns.values_mut().next() {
+                return Ok(conn);
+            }
             let mut last_err = None;
             for addr in &self.bootstrap {
                 match Connection::connect(addr, self.config.clone()).await {
@@ -204,7 +209,15 @@ impl Client {
             let broker = self.brokers.get(&id).ok_or_else(|| {
                 Error::Protocol(format!("broker {id} is not in the cluster metadata"))
             })?;
-            let conn = Connection::connect(&broker.addr(), self.config.clone()).await?;
+            let addr = broker.addr();
+            // The bootstrap connection may already be this broker.
+            let conn = match self.bootstrap_conn.take() {
+                Some(conn) if conn.addr() == addr => conn,
+                other => {
+                    self.bootstrap_conn = other;
+                    Connection::connect(&addr, self.config.clone()).await?
+                }
+            };
             self.conns.insert(id, conn);
         }
         self.conns

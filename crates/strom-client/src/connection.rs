@@ -254,6 +254,7 @@ impl Connection {
         }
         let api_key = key_of::<R>()?;
         let correlation_id = self.next_id();
+        tracing::trace!(addr = %self.addr, ?api_key, version, correlation_id, "request");
         let frame = encode_request(request, version, correlation_id, &self.config.client_id)?;
         let limit = self.config.max_response_bytes;
         let (stream, addr) = (&mut self.stream, self.addr.as_str());
@@ -345,6 +346,7 @@ impl Connection {
                     )
                 })
                 .collect();
+            tracing::debug!(addr = %self.addr, apis = self.broker_versions.len(), "ApiVersions done");
             return Ok(());
         }
         Err(Error::Protocol(format!(

@@ -136,25 +136,30 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Prints successes, reports each failure on stderr, fails if any failed.
+/// Prints successes; a lone failure is the command's error, several are
+/// each reported on stderr and summed up.
 fn report(
     results: Vec<(String, strom_client::Result<()>)>,
     on_success: impl Fn(&str),
 ) -> anyhow::Result<()> {
-    let mut failed = 0;
-    for (name, result) in &results {
+    let total = results.len();
+    let mut failures = Vec::new();
+    for (name, result) in results {
         match result {
-            Ok(()) => on_success(name),
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed += 1;
-            }
+            Ok(()) => on_success(&name),
+            Err(e) => failures.push(e),
         }
     }
-    if failed > 0 {
-        bail!("{failed} of {} topics failed", results.len());
+    match failures.len() {
+        0 => Ok(()),
+        1 if total == 1 => Err(failures.remove(0).into()),
+        n => {
+            for e in &failures {
+                eprintln!("error: {e}");
+            }
+            bail!("{n} of {total} topics failed")
+        }
     }
-    Ok(())
 }
 
 fn replication_factor(topic: &TopicMetadata) -> usize {
