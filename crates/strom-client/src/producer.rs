@@ -299,9 +299,18 @@ pub fn encode_batch<'a>(
             let offset = i as i64;
             let mut headers = IndexMap::new();
             for (k, v) in &r.headers {
-                headers.insert(StrBytes::from_string(k.clone()), v.clone());
+                // kafka-protocol keeps headers in a map: a repeated key would
+                // silently lose a value, so refuse it.
+                if headers
+                    .insert(StrBytes::from_string(k.clone()), v.clone())
+                    .is_some()
+                {
+                    return Err(Error::InvalidArgument(format!(
+                        "header key '{k}' is repeated; repeated header keys are not supported"
+                    )));
+                }
             }
-            Record {
+            Ok(Record {
                 transactional: false,
                 control: false,
                 delete_horizon: false,
@@ -315,9 +324,9 @@ pub fn encode_batch<'a>(
                 key: r.key.clone(),
                 value: r.value.clone(),
                 headers,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
@@ -450,6 +459,22 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn repeated_header_keys_are_refused() {
+        let record = ProducerRecord {
+            headers: vec![
+                ("h".to_owned(), None),
+                ("h".to_owned(), Some(Bytes::from_static(b"2"))),
+            ],
+            ..Default::default()
+        };
+        let err = encode_batch([record].iter(), 0, Compression::None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "header key 'h' is repeated; repeated header keys are not supported"
+        );
     }
 
     #[test]
