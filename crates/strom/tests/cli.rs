@@ -422,3 +422,59 @@ fn cluster_info_names_the_broker() {
         ]
     );
 }
+
+/// Keys must land where librdkafka's murmur2_random partitioner puts them.
+/// Needs kcat (scripts/test installs it); without it the test says so and passes.
+#[test]
+fn keyed_partitions_match_librdkafka() {
+    if Command::new("kcat").arg("-V").output().is_err() {
+        eprintln!("kcat not installed: skipping the librdkafka partitioner comparison");
+        return;
+    }
+    let broker = Broker::start();
+    broker.ok(&["topic", "create", "mixed", "-p", "7"]);
+    let keys = [
+        "alice", "bob", "carol", "dave", "eve", "frank", "4", "21", "kafka", "zz",
+    ];
+    let strom_lines: String = keys.iter().map(|k| format!("{k}:strom\n")).collect();
+    broker.produce(&["produce", "mixed", "-k", ":"], &strom_lines);
+    let mut kcat = Command::new("kcat")
+        .args(["-P", "-b", &broker.addr(), "-t", "mixed", "-K", ":"])
+        .args(["-X", "partitioner=murmur2_random"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let kcat_lines: String = keys.iter().map(|k| format!("{k}:kcat\n")).collect();
+    std::io::Write::write_all(&mut kcat.stdin.take().unwrap(), kcat_lines.as_bytes()).unwrap();
+    assert!(kcat.wait().unwrap().success());
+
+    let n = (2 * keys.len()).to_string();
+    let out = broker.ok(&[
+        "consume",
+        "mixed",
+        "-n",
+        &n,
+        "--format",
+        "json",
+        "--timeout-ms",
+        "10000",
+    ]);
+    let mut by_key: std::collections::BTreeMap<String, Vec<(String, i64)>> = Default::default();
+    for r in json_lines(&out) {
+        by_key
+            .entry(r["key"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((
+                r["value"].as_str().unwrap().to_owned(),
+                r["partition"].as_i64().unwrap(),
+            ));
+    }
+    assert_eq!(by_key.len(), keys.len());
+    for (key, placed) in &by_key {
+        assert_eq!(placed.len(), 2, "{key}: {placed:?}");
+        assert_eq!(
+            placed[0].1, placed[1].1,
+            "{key} placed differently: {placed:?}"
+        );
+    }
+}
