@@ -57,7 +57,12 @@ pub struct Broker {
     partitions: RwLock<PartitionMap>,
     /// Woken on every append, so parked fetches can look again.
     pub data_arrived: Notify,
+    /// The unused rest of this broker's current block of producer ids.
+    producer_ids: Mutex<std::ops::Range<i64>>,
 }
+
+/// Producer ids claimed from the metadata log at a time.
+const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 /// The file in each partition dir naming the topic id it belongs to, so a
 /// dir left behind by a deleted topic is never mistaken for a new one.
@@ -84,6 +89,7 @@ impl Broker {
             controller: Mutex::new(Some(metadata_log)),
             partitions: RwLock::new(HashMap::new()),
             data_arrived: Notify::new(),
+            producer_ids: Mutex::new(0..0),
         });
         broker.publish(image)?;
         broker.remove_stray_partition_dirs();
@@ -118,6 +124,25 @@ impl Broker {
                 rack: None,
             }],
         )
+    }
+
+    /// A producer id never handed out before, claiming a new block through
+    /// the metadata log when the current one is used up.
+    pub async fn next_producer_id(&self) -> Result<i64, LogError> {
+        let mut block = self.producer_ids.lock().await;
+        if block.is_empty() {
+            let mut controller = self.controller.lock().await;
+            let (records, start) = strom_metadata::controller::allocate_producer_ids(
+                &self.image(),
+                self.config.node_id,
+                PRODUCER_ID_BLOCK_SIZE,
+            );
+            self.commit(&mut controller, records)?;
+            *block = start..start + PRODUCER_ID_BLOCK_SIZE;
+        }
+        let id = block.start;
+        block.start += 1;
+        Ok(id)
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {

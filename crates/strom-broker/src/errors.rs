@@ -1,5 +1,6 @@
 //! The one place where domain errors become Kafka error codes.
 
+use strom_log::producer_state::ProducerStateError;
 use strom_log::LogError;
 use strom_metadata::ControllerError;
 use strom_types::ErrorCode;
@@ -29,8 +30,12 @@ pub fn log_error_code(error: &LogError) -> ErrorCode {
     }
 }
 
-pub fn batch_error_code(_error: &BatchError) -> ErrorCode {
-    ErrorCode::CorruptMessage
+pub fn batch_error_code(error: &BatchError) -> ErrorCode {
+    match error {
+        // Produce v3+ carries only magic v2 batches; Kafka calls others invalid, not corrupt.
+        BatchError::UnsupportedMagic { .. } => ErrorCode::InvalidRecord,
+        _ => ErrorCode::CorruptMessage,
+    }
 }
 
 /// Failures of the produce path for one partition, before or after the log.
@@ -50,6 +55,8 @@ pub enum ProduceError {
     NotEnoughReplicas(String),
     #[error("{0}")]
     Compression(String),
+    #[error("{0}")]
+    ProducerState(#[from] strom_log::producer_state::ProducerStateError),
     #[error("this server does not host this topic-partition")]
     UnknownTopicOrPartition,
     #[error("this server does not host this topic id")]
@@ -65,6 +72,12 @@ pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
         ProduceError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
         ProduceError::NotEnoughReplicas(_) => ErrorCode::NotEnoughReplicas,
         ProduceError::Compression(_) => ErrorCode::CorruptMessage,
+        ProduceError::ProducerState(ProducerStateError::InvalidProducerEpoch { .. }) => {
+            ErrorCode::InvalidProducerEpoch
+        }
+        ProduceError::ProducerState(ProducerStateError::OutOfOrderSequence { .. }) => {
+            ErrorCode::OutOfOrderSequenceNumber
+        }
         ProduceError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
         ProduceError::UnknownTopicId => ErrorCode::UnknownTopicId,
     }

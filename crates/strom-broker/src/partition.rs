@@ -2,6 +2,7 @@
 
 use std::sync::{Mutex, RwLock};
 
+use strom_log::producer_state::ProducerStateTable;
 use strom_log::{LogError, PartitionLog};
 use strom_types::TopicId;
 
@@ -16,6 +17,8 @@ pub struct Partition {
     /// `None` once the broker has closed the log for shutdown or deletion.
     log: Mutex<Option<PartitionLog>>,
     settings: RwLock<TopicSettings>,
+    /// Idempotent producers' sequences. Lock order: this, then the log.
+    pub producers: Mutex<ProducerStateTable>,
 }
 
 fn closed() -> LogError {
@@ -40,6 +43,7 @@ impl Partition {
             leader_epoch,
             log: Mutex::new(Some(log)),
             settings: RwLock::new(settings),
+            producers: Mutex::new(ProducerStateTable::default()),
         }
     }
 

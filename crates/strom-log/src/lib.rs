@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod index;
 mod log;
+pub mod producer_state;
 mod recovery;
 mod retention;
 mod scan;

@@ -334,6 +334,23 @@ pub fn create_partitions(
     Ok(partition_records(topic.id, current, &assignment).collect())
 }
 
+/// Claims the next block of `block_size` producer ids for a broker; returns
+/// the record and the block's first id.
+pub fn allocate_producer_ids(
+    image: &MetadataImage,
+    broker_id: NodeId,
+    block_size: i64,
+) -> (Vec<MetadataRecord>, i64) {
+    let start = image.next_producer_id();
+    (
+        vec![MetadataRecord::ProducerIds {
+            broker_id,
+            next_producer_id: start + block_size,
+        }],
+        start,
+    )
+}
+
 /// One IncrementalAlterConfigs operation, with Kafka's operation codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlterOp {
@@ -639,6 +656,17 @@ mod tests {
             configs,
             BTreeMap::from([("segment.ms".to_string(), "99".to_string())])
         );
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let image = one_broker();
+        let (records, first) = allocate_producer_ids(&image, 1, 1000);
+        let image = image.apply(&records);
+        let (records, second) = allocate_producer_ids(&image, 1, 1000);
+        let image = image.apply(&records);
+        assert_eq!((first, second), (0, 1000));
+        assert_eq!(image.next_producer_id(), 2000);
     }
 
     #[test]

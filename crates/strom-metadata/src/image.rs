@@ -46,6 +46,7 @@ pub struct MetadataImage {
     topic_ids_by_name: BTreeMap<String, TopicId>,
     brokers: BTreeMap<NodeId, Arc<BrokerImage>>,
     configs: BTreeMap<ConfigResource, Arc<BTreeMap<String, String>>>,
+    next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -91,6 +92,11 @@ impl MetadataImage {
             .get(resource)
             .and_then(|c| c.get(name))
             .map(String::as_str)
+    }
+
+    /// The first producer id no block has claimed yet.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     /// Replays records into a new image.
@@ -169,6 +175,11 @@ impl MetadataImage {
                 if configs.is_empty() {
                     self.configs.remove(resource);
                 }
+            }
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(topic) = self.topics.remove(topic_id) {

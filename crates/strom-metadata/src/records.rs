@@ -48,6 +48,12 @@ pub enum MetadataRecord {
     RemoveTopic {
         topic_id: TopicId,
     },
+    /// A block of producer ids handed to a broker; ids below
+    /// `next_producer_id` are never handed out again.
+    ProducerIds {
+        broker_id: NodeId,
+        next_producer_id: i64,
+    },
 }
 
 impl MetadataRecord {

@@ -25,6 +25,7 @@ mod describe_configs;
 mod describe_log_dirs;
 mod fetch;
 mod incremental_alter_configs;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -185,6 +186,7 @@ impl ApiTable {
             erased::<create_partitions::CreatePartitionsHandler>(),
             erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
             erased::<describe_cluster::DescribeClusterHandler>(),
+            erased::<init_producer_id::InitProducerIdHandler>(),
         ];
         let max_key = apis.iter().map(|a| a.key() as usize).max().unwrap_or(0);
         let mut by_key: Vec<Option<Box<dyn Api>>> = (0..=max_key).map(|_| None).collect();

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use strom_log::producer_state::{ProducerBatch, SequenceCheck};
 use strom_log::AppendInfo;
 use strom_types::ErrorCode;
 use strom_wire::batch::{self, TimestampType};
@@ -177,6 +178,12 @@ fn produce_partition(
         )));
     }
     let now = now_ms();
+    let header = batch::BatchHeader::new(&batch)?;
+    let producer = (header.producer_id() >= 0).then(|| {
+        let first = header.base_sequence();
+        let last = first.wrapping_add(header.last_offset_delta()) & i32::MAX;
+        (header.producer_id(), header.producer_epoch(), first, last)
+    });
     match settings.timestamp_type {
         TimestampType::LogAppendTime => batch::set_log_append_time(&mut batch, now),
         TimestampType::CreateTime => check_timestamps(
@@ -186,7 +193,38 @@ fn produce_partition(
             settings.timestamp_after_max_ms,
         )?,
     }
+    // Held across check, append and record, so a retry racing its original cannot slip in twice.
+    let mut producers = partition
+        .producers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some((producer_id, epoch, first, last)) = producer {
+        if let SequenceCheck::Duplicate(earlier) =
+            producers.check(producer_id, epoch, first, last)?
+        {
+            return Ok(AppendInfo {
+                base_offset: earlier.base_offset,
+                last_offset: earlier.last_offset,
+                max_timestamp: -1,
+                offset_of_max_timestamp: -1,
+                log_append_time_ms: -1,
+            });
+        }
+    }
     let mut info = partition.with_log(|log| log.append(&mut batch, now))?;
+    if let Some((producer_id, epoch, first, last)) = producer {
+        producers.record(
+            producer_id,
+            epoch,
+            ProducerBatch {
+                first_sequence: first,
+                last_sequence: last,
+                base_offset: info.base_offset,
+                last_offset: info.last_offset,
+            },
+        );
+    }
+    drop(producers);
     if settings.timestamp_type == TimestampType::LogAppendTime {
         info.log_append_time_ms = now;
     }
