@@ -477,4 +477,9 @@ fn keyed_partitions_match_librdkafka() {
             "{key} placed differently: {placed:?}"
         );
     }
+    let used: std::collections::BTreeSet<i64> = by_key.values().map(|p| p[0].1).collect();
+    assert!(
+        used.len() >= 3,
+        "keys should spread over partitions: {by_key:?}"
+    );
 }
