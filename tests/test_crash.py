@@ -6,7 +6,9 @@ acknowledged with, offsets stay dense, and a torn or garbage tail is cut off, ne
 
 The producer runs in its own process (this file run as a script) and appends one line per
 delivery report to a file as it goes, so the test sees what was acknowledged before each kill.
-STROM_CRASH_ITERATIONS (or scripts/soak's STROM_SOAK_ITERATIONS) sets the number of kills.
+STROM_CRASH_ITERATIONS (or scripts/soak's STROM_SOAK_ITERATIONS) sets the number of kills (3),
+STROM_CRASH_RECORDS (or STROM_SOAK_RECORDS) about how many records are acknowledged between kills
+(4000), STROM_CRASH_RATE the producer's pace in records/s (5000), STROM_CRASH_SEED the kill timing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import pytest
 
 ITERATIONS = int(os.environ.get("STROM_CRASH_ITERATIONS", os.environ.get("STROM_SOAK_ITERATIONS", "3")))
 PARTITIONS = 3
-RECORDS_PER_PHASE = 3000  # records produced between two kills
+# About how many records are acknowledged between two kills, and the producer's pace (records/s).
+RECORDS_PER_PHASE = int(os.environ.get("STROM_CRASH_RECORDS", os.environ.get("STROM_SOAK_RECORDS", "4000")))
+RATE = os.environ.get("STROM_CRASH_RATE", "5000")
 N_KEYS = 64
 
 
@@ -48,7 +52,10 @@ def seq_of(value: bytes) -> int:
 
 # --- the producer process --------------------------------------------------------------
 
-def producer_main(bootstrap: str, topic: str, total: int, acked_path: str, rate: float) -> int:
+def producer_main(bootstrap: str, topic: str, max_records: int, acked_path: str, rate: float, stop_path: str) -> int:
+    """Produces records seq = 0, 1, ... until stop_path exists (or max_records), then flushes.
+    Writes "A partition offset seq" per acknowledged record, "F seq code text" per failed one,
+    and finally "DONE produced remaining"."""
     from confluent_kafka import Producer
 
     out = open(acked_path, "w", buffering=1)
@@ -65,7 +72,10 @@ def producer_main(bootstrap: str, topic: str, total: int, acked_path: str, rate:
         out.flush()
 
     started = time.monotonic()
-    for seq in range(total):
+    produced = 0
+    for seq in range(max_records):
+        if seq % 100 == 0 and os.path.exists(stop_path):
+            break
         # Paced, and with a bounded backlog, so traffic is flowing whenever the test kills.
         while time.monotonic() - started < seq / rate or len(p) > 500:
             p.poll(0.005)
@@ -75,15 +85,16 @@ def producer_main(bootstrap: str, topic: str, total: int, acked_path: str, rate:
                 break
             except BufferError:
                 p.poll(0.05)
+        produced += 1
         p.poll(0)
     remaining = p.flush(120)
-    out.write(f"DONE {remaining}\n")
+    out.write(f"DONE {produced} {remaining}\n")
     out.close()
     return 0 if remaining == 0 else 3
 
 
 if __name__ == "__main__":
-    sys.exit(producer_main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])))
+    sys.exit(producer_main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), sys.argv[6]))
 
 
 # --- test side ------------------------------------------------------------------------
@@ -95,25 +106,39 @@ from helpers import (consume_to_end, consumer, create_topic, produce_all, produc
                      watermarks)
 
 
-def read_acks(path: Path):
-    """(acked {(partition, offset): seq}, failed [(seq, code, text)], done) from the producer's file."""
-    acked: dict[tuple[int, int], int] = {}
-    failed, done = [], False
-    if not path.exists():
-        return acked, failed, done
-    text = path.read_text()
-    for line in text[: text.rfind("\n") + 1].splitlines():  # a last line without newline is still being written
-        kind, _, rest = line.partition(" ")
-        if kind == "A":
-            part, off, seq = map(int, rest.split())
-            assert (part, off) not in acked, \
-                f"offset {part}@{off} acknowledged twice: seq {acked[(part, off)]} and seq {seq}"
-            acked[(part, off)] = seq
-        elif kind == "F":
-            failed.append(rest)
-        elif kind == "DONE":
-            done = True
-    return acked, failed, done
+class AckLog:
+    """The producer's delivery-report file, read incrementally as it grows."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.pos = 0
+        self.acked: dict[tuple[int, int], int] = {}  # (partition, offset) -> seq
+        self.failed: list[str] = []  # "seq code text"
+        self.produced: int | None = None  # set by the final DONE line
+
+    def refresh(self) -> "AckLog":
+        if not self.path.exists():
+            return self
+        with open(self.path, "rb") as f:
+            f.seek(self.pos)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a last line without newline is still being written
+        self.pos += len(complete)
+        for line in complete.decode().splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind == "A":
+                part, off, seq = map(int, rest.split())
+                assert (part, off) not in self.acked, \
+                    f"offset {part}@{off} acknowledged twice: seq {self.acked[(part, off)]} and seq {seq}"
+                self.acked[(part, off)] = seq
+            elif kind == "F":
+                self.failed.append(rest)
+            elif kind == "DONE":
+                self.produced = int(rest.split()[0])
+        return self
+
+    def count(self) -> int:
+        return len(self.refresh().acked)
 
 
 def read_upto(broker, topic: str, ends: dict[int, int]) -> dict[int, list]:
@@ -168,21 +193,25 @@ def read_everything(broker, topic: str, partitions: int) -> dict[int, list]:
 def test_kill_9_mid_stream_keeps_every_acknowledged_record(broker, tmp_path):
     topic = "crash-midstream"
     create_topic(broker, topic, PARTITIONS)
-    total = RECORDS_PER_PHASE * (ITERATIONS + 1)
-    acked_path = tmp_path / "acked.txt"
+    max_records = 20 * RECORDS_PER_PHASE * (ITERATIONS + 1)  # a bound the test never gets near
+    acked_path, stop_path = tmp_path / "acked.txt", tmp_path / "stop"
+    acks = AckLog(acked_path)
     rng = random.Random(int(os.environ.get("STROM_CRASH_SEED", "7")))
     prod_log = tmp_path / "producer.log"
     with open(prod_log, "wb") as log:
-        prod = subprocess.Popen([sys.executable, __file__, broker.bootstrap, topic, str(total), str(acked_path),
-                                 "2000"], cwd=Path(__file__).parent, stdout=log, stderr=log)
+        prod = subprocess.Popen([sys.executable, __file__, broker.bootstrap, topic, str(max_records), str(acked_path),
+                                 RATE, str(stop_path)], cwd=Path(__file__).parent, stdout=log, stderr=log)
     try:
-        for it in range(ITERATIONS):
-            threshold = (it + 1) * RECORDS_PER_PHASE + rng.randrange(RECORDS_PER_PHASE // 2)
-            wait_until(lambda: prod.poll() is not None or len(read_acks(acked_path)[0]) >= threshold,
+        for it in range(ITERATIONS + 1):
+            # Kill (or, the last time round, stop producing) after a random share of a phase's
+            # records more were acknowledged.
+            threshold = acks.count() + rng.randrange(RECORDS_PER_PHASE // 4, RECORDS_PER_PHASE)
+            wait_until(lambda: prod.poll() is not None or acks.count() >= threshold,
                        timeout_s=60, interval_s=0.01, what=f"{threshold} acknowledged records")
-            acked_before, failed, _ = read_acks(acked_path)
-            assert prod.poll() is None and len(acked_before) < total, \
-                f"kill {it}: the producer already finished; the kill would not be mid-stream"
+            assert prod.poll() is None, f"producer exited {prod.returncode}: {prod_log.read_text()[-2000:]}"
+            if it == ITERATIONS:
+                break
+            acked_before = dict(acks.refresh().acked)
             broker.kill()
             time.sleep(rng.uniform(0, 0.3))  # the producer sees failures and queues retries
             broker.start()
@@ -191,18 +220,20 @@ def test_kill_9_mid_stream_keeps_every_acknowledged_record(broker, tmp_path):
             lost = [(p, o, s) for (p, o), s in acked_before.items()
                     if o >= len(stored[p]) or stored[p][o][1:] != (record_key(s), record_value(s))]
             assert not lost, f"kill {it}: {len(lost)} acknowledged records lost or changed, e.g. {sorted(lost)[:5]}"
+        stop_path.touch()
         try:
             prod.wait(timeout=150)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"producer did not finish; acked {len(read_acks(acked_path)[0])} of {total}")
+            raise AssertionError(f"producer did not finish; acked {acks.count()}")
         assert prod.returncode == 0, f"producer exited {prod.returncode}: {prod_log.read_text()[-2000:]}"
     finally:
         if prod.poll() is None:
             prod.kill()
             prod.wait()
 
-    acked, failed, done = read_acks(acked_path)
-    assert done
+    acks.refresh()
+    acked, failed, total = acks.acked, acks.failed, acks.produced
+    assert total is not None and total < max_records
     assert failed == [], f"{len(failed)} records failed delivery, e.g. {failed[:5]}"
     assert sorted(acked.values()) == list(range(total)), "some records were never acknowledged"
 
@@ -219,8 +250,11 @@ def test_kill_9_mid_stream_keeps_every_acknowledged_record(broker, tmp_path):
         assert off < len(stored[part]), f"acknowledged {part}@{off} (seq {seq}) is past the end {len(stored[part])}"
         assert stored[part][off][2] == record_value(seq), \
             f"{part}@{off} acknowledged seq {seq} but holds seq {seq_of(stored[part][off][2])}"
-    # Unacknowledged copies exist only as retries of records that were also acknowledged.
-    assert sum(len(v) for v in stored.values()) >= total
+    # Every record was acknowledged once; extra copies can only be retries of those (no idempotence).
+    stored_count = sum(len(v) for v in stored.values())
+    assert stored_count >= total
+    print(f"{ITERATIONS} kills, {total} records acknowledged, {stored_count - total} extra copies from retries, "
+          f"end offsets {[len(stored[p]) for p in range(PARTITIONS)]}")
 
 
 # --- garbage over the tail of the active segment --------------------------------------
@@ -293,6 +327,7 @@ def test_garbage_over_active_segment_tail(broker_factory, damage, loses_last_bat
     for b in range(BATCHES):  # one flush per group of records: a batch or a few per group
         recs = [{"key": b"k%d" % (b * PER_BATCH + i), "value": tail_value(b * PER_BATCH + i)} for i in range(PER_BATCH)]
         offsets += [d.offset for d in produce_all(p, topic, recs, timeout_s=30)]
+    del p  # no client left retrying against the dead broker
     total = BATCHES * PER_BATCH
     assert offsets == list(range(total))
     broker.kill()
