@@ -52,14 +52,15 @@ def seq_of(value: bytes) -> int:
 
 # --- the producer process --------------------------------------------------------------
 
-def producer_main(bootstrap: str, topic: str, max_records: int, acked_path: str, rate: float, stop_path: str) -> int:
+def producer_main(bootstrap: str, topic: str, max_records: int, acked_path: str, rate: float, stop_path: str,
+                  idempotent: bool) -> int:
     """Produces records seq = 0, 1, ... until stop_path exists (or max_records), then flushes.
     Writes "A partition offset seq" per acknowledged record, "F seq code text" per failed one,
     and finally "DONE produced remaining"."""
     from confluent_kafka import Producer
 
     out = open(acked_path, "w", buffering=1)
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": False,
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": idempotent,
                   "linger.ms": 5, "message.timeout.ms": 90_000, "retry.backoff.ms": 100,
                   "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500,
                   "socket.connection.setup.timeout.ms": 5000})
@@ -94,7 +95,8 @@ def producer_main(bootstrap: str, topic: str, max_records: int, acked_path: str,
 
 
 if __name__ == "__main__":
-    sys.exit(producer_main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), sys.argv[6]))
+    sys.exit(producer_main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), sys.argv[6],
+                           sys.argv[7] == "idempotent"))
 
 
 # --- test side ------------------------------------------------------------------------
@@ -190,7 +192,9 @@ def read_everything(broker, topic: str, partitions: int) -> dict[int, list]:
 
 @pytest.mark.soak
 @pytest.mark.timeout(120 + ITERATIONS * 60)
-def test_kill_9_mid_stream_keeps_every_acknowledged_record(broker, tmp_path):
+@pytest.mark.parametrize("mode", ["plain", "idempotent"])
+def test_kill_9_mid_stream_keeps_every_acknowledged_record(broker, tmp_path, mode):
+    """plain: retries may store a record twice; idempotent: each record exactly once, in order."""
     topic = "crash-midstream"
     create_topic(broker, topic, PARTITIONS)
     max_records = 20 * RECORDS_PER_PHASE * (ITERATIONS + 1)  # a bound the test never gets near
@@ -200,7 +204,7 @@ def test_kill_9_mid_stream_keeps_every_acknowledged_record(broker, tmp_path):
     prod_log = tmp_path / "producer.log"
     with open(prod_log, "wb") as log:
         prod = subprocess.Popen([sys.executable, __file__, broker.bootstrap, topic, str(max_records), str(acked_path),
-                                 RATE, str(stop_path)], cwd=Path(__file__).parent, stdout=log, stderr=log)
+                                 RATE, str(stop_path), mode], cwd=Path(__file__).parent, stdout=log, stderr=log)
     try:
         for it in range(ITERATIONS + 1):
             # Kill (or, the last time round, stop producing) after a random share of a phase's
@@ -250,10 +254,15 @@ def test_kill_9_mid_stream_keeps_every_acknowledged_record(broker, tmp_path):
         assert off < len(stored[part]), f"acknowledged {part}@{off} (seq {seq}) is past the end {len(stored[part])}"
         assert stored[part][off][2] == record_value(seq), \
             f"{part}@{off} acknowledged seq {seq} but holds seq {seq_of(stored[part][off][2])}"
-    # Every record was acknowledged once; extra copies can only be retries of those (no idempotence).
+    # Every record was acknowledged once; extra copies can only be retries of those (plain producer).
     stored_count = sum(len(v) for v in stored.values())
+    if mode == "idempotent":
+        assert stored_count == total, f"{stored_count - total} duplicates despite enable.idempotence"
+        for part in range(PARTITIONS):
+            seqs = [seq_of(v) for _, _, v in stored[part]]
+            assert seqs == sorted(seqs), f"partition {part}: records out of produce order"
     assert stored_count >= total
-    print(f"{ITERATIONS} kills, {total} records acknowledged, {stored_count - total} extra copies from retries, "
+    print(f"{mode}: {ITERATIONS} kills, {total} records acknowledged, {stored_count - total} extra copies, "
           f"end offsets {[len(stored[p]) for p in range(PARTITIONS)]}")
 
 
