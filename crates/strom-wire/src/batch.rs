@@ -218,6 +218,13 @@ pub struct BatchInfo {
 /// compression codec, record count against the offset delta, and the CRC.
 /// Trailing bytes after the batch are ignored (the caller iterates).
 pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
+    // The magic byte sits at the same place in every message format, so an
+    // older format is named as such even when it is shorter than a v2 header.
+    if let Some(&magic) = bytes.get(MAGIC_AT) {
+        if magic as i8 != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic { magic: magic as i8 });
+        }
+    }
     let header = BatchHeader::new(bytes)?;
     let length = header.batch_length();
     if length < (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32 {
@@ -228,11 +235,6 @@ pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
         return Err(BatchError::Truncated {
             available: bytes.len(),
             needed: size,
-        });
-    }
-    if header.magic() != MAGIC_V2 {
-        return Err(BatchError::UnsupportedMagic {
-            magic: header.magic(),
         });
     }
     let compression =
@@ -422,6 +424,16 @@ pub(crate) mod tests {
             validate(&buf[..20]),
             Err(BatchError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn a_short_old_format_message_is_named_by_its_magic() {
+        let mut v1 = vec![0u8; 34];
+        v1[16] = 1;
+        assert_eq!(
+            validate(&v1),
+            Err(BatchError::UnsupportedMagic { magic: 1 })
+        );
     }
 
     #[test]
