@@ -194,8 +194,9 @@ def kp_admin(broker, **conf):
 
 
 def kp_producer(broker, **conf):
+    """kafka-python 3 producer; idempotence off unless asked for (test_idempotence.py covers it)."""
     from kafka import KafkaProducer
-    base = dict(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+    base = dict(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5, enable_idempotence=False)
     base.update(conf)
     return KafkaProducer(**base)
 

@@ -147,17 +147,18 @@ def test_longest_legal_topic_name_and_legal_characters(broker):
 def test_create_topic_bad_replica_assignments(broker):
     adm = admin(broker)
     # Broker 2 does not exist.
-    assert create_error(adm, NewTopic("ra-unknown-broker", replica_assignment=[[1], [2]])) \
+    # (librdkafka wants num_partitions = len(assignment); it sends -1 with the assignment.)
+    assert create_error(adm, NewTopic("ra-unknown-broker", 2, replica_assignment=[[1], [2]])) \
         == KafkaError.INVALID_REPLICA_ASSIGNMENT
     # The same broker twice in one partition.
-    assert create_error(adm, NewTopic("ra-duplicate", replica_assignment=[[1, 1]])) \
+    assert create_error(adm, NewTopic("ra-duplicate", 1, replica_assignment=[[1, 1]])) \
         == KafkaError.INVALID_REPLICA_ASSIGNMENT
     # More replicas than brokers.
     assert create_error(adm, NewTopic("rf-three", num_partitions=1, replication_factor=3)) \
         == KafkaError.INVALID_REPLICATION_FACTOR
     assert topic_names(adm) == set()
     # A valid manual assignment works and gives one partition per list entry.
-    fut = adm.create_topics([NewTopic("ra-good", replica_assignment=[[1], [1], [1]])], request_timeout=15)["ra-good"]
+    fut = adm.create_topics([NewTopic("ra-good", 3, replica_assignment=[[1], [1], [1]])], request_timeout=15)["ra-good"]
     fut.result(timeout=30)
     wait_for_topic(broker, "ra-good", 3, adm)
     md = adm.list_topics(topic="ra-good", timeout=10).topics["ra-good"]
@@ -294,8 +295,9 @@ def test_describe_cluster_both_clients(broker):
 
 def test_cluster_id_differs_between_data_dirs(broker_factory):
     a, b = broker_factory(), broker_factory()
-    ida = admin(a).describe_cluster(request_timeout=15).result(timeout=30).cluster_id
-    idb = admin(b).describe_cluster(request_timeout=15).result(timeout=30).cluster_id
+    adm_a, adm_b = admin(a), admin(b)
+    ida = adm_a.describe_cluster(request_timeout=15).result(timeout=30).cluster_id
+    idb = adm_b.describe_cluster(request_timeout=15).result(timeout=30).cluster_id
     assert ida != idb
 
 

@@ -96,14 +96,6 @@ def test_list_offsets_empty_partition_max_timestamp(broker):
     assert list_offset(adm, "empty", 0, OffsetSpec.max_timestamp())[0] == -1
 
 
-def test_list_offsets_unknown_topic(broker):
-    adm = admin(broker)
-    tp = TopicPartition("missing", 0)
-    with pytest.raises(KafkaException) as exc:
-        adm.list_offsets({tp: OffsetSpec.latest()}, request_timeout=15)[tp].result(timeout=30)
-    assert error_code(exc.value) == KafkaError.UNKNOWN_TOPIC_OR_PART
-
-
 def test_delete_records_moves_low_watermark(broker):
     topic = "dr"
     create_topic(broker, topic, 2)

@@ -45,10 +45,15 @@ def test_clean_restart_keeps_topics_configs_and_records(broker):
                                 "timestamp": 1_690_000_000_000 + i} for i in range(3000)])
     produce_all(p, "r-configured", [{"key": None, "value": b"c%d" % i, "partition": i % 2} for i in range(500)])
     produce_all(p, "r-grown", [{"value": b"g%d" % i} for i in range(10)])
-    produce_all(p, "r-deleted", [{"value": b"gone"}])
+    # Its own producer, closed before the delete: a live librdkafka producer keeps asking for the metadata
+    # of topics it knows, which (auto.create.topics.enable=true) would create it again.
+    doomed = producer(broker)
+    produce_all(doomed, "r-deleted", [{"value": b"gone"}])
+    doomed.close()
     adm.create_partitions([NewPartitions("r-grown", 4)], request_timeout=15)["r-grown"].result(timeout=30)
     wait_for_topic(broker, "r-grown", 4, adm)
-    produce_all(p, "r-grown", [{"value": b"new-partition", "partition": 3}])
+    # A new producer: librdkafka's cached metadata of `p` still has one partition.
+    produce_all(producer(broker), "r-grown", [{"value": b"new-partition", "partition": 3}])
     res = ConfigResource(ResourceType.TOPIC, "r-plain", incremental_configs=[
         ConfigEntry("segment.bytes", "1048576", incremental_operation=AlterConfigOpType.SET)])
     adm.incremental_alter_configs([res], request_timeout=15)[res].result(timeout=30)
