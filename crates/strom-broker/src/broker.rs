@@ -272,7 +272,8 @@ impl Broker {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
-            if !entry.path().is_dir() || name == METADATA_LOG_DIR {
+            // Only directories strom made (they carry partition.metadata) are ever removed.
+            if !entry.path().join(PARTITION_METADATA_FILE).is_file() || name == METADATA_LOG_DIR {
                 continue;
             }
             let Some((topic, index)) = name.rsplit_once('-') else {

@@ -36,11 +36,14 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STROM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var("STROM_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 fn serve(args: ServerArgs) -> anyhow::Result<()> {
@@ -65,7 +68,7 @@ async fn shutdown_signal() {
 
 /// Environment variables `STROM_LOG_RETENTION_MS=...` stand for
 /// `log.retention.ms`; these few are the binary's own, not broker configs.
-const NOT_BROKER_CONFIGS: &[&str] = &["STROM_CONFIG", "STROM_LOG", "STROM_BROKERS"];
+const NOT_BROKER_CONFIGS: &[&str] = &["STROM_CONFIG", "STROM_LOG", "STROM_LOG_FORMAT", "STROM_BROKERS"];
 
 fn gather(
     file: Option<&Path>,
