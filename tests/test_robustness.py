@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -79,6 +80,17 @@ def test_truncated_frame_then_client_disconnects(broker):
         assert not kw.closed_by_peer(sock, timeout_s=0.5)
     assert kw.rss_kib(pid) - before < RSS_GROWTH_LIMIT_KIB
     assert_serves_real_clients(broker)
+
+
+def test_frame_sent_one_byte_at_a_time_is_answered(broker):
+    frame = kwire.request_frame(18, 0, 77, b"")
+    with kwire.connect(broker.host, broker.port) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(len(frame)):
+            sock.sendall(frame[i:i + 1])
+            time.sleep(0.01)
+        r = kw.read_response(sock, 77)
+        assert kwire.parse_api_versions_v0(r).error_code == kw.NONE
 
 
 @pytest.mark.parametrize("size", [
@@ -219,6 +231,31 @@ def test_corrupt_crc_gets_corrupt_message(broker, where):
     res = produce_one(broker, topic, 0, good, correlation_id=41)
     assert (res.error_code, res.base_offset) == (kw.NONE, 0), res
     assert_log_holds_exactly(broker, topic, [(b"key-%d" % i, b"value-%d" % i) for i in range(5)])
+    assert_serves_real_clients(broker)
+
+
+def lie_about_length(batch: bytes, length: int) -> bytes:
+    return batch[:8] + struct.pack(">i", length) + batch[12:]
+
+
+@pytest.mark.parametrize("records", [
+    # Kafka's ProduceRequest.validateRecords: no complete batch, or more than one, is INVALID_RECORD.
+    pytest.param(lie_about_length(kw.batch_v2([(b"k", b"v")]), 1_000_000_000), id="length-claims-1GB"),
+    pytest.param(kw.batch_v2([(b"k", b"v")])[:-5], id="batch-cut-short"),
+    pytest.param(b"", id="empty-records"),
+    pytest.param(kw.batch_v2([(b"k", b"v")]) + kw.batch_v2([(b"k2", b"v2")]), id="two-batches"),
+])
+def test_records_without_exactly_one_whole_batch_get_invalid_record(broker, records):
+    topic = unique("records")
+    create_topic(broker, topic, 1)
+    pid = broker.proc.pid
+    before = kw.rss_kib(pid)
+    res = produce_one(broker, topic, 0, records)
+    assert res.error_code == kw.INVALID_RECORD, res
+    assert kw.rss_kib(pid) - before < RSS_GROWTH_LIMIT_KIB
+    res = produce_one(broker, topic, 0, kw.batch_v2([(b"next", b"batch")]), correlation_id=41)
+    assert (res.error_code, res.base_offset) == (kw.NONE, 0), res
+    assert_log_holds_exactly(broker, topic, [(b"next", b"batch")])
     assert_serves_real_clients(broker)
 
 
