@@ -39,9 +39,9 @@ def record_key(seq: int) -> bytes:
 
 
 def record_value(seq: int) -> bytes:
-    # Variable length (30..330 bytes) so batches differ in size; the filler depends on seq.
-    filler = (b"%07d|" % (seq * 7919 % 1000003)) * 40
-    return b"seq=%08d;" % seq + filler[: 20 + seq % 301]
+    # Variable length (33..633 bytes) so batches differ in size; the filler depends on seq.
+    filler = (b"%07d|" % (seq * 7919 % 1000003)) * 80
+    return b"seq=%08d;" % seq + filler[: 20 + seq % 601]
 
 
 def seq_of(value: bytes) -> int:
@@ -196,7 +196,8 @@ def read_everything(broker, topic: str, partitions: int) -> dict[int, list]:
 def test_kill_9_mid_stream_keeps_every_acknowledged_record(broker, tmp_path, mode):
     """plain: retries may store a record twice; idempotent: each record exactly once, in order."""
     topic = "crash-midstream"
-    create_topic(broker, topic, PARTITIONS)
+    # Small segments, so that kills also land around segment rolls.
+    create_topic(broker, topic, PARTITIONS, config={"segment.bytes": str(1024 * 1024)})
     max_records = 20 * RECORDS_PER_PHASE * (ITERATIONS + 1)  # a bound the test never gets near
     acked_path, stop_path = tmp_path / "acked.txt", tmp_path / "stop"
     acks = AckLog(acked_path)

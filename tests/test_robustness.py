@@ -45,13 +45,11 @@ def assert_serves_real_clients(broker) -> None:
     assert broker.running()
 
 
-def assert_closed_with_log(broker, payload: bytes, mark: int, hold_open: bool = True) -> None:
+def assert_closed_with_log(broker, payload: bytes, mark: int) -> None:
     """Sends payload on a new connection; the broker must close it and log why."""
     with kwire.connect(broker.host, broker.port, timeout=10) as sock:
         sock.sendall(payload)
-        if hold_open:
-            assert kw.closed_by_peer(sock, timeout_s=10), \
-                f"broker kept the connection open 10s after {payload[:48].hex()}"
+        assert kw.closed_by_peer(sock, timeout_s=10), f"broker kept the connection open 10s after {payload[:48].hex()}"
     line = broker.wait_for_log(r"closing connection", timeout_s=10, since=mark)
     assert "WARN" in line, f"closing connection logged below WARN: {line!r}"
 
