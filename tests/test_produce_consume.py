@@ -227,3 +227,38 @@ def test_acks_zero_and_one(broker):
     wait_until(lambda: watermarks(broker, topic, 0) == (0, 100), what="100 records")
     msgs = read_partition(broker, topic, 0, 0, 100)
     assert [m.value() for m in msgs] == [b"acks1-%d" % i for i in range(50)] + [b"acks0-%d" % i for i in range(50)]
+
+
+def test_concurrent_producers_to_one_partition(broker):
+    """Four producers at once: every record once, offsets dense, each producer's order kept."""
+    import threading
+    topic = "concurrent"
+    create_topic(broker, topic, 1)
+    results: dict[int, list] = {}
+
+    def run(n: int):
+        results[n] = produce_all(producer(broker, **{"linger.ms": 1}), topic,
+                                 [{"key": b"p%d" % n, "value": b"p%d-%05d" % (n, i), "partition": 0}
+                                  for i in range(5000)])
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(d.offset for ds in results.values() for d in ds) == list(range(20000))
+    msgs = read_partition(broker, topic, 0, 0, 20000)
+    by_offset = {d.offset: (d.key, d.value) for ds in results.values() for d in ds}
+    assert [(m.key(), m.value()) for m in msgs] == [by_offset[o] for o in range(20000)]
+    for n in range(4):
+        mine = [m.value() for m in msgs if m.key() == b"p%d" % n]
+        assert mine == [b"p%d-%05d" % (n, i) for i in range(5000)]
+
+
+def test_compacted_topic_rejects_records_without_key(broker):
+    topic = "compacted"
+    create_topic(broker, topic, 1, config={"cleanup.policy": "compact"})
+    p = producer(broker, **{"linger.ms": 0})
+    errs = produce_errors(p, topic, [{"key": None, "value": b"no-key", "partition": 0}])
+    assert errs[0] is not None and errs[0].code() == KafkaError.INVALID_RECORD, errs
+    assert produce_errors(p, topic, [{"key": b"k", "value": b"keyed", "partition": 0}]) == [None]
+    assert [(m.offset(), m.key(), m.value()) for m in read_partition(broker, topic, 0, 0, 1)] == [(0, b"k", b"keyed")]
