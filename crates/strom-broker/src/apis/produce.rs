@@ -136,7 +136,15 @@ fn produce_partition(
             "the produce request has no record batch for this partition".into(),
         )
     })?;
-    let info = batch::validate(&records)?;
+    let info = match batch::validate(&records) {
+        // Kafka reads a cut-short batch as no batch at all.
+        Err(batch::BatchError::Truncated { .. }) => {
+            return Err(ProduceError::InvalidRecord(
+                "the records hold no complete record batch".into(),
+            ))
+        }
+        other => other?,
+    };
     if info.size != records.len() {
         return Err(ProduceError::InvalidRecord(
             "produce requests of version 3 and above must contain exactly one record batch per partition".into(),
