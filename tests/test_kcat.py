@@ -112,3 +112,7 @@ def test_kcat_query_offset_by_timestamp(broker):
                                           for i in range(20)])
     out = kcat(broker, "-Q", "-t", f"{topic}:0:{1_700_000_000_000 + 550}")
     assert out.strip().splitlines() == [f"{topic} [0] offset 6"]
+    # Consuming from a timestamp (-o s@ts) starts at that same offset.
+    rows = parse(kcat(broker, "-C", "-t", topic, "-p", "0", "-o", f"s@{1_700_000_000_000 + 550}", "-e", "-q",
+                      "-f", FMT))
+    assert [(o, s) for _, _, o, _, s, _, _ in rows] == [(o, "q%d" % o) for o in range(6, 20)]

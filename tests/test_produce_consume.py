@@ -262,3 +262,46 @@ def test_compacted_topic_rejects_records_without_key(broker):
     assert errs[0] is not None and errs[0].code() == KafkaError.INVALID_RECORD, errs
     assert produce_errors(p, topic, [{"key": b"k", "value": b"keyed", "partition": 0}]) == [None]
     assert [(m.offset(), m.key(), m.value()) for m in read_partition(broker, topic, 0, 0, 1)] == [(0, b"k", b"keyed")]
+
+
+def test_fetch_at_log_end_waits_for_data_and_wakes_on_produce(broker):
+    """Fetch long-poll: an idle consumer does not spin, and a new record reaches it long before max wait."""
+    import threading
+    import time
+
+    from helpers import metric
+    topic = "long-poll"
+    create_topic(broker, topic, 1)
+    c = consumer(broker, **{"fetch.wait.max.ms": 500})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        assert c.poll(0.5) is None  # the consumer is now fetching at the log end
+        before = metric(broker.metrics(), "strom_requests_total", api="Fetch")
+        assert c.poll(2.0) is None  # two idle seconds: each Fetch should be held ~500 ms
+        idle_fetches = metric(broker.metrics(), "strom_requests_total", api="Fetch") - before
+        assert idle_fetches <= 10, f"{idle_fetches} Fetch requests in 2 s with fetch.wait.max.ms=500: not parked"
+    finally:
+        c.close()
+
+    c = consumer(broker, **{"fetch.wait.max.ms": 10_000})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        assert c.poll(1.0) is None
+        sent_at = {}
+
+        def produce_later():
+            p = producer(broker, **{"linger.ms": 0})
+            sent_at["t"] = time.monotonic()
+            produce_all(p, topic, [{"value": b"wake-up", "partition": 0}])
+        t = threading.Thread(target=produce_later)
+        t.start()
+        msg = None
+        deadline = time.monotonic() + 20
+        while msg is None and time.monotonic() < deadline:
+            msg = c.poll(0.2)
+        got_at = time.monotonic()
+        t.join()
+        assert msg is not None and msg.error() is None and msg.value() == b"wake-up"
+        assert got_at - sent_at["t"] < 3.0, f"record took {got_at - sent_at['t']:.1f}s with fetch.wait.max.ms=10000"
+    finally:
+        c.close()
