@@ -144,10 +144,15 @@ def read_response(sock: socket.socket, correlation_id: int) -> Reader:
     return r
 
 
-def rss_kib(pid: int) -> int:
-    """Resident set size of a process, from /proc/PID/status."""
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM (peak RSS) and VmPeak (peak virtual size) of a process, in KiB, from
+    /proc/PID/status. The peaks also catch an allocation that was made and freed again, and
+    VmPeak one that was reserved but never touched."""
+    out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM", "VmPeak"):
+                out[name] = int(rest.split()[0])
+    assert len(out) == 3, f"/proc/{pid}/status lacks memory fields: {out}"
+    return out

@@ -8,6 +8,7 @@ fresh connection still produces and consumes correctly afterwards.
 
 from __future__ import annotations
 
+import resource
 import socket
 import struct
 import time
@@ -21,8 +22,13 @@ from helpers import consume_to_end, consumer, create_topic, produce_all, produce
 
 pytestmark = pytest.mark.timeout(60)
 
-# A lying length must not be allocated: RSS may grow by buffers, not by the claimed size.
+# A lying length must not be allocated: peak RSS may grow by buffers, not by the claimed size.
 RSS_GROWTH_LIMIT_KIB = 32 * 1024
+
+
+def assert_no_big_allocation(broker, before: dict[str, int]) -> None:
+    after = kw.memory_kib(broker.proc.pid)
+    assert after["VmHWM"] - before["VmHWM"] < RSS_GROWTH_LIMIT_KIB, f"peak RSS grew: {before} -> {after}"
 
 
 # --- shared checks -----------------------------------------------------------------
@@ -50,25 +56,36 @@ def assert_closed_with_log(broker, payload: bytes, mark: int) -> None:
     with kwire.connect(broker.host, broker.port, timeout=10) as sock:
         sock.sendall(payload)
         assert kw.closed_by_peer(sock, timeout_s=10), f"broker kept the connection open 10s after {payload[:48].hex()}"
-    line = broker.wait_for_log(r"closing connection", timeout_s=10, since=mark)
+    line = wait_for_closing_line(broker, mark)
     assert "WARN" in line, f"closing connection logged below WARN: {line!r}"
 
 
+def wait_for_closing_line(broker, mark: int, timeout_s: float = 10) -> str:
+    """The `closing connection` line logged after character offset `mark`; fails at once, with
+    the log, if the broker died instead."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert broker.running(), \
+            f"broker died (exit {broker.proc.returncode}) on bad input:\n{broker.log()[mark:][:3000]}"
+        for line in broker.log()[mark:].splitlines():
+            if "closing connection" in line:
+                return line
+        assert time.monotonic() < deadline, f"no closing connection line within {timeout_s}s:\n{broker.log_tail()}"
+        time.sleep(0.05)
+
+
 def closing_probe(broker, payload: bytes) -> None:
-    pid = broker.proc.pid
-    before = kw.rss_kib(pid)
+    before = kw.memory_kib(broker.proc.pid)
     mark = len(broker.log())
     assert_closed_with_log(broker, payload, mark)
-    after = kw.rss_kib(pid)
-    assert after - before < RSS_GROWTH_LIMIT_KIB, f"RSS grew from {before} KiB to {after} KiB"
+    assert_no_big_allocation(broker, before)
     assert_serves_real_clients(broker)
 
 
 # --- framing -----------------------------------------------------------------------
 
 def test_truncated_frame_then_client_disconnects(broker):
-    pid = broker.proc.pid
-    before = kw.rss_kib(pid)
+    before = kw.memory_kib(broker.proc.pid)
     for _ in range(10):
         with kwire.connect(broker.host, broker.port) as sock:
             sock.sendall(struct.pack(">i", 100) + kwire.request_frame(18, 0, 1, b"")[4:14])
@@ -76,7 +93,7 @@ def test_truncated_frame_then_client_disconnects(broker):
     with kwire.connect(broker.host, broker.port) as sock:
         sock.sendall(struct.pack(">i", 100) + b"\0" * 10)
         assert not kw.closed_by_peer(sock, timeout_s=0.5)
-    assert kw.rss_kib(pid) - before < RSS_GROWTH_LIMIT_KIB
+    assert_no_big_allocation(broker, before)
     assert_serves_real_clients(broker)
 
 
@@ -100,8 +117,7 @@ def test_frame_sent_one_byte_at_a_time_is_answered(broker):
 def test_lying_frame_size_closes_without_allocating(broker, size):
     # Several connections at once, each followed by some body bytes, so an allocation of the
     # claimed size (or a read loop waiting for it) would show.
-    pid = broker.proc.pid
-    before = kw.rss_kib(pid)
+    before = kw.memory_kib(broker.proc.pid)
     mark = len(broker.log())
     socks = [kwire.connect(broker.host, broker.port, timeout=10) for _ in range(4)]
     try:
@@ -112,10 +128,9 @@ def test_lying_frame_size_closes_without_allocating(broker, size):
     finally:
         for s in socks:
             s.close()
-    line = broker.wait_for_log(r"closing connection", timeout_s=10, since=mark)
+    line = wait_for_closing_line(broker, mark)
     assert "WARN" in line, line
-    after = kw.rss_kib(pid)
-    assert after - before < RSS_GROWTH_LIMIT_KIB, f"RSS grew from {before} KiB to {after} KiB"
+    assert_no_big_allocation(broker, before)
     assert_serves_real_clients(broker)
 
 
@@ -177,17 +192,39 @@ def uvarint(n: int) -> bytes:
             return bytes(out)
 
 
-@pytest.mark.parametrize("version", [4, 12])
-def test_metadata_topic_array_claiming_2_pow_31_entries(broker, version):
-    if version == 4:
-        frame = kwire.request_frame(3, 4, 30, struct.pack(">i", 0x7FFFFFFF) + kwire.enc_string("a") + b"\x01")
-    else:
-        # Flexible: header v2 (client id, empty tagged fields), compact array length N+1 as a varint.
-        payload = (struct.pack(">hhi", 3, 12, 30) + kwire.enc_string("strom-tests") + b"\x00"
-                   + uvarint(0x7FFFFFFF) + b"\x00" * 16 + b"\x02a")
-        frame = struct.pack(">i", len(payload)) + payload
+def flexible_frame(api_key: int, api_version: int, correlation_id: int, body: bytes) -> bytes:
+    """Request header v2: client id, then an empty tagged-field section."""
+    payload = struct.pack(">hhi", api_key, api_version, correlation_id) + kwire.enc_string("strom-tests") + b"\x00" + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+# Requests whose first array claims 2^31-1 elements and then holds a few bytes.
+HUGE_ARRAYS = {
+    "metadata-v4": (3, 4, kwire.request_frame(3, 4, 30, struct.pack(">i", 0x7FFFFFFF) + kwire.enc_string("a") + b"\x01")),
+    # Compact array: the length is N+1 as an unsigned varint.
+    "metadata-v12": (3, 12, flexible_frame(3, 12, 30, uvarint(0x7FFFFFFF) + b"\x00" * 16 + b"\x02a")),
+    "produce-v3": (0, 3, kwire.request_frame(0, 3, 30, kwire.enc_string(None) + struct.pack(">hii", -1, 1000, 0x7FFFFFFF)
+                                            + kwire.enc_string("t") + struct.pack(">i", 1))),
+    "create-topics-v2": (19, 2, kwire.request_frame(19, 2, 30, struct.pack(">i", 0x7FFFFFFF) + kwire.enc_string("t"))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HUGE_ARRAYS))
+def test_array_claiming_2_pow_31_entries(broker, case):
+    api_key, version, frame = HUGE_ARRAYS[case]
     with kwire.connect(broker.host, broker.port) as sock:
-        assert versions_include(kwire.api_versions(sock).versions, 3, version)
+        assert versions_include(kwire.api_versions(sock).versions, api_key, version)
+    closing_probe(broker, frame)
+
+
+@pytest.mark.parametrize("case", sorted(HUGE_ARRAYS))
+def test_array_claiming_2_pow_31_entries_under_address_space_limit(broker, case):
+    """The same requests with the broker's address space capped (as `ulimit -v` would) at 4 GiB
+    above what it has used so far: a length read off the wire must not even be reserved."""
+    api_key, version, frame = HUGE_ARRAYS[case]
+    pid = broker.proc.pid
+    limit = (kw.memory_kib(pid)["VmPeak"] + 4 * 1024 * 1024) * 1024
+    resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
     closing_probe(broker, frame)
 
 
@@ -246,11 +283,10 @@ def lie_about_length(batch: bytes, length: int) -> bytes:
 def test_records_without_exactly_one_whole_batch_get_invalid_record(broker, records):
     topic = unique("records")
     create_topic(broker, topic, 1)
-    pid = broker.proc.pid
-    before = kw.rss_kib(pid)
+    before = kw.memory_kib(broker.proc.pid)
     res = produce_one(broker, topic, 0, records)
     assert res.error_code == kw.INVALID_RECORD, res
-    assert kw.rss_kib(pid) - before < RSS_GROWTH_LIMIT_KIB
+    assert_no_big_allocation(broker, before)
     res = produce_one(broker, topic, 0, kw.batch_v2([(b"next", b"batch")]), correlation_id=41)
     assert (res.error_code, res.base_offset) == (kw.NONE, 0), res
     assert_log_holds_exactly(broker, topic, [(b"next", b"batch")])
