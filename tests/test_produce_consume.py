@@ -275,8 +275,11 @@ def test_fetch_at_log_end_waits_for_data_and_wakes_on_produce(broker):
     c = consumer(broker, **{"fetch.wait.max.ms": 500})
     try:
         c.assign([TopicPartition(topic, 0, 0)])
-        assert c.poll(0.5) is None  # the consumer is now fetching at the log end
-        before = metric(broker.metrics(), "strom_requests_total", api="Fetch")
+        assert c.poll(0.5) is None
+        # librdkafka fetches from its own threads; wait until it is fetching at the log end.
+        from helpers import wait_until
+        before = wait_until(lambda: metric(broker.metrics(), "strom_requests_total", api="Fetch"),
+                            what="a first Fetch request")
         assert c.poll(2.0) is None  # two idle seconds: each Fetch should be held ~500 ms
         idle_fetches = metric(broker.metrics(), "strom_requests_total", api="Fetch") - before
         assert idle_fetches <= 10, f"{idle_fetches} Fetch requests in 2 s with fetch.wait.max.ms=500: not parked"
