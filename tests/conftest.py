@@ -96,7 +96,7 @@ class Broker:
         log_path = self.workdir / f"stderr.{self.runs}.log"
         self.log_paths.append(log_path)
         # The broker reads STROM_* variables as configs; the suite's own (STROM_BIN, ...) must not leak in.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_") or k == "STROM_LOG"}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_") or k in ("STROM_LOG", "STROM_LOG_FORMAT")}
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, env=env,
                                          stdout=log, stderr=log, cwd=self.workdir)
