@@ -217,6 +217,11 @@ def test_array_claiming_2_pow_31_entries(broker, case):
     closing_probe(broker, frame)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "kafka-protocol 0.18 calls Vec::with_capacity(count) before reading any element "
+    "(upstream PRs #152/#161/#200); strom maps such reservations lazily, which needs address "
+    "space: under RLIMIT_AS the reservation fails and the process aborts. Strict, so a fixed "
+    "decoder turns this red until the mark is removed."))
 @pytest.mark.parametrize("case", sorted(HUGE_ARRAYS))
 def test_array_claiming_2_pow_31_entries_under_address_space_limit(broker, case):
     """The same requests with the broker's address space capped (as `ulimit -v` would) at 4 GiB
