@@ -10,6 +10,7 @@ pub mod config;
 mod connection;
 pub mod errors;
 mod housekeeping;
+mod internal_log;
 mod meta_properties;
 pub mod metadata_log;
 pub mod metrics;

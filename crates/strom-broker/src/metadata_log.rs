@@ -5,25 +5,15 @@
 
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use strom_log::{LogConfig, LogError, PartitionLog};
 use strom_metadata::{MetadataImage, MetadataRecord};
 
-pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
-const REPLAY_CHUNK_BYTES: usize = 1 << 20;
+use crate::internal_log::{encode_batch, replay, ReplayError};
 
-#[derive(Debug, thiserror::Error)]
-pub enum MetadataLogError {
-    #[error("metadata log: {0}")]
-    Log(#[from] LogError),
-    #[error("metadata log batch at offset {offset} cannot be decoded: {why}")]
-    Decode { offset: i64, why: String },
-    #[error("metadata record at offset {offset} cannot be parsed: {why}")]
-    Record { offset: i64, why: String },
-}
+pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
+
+pub type MetadataLogError = ReplayError<serde_json::Error>;
 
 pub struct MetadataLog {
     log: PartitionLog,
@@ -49,38 +39,10 @@ impl MetadataLog {
             now_ms,
         )?;
         let mut records = Vec::new();
-        let mut offset = log.log_start_offset();
-        let end = log.log_end_offset();
-        while offset < end {
-            let read = log.read(offset, REPLAY_CHUNK_BYTES, end, true)?;
-            if read.bytes.is_empty() {
-                break;
-            }
-            let mut bytes: Bytes = read.bytes;
-            let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
-                MetadataLogError::Decode {
-                    offset,
-                    why: format!("{e:#}"),
-                }
-            })?;
-            for set in sets {
-                for record in set.records {
-                    if record.offset < offset {
-                        continue;
-                    }
-                    let value = record.value.unwrap_or_default();
-                    let parsed = MetadataRecord::from_json(&value).map_err(|e| {
-                        MetadataLogError::Record {
-                            offset: record.offset,
-                            why: e.to_string(),
-                        }
-                    })?;
-                    records.push(parsed);
-                    offset = record.offset + 1;
-                }
-            }
-        }
-        let count = records.len();
+        let count = replay(&log, |_, _, value| {
+            records.push(MetadataRecord::from_json(&value.unwrap_or_default())?);
+            Ok(())
+        })?;
         let image = MetadataImage::default().apply(&records);
         Ok((Self { log }, image, count))
     }
@@ -90,38 +52,12 @@ impl MetadataLog {
         if records.is_empty() {
             return Ok(());
         }
-        let base = self.log.log_end_offset();
-        let encoded: Vec<Record> = records
+        let entries: Vec<(Option<Bytes>, Option<Bytes>)> = records
             .iter()
-            .enumerate()
-            .map(|(i, record)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: base + i as i64,
-                // The encoder keeps records in one batch while offset - sequence is constant.
-                sequence: i as i32 - 1,
-                timestamp: now_ms,
-                key: None,
-                value: Some(Bytes::from(record.to_json())),
-                headers: Default::default(),
-            })
+            .map(|r| (None, Some(Bytes::from(r.to_json()))))
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &encoded,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| LogError::Io(std::io::Error::other(e.to_string())))?;
-        self.log.append(&mut buf, now_ms)?;
+        let mut batch = encode_batch(&entries, now_ms)?;
+        self.log.append(&mut batch, now_ms)?;
         self.log.flush()
     }
 
