@@ -67,6 +67,10 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("advertised.listeners", None, String),
     ("auto.create.topics.enable", Some("true"), Boolean),
     ("default.replication.factor", Some("1"), Int),
+    ("group.initial.rebalance.delay.ms", Some("3000"), Int),
+    ("group.max.session.timeout.ms", Some("1800000"), Int),
+    ("group.max.size", Some("2147483647"), Int),
+    ("group.min.session.timeout.ms", Some("6000"), Int),
     ("listeners", Some("PLAINTEXT://127.0.0.1:9092"), String),
     ("log.dirs", Some("./data"), String),
     ("log.retention.check.interval.ms", Some("300000"), Long),
@@ -75,6 +79,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("max.connections", Some("2147483647"), Int),
     ("node.id", Some("1"), Int),
     ("num.partitions", Some("1"), Int),
+    ("offset.metadata.max.bytes", Some("4096"), Int),
+    ("offsets.retention.check.interval.ms", Some("600000"), Long),
+    ("offsets.retention.minutes", Some("10080"), Int),
+    ("offsets.topic.num.partitions", Some("50"), Int),
+    ("offsets.topic.replication.factor", Some("3"), Short),
+    ("offsets.topic.segment.bytes", Some("104857600"), Int),
     ("socket.request.max.bytes", Some("104857600"), Int),
     ("strom.metrics.listener", Some("127.0.0.1:9644"), String),
 ];
@@ -91,6 +101,20 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub log_retention_check_interval_ms: u64,
     pub max_connections: usize,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor`, capped at the live brokers when
+    /// the topic is created so a single broker works with no configuration.
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_segment_bytes: i32,
+    /// Group coordinator settings (`group.*`, `offsets.retention.*`, `offset.metadata.max.bytes`).
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_max_size: i32,
+    pub offsets_retention_minutes: i64,
+    pub offsets_retention_check_interval_ms: i64,
+    pub offset_metadata_max_bytes: i32,
     /// Where Prometheus scrapes `/metrics`; empty disables it.
     pub metrics_listener: Option<SocketAddr>,
     /// Every config that was set explicitly, by Kafka name.
@@ -223,6 +247,25 @@ impl BrokerConfig {
                 300_000u64,
             )?,
             max_connections: parse(&map, "max.connections", i32::MAX as usize)?,
+            offsets_topic_num_partitions: parse(&map, "offsets.topic.num.partitions", 50)?.max(1),
+            offsets_topic_replication_factor: parse(&map, "offsets.topic.replication.factor", 3)?
+                .max(1),
+            offsets_topic_segment_bytes: parse(&map, "offsets.topic.segment.bytes", 104_857_600)?,
+            group_min_session_timeout_ms: parse(&map, "group.min.session.timeout.ms", 6_000)?,
+            group_max_session_timeout_ms: parse(&map, "group.max.session.timeout.ms", 1_800_000)?,
+            group_initial_rebalance_delay_ms: parse(
+                &map,
+                "group.initial.rebalance.delay.ms",
+                3_000,
+            )?,
+            group_max_size: parse(&map, "group.max.size", i32::MAX)?,
+            offsets_retention_minutes: parse(&map, "offsets.retention.minutes", 10_080)?,
+            offsets_retention_check_interval_ms: parse(
+                &map,
+                "offsets.retention.check.interval.ms",
+                600_000,
+            )?,
+            offset_metadata_max_bytes: parse(&map, "offset.metadata.max.bytes", 4_096)?,
             metrics_listener,
             explicit: map,
         };

@@ -10,6 +10,7 @@ pub enum ConfigType {
     Boolean = 1,
     String = 2,
     Int = 3,
+    Short = 4,
     Long = 5,
     Double = 6,
     List = 7,
@@ -369,6 +370,12 @@ impl TopicConfigDef {
                     .trim()
                     .parse::<i32>()
                     .map_err(|_| invalid("Not a number of type INT"))?;
+            }
+            ConfigType::Short => {
+                value
+                    .trim()
+                    .parse::<i16>()
+                    .map_err(|_| invalid("Not a number of type SHORT"))?;
             }
             ConfigType::Long => {
                 value
