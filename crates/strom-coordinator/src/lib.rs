@@ -1,0 +1,127 @@
+//! strom's group coordinator, sans-io.
+//!
+//! The broker hosts one [`GroupCoordinatorShard`] per partition of the internal
+//! compacted topic `__consumer_offsets` (`offsets.topic.num.partitions`, 50 by
+//! default) and routes each group's requests to the shard of
+//! [`group_partition`]`(group_id, partitions)`. A shard does no I/O, spawns
+//! nothing and never reads a clock: every call takes `now_ms`.
+//!
+//! # Driving a shard
+//!
+//! * Load: create the shard with [`GroupCoordinatorShard::new`] (and
+//!   [`with_member_id_seed`](GroupCoordinatorShard::with_member_id_seed) with a
+//!   random seed), [`replay`](GroupCoordinatorShard::replay) every record of the
+//!   partition in offset order, then call [`loaded`](GroupCoordinatorShard::loaded)
+//!   once (loaded members must heartbeat within their session timeout from then).
+//! * Requests: `join_group`, `sync_group`, `heartbeat`, `leave_group`,
+//!   `offset_commit`, `offset_fetch`, `offset_delete`, `list_groups`,
+//!   `describe_groups`, `delete_groups`, each taking
+//!   `(now_ms, request_id, api_version, request)` (`join_group` also takes the
+//!   [`ClientInfo`]) with the `kafka-protocol` request struct as decoded for
+//!   `api_version`. Each returns an [`Output`].
+//! * [`Output`]: append `records` to the partition (in order) first, then send
+//!   `replies`. A JoinGroup or SyncGroup may be parked and answered by a later
+//!   call's output (including `tick`); one output may answer several requests.
+//!   Every request id is answered exactly once (a parked request superseded by a
+//!   retry of the same member is answered with REBALANCE_IN_PROGRESS).
+//! * Time: call [`tick`](GroupCoordinatorShard::tick) at
+//!   [`next_deadline_ms`](GroupCoordinatorShard::next_deadline_ms) (and after any
+//!   call, since deadlines move). It expires sessions, completes join phases at the
+//!   rebalance timeout or the end of `group.initial.rebalance.delay.ms`, expires
+//!   pending syncs, and every `offsets.retention.check.interval.ms` expires offsets
+//!   and deletes empty groups left with none.
+//! * Unload: [`unload`](GroupCoordinatorShard::unload) answers parked requests
+//!   with NOT_COORDINATOR.
+//!
+//! # State
+//!
+//! Persisted state (a classic group's metadata as of its last completed rebalance
+//! or when it became empty, committed offsets, deletions) changes in memory only by
+//! applying records through the same code as [`replay`](GroupCoordinatorShard::replay).
+//! Transient state (members joining, parked requests, deadlines) changes directly.
+//! Groups are typed ([`GroupType`]); a group id belongs to one type. Only classic
+//! groups exist so far.
+//!
+//! # Record format
+//!
+//! [`CoordinatorRecord`] keys and values are UTF-8 JSON; a `None` value is a
+//! tombstone, so compaction keeps the latest record per key.
+//!
+//! | record | key | value |
+//! |---|---|---|
+//! | committed offset | `{"type":"offset_commit","group":G,"topic":T,"partition":P}` | `{"version":1,"offset":i64,"leader_epoch":i32,"metadata":str,"commit_timestamp_ms":i64,"expire_timestamp_ms":i64\|null}` |
+//! | classic group | `{"type":"classic_group","group":G}` | `{"version":1,"protocol_type":str\|null,"generation":i32,"protocol":str\|null,"leader":str\|null,"current_state_timestamp_ms":i64,"members":[{"member_id","group_instance_id","client_id","client_host","rebalance_timeout_ms","session_timeout_ms","subscription":hex,"assignment":hex}]}` |
+//!
+//! `subscription` is the member's metadata for the selected protocol; byte fields
+//! are lower-case hex. A group value with no members is an Empty group (kept for its
+//! generation and the time it became empty); a group tombstone deletes the group,
+//! after tombstones for its offsets. Values with an unknown `version` are refused.
+
+mod admin;
+mod classic;
+mod config;
+mod member_id;
+mod offsets;
+mod offsets_api;
+mod output;
+mod records;
+mod shard;
+mod subscription;
+
+pub use classic::ClassicGroupState;
+pub use config::GroupConfig;
+pub use output::{Output, Reply};
+pub use records::{
+    ClassicGroupValue, ClassicMemberValue, CoordinatorRecord, DecodedRecord, OffsetCommitValue,
+    RecordError, RecordKey, RECORD_VALUE_VERSION,
+};
+pub use shard::{ClientInfo, GroupCoordinatorShard};
+
+/// Kafka's `offsets.topic.num.partitions` default.
+pub const DEFAULT_OFFSETS_TOPIC_PARTITIONS: i32 = 50;
+
+/// The kinds of group a shard can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupType {
+    /// JoinGroup/SyncGroup groups.
+    Classic,
+}
+
+/// Java's `String.hashCode()`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units.
+pub fn java_string_hashcode(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
+}
+
+/// The `__consumer_offsets` partition that owns `group_id`, as Kafka computes it:
+/// `Utils.abs(groupId.hashCode()) % partitions` with `Utils.abs(n) = n & 0x7fffffff`.
+/// Returns 0 when `partitions` is not positive.
+pub fn group_partition(group_id: &str, partitions: i32) -> i32 {
+    if partitions <= 0 {
+        return 0;
+    }
+    (java_string_hashcode(group_id) & 0x7fff_ffff) % partitions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_matches_kafka() {
+        // Values from Java: "".hashCode()=0, "a"=97, "my-group"=1_007_224_148? checked below by formula.
+        assert_eq!(java_string_hashcode(""), 0);
+        assert_eq!(java_string_hashcode("a"), 97);
+        assert_eq!(java_string_hashcode("ab"), 97 * 31 + 98);
+        // Overflowing hash: "polygenelubricants".hashCode() == Integer.MIN_VALUE in Java.
+        assert_eq!(java_string_hashcode("polygenelubricants"), i32::MIN);
+        assert_eq!(group_partition("polygenelubricants", 50), 0);
+        // Negative hash: "console-consumer-1".hashCode() is computed by the same fold; abs via mask.
+        let h = java_string_hashcode("test-group");
+        assert_eq!(group_partition("test-group", 50), (h & 0x7fff_ffff) % 50);
+        assert_eq!(group_partition("g", 0), 0);
+        // Non-BMP characters hash as two UTF-16 units, as in Java.
+        assert_eq!(java_string_hashcode("\u{1F600}"), 0xD83D * 31 + 0xDE00);
+    }
+}

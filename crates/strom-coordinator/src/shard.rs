@@ -1,0 +1,487 @@
+//! One coordinator shard: the groups and offsets of one `__consumer_offsets` partition.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, LeaveGroupRequest, LeaveGroupResponse,
+    SyncGroupRequest,
+};
+use strom_types::ErrorCode;
+
+use crate::classic::group::{ClassicGroup, Parked, Protocol};
+use crate::classic::join::JoinArgs;
+use crate::classic::responses::{code_of, join_error, str_bytes, sync_error};
+use crate::classic::sync::{Leaving, SyncArgs};
+use crate::classic::{ClassicGroupState, Ctx};
+use crate::config::GroupConfig;
+use crate::member_id::MemberIdGen;
+use crate::offsets::OffsetStore;
+use crate::output::{Output, Reply};
+use crate::records::{CoordinatorRecord, DecodedRecord, RecordError};
+
+/// Client identity from the request header and connection, recorded per member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_id: String,
+    /// As Kafka shows it, e.g. `/127.0.0.1`.
+    pub client_host: String,
+}
+
+/// A group of any type; a group id belongs to exactly one type.
+#[derive(Debug, Clone)]
+pub(crate) enum Group {
+    Classic(ClassicGroup),
+}
+
+impl Group {
+    pub(crate) fn as_classic_mut(&mut self) -> Option<&mut ClassicGroup> {
+        match self {
+            Group::Classic(group) => Some(group),
+        }
+    }
+
+    pub(crate) fn as_classic(&self) -> Option<&ClassicGroup> {
+        match self {
+            Group::Classic(group) => Some(group),
+        }
+    }
+}
+
+/// The group coordinator for one `__consumer_offsets` partition. Sans-io: every
+/// call takes the current time and returns the records to append and the replies
+/// to send (see [`Output`]).
+#[derive(Debug)]
+pub struct GroupCoordinatorShard {
+    pub(crate) config: GroupConfig,
+    pub(crate) groups: BTreeMap<String, Group>,
+    pub(crate) offsets: OffsetStore,
+    pub(crate) ids: MemberIdGen,
+    /// Next run of offset/group expiry.
+    pub(crate) next_expiry_ms: Option<i64>,
+}
+
+impl GroupCoordinatorShard {
+    pub fn new(config: GroupConfig) -> Self {
+        Self {
+            config,
+            groups: BTreeMap::new(),
+            offsets: OffsetStore::default(),
+            ids: MemberIdGen::new(0),
+            next_expiry_ms: None,
+        }
+    }
+
+    /// Seeds member-id generation; pass a random value so ids differ across loads.
+    pub fn with_member_id_seed(mut self, seed: u64) -> Self {
+        self.ids = MemberIdGen::new(seed);
+        self
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// Starts the expiry schedule the first time the shard sees a clock.
+    pub(crate) fn observe(&mut self, now_ms: i64) {
+        if self.next_expiry_ms.is_none() {
+            self.next_expiry_ms =
+                Some(now_ms.saturating_add(self.config.offsets_retention_check_interval_ms));
+        }
+    }
+
+    pub(crate) fn classic_mut(&mut self, group_id: &str) -> Option<&mut ClassicGroup> {
+        self.groups
+            .get_mut(group_id)
+            .and_then(Group::as_classic_mut)
+    }
+
+    /// Applies one record of the shard's partition. The load path replays the log
+    /// through this; live operations apply their own records through the same code.
+    pub fn replay(&mut self, record: &CoordinatorRecord) -> Result<(), RecordError> {
+        match record.decode()? {
+            DecodedRecord::OffsetCommit {
+                group,
+                topic,
+                partition,
+                value: Some(value),
+            } => {
+                // Offsets of an unknown group belong to a "simple" (member-less) group.
+                self.groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::Classic(ClassicGroup::new(&group)));
+                self.offsets.put(&group, &topic, partition, value);
+            }
+            DecodedRecord::OffsetCommit {
+                group,
+                topic,
+                partition,
+                value: None,
+            } => self.offsets.remove(&group, &topic, partition),
+            DecodedRecord::ClassicGroup {
+                group,
+                value: Some(value),
+            } => match self.groups.get_mut(&group).and_then(Group::as_classic_mut) {
+                Some(existing) => existing.apply_value(&value),
+                None => {
+                    self.groups.insert(
+                        group.clone(),
+                        Group::Classic(ClassicGroup::from_value(&group, &value)),
+                    );
+                }
+            },
+            DecodedRecord::ClassicGroup { group, value: None } => {
+                if self
+                    .groups
+                    .get(&group)
+                    .and_then(Group::as_classic)
+                    .is_some()
+                {
+                    self.groups.remove(&group);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits records and applies them, so live changes take the replay path.
+    pub(crate) fn append(&mut self, out: &mut Output, records: Vec<CoordinatorRecord>) {
+        for record in records {
+            // Records built by this shard always decode.
+            let _ = self.replay(&record);
+            out.records.push(record);
+        }
+    }
+
+    /// Call once after the partition has been replayed: loaded members must heartbeat
+    /// within their session timeout from `now_ms`, and expiry is scheduled.
+    pub fn loaded(&mut self, now_ms: i64) -> Output {
+        let mut out = Output::default();
+        self.next_expiry_ms =
+            Some(now_ms.saturating_add(self.config.offsets_retention_check_interval_ms));
+        let max_size = usize::try_from(self.config.max_size).unwrap_or(0);
+        let mut ctx = Ctx {
+            config: &self.config,
+            now_ms,
+            out: &mut out,
+            ids: &mut self.ids,
+        };
+        for group in self.groups.values_mut().filter_map(Group::as_classic_mut) {
+            for member in &mut group.members {
+                member.heartbeat_deadline_ms =
+                    Some(now_ms.saturating_add(i64::from(member.session_timeout_ms)));
+            }
+            // group.max.size may have shrunk since the group was written.
+            if group.members.len() > max_size {
+                group.prepare_rebalance(&mut ctx);
+            }
+        }
+        out
+    }
+
+    /// The shard moves elsewhere: answers every parked request with NOT_COORDINATOR.
+    pub fn unload(&mut self) -> Output {
+        let mut out = Output::default();
+        for group in self.groups.values_mut().filter_map(Group::as_classic_mut) {
+            for member in &mut group.members {
+                if let Some(parked) = member.awaiting_join.take() {
+                    let response = join_error(
+                        parked.api_version,
+                        &member.member_id,
+                        ErrorCode::NotCoordinator,
+                    );
+                    out.reply(parked.request_id, Reply::JoinGroup(response));
+                }
+                if let Some(parked) = member.awaiting_sync.take() {
+                    out.reply(
+                        parked.request_id,
+                        Reply::SyncGroup(sync_error(ErrorCode::NotCoordinator)),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// When `tick` should next run, if anything is scheduled.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.groups
+            .values()
+            .filter_map(Group::as_classic)
+            .filter_map(ClassicGroup::next_deadline_ms)
+            .chain(self.next_expiry_ms)
+            .min()
+    }
+
+    /// Runs everything due at `now_ms`: session expiry, join/sync timeouts, the end of
+    /// initial rebalance delays and (every `offsets.retention.check.interval.ms`) expiry.
+    pub fn tick(&mut self, now_ms: i64) -> Output {
+        self.observe(now_ms);
+        let mut out = Output::default();
+        let mut ctx = Ctx {
+            config: &self.config,
+            now_ms,
+            out: &mut out,
+            ids: &mut self.ids,
+        };
+        for group in self.groups.values_mut().filter_map(Group::as_classic_mut) {
+            if group.next_deadline_ms().is_some_and(|d| d <= now_ms) {
+                group.fire_timers(&mut ctx);
+            }
+        }
+        if self.next_expiry_ms.is_some_and(|d| d <= now_ms) {
+            self.expire(now_ms, &mut out);
+            self.next_expiry_ms =
+                Some(now_ms.saturating_add(self.config.offsets_retention_check_interval_ms));
+        }
+        out
+    }
+
+    /// JoinGroup. `client` comes from the request header and the connection.
+    pub fn join_group(
+        &mut self,
+        now_ms: i64,
+        request_id: u64,
+        api_version: i16,
+        client: &ClientInfo,
+        request: JoinGroupRequest,
+    ) -> Output {
+        self.observe(now_ms);
+        let mut out = Output::default();
+        let parked = Parked {
+            request_id,
+            api_version,
+        };
+        let group_id = request.group_id.0.to_string();
+        let member_id = request.member_id.to_string();
+        let fail = |out: &mut Output, member_id: &str, error: ErrorCode| {
+            out.reply(
+                request_id,
+                Reply::JoinGroup(join_error(api_version, member_id, error)),
+            );
+        };
+        if group_id.is_empty() {
+            fail(&mut out, &member_id, ErrorCode::InvalidGroupId);
+            return out;
+        }
+        let session_ms = request.session_timeout_ms;
+        if session_ms < self.config.min_session_timeout_ms
+            || session_ms > self.config.max_session_timeout_ms
+        {
+            fail(&mut out, &member_id, ErrorCode::InvalidSessionTimeout);
+            return out;
+        }
+        if !self.groups.contains_key(&group_id) {
+            if !member_id.is_empty() {
+                fail(&mut out, &member_id, ErrorCode::UnknownMemberId);
+                return out;
+            }
+            self.groups.insert(
+                group_id.clone(),
+                Group::Classic(ClassicGroup::new(&group_id)),
+            );
+        }
+        let args = JoinArgs {
+            member_id,
+            instance_id: request.group_instance_id.map(|s| s.to_string()),
+            client_id: client.client_id.clone(),
+            client_host: client.client_host.clone(),
+            session_timeout_ms: session_ms,
+            // v0 has no rebalance timeout: the session timeout serves as both.
+            rebalance_timeout_ms: if api_version == 0 {
+                session_ms
+            } else {
+                request.rebalance_timeout_ms
+            },
+            protocol_type: request.protocol_type.to_string(),
+            protocols: request
+                .protocols
+                .into_iter()
+                .map(|p| Protocol {
+                    name: p.name.to_string(),
+                    metadata: p.metadata,
+                })
+                .collect(),
+        };
+        let Some(group) = self
+            .groups
+            .get_mut(&group_id)
+            .and_then(Group::as_classic_mut)
+        else {
+            fail(
+                &mut out,
+                &args.member_id,
+                ErrorCode::InconsistentGroupProtocol,
+            );
+            return out;
+        };
+        let mut ctx = Ctx {
+            config: &self.config,
+            now_ms,
+            out: &mut out,
+            ids: &mut self.ids,
+        };
+        group.join(&mut ctx, parked, args);
+        out
+    }
+
+    /// SyncGroup. The leader's call completes the sync of every member.
+    pub fn sync_group(
+        &mut self,
+        now_ms: i64,
+        request_id: u64,
+        api_version: i16,
+        request: SyncGroupRequest,
+    ) -> Output {
+        self.observe(now_ms);
+        let mut out = Output::default();
+        let group_id = request.group_id.0.to_string();
+        let error = if group_id.is_empty() {
+            Some(ErrorCode::InvalidGroupId)
+        } else {
+            match self.classic_mut(&group_id) {
+                Some(group) if !group.is_state(ClassicGroupState::Empty) => None,
+                _ => Some(ErrorCode::UnknownMemberId),
+            }
+        };
+        if let Some(error) = error {
+            out.reply(request_id, Reply::SyncGroup(sync_error(error)));
+            return out;
+        }
+        let args = SyncArgs {
+            member_id: request.member_id.to_string(),
+            instance_id: request.group_instance_id.map(|s| s.to_string()),
+            generation_id: request.generation_id,
+            protocol_type: request.protocol_type.map(|s| s.to_string()),
+            protocol_name: request.protocol_name.map(|s| s.to_string()),
+            assignments: request
+                .assignments
+                .into_iter()
+                .map(|a| (a.member_id.to_string(), a.assignment))
+                .collect(),
+        };
+        let Some(group) = self
+            .groups
+            .get_mut(&group_id)
+            .and_then(Group::as_classic_mut)
+        else {
+            return out;
+        };
+        let mut ctx = Ctx {
+            config: &self.config,
+            now_ms,
+            out: &mut out,
+            ids: &mut self.ids,
+        };
+        let parked = Parked {
+            request_id,
+            api_version,
+        };
+        group.sync(&mut ctx, parked, args);
+        out
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        now_ms: i64,
+        request_id: u64,
+        _api_version: i16,
+        request: HeartbeatRequest,
+    ) -> Output {
+        self.observe(now_ms);
+        let mut out = Output::default();
+        let group_id = request.group_id.0.to_string();
+        let mut ctx = Ctx {
+            config: &self.config,
+            now_ms,
+            out: &mut out,
+            ids: &mut self.ids,
+        };
+        let result = match self
+            .groups
+            .get_mut(&group_id)
+            .and_then(Group::as_classic_mut)
+        {
+            _ if group_id.is_empty() => Err(ErrorCode::InvalidGroupId),
+            None => Err(ErrorCode::UnknownMemberId),
+            Some(group) => group.heartbeat(
+                &mut ctx,
+                request.member_id.as_str(),
+                request.group_instance_id.as_deref(),
+                request.generation_id,
+            ),
+        };
+        out.reply(
+            request_id,
+            Reply::Heartbeat(HeartbeatResponse::default().with_error_code(code_of(result))),
+        );
+        out
+    }
+
+    /// LeaveGroup: one member (v0-2) or a batch, static members by instance id (v3+).
+    pub fn leave_group(
+        &mut self,
+        now_ms: i64,
+        request_id: u64,
+        api_version: i16,
+        request: LeaveGroupRequest,
+    ) -> Output {
+        self.observe(now_ms);
+        let mut out = Output::default();
+        let group_id = request.group_id.0.to_string();
+        let leaving: Vec<Leaving> = if api_version < 3 {
+            vec![Leaving {
+                member_id: request.member_id.to_string(),
+                instance_id: None,
+            }]
+        } else {
+            request
+                .members
+                .iter()
+                .map(|m| Leaving {
+                    member_id: m.member_id.to_string(),
+                    instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+                })
+                .collect()
+        };
+        let mut ctx = Ctx {
+            config: &self.config,
+            now_ms,
+            out: &mut out,
+            ids: &mut self.ids,
+        };
+        let results = match self
+            .groups
+            .get_mut(&group_id)
+            .and_then(Group::as_classic_mut)
+        {
+            _ if group_id.is_empty() => Err(ErrorCode::InvalidGroupId),
+            None => Err(ErrorCode::UnknownMemberId),
+            Some(group) => Ok(group.leave(&mut ctx, &leaving)),
+        };
+        let response = match results {
+            Err(error) => LeaveGroupResponse::default().with_error_code(error.code()),
+            Ok(results) if api_version < 3 => {
+                let result = results
+                    .first()
+                    .copied()
+                    .unwrap_or(Err(ErrorCode::UnknownServerError));
+                LeaveGroupResponse::default().with_error_code(code_of(result))
+            }
+            Ok(results) => LeaveGroupResponse::default().with_members(
+                leaving
+                    .iter()
+                    .zip(results)
+                    .map(|(m, result)| {
+                        MemberResponse::default()
+                            .with_member_id(str_bytes(&m.member_id))
+                            .with_group_instance_id(m.instance_id.as_deref().map(str_bytes))
+                            .with_error_code(code_of(result))
+                    })
+                    .collect(),
+            ),
+        };
+        out.reply(request_id, Reply::LeaveGroup(response));
+        out
+    }
+}
