@@ -5,3 +5,4 @@
 pub mod batch;
 pub mod compression;
 pub mod frame;
+pub mod record;
