@@ -6,18 +6,23 @@
 //! their base offsets; reads hand back whole stored batches without decoding them.
 
 mod checkpoint;
+mod cleaner;
+mod compaction;
 mod config;
 mod error;
 mod index;
 mod log;
+mod offset_map;
 pub mod producer_state;
 mod recovery;
 mod retention;
 mod scan;
 mod segment;
+mod swap;
 mod time_index;
 mod timestamp;
 
+pub use compaction::{CompactionOutcome, CompactionPolicy};
 pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, PartitionLog, ReadResult, SegmentInfo};

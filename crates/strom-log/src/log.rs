@@ -56,6 +56,8 @@ pub struct PartitionLog {
     /// Everything below it is known to be fsynced.
     pub(crate) recovery_point: i64,
     pub(crate) last_flush_ms: i64,
+    /// A cleaner swap failed after its commit point: finish it before cleaning again.
+    pub(crate) swap_pending: bool,
 }
 
 impl PartitionLog {
@@ -68,6 +70,7 @@ impl PartitionLog {
         let clean_shutdown = checkpoint::marker_exists(&dir);
         let recovery_point = checkpoint::read_offset(&dir, RECOVERY_POINT_FILE)?.unwrap_or(0);
         let checkpointed_start = checkpoint::read_offset(&dir, LOG_START_OFFSET_FILE)?.unwrap_or(0);
+        crate::swap::finish_interrupted(&dir)?;
         let mut segments = load_segments(&dir, &config, now_ms, clean_shutdown, recovery_point)?;
         if segments.is_empty() {
             segments.push(Segment::create(&dir, checkpointed_start, &config, now_ms)?);
@@ -79,6 +82,7 @@ impl PartitionLog {
             segments,
             recovery_point,
             last_flush_ms: now_ms,
+            swap_pending: false,
         };
         if log.log_start_offset > log.log_end_offset() {
             // The tail holding the checkpointed start is gone: restart the log empty there,

@@ -90,6 +90,13 @@ impl<'a> HeaderScan<'a> {
     }
 
     pub(crate) fn next_batch(&mut self) -> Result<Option<BatchMeta>, LogError> {
+        Ok(self.next_with_header()?.map(|(meta, _)| meta))
+    }
+
+    /// The next batch's facts plus a copy of its whole header (producer id, attributes...).
+    pub(crate) fn next_with_header(
+        &mut self,
+    ) -> Result<Option<(BatchMeta, [u8; BATCH_HEADER_BYTES])>, LogError> {
         if self.position >= self.end {
             return Ok(None);
         }
@@ -109,8 +116,10 @@ impl<'a> HeaderScan<'a> {
         let at = (self.position - self.window_start) as usize;
         let meta = BatchMeta::parse(&self.window[at..], self.position, remaining)
             .map_err(|reason| self.corrupt(reason))?;
+        let mut header = [0u8; BATCH_HEADER_BYTES];
+        header.copy_from_slice(&self.window[at..at + BATCH_HEADER_BYTES]);
         self.position = meta.end_position();
-        Ok(Some(meta))
+        Ok(Some((meta, header)))
     }
 }
 

@@ -80,6 +80,7 @@ impl Segment {
     /// Opens the segment's three files. `fresh_indexes` empties the index files (a new
     /// segment, or one about to be rebuilt); otherwise they are loaded and sanity checked,
     /// and `None` comes back when they cannot be trusted.
+    #[allow(clippy::too_many_arguments)]
     fn open_files(
         dir: &Path,
         base_offset: i64,
@@ -87,8 +88,10 @@ impl Segment {
         now_ms: i64,
         create_log: bool,
         fresh_indexes: bool,
+        name_tail: &str,
     ) -> Result<Option<Self>, LogError> {
-        let log_path = segment_file(dir, base_offset, LOG_SUFFIX);
+        let file = |suffix: &str| segment_file(dir, base_offset, &format!("{suffix}{name_tail}"));
+        let log_path = file(LOG_SUFFIX);
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -96,8 +99,8 @@ impl Segment {
             .truncate(create_log)
             .open(&log_path)?;
         let size_bytes = log.metadata()?.len();
-        let index_path = segment_file(dir, base_offset, INDEX_SUFFIX);
-        let time_index_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
+        let index_path = file(INDEX_SUFFIX);
+        let time_index_path = file(TIME_INDEX_SUFFIX);
         let (index, time_index) = if fresh_indexes {
             (
                 OffsetIndex::create(index_path, base_offset, config.max_offset_index_entries())?,
@@ -150,13 +153,31 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Self, LogError> {
-        Self::open_files(dir, base_offset, config, now_ms, true, true)?.ok_or_else(|| {
+        Self::open_files(dir, base_offset, config, now_ms, true, true, "")?.ok_or_else(|| {
             LogError::Corrupt {
                 path: segment_file(dir, base_offset, LOG_SUFFIX),
                 position: 0,
                 reason: "fresh indexes could not be created".into(),
             }
         })
+    }
+
+    /// Creates an empty segment whose three files carry `name_tail` after their usual
+    /// names (`.cleaned` for the log cleaner's output), replacing leftovers.
+    pub(crate) fn create_named(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        name_tail: &str,
+    ) -> Result<Self, LogError> {
+        Self::open_files(dir, base_offset, config, now_ms, true, true, name_tail)?.ok_or_else(
+            || LogError::Corrupt {
+                path: segment_file(dir, base_offset, LOG_SUFFIX),
+                position: 0,
+                reason: "fresh indexes could not be created".into(),
+            },
+        )
     }
 
     /// Opens an existing segment with empty indexes, for [`crate::recovery`] to rebuild.
@@ -166,7 +187,7 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Self, LogError> {
-        Self::open_files(dir, base_offset, config, now_ms, false, true)?.ok_or_else(|| {
+        Self::open_files(dir, base_offset, config, now_ms, false, true, "")?.ok_or_else(|| {
             LogError::Corrupt {
                 path: segment_file(dir, base_offset, LOG_SUFFIX),
                 position: 0,
@@ -184,7 +205,8 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<Option<Self>, LogError> {
-        let Some(mut segment) = Self::open_files(dir, base_offset, config, now_ms, false, false)?
+        let Some(mut segment) =
+            Self::open_files(dir, base_offset, config, now_ms, false, false, "")?
         else {
             return Ok(None);
         };

@@ -1,0 +1,331 @@
+//! The cleaner's work on segment contents: mapping the dirty range's keys to
+//! their latest offsets, and copying a group of segments into one `.cleaned`
+//! segment keeping only what Kafka's LogCleaner keeps.
+//!
+//! Transactions: control batches and transactional batches are copied
+//! untouched and their records are never mapped, so an aborted (or still open)
+//! transaction can neither shadow an older value nor lose its own records.
+//! This keeps more than Kafka (which drops aborted data and, eventually, the
+//! markers) but never loses committed data.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use strom_wire::batch::{validate, BatchHeader, BATCH_HEADER_BYTES};
+use strom_wire::record::{delete_horizon_ms, parse_records, rebuild_batch, records_section};
+
+use crate::config::{LogConfig, MAX_SEGMENT_BYTES};
+use crate::error::LogError;
+use crate::offset_map::OffsetMap;
+use crate::scan::{BatchMeta, HeaderScan};
+use crate::segment::Segment;
+
+/// Bytes read from a segment at a time; a larger batch is read whole.
+const READ_CHUNK_BYTES: u64 = 1 << 20;
+/// Cleaned batches are buffered up to this before being written out.
+const WRITE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Consecutive whole batches of one segment, CRC-checked, read through a buffer.
+pub(crate) struct SegmentBatches<'a> {
+    segment: &'a Segment,
+    position: u64,
+    buffer: Vec<u8>,
+    buffer_start: u64,
+}
+
+impl<'a> SegmentBatches<'a> {
+    pub(crate) fn new(segment: &'a Segment, position: u64) -> Self {
+        Self {
+            segment,
+            position,
+            buffer: Vec::new(),
+            buffer_start: position,
+        }
+    }
+
+    /// Makes `[position, position + len)` available in the buffer; `len` lies in the file.
+    fn fill(&mut self, len: u64) -> Result<(), LogError> {
+        let buffer_end = self.buffer_start + self.buffer.len() as u64;
+        if self.position >= self.buffer_start && self.position + len <= buffer_end {
+            return Ok(());
+        }
+        let available = self.segment.size_bytes - self.position;
+        let read = len.max(READ_CHUNK_BYTES).min(available);
+        self.buffer = crate::scan::read_exact(&self.segment.log, self.position, read)?;
+        self.buffer_start = self.position;
+        Ok(())
+    }
+
+    pub(crate) fn next_batch(&mut self) -> Result<Option<(BatchMeta, &[u8])>, LogError> {
+        if self.position >= self.segment.size_bytes {
+            return Ok(None);
+        }
+        let available = self.segment.size_bytes - self.position;
+        self.fill(available.min(BATCH_HEADER_BYTES as u64))?;
+        let at = (self.position - self.buffer_start) as usize;
+        let meta = BatchMeta::parse(&self.buffer[at..], self.position, available)
+            .map_err(|reason| self.segment.corrupt_at(self.position, reason))?;
+        // parse checked the size against the file: the buffer can hold it.
+        self.fill(meta.size_bytes)?;
+        let at = (self.position - self.buffer_start) as usize;
+        let bytes = &self.buffer[at..at + meta.size_bytes as usize];
+        validate(bytes).map_err(|e| self.segment.corrupt_at(meta.position, e.to_string()))?;
+        self.position = meta.end_position();
+        Ok(Some((meta, bytes)))
+    }
+}
+
+fn corrupt_records(segment: &Segment, position: u64, error: impl ToString) -> LogError {
+    segment.corrupt_at(position, format!("bad records: {}", error.to_string()))
+}
+
+/// Maps every key of the data batches wholly inside `[first_dirty, bound)` to
+/// its latest offset, until the map's budget is spent. `segments` start with
+/// the one holding `first_dirty`.
+pub(crate) fn build_offset_map(
+    segments: &[Segment],
+    first_dirty: i64,
+    bound: i64,
+    budget_bytes: usize,
+) -> Result<OffsetMap, LogError> {
+    let mut map = OffsetMap::new(budget_bytes, first_dirty);
+    for (i, segment) in segments.iter().enumerate() {
+        if segment.base_offset >= bound {
+            break;
+        }
+        let (_, start) = segment.index.lookup(first_dirty);
+        let start = if i == 0 { u64::from(start) } else { 0 };
+        let mut batches = SegmentBatches::new(segment, start);
+        while let Some((meta, bytes)) = batches.next_batch()? {
+            if meta.last_offset < first_dirty {
+                continue;
+            }
+            if meta.last_offset >= bound {
+                break;
+            }
+            if map.is_full() {
+                return Ok(map);
+            }
+            let header =
+                BatchHeader::new(bytes).map_err(|e| corrupt_records(segment, meta.position, e))?;
+            if !header.is_control() && !header.is_transactional() {
+                let section = records_section(bytes)
+                    .map_err(|e| corrupt_records(segment, meta.position, e))?;
+                let records = parse_records(&section, header.records_count())
+                    .map_err(|e| corrupt_records(segment, meta.position, e))?;
+                for record in records {
+                    let offset = meta.base_offset + i64::from(record.offset_delta());
+                    if let Some(key) = record.key().filter(|_| offset >= first_dirty) {
+                        map.put(key, offset);
+                    }
+                }
+            }
+            map.advance_latest_offset(meta.last_offset);
+        }
+        // Offsets missing at the end of a segment were mapped too, in effect.
+        let segment_end = segments
+            .get(i + 1)
+            .map_or(bound, |next| next.base_offset.min(bound));
+        map.advance_latest_offset(segment_end - 1);
+    }
+    Ok(map)
+}
+
+/// Last offset of the last data batch of every idempotent producer still
+/// active (its last batch is younger than `expiration_ms`): that batch keeps
+/// the producer's sequence and epoch, so it survives cleaning, empty if need be.
+pub(crate) fn last_batches_of_active_producers(
+    segments: &[Segment],
+    now_ms: i64,
+    expiration_ms: i64,
+) -> Result<HashMap<i64, i64>, LogError> {
+    let mut last: HashMap<i64, (i64, i64)> = HashMap::new();
+    for segment in segments {
+        let mut scan = HeaderScan::new(&segment.log, &segment.log_path, 0, segment.size_bytes);
+        while let Some((meta, header)) = scan.next_with_header()? {
+            let header = BatchHeader::new(&header)
+                .map_err(|e| segment.corrupt_at(meta.position, e.to_string()))?;
+            if header.producer_id() >= 0 && !header.is_control() {
+                last.insert(
+                    header.producer_id(),
+                    (meta.last_offset, meta.max_timestamp_ms),
+                );
+            }
+        }
+    }
+    Ok(last
+        .into_iter()
+        .filter(|(_, (_, timestamp))| now_ms.saturating_sub(*timestamp) < expiration_ms)
+        .map(|(producer, (offset, _))| (producer, offset))
+        .collect())
+}
+
+/// What the cleaning of one group needs to know.
+pub(crate) struct CleanContext<'a> {
+    pub map: &'a OffsetMap,
+    pub now_ms: i64,
+    pub delete_retention_ms: i64,
+    pub producer_last_batches: &'a HashMap<i64, i64>,
+}
+
+/// What became of one batch.
+enum Cleaned {
+    Original,
+    Rewritten(Vec<u8>),
+    Dropped,
+}
+
+/// Counters of one group's cleaning.
+#[derive(Default)]
+pub(crate) struct GroupStats {
+    pub records_removed: u64,
+}
+
+/// Kafka's record filter for one batch. `keep_even_if_empty` marks a batch
+/// that must stay (as an empty batch at least) for its offset.
+fn clean_batch(
+    bytes: &[u8],
+    ctx: &CleanContext<'_>,
+    keep_even_if_empty: bool,
+    stats: &mut GroupStats,
+) -> Result<Cleaned, String> {
+    let header = BatchHeader::new(bytes).map_err(|e| e.to_string())?;
+    if header.is_control() || header.is_transactional() {
+        return Ok(Cleaned::Original);
+    }
+    let section = records_section(bytes).map_err(|e| e.to_string())?;
+    let records = parse_records(&section, header.records_count()).map_err(|e| e.to_string())?;
+    let horizon = delete_horizon_ms(&header);
+    let tombstones_expired = horizon.is_some_and(|h| ctx.now_ms >= h);
+    let mut retained = Vec::with_capacity(records.len());
+    let mut has_tombstone = false;
+    for record in &records {
+        let offset = header.base_offset() + i64::from(record.offset_delta());
+        let keep = offset > ctx.map.latest_offset()
+            || match record.key() {
+                // Kafka drops keyless records here; they can only exist if produced before
+                // the topic became compacted, so we keep them rather than lose data.
+                None => true,
+                Some(key) => {
+                    offset >= ctx.map.get(key) && !(record.is_tombstone() && tombstones_expired)
+                }
+            };
+        if keep {
+            has_tombstone |= record.is_tombstone();
+            retained.push(*record);
+        }
+    }
+    stats.records_removed += (records.len() - retained.len()) as u64;
+    let needs_horizon = has_tombstone && horizon.is_none();
+    if retained.len() == records.len() && !needs_horizon {
+        return Ok(Cleaned::Original);
+    }
+    let last_of_producer = header.producer_id() >= 0
+        && ctx.producer_last_batches.get(&header.producer_id()) == Some(&header.last_offset());
+    if retained.is_empty() && !last_of_producer && !keep_even_if_empty {
+        return Ok(Cleaned::Dropped);
+    }
+    let new_horizon = needs_horizon.then(|| ctx.now_ms.saturating_add(ctx.delete_retention_ms));
+    let rebuilt = rebuild_batch(bytes, &retained, new_horizon).map_err(|e| e.to_string())?;
+    Ok(Cleaned::Rewritten(rebuilt))
+}
+
+/// Output of a group being written: batches buffered, then appended to the segment.
+struct CleanedWriter {
+    segment: Segment,
+    pending: Vec<u8>,
+    metas: Vec<BatchMeta>,
+    index_interval_bytes: u32,
+}
+
+impl CleanedWriter {
+    fn push(&mut self, batch: &[u8]) -> Result<(), LogError> {
+        let total = self.segment.size_bytes + (self.pending.len() + batch.len()) as u64;
+        if total > MAX_SEGMENT_BYTES {
+            return Err(self.segment.corrupt_at(
+                self.segment.size_bytes,
+                "cleaned segment would exceed the largest segment size".into(),
+            ));
+        }
+        let meta = BatchMeta::parse(batch, self.pending.len() as u64, batch.len() as u64)
+            .map_err(|reason| self.segment.corrupt_at(self.segment.size_bytes, reason))?;
+        self.pending.extend_from_slice(batch);
+        self.metas.push(meta);
+        if self.pending.len() >= WRITE_CHUNK_BYTES {
+            self.flush_pending()?;
+        }
+        Ok(())
+    }
+
+    fn flush_pending(&mut self) -> Result<(), LogError> {
+        if !self.metas.is_empty() {
+            self.segment
+                .append(&self.pending, &self.metas, self.index_interval_bytes)?;
+        }
+        self.pending.clear();
+        self.metas.clear();
+        Ok(())
+    }
+}
+
+/// Cleans `group` into a new segment written as `.cleaned` files (indexes
+/// included), fsynced, with the mtime of the group's last segment. The group's
+/// last batch always stays (empty if need be): the cleaned segment then ends
+/// where the group did, which is what recovery relies on to find the segments a
+/// `.swap` replaces.
+pub(crate) fn clean_group(
+    dir: &Path,
+    config: &LogConfig,
+    group: &[Segment],
+    ctx: &CleanContext<'_>,
+    stats: &mut GroupStats,
+) -> Result<Segment, LogError> {
+    let base_offset = group[0].base_offset;
+    let last_offset = group
+        .iter()
+        .rev()
+        .find(|s| !s.is_empty())
+        .map_or(base_offset - 1, |s| s.next_offset - 1);
+    let segment =
+        Segment::create_named(dir, base_offset, config, ctx.now_ms, crate::swap::CLEANED)?;
+    let mut writer = CleanedWriter {
+        segment,
+        pending: Vec::new(),
+        metas: Vec::new(),
+        index_interval_bytes: config.index_interval_bytes,
+    };
+    let result = (|| {
+        for source in group {
+            let mut batches = SegmentBatches::new(source, 0);
+            while let Some((meta, bytes)) = batches.next_batch()? {
+                let keep_even_if_empty = meta.last_offset == last_offset;
+                match clean_batch(bytes, ctx, keep_even_if_empty, stats)
+                    .map_err(|e| corrupt_records(source, meta.position, e))?
+                {
+                    Cleaned::Original => writer.push(bytes)?,
+                    Cleaned::Rewritten(rebuilt) => writer.push(&rebuilt)?,
+                    Cleaned::Dropped => {}
+                }
+            }
+        }
+        writer.flush_pending()?;
+        let segment = &mut writer.segment;
+        segment.on_become_inactive()?;
+        if let Some(modified) = group
+            .last()
+            .and_then(|s| s.log.metadata().ok()?.modified().ok())
+        {
+            segment.log.set_modified(modified)?;
+        }
+        segment.dirty = true;
+        segment.flush()
+    })();
+    match result {
+        Ok(()) => Ok(writer.segment),
+        Err(e) => {
+            drop(writer);
+            let _ = crate::swap::remove_cleaned(dir, base_offset);
+            Err(e)
+        }
+    }
+}

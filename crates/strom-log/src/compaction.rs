@@ -1,0 +1,372 @@
+//! Log compaction (`cleanup.policy=compact`), as Kafka's LogCleaner does it:
+//! which part of the log may be cleaned and when, the cleaning round over it,
+//! and the cleaner checkpoint (the first dirty offset).
+//!
+//! A round maps the keys of the dirty range `[first dirty, first uncleanable)`
+//! to their latest offsets, then rewrites every segment below the mapped end,
+//! several small segments into one, keeping per key only its latest record
+//! (plus anything not mapped). Offsets never change: removed records leave
+//! gaps that readers skip. Tombstones get a delete horizon (batch attribute
+//! bit 6) the first time they are cleaned and go at the first round after it.
+
+use tracing::info;
+
+use crate::checkpoint;
+use crate::cleaner::{self, CleanContext, GroupStats};
+use crate::config::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
+use crate::error::LogError;
+use crate::log::PartitionLog;
+use crate::segment::Segment;
+use crate::swap::{self, SwapHook, SwapStep};
+
+/// Per-partition file holding the first dirty offset (Kafka keeps one
+/// `cleaner-offset-checkpoint` per log dir; the format is the same as ours).
+pub(crate) const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+
+/// The topic (and cleaner) configs compaction follows, with Kafka's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionPolicy {
+    /// `delete.retention.ms` (86400000): how long a cleaned tombstone stays readable.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio` (0.5): dirty bytes / all bytes that trigger a round.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms` (0): segments with a record younger than this are not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms` (i64::MAX): a dirty segment older than this forces a round.
+    pub max_compaction_lag_ms: i64,
+    /// Broker `log.cleaner.dedupe.buffer.size` (134217728): memory for the key map;
+    /// a round stops mapping when it is spent and the next round goes on.
+    pub dedupe_buffer_bytes: usize,
+    /// Broker `producer.id.expiration.ms` (86400000): the last batch of a producer active
+    /// within it is kept (empty if need be) so its sequence and epoch survive.
+    pub producer_id_expiration_ms: i64,
+}
+
+impl Default for CompactionPolicy {
+    fn default() -> Self {
+        Self {
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            dedupe_buffer_bytes: 128 * 1024 * 1024,
+            producer_id_expiration_ms: 86_400_000,
+        }
+    }
+}
+
+/// What a call to [`PartitionLog::compact`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionOutcome {
+    /// False when the log was not due (dirty ratio and max lag not reached).
+    pub cleaned: bool,
+    /// The cleaner checkpoint after the call: offsets below it are clean.
+    pub first_dirty_offset: i64,
+    /// Offsets from here on were not cleanable (active segment, min lag, bound).
+    pub first_uncleanable_offset: i64,
+    pub segments_before: usize,
+    pub segments_after: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub records_removed: u64,
+}
+
+/// The cleanable part of a log and whether it is due, as Kafka's
+/// LogCleanerManager computes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CleanableRange {
+    pub first_dirty: i64,
+    pub first_uncleanable: i64,
+    /// The checkpoint was invalid (below the log start or past the end) and was reset.
+    pub reset_checkpoint: bool,
+    pub clean_bytes: u64,
+    pub cleanable_bytes: u64,
+    /// A dirty segment is older than max.compaction.lag.ms.
+    pub overdue: bool,
+}
+
+impl CleanableRange {
+    pub(crate) fn dirty_ratio(&self) -> f64 {
+        let total = self.clean_bytes + self.cleanable_bytes;
+        if total == 0 {
+            0.0
+        } else {
+            self.cleanable_bytes as f64 / total as f64
+        }
+    }
+
+    pub(crate) fn is_due(&self, policy: &CompactionPolicy) -> bool {
+        self.clean_bytes + self.cleanable_bytes > 0
+            && ((self.overdue && self.cleanable_bytes > 0)
+                || self.dirty_ratio() > policy.min_cleanable_dirty_ratio)
+    }
+}
+
+impl PartitionLog {
+    /// The cleaner checkpoint: offsets below it have been compacted (`None` before the
+    /// first round).
+    pub fn cleaner_checkpoint(&self) -> Result<Option<i64>, LogError> {
+        Ok(checkpoint::read_offset(&self.dir, CLEANER_CHECKPOINT_FILE)?)
+    }
+
+    /// One compaction round if the log is due, with the log end offset as the last
+    /// stable offset (a single replica without open transactions).
+    pub fn compact(
+        &mut self,
+        now_ms: i64,
+        policy: &CompactionPolicy,
+    ) -> Result<CompactionOutcome, LogError> {
+        let bound = self.log_end_offset();
+        self.compact_up_to(now_ms, policy, bound)
+    }
+
+    /// One compaction round if the log is due, never cleaning at or past
+    /// `last_stable_offset` (Kafka's bound: the high watermark, or the first offset of
+    /// an open transaction). The active segment is never cleaned.
+    pub fn compact_up_to(
+        &mut self,
+        now_ms: i64,
+        policy: &CompactionPolicy,
+        last_stable_offset: i64,
+    ) -> Result<CompactionOutcome, LogError> {
+        self.compact_with_hook(now_ms, policy, last_stable_offset, &mut |_| true)
+    }
+
+    /// Indices `[start, end)` of the segments overlapping offsets `[from, to)`, as
+    /// Kafka's `logSegments(from, to)`: the one holding `from`, then those starting
+    /// before `to`.
+    fn segments_overlapping(&self, from: i64, to: i64) -> std::ops::Range<usize> {
+        if from >= to {
+            return 0..0;
+        }
+        let start = self.segment_index_for(from);
+        let end = self.segments.partition_point(|s| s.base_offset < to);
+        start..end.max(start)
+    }
+
+    fn bytes_of(&self, range: std::ops::Range<usize>) -> u64 {
+        self.segments[range].iter().map(|s| s.size_bytes).sum()
+    }
+
+    pub(crate) fn cleanable_range(
+        &self,
+        now_ms: i64,
+        policy: &CompactionPolicy,
+        last_stable_offset: i64,
+    ) -> Result<CleanableRange, LogError> {
+        let start = self.log_start_offset;
+        let checkpointed = self.cleaner_checkpoint()?;
+        let (first_dirty, reset_checkpoint) = match checkpointed {
+            Some(offset) if offset < start || offset > self.log_end_offset() => (start, true),
+            Some(offset) => (offset, false),
+            None => (start, false),
+        };
+        let active = self.segments.len() - 1;
+        let dirty_inactive =
+            &self.segments[self.segment_index_for(first_dirty).min(active)..active];
+        let min_lag = policy.min_compaction_lag_ms.max(0);
+        let too_young = (min_lag > 0)
+            .then(|| {
+                dirty_inactive
+                    .iter()
+                    .find(|s| s.largest_timestamp_ms() > now_ms.saturating_sub(min_lag))
+                    .map(|s| s.base_offset)
+            })
+            .flatten();
+        let first_uncleanable = [
+            Some(last_stable_offset),
+            Some(self.segments[active].base_offset),
+            too_young,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(first_dirty)
+        .max(first_dirty);
+        let uncleanable_base = self.segments[self.segment_index_for(first_uncleanable)].base_offset;
+        let cleanable =
+            self.segments_overlapping(first_dirty.min(uncleanable_base), uncleanable_base);
+        let earliest_dirty_ms = dirty_inactive
+            .iter()
+            .filter_map(|s| s.rolling_timestamp_ms.filter(|t| *t > 0))
+            .min();
+        let clean_until = now_ms.saturating_sub(policy.max_compaction_lag_ms.max(0));
+        Ok(CleanableRange {
+            first_dirty,
+            first_uncleanable,
+            reset_checkpoint,
+            clean_bytes: self.bytes_of(
+                0..self
+                    .segments
+                    .partition_point(|s| s.base_offset < first_dirty),
+            ),
+            cleanable_bytes: self.bytes_of(cleanable),
+            overdue: earliest_dirty_ms.is_some_and(|t| t < clean_until),
+        })
+    }
+
+    /// [`Self::compact_up_to`] with `hook` told of every swap step; it stops the round
+    /// where it returns false, leaving the files as a crash would.
+    pub(crate) fn compact_with_hook(
+        &mut self,
+        now_ms: i64,
+        policy: &CompactionPolicy,
+        last_stable_offset: i64,
+        hook: &mut SwapHook<'_>,
+    ) -> Result<CompactionOutcome, LogError> {
+        if self.swap_pending {
+            swap::finish_interrupted(&self.dir)?;
+            self.swap_pending = false;
+        }
+        let range = self.cleanable_range(now_ms, policy, last_stable_offset)?;
+        if range.reset_checkpoint {
+            self.write_cleaner_checkpoint(range.first_dirty)?;
+        }
+        let mut outcome = CompactionOutcome {
+            cleaned: false,
+            first_dirty_offset: range.first_dirty,
+            first_uncleanable_offset: range.first_uncleanable,
+            segments_before: self.segments.len(),
+            segments_after: self.segments.len(),
+            bytes_before: self.size_bytes(),
+            bytes_after: self.size_bytes(),
+            records_removed: 0,
+        };
+        if !range.is_due(policy) {
+            return Ok(outcome);
+        }
+        let first = self.segment_index_for(range.first_dirty);
+        let map = cleaner::build_offset_map(
+            &self.segments[first..],
+            range.first_dirty,
+            range.first_uncleanable,
+            policy.dedupe_buffer_bytes,
+        )?;
+        let end_offset = map.latest_offset() + 1;
+        let producers = cleaner::last_batches_of_active_producers(
+            &self.segments,
+            now_ms,
+            policy.producer_id_expiration_ms,
+        )?;
+        let ctx = CleanContext {
+            map: &map,
+            now_ms,
+            delete_retention_ms: policy.delete_retention_ms,
+            producer_last_batches: &producers,
+        };
+        info!(
+            dir = %self.dir.display(),
+            first_dirty = range.first_dirty,
+            end_offset,
+            keys = map.len(),
+            dirty_ratio = range.dirty_ratio(),
+            "cleaning log"
+        );
+        let mut stats = GroupStats::default();
+        let mut next = 0;
+        for len in self.group_sizes(end_offset, range.first_uncleanable) {
+            if self.segments[next..next + len]
+                .iter()
+                .all(Segment::is_empty)
+            {
+                next += len;
+                continue;
+            }
+            self.clean_and_swap(next, len, &ctx, &mut stats, hook)?;
+            next += 1;
+        }
+        swap::reached(hook, SwapStep::RoundDone)?;
+        self.write_cleaner_checkpoint(end_offset)?;
+        outcome.cleaned = true;
+        outcome.first_dirty_offset = end_offset;
+        outcome.segments_after = self.segments.len();
+        outcome.bytes_after = self.size_bytes();
+        outcome.records_removed = stats.records_removed;
+        info!(
+            dir = %self.dir.display(),
+            records_removed = stats.records_removed,
+            bytes_before = outcome.bytes_before,
+            bytes_after = outcome.bytes_after,
+            "cleaned log"
+        );
+        Ok(outcome)
+    }
+
+    /// Replaces segments `[first, first + len)` with their cleaned copy, crash-safely.
+    fn clean_and_swap(
+        &mut self,
+        first: usize,
+        len: usize,
+        ctx: &CleanContext<'_>,
+        stats: &mut GroupStats,
+        hook: &mut SwapHook<'_>,
+    ) -> Result<(), LogError> {
+        let group = &self.segments[first..first + len];
+        let base = group[0].base_offset;
+        let replaced: Vec<i64> = group.iter().map(|s| s.base_offset).collect();
+        let mut cleaned = cleaner::clean_group(&self.dir, &self.config, group, ctx, stats)?;
+        swap::reached(hook, SwapStep::CleanedWritten)?;
+        swap::commit(&self.dir, base, hook)?;
+        // Committed: the new segment is the truth from here, on disk and in memory.
+        self.swap_pending = true;
+        cleaned.log_path =
+            crate::segment::segment_file(&self.dir, base, crate::segment::LOG_SUFFIX);
+        drop(self.segments.splice(first..first + len, [cleaned]));
+        swap::finish(&self.dir, base, &replaced, hook)?;
+        self.swap_pending = false;
+        Ok(())
+    }
+
+    /// Kafka's groupSegmentsBySize over the segments below `end_offset`: runs of
+    /// consecutive segments whose data and indexes fit one segment and whose offsets
+    /// fit 4 bytes relative to the first. Returns the length of each run.
+    fn group_sizes(&self, end_offset: i64, first_uncleanable: i64) -> Vec<usize> {
+        let count = self
+            .segments
+            .partition_point(|s| s.base_offset < end_offset);
+        let max_bytes = self.config.effective_segment_bytes();
+        let max_index_bytes = u64::from(self.config.segment_index_bytes);
+        let index_bytes = |s: &Segment| s.index.len() as u64 * u64::from(OFFSET_INDEX_ENTRY_BYTES);
+        let time_index_bytes =
+            |s: &Segment| s.time_index.len() as u64 * u64::from(TIME_INDEX_ENTRY_BYTES);
+        let mut sizes = Vec::new();
+        let mut i = 0;
+        while i < count {
+            let first = &self.segments[i];
+            let (mut bytes, mut index, mut time_index) = (
+                first.size_bytes,
+                index_bytes(first),
+                time_index_bytes(first),
+            );
+            let mut len = 1;
+            while i + len < count {
+                let candidate = &self.segments[i + len];
+                // Bounded by the next segment's base (or the uncleanable offset): cheap and safe.
+                let last_offset = self
+                    .segments
+                    .get(i + len + 1)
+                    .map_or(first_uncleanable, |s| s.base_offset)
+                    - 1;
+                let fits = bytes + candidate.size_bytes <= max_bytes
+                    && index + index_bytes(candidate) <= max_index_bytes
+                    && time_index + time_index_bytes(candidate) <= max_index_bytes
+                    && (candidate.is_empty() || first.can_hold_offset(last_offset));
+                if !fits {
+                    break;
+                }
+                bytes += candidate.size_bytes;
+                index += index_bytes(candidate);
+                time_index += time_index_bytes(candidate);
+                len += 1;
+            }
+            sizes.push(len);
+            i += len;
+        }
+        sizes
+    }
+
+    fn write_cleaner_checkpoint(&self, offset: i64) -> Result<(), LogError> {
+        checkpoint::write_offset(&self.dir, CLEANER_CHECKPOINT_FILE, offset)?;
+        Ok(())
+    }
+}
