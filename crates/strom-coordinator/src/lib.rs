@@ -110,14 +110,14 @@ mod tests {
 
     #[test]
     fn routing_matches_kafka() {
-        // Values from Java: "".hashCode()=0, "a"=97, "my-group"=1_007_224_148? checked below by formula.
+        // Java: "".hashCode() == 0, "a".hashCode() == 97.
         assert_eq!(java_string_hashcode(""), 0);
         assert_eq!(java_string_hashcode("a"), 97);
         assert_eq!(java_string_hashcode("ab"), 97 * 31 + 98);
         // Overflowing hash: "polygenelubricants".hashCode() == Integer.MIN_VALUE in Java.
         assert_eq!(java_string_hashcode("polygenelubricants"), i32::MIN);
         assert_eq!(group_partition("polygenelubricants", 50), 0);
-        // Negative hash: "console-consumer-1".hashCode() is computed by the same fold; abs via mask.
+        // Utils.abs masks the sign bit rather than negating.
         let h = java_string_hashcode("test-group");
         assert_eq!(group_partition("test-group", 50), (h & 0x7fff_ffff) % 50);
         assert_eq!(group_partition("g", 0), 0);
