@@ -57,6 +57,8 @@ pub struct Broker {
     partitions: RwLock<PartitionMap>,
     /// Woken on every append, so parked fetches can look again.
     pub data_arrived: Notify,
+    /// The group coordinator's shards and their timers.
+    pub groups: crate::group_coordinator::GroupCoordinator,
     /// The unused rest of this broker's current block of producer ids.
     producer_ids: Mutex<std::ops::Range<i64>>,
 }
@@ -80,6 +82,7 @@ impl Broker {
         remove_deleted_dirs(&log_dir);
         let (metadata_log, image, replayed) = MetadataLog::open(&log_dir, now_ms())?;
         info!(records = replayed, topics = image.topic_count(), %cluster_id, "metadata log replayed");
+        let config_for_groups = config.clone();
         let broker = Arc::new(Self {
             config,
             cluster_id,
@@ -90,9 +93,13 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             data_arrived: Notify::new(),
             producer_ids: Mutex::new(0..0),
+            groups: crate::group_coordinator::GroupCoordinator::new(group_config(
+                &config_for_groups,
+            )),
         });
         broker.publish(image)?;
         broker.remove_stray_partition_dirs();
+        broker.groups.load_shards(&broker);
         Ok(broker)
     }
 
@@ -337,6 +344,19 @@ impl Broker {
             }
         }
         info!("all logs closed cleanly");
+    }
+}
+
+fn group_config(config: &BrokerConfig) -> strom_coordinator::GroupConfig {
+    strom_coordinator::GroupConfig {
+        min_session_timeout_ms: config.group_min_session_timeout_ms,
+        max_session_timeout_ms: config.group_max_session_timeout_ms,
+        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        max_size: config.group_max_size,
+        offsets_retention_minutes: config.offsets_retention_minutes,
+        offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+        offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+        ..strom_coordinator::GroupConfig::default()
     }
 }
 

@@ -16,7 +16,12 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
         Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1));
     vec![
         tokio::spawn(every(broker.clone(), retention_every, enforce_retention)),
-        tokio::spawn(every(broker, ROLL_AND_FLUSH_INTERVAL, roll_and_flush)),
+        tokio::spawn(every(
+            broker.clone(),
+            ROLL_AND_FLUSH_INTERVAL,
+            roll_and_flush,
+        )),
+        tokio::spawn(crate::group_coordinator::run_timers(broker)),
     ]
 }
 

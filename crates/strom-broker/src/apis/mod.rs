@@ -18,17 +18,29 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_log_dirs;
 mod fetch;
+mod find_coordinator;
+mod group_common;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 /// What a handler knows about the request beyond its body.
 #[derive(Debug, Clone)]
@@ -187,6 +199,17 @@ impl ApiTable {
             erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
             erased::<describe_cluster::DescribeClusterHandler>(),
             erased::<init_producer_id::InitProducerIdHandler>(),
+            erased::<find_coordinator::FindCoordinatorHandler>(),
+            erased::<join_group::JoinGroupHandler>(),
+            erased::<sync_group::SyncGroupHandler>(),
+            erased::<heartbeat::HeartbeatHandler>(),
+            erased::<leave_group::LeaveGroupHandler>(),
+            erased::<offset_commit::OffsetCommitHandler>(),
+            erased::<offset_fetch::OffsetFetchHandler>(),
+            erased::<offset_delete::OffsetDeleteHandler>(),
+            erased::<list_groups::ListGroupsHandler>(),
+            erased::<describe_groups::DescribeGroupsHandler>(),
+            erased::<delete_groups::DeleteGroupsHandler>(),
         ];
         let max_key = apis.iter().map(|a| a.key() as usize).max().unwrap_or(0);
         let mut by_key: Vec<Option<Box<dyn Api>>> = (0..=max_key).map(|_| None).collect();

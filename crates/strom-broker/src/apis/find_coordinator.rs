@@ -1,0 +1,114 @@
+//! FindCoordinator: the group coordinator is the leader of the group's
+//! `__consumer_offsets` partition (created on first use, as Kafka does).
+//! Transaction and share coordinators come with later issues.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use strom_types::ErrorCode;
+
+use super::{Handler, RequestContext};
+use crate::broker::Broker;
+use crate::group_coordinator::OFFSETS_TOPIC;
+
+pub struct FindCoordinatorHandler;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+impl Handler for FindCoordinatorHandler {
+    type Request = FindCoordinatorRequest;
+    const KEY: ApiKey = ApiKey::FindCoordinator;
+
+    async fn handle(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        request: FindCoordinatorRequest,
+    ) -> FindCoordinatorResponse {
+        let batched = ctx.api_version >= 4;
+        let keys: Vec<StrBytes> = if batched {
+            request.coordinator_keys.clone()
+        } else {
+            vec![request.key.clone()]
+        };
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            found.push(locate(&broker, request.key_type, &key).await.map_or_else(
+                |(code, message)| {
+                    Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(code.code())
+                        .with_error_message(Some(StrBytes::from_string(message)))
+                },
+                |(node, host, port)| {
+                    Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id(BrokerId(node))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port)
+                },
+            ));
+        }
+        if batched {
+            return FindCoordinatorResponse::default().with_coordinators(found);
+        }
+        let only = found.pop().unwrap_or_default();
+        // error_message exists from v1.
+        let message = if ctx.api_version >= 1 {
+            only.error_message
+        } else {
+            None
+        };
+        FindCoordinatorResponse::default()
+            .with_error_code(only.error_code)
+            .with_error_message(message)
+            .with_node_id(only.node_id)
+            .with_host(only.host)
+            .with_port(only.port)
+    }
+}
+
+async fn locate(
+    broker: &Broker,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, String, i32), (ErrorCode, String)> {
+    if key_type != KEY_TYPE_GROUP {
+        return Err((
+            ErrorCode::InvalidRequest,
+            format!("coordinator key type {key_type} is not supported yet (only groups)"),
+        ));
+    }
+    broker
+        .groups
+        .ensure_loaded(broker)
+        .await
+        .map_err(|code| (code, "the group coordinator is not available".to_string()))?;
+    let index = broker.groups.partition_for(broker, key);
+    let image = broker.image();
+    let leader = image
+        .topic(OFFSETS_TOPIC)
+        .and_then(|t| t.partitions.get(&index))
+        .map(|p| p.leader)
+        .ok_or((
+            ErrorCode::CoordinatorNotAvailable,
+            "no leader for the group's partition".to_string(),
+        ))?;
+    let listener = broker
+        .config
+        .advertised_listeners
+        .first()
+        .map(|l| l.name.as_str())
+        .unwrap_or("PLAINTEXT");
+    let endpoint = image
+        .broker(leader)
+        .and_then(|b| b.endpoints.iter().find(|e| e.listener == listener).cloned())
+        .ok_or((
+            ErrorCode::CoordinatorNotAvailable,
+            "the coordinator has no endpoint".to_string(),
+        ))?;
+    Ok((leader, endpoint.host, endpoint.port as i32))
+}

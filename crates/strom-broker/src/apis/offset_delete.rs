@@ -1,0 +1,34 @@
+//! OffsetDelete: removes a group's committed offsets for some partitions.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{ApiKey, OffsetDeleteRequest, OffsetDeleteResponse};
+
+use super::group_common::expect_reply;
+use super::{Handler, RequestContext};
+use crate::broker::Broker;
+
+pub struct OffsetDeleteHandler;
+
+impl Handler for OffsetDeleteHandler {
+    type Request = OffsetDeleteRequest;
+    const KEY: ApiKey = ApiKey::OffsetDelete;
+
+    async fn handle(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        request: OffsetDeleteRequest,
+    ) -> OffsetDeleteResponse {
+        let group = request.group_id.to_string();
+        let version = ctx.api_version;
+        let result = broker
+            .groups
+            .call(&broker, &group, |shard, now, id| {
+                shard.offset_delete(now, id, version, request)
+            })
+            .await;
+        expect_reply!(result, OffsetDelete, |code: strom_types::ErrorCode| {
+            OffsetDeleteResponse::default().with_error_code(code.code())
+        })
+    }
+}
