@@ -40,6 +40,11 @@ async fn every(broker: Arc<Broker>, period: Duration, job: fn(&Broker)) {
 fn enforce_retention(broker: &Broker) {
     let now = now_ms();
     for partition in broker.all_partitions() {
+        // Kafka applies retention.ms / retention.bytes only under cleanup.policy=delete;
+        // the log start offset (DeleteRecords) is enforced when the log is written.
+        if !partition.settings().cleanup_delete {
+            continue;
+        }
         match partition.with_log(|log| log.enforce_retention(now)) {
             Ok(outcome) if outcome.deleted_segments > 0 => info!(
                 topic = %partition.topic,

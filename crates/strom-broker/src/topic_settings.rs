@@ -3,7 +3,9 @@
 //! produce path need.
 
 use strom_log::LogConfig;
-use strom_metadata::topic_config::{resolve_topic_configs, BrokerConfigLookup, ResolvedConfig};
+use strom_metadata::topic_config::{
+    resolve_topic_configs, split_list, BrokerConfigLookup, ResolvedConfig,
+};
 use strom_metadata::{ConfigResource, MetadataImage};
 use strom_wire::batch::{Compression, TimestampType};
 
@@ -24,6 +26,10 @@ pub struct TopicSettings {
     pub timestamp_after_max_ms: i64,
     pub compression: TopicCompression,
     pub min_insync_replicas: usize,
+    /// `cleanup.policy` includes `delete`: retention by time and size applies.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the latest record per key.
+    pub cleanup_compact: bool,
 }
 
 pub fn resolve(
@@ -77,5 +83,7 @@ fn from_resolved(configs: &[ResolvedConfig]) -> TopicSettings {
         timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
         compression,
         min_insync_replicas: long("min.insync.replicas", 1).max(1) as usize,
+        cleanup_delete: split_list(get("cleanup.policy")).any(|p| p == "delete"),
+        cleanup_compact: split_list(get("cleanup.policy")).any(|p| p == "compact"),
     }
 }
