@@ -1,6 +1,7 @@
 //! Tests of `PartitionLog` on real files in temp dirs.
 
 mod append_read;
+mod compaction;
 mod index_lookup;
 mod recovery;
 mod retention;
