@@ -2,6 +2,7 @@
 
 mod append_read;
 mod compaction;
+mod compaction_batches;
 mod index_lookup;
 mod recovery;
 mod retention;
