@@ -136,10 +136,11 @@ def produce_errors(p: Producer, topic: str, records, timeout_s: float = 60) -> l
 
 
 def consume_to_end(c: Consumer, assignments: list[TopicPartition], end_offsets: dict[int, int] | dict,
-                   timeout_s: float = 60):
+                   timeout_s: float = 60, window: bool = False):
     """assign() the partitions from their given offsets and poll until each has delivered the
     record at end_offset - 1. Returns messages in arrival order; fails on consumer errors,
-    on duplicate (partition, offset) and on offsets past the end."""
+    on duplicate (partition, offset) and on offsets past the end (unless window=True: the end is
+    not the log end, and later records are dropped)."""
     c.assign(assignments)
     pending = {(tp.topic, tp.partition) for tp in assignments
                if end_offsets[(tp.topic, tp.partition)] > (tp.offset if tp.offset >= 0 else 0)}
@@ -153,6 +154,8 @@ def consume_to_end(c: Consumer, assignments: list[TopicPartition], end_offsets: 
             if msg.error() is not None:
                 raise KafkaException(msg.error())
             key = (msg.topic(), msg.partition())
+            if window and msg.offset() >= end_offsets[key]:
+                continue
             assert (key, msg.offset()) not in seen, f"duplicate delivery {key}@{msg.offset()}"
             seen.add((key, msg.offset()))
             assert msg.offset() < end_offsets[key], f"offset {msg.offset()} past end {end_offsets[key]} for {key}"
@@ -162,11 +165,13 @@ def consume_to_end(c: Consumer, assignments: list[TopicPartition], end_offsets: 
     return out
 
 
-def read_partition(broker, topic: str, partition: int, start: int, end: int, **conf):
-    """All messages of one partition in [start, end), via assign()."""
+def read_partition(broker, topic: str, partition: int, start: int, end: int, window: bool = False, **conf):
+    """All messages of one partition in [start, end), via assign(); end is the high watermark
+    unless window=True."""
     c = consumer(broker, **conf)
     try:
-        return consume_to_end(c, [TopicPartition(topic, partition, start)], {(topic, partition): end})
+        return consume_to_end(c, [TopicPartition(topic, partition, start)], {(topic, partition): end},
+                              window=window)
     finally:
         c.close()
 
