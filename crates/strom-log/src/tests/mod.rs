@@ -3,6 +3,7 @@
 mod append_read;
 mod compaction;
 mod compaction_batches;
+mod compaction_crash;
 mod index_lookup;
 mod recovery;
 mod retention;
