@@ -133,6 +133,8 @@ pub struct Client {
     conns: HashMap<i32, Connection>,
     topics: HashMap<String, TopicMetadata>,
     controller_id: i32,
+    /// Group coordinators found so far (see `coordinator.rs`).
+    pub(crate) coordinators: HashMap<String, BrokerInfo>,
 }
 
 impl Client {
@@ -158,6 +160,7 @@ impl Client {
             conns: HashMap::new(),
             topics: HashMap::new(),
             controller_id: -1,
+            coordinators: HashMap::new(),
         })
     }
 
@@ -223,6 +226,24 @@ impl Client {
         self.conns
             .get_mut(&id)
             .ok_or_else(|| Error::Protocol(format!("connection to broker {id} vanished")))
+    }
+
+    /// Learns a broker's address from outside Metadata (a FindCoordinator
+    /// answer), so [`Client::broker_connection`] can reach it.
+    pub(crate) fn remember_broker(&mut self, broker: &BrokerInfo) {
+        self.brokers
+            .entry(broker.id)
+            .or_insert_with(|| broker.clone());
+    }
+
+    /// The ids of all brokers in the last metadata (fetched when unknown).
+    pub async fn broker_ids(&mut self) -> Result<Vec<i32>> {
+        if self.brokers.is_empty() {
+            self.metadata(Some(&[]), false).await?;
+        }
+        let mut ids: Vec<i32> = self.brokers.keys().copied().collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// The broker admin requests go to: the controller Metadata names (in

@@ -186,6 +186,24 @@ impl Connection {
             })
     }
 
+    /// The version of `api_key` to use when our codec cannot go above `max`
+    /// (e.g. a kafka-protocol struct that encodes fewer versions than the
+    /// key's range).
+    pub fn version_at_most(&self, api_key: ApiKey, max: i16) -> Result<i16> {
+        let ours = api_key.valid_versions();
+        let ours = VersionRange {
+            min: ours.min,
+            max: ours.max.min(max),
+        };
+        self.broker_versions
+            .get(&(api_key as i16))
+            .and_then(|broker| negotiate(ours, *broker))
+            .ok_or_else(|| Error::UnsupportedVersion {
+                addr: self.addr.clone(),
+                api: format!("{api_key:?}"),
+            })
+    }
+
     /// Whether the broker supports some version of `api_key` we can speak.
     pub fn supports(&self, api_key: ApiKey) -> bool {
         self.version(api_key).is_ok()

@@ -2,13 +2,17 @@
 //!
 //! [`Connection`] speaks the wire protocol to one broker; [`Client`] finds
 //! the cluster and routes by partition leader; [`Admin`], [`Producer`] and
-//! [`Consumer`] are the operations on top.
+//! [`Consumer`] are the operations on top; group administration goes
+//! through each group's coordinator (`coordinator`, `groups`).
 
 pub mod admin;
 pub mod client;
 pub mod connection;
 pub mod consumer;
+pub mod coordinator;
 pub mod error;
+pub mod groups;
+pub mod member;
 pub mod partitioner;
 pub mod producer;
 
@@ -19,5 +23,10 @@ pub use client::{BrokerInfo, Client, Metadata, PartitionMetadata, TopicMetadata}
 pub use connection::{Connection, ConnectionConfig};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec};
 pub use error::{Error, Result};
+pub use groups::{
+    CommittedOffset, GroupDescription, ListedGroup, MemberDescription, TopicPartition,
+    TopicPartitions,
+};
 pub use kafka_protocol::records::{Compression, TimestampType};
+pub use member::{GroupMember, GroupMemberConfig};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};

@@ -1,0 +1,292 @@
+//! Finding a group's coordinator (FindCoordinator, key type 0) and sending
+//! it requests, retrying while the coordinator loads or moves.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::{Request, StrBytes};
+use tokio::time::Instant;
+
+use crate::client::{BrokerInfo, Client};
+use crate::error::{check, Error, Result};
+
+pub(crate) const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+pub(crate) const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+pub(crate) const NOT_COORDINATOR: i16 = 16;
+
+/// FindCoordinator v4 replaced the single key with a batch of keys.
+const FIRST_BATCHED_VERSION: i16 = 4;
+const KEY_TYPE_GROUP: i8 = 0;
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Whether a code means "ask again, perhaps elsewhere" for a group request.
+pub(crate) fn is_coordinator_error(code: i16) -> bool {
+    matches!(
+        code,
+        COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR
+    )
+}
+
+/// What FindCoordinator said about each key, in the order asked.
+fn coordinators_from(
+    response: FindCoordinatorResponse,
+    keys: &[String],
+    version: i16,
+) -> Vec<(String, Result<BrokerInfo>)> {
+    let found = |code: i16, message: Option<&str>, key: &str, id: i32, host: &str, port: i32| {
+        check(code, message, format!("coordinator of group {key}")).map(|()| BrokerInfo {
+            id,
+            host: host.to_owned(),
+            port,
+            rack: None,
+        })
+    };
+    if version < FIRST_BATCHED_VERSION {
+        let Some(key) = keys.first() else {
+            return Vec::new();
+        };
+        let result = found(
+            response.error_code,
+            response.error_message.as_deref(),
+            key,
+            response.node_id.0,
+            &response.host,
+            response.port,
+        );
+        return vec![(key.clone(), result)];
+    }
+    keys.iter()
+        .map(|key| {
+            let result = match response.coordinators.iter().find(|c| c.key.as_str() == key) {
+                Some(c) => found(
+                    c.error_code,
+                    c.error_message.as_deref(),
+                    key,
+                    c.node_id.0,
+                    &c.host,
+                    c.port,
+                ),
+                None => Err(Error::Protocol(format!(
+                    "FindCoordinator response does not mention group {key}"
+                ))),
+            };
+            (key.clone(), result)
+        })
+        .collect()
+}
+
+impl Client {
+    /// Asks any broker for the coordinators of `groups` (one request on v4+,
+    /// one per group before). Results are per group, in the order given.
+    pub async fn find_coordinators(
+        &mut self,
+        groups: &[String],
+    ) -> Result<Vec<(String, Result<BrokerInfo>)>> {
+        let conn = self.any_connection().await?;
+        let version = conn.version(ApiKey::FindCoordinator)?;
+        let mut results = Vec::with_capacity(groups.len());
+        if version >= FIRST_BATCHED_VERSION {
+            let request = FindCoordinatorRequest::default()
+                .with_key_type(KEY_TYPE_GROUP)
+                .with_coordinator_keys(groups.iter().map(|g| s(g)).collect());
+            let response = conn.send(&request).await?;
+            results = coordinators_from(response, groups, version);
+        } else {
+            for group in groups {
+                let request = FindCoordinatorRequest::default()
+                    .with_key(s(group))
+                    .with_key_type(KEY_TYPE_GROUP);
+                let response = conn.send(&request).await?;
+                results.extend(coordinators_from(
+                    response,
+                    std::slice::from_ref(group),
+                    version,
+                ));
+            }
+        }
+        for (group, result) in &results {
+            if let Ok(broker) = result {
+                self.coordinators.insert(group.clone(), broker.clone());
+            }
+        }
+        Ok(results)
+    }
+
+    /// The coordinator of `group`, cached; waits (up to the request timeout)
+    /// while the broker answers COORDINATOR_NOT_AVAILABLE, e.g. while the
+    /// offsets topic is being created.
+    pub async fn coordinator(&mut self, group: &str) -> Result<BrokerInfo> {
+        if let Some(broker) = self.coordinators.get(group) {
+            return Ok(broker.clone());
+        }
+        let deadline = Instant::now() + self.config().request_timeout;
+        loop {
+            let result = self
+                .find_coordinators(&[group.to_owned()])
+                .await?
+                .pop()
+                .map(|(_, r)| r)
+                .unwrap_or_else(|| Err(Error::Protocol("empty FindCoordinator answer".into())));
+            match result {
+                Err(e)
+                    if e.code().is_some_and(is_coordinator_error) && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Forgets a group's coordinator so the next request looks it up again.
+    pub fn invalidate_coordinator(&mut self, group: &str) {
+        self.coordinators.remove(group);
+    }
+
+    /// Sends a request to `group`'s coordinator at the highest version both
+    /// sides (and our codec, `max_version`) support. `build` makes the
+    /// request for that version; `coordinator_error` picks a coordinator
+    /// error code out of the response, if any. Moved, unavailable or loading
+    /// coordinators and broken connections are retried with a fresh lookup
+    /// until the request timeout has passed. Returns the response and the
+    /// version it was decoded at.
+    pub async fn send_to_coordinator<R: Request>(
+        &mut self,
+        group: &str,
+        api_key: ApiKey,
+        max_version: i16,
+        timeout: Duration,
+        build: impl Fn(i16) -> R,
+        coordinator_error: impl Fn(&R::Response) -> Option<i16>,
+    ) -> Result<(R::Response, i16)> {
+        let deadline = Instant::now() + self.config().request_timeout;
+        loop {
+            let attempt = async {
+                let broker = self.coordinator(group).await?;
+                self.remember_broker(&broker);
+                let conn = self.broker_connection(broker.id).await.map_err(|e| {
+                    // An unreachable coordinator may have moved: look again.
+                    match e {
+                        Error::Connect { .. } => Error::kafka(
+                            COORDINATOR_NOT_AVAILABLE,
+                            Some(e.to_string()),
+                            format!("group {group}"),
+                        ),
+                        e => e,
+                    }
+                })?;
+                let version = conn.version_at_most(api_key, max_version)?;
+                let response = conn.send_version(&build(version), version, timeout).await?;
+                Ok::<_, Error>((response, version))
+            }
+            .await;
+            let retry = match &attempt {
+                Ok((response, _)) => {
+                    coordinator_error(response).filter(|c| is_coordinator_error(*c))
+                }
+                Err(e) => match e.code() {
+                    Some(code) if is_coordinator_error(code) => Some(code),
+                    Some(_) => None,
+                    None if e.is_retriable() => Some(NOT_COORDINATOR),
+                    None => None,
+                },
+            };
+            match retry {
+                Some(code) if Instant::now() < deadline => {
+                    tracing::debug!(group, code, "retrying a group request");
+                    if code != COORDINATOR_LOAD_IN_PROGRESS {
+                        self.invalidate_coordinator(group);
+                    }
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+                _ => return attempt,
+            }
+        }
+    }
+}
+
+fn s(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::find_coordinator_response::Coordinator;
+
+    fn keys(k: &[&str]) -> Vec<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn summary(results: Vec<(String, Result<BrokerInfo>)>) -> Vec<(String, String)> {
+        results
+            .into_iter()
+            .map(|(k, r)| {
+                let text = match r {
+                    Ok(b) => format!("{} {}", b.id, b.addr()),
+                    Err(e) => e.to_string(),
+                };
+                (k, text)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batched_answers_are_matched_by_key() {
+        let response = FindCoordinatorResponse::default().with_coordinators(vec![
+            Coordinator::default()
+                .with_key(s("b"))
+                .with_error_code(COORDINATOR_NOT_AVAILABLE),
+            Coordinator::default()
+                .with_key(s("a"))
+                .with_node_id(3.into())
+                .with_host(s("h"))
+                .with_port(9092),
+        ]);
+        assert_eq!(
+            summary(coordinators_from(response, &keys(&["a", "b", "c"]), 4)),
+            vec![
+                ("a".to_owned(), "3 h:9092".to_owned()),
+                (
+                    "b".to_owned(),
+                    "coordinator of group b: COORDINATOR_NOT_AVAILABLE".to_owned()
+                ),
+                (
+                    "c".to_owned(),
+                    "protocol error: FindCoordinator response does not mention group c".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn single_key_answers_use_the_top_level_fields() {
+        let response = FindCoordinatorResponse::default()
+            .with_node_id(1.into())
+            .with_host(s("::1"))
+            .with_port(19092);
+        assert_eq!(
+            summary(coordinators_from(response, &keys(&["g"]), 3)),
+            vec![("g".to_owned(), "1 [::1]:19092".to_owned())]
+        );
+        let response = FindCoordinatorResponse::default()
+            .with_error_code(NOT_COORDINATOR)
+            .with_error_message(Some(s("moved")));
+        assert_eq!(
+            summary(coordinators_from(response, &keys(&["g"]), 2)),
+            vec![(
+                "g".to_owned(),
+                "coordinator of group g: NOT_COORDINATOR: moved".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn coordinator_errors_are_the_three_retriable_ones() {
+        assert!(is_coordinator_error(14));
+        assert!(is_coordinator_error(15));
+        assert!(is_coordinator_error(16));
+        assert!(!is_coordinator_error(0));
+        assert!(!is_coordinator_error(68)); // NON_EMPTY_GROUP
+    }
+}
