@@ -4,6 +4,10 @@
 //!
 //! Appends take batches that already passed `strom_wire::batch::validate` and only rewrite
 //! their base offsets; reads hand back whole stored batches without decoding them.
+//!
+//! Compaction (`PartitionLog::compact`, cleanup.policy=compact) follows Kafka's LogCleaner:
+//! it rewrites inactive segments keeping the latest record per key, swapping the cleaned
+//! segments in through `.cleaned`/`.swap` files that `open` rolls back or completes.
 
 mod checkpoint;
 mod cleaner;

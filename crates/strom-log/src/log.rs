@@ -63,7 +63,8 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// Opens or creates the log in `dir`. Without a clean-shutdown marker, segments from the
     /// one holding the recovery point on are validated batch by batch (CRC included), a torn
-    /// or corrupt tail is cut off, and their indexes are rebuilt.
+    /// or corrupt tail is cut off, and their indexes are rebuilt. A segment swap the log
+    /// cleaner left half done is rolled back (before its commit) or completed (after).
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig, now_ms: i64) -> Result<Self, LogError> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
