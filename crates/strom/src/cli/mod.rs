@@ -1,7 +1,8 @@
-//! Client subcommands: `topic`, `produce`, `consume`, `cluster`.
+//! Client subcommands: `topic`, `produce`, `consume`, `group`, `cluster`.
 
 mod cluster;
 mod consume;
+mod group;
 mod produce;
 mod topic;
 
@@ -38,6 +39,8 @@ pub enum ClientCommand {
     Produce(produce::ProduceArgs),
     /// Consume records and print them to stdout.
     Consume(consume::ConsumeArgs),
+    /// List, describe and delete consumer groups; reset their offsets.
+    Group(group::GroupArgs),
     /// Inspect the cluster.
     Cluster(cluster::ClusterArgs),
 }
@@ -59,6 +62,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Topic(args) => topic::run(args).await,
             ClientCommand::Produce(args) => produce::run(args).await,
             ClientCommand::Consume(args) => consume::run(args).await,
+            ClientCommand::Group(args) => group::run(args).await,
             ClientCommand::Cluster(args) => cluster::run(args).await,
         }
     });
@@ -86,6 +90,33 @@ pub fn parse_key_value(text: &str) -> anyhow::Result<(String, String)> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => anyhow::bail!("invalid '{text}': expected KEY=VALUE"),
+    }
+}
+
+/// Prints successes; a lone failure is the command's error, several are
+/// each reported on stderr and summed up (`noun`: "topics", "groups").
+pub fn report(
+    results: Vec<(String, strom_client::Result<()>)>,
+    noun: &str,
+    on_success: impl Fn(&str),
+) -> anyhow::Result<()> {
+    let total = results.len();
+    let mut failures = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(()) => on_success(&name),
+            Err(e) => failures.push(e),
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        1 if total == 1 => Err(failures.remove(0).into()),
+        n => {
+            for e in &failures {
+                eprintln!("error: {e}");
+            }
+            anyhow::bail!("{n} of {total} {noun} failed")
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use strom_client::{
     ResourceType, TopicMetadata,
 };
 
-use super::{parse_key_value, print_table, BrokerArgs};
+use super::{parse_key_value, print_table, report, BrokerArgs};
 
 #[derive(Args)]
 pub struct TopicArgs {
@@ -102,7 +102,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             } else {
                 "Created"
             };
-            report(results, |name| println!("{verb} topic {name}."))
+            report(results, "topics", |name| println!("{verb} topic {name}."))
         }
         TopicCommand::List { internal } => {
             let topics = admin.list_topics().await?;
@@ -126,38 +126,12 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
         }
         TopicCommand::Delete { names } => {
             let results = admin.delete_topics(&names).await?;
-            report(results, |name| println!("Deleted topic {name}."))
+            report(results, "topics", |name| println!("Deleted topic {name}."))
         }
         TopicCommand::AddPartitions { name, total } => {
             admin.create_partitions(&name, total).await?;
             println!("Topic {name} now has {total} partitions.");
             Ok(())
-        }
-    }
-}
-
-/// Prints successes; a lone failure is the command's error, several are
-/// each reported on stderr and summed up.
-fn report(
-    results: Vec<(String, strom_client::Result<()>)>,
-    on_success: impl Fn(&str),
-) -> anyhow::Result<()> {
-    let total = results.len();
-    let mut failures = Vec::new();
-    for (name, result) in results {
-        match result {
-            Ok(()) => on_success(&name),
-            Err(e) => failures.push(e),
-        }
-    }
-    match failures.len() {
-        0 => Ok(()),
-        1 if total == 1 => Err(failures.remove(0).into()),
-        n => {
-            for e in &failures {
-                eprintln!("error: {e}");
-            }
-            bail!("{n} of {total} topics failed")
         }
     }
 }
