@@ -10,6 +10,8 @@ use tracing::{info, warn};
 use crate::broker::{now_ms, Broker};
 
 const ROLL_AND_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Kafka's `log.cleaner.backoff.ms`: how often compacted logs are looked at.
+const CLEANER_BACKOFF: Duration = Duration::from_secs(15);
 
 pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
     let retention_every =
@@ -21,6 +23,7 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
             ROLL_AND_FLUSH_INTERVAL,
             roll_and_flush,
         )),
+        tokio::spawn(every(broker.clone(), CLEANER_BACKOFF, compact)),
         tokio::spawn(crate::group_coordinator::run_timers(broker)),
     ]
 }
@@ -43,6 +46,12 @@ fn enforce_retention(broker: &Broker) {
         // Kafka applies retention.ms / retention.bytes only under cleanup.policy=delete;
         // the log start offset (DeleteRecords) is enforced when the log is written.
         if !partition.settings().cleanup_delete {
+            // Compact only: just drop segments wholly below the log start offset.
+            let result =
+                partition.with_log(|log| log.delete_records_before(log.log_start_offset()));
+            if let Err(e) = result {
+                warn!(topic = %partition.topic, partition = partition.index, error = %e, "log start enforcement failed");
+            }
             continue;
         }
         match partition.with_log(|log| log.enforce_retention(now)) {
@@ -55,6 +64,30 @@ fn enforce_retention(broker: &Broker) {
             Ok(_) => {}
             Err(e) => {
                 warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed")
+            }
+        }
+    }
+}
+
+fn compact(broker: &Broker) {
+    for partition in broker.all_partitions() {
+        let settings = partition.settings();
+        if !settings.cleanup_compact {
+            continue;
+        }
+        match partition.with_log(|log| log.compact(now_ms(), &settings.compaction)) {
+            Ok(outcome) if outcome.cleaned => info!(
+                topic = %partition.topic,
+                partition = partition.index,
+                records_removed = outcome.records_removed,
+                bytes_before = outcome.bytes_before,
+                bytes_after = outcome.bytes_after,
+                "compacted"
+            ),
+            Ok(_) => {}
+            // The round changed nothing; the next one tries again after the backoff.
+            Err(e) => {
+                warn!(topic = %partition.topic, partition = partition.index, error = %e, "compaction failed")
             }
         }
     }

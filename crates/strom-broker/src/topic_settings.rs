@@ -2,7 +2,7 @@
 //! configs and Kafka's defaults, and turned into what the log and the
 //! produce path need.
 
-use strom_log::LogConfig;
+use strom_log::{CompactionPolicy, LogConfig};
 use strom_metadata::topic_config::{
     resolve_topic_configs, split_list, BrokerConfigLookup, ResolvedConfig,
 };
@@ -30,6 +30,7 @@ pub struct TopicSettings {
     pub cleanup_delete: bool,
     /// `cleanup.policy` includes `compact`: the cleaner keeps the latest record per key.
     pub cleanup_compact: bool,
+    pub compaction: CompactionPolicy,
 }
 
 pub fn resolve(
@@ -50,9 +51,18 @@ fn from_resolved(configs: &[ResolvedConfig]) -> TopicSettings {
             .unwrap_or_default()
     };
     let long = |name: &str, default: i64| get(name).trim().parse::<i64>().unwrap_or(default);
+    let cleanup_compact = split_list(get("cleanup.policy")).any(|p| p == "compact");
+    let max_compaction_lag_ms = long("max.compaction.lag.ms", i64::MAX);
+    // Kafka rolls a compacted log by max.compaction.lag.ms too, so idle partitions get cleaned.
+    let segment_ms = long("segment.ms", 604_800_000);
+    let segment_ms = if cleanup_compact {
+        segment_ms.min(max_compaction_lag_ms)
+    } else {
+        segment_ms
+    };
     let log = LogConfig {
         segment_bytes: long("segment.bytes", 1 << 30).max(1) as u64,
-        segment_ms: long("segment.ms", 604_800_000),
+        segment_ms,
         segment_jitter_ms: long("segment.jitter.ms", 0),
         retention_ms: long("retention.ms", 604_800_000),
         retention_bytes: long("retention.bytes", -1),
@@ -84,6 +94,16 @@ fn from_resolved(configs: &[ResolvedConfig]) -> TopicSettings {
         compression,
         min_insync_replicas: long("min.insync.replicas", 1).max(1) as usize,
         cleanup_delete: split_list(get("cleanup.policy")).any(|p| p == "delete"),
-        cleanup_compact: split_list(get("cleanup.policy")).any(|p| p == "compact"),
+        cleanup_compact,
+        compaction: CompactionPolicy {
+            delete_retention_ms: long("delete.retention.ms", 86_400_000),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+                .trim()
+                .parse()
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+            max_compaction_lag_ms,
+            ..CompactionPolicy::default()
+        },
     }
 }

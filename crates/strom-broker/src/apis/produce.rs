@@ -13,6 +13,7 @@ use strom_log::AppendInfo;
 use strom_types::ErrorCode;
 use strom_wire::batch::{self, TimestampType};
 use strom_wire::compression::recompress;
+use strom_wire::record;
 
 use super::{Handler, RequestContext};
 use crate::broker::{now_ms, Broker};
@@ -165,6 +166,9 @@ fn produce_partition(
             "transactional batches are not supported yet".into(),
         ));
     }
+    if settings.cleanup_compact {
+        require_keys(&records)?;
+    }
     if acks == -1 && partition.replicas.len() < settings.min_insync_replicas {
         return Err(ProduceError::NotEnoughReplicas(format!(
             "the in-sync replicas ({}) are fewer than min.insync.replicas ({})",
@@ -237,6 +241,23 @@ fn produce_partition(
         info.log_append_time_ms = now;
     }
     Ok(info)
+}
+
+/// Compacted topics need a key on every record (Kafka's LogValidator); this
+/// is the one check that reads records, and only on compacted topics.
+fn require_keys(batch: &[u8]) -> Result<(), ProduceError> {
+    let header = batch::BatchHeader::new(batch)?;
+    let section =
+        record::records_section(batch).map_err(|e| ProduceError::InvalidRecord(e.to_string()))?;
+    for record in record::Records::new(&section, header.records_count()) {
+        let record = record.map_err(|e| ProduceError::InvalidRecord(e.to_string()))?;
+        if record.key().is_none() {
+            return Err(ProduceError::InvalidRecord(
+                "compacted topic cannot accept message without key".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// message.timestamp.before/after.max.ms, checked on the batch's first and
