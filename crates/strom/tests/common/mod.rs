@@ -29,6 +29,11 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
+        Self::start_with(&[])
+    }
+
+    /// A broker with extra `--set KEY=VALUE` configs.
+    pub fn start_with(settings: &[&str]) -> Broker {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "strom-cli-test-{}-{}",
@@ -49,6 +54,7 @@ impl Broker {
                 "--set",
                 &format!("strom.metrics.listener=127.0.0.1:{metrics_port}"),
             ])
+            .args(settings.iter().flat_map(|s| ["--set", s]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
