@@ -65,6 +65,14 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` if it does not exist yet (as Kafka does on
     /// the first group request) and loads every shard hosted here.
     pub async fn ensure_loaded(&self, broker: &Broker) -> Result<(), ErrorCode> {
+        let loaded = self.shards.read().unwrap_or_else(|p| p.into_inner()).len();
+        if broker
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .is_some_and(|t| t.partitions.len() == loaded)
+        {
+            return Ok(());
+        }
         if broker.image().topic(OFFSETS_TOPIC).is_none() {
             let _creating = self.creating.lock().await;
             if broker.image().topic(OFFSETS_TOPIC).is_none() {
