@@ -281,6 +281,124 @@ mod tests {
         );
     }
 
+    /// A one-connection fake coordinator: FindCoordinator first answers
+    /// COORDINATOR_NOT_AVAILABLE, DescribeGroups first answers
+    /// COORDINATOR_LOAD_IN_PROGRESS, then NOT_COORDINATOR, then the group.
+    /// Returns the api keys it saw, in order.
+    async fn flaky_coordinator() -> (String, tokio::task::JoinHandle<Vec<ApiKey>>) {
+        use bytes::{BufMut, BytesMut};
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+        use kafka_protocol::messages::{
+            ApiVersionsResponse, DescribeGroupsResponse, GroupId, ResponseHeader,
+        };
+        use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+        use tokio::io::AsyncWriteExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let (mut finds, mut describes, mut seen) = (0, 0, Vec::new());
+            while let Ok(mut frame) =
+                crate::connection::read_frame(&mut socket, 1 << 20, "client").await
+            {
+                let header = decode_request_header_from_buffer(&mut frame).unwrap();
+                let key = ApiKey::try_from(header.request_api_key).unwrap();
+                let version = header.request_api_version;
+                seen.push(key);
+                let mut out = BytesMut::new();
+                out.put_i32(0);
+                ResponseHeader::default()
+                    .with_correlation_id(header.correlation_id)
+                    .encode(&mut out, key.response_header_version(version))
+                    .unwrap();
+                match key {
+                    ApiKey::ApiVersions => {
+                        let api = |key: ApiKey| {
+                            let range = key.valid_versions();
+                            ApiVersion::default()
+                                .with_api_key(key as i16)
+                                .with_min_version(range.min)
+                                .with_max_version(range.max)
+                        };
+                        let keys = [
+                            ApiKey::ApiVersions,
+                            ApiKey::FindCoordinator,
+                            ApiKey::DescribeGroups,
+                        ];
+                        ApiVersionsResponse::default()
+                            .with_api_keys(keys.into_iter().map(api).collect())
+                            .encode(&mut out, version)
+                            .unwrap();
+                    }
+                    ApiKey::FindCoordinator => {
+                        finds += 1;
+                        let code = if finds == 1 {
+                            COORDINATOR_NOT_AVAILABLE
+                        } else {
+                            0
+                        };
+                        FindCoordinatorResponse::default()
+                            .with_coordinators(vec![Coordinator::default()
+                                .with_key(s("g"))
+                                .with_error_code(code)
+                                .with_node_id(1.into())
+                                .with_host(s(&addr.ip().to_string()))
+                                .with_port(i32::from(addr.port()))])
+                            .encode(&mut out, version)
+                            .unwrap();
+                    }
+                    _ => {
+                        describes += 1;
+                        let code = match describes {
+                            1 => COORDINATOR_LOAD_IN_PROGRESS,
+                            2 => NOT_COORDINATOR,
+                            _ => 0,
+                        };
+                        DescribeGroupsResponse::default()
+                            .with_groups(vec![DescribedGroup::default()
+                                .with_error_code(code)
+                                .with_group_id(GroupId(s("g")))
+                                .with_group_state(s("Empty"))])
+                            .encode(&mut out, version)
+                            .unwrap();
+                    }
+                }
+                let size = (out.len() - 4) as i32;
+                out[..4].copy_from_slice(&size.to_be_bytes());
+                socket.write_all(&out).await.unwrap();
+            }
+            seen
+        });
+        (addr.to_string(), task)
+    }
+
+    #[tokio::test]
+    async fn moved_and_loading_coordinators_are_retried() {
+        let (addr, broker) = flaky_coordinator().await;
+        let client = Client::new(&addr, crate::ConnectionConfig::default()).unwrap();
+        let mut admin = crate::Admin::new(client);
+        let group = admin.describe_group("g").await.unwrap();
+        assert_eq!(group.state, "Empty");
+        assert_eq!(group.coordinator.addr(), addr);
+        drop(admin);
+        use ApiKey::*;
+        // Loading: same coordinator again; moved: look it up again.
+        assert_eq!(
+            broker.await.unwrap(),
+            vec![
+                ApiVersions,
+                FindCoordinator,
+                FindCoordinator,
+                DescribeGroups,
+                DescribeGroups,
+                FindCoordinator,
+                DescribeGroups
+            ]
+        );
+    }
+
     #[test]
     fn coordinator_errors_are_the_three_retriable_ones() {
         assert!(is_coordinator_error(14));
