@@ -327,6 +327,11 @@ impl Admin {
     /// Deletes groups (each must be empty). Results per group, in order.
     pub async fn delete_groups(&mut self, groups: &[String]) -> Result<Vec<(String, Result<()>)>> {
         let timeout = self.group_timeout();
+        // One batched lookup first; a group it fails for is looked up (and
+        // retried) again on its own below.
+        if groups.len() > 1 {
+            self.client().find_coordinators(groups).await?;
+        }
         let mut results = Vec::with_capacity(groups.len());
         for group in groups {
             let sent = self
