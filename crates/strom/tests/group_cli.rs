@@ -453,9 +453,17 @@ async fn live_group_is_described_and_protected_until_it_is_empty() {
         second.join().await.unwrap();
         second
     });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         match first.heartbeat().await {
-            Ok(()) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Ok(()) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no rebalance announced:\n{}",
+                    broker.log()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await
+            }
             Err(e) if e.code() == Some(27) => break, // REBALANCE_IN_PROGRESS
             Err(e) => panic!("heartbeat: {e}"),
         }
