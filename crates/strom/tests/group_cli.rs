@@ -306,6 +306,26 @@ async fn simple_group_offsets_list_describe_reset_and_delete() {
             cells(&["g1", "orders", "1", "4"])
         ]
     );
+    // Records stamped in 2023 are older than an hour ago: the log ends.
+    let plan = ok(
+        &broker,
+        &[
+            "group",
+            "reset-offsets",
+            "g1",
+            "--all-topics",
+            "--by-duration",
+            "PT1H",
+        ],
+    );
+    assert_eq!(
+        table(&plan, "GROUP"),
+        vec![
+            cells(&["g1", "orders", "0", "10"]),
+            cells(&["g1", "orders", "1", "4"])
+        ]
+    );
+    // BASE+1s in +01:00: offset 1 in both partitions.
     ok(
         &broker,
         &[
