@@ -115,21 +115,29 @@ impl GroupCoordinator {
         self.deadlines_changed.notify_one();
     }
 
-    fn load_shard(&self, partition: Arc<Partition>) -> Result<Arc<LoadedShard>, String> {
+    /// A fresh shard with every record of the partition replayed into it.
+    fn rebuild_shard(
+        &self,
+        partition: &Partition,
+    ) -> Result<(GroupCoordinatorShard, usize), String> {
         let mut shard =
             GroupCoordinatorShard::new(self.config.clone()).with_member_id_seed(random_seed());
         let count = partition
             .with_log(|log| {
                 replay(log, |_, key, value| {
-                    let record = CoordinatorRecord {
+                    shard.replay(&CoordinatorRecord {
                         key: key.map(|k| k.to_vec()).unwrap_or_default(),
                         value: value.map(|v| v.to_vec()),
-                    };
-                    shard.replay(&record)
+                    })
                 })
                 .map_err(|e| strom_log::LogError::Io(std::io::Error::other(e.to_string())))
             })
             .map_err(|e| e.to_string())?;
+        Ok((shard, count))
+    }
+
+    fn load_shard(&self, partition: Arc<Partition>) -> Result<Arc<LoadedShard>, String> {
+        let (shard, count) = self.rebuild_shard(&partition)?;
         let loaded = Arc::new(LoadedShard {
             partition,
             shard: Mutex::new(shard),
@@ -241,17 +249,10 @@ impl GroupCoordinator {
             Ok(()) => output,
             Err(e) => {
                 warn!(partition = loaded.partition.index, error = %e, "appending group records failed; reloading the shard");
-                let mut fresh = GroupCoordinatorShard::new(self.config.clone())
-                    .with_member_id_seed(random_seed());
-                let _ = loaded.partition.with_log(|log| {
-                    replay(log, |_, key, value| {
-                        fresh.replay(&CoordinatorRecord {
-                            key: key.map(|k| k.to_vec()).unwrap_or_default(),
-                            value: value.map(|v| v.to_vec()),
-                        })
-                    })
-                    .map_err(|e| strom_log::LogError::Io(std::io::Error::other(e.to_string())))
-                });
+                let Ok((mut fresh, _)) = self.rebuild_shard(&loaded.partition) else {
+                    // The log is unreadable too: keep the shard and drop the replies.
+                    return Output::default();
+                };
                 let loaded_output = fresh.loaded(now_ms());
                 *shard = fresh;
                 Output {
