@@ -13,7 +13,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
 from helpers import admin, create_topic, produce_all, producer, unique
 from test_groups_support import (FAST_CONSUMER, GROUP_BROKER_CONFIGS, GroupWorker, partitions_split,
-                                 raw_heartbeat_v3, requires_classic_groups, stop_all, wait_assignments,
+                                 raw_heartbeat_v3, raw_join_group_v5, requires_classic_groups, stop_all, wait_assignments,
                                  wait_committed, wait_consumed)
 
 pytestmark = [requires_classic_groups(), pytest.mark.timeout(150)]
@@ -251,6 +251,8 @@ def test_static_member_restart_no_rebalance_and_fencing(broker_factory):
         # s2 goes away without LeaveGroup (static members don't send one) and comes back within the
         # session timeout: it gets its old partitions, s0 and s1 see no rebalance.
         marks = {w.name: w.mark() for w in (s0, s1)}
+        for w in (s0, s1):  # stats come every 200 ms: take the count from reports made after the mark
+            w.wait(lambda w, m=marks[w.name]: len(w.of("stats", m)) >= 2, what="fresh stats")
         counts = {w.name: _rebalance_cnt(w) for w in (s0, s1)}
         assert s2.close() == 0
         s2b = static("c2", "s2")
@@ -295,3 +297,28 @@ def test_static_member_restart_no_rebalance_and_fencing(broker_factory):
         assert len(desc.members) == 3
     finally:
         stop_all(ws + extra)
+
+
+# --- error codes real clients only log ------------------------------------------------------------
+
+def test_join_and_heartbeat_error_codes(broker_factory):
+    """JoinGroup v5 / Heartbeat v3 by hand: MEMBER_ID_REQUIRED (79) hands out a member id first
+    (KIP-394), then the join completes; INVALID_SESSION_TIMEOUT (26) outside the broker's bounds;
+    ILLEGAL_GENERATION (22) and UNKNOWN_MEMBER_ID (25) on heartbeats."""
+    broker = broker_factory(GROUP_BROKER_CONFIGS)
+    topic, group = unique("raw"), unique("g-raw")
+    create_topic(broker, topic, 2)
+    assert raw_join_group_v5(broker, group, "", None, [topic], session_ms=3000)["error"] == 26
+    assert raw_join_group_v5(broker, group, "", None, [topic], session_ms=1_800_001)["error"] == 26
+    first = raw_join_group_v5(broker, group, "", None, [topic])
+    assert first["error"] == 79, first
+    assert first["member_id"].startswith("strom-tests-"), first  # <client id>-<uuid>
+    joined = raw_join_group_v5(broker, group, first["member_id"], None, [topic])
+    assert joined["error"] == 0, joined
+    assert (joined["member_id"], joined["leader"], joined["protocol"]) == (first["member_id"], first["member_id"], "range")
+    assert joined["generation"] == 1
+    mid = joined["member_id"]
+    assert raw_heartbeat_v3(broker, group, 1, mid, None) == 0
+    assert raw_heartbeat_v3(broker, group, 2, mid, None) == 22
+    assert raw_heartbeat_v3(broker, group, 1, "strom-tests-nosuch", None) == 25
+    assert raw_heartbeat_v3(broker, unique("g-none"), 1, mid, None) == 25
