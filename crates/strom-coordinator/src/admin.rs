@@ -9,9 +9,10 @@ use kafka_protocol::messages::{
 };
 use strom_types::ErrorCode;
 
-use crate::classic::group::ClassicGroup;
+use crate::classic::group::{ClassicGroup, CONSUMER_PROTOCOL_TYPE};
 use crate::classic::responses::{code_of, str_bytes};
 use crate::classic::ClassicGroupState;
+use crate::consumer::ConsumerGroupState;
 use crate::offsets_api::group_id;
 use crate::output::{Output, Reply};
 use crate::shard::{Group, GroupCoordinatorShard};
@@ -28,18 +29,21 @@ impl Group {
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Group::Classic(_) => "classic",
+            Group::Consumer(_) => "consumer",
         }
     }
 
     fn state_name(&self) -> &'static str {
         match self {
             Group::Classic(group) => group.state.name(),
+            Group::Consumer(group) => group.state().name(),
         }
     }
 
     fn protocol_type(&self) -> &str {
         match self {
             Group::Classic(group) => group.protocol_type.as_deref().unwrap_or(""),
+            Group::Consumer(_) => CONSUMER_PROTOCOL_TYPE,
         }
     }
 }
@@ -134,20 +138,23 @@ impl GroupCoordinatorShard {
             .iter()
             .map(|id| {
                 let name = id.0.as_str();
-                match self.groups.get(name).and_then(Group::as_classic) {
+                match self.groups.get(name) {
                     _ if name.is_empty() => DescribedGroup::default()
                         .with_group_id(id.clone())
                         .with_error_code(ErrorCode::InvalidGroupId.code()),
-                    Some(group) => describe_classic(group),
-                    None => {
+                    Some(Group::Classic(group)) => describe_classic(group),
+                    // Kafka describes only classic groups here; others look Dead.
+                    other => {
                         let dead = DescribedGroup::default()
                             .with_group_id(id.clone())
                             .with_group_state(str_bytes(ClassicGroupState::Dead.name()));
+                        let message = match other {
+                            Some(_) => format!("Group {name} is not a classic group."),
+                            None => format!("Group {name} not found."),
+                        };
                         if api_version >= DESCRIBE_NOT_FOUND_VERSION {
                             dead.with_error_code(ErrorCode::GroupIdNotFound.code())
-                                .with_error_message(Some(str_bytes(&format!(
-                                    "Group {name} not found."
-                                ))))
+                                .with_error_message(Some(str_bytes(&message)))
                         } else {
                             dead
                         }
@@ -176,12 +183,16 @@ impl GroupCoordinatorShard {
         let mut results = Vec::with_capacity(request.groups_names.len());
         for id in &request.groups_names {
             let name = id.0.as_str();
-            let result = match self.groups.get(name).and_then(Group::as_classic) {
+            let result = match self.groups.get(name) {
                 _ if name.is_empty() => Err(ErrorCode::InvalidGroupId),
                 None => Err(ErrorCode::GroupIdNotFound),
-                Some(group) => match group.state {
+                Some(Group::Classic(group)) => match group.state {
                     ClassicGroupState::Empty => Ok(()),
                     ClassicGroupState::Dead => Err(ErrorCode::GroupIdNotFound),
+                    _ => Err(ErrorCode::NonEmptyGroup),
+                },
+                Some(Group::Consumer(group)) => match group.state() {
+                    ConsumerGroupState::Empty => Ok(()),
                     _ => Err(ErrorCode::NonEmptyGroup),
                 },
             };

@@ -20,6 +20,16 @@ pub struct GroupConfig {
     pub offset_metadata_max_bytes: i32,
     /// Kafka's fixed 5-minute limit for a new member's parked JoinGroup (not a config there).
     pub new_member_join_timeout_ms: i32,
+    /// `group.consumer.session.timeout.ms` (45000): a consumer-group member that does not
+    /// heartbeat for this long is removed.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (5000): returned to consumer-group members.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size` (2147483647): most members a consumer group accepts.
+    pub consumer_max_size: i32,
+    /// `group.consumer.assignors` (uniform,range): server-side assignors by name; the
+    /// first is the default. Known names: `uniform`, `range`.
+    pub consumer_assignors: Vec<String>,
 }
 
 impl Default for GroupConfig {
@@ -33,6 +43,10 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4_096,
             new_member_join_timeout_ms: 300_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_max_size: i32::MAX,
+            consumer_assignors: vec!["uniform".to_owned(), "range".to_owned()],
         }
     }
 }

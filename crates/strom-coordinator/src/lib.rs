@@ -58,8 +58,10 @@
 //! after tombstones for its offsets. Values with an unknown `version` are refused.
 
 mod admin;
+mod assignor;
 mod classic;
 mod config;
+mod consumer;
 mod member_id;
 mod offsets;
 mod offsets_api;
@@ -70,10 +72,13 @@ mod subscription;
 
 pub use classic::ClassicGroupState;
 pub use config::GroupConfig;
+pub use consumer::ConsumerGroupState;
 pub use output::{Output, Reply};
 pub use records::{
-    ClassicGroupValue, ClassicMemberValue, CoordinatorRecord, DecodedRecord, OffsetCommitValue,
-    RecordError, RecordKey, RECORD_VALUE_VERSION,
+    ClassicGroupValue, ClassicMemberValue, ConsumerCurrentAssignmentValue, ConsumerGroupValue,
+    ConsumerMemberValue, ConsumerTargetAssignmentEpochValue, ConsumerTargetAssignmentValue,
+    CoordinatorRecord, DecodedRecord, MemberState, OffsetCommitValue, RecordError, RecordKey,
+    TopicMetadataValue, TopicPartitionsValue, RECORD_VALUE_VERSION,
 };
 pub use shard::{ClientInfo, GroupCoordinatorShard};
 
@@ -85,6 +90,8 @@ pub const DEFAULT_OFFSETS_TOPIC_PARTITIONS: i32 = 50;
 pub enum GroupType {
     /// JoinGroup/SyncGroup groups.
     Classic,
+    /// ConsumerGroupHeartbeat groups (KIP-848).
+    Consumer,
 }
 
 /// Java's `String.hashCode()`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units.

@@ -20,6 +20,12 @@ impl MemberIdGen {
         Self { seed, counter: 0 }
     }
 
+    /// A bare UUID-shaped id (consumer groups v0, where the coordinator picks it).
+    pub fn uuid(&mut self) -> String {
+        let id = self.next("");
+        id.trim_start_matches('-').to_owned()
+    }
+
     pub fn next(&mut self, prefix: &str) -> String {
         self.counter = self.counter.wrapping_add(1);
         let hi = splitmix64(self.seed ^ self.counter.wrapping_mul(2));

@@ -20,6 +20,7 @@ use strom_types::ErrorCode;
 use crate::classic::group::ClassicGroup;
 use crate::classic::responses::code_of;
 use crate::classic::ClassicGroupState;
+use crate::consumer::group::ConsumerGroup;
 use crate::offsets::{is_expired, ExpiryBase};
 use crate::output::{Output, Reply};
 use crate::records::{CoordinatorRecord, OffsetCommitValue, RECORD_VALUE_VERSION};
@@ -81,6 +82,55 @@ impl ClassicGroup {
     }
 }
 
+/// OffsetCommit v9+ is required of consumer-protocol members.
+const CONSUMER_MEMBER_COMMIT_VERSION: i16 = 9;
+
+impl ConsumerGroup {
+    /// Kafka's consumer-group commit check: simple commits only into an empty group;
+    /// members must commit at their current epoch.
+    fn validate_offset_commit(
+        &self,
+        member_id: &str,
+        member_epoch: i32,
+        api_version: i16,
+    ) -> Result<(), ErrorCode> {
+        if member_epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or(ErrorCode::UnknownMemberId)?;
+        if api_version < CONSUMER_MEMBER_COMMIT_VERSION {
+            return Err(ErrorCode::UnsupportedVersion);
+        }
+        if member_epoch != member.member_epoch {
+            return Err(ErrorCode::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
+    /// Kafka's consumer-group fetch check: anonymous fetches pass, members must
+    /// fetch at their current epoch.
+    fn validate_offset_fetch(
+        &self,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ErrorCode> {
+        if member_id.is_none() && member_epoch < 0 {
+            return Ok(());
+        }
+        let member = self
+            .members
+            .get(member_id.unwrap_or(""))
+            .ok_or(ErrorCode::UnknownMemberId)?;
+        if member_epoch != member.member_epoch {
+            return Err(ErrorCode::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+}
+
 /// Java's `String.length()`: UTF-16 code units, which is what Kafka limits.
 fn java_length(s: &str) -> usize {
     s.encode_utf16().count()
@@ -102,12 +152,15 @@ impl GroupCoordinatorShard {
         let validation = if group_id.is_empty() {
             Err(ErrorCode::InvalidGroupId)
         } else {
-            match self.groups.get(&group_id).and_then(Group::as_classic) {
-                Some(group) => group.validate_offset_commit(
+            match self.groups.get(&group_id) {
+                Some(Group::Classic(group)) => group.validate_offset_commit(
                     &member_id,
                     request.group_instance_id.as_deref(),
                     generation_id,
                 ),
+                Some(Group::Consumer(group)) => {
+                    group.validate_offset_commit(&member_id, generation_id, api_version)
+                }
                 None if generation_id < 0 => Ok(()),
                 None if api_version >= GROUP_ID_NOT_FOUND_COMMIT_VERSION => {
                     Err(ErrorCode::GroupIdNotFound)
@@ -201,9 +254,9 @@ impl GroupCoordinatorShard {
 
     /// Committed offsets of one group as v8+ response topics.
     fn fetch_group(&self, group_id: &str, topics: FetchTopics) -> Vec<OffsetFetchResponseTopics> {
-        let exists = self.groups.get(group_id).is_some_and(|g| {
-            g.as_classic()
-                .is_some_and(|c| !c.is_state(ClassicGroupState::Dead))
+        let exists = self.groups.get(group_id).is_some_and(|g| match g {
+            Group::Classic(c) => !c.is_state(ClassicGroupState::Dead),
+            Group::Consumer(_) => true,
         });
         let partition = |index: i32, value: Option<&OffsetCommitValue>| {
             OffsetFetchResponsePartitions::default()
@@ -275,6 +328,14 @@ impl GroupCoordinatorShard {
                     if g.group_id.0.is_empty() {
                         return group.with_error_code(ErrorCode::InvalidGroupId.code());
                     }
+                    if let Some(consumer) = self.consumer(g.group_id.0.as_str()) {
+                        let member_id = g.member_id.as_deref();
+                        if let Err(error) =
+                            consumer.validate_offset_fetch(member_id, g.member_epoch)
+                        {
+                            return group.with_error_code(error.code());
+                        }
+                    }
                     let topics = g.topics.map(|ts| {
                         ts.into_iter()
                             .map(|t| (t.name.0.to_string(), t.partition_indexes))
@@ -330,11 +391,12 @@ impl GroupCoordinatorShard {
         self.observe(now_ms);
         let mut out = Output::default();
         let group_id = request.group_id.0.to_string();
-        let group = self.groups.get(&group_id).and_then(Group::as_classic);
+        let group = self.groups.get(&group_id);
         let error = match group {
             _ if group_id.is_empty() => Some(ErrorCode::InvalidGroupId),
             None => Some(ErrorCode::GroupIdNotFound),
-            Some(g) => match g.state {
+            Some(Group::Consumer(_)) => None,
+            Some(Group::Classic(g)) => match g.state {
                 ClassicGroupState::Dead => Some(ErrorCode::GroupIdNotFound),
                 ClassicGroupState::Empty => None,
                 _ if g.uses_consumer_protocol() => None,
@@ -399,12 +461,14 @@ impl GroupCoordinatorShard {
         let retention_ms = self.config.offsets_retention_ms();
         let mut records = Vec::new();
         for (group_id, group) in &self.groups {
-            let Some(group) = group.as_classic() else {
-                continue;
+            // Consumer groups expire offsets from their commit time, as Kafka does.
+            let base = match group {
+                Group::Classic(g) => g.expiry_base(),
+                Group::Consumer(_) => Some(ExpiryBase::CommitTime),
             };
             let mut all_expired = true;
             if let Some(topics) = self.offsets.group(group_id) {
-                let Some(base) = group.expiry_base() else {
+                let Some(base) = base else {
                     continue;
                 };
                 for (topic, partitions) in topics {
@@ -423,8 +487,14 @@ impl GroupCoordinatorShard {
                     }
                 }
             }
-            if all_expired && group.is_state(ClassicGroupState::Empty) {
-                records.push(CoordinatorRecord::classic_group(group_id, None));
+            match group {
+                Group::Classic(g) if all_expired && g.is_state(ClassicGroupState::Empty) => {
+                    records.push(CoordinatorRecord::classic_group(group_id, None));
+                }
+                Group::Consumer(g) if all_expired && g.is_empty() => {
+                    records.extend(g.delete_records());
+                }
+                _ => {}
             }
         }
         self.append(out, records);
@@ -440,7 +510,10 @@ impl GroupCoordinatorShard {
                 CoordinatorRecord::offset_commit(group_id, &topic, partition, None)
             })
             .collect();
-        records.push(CoordinatorRecord::classic_group(group_id, None));
+        match self.groups.get(group_id) {
+            Some(Group::Consumer(group)) => records.extend(group.delete_records()),
+            _ => records.push(CoordinatorRecord::classic_group(group_id, None)),
+        }
         records
     }
 }

@@ -15,6 +15,7 @@ use crate::classic::responses::{code_of, join_error, str_bytes, sync_error};
 use crate::classic::sync::{Leaving, SyncArgs};
 use crate::classic::{ClassicGroupState, Ctx};
 use crate::config::GroupConfig;
+use crate::consumer::group::ConsumerGroup;
 use crate::member_id::MemberIdGen;
 use crate::offsets::OffsetStore;
 use crate::output::{Output, Reply};
@@ -32,18 +33,51 @@ pub struct ClientInfo {
 #[derive(Debug, Clone)]
 pub(crate) enum Group {
     Classic(ClassicGroup),
+    Consumer(ConsumerGroup),
 }
 
 impl Group {
     pub(crate) fn as_classic_mut(&mut self) -> Option<&mut ClassicGroup> {
         match self {
             Group::Classic(group) => Some(group),
+            Group::Consumer(_) => None,
         }
     }
 
     pub(crate) fn as_classic(&self) -> Option<&ClassicGroup> {
         match self {
             Group::Classic(group) => Some(group),
+            Group::Consumer(_) => None,
+        }
+    }
+
+    pub(crate) fn as_consumer(&self) -> Option<&ConsumerGroup> {
+        match self {
+            Group::Consumer(group) => Some(group),
+            Group::Classic(_) => None,
+        }
+    }
+
+    pub(crate) fn as_consumer_mut(&mut self) -> Option<&mut ConsumerGroup> {
+        match self {
+            Group::Consumer(group) => Some(group),
+            Group::Classic(_) => None,
+        }
+    }
+
+    /// Whether members subscribe to `topic` (its offsets neither expire nor delete).
+    pub(crate) fn is_subscribed_to_topic(&self, topic: &str) -> bool {
+        match self {
+            Group::Classic(group) => group.is_subscribed_to_topic(topic),
+            Group::Consumer(group) => group.is_subscribed_to_topic(topic),
+        }
+    }
+
+    /// Earliest timer of the group, if any.
+    fn next_deadline_ms(&self) -> Option<i64> {
+        match self {
+            Group::Classic(group) => group.next_deadline_ms(),
+            Group::Consumer(group) => group.next_deadline_ms(),
         }
     }
 }
@@ -59,6 +93,10 @@ pub struct GroupCoordinatorShard {
     pub(crate) ids: MemberIdGen,
     /// Next run of offset/group expiry.
     pub(crate) next_expiry_ms: Option<i64>,
+    /// The cluster's topics (name -> id, partition count), from `set_topic_metadata`.
+    pub(crate) topics: BTreeMap<String, (strom_types::TopicId, i32)>,
+    /// Whether `set_topic_metadata` was called; consumer groups wait for it.
+    pub(crate) topics_known: bool,
 }
 
 impl GroupCoordinatorShard {
@@ -69,6 +107,8 @@ impl GroupCoordinatorShard {
             offsets: OffsetStore::default(),
             ids: MemberIdGen::new(0),
             next_expiry_ms: None,
+            topics: BTreeMap::new(),
+            topics_known: false,
         }
     }
 
@@ -140,6 +180,7 @@ impl GroupCoordinatorShard {
                     self.groups.remove(&group);
                 }
             }
+            consumer => self.replay_consumer(consumer),
         }
         Ok(())
     }
@@ -176,6 +217,7 @@ impl GroupCoordinatorShard {
                 group.prepare_rebalance(&mut ctx);
             }
         }
+        self.consumer_loaded(now_ms);
         out
     }
 
@@ -207,8 +249,7 @@ impl GroupCoordinatorShard {
     pub fn next_deadline_ms(&self) -> Option<i64> {
         self.groups
             .values()
-            .filter_map(Group::as_classic)
-            .filter_map(ClassicGroup::next_deadline_ms)
+            .filter_map(Group::next_deadline_ms)
             .chain(self.next_expiry_ms)
             .min()
     }
@@ -229,6 +270,7 @@ impl GroupCoordinatorShard {
                 group.fire_timers(&mut ctx);
             }
         }
+        self.fire_consumer_timers(now_ms, &mut out);
         if self.next_expiry_ms.is_some_and(|d| d <= now_ms) {
             self.expire(now_ms, &mut out);
             self.next_expiry_ms =
@@ -270,6 +312,19 @@ impl GroupCoordinatorShard {
         {
             fail(&mut out, &member_id, ErrorCode::InvalidSessionTimeout);
             return out;
+        }
+        // A new member may turn an empty consumer group into a classic one (offsets stay).
+        if member_id.is_empty()
+            && self
+                .consumer(&group_id)
+                .is_some_and(ConsumerGroup::is_empty)
+        {
+            let records = self.delete_group_records(&group_id);
+            let records = records
+                .into_iter()
+                .filter(|r| !r.is_offset_commit())
+                .collect();
+            self.append(&mut out, records);
         }
         if !self.groups.contains_key(&group_id) {
             if !member_id.is_empty() {

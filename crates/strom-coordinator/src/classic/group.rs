@@ -171,6 +171,11 @@ impl ClassicGroup {
         self.state == state
     }
 
+    /// No members and in Empty: another group type may take the id.
+    pub fn is_empty_group(&self) -> bool {
+        self.members.is_empty() && self.is_state(ClassicGroupState::Empty)
+    }
+
     pub fn member(&self, member_id: &str) -> Option<&ClassicMember> {
         self.members.iter().find(|m| m.member_id == member_id)
     }

@@ -5,8 +5,16 @@
 //! is a tombstone. Values carry a `version` so the format can evolve; byte fields
 //! (member metadata, assignments) are lower-case hex strings.
 
+mod consumer;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+pub use consumer::{
+    ConsumerCurrentAssignmentValue, ConsumerGroupValue, ConsumerMemberValue,
+    ConsumerTargetAssignmentEpochValue, ConsumerTargetAssignmentValue, MemberState,
+    TopicMetadataValue, TopicPartitionsValue,
+};
 
 /// Version written into every value this build produces.
 pub const RECORD_VALUE_VERSION: u16 = 1;
@@ -45,6 +53,16 @@ pub enum RecordKey {
     },
     /// The metadata of a classic group as of its last completed rebalance.
     ClassicGroup { group: String },
+    /// A consumer group's epoch and subscription metadata.
+    ConsumerGroup { group: String },
+    /// A consumer group member's subscription and identity.
+    ConsumerGroupMember { group: String, member: String },
+    /// A consumer group member's target assignment.
+    ConsumerGroupTargetAssignment { group: String, member: String },
+    /// The epoch of a consumer group's target assignment.
+    ConsumerGroupTargetAssignmentEpoch { group: String },
+    /// A consumer group member's current assignment and epochs.
+    ConsumerGroupCurrentAssignment { group: String, member: String },
 }
 
 /// A committed offset.
@@ -102,6 +120,29 @@ pub enum DecodedRecord {
         group: String,
         value: Option<ClassicGroupValue>,
     },
+    ConsumerGroup {
+        group: String,
+        value: Option<ConsumerGroupValue>,
+    },
+    ConsumerGroupMember {
+        group: String,
+        member: String,
+        value: Option<ConsumerMemberValue>,
+    },
+    ConsumerGroupTargetAssignment {
+        group: String,
+        member: String,
+        value: Option<ConsumerTargetAssignmentValue>,
+    },
+    ConsumerGroupTargetAssignmentEpoch {
+        group: String,
+        value: Option<ConsumerTargetAssignmentEpochValue>,
+    },
+    ConsumerGroupCurrentAssignment {
+        group: String,
+        member: String,
+        value: Option<ConsumerCurrentAssignmentValue>,
+    },
 }
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -137,6 +178,14 @@ impl CoordinatorRecord {
         }
     }
 
+    /// Whether this is a committed offset (or its tombstone).
+    pub fn is_offset_commit(&self) -> bool {
+        matches!(
+            serde_json::from_slice::<RecordKey>(&self.key),
+            Ok(RecordKey::OffsetCommit { .. })
+        )
+    }
+
     /// Parses key and value.
     pub fn decode(&self) -> Result<DecodedRecord, RecordError> {
         let key: RecordKey = serde_json::from_slice(&self.key).map_err(RecordError::Key)?;
@@ -163,6 +212,57 @@ impl CoordinatorRecord {
                     |v| v.version,
                 )?,
             },
+            RecordKey::ConsumerGroup { group } => DecodedRecord::ConsumerGroup {
+                group,
+                value: decode_value::<ConsumerGroupValue>(
+                    self.value.as_deref(),
+                    "consumer group",
+                    |v| v.version,
+                )?,
+            },
+            RecordKey::ConsumerGroupMember { group, member } => {
+                DecodedRecord::ConsumerGroupMember {
+                    group,
+                    member,
+                    value: decode_value::<ConsumerMemberValue>(
+                        self.value.as_deref(),
+                        "consumer group member",
+                        |v| v.version,
+                    )?,
+                }
+            }
+            RecordKey::ConsumerGroupTargetAssignment { group, member } => {
+                DecodedRecord::ConsumerGroupTargetAssignment {
+                    group,
+                    member,
+                    value: decode_value::<ConsumerTargetAssignmentValue>(
+                        self.value.as_deref(),
+                        "consumer target assignment",
+                        |v| v.version,
+                    )?,
+                }
+            }
+            RecordKey::ConsumerGroupTargetAssignmentEpoch { group } => {
+                DecodedRecord::ConsumerGroupTargetAssignmentEpoch {
+                    group,
+                    value: decode_value::<ConsumerTargetAssignmentEpochValue>(
+                        self.value.as_deref(),
+                        "consumer target assignment epoch",
+                        |v| v.version,
+                    )?,
+                }
+            }
+            RecordKey::ConsumerGroupCurrentAssignment { group, member } => {
+                DecodedRecord::ConsumerGroupCurrentAssignment {
+                    group,
+                    member,
+                    value: decode_value::<ConsumerCurrentAssignmentValue>(
+                        self.value.as_deref(),
+                        "consumer current assignment",
+                        |v| v.version,
+                    )?,
+                }
+            }
         })
     }
 }
