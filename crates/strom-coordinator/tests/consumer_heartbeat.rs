@@ -380,3 +380,63 @@ fn group_max_size_and_classic_conflicts() {
     let r = sim.join("m1", &["t"]);
     assert_eq!(r.error_code, ErrorCode::GroupIdNotFound.code());
 }
+
+#[test]
+fn churn_never_double_assigns_and_converges() {
+    let mut sim = sim();
+    // A fixed pseudo-random schedule of joins, leaves and heartbeats in odd orders.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % n as u64).unwrap()
+    };
+    let names = ["a", "b", "c", "d", "e"];
+    let subscriptions: [&[&str]; 3] = [&["t"], &["t", "u"], &["u"]];
+    for step in 0..400 {
+        let member = names[next(names.len())];
+        let active = sim.epochs.contains_key(member);
+        match next(10) {
+            0 if !active => {
+                sim.join(member, subscriptions[next(3)]);
+            }
+            1 if active => {
+                sim.leave(member, -1);
+            }
+            _ if active => {
+                let r = sim.beat(member);
+                assert_eq!(r.error_code, 0, "step {step}");
+            }
+            _ => {}
+        }
+    }
+    assert!(sim.log.len() > 200, "{}", sim.log.len());
+    sim.settle();
+    let g = sim.describe();
+    assert_eq!(g.group_state.as_str(), "Stable");
+    assert!(g.members.len() >= 2, "{g:?}");
+    // Everything subscribed is owned by exactly one member once settled.
+    let mut owned: Vec<(strom_types::TopicId, i32)> = sim
+        .owned
+        .values()
+        .flat_map(|p| {
+            p.iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p)))
+        })
+        .collect();
+    owned.sort();
+    let subscribed: std::collections::BTreeSet<&str> = g
+        .members
+        .iter()
+        .flat_map(|m| m.subscribed_topic_names.iter().map(|t| t.0.as_str()))
+        .collect();
+    let mut expected = Vec::new();
+    for (name, (id, count)) in cluster() {
+        if subscribed.contains(name.as_str()) {
+            expected.extend((0..count).map(|p| (id, p)));
+        }
+    }
+    expected.sort();
+    assert_eq!(owned, expected);
+}
