@@ -33,14 +33,35 @@
 //! * Unload: [`unload`](GroupCoordinatorShard::unload) answers parked requests
 //!   with NOT_COORDINATOR.
 //!
+//! # Consumer groups (KIP-848)
+//!
+//! * Topics: call [`set_topic_metadata`](GroupCoordinatorShard::set_topic_metadata)
+//!   with every topic of the cluster (`name -> (topic id, partition count)`) once the
+//!   shard exists (before or after replay) and again whenever topics are created,
+//!   deleted or grow. It bumps the epoch of consumer groups whose subscribed topics
+//!   changed (append its records like any output). Until the first call,
+//!   ConsumerGroupHeartbeat answers COORDINATOR_LOAD_IN_PROGRESS.
+//! * Requests: [`consumer_group_heartbeat`](GroupCoordinatorShard::consumer_group_heartbeat)
+//!   `(now_ms, request_id, api_version, &ClientInfo, request)` and
+//!   [`consumer_group_describe`](GroupCoordinatorShard::consumer_group_describe)
+//!   `(now_ms, request_id, api_version, request)`; both answer at once. ListGroups,
+//!   DescribeGroups, DeleteGroups and the offset APIs see consumer groups too.
+//! * Timers: session expiry (`group.consumer.session.timeout.ms`) and the rebalance
+//!   timeout of members that do not revoke run through the same `tick`.
+//! * A group id is either classic or consumer. A consumer heartbeat (epoch 0) takes
+//!   over an empty classic group and a new JoinGroup member an empty consumer group
+//!   (offsets stay). Non-empty groups of the other type are refused: the heartbeat
+//!   with GROUP_ID_NOT_FOUND (Kafka's answer when online upgrade is not possible),
+//!   JoinGroup with INCONSISTENT_GROUP_PROTOCOL.
+//!
 //! # State
 //!
 //! Persisted state (a classic group's metadata as of its last completed rebalance
-//! or when it became empty, committed offsets, deletions) changes in memory only by
+//! or when it became empty; a consumer group's epochs, members, target and current
+//! assignments; committed offsets; deletions) changes in memory only by
 //! applying records through the same code as [`replay`](GroupCoordinatorShard::replay).
 //! Transient state (members joining, parked requests, deadlines) changes directly.
-//! Groups are typed ([`GroupType`]); a group id belongs to one type. Only classic
-//! groups exist so far.
+//! Groups are typed ([`GroupType`]); a group id belongs to one type.
 //!
 //! # Record format
 //!
@@ -51,6 +72,16 @@
 //! |---|---|---|
 //! | committed offset | `{"type":"offset_commit","group":G,"topic":T,"partition":P}` | `{"version":1,"offset":i64,"leader_epoch":i32,"metadata":str,"commit_timestamp_ms":i64,"expire_timestamp_ms":i64\|null}` |
 //! | classic group | `{"type":"classic_group","group":G}` | `{"version":1,"protocol_type":str\|null,"generation":i32,"protocol":str\|null,"leader":str\|null,"current_state_timestamp_ms":i64,"members":[{"member_id","group_instance_id","client_id","client_host","rebalance_timeout_ms","session_timeout_ms","subscription":hex,"assignment":hex}]}` |
+//!
+//! | consumer group | `{"type":"consumer_group","group":G}` | `{"version":1,"epoch":i32,"subscription_metadata":[{"topic","topic_id":uuid,"partitions":i32}]}` |
+//! | consumer member | `{"type":"consumer_group_member","group":G,"member":M}` | `{"version":1,"instance_id","rack_id","client_id","client_host","subscribed_topic_names":[str],"subscribed_topic_regex","server_assignor","rebalance_timeout_ms"}` |
+//! | target assignment | `{"type":"consumer_group_target_assignment","group":G,"member":M}` | `{"version":1,"partitions":[{"topic_id":uuid,"partitions":[i32]}]}` |
+//! | target epoch | `{"type":"consumer_group_target_assignment_epoch","group":G}` | `{"version":1,"assignment_epoch":i32}` |
+//! | current assignment | `{"type":"consumer_group_current_assignment","group":G,"member":M}` | `{"version":1,"member_epoch","previous_member_epoch","state":"stable"\|"unrevoked_partitions"\|"unreleased_partitions","assigned":[..],"pending_revocation":[..]}` |
+//!
+//! A departing consumer member gets tombstones for its current assignment, target
+//! and metadata (in that order); a deleted consumer group additionally for its
+//! target epoch and group record.
 //!
 //! `subscription` is the member's metadata for the selected protocol; byte fields
 //! are lower-case hex. A group value with no members is an Empty group (kept for its

@@ -410,3 +410,52 @@ fn replay_rebuilds_groups_mid_reconciliation() {
     compacted.set_topic_metadata(0, &cluster());
     assert_eq!(snapshot(&mut compacted), snapshot(&mut sim.shard));
 }
+
+#[test]
+fn record_encoding_is_exact() {
+    let mut sim = Sim::new(GroupConfig::default());
+    sim.join("m1", &["t"]);
+    let text: Vec<(String, String)> = sim
+        .log
+        .iter()
+        .map(|r| {
+            (
+                String::from_utf8(r.key.clone()).unwrap(),
+                String::from_utf8(r.value.clone().unwrap_or_default()).unwrap(),
+            )
+        })
+        .collect();
+    let t = "00000000-0000-0000-0000-000000000007";
+    assert_eq!(
+        text,
+        vec![
+            (
+                r#"{"type":"consumer_group_member","group":"g","member":"m1"}"#.to_owned(),
+                r#"{"version":1,"instance_id":null,"rack_id":null,"client_id":"c","client_host":"/10.0.0.1","subscribed_topic_names":["t"],"subscribed_topic_regex":null,"server_assignor":null,"rebalance_timeout_ms":60000}"#.to_owned(),
+            ),
+            (
+                r#"{"type":"consumer_group","group":"g"}"#.to_owned(),
+                format!(r#"{{"version":1,"epoch":1,"subscription_metadata":[{{"topic":"t","topic_id":"{t}","partitions":4}}]}}"#),
+            ),
+            (
+                r#"{"type":"consumer_group_target_assignment","group":"g","member":"m1"}"#.to_owned(),
+                format!(r#"{{"version":1,"partitions":[{{"topic_id":"{t}","partitions":[0,1,2,3]}}]}}"#),
+            ),
+            (
+                r#"{"type":"consumer_group_target_assignment_epoch","group":"g"}"#.to_owned(),
+                r#"{"version":1,"assignment_epoch":1}"#.to_owned(),
+            ),
+            (
+                r#"{"type":"consumer_group_current_assignment","group":"g","member":"m1"}"#.to_owned(),
+                format!(r#"{{"version":1,"member_epoch":1,"previous_member_epoch":0,"state":"stable","assigned":[{{"topic_id":"{t}","partitions":[0,1,2,3]}}],"pending_revocation":[]}}"#),
+            ),
+        ]
+    );
+    // A value from a future version is refused.
+    let mut future = sim.log[1].clone();
+    future.value = Some(br#"{"version":2,"epoch":1,"subscription_metadata":[]}"#.to_vec());
+    assert!(matches!(
+        future.decode(),
+        Err(RecordError::Version { version: 2, .. })
+    ));
+}

@@ -440,3 +440,48 @@ fn churn_never_double_assigns_and_converges() {
     expected.sort();
     assert_eq!(owned, expected);
 }
+
+#[test]
+fn departed_static_member_expires_with_its_session() {
+    let mut sim = sim();
+    let request = join_request("g", "a1", &["t"]).with_instance_id(Some(s("i1")));
+    sim.send("a1", request);
+    sim.join("m2", &["t"]);
+    sim.settle();
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(gid("g"))
+        .with_member_id(s("a1"))
+        .with_member_epoch(-2)
+        .with_instance_id(Some(s("i1")));
+    sim.send("a1", request);
+    sim.now = 30_000;
+    sim.beat("m2");
+    // a1's partitions stay reserved until its session (from its last heartbeat) ends.
+    assert_eq!(sim.describe().group_state.as_str(), "Reconciling");
+    let out = sim.tick(45_000);
+    assert_eq!(out.records.len(), 4);
+    let r = sim.beat("m2");
+    assert_eq!(r.member_epoch, 3);
+    assert_eq!(
+        from_wire(r.assignment.as_ref().unwrap()),
+        parts(&[(T, &[0, 1, 2, 3])])
+    );
+}
+
+#[test]
+fn classic_join_cannot_enter_an_active_consumer_group() {
+    let mut sim = sim();
+    sim.join("m1", &["t"]);
+    let out = sim.shard.join_group(
+        0,
+        3,
+        5,
+        &client("c"),
+        common::join_req("g", "", &common::range(&["t"])),
+    );
+    assert_eq!(
+        common::join_of(&out, 3).error_code,
+        ErrorCode::InconsistentGroupProtocol.code()
+    );
+    assert!(out.records.is_empty());
+}
