@@ -322,3 +322,109 @@ def test_join_and_heartbeat_error_codes(broker_factory):
     assert raw_heartbeat_v3(broker, group, 2, mid, None) == 22
     assert raw_heartbeat_v3(broker, group, 1, "strom-tests-nosuch", None) == 25
     assert raw_heartbeat_v3(broker, unique("g-none"), 1, mid, None) == 25
+
+
+# --- records keep coming while the group changes ----------------------------------------------------
+
+class BackgroundProducer:
+    """Produces round-robin over the partitions every few ms on a thread until stopped; `delivered`
+    is {(partition, offset): value} of every acknowledged record."""
+
+    def __init__(self, broker, topic, partitions, interval_s=0.004):
+        import threading
+        self.p = producer(broker, **{"linger.ms": 1})
+        self.topic, self.partitions, self.interval_s = topic, partitions, interval_s
+        self.delivered: dict = {}
+        self.errors: list = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _cb(self, err, msg):
+        if err is not None:
+            self.errors.append(err)
+        else:
+            self.delivered[(msg.partition(), msg.offset())] = msg.value().decode()
+
+    def _run(self):
+        i = 0
+        while not self._stop.is_set():
+            self.p.produce(self.topic, value=f"bg-{i}".encode(), partition=i % self.partitions, on_delivery=self._cb)
+            self.p.poll(0)
+            i += 1
+            time.sleep(self.interval_s)
+        self.p.flush(30)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._t.join(60)
+        assert not self.errors, self.errors[:3]
+        return dict(self.delivered)
+
+
+def test_records_produced_through_rebalances(broker_factory):
+    """A producer runs the whole time while members join, leave cleanly and get killed. At-least-once:
+    every acknowledged record is consumed; a record is only ever read again if no commit covering it
+    had been acknowledged before the re-reader got the partition (exactly once per committed position)."""
+    broker = broker_factory(GROUP_BROKER_CONFIGS)
+    topic, group = unique("bg"), unique("g-bg")
+    create_topic(broker, topic, N_PART)
+    conf = {"partition.assignment.strategy": "range"}
+    bg = BackgroundProducer(broker, topic, N_PART)
+    ws: list[GroupWorker] = []
+    try:
+        ws.append(worker(broker, group, topic, "c0", **conf))
+        wait_assignments(ws, [set(range(N_PART))], what="c0 alone")
+        ws.append(worker(broker, group, topic, "c1", **conf))
+        ws.append(worker(broker, group, topic, "c2", **conf))
+        wait_assignments(ws, [{0, 1}, {2, 3}, {4, 5}], what="2/2/2")
+        ws[0].wait(lambda w: len(w.records()) > 50, what="records flowing")
+        assert ws[2].close() == 0
+        wait_assignments(ws[:2], [{0, 1, 2}, {3, 4, 5}], what="3/3")
+        ws[1].wait(lambda w: len(w.of("commit")) > 5, what="c1 committing")
+        ws[1].kill()
+        wait_assignments(ws[:1], [set(range(N_PART))], timeout_s=40, what="c0 alone after c1's session expired")
+        ws.append(worker(broker, group, topic, "c3", **conf))
+        wait_assignments([ws[0], ws[3]], [{0, 1, 2}, {3, 4, 5}], what="c0 + c3")
+        delivered = bg.stop()
+        ends = end_positions(delivered)
+        wait_consumed(ws, delivered, timeout_s=60)  # the departed members' reads count too
+        wait_committed([ws[0], ws[3]], ends)
+        for w in (ws[0], ws[3]):
+            assert w.close() == 0
+        assert committed_offsets(broker, group, topic) == ends
+
+        # Replay the run from the workers' reports (timestamps are when this process read them).
+        events = sorted(((e["t"], w.name, e) for w in ws for e in w.snapshot()), key=lambda x: x[0])
+        acked: dict[int, int] = {}               # highest acknowledged commit per partition so far
+        floor: dict[tuple[str, int], int] = {}   # per (worker, partition): acked commit when it got it
+        reads: dict[tuple[int, int], int] = {}
+        for _, name, e in events:
+            if e["ev"] == "commit":
+                for _, p, o in e["offsets"]:
+                    acked[p] = max(acked.get(p, 0), o)
+            elif e["ev"] == "assignment":
+                for _, p in e["parts"]:
+                    floor.setdefault((name, p), acked.get(p, 0))
+                owned_now = {p for _, p in e["parts"]}
+                for key in [k for k in floor if k[0] == name and k[1] not in owned_now]:
+                    del floor[key]
+            elif e["ev"] == "msg":
+                p, o = e["p"], e["o"]
+                assert e["v"] == delivered.get((p, o), e["v"])
+                reads[(p, o)] = reads.get((p, o), 0) + 1
+                if reads[(p, o)] > 1:
+                    f = floor.get((name, p), 0)
+                    assert o >= f, (f"{name} re-read {p}@{o}, below the commit {f} acknowledged before it "
+                                    f"got partition {p}")
+        missing = set(delivered) - set(reads)
+        assert not missing, f"{len(missing)} acknowledged records never consumed, e.g. {sorted(missing)[:5]}"
+        assert set(reads) == set(delivered)
+        # Re-reads can only come from the kill -9 (what c1 read but had not committed yet): c1 held
+        # partitions 3, 4 and 5 then, and its consume loop commits each batch right after reading it.
+        dups = {k: n for k, n in reads.items() if n > 1}
+        assert {p for p, _ in dups} <= {3, 4, 5}, sorted(dups)[:10]
+        assert all(n == 2 for n in dups.values())
+    finally:
+        bg.stop() if bg._t.is_alive() else None
+        stop_all(ws)
