@@ -72,6 +72,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("group.max.size", Some("2147483647"), Int),
     ("group.min.session.timeout.ms", Some("6000"), Int),
     ("listeners", Some("PLAINTEXT://127.0.0.1:9092"), String),
+    ("log.cleaner.backoff.ms", Some("15000"), Long),
     ("log.dirs", Some("./data"), String),
     ("log.retention.check.interval.ms", Some("300000"), Long),
     ("log.retention.hours", Some("168"), Int),
@@ -101,6 +102,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub log_retention_check_interval_ms: u64,
     pub max_connections: usize,
+    /// `log.cleaner.backoff.ms`: how often compacted logs are looked at.
+    pub log_cleaner_backoff_ms: u64,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.replication.factor`, capped at the live brokers when
@@ -247,6 +250,7 @@ impl BrokerConfig {
                 300_000u64,
             )?,
             max_connections: parse(&map, "max.connections", i32::MAX as usize)?,
+            log_cleaner_backoff_ms: parse(&map, "log.cleaner.backoff.ms", 15_000u64)?,
             offsets_topic_num_partitions: parse(&map, "offsets.topic.num.partitions", 50)?.max(1),
             offsets_topic_replication_factor: parse(&map, "offsets.topic.replication.factor", 3)?
                 .max(1),

@@ -10,12 +10,11 @@ use tracing::{info, warn};
 use crate::broker::{now_ms, Broker};
 
 const ROLL_AND_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-/// Kafka's `log.cleaner.backoff.ms`: how often compacted logs are looked at.
-const CLEANER_BACKOFF: Duration = Duration::from_secs(15);
 
 pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
     let retention_every =
         Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1));
+    let cleaner_every = Duration::from_millis(broker.config.log_cleaner_backoff_ms.max(1));
     vec![
         tokio::spawn(every(broker.clone(), retention_every, enforce_retention)),
         tokio::spawn(every(
@@ -23,7 +22,7 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
             ROLL_AND_FLUSH_INTERVAL,
             roll_and_flush,
         )),
-        tokio::spawn(every(broker.clone(), CLEANER_BACKOFF, compact)),
+        tokio::spawn(every(broker.clone(), cleaner_every, compact)),
         tokio::spawn(crate::group_coordinator::run_timers(broker)),
     ]
 }

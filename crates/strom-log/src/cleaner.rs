@@ -179,6 +179,8 @@ enum Cleaned {
 #[derive(Default)]
 pub(crate) struct GroupStats {
     pub records_removed: u64,
+    /// The latest delete horizon of any tombstone kept in the round.
+    pub latest_delete_horizon_ms: Option<i64>,
 }
 
 /// Kafka's record filter for one batch. `keep_even_if_empty` marks a batch
@@ -226,6 +228,10 @@ fn clean_batch(
         return Ok(Cleaned::Dropped);
     }
     let new_horizon = needs_horizon.then(|| ctx.now_ms.saturating_add(ctx.delete_retention_ms));
+    if has_tombstone {
+        let pending = new_horizon.or(horizon);
+        stats.latest_delete_horizon_ms = stats.latest_delete_horizon_ms.max(pending);
+    }
     let rebuilt = rebuild_batch(bytes, &retained, new_horizon).map_err(|e| e.to_string())?;
     Ok(Cleaned::Rewritten(rebuilt))
 }

@@ -83,6 +83,8 @@ pub(crate) struct CleanableRange {
     pub cleanable_bytes: u64,
     /// A dirty segment is older than max.compaction.lag.ms.
     pub overdue: bool,
+    /// A kept tombstone's delete horizon has passed: clean even with nothing dirty.
+    pub horizon_passed: bool,
 }
 
 impl CleanableRange {
@@ -98,6 +100,7 @@ impl CleanableRange {
     pub(crate) fn is_due(&self, policy: &CompactionPolicy) -> bool {
         self.clean_bytes + self.cleanable_bytes > 0
             && ((self.overdue && self.cleanable_bytes > 0)
+                || self.horizon_passed
                 || self.dirty_ratio() > policy.min_cleanable_dirty_ratio)
     }
 }
@@ -202,6 +205,7 @@ impl PartitionLog {
             ),
             cleanable_bytes: self.bytes_of(cleanable),
             overdue: earliest_dirty_ms.is_some_and(|t| t < clean_until),
+            horizon_passed: self.latest_delete_horizon_ms.is_some_and(|h| h <= now_ms),
         })
     }
 
@@ -242,6 +246,12 @@ impl PartitionLog {
             range.first_uncleanable,
             policy.dedupe_buffer_bytes,
         )?;
+        let mut map = map;
+        // With nothing dirty (a round for expired tombstones) the clean part is
+        // re-filtered up to the first dirty offset with an empty key map.
+        if map.len() == 0 {
+            map.advance_latest_offset(range.first_dirty - 1);
+        }
         let end_offset = map.latest_offset() + 1;
         let producers = cleaner::last_batches_of_active_producers(
             &self.segments,
@@ -282,6 +292,7 @@ impl PartitionLog {
         outcome.segments_after = self.segments.len();
         outcome.bytes_after = self.size_bytes();
         outcome.records_removed = stats.records_removed;
+        self.latest_delete_horizon_ms = stats.latest_delete_horizon_ms;
         info!(
             dir = %self.dir.display(),
             records_removed = stats.records_removed,

@@ -58,6 +58,11 @@ pub struct PartitionLog {
     pub(crate) last_flush_ms: i64,
     /// A cleaner swap failed after its commit point: finish it before cleaning again.
     pub(crate) swap_pending: bool,
+    /// The latest delete horizon the cleaner gave a tombstone it kept. Once it
+    /// passes, the log is cleaned again even with nothing dirty (KIP-534), so
+    /// idle compacted logs still lose their expired tombstones. Memory only,
+    /// as in Kafka: after a restart the next dirty round finds them.
+    pub(crate) latest_delete_horizon_ms: Option<i64>,
 }
 
 impl PartitionLog {
@@ -84,6 +89,7 @@ impl PartitionLog {
             recovery_point,
             last_flush_ms: now_ms,
             swap_pending: false,
+            latest_delete_horizon_ms: None,
         };
         if log.log_start_offset > log.log_end_offset() {
             // The tail holding the checkpointed start is gone: restart the log empty there,

@@ -213,6 +213,40 @@ fn cleaned_segments_reopen_with_valid_indexes() {
 }
 
 #[test]
+fn an_idle_log_loses_its_tombstones_once_their_horizon_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config());
+    put(&mut log, &[("a", "1")]);
+    put(&mut log, &[("b", "1")]);
+    delete(&mut log, "a");
+    log.roll(NOW_MS).unwrap();
+    compact(&mut log, NOW_MS, &eager());
+    assert_eq!(
+        visible(&log, 0),
+        vec![v(1, "b", Some("1")), v(2, "a", None)]
+    );
+
+    // Nothing new is written: before the horizon no round is due...
+    let early = log.compact(NOW_MS + RETENTION_MS - 1, &eager()).unwrap();
+    assert!(!early.cleaned);
+    assert_eq!(
+        visible(&log, 0),
+        vec![v(1, "b", Some("1")), v(2, "a", None)]
+    );
+    // ...after it the passed horizon alone triggers one (KIP-534).
+    let late = log.compact(NOW_MS + RETENTION_MS, &eager()).unwrap();
+    assert!(late.cleaned);
+    assert_eq!(late.records_removed, 1);
+    assert_eq!(visible(&log, 0), vec![v(1, "b", Some("1"))]);
+    // And with no tombstone left, nothing is due any more.
+    assert!(
+        !log.compact(NOW_MS + 2 * RETENTION_MS, &eager())
+            .unwrap()
+            .cleaned
+    );
+}
+
+#[test]
 fn tombstones_survive_delete_retention_then_vanish() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), config());
