@@ -428,3 +428,45 @@ def test_records_produced_through_rebalances(broker_factory):
     finally:
         bg.stop() if bg._t.is_alive() else None
         stop_all(ws)
+
+
+def test_static_member_expiry_and_admin_removal(broker_factory):
+    """A static member that goes away (no LeaveGroup) loses its partitions only at its session timeout;
+    an admin LeaveGroup by group.instance.id (KIP-345, kafka-python remove_group_members) removes a
+    departed static member at once. Removing an unknown instance id is UNKNOWN_MEMBER_ID per member."""
+    from kafka.admin import MemberToRemove
+    from kafka import errors as kerr
+
+    from helpers import kp_admin
+    broker = broker_factory(GROUP_BROKER_CONFIGS)
+    topic, group = unique("sx"), unique("g-sx")
+    create_topic(broker, topic, N_PART)
+
+    def static(iid):
+        return GroupWorker(broker.bootstrap, group, [topic], f"c-{iid}",
+                           {**FAST_CONSUMER, "group.instance.id": iid, "partition.assignment.strategy": "range"})
+
+    ws = [static("s0"), static("s1")]
+    kadm = kp_admin(broker)
+    try:
+        wait_assignments(ws, [{0, 1, 2}, {3, 4, 5}], what="static 3/3")
+        ws[1].kill()
+        gone = time.monotonic()
+        wait_assignments(ws[:1], [set(range(N_PART))], timeout_s=40, what="s0 owning all after s1's session")
+        took = time.monotonic() - gone
+        assert took >= 5.0, f"a static member's partitions moved {took:.1f}s after it vanished (session is 6 s)"
+
+        ws.append(static("s1"))
+        wait_assignments([ws[0], ws[2]], [{0, 1, 2}, {3, 4, 5}], what="s1 back, 3/3")
+        assert ws[2].close() == 0  # static: no LeaveGroup, s1 stays a member until its session ends
+        gone = time.monotonic()
+        res = kadm.remove_group_members(group, [MemberToRemove(group_instance_id="s1")])
+        assert list(res.values()) == [kerr.NoError], res
+        wait_assignments(ws[:1], [set(range(N_PART))], what="s0 owning all after s1's removal")
+        took = time.monotonic() - gone
+        assert took < 5.0, f"removing s1 took {took:.1f}s to rebalance; it should not wait for the session"
+        res = kadm.remove_group_members(group, [MemberToRemove(group_instance_id="nobody")])
+        assert list(res.values()) == [kerr.UnknownMemberIdError], res
+    finally:
+        kadm.close()
+        stop_all(ws)
