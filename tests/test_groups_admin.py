@@ -9,7 +9,8 @@ Three groups on one 4-partition topic:
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaException, TopicPartition)
+from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, ConsumerGroupType, KafkaException,
+                             TopicPartition)
 
 from helpers import admin, create_topic, produce_all, producer, unique
 from test_groups_support import (FAST_CONSUMER, GROUP_BROKER_CONFIGS, GroupWorker, requires_classic_groups,
@@ -89,6 +90,7 @@ def test_list_and_describe_groups(groups):
     assert {k: g.state for k, g in mine.items()} == {
         "active": ConsumerGroupState.STABLE, "left": ConsumerGroupState.EMPTY, "simple": ConsumerGroupState.EMPTY}
     assert {k: g.is_simple_consumer_group for k, g in mine.items()} == {"active": False, "left": False, "simple": True}
+    assert {g.type for g in mine.values()} == {ConsumerGroupType.CLASSIC}  # ListGroups v5 group types
     assert not [g for g in got if g.startswith("__")], "internal topics are not groups"
 
     # ListGroups with a states filter (v4+).
@@ -103,6 +105,7 @@ def test_list_and_describe_groups(groups):
     assert (a.group_id, a.state, a.partition_assignor, a.is_simple_consumer_group) == \
         (names["active"], ConsumerGroupState.STABLE, "range", False)
     assert a.coordinator.id == 1 and a.coordinator.port == broker.port
+    assert a.type == ConsumerGroupType.CLASSIC
     assert len(a.members) == 1
     m = a.members[0]
     assert m.client_id == "a0" and m.member_id.startswith("a0-") and m.group_instance_id is None
