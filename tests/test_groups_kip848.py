@@ -91,6 +91,10 @@ def test_consumer_protocol_group(broker_factory):
         stop_all(ws)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "mixed classic and consumer-protocol members in one group (Kafka 4's online upgrade, "
+    "group.consumer.migration.policy) are not implemented: the consumer-protocol member of a "
+    "live classic group gets GROUP_ID_NOT_FOUND"))
 def test_consumer_protocol_member_joins_live_classic_group(broker_factory):
     """Kafka 4's online upgrade (group.consumer.migration.policy=bidirectional, the default): a
     consumer-protocol member joining a live classic group turns it into a consumer group; the classic

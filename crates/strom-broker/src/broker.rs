@@ -99,6 +99,7 @@ impl Broker {
         });
         broker.publish(image)?;
         broker.remove_stray_partition_dirs();
+        broker.groups.publish_topics(&broker.image());
         broker.groups.load_shards(&broker);
         Ok(broker)
     }
@@ -180,6 +181,7 @@ impl Broker {
             // The records are durable; the partitions catch up at the next start.
             warn!(error = %e, "applying committed metadata to local partitions failed");
         }
+        self.groups.publish_topics(&self.image());
         Ok(())
     }
 
@@ -356,6 +358,9 @@ fn group_config(config: &BrokerConfig) -> strom_coordinator::GroupConfig {
         offsets_retention_minutes: config.offsets_retention_minutes,
         offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
         offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+        consumer_session_timeout_ms: config.group_consumer_session_timeout_ms,
+        consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+        consumer_max_size: config.group_consumer_max_size,
         ..strom_coordinator::GroupConfig::default()
     }
 }

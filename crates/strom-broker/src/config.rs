@@ -67,6 +67,9 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("advertised.listeners", None, String),
     ("auto.create.topics.enable", Some("true"), Boolean),
     ("default.replication.factor", Some("1"), Int),
+    ("group.consumer.heartbeat.interval.ms", Some("5000"), Int),
+    ("group.consumer.max.size", Some("2147483647"), Int),
+    ("group.consumer.session.timeout.ms", Some("45000"), Int),
     ("group.initial.rebalance.delay.ms", Some("3000"), Int),
     ("group.max.session.timeout.ms", Some("1800000"), Int),
     ("group.max.size", Some("2147483647"), Int),
@@ -115,6 +118,10 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     pub group_initial_rebalance_delay_ms: i32,
     pub group_max_size: i32,
+    /// KIP-848 consumer groups: `group.consumer.*`.
+    pub group_consumer_session_timeout_ms: i32,
+    pub group_consumer_heartbeat_interval_ms: i32,
+    pub group_consumer_max_size: i32,
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: i32,
@@ -263,6 +270,17 @@ impl BrokerConfig {
                 3_000,
             )?,
             group_max_size: parse(&map, "group.max.size", i32::MAX)?,
+            group_consumer_session_timeout_ms: parse(
+                &map,
+                "group.consumer.session.timeout.ms",
+                45_000,
+            )?,
+            group_consumer_heartbeat_interval_ms: parse(
+                &map,
+                "group.consumer.heartbeat.interval.ms",
+                5_000,
+            )?,
+            group_consumer_max_size: parse(&map, "group.consumer.max.size", i32::MAX)?,
             offsets_retention_minutes: parse(&map, "offsets.retention.minutes", 10_080)?,
             offsets_retention_check_interval_ms: parse(
                 &map,

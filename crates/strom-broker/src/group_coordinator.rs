@@ -5,7 +5,7 @@
 //! replies, which may answer requests parked by earlier calls. Timers run
 //! through `tick` from a task that sleeps until the earliest shard deadline.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -15,6 +15,7 @@ use strom_coordinator::{
     group_partition, CoordinatorRecord, GroupConfig, GroupCoordinatorShard, Output, Reply,
 };
 use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
+use strom_metadata::MetadataImage;
 use strom_types::{ErrorCode, TopicId};
 use tokio::sync::{oneshot, Notify};
 use tracing::{info, warn};
@@ -43,6 +44,17 @@ pub struct GroupCoordinator {
     pub deadlines_changed: Notify,
     /// Serializes creating the offsets topic.
     creating: tokio::sync::Mutex<()>,
+    /// The topics last handed to the shards (consumer-group assignors need them).
+    topics: Mutex<TopicMetadata>,
+}
+
+type TopicMetadata = BTreeMap<String, (TopicId, i32)>;
+
+fn topic_metadata(image: &MetadataImage) -> TopicMetadata {
+    image
+        .topics()
+        .map(|t| (t.name.clone(), (t.id, t.partitions.len() as i32)))
+        .collect()
 }
 
 impl GroupCoordinator {
@@ -54,6 +66,7 @@ impl GroupCoordinator {
             next_request_id: AtomicU64::new(1),
             deadlines_changed: Notify::new(),
             creating: tokio::sync::Mutex::new(()),
+            topics: Mutex::new(TopicMetadata::new()),
         }
     }
 
@@ -81,6 +94,34 @@ impl GroupCoordinator {
         }
         self.load_shards(broker);
         Ok(())
+    }
+
+    /// Hands the cluster's topics to every shard when they changed; consumer
+    /// groups subscribed to a changed topic get a new epoch.
+    pub fn publish_topics(&self, image: &MetadataImage) {
+        let topics = topic_metadata(image);
+        {
+            let mut last = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+            if *last == topics {
+                return;
+            }
+            *last = topics.clone();
+        }
+        let shards: Vec<Arc<LoadedShard>> = self
+            .shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for loaded in shards {
+            let output = loaded
+                .shard
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_topic_metadata(now_ms(), &topics);
+            self.finish(&loaded, output);
+        }
     }
 
     /// Loads a shard for every hosted `__consumer_offsets` partition not loaded yet.
@@ -142,11 +183,7 @@ impl GroupCoordinator {
             partition,
             shard: Mutex::new(shard),
         });
-        let output = loaded
-            .shard
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .loaded(now_ms());
+        let output = self.start_shard(&mut loaded.shard.lock().unwrap_or_else(|p| p.into_inner()));
         self.finish(&loaded, output);
         info!(
             partition = loaded.partition.index,
@@ -154,6 +191,20 @@ impl GroupCoordinator {
             "group coordinator shard loaded"
         );
         Ok(loaded)
+    }
+
+    /// After a replay: members get fresh session deadlines and the shard learns the topics.
+    fn start_shard(&self, shard: &mut GroupCoordinatorShard) -> Output {
+        let topics = self
+            .topics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut output = shard.loaded(now_ms());
+        let metadata = shard.set_topic_metadata(now_ms(), &topics);
+        output.records.extend(metadata.records);
+        output.replies.extend(metadata.replies);
+        output
     }
 
     /// Runs `op` on the shard that owns `group_id` and waits for its reply.
@@ -253,11 +304,12 @@ impl GroupCoordinator {
                     // The log is unreadable too: keep the shard and drop the replies.
                     return Output::default();
                 };
-                let loaded_output = fresh.loaded(now_ms());
+                let started = self.start_shard(&mut fresh);
                 *shard = fresh;
+                // Records of the restart itself are written by the next successful call.
                 Output {
                     records: Vec::new(),
-                    replies: loaded_output.replies,
+                    replies: started.replies,
                 }
             }
         }

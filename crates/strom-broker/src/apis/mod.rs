@@ -16,6 +16,8 @@ use crate::broker::Broker;
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -210,6 +212,8 @@ impl ApiTable {
             erased::<list_groups::ListGroupsHandler>(),
             erased::<describe_groups::DescribeGroupsHandler>(),
             erased::<delete_groups::DeleteGroupsHandler>(),
+            erased::<consumer_group_heartbeat::ConsumerGroupHeartbeatHandler>(),
+            erased::<consumer_group_describe::ConsumerGroupDescribeHandler>(),
         ];
         let max_key = apis.iter().map(|a| a.key() as usize).max().unwrap_or(0);
         let mut by_key: Vec<Option<Box<dyn Api>>> = (0..=max_key).map(|_| None).collect();

@@ -71,7 +71,8 @@ impl Heartbeat {
             topic_names: request
                 .subscribed_topic_names
                 .map(|names| names.into_iter().map(|n| n.0.to_string()).collect()),
-            topic_regex: text(request.subscribed_topic_regex),
+            // librdkafka sends "" when it subscribes by name; only a pattern is a regex.
+            topic_regex: text(request.subscribed_topic_regex).filter(|r| !r.is_empty()),
             server_assignor: text(request.server_assignor),
             owned: request.topic_partitions.as_deref().map(owned_partitions),
         }
