@@ -100,13 +100,20 @@ impl GroupCoordinator {
     /// groups subscribed to a changed topic get a new epoch.
     pub fn publish_topics(&self, image: &MetadataImage) {
         let topics = topic_metadata(image);
-        {
+        let deleted: Vec<String> = {
             let mut last = self.topics.lock().unwrap_or_else(|p| p.into_inner());
             if *last == topics {
                 return;
             }
+            // A name whose id changed was deleted and re-created: its offsets go too.
+            let deleted = last
+                .iter()
+                .filter(|(name, (id, _))| topics.get(*name).is_none_or(|(now, _)| now != id))
+                .map(|(name, _)| name.clone())
+                .collect();
             *last = topics.clone();
-        }
+            deleted
+        };
         let shards: Vec<Arc<LoadedShard>> = self
             .shards
             .read()
@@ -115,11 +122,16 @@ impl GroupCoordinator {
             .cloned()
             .collect();
         for loaded in shards {
-            let output = loaded
-                .shard
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .set_topic_metadata(now_ms(), &topics);
+            let output = {
+                let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
+                let mut output = shard.set_topic_metadata(now_ms(), &topics);
+                if !deleted.is_empty() {
+                    let removed = shard.topics_deleted(now_ms(), &deleted);
+                    output.records.extend(removed.records);
+                    output.replies.extend(removed.replies);
+                }
+                output
+            };
             self.finish(&loaded, output);
         }
     }

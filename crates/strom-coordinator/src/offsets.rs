@@ -45,6 +45,15 @@ impl OffsetStore {
         self.by_group.get(group)
     }
 
+    /// Every (group, partition) with an offset for `topic`.
+    pub fn holders_of(&self, topic: &str) -> Vec<(String, i32)> {
+        self.by_group
+            .iter()
+            .filter_map(|(group, topics)| topics.get(topic).map(|partitions| (group, partitions)))
+            .flat_map(|(group, partitions)| partitions.keys().map(move |p| (group.clone(), *p)))
+            .collect()
+    }
+
     /// Every (topic, partition) the group has an offset for.
     pub fn partitions_of(&self, group: &str) -> Vec<(String, i32)> {
         self.by_group

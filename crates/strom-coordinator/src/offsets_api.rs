@@ -500,6 +500,26 @@ impl GroupCoordinatorShard {
         self.append(out, records);
     }
 
+    /// A topic was deleted: every group's offsets for it go, as Kafka removes
+    /// them so a topic re-created under the same name starts clean.
+    pub fn topics_deleted(&mut self, now_ms: i64, topics: &[String]) -> Output {
+        self.observe(now_ms);
+        let mut out = Output::default();
+        let records: Vec<CoordinatorRecord> = topics
+            .iter()
+            .flat_map(|topic| {
+                self.offsets
+                    .holders_of(topic)
+                    .into_iter()
+                    .map(move |(group, partition)| {
+                        CoordinatorRecord::offset_commit(&group, topic, partition, None)
+                    })
+            })
+            .collect();
+        self.append(&mut out, records);
+        out
+    }
+
     /// Tombstones for every offset of a group, then the group itself.
     pub(crate) fn delete_group_records(&self, group_id: &str) -> Vec<CoordinatorRecord> {
         let mut records: Vec<CoordinatorRecord> = self

@@ -491,3 +491,52 @@ fn offset_delete_rules() {
         ErrorCode::NonEmptyGroup.code()
     );
 }
+
+#[test]
+fn a_deleted_topic_takes_every_groups_offsets_with_it() {
+    let mut shard = shard();
+    let mut log = Vec::new();
+    log.extend(
+        shard
+            .offset_commit(
+                0,
+                1,
+                8,
+                commit("g1", "", -1, &[("gone", 0, 5, None), ("kept", 0, 6, None)]),
+            )
+            .records,
+    );
+    log.extend(
+        shard
+            .offset_commit(0, 2, 8, commit("g2", "", -1, &[("gone", 3, 7, None)]))
+            .records,
+    );
+    let out = shard.topics_deleted(10, &["gone".to_string()]);
+    log.extend(out.records.clone());
+    assert_eq!(
+        out.records,
+        vec![
+            CoordinatorRecord::offset_commit("g1", "gone", 0, None),
+            CoordinatorRecord::offset_commit("g2", "gone", 3, None),
+        ]
+    );
+    assert_eq!(
+        fetch_v8(&mut shard, 10, "g1", None),
+        vec![row("kept", 0, 6, 5, "")]
+    );
+    assert_eq!(fetch_v8(&mut shard, 10, "g2", None), vec![]);
+    // Replaying the log gives the same offsets, and a second deletion finds nothing.
+    let mut replayed = GroupCoordinatorShard::new(GroupConfig::default());
+    for record in &log {
+        replayed.replay(record).unwrap();
+    }
+    assert_eq!(
+        fetch_v8(&mut replayed, 10, "g1", None),
+        vec![row("kept", 0, 6, 5, "")]
+    );
+    assert_eq!(fetch_v8(&mut replayed, 10, "g2", None), vec![]);
+    assert_eq!(
+        shard.topics_deleted(11, &["gone".to_string()]).records,
+        vec![]
+    );
+}
