@@ -117,3 +117,30 @@ def test_consumer_protocol_member_joins_live_classic_group(broker_factory):
         assert sorted(reads) == sorted(r1)
     finally:
         stop_all([classic] + ([new] if new else []))
+
+
+def test_consumer_protocol_regex_subscription(broker_factory):
+    """librdkafka sends a `^`-pattern subscription to the broker as SubscribedTopicRegex; the
+    coordinator matches whole topic names and follows topics created later."""
+    from confluent_kafka import Consumer
+
+    broker = broker_factory({**GROUP_BROKER_CONFIGS, **KIP848_CONFIGS})
+    prefix = unique("rx")
+    for name in (f"{prefix}-a", f"{prefix}-b", f"other-{prefix}"):
+        create_topic(broker, name, 2)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": unique("g-rx"),
+                  "topic.metadata.refresh.interval.ms": 500, **CONSUMER})
+    c.subscribe([f"^{prefix}-.*"])
+
+    def owned():
+        c.poll(0.2)
+        return sorted((tp.topic, tp.partition) for tp in c.assignment())
+
+    deadline = time.monotonic() + 60
+    while owned() != [(f"{prefix}-a", 0), (f"{prefix}-a", 1), (f"{prefix}-b", 0), (f"{prefix}-b", 1)]:
+        assert time.monotonic() < deadline, f"assignment {owned()}"
+    create_topic(broker, f"{prefix}-c", 1)
+    while (f"{prefix}-c", 0) not in owned():
+        assert time.monotonic() < deadline, f"assignment {owned()}"
+    assert all(t.startswith(f"{prefix}-") for t, _ in owned())
+    c.close()

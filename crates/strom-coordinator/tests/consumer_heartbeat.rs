@@ -295,7 +295,7 @@ fn request_validation() {
             1,
             join_request("g", "m", &[]),
             invalid,
-            "SubscribedTopicNames must be set in first request.",
+            "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
         ),
         (
             1,
@@ -329,9 +329,9 @@ fn request_validation() {
         ),
         (
             1,
-            join_request("g", "m", &["t"]).with_subscribed_topic_regex(Some(s("t.*"))),
-            invalid,
-            "SubscribedTopicRegex is not supported.",
+            join_request("g", "m", &["t"]).with_subscribed_topic_regex(Some(s("t(["))),
+            ErrorCode::InvalidRegularExpression.code(),
+            "SubscribedTopicRegex `t([` is not a valid regular expression.",
         ),
         (
             1,
@@ -484,4 +484,25 @@ fn classic_join_cannot_enter_an_active_consumer_group() {
         ErrorCode::InconsistentGroupProtocol.code()
     );
     assert!(out.records.is_empty());
+}
+
+#[test]
+fn regex_subscriptions_follow_the_topics_that_match() {
+    let mut sim = sim();
+    let by_regex = join_request("g", "m1", &[]).with_subscribed_topic_regex(Some(s("t|u")));
+    sim.send("m1", by_regex);
+    let named = join_request("g", "m2", &["t"]).with_subscribed_topic_regex(Some(s("")));
+    sim.send("m2", named);
+    sim.settle();
+    // m1 matches both topics; m2 only names `t`, so all of `u` is m1's and the
+    // uniform assignor evens the totals out with `t` (4 and 3).
+    assert_eq!(sim.owned["m1"], parts(&[(T, &[0]), (U, &[0, 1, 2])]));
+    assert_eq!(sim.owned["m2"], parts(&[(T, &[1, 2, 3])]));
+    // A new topic the regex matches only in part (full-name match) changes nothing.
+    let mut topics = cluster();
+    topics.insert("tu".into(), (strom_types::TopicId::from_u128(0x11), 2));
+    let out = sim.shard.set_topic_metadata(10, &topics);
+    assert!(sim.keep(out).records.is_empty());
+    sim.settle();
+    assert_eq!(sim.owned["m1"], parts(&[(T, &[0]), (U, &[0, 1, 2])]));
 }

@@ -87,6 +87,15 @@ impl ConsumerMember {
         }
     }
 
+    /// Whether the member subscribes to `topic`, by name or by its regex.
+    pub fn subscribes_to(&self, topic: &str) -> bool {
+        self.subscribed_topic_names.contains(topic)
+            || self
+                .subscribed_topic_regex
+                .as_deref()
+                .is_some_and(|pattern| regex_matches(pattern, topic))
+    }
+
     /// Stable at `epoch`: nothing left to revoke or wait for.
     pub fn is_reconciled_to(&self, epoch: i32) -> bool {
         self.state == MemberState::Stable && self.member_epoch == epoch
@@ -163,18 +172,29 @@ impl ConsumerGroup {
             .find(|m| m.instance_id.as_deref() == Some(instance_id))
     }
 
-    /// Topic names any member subscribes to.
-    pub fn subscribed_topics(&self) -> BTreeSet<&str> {
-        self.members
+    /// Topic names any member subscribes to: named ones, and those of `known`
+    /// that a member's regex matches.
+    pub fn subscribed_topics<'a>(
+        &'a self,
+        known: impl Iterator<Item = &'a str>,
+    ) -> BTreeSet<&'a str> {
+        let mut topics: BTreeSet<&str> = self
+            .members
             .values()
             .flat_map(|m| m.subscribed_topic_names.iter().map(String::as_str))
-            .collect()
+            .collect();
+        if self
+            .members
+            .values()
+            .any(|m| m.subscribed_topic_regex.is_some())
+        {
+            topics.extend(known.filter(|t| self.is_subscribed_to_topic(t)));
+        }
+        topics
     }
 
     pub fn is_subscribed_to_topic(&self, topic: &str) -> bool {
-        self.members
-            .values()
-            .any(|m| m.subscribed_topic_names.contains(topic))
+        self.members.values().any(|m| m.subscribes_to(topic))
     }
 
     /// The assignor most members asked for (ties: the smallest name), if any did.
@@ -240,4 +260,23 @@ pub(crate) fn topic_name<'a>(
         .chain(topics.iter())
         .find(|(_, (tid, _))| tid == id)
         .map(|(name, _)| name.as_str())
+}
+
+/// Kafka's internal topics, which a regex subscription never matches.
+const INTERNAL_TOPICS: &[&str] = &[
+    "__consumer_offsets",
+    "__transaction_state",
+    "__share_group_state",
+];
+
+/// Kafka matches subscription regexes (RE2J) against whole topic names; the
+/// `regex` crate speaks the same RE2 dialect. An invalid pattern matches nothing.
+pub(crate) fn regex_matches(pattern: &str, topic: &str) -> bool {
+    !INTERNAL_TOPICS.contains(&topic)
+        && regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(topic))
+}
+
+/// Checks a subscription regex as Kafka does before accepting it.
+pub(crate) fn regex_is_valid(pattern: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok()
 }

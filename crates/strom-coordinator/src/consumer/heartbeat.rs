@@ -71,8 +71,8 @@ impl Heartbeat {
             topic_names: request
                 .subscribed_topic_names
                 .map(|names| names.into_iter().map(|n| n.0.to_string()).collect()),
-            // librdkafka sends "" when it subscribes by name; only a pattern is a regex.
-            topic_regex: text(request.subscribed_topic_regex).filter(|r| !r.is_empty()),
+            // "" clears the regex (librdkafka sends it when subscribing by name); null keeps it.
+            topic_regex: text(request.subscribed_topic_regex),
             server_assignor: text(request.server_assignor),
             owned: request.topic_partitions.as_deref().map(owned_partitions),
         }
@@ -90,8 +90,13 @@ impl Heartbeat {
         if self.rack_id.as_deref() == Some("") {
             return invalid("RackId can't be empty.");
         }
-        if self.topic_regex.is_some() {
-            return invalid("SubscribedTopicRegex is not supported.");
+        if let Some(pattern) = self.topic_regex.as_deref().filter(|p| !p.is_empty()) {
+            if !super::group::regex_is_valid(pattern) {
+                return refuse(
+                    ErrorCode::InvalidRegularExpression,
+                    format!("SubscribedTopicRegex `{pattern}` is not a valid regular expression."),
+                );
+            }
         }
         let needs_member_id = api_version >= CLIENT_MEMBER_ID_VERSION || self.member_epoch != 0;
         if needs_member_id && self.member_id.is_empty() {
@@ -105,8 +110,9 @@ impl Heartbeat {
                 if !self.owned.as_ref().is_some_and(Assignment::is_empty) {
                     return invalid("TopicPartitions must be empty when (re-)joining.");
                 }
-                if self.topic_names.as_ref().is_none_or(|n| n.is_empty()) {
-                    return invalid("SubscribedTopicNames must be set in first request.");
+                let has_regex = self.topic_regex.as_deref().is_some_and(|r| !r.is_empty());
+                if self.topic_names.as_ref().is_none_or(|n| n.is_empty()) && !has_regex {
+                    return invalid("SubscribedTopicNames or SubscribedTopicRegex must be set in first request.");
                 }
             }
             LEAVE_STATIC_EPOCH if self.instance_id.is_none() => {
@@ -396,6 +402,9 @@ impl GroupCoordinatorShard {
         }
         if let Some(names) = &hb.topic_names {
             updated.subscribed_topic_names = names.clone();
+        }
+        if let Some(pattern) = &hb.topic_regex {
+            updated.subscribed_topic_regex = (!pattern.is_empty()).then(|| pattern.clone());
         }
         updated.client_id = client.client_id.clone();
         updated.client_host = client.client_host.clone();

@@ -32,7 +32,7 @@ impl GroupCoordinatorShard {
             &group.subscription_metadata
         };
         group
-            .subscribed_topics()
+            .subscribed_topics(source.keys().map(String::as_str))
             .into_iter()
             .filter_map(|name| source.get(name).map(|v| (name.to_owned(), *v)))
             .collect()
@@ -124,10 +124,11 @@ fn group_spec(group: &ConsumerGroup) -> GroupSpec {
         .map(|(id, m)| {
             let spec = MemberSpec {
                 instance_id: m.instance_id.clone(),
-                subscribed: m
-                    .subscribed_topic_names
+                subscribed: group
+                    .subscription_metadata
                     .iter()
-                    .filter_map(|name| group.subscription_metadata.get(name).map(|(tid, _)| *tid))
+                    .filter(|(name, _)| m.subscribes_to(name))
+                    .map(|(_, (tid, _))| *tid)
                     .collect(),
                 current: group.targets.get(id).cloned().unwrap_or_default(),
             };
