@@ -11,7 +11,11 @@ static ALLOCATOR: alloc::LazyLargeAllocator = alloc::LazyLargeAllocator;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "strom", version, about = "A Kafka-compatible streaming platform")]
+#[command(
+    name = "strom",
+    version,
+    about = "A Kafka-compatible streaming platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

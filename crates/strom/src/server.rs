@@ -68,7 +68,12 @@ async fn shutdown_signal() {
 
 /// Environment variables `STROM_LOG_RETENTION_MS=...` stand for
 /// `log.retention.ms`; these few are the binary's own, not broker configs.
-const NOT_BROKER_CONFIGS: &[&str] = &["STROM_CONFIG", "STROM_LOG", "STROM_LOG_FORMAT", "STROM_BROKERS"];
+const NOT_BROKER_CONFIGS: &[&str] = &[
+    "STROM_CONFIG",
+    "STROM_LOG",
+    "STROM_LOG_FORMAT",
+    "STROM_BROKERS",
+];
 
 fn gather(
     file: Option<&Path>,
@@ -77,8 +82,11 @@ fn gather(
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let mut settings = BTreeMap::new();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let table: toml::Table = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .with_context(|| format!("parsing {}", path.display()))?;
         flatten("", &table, &mut settings);
     }
     for (key, value) in env {
@@ -100,7 +108,11 @@ fn gather(
 /// TOML tables nest by dots: `[log] dirs = "x"` is `log.dirs`.
 fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
     for (key, value) in table {
-        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value {
             toml::Value::Table(inner) => flatten(&name, inner, out),
             toml::Value::String(s) => {
@@ -139,7 +151,12 @@ mod tests {
             ("STROM_LOG".to_string(), "debug".to_string()),
             ("HOME".to_string(), "/root".to_string()),
         ];
-        let settings = gather(Some(&file), env.into_iter(), &["num.partitions=5".to_string()]).unwrap();
+        let settings = gather(
+            Some(&file),
+            env.into_iter(),
+            &["num.partitions=5".to_string()],
+        )
+        .unwrap();
         assert_eq!(settings["num.partitions"], "5");
         assert_eq!(settings["log.dirs"], "/from/env");
         assert_eq!(settings["auto.create.topics.enable"], "false");
