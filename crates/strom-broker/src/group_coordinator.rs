@@ -114,21 +114,13 @@ impl GroupCoordinator {
             *last = topics.clone();
             deleted
         };
-        let shards: Vec<Arc<LoadedShard>> = self
-            .shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let shards = self.loaded_shards();
         for loaded in shards {
             let output = {
                 let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
                 let mut output = shard.set_topic_metadata(now_ms(), &topics);
                 if !deleted.is_empty() {
-                    let removed = shard.topics_deleted(now_ms(), &deleted);
-                    output.records.extend(removed.records);
-                    output.replies.extend(removed.replies);
+                    merge(&mut output, shard.topics_deleted(now_ms(), &deleted));
                 }
                 output
             };
@@ -205,6 +197,15 @@ impl GroupCoordinator {
         Ok(loaded)
     }
 
+    fn loaded_shards(&self) -> Vec<Arc<LoadedShard>> {
+        self.shards
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// After a replay: members get fresh session deadlines and the shard learns the topics.
     fn start_shard(&self, shard: &mut GroupCoordinatorShard) -> Output {
         let topics = self
@@ -213,9 +214,7 @@ impl GroupCoordinator {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut output = shard.loaded(now_ms());
-        let metadata = shard.set_topic_metadata(now_ms(), &topics);
-        output.records.extend(metadata.records);
-        output.replies.extend(metadata.replies);
+        merge(&mut output, shard.set_topic_metadata(now_ms(), &topics));
         output
     }
 
@@ -268,13 +267,7 @@ impl GroupCoordinator {
         op: impl Fn(&mut GroupCoordinatorShard, i64, u64) -> Output,
     ) -> Result<Vec<Reply>, ErrorCode> {
         self.ensure_loaded(broker).await?;
-        let shards: Vec<Arc<LoadedShard>> = self
-            .shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let shards = self.loaded_shards();
         let mut replies = Vec::with_capacity(shards.len());
         for loaded in shards {
             let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
@@ -365,13 +358,7 @@ impl GroupCoordinator {
     /// Ticks every shard whose deadline has passed.
     pub fn tick_due(&self) {
         let now = now_ms();
-        let shards: Vec<Arc<LoadedShard>> = self
-            .shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let shards = self.loaded_shards();
         for loaded in shards {
             let output = {
                 let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
@@ -465,6 +452,11 @@ async fn create_offsets_topic(broker: &Broker) -> Result<(), ErrorCode> {
         "created {OFFSETS_TOPIC}"
     );
     Ok(())
+}
+
+fn merge(into: &mut Output, other: Output) {
+    into.records.extend(other.records);
+    into.replies.extend(other.replies);
 }
 
 fn random_seed() -> u64 {
