@@ -411,19 +411,12 @@ impl Admin {
                     .map(|p| ((t.name.0.to_string(), p.partition_index), p.error_code))
             })
             .collect();
-        Ok(partitions
-            .iter()
-            .map(|tp| {
-                let result = match answered.get(tp) {
-                    Some(code) => check(*code, None, format!("group {group} {}-{}", tp.0, tp.1)),
-                    None => Err(Error::Protocol(format!(
-                        "OffsetDelete response does not mention {}-{}",
-                        tp.0, tp.1
-                    ))),
-                };
-                (tp.clone(), result)
-            })
-            .collect())
+        Ok(per_partition(
+            group,
+            "OffsetDelete",
+            &answered,
+            partitions.iter(),
+        ))
     }
 }
 
@@ -490,19 +483,34 @@ pub(crate) async fn commit_offsets(
                 .map(|p| ((t.name.0.to_string(), p.partition_index), p.error_code))
         })
         .collect();
-    Ok(offsets
-        .keys()
+    Ok(per_partition(
+        group,
+        "OffsetCommit",
+        &answered,
+        offsets.keys(),
+    ))
+}
+
+/// One result per partition asked about, from the error codes a response gave;
+/// a partition the response left out is a protocol error.
+fn per_partition<'a>(
+    group: &str,
+    api: &str,
+    answered: &BTreeMap<TopicPartition, i16>,
+    asked: impl Iterator<Item = &'a TopicPartition>,
+) -> Vec<(TopicPartition, Result<()>)> {
+    asked
         .map(|tp| {
             let result = match answered.get(tp) {
                 Some(code) => check(*code, None, format!("group {group} {}-{}", tp.0, tp.1)),
                 None => Err(Error::Protocol(format!(
-                    "OffsetCommit response does not mention {}-{}",
+                    "{api} response does not mention {}-{}",
                     tp.0, tp.1
                 ))),
             };
             (tp.clone(), result)
         })
-        .collect())
+        .collect()
 }
 
 /// The group-level error of an OffsetFetch response (either layout).
