@@ -6,6 +6,7 @@ by member id, so client ids c0 < c1 < c2 make the assignments exact."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -90,6 +91,8 @@ def test_three_members_leave_kill_and_resume(broker_factory):
         wait_assignments([c0, c1], [{0, 1, 2}, {3, 4, 5}], what="range 3/3 after c2 left")
         took = time.monotonic() - left_at
         assert took < 5.5, f"rebalance after a clean leave took {took:.1f}s (a LeaveGroup must not wait for the session timeout)"
+        assert re.search(rf'preparing to rebalance group group={group} .*reason="members left through LeaveGroup"',
+                         broker.log())
         marks = {w.name: w.mark() for w in (c0, c1)}
         r2 = produce_round(broker, topic, "r2", 10)
         wait_consumed([c0, c1], r2)
@@ -105,6 +108,8 @@ def test_three_members_leave_kill_and_resume(broker_factory):
         wait_assignments([c0], [set(range(N_PART))], timeout_s=40, what="c0 owning everything after c1's session expired")
         took = time.monotonic() - killed_at
         assert took >= 5.0, f"c1's partitions moved {took:.1f}s after kill -9, before its 6 s session could expire"
+        expired = re.findall(rf"member's session expired.*group={group} member=(\S+)", broker.log())
+        assert [m.split("-")[0] for m in expired] == ["c1"], expired
         wait_consumed([c0], r3)
         wait_committed([c0], end_positions({**r1, **r2, **r3}))
         assert_once_by_owner([c0], r3, {p: c0 for p in range(N_PART)}, {"c0": mark0})

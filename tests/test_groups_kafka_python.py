@@ -3,6 +3,11 @@
 Each KafkaConsumer is polled on its own thread, as an application would (polling two alternately
 from one thread let one member's heartbeats lapse in kafka-python 3.0.12: it sent none after its
 second join and was expired after its session timeout).
+Each poll waits up to 1 s: kafka-python 3.0.12 can drop its own in-flight join when poll() keeps timing out
+while JoinGroup/SyncGroup are outstanding. Under load, with 50 ms polls, a member received its SyncGroup
+assignment but never applied it or heartbeated again (8 of 30 runs of a two-member join on this machine);
+with 1 s polls, none of 60 did. The broker's view of such a run was right: it kept the member until its session
+expired and then rebalanced.
 Both clients offer the `range` protocol, so one group can hold members of each; member ids are
 `<client id>-<uuid>` and range orders members by id, so client ids fix the assignment."""
 
@@ -21,6 +26,7 @@ from test_groups_support import (FAST_CONSUMER, GROUP_BROKER_CONFIGS, GroupWorke
 pytestmark = [requires_classic_groups(), pytest.mark.timeout(120)]
 
 N_PART = 4
+POLL_TIMEOUT_MS = 1000  # see the module docstring
 
 
 def kp_group_consumer(broker, group, topic, client_id):
@@ -56,7 +62,7 @@ class Poller:
     def _run(self):
         try:
             while not self._stop:
-                for recs in self.c.poll(timeout_ms=50).values():
+                for recs in self.c.poll(timeout_ms=POLL_TIMEOUT_MS).values():
                     with self._lock:
                         self.records += recs
                 self.owned = owned(self.c)

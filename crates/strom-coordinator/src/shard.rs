@@ -214,7 +214,7 @@ impl GroupCoordinatorShard {
             }
             // group.max.size may have shrunk since the group was written.
             if group.members.len() > max_size {
-                group.prepare_rebalance(&mut ctx);
+                group.prepare_rebalance(&mut ctx, "group.max.size is below the member count");
             }
         }
         self.consumer_loaded(now_ms);

@@ -208,8 +208,11 @@ impl ClassicGroup {
     }
 
     fn update_member_then_rebalance(&mut self, ctx: &mut Ctx<'_>, parked: Parked, args: JoinArgs) {
+        let member_id = args.member_id.clone();
         self.update_member(ctx, parked, args);
-        self.maybe_prepare_rebalance_or_complete_join(ctx);
+        self.maybe_prepare_rebalance_or_complete_join(ctx, || {
+            format!("member {member_id} rejoined")
+        });
     }
 
     fn add_member_then_rebalance(
@@ -224,6 +227,7 @@ impl ClassicGroup {
         {
             self.new_member_added = true;
         }
+        let member_id_for_log = member_id.clone();
         // A parked new member cannot heartbeat; bound how long it may wait.
         let deadline_ms = ctx.after(ctx.config.new_member_join_timeout_ms);
         self.add(ClassicMember {
@@ -241,7 +245,9 @@ impl ClassicGroup {
             is_new: true,
             heartbeat_deadline_ms: Some(deadline_ms),
         });
-        self.maybe_prepare_rebalance_or_complete_join(ctx);
+        self.maybe_prepare_rebalance_or_complete_join(ctx, || {
+            format!("new member {member_id_for_log} joined")
+        });
     }
 
     /// A known static member rejoined with a new member id: fence the old id, keep the
@@ -271,7 +277,9 @@ impl ClassicGroup {
         match self.state {
             ClassicGroupState::Stable => {
                 if self.select_protocol() != self.protocol_name {
-                    return self.maybe_prepare_rebalance_or_complete_join(ctx);
+                    return self.maybe_prepare_rebalance_or_complete_join(ctx, || {
+                        format!("static member {instance_id} rejoined with other protocols")
+                    });
                 }
                 self.persist(ctx, None);
                 let is_leader = self.is_leader(&new_member_id);
@@ -306,7 +314,9 @@ impl ClassicGroup {
                 });
             }
             // The leader may already hold an assignment for the old id: start over.
-            ClassicGroupState::CompletingRebalance => self.prepare_rebalance(ctx),
+            ClassicGroupState::CompletingRebalance => {
+                self.prepare_rebalance(ctx, &format!("static member {instance_id} replaced"))
+            }
             _ => self.maybe_complete_join_phase(ctx),
         }
     }

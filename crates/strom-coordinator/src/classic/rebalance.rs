@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 use strom_types::ErrorCode;
+use tracing::info;
 
 use super::group::{ClassicGroup, ClassicGroupState, JoinTimer, Parked, SyncTimer};
 use super::responses::{join_error, join_ok, sync_error, JoinOk};
@@ -77,18 +78,32 @@ impl ClassicGroup {
             join_error(v, "", ErrorCode::UnknownMemberId)
         });
         self.answer_sync(ctx, member_id, sync_error(ErrorCode::UnknownMemberId));
-        self.remove(member_id);
+        if self.remove(member_id).is_some() {
+            info!(group = %self.group_id, member = member_id, "member removed from group");
+        }
     }
 
-    pub(crate) fn maybe_prepare_rebalance_or_complete_join(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn maybe_prepare_rebalance_or_complete_join(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        reason: impl FnOnce() -> String,
+    ) {
         if self.can_rebalance() {
-            self.prepare_rebalance(ctx);
+            self.prepare_rebalance(ctx, &reason());
         } else {
             self.maybe_complete_join_phase(ctx);
         }
     }
 
-    pub(crate) fn prepare_rebalance(&mut self, ctx: &mut Ctx<'_>) {
+    pub(crate) fn prepare_rebalance(&mut self, ctx: &mut Ctx<'_>, reason: &str) {
+        info!(
+            group = %self.group_id,
+            state = self.state.name(),
+            generation = self.generation_id,
+            members = self.members.len(),
+            reason,
+            "preparing to rebalance group"
+        );
         if self.is_state(ClassicGroupState::CompletingRebalance) {
             // Members waiting in SyncGroup must rejoin.
             let ids: Vec<String> = self.members.iter().map(|m| m.member_id.clone()).collect();
@@ -160,6 +175,14 @@ impl ClassicGroup {
             return;
         }
         self.init_next_generation(ctx.now_ms);
+        info!(
+            group = %self.group_id,
+            generation = self.generation_id,
+            members = self.members.len(),
+            leader = self.leader_id.as_deref().unwrap_or(""),
+            protocol = self.protocol_name.as_deref().unwrap_or(""),
+            "group generation started"
+        );
         if self.is_state(ClassicGroupState::Empty) {
             self.persist(ctx, None);
             return;
@@ -208,9 +231,10 @@ impl ClassicGroup {
     pub(crate) fn remove_member_and_update(&mut self, ctx: &mut Ctx<'_>, member_id: &str) {
         self.remove_and_answer(ctx, member_id);
         match self.state {
-            ClassicGroupState::Stable | ClassicGroupState::CompletingRebalance => {
-                self.maybe_prepare_rebalance_or_complete_join(ctx)
-            }
+            ClassicGroupState::Stable | ClassicGroupState::CompletingRebalance => self
+                .maybe_prepare_rebalance_or_complete_join(ctx, || {
+                    format!("member {member_id} removed")
+                }),
             ClassicGroupState::PreparingRebalance if self.has_all_members_joined() => {
                 self.complete_join(ctx)
             }
@@ -258,6 +282,7 @@ impl ClassicGroup {
             }
             member.heartbeat_deadline_ms = None;
             if !member.has_satisfied_heartbeat() {
+                info!(group = %self.group_id, member = %id, "member's session expired; removing it from the group");
                 self.remove_member_and_update(ctx, &id);
             }
         }
@@ -292,9 +317,9 @@ impl ClassicGroup {
             return;
         }
         let missing: Vec<String> = self.pending_sync.iter().cloned().collect();
-        for id in missing {
-            self.remove_and_answer(ctx, &id);
+        for id in &missing {
+            self.remove_and_answer(ctx, id);
         }
-        self.prepare_rebalance(ctx);
+        self.prepare_rebalance(ctx, &format!("members {missing:?} did not sync in time"));
     }
 }

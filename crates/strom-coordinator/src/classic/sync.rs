@@ -183,9 +183,10 @@ impl ClassicGroup {
         }
         if any_left {
             match self.state {
-                ClassicGroupState::Stable | ClassicGroupState::CompletingRebalance => {
-                    self.maybe_prepare_rebalance_or_complete_join(ctx)
-                }
+                ClassicGroupState::Stable | ClassicGroupState::CompletingRebalance => self
+                    .maybe_prepare_rebalance_or_complete_join(ctx, || {
+                        "members left through LeaveGroup".to_owned()
+                    }),
                 ClassicGroupState::PreparingRebalance => self.maybe_complete_join_phase(ctx),
                 _ => {}
             }
