@@ -2,7 +2,10 @@
 //! current assignments, and the target assignment. Pure data and queries; records
 //! change it only through `persist.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use regex::Regex;
 
 use strom_types::TopicId;
 
@@ -269,14 +272,37 @@ const INTERNAL_TOPICS: &[&str] = &[
     "__share_group_state",
 ];
 
+/// Compiled subscription patterns kept per thread; a group's few patterns are
+/// matched against every topic on each metadata change, so compiling once matters.
+const COMPILED_PATTERNS_KEPT: usize = 256;
+
+thread_local! {
+    static COMPILED_PATTERNS: RefCell<HashMap<String, Option<Regex>>> = RefCell::new(HashMap::new());
+}
+
+/// The whole-name regex for `pattern`, or `None` when it does not compile.
+fn compiled(pattern: &str) -> Option<Regex> {
+    COMPILED_PATTERNS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(re) = cache.get(pattern) {
+            return re.clone();
+        }
+        if cache.len() >= COMPILED_PATTERNS_KEPT {
+            cache.clear();
+        }
+        let re = Regex::new(&format!("^(?:{pattern})$")).ok();
+        cache.insert(pattern.to_owned(), re.clone());
+        re
+    })
+}
+
 /// Kafka matches subscription regexes (RE2J) against whole topic names; the
 /// `regex` crate speaks the same RE2 dialect. An invalid pattern matches nothing.
 pub(crate) fn regex_matches(pattern: &str, topic: &str) -> bool {
-    !INTERNAL_TOPICS.contains(&topic)
-        && regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(topic))
+    !INTERNAL_TOPICS.contains(&topic) && compiled(pattern).is_some_and(|re| re.is_match(topic))
 }
 
 /// Checks a subscription regex as Kafka does before accepting it.
 pub(crate) fn regex_is_valid(pattern: &str) -> bool {
-    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok()
+    compiled(pattern).is_some()
 }
