@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use strom_log::{LogError, PartitionLog};
+use strom_log::producer_recovery::PRODUCER_STATE_TAIL_BYTES;
+use strom_log::{LogError, PartitionLog, PRODUCER_ID_EXPIRATION_MS};
 use strom_metadata::{BrokerEndpoint, ConfigResource, MetadataImage, MetadataRecord};
 use strom_types::TopicId;
 use tokio::sync::{Mutex, Notify};
@@ -216,15 +217,30 @@ impl Broker {
                             source,
                         }
                     })?;
-                let hosted = Arc::new(Partition::new(
-                    topic.name.clone(),
-                    topic.id,
-                    partition.partition,
-                    partition.replicas.clone(),
-                    partition.leader_epoch,
-                    log,
-                    settings,
-                ));
+                // Batches retried across a restart must still be seen as duplicates.
+                let producers = log
+                    .recent_producer_state(
+                        now_ms(),
+                        PRODUCER_ID_EXPIRATION_MS,
+                        PRODUCER_STATE_TAIL_BYTES,
+                    )
+                    .map_err(|source| StartupError::Partition {
+                        topic: topic.name.clone(),
+                        partition: partition.partition,
+                        source,
+                    })?;
+                let hosted = Arc::new(
+                    Partition::new(
+                        topic.name.clone(),
+                        topic.id,
+                        partition.partition,
+                        partition.replicas.clone(),
+                        partition.leader_epoch,
+                        log,
+                        settings,
+                    )
+                    .with_producers(producers),
+                );
                 self.partitions
                     .write()
                     .unwrap_or_else(|p| p.into_inner())

@@ -47,6 +47,14 @@ impl Partition {
         }
     }
 
+    /// Starts from producer state rebuilt from the log (after a restart).
+    pub fn with_producers(self, producers: ProducerStateTable) -> Self {
+        Self {
+            producers: Mutex::new(producers),
+            ..self
+        }
+    }
+
     /// Runs `f` with the log locked. Appends and reads are short, page-cache
     /// bound operations, so a plain mutex is the right tool.
     pub fn with_log<T>(

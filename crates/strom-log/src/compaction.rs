@@ -42,6 +42,9 @@ pub struct CompactionPolicy {
     pub producer_id_expiration_ms: i64,
 }
 
+/// Kafka's `producer.id.expiration.ms` default: a producer idle this long is forgotten.
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+
 impl Default for CompactionPolicy {
     fn default() -> Self {
         Self {
@@ -50,7 +53,7 @@ impl Default for CompactionPolicy {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             dedupe_buffer_bytes: 128 * 1024 * 1024,
-            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_ms: PRODUCER_ID_EXPIRATION_MS,
         }
     }
 }

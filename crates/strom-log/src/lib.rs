@@ -17,6 +17,7 @@ mod error;
 mod index;
 mod log;
 mod offset_map;
+pub mod producer_recovery;
 pub mod producer_state;
 mod recovery;
 mod retention;
@@ -26,7 +27,7 @@ mod swap;
 mod time_index;
 mod timestamp;
 
-pub use compaction::{CompactionOutcome, CompactionPolicy};
+pub use compaction::{CompactionOutcome, CompactionPolicy, PRODUCER_ID_EXPIRATION_MS};
 pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, PartitionLog, ReadResult, SegmentInfo};

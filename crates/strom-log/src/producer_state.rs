@@ -62,6 +62,12 @@ pub fn next_sequence(sequence: i32) -> i32 {
     }
 }
 
+/// The sequence of a batch's last record: `first` advanced by its last offset
+/// delta, wrapping past i32::MAX to 0 as the producer's sequences do.
+pub fn last_sequence_of_batch(first: i32, last_offset_delta: i32) -> i32 {
+    first.wrapping_add(last_offset_delta) & i32::MAX
+}
+
 #[derive(Debug, Default)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
@@ -132,6 +138,11 @@ impl ProducerStateTable {
             entry.batches.pop_front();
         }
         entry.batches.push_back(batch);
+    }
+
+    /// Drops what is known of a producer (expired): its next batch starts anew.
+    pub fn forget(&mut self, producer_id: i64) {
+        self.producers.remove(&producer_id);
     }
 
     pub fn len(&self) -> usize {

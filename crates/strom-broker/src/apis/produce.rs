@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use strom_log::producer_state::{ProducerBatch, SequenceCheck};
+use strom_log::producer_state::{last_sequence_of_batch, ProducerBatch, SequenceCheck};
 use strom_log::AppendInfo;
 use strom_types::ErrorCode;
 use strom_wire::batch::{self, TimestampType};
@@ -193,7 +193,7 @@ fn produce_partition(
     let header = batch::BatchHeader::new(&batch)?;
     let producer = (header.producer_id() >= 0).then(|| {
         let first = header.base_sequence();
-        let last = first.wrapping_add(header.last_offset_delta()) & i32::MAX;
+        let last = last_sequence_of_batch(first, header.last_offset_delta());
         (header.producer_id(), header.producer_epoch(), first, last)
     });
     match settings.timestamp_type {

@@ -5,6 +5,7 @@ mod compaction;
 mod compaction_batches;
 mod compaction_crash;
 mod index_lookup;
+mod producer_recovery;
 mod recovery;
 mod retention;
 mod timestamps;
