@@ -1,4 +1,4 @@
-"""Raw request frames for tests/test_robustness.py, on top of kwire's framing.
+"""Raw request frames for the protocol-level tests (robustness, idempotence), on top of kwire's framing.
 
 Only non-flexible versions are encoded (request header v1, response header v0):
 Produce v3 and CreateTopics v2. Valid record batches come from kafka-python's

@@ -1,6 +1,6 @@
 """Idempotent-producer sequences survive a broker crash: a batch retried after `kill -9` and a
 restart is answered with its original offsets instead of being written twice (Kafka restores
-producer state from its snapshots; strom rebuilds it from the newest segments' batch headers)."""
+producer state from its snapshots; strom rebuilds it from the batch headers of the log's tail)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import struct
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
+import kafka_wire
 import kwire
 from helpers import create_topic, read_partition, unique, watermarks
 
-API_PRODUCE = 0
 API_INIT_PRODUCER_ID = 22
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 
@@ -35,12 +35,8 @@ def batch(producer_id: int, epoch: int, first_sequence: int, values: list[bytes]
 
 def produce(sock, topic: str, records: bytes) -> tuple[int, int]:
     """Produce v3 with acks=-1; returns (error code, base offset)."""
-    body = kwire.enc_string(None) + struct.pack(">hii", -1, 10_000, 1)
-    body += kwire.enc_string(topic) + struct.pack(">ii", 1, 0) + struct.pack(">i", len(records)) + records
-    r = kwire.roundtrip(sock, API_PRODUCE, 3, 2, body)
-    assert r.i32() == 1 and r.string() == topic and r.i32() == 1 and r.i32() == 0
-    error, base_offset, _log_append_time = struct.unpack(">hqq", r.take(18))
-    return error, base_offset
+    result = kafka_wire.produce_v3(sock, {topic: {0: records}})[(topic, 0)]
+    return result.error_code, result.base_offset
 
 
 def test_batches_retried_after_kill_9_are_not_written_twice(broker):
