@@ -66,17 +66,7 @@ pub(crate) fn producer_batch_of(
             headers: Default::default(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: codec,
-        },
-    )
-    .expect("encode");
-    buf.to_vec()
+    encode_records(&records, codec)
 }
 
 /// Appends one uncompressed batch of `key=value` pairs stamped NOW_MS.

@@ -57,10 +57,15 @@ pub(crate) fn encode(
             }
         })
         .collect();
+    encode_records(&records, compression)
+}
+
+/// `records` as one magic-2 batch (the encoder splits batches where offset - sequence changes).
+pub(crate) fn encode_records(records: &[Record], compression: Compression) -> Vec<u8> {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
-        &records,
+        records,
         &RecordEncodeOptions {
             version: 2,
             compression,

@@ -36,17 +36,7 @@ fn idempotent_batch(
             headers: Default::default(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode");
-    buf.to_vec()
+    encode_records(&records, Compression::None)
 }
 
 fn append_at(log: &mut PartitionLog, batch: &[u8]) -> (i64, i64) {
