@@ -51,12 +51,74 @@ class Reader:
     def done(self) -> bool:
         return self.pos == len(self.data)
 
+    # --- flexible versions (KIP-482): unsigned varints, compact strings, tagged fields ---
+    def uvarint(self) -> int:
+        value, shift = 0, 0
+        while True:
+            b = self.take(1)[0]
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return value
+            shift += 7
+
+    def compact_string(self) -> str | None:
+        n = self.uvarint() - 1
+        return None if n < 0 else self.take(n).decode()
+
+    def compact_array(self, item):
+        n = self.uvarint() - 1
+        return None if n < 0 else [item(self) for _ in range(n)]
+
+    def skip_tags(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.take(self.uvarint())
+
 
 def enc_string(s: str | None) -> bytes:
     if s is None:
         return struct.pack(">h", -1)
     b = s.encode()
     return struct.pack(">h", len(b)) + b
+
+
+def enc_uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def enc_compact_string(s: str | None) -> bytes:
+    if s is None:
+        return enc_uvarint(0)
+    b = s.encode()
+    return enc_uvarint(len(b) + 1) + b
+
+
+def enc_compact_array(items: list[bytes] | None) -> bytes:
+    if items is None:
+        return enc_uvarint(0)
+    return enc_uvarint(len(items) + 1) + b"".join(items)
+
+
+def flexible_roundtrip(sock: socket.socket, api_key: int, api_version: int, correlation_id: int,
+                       body: bytes) -> Reader:
+    """A flexible-version request (header v2) and its response after header v1: `body` must end
+    with its own tagged fields."""
+    payload = struct.pack(">hhi", api_key, api_version, correlation_id) + enc_string("strom-tests") + b"\x00" + body
+    sock.sendall(struct.pack(">i", len(payload)) + payload)
+    r = Reader(recv_frame(sock))
+    got = r.i32()
+    if got != correlation_id:
+        raise ValueError(f"correlation id {got}, expected {correlation_id}")
+    r.skip_tags()
+    return r
 
 
 def request_frame(api_key: int, api_version: int, correlation_id: int, body: bytes,

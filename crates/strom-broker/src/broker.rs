@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, Notify};
 use tracing::{info, warn};
 
 use crate::apis::ApiTable;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, DynamicBrokerConfigs};
 use crate::metadata_log::{MetadataLog, MetadataLogError, METADATA_LOG_DIR};
 use crate::metrics::{Metrics, PartitionLabels};
 use crate::partition::Partition;
@@ -101,6 +101,7 @@ impl Broker {
         broker.publish(image)?;
         broker.remove_stray_partition_dirs();
         broker.groups.publish_topics(&broker.image());
+        broker.groups.publish_group_configs(&broker.image());
         broker.groups.load_shards(&broker);
         Ok(broker)
     }
@@ -154,6 +155,20 @@ impl Broker {
         Ok(id)
     }
 
+    /// This broker's dynamic configs as of the current image.
+    pub fn dynamic_configs(&self) -> DynamicBrokerConfigs {
+        DynamicBrokerConfigs::from_image(&self.image(), self.config.node_id)
+    }
+
+    /// A broker config's value in force now: dynamic, static, then default.
+    pub fn effective_config<T: std::str::FromStr>(&self, name: &str, fallback: T) -> T {
+        self.dynamic_configs()
+            .over(&self.config)
+            .effective(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(fallback)
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -183,6 +198,7 @@ impl Broker {
             warn!(error = %e, "applying committed metadata to local partitions failed");
         }
         self.groups.publish_topics(&self.image());
+        self.groups.publish_group_configs(&self.image());
         Ok(())
     }
 
@@ -207,7 +223,9 @@ impl Broker {
                 {
                     continue;
                 }
-                let settings = topic_settings::resolve(image, &self.config, &topic.name);
+                let dynamic = DynamicBrokerConfigs::from_image(image, self.config.node_id);
+                let settings =
+                    topic_settings::resolve(image, &dynamic.over(&self.config), &topic.name);
                 let dir = partition_dir(&self.config.log_dir, &topic.name, partition.partition);
                 let log =
                     open_partition_log(&dir, topic.id, settings.log.clone()).map_err(|source| {
@@ -276,13 +294,22 @@ impl Broker {
     }
 
     fn refresh_changed_settings(&self, previous: &MetadataImage, next: &MetadataImage) {
+        let node = self.config.node_id;
+        let dynamic = DynamicBrokerConfigs::from_image(next, node);
+        // Dynamic broker configs are the topics' defaults: a change there touches every topic.
+        let broker_changed = [
+            ConfigResource::Broker(Some(node)),
+            ConfigResource::Broker(None),
+        ]
+        .iter()
+        .any(|r| previous.configs(r) != next.configs(r));
         let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         for (name, by_index) in partitions.iter() {
             let resource = ConfigResource::Topic(name.clone());
-            if previous.configs(&resource) == next.configs(&resource) {
+            if !broker_changed && previous.configs(&resource) == next.configs(&resource) {
                 continue;
             }
-            let settings = topic_settings::resolve(next, &self.config, name);
+            let settings = topic_settings::resolve(next, &dynamic.over(&self.config), name);
             for partition in by_index.values() {
                 partition.update_settings(settings.clone());
             }

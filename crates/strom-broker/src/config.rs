@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use strom_metadata::topic_config::{BrokerConfigLookup, ConfigSource, TOPIC_CONFIGS};
+use strom_metadata::broker_config::{BrokerConfigLayers, GroupConfigLimits};
+use strom_metadata::topic_config::TOPIC_CONFIGS;
+use strom_metadata::{ConfigResource, MetadataImage};
+use strom_types::NodeId;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -49,49 +52,7 @@ impl Listener {
     }
 }
 
-/// A broker config this broker knows: its name, default and Kafka type name.
-pub struct BrokerConfigDef {
-    pub name: &'static str,
-    pub default: Option<&'static str>,
-    pub config_type: strom_metadata::topic_config::ConfigType,
-}
-
-macro_rules! broker_defs {
-    ($(($name:expr, $default:expr, $ty:ident)),* $(,)?) => {
-        &[$(BrokerConfigDef { name: $name, default: $default, config_type: strom_metadata::topic_config::ConfigType::$ty }),*]
-    };
-}
-
-/// Broker configs served by DescribeConfigs, besides the topic synonyms.
-pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
-    ("advertised.listeners", None, String),
-    ("auto.create.topics.enable", Some("true"), Boolean),
-    ("default.replication.factor", Some("1"), Int),
-    ("group.consumer.heartbeat.interval.ms", Some("5000"), Int),
-    ("group.consumer.max.size", Some("2147483647"), Int),
-    ("group.consumer.session.timeout.ms", Some("45000"), Int),
-    ("group.initial.rebalance.delay.ms", Some("3000"), Int),
-    ("group.max.session.timeout.ms", Some("1800000"), Int),
-    ("group.max.size", Some("2147483647"), Int),
-    ("group.min.session.timeout.ms", Some("6000"), Int),
-    ("listeners", Some("PLAINTEXT://127.0.0.1:9092"), String),
-    ("log.cleaner.backoff.ms", Some("15000"), Long),
-    ("log.dirs", Some("./data"), String),
-    ("log.retention.check.interval.ms", Some("300000"), Long),
-    ("log.retention.hours", Some("168"), Int),
-    ("log.roll.hours", Some("168"), Int),
-    ("max.connections", Some("2147483647"), Int),
-    ("node.id", Some("1"), Int),
-    ("num.partitions", Some("1"), Int),
-    ("offset.metadata.max.bytes", Some("4096"), Int),
-    ("offsets.retention.check.interval.ms", Some("600000"), Long),
-    ("offsets.retention.minutes", Some("10080"), Int),
-    ("offsets.topic.num.partitions", Some("50"), Int),
-    ("offsets.topic.replication.factor", Some("3"), Short),
-    ("offsets.topic.segment.bytes", Some("104857600"), Int),
-    ("socket.request.max.bytes", Some("104857600"), Int),
-    ("strom.metrics.listener", Some("127.0.0.1:9644"), String),
-];
+pub use strom_metadata::broker_config::{BrokerConfigDef, BROKER_CONFIGS};
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -122,6 +83,11 @@ pub struct BrokerConfig {
     pub group_consumer_session_timeout_ms: i32,
     pub group_consumer_heartbeat_interval_ms: i32,
     pub group_consumer_max_size: i32,
+    /// Bounds on the group-level `consumer.*` configs (KIP-848).
+    pub group_consumer_min_session_timeout_ms: i32,
+    pub group_consumer_max_session_timeout_ms: i32,
+    pub group_consumer_min_heartbeat_interval_ms: i32,
+    pub group_consumer_max_heartbeat_interval_ms: i32,
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: i32,
@@ -281,6 +247,26 @@ impl BrokerConfig {
                 5_000,
             )?,
             group_consumer_max_size: parse(&map, "group.consumer.max.size", i32::MAX)?,
+            group_consumer_min_session_timeout_ms: parse(
+                &map,
+                "group.consumer.min.session.timeout.ms",
+                45_000,
+            )?,
+            group_consumer_max_session_timeout_ms: parse(
+                &map,
+                "group.consumer.max.session.timeout.ms",
+                60_000,
+            )?,
+            group_consumer_min_heartbeat_interval_ms: parse(
+                &map,
+                "group.consumer.min.heartbeat.interval.ms",
+                5_000,
+            )?,
+            group_consumer_max_heartbeat_interval_ms: parse(
+                &map,
+                "group.consumer.max.heartbeat.interval.ms",
+                15_000,
+            )?,
             offsets_retention_minutes: parse(&map, "offsets.retention.minutes", 10_080)?,
             offsets_retention_check_interval_ms: parse(
                 &map,
@@ -319,14 +305,40 @@ impl BrokerConfig {
     }
 }
 
-impl BrokerConfigLookup for BrokerConfig {
-    fn broker_config(&self, name: &str) -> Option<(String, ConfigSource)> {
-        if let Some(value) = self.explicit.get(name) {
-            return Some((value.clone(), ConfigSource::StaticBrokerConfig));
+impl BrokerConfig {
+    /// The broker's bounds on group configs.
+    pub fn group_config_limits(&self) -> GroupConfigLimits {
+        GroupConfigLimits {
+            min_session_timeout_ms: self.group_consumer_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_consumer_max_session_timeout_ms,
+            min_heartbeat_interval_ms: self.group_consumer_min_heartbeat_interval_ms,
+            max_heartbeat_interval_ms: self.group_consumer_max_heartbeat_interval_ms,
         }
-        // Kafka's own defaults for the hour-based synonyms show up as
-        // DEFAULT_CONFIG synonyms, never as the winning source.
-        None
+    }
+}
+
+/// This broker's dynamic configs from one metadata image, to be layered over
+/// the static ones (per-broker first, then the cluster-wide default).
+#[derive(Debug, Clone, Default)]
+pub struct DynamicBrokerConfigs {
+    node: BTreeMap<String, String>,
+    default: BTreeMap<String, String>,
+}
+
+impl DynamicBrokerConfigs {
+    pub fn from_image(image: &MetadataImage, node_id: NodeId) -> Self {
+        Self {
+            node: image.configs(&ConfigResource::Broker(Some(node_id))),
+            default: image.configs(&ConfigResource::Broker(None)),
+        }
+    }
+
+    pub fn over<'a>(&'a self, config: &'a BrokerConfig) -> BrokerConfigLayers<'a> {
+        BrokerConfigLayers {
+            dynamic_broker: &self.node,
+            dynamic_default: &self.default,
+            static_config: &config.explicit,
+        }
     }
 }
 

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strom_coordinator::{
-    group_partition, CoordinatorRecord, GroupConfig, GroupCoordinatorShard, Output, Reply,
+    group_partition, CoordinatorRecord, GroupConfig, GroupCoordinatorShard, GroupOverrides, Output,
+    Reply,
 };
 use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
-use strom_metadata::MetadataImage;
+use strom_metadata::{ConfigResource, MetadataImage};
 use strom_types::{ErrorCode, TopicId};
 use tokio::sync::{oneshot, Notify};
 use tracing::{info, warn};
@@ -46,6 +47,34 @@ pub struct GroupCoordinator {
     creating: tokio::sync::Mutex<()>,
     /// The topics last handed to the shards (consumer-group assignors need them).
     topics: Mutex<TopicMetadata>,
+    /// The group configs last handed to the shards.
+    group_configs: Mutex<BTreeMap<String, GroupOverrides>>,
+}
+
+/// Every group's own configs (KIP-848 group configs) from the image.
+fn group_overrides(image: &MetadataImage) -> BTreeMap<String, GroupOverrides> {
+    let int = |configs: &BTreeMap<String, String>, name: &str| {
+        configs.get(name).and_then(|v| v.trim().parse::<i32>().ok())
+    };
+    image
+        .config_resources()
+        .filter_map(|resource| match resource {
+            ConfigResource::Group(group) => {
+                let configs = image.configs(resource);
+                Some((
+                    group.clone(),
+                    GroupOverrides {
+                        consumer_session_timeout_ms: int(&configs, "consumer.session.timeout.ms"),
+                        consumer_heartbeat_interval_ms: int(
+                            &configs,
+                            "consumer.heartbeat.interval.ms",
+                        ),
+                    },
+                ))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 type TopicMetadata = BTreeMap<String, (TopicId, i32)>;
@@ -67,6 +96,23 @@ impl GroupCoordinator {
             deadlines_changed: Notify::new(),
             creating: tokio::sync::Mutex::new(()),
             topics: Mutex::new(TopicMetadata::new()),
+            group_configs: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Hands every group's own configs to the shards when they changed.
+    pub fn publish_group_configs(&self, image: &MetadataImage) {
+        let overrides = group_overrides(image);
+        {
+            let mut last = self.group_configs.lock().unwrap_or_else(|p| p.into_inner());
+            if *last == overrides {
+                return;
+            }
+            *last = overrides.clone();
+        }
+        for loaded in self.loaded_shards() {
+            let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.set_group_configs(overrides.clone());
         }
     }
 
@@ -167,6 +213,12 @@ impl GroupCoordinator {
     ) -> Result<(GroupCoordinatorShard, usize), String> {
         let mut shard =
             GroupCoordinatorShard::new(self.config.clone()).with_member_id_seed(random_seed());
+        shard.set_group_configs(
+            self.group_configs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
         let count = partition
             .with_log(|log| {
                 replay(log, |_, key, value| {

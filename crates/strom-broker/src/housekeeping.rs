@@ -14,7 +14,6 @@ const ROLL_AND_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
     let retention_every =
         Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1));
-    let cleaner_every = Duration::from_millis(broker.config.log_cleaner_backoff_ms.max(1));
     vec![
         tokio::spawn(every(broker.clone(), retention_every, enforce_retention)),
         tokio::spawn(every(
@@ -22,7 +21,7 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
             ROLL_AND_FLUSH_INTERVAL,
             roll_and_flush,
         )),
-        tokio::spawn(every(broker.clone(), cleaner_every, compact)),
+        tokio::spawn(compact_every_backoff(broker.clone())),
         tokio::spawn(crate::group_coordinator::run_timers(broker)),
     ]
 }
@@ -36,6 +35,20 @@ async fn every(broker: Arc<Broker>, period: Duration, job: fn(&Broker)) {
         let broker = broker.clone();
         // File work blocks; keep it off the request threads.
         let _ = tokio::task::spawn_blocking(move || job(&broker)).await;
+    }
+}
+
+/// Compaction rounds every `log.cleaner.backoff.ms`, a dynamic config, so the
+/// wait is read again before each round.
+async fn compact_every_backoff(broker: Arc<Broker>) {
+    loop {
+        let backoff: u64 = broker.effective_config(
+            "log.cleaner.backoff.ms",
+            broker.config.log_cleaner_backoff_ms,
+        );
+        tokio::time::sleep(Duration::from_millis(backoff.max(1))).await;
+        let broker = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || compact(&broker)).await;
     }
 }
 

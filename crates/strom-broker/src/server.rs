@@ -1,11 +1,12 @@
 //! Listeners and the broker's lifetime: bind, accept with a connection
 //! limit, run housekeeping, and close every log cleanly on shutdown.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
@@ -19,13 +20,18 @@ pub async fn run(
     let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
     broker.register().await?;
     let mut tasks = Vec::new();
+    let connections = Arc::new(ConnectionCount::default());
     for listener in &broker.config.listeners {
         let addr = listener.socket_addr()?;
         let socket = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         info!(listener = %listener.name, %addr, "listening for Kafka clients");
-        tasks.push(tokio::spawn(accept_loop(broker.clone(), socket)));
+        tasks.push(tokio::spawn(accept_loop(
+            broker.clone(),
+            socket,
+            connections.clone(),
+        )));
     }
     if let Some(addr) = broker.config.metrics_listener {
         let socket = TcpListener::bind(addr)
@@ -45,23 +51,41 @@ pub async fn run(
     Ok(())
 }
 
-async fn accept_loop(broker: Arc<Broker>, socket: TcpListener) {
-    let limit = Arc::new(Semaphore::new(
-        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
+/// Open client connections across all listeners, for `max.connections`.
+#[derive(Default)]
+struct ConnectionCount {
+    open: AtomicUsize,
+    closed: Notify,
+}
+
+/// Waits until fewer than `max.connections` are open. The limit is a dynamic
+/// config, so it is read again on each close and at least every second.
+async fn wait_for_connection_slot(broker: &Broker, connections: &ConnectionCount) {
+    loop {
+        let closed = connections.closed.notified();
+        let limit: usize =
+            broker.effective_config("max.connections", broker.config.max_connections);
+        if connections.open.load(Ordering::Acquire) < limit {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
+    }
+}
+
+async fn accept_loop(broker: Arc<Broker>, socket: TcpListener, connections: Arc<ConnectionCount>) {
     let mut backoff = Duration::from_millis(5);
     loop {
-        let permit = match limit.clone().acquire_owned().await {
-            Ok(permit) => permit,
-            Err(_) => return,
-        };
+        wait_for_connection_slot(&broker, &connections).await;
         match socket.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
                 let broker = broker.clone();
+                let connections = connections.clone();
+                connections.open.fetch_add(1, Ordering::AcqRel);
                 tokio::spawn(async move {
                     crate::connection::serve(broker, stream, peer).await;
-                    drop(permit);
+                    connections.open.fetch_sub(1, Ordering::AcqRel);
+                    connections.closed.notify_waiters();
                 });
             }
             Err(e) => {

@@ -57,3 +57,12 @@ impl GroupConfig {
         self.offsets_retention_minutes.saturating_mul(60_000)
     }
 }
+
+/// One group's own configs (KIP-848 group configs), over the broker's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupOverrides {
+    /// `consumer.session.timeout.ms`
+    pub consumer_session_timeout_ms: Option<i32>,
+    /// `consumer.heartbeat.interval.ms`
+    pub consumer_heartbeat_interval_ms: Option<i32>,
+}

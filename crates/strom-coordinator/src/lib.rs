@@ -102,7 +102,7 @@ mod shard;
 mod subscription;
 
 pub use classic::ClassicGroupState;
-pub use config::GroupConfig;
+pub use config::{GroupConfig, GroupOverrides};
 pub use consumer::ConsumerGroupState;
 pub use output::{Output, Reply};
 pub use records::{

@@ -97,6 +97,8 @@ pub struct GroupCoordinatorShard {
     pub(crate) topics: BTreeMap<String, (strom_types::TopicId, i32)>,
     /// Whether `set_topic_metadata` was called; consumer groups wait for it.
     pub(crate) topics_known: bool,
+    /// Groups' own configs, from `set_group_configs`.
+    pub(crate) group_overrides: BTreeMap<String, crate::config::GroupOverrides>,
 }
 
 impl GroupCoordinatorShard {
@@ -109,7 +111,32 @@ impl GroupCoordinatorShard {
             next_expiry_ms: None,
             topics: BTreeMap::new(),
             topics_known: false,
+            group_overrides: BTreeMap::new(),
         }
+    }
+
+    /// Hands over every group's own configs; they apply from each member's next heartbeat.
+    pub fn set_group_configs(
+        &mut self,
+        overrides: BTreeMap<String, crate::config::GroupOverrides>,
+    ) {
+        self.group_overrides = overrides;
+    }
+
+    /// A consumer group's session timeout: its own config, else the broker's.
+    pub(crate) fn consumer_session_timeout_ms(&self, group_id: &str) -> i32 {
+        self.group_overrides
+            .get(group_id)
+            .and_then(|o| o.consumer_session_timeout_ms)
+            .unwrap_or(self.config.consumer_session_timeout_ms)
+    }
+
+    /// A consumer group's heartbeat interval: its own config, else the broker's.
+    pub(crate) fn consumer_heartbeat_interval_ms(&self, group_id: &str) -> i32 {
+        self.group_overrides
+            .get(group_id)
+            .and_then(|o| o.consumer_heartbeat_interval_ms)
+            .unwrap_or(self.config.consumer_heartbeat_interval_ms)
     }
 
     /// Seeds member-id generation; pass a random value so ids differ across loads.

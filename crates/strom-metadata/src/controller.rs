@@ -6,6 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use strom_types::{validate_topic_name, NodeId, TopicId};
 
+use crate::broker_config::{
+    broker_config_default, broker_config_kind, validate_dynamic_broker_config,
+    validate_group_configs, GroupConfigLimits,
+};
 use crate::error::ControllerError;
 use crate::image::MetadataImage;
 use crate::records::{ConfigResource, MetadataRecord};
@@ -470,6 +474,162 @@ pub fn replace_topic_configs(
         value: Some(value),
     }));
     Ok(records)
+}
+
+/// Applies IncrementalAlterConfigs operations to a resource's dynamic configs.
+/// APPEND and SUBTRACT edit the current value, or `default` when unset, and
+/// need a list config. Returns each touched name with its new value.
+fn apply_alter_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[(String, AlterOp, Option<String>)],
+    is_list: &dyn Fn(&str) -> bool,
+    default: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Option<String>)>, ControllerError> {
+    let mut seen = BTreeSet::new();
+    let mut changes = Vec::with_capacity(ops.len());
+    for (name, op, value) in ops {
+        if !seen.insert(name.clone()) {
+            return Err(ControllerError::InvalidRequest(format!(
+                "Error due to duplicate config keys: {name}"
+            )));
+        }
+        let new_value = match op {
+            AlterOp::Delete => None,
+            AlterOp::Set => Some(value.clone().ok_or_else(|| {
+                ControllerError::InvalidRequest(format!("Null value not supported for: {name}"))
+            })?),
+            AlterOp::Append | AlterOp::Subtract => {
+                if !is_list(name) {
+                    let op = if *op == AlterOp::Append {
+                        "APPEND"
+                    } else {
+                        "SUBTRACT"
+                    };
+                    return Err(ControllerError::InvalidConfig(format!(
+                        "Can't {op} to key {name} because its type is not LIST."
+                    )));
+                }
+                let base = current.get(name).cloned().or_else(|| default(name));
+                let mut items: Vec<String> = split_list(base.as_deref().unwrap_or(""))
+                    .map(str::to_string)
+                    .collect();
+                let given: Vec<String> = split_list(value.as_deref().unwrap_or(""))
+                    .map(str::to_string)
+                    .collect();
+                if *op == AlterOp::Append {
+                    for item in given {
+                        if !items.contains(&item) {
+                            items.push(item);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !given.contains(i));
+                }
+                Some(items.join(","))
+            }
+        };
+        changes.push((name.clone(), new_value));
+    }
+    Ok(changes)
+}
+
+fn config_records(
+    resource: &ConfigResource,
+    changes: Vec<(String, Option<String>)>,
+) -> Vec<MetadataRecord> {
+    changes
+        .into_iter()
+        .map(|(name, value)| MetadataRecord::Config {
+            resource: resource.clone(),
+            name,
+            value,
+        })
+        .collect()
+}
+
+fn validate_broker_changes(
+    broker: Option<NodeId>,
+    changes: &[(String, Option<String>)],
+) -> Result<(), ControllerError> {
+    for (name, value) in changes {
+        // Removing a dynamic value is always allowed; setting one is checked.
+        if let Some(value) = value {
+            validate_dynamic_broker_config(name, Some(value), broker.is_some())
+                .map_err(ControllerError::InvalidConfig)?;
+        }
+    }
+    Ok(())
+}
+
+/// IncrementalAlterConfigs on one broker's dynamic configs, or on the
+/// cluster-wide default (`None`).
+pub fn incremental_alter_broker_configs(
+    image: &MetadataImage,
+    broker: Option<NodeId>,
+    ops: &[(String, AlterOp, Option<String>)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let resource = ConfigResource::Broker(broker);
+    let is_list =
+        |name: &str| broker_config_kind(name).and_then(|k| k.config_type) == Some(ConfigType::List);
+    let changes = apply_alter_ops(
+        &image.configs(&resource),
+        ops,
+        &is_list,
+        &broker_config_default,
+    )?;
+    validate_broker_changes(broker, &changes)?;
+    Ok(config_records(&resource, changes))
+}
+
+/// Legacy AlterConfigs on a broker: the given set replaces its dynamic configs.
+pub fn replace_broker_configs(
+    image: &MetadataImage,
+    broker: Option<NodeId>,
+    configs: &[(String, Option<String>)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let resource = ConfigResource::Broker(broker);
+    let mut changes: Vec<(String, Option<String>)> = image
+        .configs(&resource)
+        .into_keys()
+        .filter(|name| !configs.iter().any(|(n, _)| n == name))
+        .map(|name| (name, None))
+        .collect();
+    for (name, value) in configs {
+        if changes.iter().any(|(n, _)| n == name) {
+            return Err(ControllerError::InvalidRequest(format!(
+                "Error due to duplicate config keys: {name}"
+            )));
+        }
+        changes.push((name.clone(), value.clone()));
+    }
+    validate_broker_changes(broker, &changes)?;
+    Ok(config_records(&resource, changes))
+}
+
+/// IncrementalAlterConfigs on a group's configs (KIP-848), checked against
+/// the broker's bounds as a whole set, as Kafka's `GroupConfig` does.
+pub fn incremental_alter_group_configs(
+    image: &MetadataImage,
+    group: &str,
+    ops: &[(String, AlterOp, Option<String>)],
+    limits: &GroupConfigLimits,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    if group.is_empty() {
+        return Err(ControllerError::InvalidRequest(
+            "Default group resources are not allowed.".into(),
+        ));
+    }
+    let resource = ConfigResource::Group(group.to_string());
+    let mut next = image.configs(&resource);
+    let changes = apply_alter_ops(&next, ops, &|_| false, &|_| None)?;
+    for (name, value) in &changes {
+        match value {
+            Some(v) => next.insert(name.clone(), v.clone()),
+            None => next.remove(name),
+        };
+    }
+    validate_group_configs(&next, limits).map_err(ControllerError::InvalidConfig)?;
+    Ok(config_records(&resource, changes))
 }
 
 #[cfg(test)]

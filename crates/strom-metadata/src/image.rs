@@ -87,6 +87,11 @@ impl MetadataImage {
             .unwrap_or_default()
     }
 
+    /// Every resource that has at least one dynamic config.
+    pub fn config_resources(&self) -> impl Iterator<Item = &ConfigResource> {
+        self.configs.keys()
+    }
+
     pub fn config(&self, resource: &ConfigResource, name: &str) -> Option<&str> {
         self.configs
             .get(resource)

@@ -9,6 +9,8 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker's dynamic configs; `None` is the cluster-wide default.
     Broker(Option<NodeId>),
+    /// A group's configs (KIP-848 `consumer.session.timeout.ms`, ...).
+    Group(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

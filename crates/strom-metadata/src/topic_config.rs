@@ -24,6 +24,7 @@ pub enum ConfigSource {
     DynamicDefaultBrokerConfig = 3,
     StaticBrokerConfig = 4,
     DefaultConfig = 5,
+    GroupConfig = 8,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -453,9 +454,9 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
 
 /// Where a broker-level config's value came from, as the broker knows it.
 pub trait BrokerConfigLookup {
-    /// The value of a broker config and its source, if it is set anywhere
-    /// other than its built-in default.
-    fn broker_config(&self, name: &str) -> Option<(String, ConfigSource)>;
+    /// Every value a broker config is set to other than its built-in
+    /// default, with its source, highest precedence first.
+    fn broker_config(&self, name: &str) -> Vec<(String, ConfigSource)>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -500,7 +501,7 @@ fn resolve_one(
         ));
     }
     for synonym in def.synonyms {
-        if let Some((value, source)) = broker.broker_config(synonym.name) {
+        for (value, source) in broker.broker_config(synonym.name) {
             let converted = match value.trim().parse::<i64>() {
                 Ok(n) if synonym.multiplier != 1 => {
                     n.saturating_mul(synonym.multiplier).to_string()
@@ -532,11 +533,12 @@ mod tests {
 
     struct Broker(Vec<(&'static str, &'static str, ConfigSource)>);
     impl BrokerConfigLookup for Broker {
-        fn broker_config(&self, name: &str) -> Option<(String, ConfigSource)> {
+        fn broker_config(&self, name: &str) -> Vec<(String, ConfigSource)> {
             self.0
                 .iter()
-                .find(|(n, _, _)| *n == name)
+                .filter(|(n, _, _)| *n == name)
                 .map(|(_, v, s)| (v.to_string(), *s))
+                .collect()
         }
     }
 

@@ -1,13 +1,14 @@
-//! AlterConfigs (legacy): the given configs replace all of a topic's overrides.
+//! AlterConfigs (legacy): the given configs replace all of a topic's
+//! overrides, or all of a broker's dynamic configs.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
 use kafka_protocol::protocol::StrBytes;
-use strom_metadata::controller::replace_topic_configs;
+use strom_metadata::controller::{replace_broker_configs, replace_topic_configs};
 use strom_metadata::MetadataRecord;
-use strom_types::ErrorCode;
+use strom_types::{ErrorCode, NodeId};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Handler, RequestContext};
@@ -32,14 +33,25 @@ impl Handler for AlterConfigsHandler {
                 .iter()
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
-            let outcome = alter(
-                &broker,
-                resource.resource_type,
-                &resource.resource_name,
-                request.validate_only,
-                |image| replace_topic_configs(image, &resource.resource_name, &configs),
-            )
-            .await;
+            let name = resource.resource_name.as_str();
+            let outcome = match resource.resource_type {
+                RESOURCE_TOPIC => {
+                    alter(&broker, request.validate_only, |image| {
+                        replace_topic_configs(image, name, &configs)
+                    })
+                    .await
+                }
+                RESOURCE_BROKER => match broker_resource(name) {
+                    Ok(node) => {
+                        alter(&broker, request.validate_only, |image| {
+                            replace_broker_configs(image, node, &configs)
+                        })
+                        .await
+                    }
+                    Err(e) => Err(e),
+                },
+                other => Err(unsupported_resource(other)),
+            };
             responses.push(response(
                 resource.resource_type,
                 &resource.resource_name,
@@ -54,34 +66,55 @@ impl Handler for AlterConfigsHandler {
 /// and commit them unless validate_only.
 pub async fn alter(
     broker: &Broker,
-    resource_type: i8,
-    resource_name: &str,
     validate_only: bool,
     decide: impl FnOnce(
         &strom_metadata::MetadataImage,
     ) -> Result<Vec<MetadataRecord>, strom_metadata::ControllerError>,
 ) -> Result<(), (ErrorCode, String)> {
-    match resource_type {
-        RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => {
-            return Err((
-                ErrorCode::InvalidRequest,
-                "Dynamic broker configs are not supported yet; set broker configs in the config file, environment or flags".into(),
-            ))
-        }
-        other => return Err((ErrorCode::InvalidRequest, format!("Unsupported resource type {other}"))),
-    }
     let mut controller = broker.controller().await;
     let image = broker.image();
     let records = decide(&image).map_err(|e| (controller_error_code(&e), e.to_string()))?;
     if validate_only {
         return Ok(());
     }
+    for record in &records {
+        if let MetadataRecord::Config {
+            resource,
+            name,
+            value,
+        } = record
+        {
+            tracing::info!(?resource, config = %name, set = value.is_some(), "altering config");
+        }
+    }
     broker
         .commit(&mut controller, records)
-        .map_err(|e| (log_error_code(&e), e.to_string()))?;
-    tracing::info!(topic = resource_name, "altered topic configs");
-    Ok(())
+        .map_err(|e| (log_error_code(&e), e.to_string()))
+}
+
+/// A BROKER resource's name: a broker id, or empty for the cluster-wide default.
+pub fn broker_resource(name: &str) -> Result<Option<NodeId>, (ErrorCode, String)> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match name.parse::<NodeId>() {
+        Ok(id) if id >= 0 => Ok(Some(id)),
+        Ok(_) => Err((
+            ErrorCode::InvalidRequest,
+            "Invalid negative broker ID.".into(),
+        )),
+        Err(_) => Err((
+            ErrorCode::InvalidRequest,
+            "Unable to parse broker name as a base 10 number.".into(),
+        )),
+    }
+}
+
+pub fn unsupported_resource(resource_type: i8) -> (ErrorCode, String) {
+    (
+        ErrorCode::InvalidRequest,
+        format!("Unsupported resource type {resource_type}"),
+    )
 }
 
 pub fn response(

@@ -120,7 +120,7 @@ fn error(result: CreatableTopicResult, code: ErrorCode, message: String) -> Crea
 }
 
 fn configs_of(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
-    resolve_topic_configs(overrides, &broker.config)
+    resolve_topic_configs(overrides, &broker.dynamic_configs().over(&broker.config))
         .into_iter()
         .map(|c| {
             CreatableTopicConfigs::default()

@@ -1,5 +1,6 @@
 //! DescribeConfigs for topics (every topic config with its effective value
-//! and source) and for this broker.
+//! and source), for this broker or the cluster-wide dynamic defaults, and for
+//! groups (KIP-848 group configs).
 
 use std::sync::Arc;
 
@@ -8,20 +9,21 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
+use strom_metadata::broker_config::{DescribedBrokerConfig, GROUP_CONFIGS};
 use strom_metadata::topic_config::{
-    resolve_topic_configs, topic_config_def, ConfigSource, ResolvedConfig, TOPIC_CONFIGS,
+    resolve_topic_configs, topic_config_def, ConfigSource, ConfigType, ResolvedConfig,
 };
 use strom_metadata::ConfigResource;
 use strom_types::{validate_topic_name, ErrorCode};
 
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
-use crate::config::BROKER_CONFIGS;
 
 pub struct DescribeConfigsHandler;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 
 impl Handler for DescribeConfigsHandler {
     type Request = DescribeConfigsRequest;
@@ -44,9 +46,10 @@ impl Handler for DescribeConfigsHandler {
                 let entries = match resource.resource_type {
                     RESOURCE_TOPIC => topic_entries(&broker, &resource.resource_name),
                     RESOURCE_BROKER => broker_entries(&broker, &resource.resource_name),
+                    RESOURCE_GROUP => group_entries(&broker, &resource.resource_name),
                     other => Err((
                         ErrorCode::InvalidRequest,
-                        format!("Unsupported resource type {other}"),
+                        format!("Unsupported resource type: {other}"),
                     )),
                 };
                 match entries {
@@ -56,7 +59,8 @@ impl Handler for DescribeConfigsHandler {
                             .into_iter()
                             .filter(|e| {
                                 wanted.is_none_or(|keys| {
-                                    keys.iter().any(|k| k.as_str() == e.name.as_str())
+                                    keys.is_empty()
+                                        || keys.iter().any(|k| k.as_str() == e.name.as_str())
                                 })
                             })
                             .map(|mut e| {
@@ -101,10 +105,12 @@ fn topic_entries(broker: &Broker, name: &str) -> Entries {
         ));
     }
     let overrides = image.configs(&ConfigResource::Topic(name.to_string()));
-    Ok(resolve_topic_configs(&overrides, &broker.config)
-        .into_iter()
-        .map(topic_entry)
-        .collect())
+    Ok(
+        resolve_topic_configs(&overrides, &broker.dynamic_configs().over(&broker.config))
+            .into_iter()
+            .map(topic_entry)
+            .collect(),
+    )
 }
 
 fn topic_entry(resolved: ResolvedConfig) -> DescribeConfigsResourceResult {
@@ -129,51 +135,89 @@ fn topic_entry(resolved: ResolvedConfig) -> DescribeConfigsResourceResult {
 }
 
 fn broker_entries(broker: &Broker, name: &str) -> Entries {
-    if name.is_empty() {
-        // Cluster-wide dynamic defaults: none are set.
-        return Ok(Vec::new());
-    }
-    if name.parse::<i32>().ok() != Some(broker.config.node_id) {
-        return Err((
-            ErrorCode::InvalidRequest,
-            format!(
-                "Broker {name} is not this broker ({})",
-                broker.config.node_id
-            ),
-        ));
-    }
-    let explicit = &broker.config.explicit;
-    let entry = |name: &str, default: Option<String>, config_type: i8| {
-        let (value, source) = match explicit.get(name) {
-            Some(v) => (Some(v.clone()), ConfigSource::StaticBrokerConfig),
-            None => (default, ConfigSource::DefaultConfig),
-        };
-        DescribeConfigsResourceResult::default()
-            .with_name(StrBytes::from_string(name.to_string()))
-            .with_value(value.clone().map(StrBytes::from_string))
-            .with_read_only(true)
-            .with_config_source(source as i8)
-            .with_config_type(config_type)
-            .with_synonyms(vec![DescribeConfigsSynonym::default()
-                .with_name(StrBytes::from_string(name.to_string()))
-                .with_value(value.map(StrBytes::from_string))
-                .with_source(source as i8)])
-    };
-    let mut entries: Vec<DescribeConfigsResourceResult> = BROKER_CONFIGS
-        .iter()
-        .map(|d| entry(d.name, d.default.map(str::to_string), d.config_type as i8))
-        .collect();
-    for def in TOPIC_CONFIGS {
-        for synonym in def.synonyms.iter().filter(|s| s.multiplier == 1) {
-            if !entries.iter().any(|e| e.name.as_str() == synonym.name) {
-                entries.push(entry(
-                    synonym.name,
-                    Some(def.default.to_string()),
-                    def.config_type as i8,
-                ));
-            }
+    // The cluster-wide default lists only what is set there, as Kafka does.
+    let per_broker = !name.is_empty();
+    if per_broker {
+        let id = name.parse::<i32>().map_err(|_| {
+            (
+                ErrorCode::InvalidRequest,
+                format!("Broker id must be an integer, but it is: {name}"),
+            )
+        })?;
+        if id != broker.config.node_id {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!(
+                    "Unexpected broker id, expected {} or empty string, but received {name}",
+                    broker.config.node_id
+                ),
+            ));
         }
     }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+    let dynamic = broker.dynamic_configs();
+    let layers = dynamic.over(&broker.config);
+    let names = if per_broker {
+        layers.names()
+    } else {
+        layers.dynamic_default.keys().cloned().collect()
+    };
+    Ok(names
+        .iter()
+        .map(|n| broker_entry(layers.describe(n, per_broker)))
+        .collect())
+}
+
+fn broker_entry(described: DescribedBrokerConfig) -> DescribeConfigsResourceResult {
+    let synonyms = described
+        .synonyms
+        .into_iter()
+        .map(|(name, value, source)| {
+            DescribeConfigsSynonym::default()
+                .with_name(StrBytes::from_string(name))
+                .with_value(value.map(StrBytes::from_string))
+                .with_source(source as i8)
+        })
+        .collect();
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_string(described.name))
+        .with_value(described.value.map(StrBytes::from_string))
+        .with_read_only(described.read_only)
+        .with_is_sensitive(described.sensitive)
+        .with_config_source(described.source as i8)
+        .with_config_type(described.config_type.map_or(0, |t| t as i8))
+        .with_synonyms(synonyms)
+}
+
+/// A group's configs: its own value (GROUP_CONFIG) or the broker's default
+/// (DEFAULT_CONFIG); any group name works, whether the group exists or not.
+fn group_entries(broker: &Broker, group: &str) -> Entries {
+    if group.is_empty() {
+        return Err((
+            ErrorCode::InvalidRequest,
+            "Group name must not be empty".into(),
+        ));
+    }
+    let image = broker.image();
+    let overrides = image.configs(&ConfigResource::Group(group.to_string()));
+    let dynamic = broker.dynamic_configs();
+    let layers = dynamic.over(&broker.config);
+    Ok(GROUP_CONFIGS
+        .iter()
+        .map(|(name, broker_name)| {
+            let (value, source) = match overrides.get(*name) {
+                Some(v) => (Some(v.clone()), ConfigSource::GroupConfig),
+                None => (layers.effective(broker_name), ConfigSource::DefaultConfig),
+            };
+            let value = value.map(StrBytes::from_string);
+            DescribeConfigsResourceResult::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_value(value.clone())
+                .with_config_source(source as i8)
+                .with_config_type(ConfigType::Int as i8)
+                .with_synonyms(vec![DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_value(value)
+                    .with_source(source as i8)])
+        })
+        .collect())
 }

@@ -1,4 +1,5 @@
-//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT per config.
+//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT per config, on
+//! topics, brokers (one or the cluster-wide default) and groups.
 
 use std::sync::Arc;
 
@@ -6,13 +7,18 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{
     ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
-use strom_metadata::controller::{incremental_alter_topic_configs, AlterOp};
+use strom_metadata::controller::{
+    incremental_alter_broker_configs, incremental_alter_group_configs,
+    incremental_alter_topic_configs, AlterOp,
+};
 use strom_metadata::topic_config::resolve_topic_config;
 use strom_metadata::{ConfigResource, ControllerError};
 
-use super::alter_configs::{alter, response};
+use super::alter_configs::{alter, broker_resource, response, unsupported_resource};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
+use crate::config::DynamicBrokerConfigs;
 
 pub struct IncrementalAlterConfigsHandler;
 
@@ -45,20 +51,39 @@ impl Handler for IncrementalAlterConfigsHandler {
                     ))
                 })
                 .collect();
-            let outcome = alter(
-                &broker,
-                resource.resource_type,
-                &name,
-                request.validate_only,
-                |image| {
-                    let overrides = image.configs(&ConfigResource::Topic(name.clone()));
-                    let current = |config: &str| {
-                        resolve_topic_config(config, &overrides, &broker.config).map(|r| r.value)
-                    };
-                    incremental_alter_topic_configs(image, &name, &ops?, &current)
+            let validate_only = request.validate_only;
+            let outcome = match resource.resource_type {
+                RESOURCE_TOPIC => {
+                    alter(&broker, validate_only, |image| {
+                        let overrides = image.configs(&ConfigResource::Topic(name.clone()));
+                        let dynamic =
+                            DynamicBrokerConfigs::from_image(image, broker.config.node_id);
+                        let layers = dynamic.over(&broker.config);
+                        let current = |config: &str| {
+                            resolve_topic_config(config, &overrides, &layers).map(|r| r.value)
+                        };
+                        incremental_alter_topic_configs(image, &name, &ops?, &current)
+                    })
+                    .await
+                }
+                RESOURCE_BROKER => match broker_resource(&name) {
+                    Ok(node) => {
+                        alter(&broker, validate_only, |image| {
+                            incremental_alter_broker_configs(image, node, &ops?)
+                        })
+                        .await
+                    }
+                    Err(e) => Err(e),
                 },
-            )
-            .await;
+                RESOURCE_GROUP => {
+                    let limits = broker.config.group_config_limits();
+                    alter(&broker, validate_only, |image| {
+                        incremental_alter_group_configs(image, &name, &ops?, &limits)
+                    })
+                    .await
+                }
+                other => Err(unsupported_resource(other)),
+            };
             let r = response(resource.resource_type, &resource.resource_name, outcome);
             responses.push(
                 AlterConfigsResourceResponse::default()

@@ -35,6 +35,7 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_config_resources;
 mod list_groups;
 mod list_offsets;
 mod metadata;
@@ -214,6 +215,7 @@ impl ApiTable {
             erased::<delete_groups::DeleteGroupsHandler>(),
             erased::<consumer_group_heartbeat::ConsumerGroupHeartbeatHandler>(),
             erased::<consumer_group_describe::ConsumerGroupDescribeHandler>(),
+            erased::<list_config_resources::ListConfigResourcesHandler>(),
         ];
         let max_key = apis.iter().map(|a| a.key() as usize).max().unwrap_or(0);
         let mut by_key: Vec<Option<Box<dyn Api>>> = (0..=max_key).map(|_| None).collect();

@@ -9,6 +9,9 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse};
 use kafka_protocol::protocol::VersionRange;
 
+use strom_metadata::MetadataImage;
+use strom_types::ErrorCode;
+
 use super::group_common::expect_reply;
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
@@ -23,8 +26,75 @@ impl Handler for OffsetCommitHandler {
     async fn handle(
         broker: Arc<Broker>,
         ctx: RequestContext,
-        request: OffsetCommitRequest,
+        mut request: OffsetCommitRequest,
     ) -> OffsetCommitResponse {
+        // As Kafka does, partitions of topics or indexes that do not exist are
+        // answered UNKNOWN_TOPIC_OR_PARTITION and never reach the coordinator.
+        let unknown = take_unknown_partitions(&broker.image(), &mut request);
+        if request.topics.is_empty() && !unknown.is_empty() {
+            return OffsetCommitResponse::default().with_topics(unknown);
+        }
+        let mut response = commit(broker, ctx, request).await;
+        merge_topics(&mut response.topics, unknown);
+        response
+    }
+}
+
+/// Removes the partitions the metadata does not know from the request and
+/// returns their UNKNOWN_TOPIC_OR_PARTITION answers.
+fn take_unknown_partitions(
+    image: &MetadataImage,
+    request: &mut OffsetCommitRequest,
+) -> Vec<OffsetCommitResponseTopic> {
+    let mut unknown = Vec::new();
+    for topic in &mut request.topics {
+        let partition_count = image
+            .topic(topic.name.as_str())
+            .map_or(0, |t| t.partitions.len() as i32);
+        let (known, missing): (Vec<_>, Vec<_>) = std::mem::take(&mut topic.partitions)
+            .into_iter()
+            .partition(|p| (0..partition_count).contains(&p.partition_index));
+        topic.partitions = known;
+        if !missing.is_empty() {
+            unknown.push(
+                OffsetCommitResponseTopic::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(
+                        missing
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+    }
+    request.topics.retain(|t| !t.partitions.is_empty());
+    unknown
+}
+
+/// Adds `extra` answers to the coordinator's, under the same topic entry when there is one.
+fn merge_topics(
+    topics: &mut Vec<OffsetCommitResponseTopic>,
+    extra: Vec<OffsetCommitResponseTopic>,
+) {
+    for topic in extra {
+        match topics.iter_mut().find(|t| t.name == topic.name) {
+            Some(existing) => existing.partitions.extend(topic.partitions),
+            None => topics.push(topic),
+        }
+    }
+}
+
+async fn commit(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    {
         let group = request.group_id.to_string();
         let version = ctx.api_version;
         // Every partition asked about gets the error if the coordinator fails.

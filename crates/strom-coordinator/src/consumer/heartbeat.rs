@@ -455,7 +455,7 @@ impl GroupCoordinatorShard {
             let record = current_record(group_id, &next);
             self.append(out, vec![record]);
         }
-        let session_ms = i64::from(self.config.consumer_session_timeout_ms);
+        let session_ms = i64::from(self.consumer_session_timeout_ms(group_id));
         if let Some(m) = self
             .consumer_mut(group_id)
             .and_then(|g| g.members.get_mut(&member_id))
@@ -473,7 +473,7 @@ impl GroupCoordinatorShard {
         let mut response = ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(str_bytes(&member_id)))
             .with_member_epoch(next.member_epoch)
-            .with_heartbeat_interval_ms(self.config.consumer_heartbeat_interval_ms);
+            .with_heartbeat_interval_ms(self.consumer_heartbeat_interval_ms(group_id));
         if hb.is_full() || next.assigned != old.assigned {
             response = response.with_assignment(Some(wire_assignment(&next.assigned)));
         }

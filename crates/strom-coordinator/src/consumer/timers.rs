@@ -1,6 +1,8 @@
 //! Consumer group timers: session expiry and the rebalance timeout of members that
 //! do not revoke in time. Both remove the member (its partitions move on).
 
+use std::collections::BTreeMap;
+
 use crate::output::Output;
 use crate::records::MemberState;
 use crate::shard::{Group, GroupCoordinatorShard};
@@ -36,8 +38,16 @@ impl GroupCoordinatorShard {
     /// After load: every member gets a full session, and members that still have
     /// partitions to revoke a full rebalance timeout.
     pub(crate) fn consumer_loaded(&mut self, now_ms: i64) {
-        let session_ms = i64::from(self.config.consumer_session_timeout_ms);
-        for group in self.groups.values_mut().filter_map(Group::as_consumer_mut) {
+        let sessions: BTreeMap<String, i64> = self
+            .groups
+            .keys()
+            .map(|id| (id.clone(), i64::from(self.consumer_session_timeout_ms(id))))
+            .collect();
+        for (group_id, group) in self.groups.iter_mut() {
+            let Some(group) = group.as_consumer_mut() else {
+                continue;
+            };
+            let session_ms = sessions[group_id];
             for member in group.members.values_mut() {
                 member.session_deadline_ms = Some(now_ms.saturating_add(session_ms));
                 member.rebalance_deadline = (member.state == MemberState::UnrevokedPartitions)
