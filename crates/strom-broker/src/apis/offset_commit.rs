@@ -94,45 +94,43 @@ async fn commit(
     ctx: RequestContext,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
-    {
-        let group = request.group_id.to_string();
-        let version = ctx.api_version;
-        // Every partition asked about gets the error if the coordinator fails.
-        let asked: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = request
-            .topics
+    let group = request.group_id.to_string();
+    let version = ctx.api_version;
+    // Every partition asked about gets the error if the coordinator fails.
+    let asked: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = request
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    let result = broker
+        .groups
+        .call(&broker, &group, |shard, now, id| {
+            shard.offset_commit(now, id, version, request)
+        })
+        .await;
+    expect_reply!(result, OffsetCommit, |code: strom_types::ErrorCode| {
+        let topics = asked
             .iter()
-            .map(|t| {
-                (
-                    t.name.clone(),
-                    t.partitions.iter().map(|p| p.partition_index).collect(),
-                )
+            .map(|(name, partitions)| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(name.clone())
+                    .with_partitions(
+                        partitions
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(*p)
+                                    .with_error_code(code.code())
+                            })
+                            .collect(),
+                    )
             })
             .collect();
-        let result = broker
-            .groups
-            .call(&broker, &group, |shard, now, id| {
-                shard.offset_commit(now, id, version, request)
-            })
-            .await;
-        expect_reply!(result, OffsetCommit, |code: strom_types::ErrorCode| {
-            let topics = asked
-                .iter()
-                .map(|(name, partitions)| {
-                    OffsetCommitResponseTopic::default()
-                        .with_name(name.clone())
-                        .with_partitions(
-                            partitions
-                                .iter()
-                                .map(|p| {
-                                    OffsetCommitResponsePartition::default()
-                                        .with_partition_index(*p)
-                                        .with_error_code(code.code())
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            OffsetCommitResponse::default().with_topics(topics)
-        })
-    }
+        OffsetCommitResponse::default().with_topics(topics)
+    })
 }
