@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::{encode_response, ApiTable, DispatchError, Handler, RequestContext};
@@ -26,6 +27,7 @@ fn supported(apis: &ApiTable) -> Vec<ApiVersion> {
 impl Handler for ApiVersionsHandler {
     type Request = ApiVersionsRequest;
     const KEY: ApiKey = ApiKey::ApiVersions;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
     async fn handle(
         broker: Arc<Broker>,

@@ -26,6 +26,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 impl Handler for DescribeConfigsHandler {
     type Request = DescribeConfigsRequest;
     const KEY: ApiKey = ApiKey::DescribeConfigs;
+    const VERSIONS: super::VersionRange = super::VersionRange { min: 1, max: 4 };
 
     async fn handle(
         broker: Arc<Broker>,

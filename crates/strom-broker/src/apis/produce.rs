@@ -11,7 +11,7 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_log::producer_state::{last_sequence_of_batch, ProducerBatch, SequenceCheck};
 use strom_log::AppendInfo;
 use strom_types::ErrorCode;
@@ -29,6 +29,8 @@ pub struct ProduceHandler;
 impl Handler for ProduceHandler {
     type Request = ProduceRequest;
     const KEY: ApiKey = ApiKey::Produce;
+    // Kafka 4.x also advertises v0-2 for old librdkafka (KAFKA-18659) but refuses them.
+    const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
 
     fn expects_response(request: &ProduceRequest) -> bool {
         request.acks != 0
