@@ -35,9 +35,9 @@ def test_pipelined_requests_answered_in_order(broker):
 
 
 # ApiVersions, exactly: Apache Kafka 4.1's ranges (KIP-896 removed the oldest versions in 4.0)
-# for the APIs strom serves. Kafka 4.x also lists Produce v0-2 (KAFKA-18659) but refuses them.
+# for the APIs strom serves. Produce v0-2 are listed but refused, as Kafka 4.x does (KAFKA-18659).
 ADVERTISED = {
-    0: (3, 13),   # Produce
+    0: (0, 13),   # Produce
     1: (4, 18),   # Fetch
     2: (1, 10),   # ListOffsets
     3: (0, 13),   # Metadata

@@ -1,4 +1,4 @@
-//! ApiVersions: advertises exactly the API table.
+//! ApiVersions: advertises the API table as Kafka lists it.
 
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ fn supported(apis: &ApiTable) -> Vec<ApiVersion> {
         .map(|api| {
             ApiVersion::default()
                 .with_api_key(api.key() as i16)
-                .with_min_version(api.versions().min)
-                .with_max_version(api.versions().max)
+                .with_min_version(api.advertised().min)
+                .with_max_version(api.advertised().max)
         })
         .collect()
 }

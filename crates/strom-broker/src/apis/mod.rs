@@ -1,6 +1,6 @@
 //! The table of Kafka APIs this broker serves. Each API lives in its own
 //! module as a [`Handler`]; the table says which keys and versions exist,
-//! and ApiVersions advertises exactly that table.
+//! and ApiVersions advertises that table (as Kafka lists it).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -57,6 +57,8 @@ pub trait Handler: Send + Sync + 'static {
     /// The versions served and advertised: those this handler treats right,
     /// within what Apache Kafka 4.1 serves and the codec decodes.
     const VERSIONS: VersionRange;
+    /// What ApiVersions lists: the served versions, unless Kafka lists more.
+    const ADVERTISED: VersionRange = Self::VERSIONS;
 
     fn handle(
         broker: Arc<Broker>,
@@ -87,7 +89,9 @@ type ResponseFuture = Pin<Box<dyn Future<Output = Result<Option<BytesMut>, Dispa
 /// A handler with its types erased, so that the table can hold them all.
 pub trait Api: Send + Sync {
     fn key(&self) -> ApiKey;
+    /// The versions served; any other closes the connection.
     fn versions(&self) -> VersionRange;
+    fn advertised(&self) -> VersionRange;
     /// Decodes the body, runs the handler and encodes the whole response
     /// frame (size prefix, header, body).
     fn call(
@@ -108,6 +112,10 @@ impl<H: Handler> Api for Erased<H> {
 
     fn versions(&self) -> VersionRange {
         H::VERSIONS
+    }
+
+    fn advertised(&self) -> VersionRange {
+        H::ADVERTISED
     }
 
     fn call(
@@ -250,7 +258,7 @@ mod tests {
     /// What ApiVersions advertises: (key, min, max). Kafka 4.1's ranges (KIP-896
     /// dropped the oldest versions), cut to what strom serves.
     const ADVERTISED: &[(i16, i16, i16)] = &[
-        (0, 3, 13), // Produce
+        (0, 0, 13), // Produce: v0-2 listed, not served (KAFKA-18659)
         (1, 4, 18), // Fetch
         (2, 1, 10), // ListOffsets
         (3, 0, 13), // Metadata
@@ -284,21 +292,28 @@ mod tests {
     fn the_table_advertises_exactly_the_pinned_versions() {
         let table: Vec<(i16, i16, i16)> = ApiTable::new()
             .iter()
-            .map(|api| (api.key() as i16, api.versions().min, api.versions().max))
+            .map(|api| (api.key() as i16, api.advertised().min, api.advertised().max))
             .collect();
         assert_eq!(table, ADVERTISED);
     }
 
     #[test]
-    fn every_advertised_version_can_be_decoded() {
+    fn every_served_version_can_be_decoded_and_only_produce_lists_more() {
         for api in ApiTable::new().iter() {
             let codec = api.key().valid_versions();
-            let ours = api.versions();
+            let served = api.versions();
             assert!(
-                codec.min <= ours.min && ours.min <= ours.max && ours.max <= codec.max,
-                "{:?}: advertised {ours:?}, codec {codec:?}",
+                codec.min <= served.min && served.min <= served.max && served.max <= codec.max,
+                "{:?}: served {served:?}, codec {codec:?}",
                 api.key()
             );
+            let listed = api.advertised();
+            if api.key() == ApiKey::Produce {
+                assert_eq!((served.min, listed.min), (3, 0));
+                assert_eq!(listed.max, served.max);
+            } else {
+                assert_eq!(listed, served, "{:?}", api.key());
+            }
         }
     }
 }

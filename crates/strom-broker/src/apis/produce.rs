@@ -29,8 +29,10 @@ pub struct ProduceHandler;
 impl Handler for ProduceHandler {
     type Request = ProduceRequest;
     const KEY: ApiKey = ApiKey::Produce;
-    // Kafka 4.x also advertises v0-2 for old librdkafka (KAFKA-18659) but refuses them.
     const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
+    // Kafka 4.x lists v0-2 yet refuses them (KAFKA-18659): older librdkafka
+    // stops compressing when the listed minimum is above 0.
+    const ADVERTISED: VersionRange = VersionRange { min: 0, max: 13 };
 
     fn expects_response(request: &ProduceRequest) -> bool {
         request.acks != 0
