@@ -99,7 +99,7 @@ fn partition_response(
     index: i32,
     result: Result<AppendInfo, Option<ProduceError>>,
 ) -> PartitionProduceResponse {
-    // log_start_offset exists from v5, error_message from v8.
+    // log_start_offset exists from v5.
     let log_start_offset = topic
         .filter(|_| version >= 5)
         .and_then(|t| broker.partition(t, index))
@@ -118,24 +118,23 @@ fn partition_response(
             .with_log_append_time_ms(-1),
         Err(Some(error)) => {
             tracing::debug!(topic, partition = index, %error, "produce rejected");
-            let record_errors = match &error {
+            let code = produce_error_code(&error).code();
+            // error_message and record_errors exist from v8.
+            let message = (version >= 8).then(|| StrBytes::from_string(error.to_string()));
+            let record_errors = match error {
                 ProduceError::RecordsRefused(records) if version >= 8 => records
-                    .iter()
+                    .into_iter()
                     .map(|r| {
                         BatchIndexAndErrorMessage::default()
                             .with_batch_index(r.index)
-                            .with_batch_index_error_message(Some(StrBytes::from_string(
-                                r.message.clone(),
-                            )))
+                            .with_batch_index_error_message(Some(StrBytes::from_string(r.message)))
                     })
                     .collect(),
                 _ => Vec::new(),
             };
             response
-                .with_error_code(produce_error_code(&error).code())
-                .with_error_message(
-                    (version >= 8).then(|| StrBytes::from_string(error.to_string())),
-                )
+                .with_error_code(code)
+                .with_error_message(message)
                 .with_record_errors(record_errors)
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
