@@ -1,7 +1,7 @@
 """Raw request frames for the protocol-level tests (robustness, idempotence), on top of kwire's framing.
 
 Only non-flexible versions are encoded (request header v1, response header v0):
-Produce v3 and CreateTopics v2. Valid record batches come from kafka-python's
+Produce v3 and v8 (KIP-467 record errors) and CreateTopics v2. Valid record batches come from kafka-python's
 builders; the tests then damage them byte by byte.
 """
 
@@ -27,6 +27,7 @@ CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
 INVALID_TOPIC_EXCEPTION = 17
+INVALID_TIMESTAMP = 32
 UNSUPPORTED_VERSION = 35
 INVALID_RECORD = 87
 
@@ -44,6 +45,25 @@ def batch_v2(records: list[tuple[bytes | None, bytes | None]], timestamp_ms: int
     for i, (key, value) in enumerate(records):
         assert b.append(i, timestamp=timestamp_ms + i, key=key, value=value, headers=[]) is not None
     return bytes(b.build())
+
+
+def batch_v2_of(records: list[tuple[bytes | None, bytes | None, int]]) -> bytes:
+    """A valid uncompressed magic-2 batch of (key, value, timestamp) records; as Kafka's
+    producers do, the base timestamp is the first record's."""
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=-1,
+                                  producer_epoch=-1, base_sequence=-1, batch_size=1 << 30)
+    for i, (key, value, timestamp_ms) in enumerate(records):
+        assert b.append(i, timestamp=timestamp_ms, key=key, value=value, headers=[]) is not None
+    return bytes(b.build())
+
+
+def with_log_append_time_flag(batch: bytes) -> bytes:
+    """The batch with attribute bit 3 (LogAppendTime) set and its CRC32C recomputed."""
+    from kafka.record.util import calc_crc32c
+    out = bytearray(batch)
+    out[22] |= 0x08
+    out[BATCH_CRC_OFFSET:BATCH_CRC_COVERS_FROM] = struct.pack(">I", calc_crc32c(bytes(out[BATCH_CRC_COVERS_FROM:])))
+    return bytes(out)
 
 
 def batch_v1(records: list[tuple[bytes | None, bytes | None]], timestamp_ms: int = 1_700_000_000_000) -> bytes:
@@ -93,6 +113,37 @@ def produce_v3(sock: socket.socket, topics: dict[str, dict[int, bytes | None]], 
     r.i32()  # throttle_time_ms
     if not r.done():
         raise ValueError(f"{len(r.data) - r.pos} trailing bytes in Produce v3 response")
+    return out
+
+
+@dataclass
+class ProducePartitionV8:
+    error_code: int
+    base_offset: int
+    log_append_time_ms: int
+    log_start_offset: int
+    record_errors: list[tuple[int, str | None]]
+    error_message: str | None
+
+
+def produce_v8(sock: socket.socket, topics: dict[str, dict[int, bytes | None]], correlation_id: int = 9,
+               acks: int = -1) -> dict[tuple[str, int], ProducePartitionV8]:
+    """Sends Produce v8 (the v3 request layout; the response adds log_start_offset, record_errors and
+    error_message) and returns {(topic, partition): result}; the whole response must parse."""
+    r = kwire.roundtrip(sock, API_PRODUCE, 8, correlation_id, produce_v3_body(topics, acks))
+    out: dict[tuple[str, int], ProducePartitionV8] = {}
+    for _ in range(r.i32()):
+        name = r.string()
+        for _ in range(r.i32()):
+            index = r.i32()
+            error_code = r.i16()
+            base_offset, log_append_time_ms, log_start_offset = struct.unpack(">qqq", r.take(24))
+            record_errors = r.array(lambda rr: (rr.i32(), rr.string()))
+            out[(name, index)] = ProducePartitionV8(error_code, base_offset, log_append_time_ms, log_start_offset,
+                                                    record_errors, r.string())
+    r.i32()  # throttle_time_ms
+    if not r.done():
+        raise ValueError(f"{len(r.data) - r.pos} trailing bytes in Produce v8 response")
     return out
 
 

@@ -116,3 +116,17 @@ def test_kcat_query_offset_by_timestamp(broker):
     rows = parse(kcat(broker, "-C", "-t", topic, "-p", "0", "-o", f"s@{1_700_000_000_000 + 550}", "-e", "-q",
                       "-f", FMT))
     assert [(o, s) for _, _, o, _, s, _, _ in rows] == [(o, "q%d" % o) for o in range(6, 20)]
+
+
+def test_kcat_compresses_against_the_listed_produce_versions(broker):
+    """Older librdkafka (2.10 still; kcat here links 2.0.2) sends uncompressed batches unless
+    ApiVersions lists Produce from v0; Kafka 4.x lists v0-2 for that reason (KAFKA-18659) while
+    refusing them."""
+    topic = "kc-gzip"
+    create_topic(broker, topic, 1)
+    kcat(broker, "-P", "-t", topic, "-p", "0", "-z", "gzip", stdin=b"x" * 5000 + b"\n")
+    log = (broker.data_dir / f"{topic}-0" / ("%020d.log" % 0)).read_bytes()
+    # The stored batch is the producer's: compression id in the low bits of the attributes.
+    assert len(log) > 61 and log[22] & 0x07 == 1, f"batch stored with codec {log[22] & 0x07}, not gzip"
+    rows = parse(kcat(broker, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", FMT))
+    assert [(p, o, s) for _, p, o, _, s, _, _ in rows] == [(0, 0, "x" * 5000)]

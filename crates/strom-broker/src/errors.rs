@@ -38,6 +38,37 @@ pub fn batch_error_code(error: &BatchError) -> ErrorCode {
     }
 }
 
+/// One record refused by Kafka's per-record checks, with its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordFailure {
+    /// The record's position in its batch.
+    pub index: i32,
+    pub invalid_timestamp: bool,
+    pub message: String,
+}
+
+/// Kafka's partition-level message for refused records (LogValidator.processRecordErrors).
+fn refused_records_message(records: &[RecordFailure]) -> String {
+    if records.iter().any(|r| r.invalid_timestamp) {
+        return "One or more records have been rejected due to invalid timestamp".into();
+    }
+    let shown: Vec<String> = records
+        .iter()
+        .take(3)
+        .map(|r| {
+            format!(
+                "RecordError(batchIndex={}, message='{}')",
+                r.index, r.message
+            )
+        })
+        .collect();
+    format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        records.len(),
+        shown.join(", ")
+    )
+}
+
 /// Failures of the produce path for one partition, before or after the log.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
@@ -49,8 +80,9 @@ pub enum ProduceError {
     InvalidRecord(String),
     #[error("{0}")]
     TooLarge(String),
-    #[error("{0}")]
-    InvalidTimestamp(String),
+    /// Some records were refused, so the whole batch was (KIP-467 record errors).
+    #[error("{}", refused_records_message(.0))]
+    RecordsRefused(Vec<RecordFailure>),
     #[error("{0}")]
     NotEnoughReplicas(String),
     #[error("{0}")]
@@ -69,7 +101,11 @@ pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
         ProduceError::Log(e) => log_error_code(e),
         ProduceError::InvalidRecord(_) => ErrorCode::InvalidRecord,
         ProduceError::TooLarge(_) => ErrorCode::MessageTooLarge,
-        ProduceError::InvalidTimestamp(_) => ErrorCode::InvalidTimestamp,
+        // Any timestamp among the refusals names the batch's error, as in Kafka.
+        ProduceError::RecordsRefused(records) if records.iter().any(|r| r.invalid_timestamp) => {
+            ErrorCode::InvalidTimestamp
+        }
+        ProduceError::RecordsRefused(_) => ErrorCode::InvalidRecord,
         ProduceError::NotEnoughReplicas(_) => ErrorCode::NotEnoughReplicas,
         ProduceError::Compression(_) => ErrorCode::CorruptMessage,
         ProduceError::ProducerState(ProducerStateError::InvalidProducerEpoch { .. }) => {

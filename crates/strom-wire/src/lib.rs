@@ -6,3 +6,4 @@ pub mod batch;
 pub mod compression;
 pub mod frame;
 pub mod record;
+pub mod record_check;

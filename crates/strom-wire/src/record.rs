@@ -1,7 +1,8 @@
-//! Records inside a v2 batch, seen as raw byte slices, for the log cleaner.
+//! Records inside a v2 batch, seen as raw byte slices, for the log cleaner
+//! and the produce path's per-record checks (`record_check`).
 //!
-//! Only what compaction needs is decoded from each record: its offset and
-//! timestamp deltas, its key, and whether its value is null (a tombstone).
+//! Only what those need is decoded from each record: its offset and
+//! timestamp deltas, its key and its value (null for a tombstone).
 //! Headers are walked for bounds only and never interpreted, so a rebuilt
 //! batch carries them byte for byte (repeated header keys included).
 //! Every varint and length is checked against the slice it lives in; nothing
@@ -83,7 +84,7 @@ pub struct RecordView<'a> {
     timestamp_delta: i64,
     offset_delta: i32,
     key: Option<&'a [u8]>,
-    value_is_null: bool,
+    value: Option<&'a [u8]>,
 }
 
 impl<'a> RecordView<'a> {
@@ -103,9 +104,12 @@ impl<'a> RecordView<'a> {
     pub fn key(&self) -> Option<&'a [u8]> {
         self.key
     }
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.value
+    }
     /// A null value: a delete marker for its key.
     pub fn is_tombstone(&self) -> bool {
-        self.value_is_null
+        self.value.is_none()
     }
 }
 
@@ -264,7 +268,7 @@ fn parse_record(bytes: &[u8], index: usize) -> Result<RecordView<'_>, RecordErro
         timestamp_delta,
         offset_delta,
         key,
-        value_is_null: value.is_none(),
+        value,
     })
 }
 
@@ -473,4 +477,4 @@ pub fn parse_records(section: &[u8], count: i32) -> Result<Vec<RecordView<'_>>, 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

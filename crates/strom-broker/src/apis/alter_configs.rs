@@ -20,6 +20,7 @@ pub struct AlterConfigsHandler;
 impl Handler for AlterConfigsHandler {
     type Request = AlterConfigsRequest;
     const KEY: ApiKey = ApiKey::AlterConfigs;
+    const VERSIONS: super::VersionRange = super::VersionRange { min: 0, max: 2 };
 
     async fn handle(
         broker: Arc<Broker>,

@@ -1,10 +1,11 @@
-//! ApiVersions: advertises exactly the API table.
+//! ApiVersions: advertises the API table as Kafka lists it.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::{encode_response, ApiTable, DispatchError, Handler, RequestContext};
@@ -17,8 +18,8 @@ fn supported(apis: &ApiTable) -> Vec<ApiVersion> {
         .map(|api| {
             ApiVersion::default()
                 .with_api_key(api.key() as i16)
-                .with_min_version(api.versions().min)
-                .with_max_version(api.versions().max)
+                .with_min_version(api.advertised().min)
+                .with_max_version(api.advertised().max)
         })
         .collect()
 }
@@ -26,6 +27,7 @@ fn supported(apis: &ApiTable) -> Vec<ApiVersion> {
 impl Handler for ApiVersionsHandler {
     type Request = ApiVersionsRequest;
     const KEY: ApiKey = ApiKey::ApiVersions;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
     async fn handle(
         broker: Arc<Broker>,

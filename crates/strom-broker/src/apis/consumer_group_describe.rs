@@ -6,6 +6,7 @@ use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse,
 };
+use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::group_common::expect_reply;
@@ -17,6 +18,7 @@ pub struct ConsumerGroupDescribeHandler;
 impl Handler for ConsumerGroupDescribeHandler {
     type Request = ConsumerGroupDescribeRequest;
     const KEY: ApiKey = ApiKey::ConsumerGroupDescribe;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
     async fn handle(
         broker: Arc<Broker>,

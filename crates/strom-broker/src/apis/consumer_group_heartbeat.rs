@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
 };
+use kafka_protocol::protocol::VersionRange;
 
 use super::group_common::{client_info, expect_reply};
 use super::{Handler, RequestContext};
@@ -16,6 +17,7 @@ pub struct ConsumerGroupHeartbeatHandler;
 impl Handler for ConsumerGroupHeartbeatHandler {
     type Request = ConsumerGroupHeartbeatRequest;
     const KEY: ApiKey = ApiKey::ConsumerGroupHeartbeat;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
     async fn handle(
         broker: Arc<Broker>,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::controller::create_partitions;
 use strom_types::ErrorCode;
 use tracing::info;
@@ -19,6 +19,7 @@ pub struct CreatePartitionsHandler;
 impl Handler for CreatePartitionsHandler {
     type Request = CreatePartitionsRequest;
     const KEY: ApiKey = ApiKey::CreatePartitions;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
 
     async fn handle(
         broker: Arc<Broker>,

@@ -8,7 +8,7 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
 use strom_metadata::topic_config::resolve_topic_configs;
 use strom_types::{ErrorCode, TopicId};
@@ -23,6 +23,7 @@ pub struct CreateTopicsHandler;
 impl Handler for CreateTopicsHandler {
     type Request = CreateTopicsRequest;
     const KEY: ApiKey = ApiKey::CreateTopics;
+    const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
 
     async fn handle(
         broker: Arc<Broker>,

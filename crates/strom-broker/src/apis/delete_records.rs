@@ -7,6 +7,7 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
+use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::{Handler, RequestContext};
@@ -20,6 +21,7 @@ const HIGH_WATERMARK: i64 = -1;
 impl Handler for DeleteRecordsHandler {
     type Request = DeleteRecordsRequest;
     const KEY: ApiKey = ApiKey::DeleteRecords;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
     async fn handle(
         broker: Arc<Broker>,

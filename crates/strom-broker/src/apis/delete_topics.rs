@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::controller::{delete_topic, delete_topic_by_id};
 use strom_types::TopicId;
 use tracing::info;
@@ -18,6 +18,7 @@ pub struct DeleteTopicsHandler;
 impl Handler for DeleteTopicsHandler {
     type Request = DeleteTopicsRequest;
     const KEY: ApiKey = ApiKey::DeleteTopics;
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
 
     async fn handle(
         broker: Arc<Broker>,

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
+use strom_types::ErrorCode;
 
 use super::metadata::brokers;
 use super::{Handler, RequestContext};
@@ -12,15 +13,36 @@ use crate::broker::Broker;
 
 pub struct DescribeClusterHandler;
 
+const ENDPOINT_BROKER: i8 = 1;
+const ENDPOINT_CONTROLLER: i8 = 2;
+
 impl Handler for DescribeClusterHandler {
     type Request = DescribeClusterRequest;
     const KEY: ApiKey = ApiKey::DescribeCluster;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
     async fn handle(
         broker: Arc<Broker>,
         _ctx: RequestContext,
-        _request: DescribeClusterRequest,
+        request: DescribeClusterRequest,
     ) -> DescribeClusterResponse {
+        // endpoint_type (v1+; v0 decodes as brokers) names what the client wants; this is a broker.
+        if request.endpoint_type != ENDPOINT_BROKER {
+            let (code, message) = if request.endpoint_type == ENDPOINT_CONTROLLER {
+                (
+                    ErrorCode::MismatchedEndpointType,
+                    "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_string(),
+                )
+            } else {
+                (
+                    ErrorCode::UnsupportedEndpointType,
+                    format!("Unsupported endpoint type {}", request.endpoint_type),
+                )
+            };
+            return DescribeClusterResponse::default()
+                .with_error_code(code.code())
+                .with_error_message(Some(StrBytes::from_string(message)));
+        }
         let image = broker.image();
         let listed = brokers(&broker, &image)
             .into_iter()

@@ -28,6 +28,7 @@ pub const RESOURCE_GROUP: i8 = 32;
 impl Handler for DescribeConfigsHandler {
     type Request = DescribeConfigsRequest;
     const KEY: ApiKey = ApiKey::DescribeConfigs;
+    const VERSIONS: super::VersionRange = super::VersionRange { min: 1, max: 4 };
 
     async fn handle(
         broker: Arc<Broker>,

@@ -9,7 +9,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{
     ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
@@ -19,6 +19,7 @@ pub struct DescribeLogDirsHandler;
 impl Handler for DescribeLogDirsHandler {
     type Request = DescribeLogDirsRequest;
     const KEY: ApiKey = ApiKey::DescribeLogDirs;
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 
     async fn handle(
         broker: Arc<Broker>,

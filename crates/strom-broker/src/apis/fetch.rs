@@ -9,6 +9,7 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::{Handler, RequestContext};
@@ -22,6 +23,7 @@ const READ_COMMITTED: i8 = 1;
 impl Handler for FetchHandler {
     type Request = FetchRequest;
     const KEY: ApiKey = ApiKey::Fetch;
+    const VERSIONS: VersionRange = VersionRange { min: 4, max: 18 };
 
     async fn handle(
         broker: Arc<Broker>,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_types::ErrorCode;
 
 use super::{Handler, RequestContext};
@@ -20,6 +20,7 @@ const KEY_TYPE_GROUP: i8 = 0;
 impl Handler for FindCoordinatorHandler {
     type Request = FindCoordinatorRequest;
     const KEY: ApiKey = ApiKey::FindCoordinator;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 6 };
 
     async fn handle(
         broker: Arc<Broker>,

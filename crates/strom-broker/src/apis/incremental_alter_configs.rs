@@ -25,6 +25,7 @@ pub struct IncrementalAlterConfigsHandler;
 impl Handler for IncrementalAlterConfigsHandler {
     type Request = IncrementalAlterConfigsRequest;
     const KEY: ApiKey = ApiKey::IncrementalAlterConfigs;
+    const VERSIONS: super::VersionRange = super::VersionRange { min: 0, max: 1 };
 
     async fn handle(
         broker: Arc<Broker>,

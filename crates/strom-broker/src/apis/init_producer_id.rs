@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::{Handler, RequestContext};
@@ -15,6 +16,7 @@ pub struct InitProducerIdHandler;
 impl Handler for InitProducerIdHandler {
     type Request = InitProducerIdRequest;
     const KEY: ApiKey = ApiKey::InitProducerId;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
     async fn handle(
         broker: Arc<Broker>,

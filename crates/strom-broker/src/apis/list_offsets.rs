@@ -7,6 +7,7 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::protocol::VersionRange;
 use strom_log::{LogError, PartitionLog};
 use strom_types::list_offsets::{
     EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIERED_TIMESTAMP, LATEST_TIMESTAMP,
@@ -23,6 +24,7 @@ pub struct ListOffsetsHandler;
 impl Handler for ListOffsetsHandler {
     type Request = ListOffsetsRequest;
     const KEY: ApiKey = ApiKey::ListOffsets;
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 10 };
 
     async fn handle(
         broker: Arc<Broker>,

@@ -7,7 +7,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
 use strom_metadata::{MetadataImage, TopicImage};
 use strom_types::{validate_topic_name, ErrorCode, TopicId};
@@ -24,6 +24,7 @@ const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 impl Handler for MetadataHandler {
     type Request = MetadataRequest;
     const KEY: ApiKey = ApiKey::Metadata;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 13 };
 
     async fn handle(
         broker: Arc<Broker>,
@@ -33,7 +34,12 @@ impl Handler for MetadataHandler {
         // v0 has no flag: it always auto-creates.
         let allow_auto_create = ctx.api_version < 4 || request.allow_auto_topic_creation;
         let mut topics = Vec::new();
-        match &request.topics {
+        // v0 has no null list: there an empty list asks for every topic.
+        let requested = request
+            .topics
+            .as_ref()
+            .filter(|t| !t.is_empty() || ctx.api_version > 0);
+        match requested {
             None => {
                 let image = broker.image();
                 topics.extend(image.topics().map(|t| topic_response(t, ctx.api_version)));

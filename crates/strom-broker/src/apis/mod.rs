@@ -1,6 +1,6 @@
 //! The table of Kafka APIs this broker serves. Each API lives in its own
 //! module as a [`Handler`]; the table says which keys and versions exist,
-//! and ApiVersions advertises exactly that table.
+//! and ApiVersions advertises that table (as Kafka lists it).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{
-    Decodable, Encodable, HeaderVersion, Message, Request, VersionRange,
-};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, VersionRange};
 
 use crate::broker::Broker;
 
@@ -57,8 +55,11 @@ pub struct RequestContext {
 pub trait Handler: Send + Sync + 'static {
     type Request: Request + Send + 'static;
     const KEY: ApiKey;
-    /// The versions served; the codec's full range unless narrowed.
-    const VERSIONS: VersionRange = <Self::Request as Message>::VERSIONS;
+    /// The versions served and advertised: those this handler treats right,
+    /// within what Apache Kafka 4.1 serves and the codec decodes.
+    const VERSIONS: VersionRange;
+    /// What ApiVersions lists: the served versions, unless Kafka lists more.
+    const ADVERTISED: VersionRange = Self::VERSIONS;
 
     fn handle(
         broker: Arc<Broker>,
@@ -89,7 +90,9 @@ type ResponseFuture = Pin<Box<dyn Future<Output = Result<Option<BytesMut>, Dispa
 /// A handler with its types erased, so that the table can hold them all.
 pub trait Api: Send + Sync {
     fn key(&self) -> ApiKey;
+    /// The versions served; any other closes the connection.
     fn versions(&self) -> VersionRange;
+    fn advertised(&self) -> VersionRange;
     /// Decodes the body, runs the handler and encodes the whole response
     /// frame (size prefix, header, body).
     fn call(
@@ -110,6 +113,10 @@ impl<H: Handler> Api for Erased<H> {
 
     fn versions(&self) -> VersionRange {
         H::VERSIONS
+    }
+
+    fn advertised(&self) -> VersionRange {
+        H::ADVERTISED
     }
 
     fn call(
@@ -245,3 +252,70 @@ impl Default for ApiTable {
 }
 
 pub use api_versions::unsupported_api_versions_response;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What ApiVersions advertises: (key, min, max). Kafka 4.1's ranges (KIP-896
+    /// dropped the oldest versions), cut to what strom serves.
+    const ADVERTISED: &[(i16, i16, i16)] = &[
+        (0, 0, 13), // Produce: v0-2 listed, not served (KAFKA-18659)
+        (1, 4, 18), // Fetch
+        (2, 1, 10), // ListOffsets
+        (3, 0, 13), // Metadata
+        (8, 2, 9),  // OffsetCommit
+        (9, 1, 9),  // OffsetFetch
+        (10, 0, 6), // FindCoordinator
+        (11, 0, 9), // JoinGroup
+        (12, 0, 4), // Heartbeat
+        (13, 0, 5), // LeaveGroup
+        (14, 0, 5), // SyncGroup
+        (15, 0, 6), // DescribeGroups
+        (16, 0, 5), // ListGroups
+        (18, 0, 4), // ApiVersions
+        (19, 2, 7), // CreateTopics
+        (20, 1, 6), // DeleteTopics
+        (21, 0, 2), // DeleteRecords
+        (22, 0, 5), // InitProducerId
+        (32, 1, 4), // DescribeConfigs
+        (33, 0, 2), // AlterConfigs
+        (35, 1, 4), // DescribeLogDirs
+        (37, 0, 3), // CreatePartitions
+        (42, 0, 2), // DeleteGroups
+        (44, 0, 1), // IncrementalAlterConfigs
+        (47, 0, 0), // OffsetDelete
+        (60, 0, 2), // DescribeCluster
+        (68, 0, 1), // ConsumerGroupHeartbeat
+        (69, 0, 1), // ConsumerGroupDescribe
+    ];
+
+    #[test]
+    fn the_table_advertises_exactly_the_pinned_versions() {
+        let table: Vec<(i16, i16, i16)> = ApiTable::new()
+            .iter()
+            .map(|api| (api.key() as i16, api.advertised().min, api.advertised().max))
+            .collect();
+        assert_eq!(table, ADVERTISED);
+    }
+
+    #[test]
+    fn every_served_version_can_be_decoded_and_only_produce_lists_more() {
+        for api in ApiTable::new().iter() {
+            let codec = api.key().valid_versions();
+            let served = api.versions();
+            assert!(
+                codec.min <= served.min && served.min <= served.max && served.max <= codec.max,
+                "{:?}: served {served:?}, codec {codec:?}",
+                api.key()
+            );
+            let listed = api.advertised();
+            if api.key() == ApiKey::Produce {
+                assert_eq!((served.min, listed.min), (3, 0));
+                assert_eq!(listed.max, served.max);
+            } else {
+                assert_eq!(listed, served, "{:?}", api.key());
+            }
+        }
+    }
+}

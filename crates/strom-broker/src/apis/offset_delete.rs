@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, OffsetDeleteRequest, OffsetDeleteResponse};
+use kafka_protocol::protocol::VersionRange;
 
 use super::group_common::expect_reply;
 use super::{Handler, RequestContext};
@@ -13,6 +14,7 @@ pub struct OffsetDeleteHandler;
 impl Handler for OffsetDeleteHandler {
     type Request = OffsetDeleteRequest;
     const KEY: ApiKey = ApiKey::OffsetDelete;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
     async fn handle(
         broker: Arc<Broker>,

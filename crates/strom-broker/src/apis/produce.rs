@@ -1,23 +1,27 @@
-//! Produce: per partition, one record batch is validated at the header level
-//! (never record by record), recompressed only if the topic demands another
-//! codec, stamped with LogAppendTime if configured, and appended.
+//! Produce: per partition, one record batch is validated at the header level,
+//! its records checked one by one only where a check may fail (keys on
+//! compacted topics, timestamps outside the window), recompressed only if the
+//! topic demands another codec, stamped with LogAppendTime if configured, and
+//! appended. Refused records are named in the response (KIP-467).
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_log::producer_state::{last_sequence_of_batch, ProducerBatch, SequenceCheck};
 use strom_log::AppendInfo;
 use strom_types::ErrorCode;
 use strom_wire::batch::{self, TimestampType};
 use strom_wire::compression::recompress;
-use strom_wire::record;
+use strom_wire::record_check::{self, RecordFault, RecordRules, TimestampWindow};
 
 use super::{Handler, RequestContext};
 use crate::broker::{now_ms, Broker};
-use crate::errors::{produce_error_code, ProduceError};
+use crate::errors::{produce_error_code, ProduceError, RecordFailure};
 use crate::topic_settings::TopicCompression;
 
 pub struct ProduceHandler;
@@ -25,6 +29,10 @@ pub struct ProduceHandler;
 impl Handler for ProduceHandler {
     type Request = ProduceRequest;
     const KEY: ApiKey = ApiKey::Produce;
+    const VERSIONS: VersionRange = VersionRange { min: 3, max: 13 };
+    // Kafka 4.x lists v0-2 yet refuses them (KAFKA-18659): older librdkafka
+    // stops compressing when the listed minimum is above 0.
+    const ADVERTISED: VersionRange = VersionRange { min: 0, max: 13 };
 
     fn expects_response(request: &ProduceRequest) -> bool {
         request.acks != 0
@@ -91,7 +99,7 @@ fn partition_response(
     index: i32,
     result: Result<AppendInfo, Option<ProduceError>>,
 ) -> PartitionProduceResponse {
-    // log_start_offset exists from v5, error_message from v8.
+    // log_start_offset exists from v5.
     let log_start_offset = topic
         .filter(|_| version >= 5)
         .and_then(|t| broker.partition(t, index))
@@ -110,11 +118,24 @@ fn partition_response(
             .with_log_append_time_ms(-1),
         Err(Some(error)) => {
             tracing::debug!(topic, partition = index, %error, "produce rejected");
+            let code = produce_error_code(&error).code();
+            // error_message and record_errors exist from v8.
+            let message = (version >= 8).then(|| StrBytes::from_string(error.to_string()));
+            let record_errors = match error {
+                ProduceError::RecordsRefused(records) if version >= 8 => records
+                    .into_iter()
+                    .map(|r| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(r.index)
+                            .with_batch_index_error_message(Some(StrBytes::from_string(r.message)))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
             response
-                .with_error_code(produce_error_code(&error).code())
-                .with_error_message(
-                    (version >= 8).then(|| StrBytes::from_string(error.to_string())),
-                )
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_record_errors(record_errors)
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
         }
@@ -166,9 +187,6 @@ fn produce_partition(
             "transactional batches are not supported yet".into(),
         ));
     }
-    if settings.cleanup_compact {
-        require_keys(&records)?;
-    }
     if acks == -1 && partition.replicas.len() < settings.min_insync_replicas {
         return Err(ProduceError::NotEnoughReplicas(format!(
             "the in-sync replicas ({}) are fewer than min.insync.replicas ({})",
@@ -190,20 +208,25 @@ fn produce_partition(
         )));
     }
     let now = now_ms();
+    let window =
+        (settings.timestamp_type == TimestampType::CreateTime).then_some(TimestampWindow {
+            now_ms: now,
+            before_max_ms: settings.timestamp_before_max_ms,
+            after_max_ms: settings.timestamp_after_max_ms,
+        });
+    let rules = RecordRules {
+        require_key: settings.cleanup_compact,
+        window,
+    };
+    check_records(&records, topic, index, &rules)?;
     let header = batch::BatchHeader::new(&batch)?;
     let producer = (header.producer_id() >= 0).then(|| {
         let first = header.base_sequence();
         let last = last_sequence_of_batch(first, header.last_offset_delta());
         (header.producer_id(), header.producer_epoch(), first, last)
     });
-    match settings.timestamp_type {
-        TimestampType::LogAppendTime => batch::set_log_append_time(&mut batch, now),
-        TimestampType::CreateTime => check_timestamps(
-            &batch,
-            now,
-            settings.timestamp_before_max_ms,
-            settings.timestamp_after_max_ms,
-        )?,
+    if settings.timestamp_type == TimestampType::LogAppendTime {
+        batch::set_log_append_time(&mut batch, now);
     }
     // Held across check, append and record, so a retry racing its original cannot slip in twice.
     let mut producers = partition
@@ -243,44 +266,51 @@ fn produce_partition(
     Ok(info)
 }
 
-/// Compacted topics need a key on every record (Kafka's LogValidator); this
-/// is the one check that reads records, and only on compacted topics.
-fn require_keys(batch: &[u8]) -> Result<(), ProduceError> {
-    let header = batch::BatchHeader::new(batch)?;
-    let section =
-        record::records_section(batch).map_err(|e| ProduceError::InvalidRecord(e.to_string()))?;
-    for record in record::Records::new(&section, header.records_count()) {
-        let record = record.map_err(|e| ProduceError::InvalidRecord(e.to_string()))?;
-        if record.key().is_none() {
-            return Err(ProduceError::InvalidRecord(
-                "compacted topic cannot accept message without key".into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// message.timestamp.before/after.max.ms, checked on the batch's first and
-/// largest timestamps rather than record by record.
-fn check_timestamps(
+/// Kafka's per-record checks (LogValidator): a refused record refuses the
+/// batch, and each is reported with its index and Kafka's message for it.
+fn check_records(
     batch: &[u8],
-    now: i64,
-    before_max_ms: i64,
-    after_max_ms: i64,
+    topic: &str,
+    partition: i32,
+    rules: &RecordRules,
 ) -> Result<(), ProduceError> {
-    let header = batch::BatchHeader::new(batch)?;
-    let earliest = header.base_timestamp();
-    let latest = header.max_timestamp();
-    // -1 is "no timestamp" (old clients), which Kafka lets through unchecked.
-    if earliest != -1 && now.saturating_sub(earliest) > before_max_ms {
-        return Err(ProduceError::InvalidTimestamp(format!(
-            "timestamp {earliest} is more than message.timestamp.before.max.ms ({before_max_ms}) in the past"
-        )));
+    let refused = record_check::refused_records(batch, rules)
+        .map_err(|e| ProduceError::InvalidRecord(e.to_string()))?;
+    if refused.is_empty() {
+        return Ok(());
     }
-    if latest.saturating_sub(now) > after_max_ms {
-        return Err(ProduceError::InvalidTimestamp(format!(
-            "timestamp {latest} is more than message.timestamp.after.max.ms ({after_max_ms}) in the future"
-        )));
-    }
-    Ok(())
+    let (earliest, latest) = rules
+        .window
+        .map_or((i64::MIN, i64::MAX), |w| (w.earliest(), w.latest()));
+    let failures = refused
+        .into_iter()
+        .map(|refused| {
+            let (invalid_timestamp, message) = match refused.fault {
+                RecordFault::MissingKey => (
+                    false,
+                    format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}"),
+                ),
+                RecordFault::TimestampOutOfRange { timestamp, offset } => (
+                    true,
+                    format!("Timestamp {timestamp} of message with offset {offset} is out of range. The timestamp should be within [{earliest}, {latest}]"),
+                ),
+                RecordFault::LogAppendTimeFromProducer {
+                    offset,
+                    timestamp,
+                    key_bytes,
+                    value_bytes,
+                } => (
+                    true,
+                    format!("Invalid timestamp type in message DefaultRecord(offset={offset}, timestamp={timestamp}, key={key_bytes} bytes, value={value_bytes} bytes). Producer should not set timestamp type to LogAppendTime."),
+                ),
+            };
+            RecordFailure {
+                // A batch holds at most i32::MAX records.
+                index: i32::try_from(refused.index).unwrap_or(i32::MAX),
+                invalid_timestamp,
+                message,
+            }
+        })
+        .collect();
+    Err(ProduceError::RecordsRefused(failures))
 }

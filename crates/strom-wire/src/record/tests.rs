@@ -40,7 +40,7 @@ pub(crate) fn raw_record(
 }
 
 /// Base offset 100, base timestamp 1000, producer 7 epoch 3 base sequence 11.
-fn batch_of(
+pub(crate) fn batch_of(
     records: &[Vec<u8>],
     last_offset_delta: i32,
     max_ts: i64,
