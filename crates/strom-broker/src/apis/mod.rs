@@ -288,6 +288,7 @@ mod tests {
         (60, 0, 2), // DescribeCluster
         (68, 0, 1), // ConsumerGroupHeartbeat
         (69, 0, 1), // ConsumerGroupDescribe
+        (74, 0, 1), // ListConfigResources
     ];
 
     #[test]
