@@ -181,18 +181,6 @@ def test_api_versions_v99_answers_unsupported_version_in_v0_format(broker):
     assert_serves_real_clients(broker)
 
 
-def uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def flexible_frame(api_key: int, api_version: int, correlation_id: int, body: bytes) -> bytes:
     """Request header v2: client id, then an empty tagged-field section."""
     payload = struct.pack(">hhi", api_key, api_version, correlation_id) + kwire.enc_string("strom-tests") + b"\x00" + body
@@ -203,7 +191,7 @@ def flexible_frame(api_key: int, api_version: int, correlation_id: int, body: by
 HUGE_ARRAYS = {
     "metadata-v4": (3, 4, kwire.request_frame(3, 4, 30, struct.pack(">i", 0x7FFFFFFF) + kwire.enc_string("a") + b"\x01")),
     # Compact array: the length is N+1 as an unsigned varint.
-    "metadata-v12": (3, 12, flexible_frame(3, 12, 30, uvarint(0x7FFFFFFF) + b"\x00" * 16 + b"\x02a")),
+    "metadata-v12": (3, 12, flexible_frame(3, 12, 30, kwire.enc_uvarint(0x7FFFFFFF) + b"\x00" * 16 + b"\x02a")),
     "produce-v3": (0, 3, kwire.request_frame(0, 3, 30, kwire.enc_string(None) + struct.pack(">hii", -1, 1000, 0x7FFFFFFF)
                                             + kwire.enc_string("t") + struct.pack(">i", 1))),
     "create-topics-v2": (19, 2, kwire.request_frame(19, 2, 30, struct.pack(">i", 0x7FFFFFFF) + kwire.enc_string("t"))),

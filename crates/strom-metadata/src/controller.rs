@@ -396,57 +396,21 @@ pub fn incremental_alter_topic_configs(
     current_effective: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     require_topic(image, topic)?;
-    let resource = ConfigResource::Topic(topic.to_string());
-    let mut seen = BTreeSet::new();
-    let mut records = Vec::new();
-    for (name, op, value) in ops {
-        if !seen.insert(name.clone()) {
-            return Err(ControllerError::InvalidRequest(format!(
-                "Error due to duplicate config keys: {name}"
-            )));
-        }
-        let def = topic_config_def(name).ok_or_else(|| {
+    for (name, _, _) in ops {
+        topic_config_def(name).ok_or_else(|| {
             ControllerError::InvalidConfig(format!("Unknown topic config name: {name}"))
         })?;
-        let new_value = match op {
-            AlterOp::Delete => None,
-            AlterOp::Set => Some(value.clone().ok_or_else(|| {
-                ControllerError::InvalidRequest(format!("Null value not supported for: {name}"))
-            })?),
-            AlterOp::Append | AlterOp::Subtract => {
-                if def.config_type != ConfigType::List {
-                    return Err(ControllerError::InvalidConfig(format!(
-                        "Config value append is not allowed for config key: {name}"
-                    )));
-                }
-                let current = current_effective(name).unwrap_or_default();
-                let mut items: Vec<String> = split_list(&current).map(str::to_string).collect();
-                let given: Vec<String> = value
-                    .as_deref()
-                    .map(|v| split_list(v).map(str::to_string).collect())
-                    .unwrap_or_default();
-                if *op == AlterOp::Append {
-                    for item in given {
-                        if !items.contains(&item) {
-                            items.push(item);
-                        }
-                    }
-                } else {
-                    items.retain(|i| !given.contains(i));
-                }
-                Some(items.join(","))
-            }
-        };
-        if let Some(v) = &new_value {
-            def.validate(v).map_err(ControllerError::InvalidConfig)?;
-        }
-        records.push(MetadataRecord::Config {
-            resource: resource.clone(),
-            name: name.clone(),
-            value: new_value,
-        });
     }
-    Ok(records)
+    let is_list =
+        |name: &str| topic_config_def(name).is_some_and(|d| d.config_type == ConfigType::List);
+    // The effective value (override or broker default) is what APPEND and SUBTRACT edit.
+    let changes = apply_alter_ops(&BTreeMap::new(), ops, &is_list, current_effective)?;
+    for (name, value) in &changes {
+        if let (Some(def), Some(value)) = (topic_config_def(name), value) {
+            def.validate(value).map_err(ControllerError::InvalidConfig)?;
+        }
+    }
+    Ok(config_records(&ConfigResource::Topic(topic.to_string()), changes))
 }
 
 /// Legacy AlterConfigs: the given set replaces every override the topic had.
