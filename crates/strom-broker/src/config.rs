@@ -70,6 +70,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("group.consumer.heartbeat.interval.ms", Some("5000"), Int),
     ("group.consumer.max.size", Some("2147483647"), Int),
     ("group.consumer.session.timeout.ms", Some("45000"), Int),
+    ("group.coordinator.append.linger.ms", Some("5"), Int),
     ("group.initial.rebalance.delay.ms", Some("3000"), Int),
     ("group.max.session.timeout.ms", Some("1800000"), Int),
     ("group.max.size", Some("2147483647"), Int),
@@ -122,6 +123,10 @@ pub struct BrokerConfig {
     pub group_consumer_session_timeout_ms: i32,
     pub group_consumer_heartbeat_interval_ms: i32,
     pub group_consumer_max_size: i32,
+    /// `group.coordinator.append.linger.ms` (Kafka 4.0: 5): how long a group
+    /// request that wrote records waits before it is answered, as Kafka's
+    /// coordinator batches its writes for that long.
+    pub group_coordinator_append_linger_ms: i32,
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: i32,
@@ -281,6 +286,11 @@ impl BrokerConfig {
                 5_000,
             )?,
             group_consumer_max_size: parse(&map, "group.consumer.max.size", i32::MAX)?,
+            group_coordinator_append_linger_ms: parse(
+                &map,
+                "group.coordinator.append.linger.ms",
+                5,
+            )?,
             offsets_retention_minutes: parse(&map, "offsets.retention.minutes", 10_080)?,
             offsets_retention_check_interval_ms: parse(
                 &map,
