@@ -216,8 +216,7 @@ impl ConsumerGroup {
     }
 
     /// Resolves every regex members subscribe to against `topics`; forgets the rest.
-    /// Returns whether any resolution changed.
-    pub fn resolve_regexes<'a>(&mut self, topics: impl Iterator<Item = &'a str> + Clone) -> bool {
+    pub fn resolve_regexes<'a>(&mut self, topics: impl Iterator<Item = &'a str> + Clone) {
         let regexes: BTreeSet<&String> = self
             .members
             .values()
@@ -235,9 +234,7 @@ impl ConsumerGroup {
             })
             .collect();
         self.regex_refresh_due_ms = None;
-        let changed = resolved != self.resolved_regexes;
         self.resolved_regexes = resolved;
-        changed
     }
 
     /// The assignor most members asked for (ties: the smallest name), if any did.
