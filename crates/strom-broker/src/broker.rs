@@ -96,7 +96,8 @@ impl Broker {
             producer_ids: Mutex::new(0..0),
             groups: crate::group_coordinator::GroupCoordinator::new(group_config(
                 &config_for_groups,
-            )),
+            ))
+            .with_append_linger_ms(config_for_groups.group_coordinator_append_linger_ms),
         });
         broker.publish(image)?;
         broker.remove_stray_partition_dirs();

@@ -88,6 +88,10 @@ pub struct BrokerConfig {
     pub group_consumer_max_session_timeout_ms: i32,
     pub group_consumer_min_heartbeat_interval_ms: i32,
     pub group_consumer_max_heartbeat_interval_ms: i32,
+    /// `group.coordinator.append.linger.ms` (Kafka 4.0: 5): how long a group
+    /// request that wrote records waits before it is answered, as Kafka's
+    /// coordinator batches its writes for that long.
+    pub group_coordinator_append_linger_ms: i32,
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: i32,
@@ -266,6 +270,11 @@ impl BrokerConfig {
                 &map,
                 "group.consumer.max.heartbeat.interval.ms",
                 15_000,
+            )?,
+            group_coordinator_append_linger_ms: parse(
+                &map,
+                "group.coordinator.append.linger.ms",
+                5,
             )?,
             offsets_retention_minutes: parse(&map, "offsets.retention.minutes", 10_080)?,
             offsets_retention_check_interval_ms: parse(

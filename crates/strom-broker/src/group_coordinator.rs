@@ -38,6 +38,8 @@ struct LoadedShard {
 
 pub struct GroupCoordinator {
     config: GroupConfig,
+    /// How long a call that wrote records waits before its replies go out.
+    append_linger: Duration,
     shards: RwLock<HashMap<i32, Arc<LoadedShard>>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     next_request_id: AtomicU64,
@@ -90,6 +92,7 @@ impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
         Self {
             config,
+            append_linger: Duration::ZERO,
             shards: RwLock::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
@@ -114,6 +117,15 @@ impl GroupCoordinator {
             let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
             shard.set_group_configs(overrides.clone());
         }
+    }
+
+    /// `group.coordinator.append.linger.ms`: Kafka's coordinator answers a write
+    /// only once its batch is flushed, up to that long after. Clients are tuned to
+    /// that pace (librdkafka's KIP-848 consumer loses a subscribe() made while an
+    /// unsubscribe is in flight when the answers come back within a millisecond).
+    pub fn with_append_linger_ms(mut self, linger_ms: i32) -> Self {
+        self.append_linger = Duration::from_millis(u64::try_from(linger_ms).unwrap_or(0));
+        self
     }
 
     /// The `__consumer_offsets` partition that owns a group.
@@ -294,9 +306,20 @@ impl GroupCoordinator {
             .insert(request_id, sender);
         let output = {
             let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
-            let output = op(&mut shard, now_ms(), request_id);
+            let now = now_ms();
+            // Deadlines already past apply first (the timer task may not have run
+            // yet), so the request sees the group as of `now`: e.g. DeleteGroups
+            // right after a session expired.
+            let mut output = Output::default();
+            if shard.next_deadline_ms().is_some_and(|d| d <= now) {
+                output = shard.tick(now);
+            }
+            merge(&mut output, op(&mut shard, now, request_id));
             self.persist_or_reload(&loaded, &mut shard, output)
         };
+        if !output.records.is_empty() && !self.append_linger.is_zero() {
+            tokio::time::sleep(self.append_linger).await;
+        }
         self.deliver(output);
         self.deadlines_changed.notify_one();
         match tokio::time::timeout(REPLY_TIMEOUT, receiver).await {

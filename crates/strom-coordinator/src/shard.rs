@@ -298,6 +298,7 @@ impl GroupCoordinatorShard {
             }
         }
         self.fire_consumer_timers(now_ms, &mut out);
+        self.fire_regex_refreshes(now_ms, &mut out);
         if self.next_expiry_ms.is_some_and(|d| d <= now_ms) {
             self.expire(now_ms, &mut out);
             self.next_expiry_ms =

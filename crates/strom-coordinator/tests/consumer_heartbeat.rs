@@ -494,15 +494,113 @@ fn regex_subscriptions_follow_the_topics_that_match() {
     let named = join_request("g", "m2", &["t"]).with_subscribed_topic_regex(Some(s("")));
     sim.send("m2", named);
     sim.settle();
-    // m1 matches both topics; m2 only names `t`, so all of `u` is m1's and the
-    // uniform assignor evens the totals out with `t` (4 and 3).
-    assert_eq!(sim.owned["m1"], parts(&[(T, &[0]), (U, &[0, 1, 2])]));
-    assert_eq!(sim.owned["m2"], parts(&[(T, &[1, 2, 3])]));
+    // As in Kafka, a new regex counts only once resolved, after the heartbeat that
+    // brought it: until the timer runs, m2's named `t` is all there is.
+    assert_eq!(sim.shard.next_deadline_ms(), Some(0));
+    assert_eq!(sim.owned["m1"], Parts::new());
+    assert_eq!(sim.owned["m2"], parts(&[(T, &[0, 1, 2, 3])]));
+    let out = sim.tick(0);
+    assert!(!out.records.is_empty(), "resolution bumps the epoch");
+    sim.settle();
+    // m1 matches both topics; m2 only names `t`, so all of `u` is m1's; m2 keeps
+    // `t` (sticky, and 4 against 3 is balanced).
+    assert_eq!(sim.owned["m1"], parts(&[(U, &[0, 1, 2])]));
+    assert_eq!(sim.owned["m2"], parts(&[(T, &[0, 1, 2, 3])]));
     // A new topic the regex matches only in part (full-name match) changes nothing.
     let mut topics = cluster();
     topics.insert("tu".into(), (strom_types::TopicId::from_u128(0x11), 2));
     let out = sim.shard.set_topic_metadata(10, &topics);
     assert!(sim.keep(out).records.is_empty());
     sim.settle();
-    assert_eq!(sim.owned["m1"], parts(&[(T, &[0]), (U, &[0, 1, 2])]));
+    assert_eq!(sim.owned["m1"], parts(&[(U, &[0, 1, 2])]));
+}
+
+/// A heartbeat at the member's epoch, reporting what it owns, with a new subscription.
+fn resubscribe(
+    sim: &Sim,
+    member: &str,
+    names: &[&str],
+    regex: &str,
+) -> ConsumerGroupHeartbeatRequest {
+    let owned: Vec<_> = sim.owned[member]
+        .iter()
+        .map(|(t, ps)| {
+            consumer_group_heartbeat_request::TopicPartitions::default()
+                .with_topic_id(*t)
+                .with_partitions(ps.iter().copied().collect())
+        })
+        .collect();
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(gid("g"))
+        .with_member_id(s(member))
+        .with_member_epoch(sim.epochs[member])
+        .with_rebalance_timeout_ms(REBALANCE_TIMEOUT_MS)
+        .with_subscribed_topic_names(Some(names.iter().map(|t| TopicName(s(t))).collect()))
+        .with_subscribed_topic_regex(Some(s(regex)))
+        .with_topic_partitions(Some(owned))
+}
+
+#[test]
+fn a_new_subscription_replaces_the_old_one() {
+    let mut sim = sim();
+    sim.send(
+        "m1",
+        join_request("g", "m1", &[]).with_subscribed_topic_regex(Some(s("t"))),
+    );
+    sim.tick(0);
+    sim.settle();
+    assert_eq!(sim.owned["m1"], parts(&[(T, &[0, 1, 2, 3])]));
+
+    // Regex `t` -> regex `u`: `t` goes at once (nobody subscribes to it any more),
+    // `u` comes once the new regex is resolved.
+    let r = sim.send("m1", resubscribe(&sim, "m1", &[], "u"));
+    assert_eq!(from_wire(r.assignment.as_ref().unwrap()), Parts::new());
+    sim.settle();
+    assert_eq!(sim.owned["m1"], Parts::new());
+    sim.tick(0);
+    sim.settle();
+    assert_eq!(sim.owned["m1"], parts(&[(U, &[0, 1, 2])]));
+
+    // Regex -> names: the empty regex clears it, the names replace it at once.
+    sim.send("m1", resubscribe(&sim, "m1", &["t"], ""));
+    sim.settle();
+    assert_eq!(sim.owned["m1"], parts(&[(T, &[0, 1, 2, 3])]));
+    assert_eq!(sim.shard.next_deadline_ms(), Some(45_000));
+
+    // Names -> regex and a name: the name at once, the regex's topics after it resolves.
+    sim.send("m1", resubscribe(&sim, "m1", &["u"], "t|u"));
+    sim.settle();
+    assert_eq!(sim.owned["m1"], parts(&[(U, &[0, 1, 2])]));
+    sim.tick(0);
+    sim.settle();
+    assert_eq!(
+        sim.owned["m1"],
+        parts(&[(T, &[0, 1, 2, 3]), (U, &[0, 1, 2])])
+    );
+    let d = sim.describe();
+    assert_eq!(d.members[0].subscribed_topic_names, vec![TopicName(s("u"))]);
+    assert_eq!(d.members[0].subscribed_topic_regex.as_deref(), Some("t|u"));
+}
+
+#[test]
+fn a_regex_another_member_uses_is_resolved_already() {
+    let mut sim = sim();
+    sim.send(
+        "m1",
+        join_request("g", "m1", &[]).with_subscribed_topic_regex(Some(s("t"))),
+    );
+    sim.tick(0);
+    sim.settle();
+    // m2 brings the same regex: no resolution to wait for, the epoch moves at once.
+    let r = sim.send(
+        "m2",
+        join_request("g", "m2", &[]).with_subscribed_topic_regex(Some(s("t"))),
+    );
+    assert_eq!(r.member_epoch, 3);
+    assert_eq!(sim.shard.next_deadline_ms(), Some(45_000));
+    sim.settle();
+    assert_eq!(
+        (sim.owned["m1"].clone(), sim.owned["m2"].clone()),
+        (parts(&[(T, &[0, 1])]), parts(&[(T, &[2, 3])]))
+    );
 }

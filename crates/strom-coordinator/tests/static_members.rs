@@ -3,6 +3,9 @@
 mod common;
 
 use common::*;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::*;
 use strom_coordinator::*;
 use strom_types::ErrorCode;
@@ -252,4 +255,53 @@ fn replaced_static_member_parked_join_is_fenced() {
         out.reply_for(53).is_none(),
         "the new incarnation waits for i2"
     );
+}
+
+fn delete_code(shard: &mut GroupCoordinatorShard, now: i64, rid: u64) -> i16 {
+    let req = DeleteGroupsRequest::default().with_groups_names(vec![gid("g")]);
+    let out = shard.delete_groups(now, rid, 2, req);
+    let Some(Reply::DeleteGroups(r)) = out.reply_for(rid) else {
+        panic!("{out:?}")
+    };
+    r.results[0].error_code
+}
+
+/// librdkafka 0081: static members commit on close and send no LeaveGroup; they stay
+/// members until the session (counted from that commit) is over, then the group is
+/// empty and can be deleted.
+#[test]
+fn closed_static_members_stay_until_their_session_ends() {
+    let mut shard = shard();
+    let (m1, m2) = stable_static(&mut shard);
+    let hb = shard.heartbeat(1_000, 10, 4, heartbeat_req("g", &m2, 1));
+    assert_eq!(heartbeat_of(&hb, 10), 0);
+    // m1's commit on close counts as liveness, as in Kafka.
+    let partition = OffsetCommitRequestPartition::default()
+        .with_partition_index(0)
+        .with_committed_offset(7);
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(gid("g"))
+        .with_member_id(s(&m1))
+        .with_generation_id_or_member_epoch(1)
+        .with_group_instance_id(Some(s("i1")))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_partitions(vec![partition])]);
+    let out = shard.offset_commit(2_000, 11, 8, commit);
+    assert!(!out.records.is_empty());
+    let session = i64::from(SESSION_MS);
+    assert_eq!(shard.next_deadline_ms(), Some(1_000 + session));
+    assert_eq!(
+        delete_code(&mut shard, 1_000 + session - 1, 12),
+        code(ErrorCode::NonEmptyGroup)
+    );
+    // m2's session ends (the group starts rebalancing): m1 is still there.
+    shard.tick(1_000 + session);
+    assert_eq!(
+        delete_code(&mut shard, 1_000 + session, 13),
+        code(ErrorCode::NonEmptyGroup)
+    );
+    assert_eq!(shard.next_deadline_ms(), Some(2_000 + session));
+    shard.tick(2_000 + session);
+    assert_eq!(delete_code(&mut shard, 2_000 + session, 14), 0);
 }

@@ -407,10 +407,14 @@ pub fn incremental_alter_topic_configs(
     let changes = apply_alter_ops(&BTreeMap::new(), ops, &is_list, current_effective)?;
     for (name, value) in &changes {
         if let (Some(def), Some(value)) = (topic_config_def(name), value) {
-            def.validate(value).map_err(ControllerError::InvalidConfig)?;
+            def.validate(value)
+                .map_err(ControllerError::InvalidConfig)?;
         }
     }
-    Ok(config_records(&ConfigResource::Topic(topic.to_string()), changes))
+    Ok(config_records(
+        &ConfigResource::Topic(topic.to_string()),
+        changes,
+    ))
 }
 
 /// Legacy AlterConfigs: the given set replaces every override the topic had.

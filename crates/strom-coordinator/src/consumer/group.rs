@@ -90,15 +90,6 @@ impl ConsumerMember {
         }
     }
 
-    /// Whether the member subscribes to `topic`, by name or by its regex.
-    pub fn subscribes_to(&self, topic: &str) -> bool {
-        self.subscribed_topic_names.contains(topic)
-            || self
-                .subscribed_topic_regex
-                .as_deref()
-                .is_some_and(|pattern| regex_matches(pattern, topic))
-    }
-
     /// Stable at `epoch`: nothing left to revoke or wait for.
     pub fn is_reconciled_to(&self, epoch: i32) -> bool {
         self.state == MemberState::Stable && self.member_epoch == epoch
@@ -134,6 +125,12 @@ pub(crate) struct ConsumerGroup {
     /// Member id -> target assignment.
     pub targets: BTreeMap<String, Assignment>,
     pub members: BTreeMap<String, ConsumerMember>,
+    /// Transient: the topics each subscribed regex matched when last resolved. As in
+    /// Kafka, a regex counts for assignment only once resolved, which happens after
+    /// the heartbeat that brought it (`regex_refresh_due_ms`) or on topic changes.
+    pub resolved_regexes: BTreeMap<String, BTreeSet<String>>,
+    /// Transient: when the group's regexes must be resolved again.
+    pub regex_refresh_due_ms: Option<i64>,
 }
 
 impl ConsumerGroup {
@@ -145,6 +142,8 @@ impl ConsumerGroup {
             assignment_epoch: 0,
             targets: BTreeMap::new(),
             members: BTreeMap::new(),
+            resolved_regexes: BTreeMap::new(),
+            regex_refresh_due_ms: None,
         }
     }
 
@@ -175,29 +174,67 @@ impl ConsumerGroup {
             .find(|m| m.instance_id.as_deref() == Some(instance_id))
     }
 
-    /// Topic names any member subscribes to: named ones, and those of `known`
-    /// that a member's regex matches.
-    pub fn subscribed_topics<'a>(
-        &'a self,
-        known: impl Iterator<Item = &'a str>,
-    ) -> BTreeSet<&'a str> {
-        let mut topics: BTreeSet<&str> = self
-            .members
-            .values()
-            .flat_map(|m| m.subscribed_topic_names.iter().map(String::as_str))
-            .collect();
-        if self
-            .members
-            .values()
-            .any(|m| m.subscribed_topic_regex.is_some())
-        {
-            topics.extend(known.filter(|t| self.is_subscribed_to_topic(t)));
+    /// Whether `member` subscribes to `topic`: by name, or through its regex once
+    /// that is resolved.
+    pub fn member_subscribes_to(&self, member: &ConsumerMember, topic: &str) -> bool {
+        member.subscribed_topic_names.contains(topic)
+            || member
+                .subscribed_topic_regex
+                .as_ref()
+                .and_then(|regex| self.resolved_regexes.get(regex))
+                .is_some_and(|topics| topics.contains(topic))
+    }
+
+    /// Topic names any member subscribes to: named ones, and those its resolved
+    /// regex matched.
+    pub fn subscribed_topics(&self) -> BTreeSet<&str> {
+        let mut topics = BTreeSet::new();
+        for member in self.members.values() {
+            topics.extend(member.subscribed_topic_names.iter().map(String::as_str));
+            if let Some(resolved) = member
+                .subscribed_topic_regex
+                .as_ref()
+                .and_then(|regex| self.resolved_regexes.get(regex))
+            {
+                topics.extend(resolved.iter().map(String::as_str));
+            }
         }
         topics
     }
 
     pub fn is_subscribed_to_topic(&self, topic: &str) -> bool {
-        self.members.values().any(|m| m.subscribes_to(topic))
+        self.members
+            .values()
+            .any(|m| self.member_subscribes_to(m, topic))
+    }
+
+    /// Whether a member other than `member_id` subscribes to `regex`.
+    pub fn regex_used_by_other(&self, regex: &str, member_id: &str) -> bool {
+        self.members
+            .values()
+            .any(|m| m.member_id != member_id && m.subscribed_topic_regex.as_deref() == Some(regex))
+    }
+
+    /// Resolves every regex members subscribe to against `topics`; forgets the rest.
+    pub fn resolve_regexes<'a>(&mut self, topics: impl Iterator<Item = &'a str> + Clone) {
+        let regexes: BTreeSet<&String> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.as_ref())
+            .collect();
+        let resolved: BTreeMap<String, BTreeSet<String>> = regexes
+            .into_iter()
+            .map(|regex| {
+                let matched = topics
+                    .clone()
+                    .filter(|t| regex_matches(regex, t))
+                    .map(str::to_owned)
+                    .collect();
+                (regex.clone(), matched)
+            })
+            .collect();
+        self.regex_refresh_due_ms = None;
+        self.resolved_regexes = resolved;
     }
 
     /// The assignor most members asked for (ties: the smallest name), if any did.
@@ -238,7 +275,8 @@ impl ConsumerGroup {
         owners
     }
 
-    /// Earliest session or rebalance deadline of the group's members.
+    /// Earliest session or rebalance deadline of the group's members, or the
+    /// pending regex resolution.
     pub fn next_deadline_ms(&self) -> Option<i64> {
         self.members
             .values()
@@ -247,6 +285,7 @@ impl ConsumerGroup {
                     .into_iter()
                     .chain(m.rebalance_deadline.map(|(d, _)| d))
             })
+            .chain(self.regex_refresh_due_ms)
             .min()
     }
 }

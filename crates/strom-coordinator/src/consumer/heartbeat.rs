@@ -408,12 +408,31 @@ impl GroupCoordinatorShard {
         }
         updated.client_id = client.client_id.clone();
         updated.client_host = client.client_host.clone();
-        let mut bump = updated.subscribed_topic_names != old.subscribed_topic_names
-            || updated.subscribed_topic_regex != old.subscribed_topic_regex;
+        // As in Kafka: new topic names bump the epoch; a new regex does only if another
+        // member already uses it (it is resolved). Otherwise it is resolved after this
+        // heartbeat, so this assignment counts only the named topics.
+        let mut bump =
+            group.epoch == 0 || updated.subscribed_topic_names != old.subscribed_topic_names;
+        let mut resolve_regex = None;
+        if updated.subscribed_topic_regex != old.subscribed_topic_regex {
+            if let Some(regex) = &updated.subscribed_topic_regex {
+                if group.regex_used_by_other(regex, &member_id) {
+                    bump = true;
+                } else {
+                    resolve_regex = Some(regex.clone());
+                }
+            }
+        }
         if is_new || !updated.same_metadata(&old) {
             records.push(member_record(group_id, &updated));
         }
         self.append(out, records);
+        if let Some(regex) = resolve_regex {
+            if let Some(group) = self.consumer_mut(group_id) {
+                group.resolved_regexes.remove(&regex);
+                group.regex_refresh_due_ms.get_or_insert(now_ms);
+            }
+        }
 
         // 2. Epoch and target assignment.
         let Some(group) = self.consumer(group_id) else {

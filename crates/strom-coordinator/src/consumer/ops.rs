@@ -32,10 +32,30 @@ impl GroupCoordinatorShard {
             &group.subscription_metadata
         };
         group
-            .subscribed_topics(source.keys().map(String::as_str))
+            .subscribed_topics()
             .into_iter()
             .filter_map(|name| source.get(name).map(|v| (name.to_owned(), *v)))
             .collect()
+    }
+
+    /// Resolves `group_id`'s regexes against the cluster's topics and bumps the
+    /// epoch if the subscribed topics changed.
+    pub(crate) fn refresh_regexes(&mut self, out: &mut Output, group_id: &str) {
+        let topics = &self.topics;
+        let Some(group) = self
+            .groups
+            .get_mut(group_id)
+            .and_then(Group::as_consumer_mut)
+        else {
+            return;
+        };
+        group.resolve_regexes(topics.keys().map(String::as_str));
+        let Some(group) = self.consumer(group_id) else {
+            return;
+        };
+        if self.subscription_metadata_for(group) != group.subscription_metadata {
+            self.bump_consumer_epoch(out, group_id);
+        }
     }
 
     /// Writes a bumped group epoch with the group's current subscription metadata.
@@ -101,17 +121,31 @@ impl GroupCoordinatorShard {
         self.topics = topics.clone();
         self.topics_known = true;
         let mut out = Output::default();
-        let changed: Vec<String> = self
+        // Topic changes resolve every group's regexes again at once.
+        let ids: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.as_consumer().is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for group_id in ids {
+            self.refresh_regexes(&mut out, &group_id);
+        }
+        out
+    }
+
+    /// Resolves the regexes of groups whose resolution is due.
+    pub(crate) fn fire_regex_refreshes(&mut self, now_ms: i64, out: &mut Output) {
+        let due: Vec<String> = self
             .groups
             .iter()
             .filter_map(|(id, g)| g.as_consumer().map(|c| (id, c)))
-            .filter(|(_, c)| self.subscription_metadata_for(c) != c.subscription_metadata)
+            .filter(|(_, c)| c.regex_refresh_due_ms.is_some_and(|d| d <= now_ms))
             .map(|(id, _)| id.clone())
             .collect();
-        for group_id in changed {
-            self.bump_consumer_epoch(&mut out, &group_id);
+        for group_id in due {
+            self.refresh_regexes(out, &group_id);
         }
-        out
     }
 }
 
@@ -127,7 +161,7 @@ fn group_spec(group: &ConsumerGroup) -> GroupSpec {
                 subscribed: group
                     .subscription_metadata
                     .iter()
-                    .filter(|(name, _)| m.subscribes_to(name))
+                    .filter(|(name, _)| group.member_subscribes_to(m, name))
                     .map(|(_, (tid, _))| *tid)
                     .collect(),
                 current: group.targets.get(id).cloned().unwrap_or_default(),
