@@ -100,20 +100,27 @@ class ProducePartition:
     log_append_time_ms: int
 
 
-def produce_v3(sock: socket.socket, topics: dict[str, dict[int, bytes | None]], correlation_id: int = 7,
-               acks: int = -1) -> dict[tuple[str, int], ProducePartition]:
-    """Sends Produce v3 and returns {(topic, partition): result}; the whole response must parse."""
-    r = kwire.roundtrip(sock, API_PRODUCE, 3, correlation_id, produce_v3_body(topics, acks))
-    out: dict[tuple[str, int], ProducePartition] = {}
+def _produce(sock: socket.socket, version: int, correlation_id: int, body: bytes, partition) -> dict:
+    """Sends a non-flexible Produce and reads {(topic, partition): partition(reader)}; the whole
+    response must parse."""
+    r = kwire.roundtrip(sock, API_PRODUCE, version, correlation_id, body)
+    out: dict = {}
     for _ in range(r.i32()):
         name = r.string()
         for _ in range(r.i32()):
             index = r.i32()
-            out[(name, index)] = ProducePartition(r.i16(), *struct.unpack(">qq", r.take(16)))
+            out[(name, index)] = partition(r)
     r.i32()  # throttle_time_ms
     if not r.done():
-        raise ValueError(f"{len(r.data) - r.pos} trailing bytes in Produce v3 response")
+        raise ValueError(f"{len(r.data) - r.pos} trailing bytes in Produce v{version} response")
     return out
+
+
+def produce_v3(sock: socket.socket, topics: dict[str, dict[int, bytes | None]], correlation_id: int = 7,
+               acks: int = -1) -> dict[tuple[str, int], ProducePartition]:
+    """Sends Produce v3 and returns {(topic, partition): result}."""
+    return _produce(sock, 3, correlation_id, produce_v3_body(topics, acks),
+                    lambda r: ProducePartition(r.i16(), *struct.unpack(">qq", r.take(16))))
 
 
 @dataclass
@@ -129,22 +136,14 @@ class ProducePartitionV8:
 def produce_v8(sock: socket.socket, topics: dict[str, dict[int, bytes | None]], correlation_id: int = 9,
                acks: int = -1) -> dict[tuple[str, int], ProducePartitionV8]:
     """Sends Produce v8 (the v3 request layout; the response adds log_start_offset, record_errors and
-    error_message) and returns {(topic, partition): result}; the whole response must parse."""
-    r = kwire.roundtrip(sock, API_PRODUCE, 8, correlation_id, produce_v3_body(topics, acks))
-    out: dict[tuple[str, int], ProducePartitionV8] = {}
-    for _ in range(r.i32()):
-        name = r.string()
-        for _ in range(r.i32()):
-            index = r.i32()
-            error_code = r.i16()
-            base_offset, log_append_time_ms, log_start_offset = struct.unpack(">qqq", r.take(24))
-            record_errors = r.array(lambda rr: (rr.i32(), rr.string()))
-            out[(name, index)] = ProducePartitionV8(error_code, base_offset, log_append_time_ms, log_start_offset,
-                                                    record_errors, r.string())
-    r.i32()  # throttle_time_ms
-    if not r.done():
-        raise ValueError(f"{len(r.data) - r.pos} trailing bytes in Produce v8 response")
-    return out
+    error_message) and returns {(topic, partition): result}."""
+    def partition(r):
+        error_code = r.i16()
+        base_offset, log_append_time_ms, log_start_offset = struct.unpack(">qqq", r.take(24))
+        record_errors = r.array(lambda rr: (rr.i32(), rr.string()))
+        return ProducePartitionV8(error_code, base_offset, log_append_time_ms, log_start_offset,
+                                  record_errors, r.string())
+    return _produce(sock, 8, correlation_id, produce_v3_body(topics, acks), partition)
 
 
 # --- CreateTopics v2 -----------------------------------------------------------

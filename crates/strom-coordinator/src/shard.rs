@@ -101,6 +101,19 @@ pub struct GroupCoordinatorShard {
     pub(crate) group_overrides: BTreeMap<String, crate::config::GroupOverrides>,
 }
 
+/// A consumer group's session timeout from its own configs or the broker's;
+/// a free function so callers can hold `groups` mutably meanwhile.
+pub(crate) fn session_timeout_ms(
+    overrides: &BTreeMap<String, crate::config::GroupOverrides>,
+    config: &GroupConfig,
+    group_id: &str,
+) -> i32 {
+    overrides
+        .get(group_id)
+        .and_then(|o| o.consumer_session_timeout_ms)
+        .unwrap_or(config.consumer_session_timeout_ms)
+}
+
 impl GroupCoordinatorShard {
     pub fn new(config: GroupConfig) -> Self {
         Self {
@@ -125,10 +138,7 @@ impl GroupCoordinatorShard {
 
     /// A consumer group's session timeout: its own config, else the broker's.
     pub(crate) fn consumer_session_timeout_ms(&self, group_id: &str) -> i32 {
-        self.group_overrides
-            .get(group_id)
-            .and_then(|o| o.consumer_session_timeout_ms)
-            .unwrap_or(self.config.consumer_session_timeout_ms)
+        session_timeout_ms(&self.group_overrides, &self.config, group_id)
     }
 
     /// A consumer group's heartbeat interval: its own config, else the broker's.

@@ -515,6 +515,16 @@ fn regex_subscriptions_follow_the_topics_that_match() {
     assert_eq!(sim.owned["m1"], parts(&[(U, &[0, 1, 2])]));
 }
 
+/// `member` joins with only `regex`, which is resolved at the next tick.
+fn join_by_regex_and_settle(sim: &mut Sim, member: &str, regex: &str) {
+    sim.send(
+        member,
+        join_request("g", member, &[]).with_subscribed_topic_regex(Some(s(regex))),
+    );
+    sim.tick(0);
+    sim.settle();
+}
+
 /// A heartbeat at the member's epoch, reporting what it owns, with a new subscription.
 fn resubscribe(
     sim: &Sim,
@@ -543,12 +553,7 @@ fn resubscribe(
 #[test]
 fn a_new_subscription_replaces_the_old_one() {
     let mut sim = sim();
-    sim.send(
-        "m1",
-        join_request("g", "m1", &[]).with_subscribed_topic_regex(Some(s("t"))),
-    );
-    sim.tick(0);
-    sim.settle();
+    join_by_regex_and_settle(&mut sim, "m1", "t");
     assert_eq!(sim.owned["m1"], parts(&[(T, &[0, 1, 2, 3])]));
 
     // Regex `t` -> regex `u`: `t` goes at once (nobody subscribes to it any more),
@@ -585,12 +590,7 @@ fn a_new_subscription_replaces_the_old_one() {
 #[test]
 fn a_regex_another_member_uses_is_resolved_already() {
     let mut sim = sim();
-    sim.send(
-        "m1",
-        join_request("g", "m1", &[]).with_subscribed_topic_regex(Some(s("t"))),
-    );
-    sim.tick(0);
-    sim.settle();
+    join_by_regex_and_settle(&mut sim, "m1", "t");
     // m2 brings the same regex: no resolution to wait for, the epoch moves at once.
     let r = sim.send(
         "m2",

@@ -1,11 +1,9 @@
 //! Consumer group timers: session expiry and the rebalance timeout of members that
 //! do not revoke in time. Both remove the member (its partitions move on).
 
-use std::collections::BTreeMap;
-
 use crate::output::Output;
 use crate::records::MemberState;
-use crate::shard::{Group, GroupCoordinatorShard};
+use crate::shard::{session_timeout_ms, Group, GroupCoordinatorShard};
 
 impl GroupCoordinatorShard {
     /// Removes members whose session or revocation deadline passed.
@@ -38,16 +36,15 @@ impl GroupCoordinatorShard {
     /// After load: every member gets a full session, and members that still have
     /// partitions to revoke a full rebalance timeout.
     pub(crate) fn consumer_loaded(&mut self, now_ms: i64) {
-        let sessions: BTreeMap<String, i64> = self
-            .groups
-            .keys()
-            .map(|id| (id.clone(), i64::from(self.consumer_session_timeout_ms(id))))
-            .collect();
         for (group_id, group) in self.groups.iter_mut() {
             let Some(group) = group.as_consumer_mut() else {
                 continue;
             };
-            let session_ms = sessions[group_id];
+            let session_ms = i64::from(session_timeout_ms(
+                &self.group_overrides,
+                &self.config,
+                group_id,
+            ));
             for member in group.members.values_mut() {
                 member.session_deadline_ms = Some(now_ms.saturating_add(session_ms));
                 member.rebalance_deadline = (member.state == MemberState::UnrevokedPartitions)
