@@ -108,26 +108,33 @@ fn read_all(
                 let min_one_batch = total == 0;
                 partition
                     .with_log(|log| {
-                        let high_watermark = log.log_end_offset();
+                        let high_watermark = log.high_watermark();
+                        let last_stable = log.last_stable_offset();
+                        let readable_end = if read_committed {
+                            last_stable
+                        } else {
+                            high_watermark
+                        };
                         let start = log.log_start_offset();
+                        let offsets = (high_watermark, last_stable, start);
                         if limit == 0 && !min_one_batch {
-                            return Ok((high_watermark, start, None));
+                            return Ok((offsets, None));
                         }
                         let read =
-                            log.read(wanted.fetch_offset, limit, high_watermark, min_one_batch)?;
-                        Ok((high_watermark, start, Some(read.bytes)))
+                            log.read(wanted.fetch_offset, limit, readable_end, min_one_batch)?;
+                        Ok((offsets, Some(read.bytes)))
                     })
                     .map_err(|e| log_error_code(&e))
                     .map(|r| (r, partition.clone()))
             });
             match result {
-                Ok(((high_watermark, log_start_offset, records), _)) => {
+                Ok((((high_watermark, last_stable, log_start_offset), records), _)) => {
                     let size = records.as_ref().map_or(0, |r| r.len());
                     total += size;
                     budget = budget.saturating_sub(size);
                     data = data
                         .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(high_watermark)
+                        .with_last_stable_offset(last_stable)
                         .with_log_start_offset(start_offset(log_start_offset))
                         .with_records(Some(records.unwrap_or_default()));
                 }
@@ -138,14 +145,10 @@ fn read_all(
                             .as_deref()
                             .and_then(|n| broker.partition(n, wanted.partition))
                         {
-                            if let Ok((hw, start)) =
-                                p.with_log(|log| Ok((log.log_end_offset(), log.log_start_offset())))
-                            {
-                                data = data
-                                    .with_high_watermark(hw)
-                                    .with_last_stable_offset(hw)
-                                    .with_log_start_offset(start_offset(start));
-                            }
+                            data = data
+                                .with_high_watermark(p.high_watermark())
+                                .with_last_stable_offset(p.last_stable_offset())
+                                .with_log_start_offset(start_offset(p.log_start_offset()));
                         }
                     }
                     data = data

@@ -103,7 +103,7 @@ fn partition_response(
     let log_start_offset = topic
         .filter(|_| version >= 5)
         .and_then(|t| broker.partition(t, index))
-        .and_then(|p| p.with_log(|log| Ok(log.log_start_offset())).ok())
+        .map(|p| p.log_start_offset())
         .unwrap_or(-1);
     let response = PartitionProduceResponse::default()
         .with_index(index)
@@ -246,7 +246,7 @@ fn produce_partition(
             });
         }
     }
-    let mut info = partition.with_log(|log| log.append(&mut batch, now))?;
+    let mut info = partition.append(&mut batch, now)?;
     if let Some((producer_id, epoch, first, last)) = producer {
         producers.record(
             producer_id,
