@@ -111,9 +111,9 @@ fn repeated_headers_survive_byte_for_byte() {
     let batches: Vec<_> = Batches::new(&stored).map(|b| b.unwrap().0).collect();
     assert_eq!(batches.len(), 3);
     // The rebuilt batch holds exactly the surviving record's original bytes.
-    assert_eq!(&records_section(batches[0]).unwrap()[..], &live[..]);
+    assert_eq!(&records_section(batches[0], u64::MAX).unwrap()[..], &live[..]);
     assert_eq!(batches[1], &whole[..]);
-    let section = records_section(batches[0]).unwrap();
+    let section = records_section(batches[0], u64::MAX).unwrap();
     let parsed = parse_records(&section, 1).unwrap();
     assert_eq!(
         (parsed[0].key(), parsed[0].offset_delta()),
