@@ -357,7 +357,14 @@ fn a_decompression_bomb_is_refused_at_the_inflation_bound() {
     for codec in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
         let b = bomb(32 << 20, codec);
         assert!(b.len() <= max_message_bytes, "{codec:?}: {}", b.len());
-        for target in [None, Some(Compression::None), Some(Compression::Zstd)] {
+        // Storing it uncompressed passes max.message.bytes first: also too large.
+        let uncompressed = ProduceRules {
+            max_message_bytes,
+            target: Some(Compression::None),
+            ..plain()
+        };
+        assert!(too_large_message(&b, &uncompressed).starts_with("The record batch compressed with none"));
+        for target in [None, Some(Compression::Zstd)] {
             let rules = ProduceRules {
                 max_message_bytes,
                 target,
