@@ -112,7 +112,10 @@ pub(crate) fn build_offset_map(
             let header =
                 BatchHeader::new(bytes).map_err(|e| corrupt_records(segment, meta.position, e))?;
             if !header.is_control() && !header.is_transactional() {
-                let section = match records_section(bytes, stored_batch_inflation_limit(bytes.len())) {
+                let section = match records_section(
+                    bytes,
+                    stored_batch_inflation_limit(bytes.len()),
+                ) {
                     Ok(section) => section,
                     // Left unmapped: its keys shadow nothing, so nothing is lost.
                     Err(e) if e.is_inflation_limit() => {

@@ -54,9 +54,9 @@ impl<'a> BoundedDecoder<'a> {
         let inner = match codec {
             Compression::None => Inner::Plain(input),
             Compression::Gzip => Inner::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(input))),
-            Compression::Lz4 => {
-                Inner::Lz4(Box::new(lz4::Decoder::new(input).map_err(StreamError::Corrupt)?))
-            }
+            Compression::Lz4 => Inner::Lz4(Box::new(
+                lz4::Decoder::new(input).map_err(StreamError::Corrupt)?,
+            )),
             Compression::Zstd => Inner::Zstd(Box::new(
                 zstd::stream::read::Decoder::with_buffer(input).map_err(StreamError::Corrupt)?,
             )),
@@ -78,7 +78,9 @@ impl<'a> BoundedDecoder<'a> {
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
         // One byte past the limit is asked for, so reaching the limit exactly is not an error.
         let allowed = (self.limit - self.produced).saturating_add(1);
-        let want = buf.len().min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(allowed).unwrap_or(usize::MAX));
         let buf = &mut buf[..want];
         let n = match &mut self.inner {
             Inner::Plain(rest) => rest.read(buf).map_err(StreamError::Corrupt)?,

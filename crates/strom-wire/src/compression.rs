@@ -51,7 +51,11 @@ pub fn inflate_records(batch: &[u8], limit: u64) -> Result<Vec<u8>, CompressionE
 /// Returns a copy of the (validated) batch with its records stored in
 /// `target`'s codec, header fields and CRC rewritten to match. The records
 /// may inflate to at most `limit` bytes on the way.
-pub fn recompress(batch: &[u8], target: Compression, limit: u64) -> Result<Vec<u8>, CompressionError> {
+pub fn recompress(
+    batch: &[u8],
+    target: Compression,
+    limit: u64,
+) -> Result<Vec<u8>, CompressionError> {
     let info = validate(batch)?;
     let section = &batch[BATCH_HEADER_BYTES..info.size];
     let mut decoder = BoundedDecoder::new(info.compression, section, limit)

@@ -12,6 +12,12 @@
 //! timestamp for the header, and feeds the topic's codec when it differs from
 //! the batch's, so a batch is decompressed at most once and never whole.
 //!
+//! Stricter than Kafka in one place: Kafka accepts offset deltas that do not
+//! run 0, 1, 2, ... (it rewrites a compressed batch's, and stores an
+//! uncompressed batch's as sent); strom stores batches as sent and its cleaner
+//! trusts each record's offset, so such a batch is refused (INVALID_RECORD).
+//! No Kafka client writes one.
+//!
 //! Decompression is bounded: the records may inflate to at most
 //! [`INFLATION_FACTOR`] times `max.message.bytes`; past that the batch is
 //! refused as too large. Keys, values and headers are skipped, never copied,
@@ -137,7 +143,10 @@ pub fn validate_produce(batch: &[u8], rules: &ProduceRules<'_>) -> Result<Valida
         if count.saturating_mul(MIN_RECORD_BYTES) > section.len() as u64 {
             return Err(invalid(PREMATURE_EOF));
         }
-        walk.run(&mut SliceSource { bytes: section, at: 0 })?;
+        walk.run(&mut SliceSource {
+            bytes: section,
+            at: 0,
+        })?;
         let recompressed = match target {
             None => None,
             Some(codec) => {
@@ -220,9 +229,11 @@ fn new_encoder(
 ) -> Result<Encoder, ProduceFault> {
     let mut head = Vec::with_capacity(BATCH_HEADER_BYTES + 4096);
     head.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
-    Encoder::new(codec, CappedVec::new(head, max_message_bytes)).map_err(|e| ProduceFault::Compress {
-        codec: codec.name(),
-        why: e.to_string(),
+    Encoder::new(codec, CappedVec::new(head, max_message_bytes)).map_err(|e| {
+        ProduceFault::Compress {
+            codec: codec.name(),
+            why: e.to_string(),
+        }
     })
 }
 
@@ -414,7 +425,11 @@ impl<'h> Walk<'h> {
         }
     }
 
-    fn finish(self, recompressed: Option<Vec<u8>>, inflated_bytes: u64) -> Result<Validated, ProduceFault> {
+    fn finish(
+        self,
+        recompressed: Option<Vec<u8>>,
+        inflated_bytes: u64,
+    ) -> Result<Validated, ProduceFault> {
         if !self.refused.is_empty() {
             return Err(ProduceFault::RecordsRefused(self.refused));
         }
@@ -458,7 +473,9 @@ impl<'h> Walk<'h> {
             start,
             end: start + length as u64,
         };
-        let fields = self.fields(source, &body).map_err(|e| overrun(e, source, &body))?;
+        let fields = self
+            .fields(source, &body)
+            .map_err(|e| overrun(e, source, &body))?;
         let read = source.position() - body.start;
         if read != body.length as u64 {
             return Err(invalid(format!(

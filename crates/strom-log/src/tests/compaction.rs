@@ -476,7 +476,10 @@ fn compressed_batches_are_compacted_and_stay_in_their_codec() {
         );
         let old_section = records_section(&first, u64::MAX).unwrap();
         let old = parse_records(&old_section, 3).unwrap();
-        assert_eq!(&records_section(rebuilt, u64::MAX).unwrap()[..], old[2].raw());
+        assert_eq!(
+            &records_section(rebuilt, u64::MAX).unwrap()[..],
+            old[2].raw()
+        );
         assert_eq!(batches[1].0, &second[..]);
     }
 }

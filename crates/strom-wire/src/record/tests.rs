@@ -218,9 +218,11 @@ fn nothing_retained_gives_kafkas_empty_batch() {
         (h.producer_id(), h.producer_epoch(), h.base_sequence()),
         (7, 3, 11)
     );
-    assert!(parse_records(&records_section(&empty, u64::MAX).unwrap(), 0)
-        .unwrap()
-        .is_empty());
+    assert!(
+        parse_records(&records_section(&empty, u64::MAX).unwrap(), 0)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn first_error(section: &[u8], count: i32) -> RecordError {

@@ -29,7 +29,13 @@ fn put_i64(out: &mut [u8], at: usize, value: i64) {
 
 /// A batch with base offset 0 and base timestamp 1000 around any records
 /// section, which `codec` then compresses.
-fn batch_around(section: &[u8], count: i32, last_offset_delta: i32, max_ts: i64, codec: Compression) -> Vec<u8> {
+fn batch_around(
+    section: &[u8],
+    count: i32,
+    last_offset_delta: i32,
+    max_ts: i64,
+    codec: Compression,
+) -> Vec<u8> {
     let mut out = vec![0u8; BATCH_HEADER_BYTES];
     out[16] = 2;
     put_i32(&mut out, 23, last_offset_delta);
@@ -56,7 +62,13 @@ fn section_of(records: &[(Option<&str>, i64)]) -> Vec<u8> {
         .iter()
         .enumerate()
         .flat_map(|(i, (key, delta))| {
-            raw_record(i as i32, *delta, key.map(str::as_bytes), Some(b"value"), &[])
+            raw_record(
+                i as i32,
+                *delta,
+                key.map(str::as_bytes),
+                Some(b"value"),
+                &[],
+            )
         })
         .collect()
 }
@@ -143,14 +155,40 @@ fn header_checks_come_in_kafkas_order_with_its_messages() {
     ));
     let section = section_of(&[(Some("a"), 0), (Some("b"), 1)]);
     let cases = [
-        (2, -1, "Batch has an invalid offset range: [0, -1] in topic partition t-0"),
-        (0, 1, "Invalid reported count for record batch: 0 in topic partition t-0"),
-        (-3, 1, "Invalid reported count for record batch: -3 in topic partition t-0"),
-        (5, 1, "Inconsistent batch offset range [0, 1] and count of records 5 in topic partition t-0"),
-        (2, 4, "Inconsistent batch offset range [0, 4] and count of records 2 in topic partition t-0"),
+        (
+            2,
+            -1,
+            "Batch has an invalid offset range: [0, -1] in topic partition t-0",
+        ),
+        (
+            0,
+            1,
+            "Invalid reported count for record batch: 0 in topic partition t-0",
+        ),
+        (
+            -3,
+            1,
+            "Invalid reported count for record batch: -3 in topic partition t-0",
+        ),
+        (
+            5,
+            1,
+            "Inconsistent batch offset range [0, 1] and count of records 5 in topic partition t-0",
+        ),
+        (
+            2,
+            4,
+            "Inconsistent batch offset range [0, 4] and count of records 2 in topic partition t-0",
+        ),
     ];
     for (count, last_offset_delta, message) in cases {
-        let b = batch_around(&section, count, last_offset_delta, BASE_TS, Compression::None);
+        let b = batch_around(
+            &section,
+            count,
+            last_offset_delta,
+            BASE_TS,
+            Compression::None,
+        );
         assert_eq!(invalid_message(&b, &plain()), message);
     }
     let mut control = simple(1, Compression::None);
@@ -227,7 +265,9 @@ fn offset_deltas_must_run_without_gaps() {
         let mut section = raw_record(0, 0, Some(b"a"), Some(b"v"), &[]);
         section.extend(raw_record(0, 0, Some(b"b"), Some(b"v"), &[]));
         let b = batch_around(&section, 2, 1, BASE_TS, codec);
-        assert!(invalid_message(&b, &plain()).starts_with("Record 1 of the batch has offset delta 0"));
+        assert!(
+            invalid_message(&b, &plain()).starts_with("Record 1 of the batch has offset delta 0")
+        );
     }
 }
 
@@ -287,11 +327,21 @@ fn fields_must_fit_their_record_and_lengths_must_be_sane() {
     for (record, message) in cases {
         for codec in CODECS {
             let b = batch_around(&record, 1, 0, BASE_TS, codec);
-            assert_eq!(invalid_message(&b, &plain()), message, "{codec:?} {record:?}");
+            assert_eq!(
+                invalid_message(&b, &plain()),
+                message,
+                "{codec:?} {record:?}"
+            );
         }
     }
     // A negative key or value length other than -1 reads as null, as in Kafka.
-    let b = batch_around(&with_body(&[0, 0, 0, 3, 5, 0]), 1, 0, BASE_TS, Compression::None);
+    let b = batch_around(
+        &with_body(&[0, 0, 0, 3, 5, 0]),
+        1,
+        0,
+        BASE_TS,
+        Compression::None,
+    );
     validate_produce(&b, &plain()).unwrap();
 }
 
@@ -311,7 +361,10 @@ fn recompression_streams_into_the_topics_codec() {
             }
             let converted = validated.recompressed.unwrap();
             let info = crate::batch::validate(&converted).unwrap();
-            assert_eq!((info.compression, info.records_count, info.size), (to, 50, converted.len()));
+            assert_eq!(
+                (info.compression, info.records_count, info.size),
+                (to, 50, converted.len())
+            );
             // The converted batch holds the same records section byte for byte.
             let back = recompress(&converted, Compression::None, u64::MAX).unwrap();
             assert_eq!(back, simple(50, Compression::None), "{from:?} -> {to:?}");
@@ -323,7 +376,11 @@ fn recompression_streams_into_the_topics_codec() {
 fn recompression_stops_once_past_max_message_bytes() {
     // 200 KiB of incompressible-ish values, gzip-compressed well, stored uncompressed.
     let values: Vec<Vec<u8>> = (0..200u32)
-        .map(|i| (0..1024u32).map(|j| (i.wrapping_mul(31) ^ j.wrapping_mul(17)) as u8).collect())
+        .map(|i| {
+            (0..1024u32)
+                .map(|j| (i.wrapping_mul(31) ^ j.wrapping_mul(17)) as u8)
+                .collect()
+        })
         .collect();
     let section: Vec<u8> = values
         .iter()
@@ -363,7 +420,8 @@ fn a_decompression_bomb_is_refused_at_the_inflation_bound() {
             target: Some(Compression::None),
             ..plain()
         };
-        assert!(too_large_message(&b, &uncompressed).starts_with("The record batch compressed with none"));
+        assert!(too_large_message(&b, &uncompressed)
+            .starts_with("The record batch compressed with none"));
         for target in [None, Some(Compression::Zstd)] {
             let rules = ProduceRules {
                 max_message_bytes,
@@ -400,7 +458,10 @@ fn a_snappy_block_claiming_more_than_snappy_can_inflate_is_corrupt() {
     crate::batch::set_compression(&mut b, Compression::Snappy);
     assert!(matches!(
         validate_produce(&b, &plain()),
-        Err(ProduceFault::Decompress { codec: "snappy", .. })
+        Err(ProduceFault::Decompress {
+            codec: "snappy",
+            ..
+        })
     ));
 }
 
@@ -415,7 +476,13 @@ fn window(before_max_ms: i64, after_max_ms: i64) -> Option<TimestampWindow> {
 }
 
 fn refused_of(b: &[u8], require_key: bool, window: Option<TimestampWindow>) -> Vec<RefusedRecord> {
-    match validate_produce(b, &rules(RecordRules { require_key, window })) {
+    match validate_produce(
+        b,
+        &rules(RecordRules {
+            require_key,
+            window,
+        }),
+    ) {
         Ok(_) => Vec::new(),
         Err(ProduceFault::RecordsRefused(refused)) => refused,
         Err(other) => panic!("unexpected {other:?}"),
@@ -429,10 +496,17 @@ fn refused(index: usize, fault: RecordFault) -> RefusedRecord {
 #[test]
 fn keyless_records_of_a_compacted_topic_are_named_by_index() {
     for codec in CODECS {
-        let b = batch(&[(Some("a"), 0), (None, 1), (Some("c"), 2), (None, 3)], BASE_TS + 3, codec);
+        let b = batch(
+            &[(Some("a"), 0), (None, 1), (Some("c"), 2), (None, 3)],
+            BASE_TS + 3,
+            codec,
+        );
         assert_eq!(
             refused_of(&b, true, None),
-            vec![refused(1, RecordFault::MissingKey), refused(3, RecordFault::MissingKey)],
+            vec![
+                refused(1, RecordFault::MissingKey),
+                refused(3, RecordFault::MissingKey)
+            ],
             "{codec:?}"
         );
     }
@@ -442,27 +516,57 @@ fn keyless_records_of_a_compacted_topic_are_named_by_index() {
 
 #[test]
 fn each_record_timestamp_is_checked_not_only_the_header_bounds() {
-    let b = batch(&[(Some("a"), 0), (Some("b"), -48 * HOUR), (Some("c"), 5)], BASE_TS + 5, Compression::Snappy);
+    let b = batch(
+        &[(Some("a"), 0), (Some("b"), -48 * HOUR), (Some("c"), 5)],
+        BASE_TS + 5,
+        Compression::Snappy,
+    );
     assert_eq!(
         refused_of(&b, false, window(24 * HOUR, HOUR)),
-        vec![refused(1, RecordFault::TimestampOutOfRange { timestamp: BASE_TS - 48 * HOUR, offset: 1 })]
+        vec![refused(
+            1,
+            RecordFault::TimestampOutOfRange {
+                timestamp: BASE_TS - 48 * HOUR,
+                offset: 1
+            }
+        )]
     );
     // A header claiming a small max timestamp does not hide a future record.
-    let b = batch(&[(Some("a"), 0), (Some("b"), 2 * HOUR)], BASE_TS, Compression::None);
+    let b = batch(
+        &[(Some("a"), 0), (Some("b"), 2 * HOUR)],
+        BASE_TS,
+        Compression::None,
+    );
     assert_eq!(
         refused_of(&b, false, window(i64::MAX, HOUR)),
-        vec![refused(1, RecordFault::TimestampOutOfRange { timestamp: BASE_TS + 2 * HOUR, offset: 1 })]
+        vec![refused(
+            1,
+            RecordFault::TimestampOutOfRange {
+                timestamp: BASE_TS + 2 * HOUR,
+                offset: 1
+            }
+        )]
     );
 }
 
 #[test]
 fn a_missing_key_is_reported_instead_of_a_bad_timestamp() {
-    let b = batch(&[(None, 5 * HOUR), (Some("b"), 5 * HOUR), (None, 0)], BASE_TS + 5 * HOUR, Compression::Lz4);
+    let b = batch(
+        &[(None, 5 * HOUR), (Some("b"), 5 * HOUR), (None, 0)],
+        BASE_TS + 5 * HOUR,
+        Compression::Lz4,
+    );
     assert_eq!(
         refused_of(&b, true, window(i64::MAX, HOUR)),
         vec![
             refused(0, RecordFault::MissingKey),
-            refused(1, RecordFault::TimestampOutOfRange { timestamp: BASE_TS + 5 * HOUR, offset: 1 }),
+            refused(
+                1,
+                RecordFault::TimestampOutOfRange {
+                    timestamp: BASE_TS + 5 * HOUR,
+                    offset: 1
+                }
+            ),
             refused(2, RecordFault::MissingKey),
         ]
     );
@@ -471,7 +575,11 @@ fn a_missing_key_is_reported_instead_of_a_bad_timestamp() {
 #[test]
 fn producers_may_not_stamp_log_append_time() {
     let stamped = BASE_TS + 7;
-    let mut b = batch(&[(Some("key"), 0), (None, 1)], BASE_TS + 1, Compression::Gzip);
+    let mut b = batch(
+        &[(Some("key"), 0), (None, 1)],
+        BASE_TS + 1,
+        Compression::Gzip,
+    );
     set_log_append_time(&mut b, stamped);
     let lat = |offset, key_bytes| RecordFault::LogAppendTimeFromProducer {
         offset,
@@ -479,14 +587,29 @@ fn producers_may_not_stamp_log_append_time() {
         key_bytes,
         value_bytes: 5,
     };
-    assert_eq!(refused_of(&b, false, None), vec![refused(0, lat(0, 3)), refused(1, lat(1, 0))]);
+    assert_eq!(
+        refused_of(&b, false, None),
+        vec![refused(0, lat(0, 3)), refused(1, lat(1, 0))]
+    );
     // A CreateTime topic takes the batch's max timestamp as every record's.
-    let validated = validate_produce(&b, &rules(RecordRules { require_key: false, window: window(i64::MAX, HOUR) })).unwrap();
+    let validated = validate_produce(
+        &b,
+        &rules(RecordRules {
+            require_key: false,
+            window: window(i64::MAX, HOUR),
+        }),
+    )
+    .unwrap();
     assert_eq!(validated.max_timestamp, stamped);
     set_log_append_time(&mut b, NO_TIMESTAMP);
     assert_eq!(
         refused_of(&b, false, window(i64::MAX, HOUR))[0].fault,
-        RecordFault::LogAppendTimeFromProducer { offset: 0, timestamp: NO_TIMESTAMP, key_bytes: 3, value_bytes: 5 }
+        RecordFault::LogAppendTimeFromProducer {
+            offset: 0,
+            timestamp: NO_TIMESTAMP,
+            key_bytes: 3,
+            value_bytes: 5
+        }
     );
 }
 
@@ -498,7 +621,10 @@ fn a_structural_fault_wins_over_refused_records() {
     second.truncate(second.len() - 2);
     section.extend(second);
     let b = batch_around(&section, 2, 1, BASE_TS, Compression::Zstd);
-    let rules = rules(RecordRules { require_key: true, window: None });
+    let rules = rules(RecordRules {
+        require_key: true,
+        window: None,
+    });
     assert!(invalid_message(&b, &rules).starts_with("Invalid record size: expected"));
     assert_eq!(BatchHeader::new(&b).unwrap().records_count(), 2);
 }
