@@ -5,10 +5,10 @@
 //! smallest log end offset among the in-sync replicas; with this broker the only replica,
 //! it follows each append, but nothing outside this file assumes so.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
 use strom_log::producer_state::ProducerStateTable;
-use strom_log::{AppendInfo, LogError, LogOffsets, PartitionLog};
+use strom_log::{AppendInfo, LogError, LogReader, PartitionLog};
 use strom_types::TopicId;
 
 use crate::topic_settings::TopicSettings;
@@ -21,8 +21,8 @@ pub struct Partition {
     pub leader_epoch: i32,
     /// `None` once the broker has closed the log for shutdown or deletion.
     log: Mutex<Option<PartitionLog>>,
-    /// What the log publishes for readers that do not take its lock.
-    offsets: Arc<LogOffsets>,
+    /// Reads the log and its published offsets without taking its lock.
+    reader: LogReader,
     settings: RwLock<TopicSettings>,
     /// Idempotent producers' sequences. Lock order: this, then the log.
     pub producers: Mutex<ProducerStateTable>,
@@ -42,7 +42,7 @@ impl Partition {
         log: PartitionLog,
         settings: TopicSettings,
     ) -> Self {
-        let offsets = log.offsets();
+        let reader = log.reader();
         Self {
             topic,
             topic_id,
@@ -50,7 +50,7 @@ impl Partition {
             replicas,
             leader_epoch,
             log: Mutex::new(Some(log)),
-            offsets,
+            reader,
             settings: RwLock::new(settings),
             producers: Mutex::new(ProducerStateTable::default()),
         }
@@ -99,15 +99,19 @@ impl Partition {
     }
 
     pub fn high_watermark(&self) -> i64 {
-        self.offsets.high_watermark()
+        self.reader.offsets().high_watermark()
     }
 
     pub fn last_stable_offset(&self) -> i64 {
-        self.offsets.last_stable_offset()
+        self.reader.offsets().last_stable_offset()
+    }
+
+    pub fn reader(&self) -> &LogReader {
+        &self.reader
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        self.offsets.log_start_offset()
+        self.reader.offsets().log_start_offset()
     }
 
     /// Appends as this partition's leader: the batches are stamped with its leader epoch and

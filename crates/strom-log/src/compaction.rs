@@ -323,9 +323,13 @@ impl PartitionLog {
         swap::commit(&self.dir, base, hook)?;
         // Committed: the new segment is the truth from here, on disk and in memory.
         self.swap_pending = true;
-        cleaned.log_path =
-            crate::segment::segment_file(&self.dir, base, crate::segment::LOG_SUFFIX);
+        cleaned.set_log_path(crate::segment::segment_file(
+            &self.dir,
+            base,
+            crate::segment::LOG_SUFFIX,
+        ));
         drop(self.segments.splice(first..first + len, [cleaned]));
+        self.publish_segments();
         swap::finish(&self.dir, base, &replaced, hook)?;
         self.swap_pending = false;
         Ok(())

@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use crate::config::OFFSET_INDEX_ENTRY_BYTES;
 
@@ -66,12 +67,36 @@ pub(crate) fn read_index_file(
     Ok(Some(bytes))
 }
 
+/// (relative offset, position), both strictly increasing. Shared with the segment's readers,
+/// who hold the lock only for a binary search; the file is written outside it.
+pub(crate) type SharedEntries = Arc<RwLock<Vec<(u32, u32)>>>;
+
 pub(crate) struct OffsetIndex {
     base_offset: i64,
-    /// (relative offset, position), both strictly increasing.
-    entries: Vec<(u32, u32)>,
+    entries: SharedEntries,
     file: EntryFile,
     max_entries: usize,
+}
+
+/// The entry with the largest offset <= `target`, or (base offset, 0) when none is.
+pub(crate) fn lookup_entry(
+    entries: &RwLock<Vec<(u32, u32)>>,
+    base_offset: i64,
+    target: i64,
+) -> (i64, u32) {
+    let Some(relative) = target.checked_sub(base_offset).filter(|r| *r >= 0) else {
+        return (base_offset, 0);
+    };
+    let relative = u32::try_from(relative).unwrap_or(u32::MAX);
+    let entries = entries.read().unwrap_or_else(|p| p.into_inner());
+    let after = entries.partition_point(|&(r, _)| r <= relative);
+    match after.checked_sub(1) {
+        Some(i) => {
+            let (r, p) = entries[i];
+            (base_offset + i64::from(r), p)
+        }
+        None => (base_offset, 0),
+    }
 }
 
 impl OffsetIndex {
@@ -82,7 +107,7 @@ impl OffsetIndex {
     ) -> std::io::Result<Self> {
         Ok(Self {
             base_offset,
-            entries: Vec::new(),
+            entries: SharedEntries::default(),
             file: EntryFile::create(path)?,
             max_entries,
         })
@@ -113,7 +138,7 @@ impl OffsetIndex {
         }
         Ok(Some(Self {
             base_offset,
-            entries,
+            entries: Arc::new(RwLock::new(entries)),
             file: EntryFile::open_existing(path)?,
             max_entries,
         }))
@@ -124,61 +149,62 @@ impl OffsetIndex {
         let Ok(relative) = u32::try_from(offset - self.base_offset) else {
             return Ok(());
         };
-        if self
-            .entries
-            .last()
-            .is_some_and(|&(r, p)| relative <= r || position <= p)
-        {
-            return Ok(());
-        }
+        let len = {
+            let entries = self.read_entries();
+            if entries
+                .last()
+                .is_some_and(|&(r, p)| relative <= r || position <= p)
+            {
+                return Ok(());
+            }
+            entries.len()
+        };
         let mut entry = [0u8; OFFSET_INDEX_ENTRY_BYTES as usize];
         entry[..4].copy_from_slice(&relative.to_be_bytes());
         entry[4..].copy_from_slice(&position.to_be_bytes());
-        let at = self.entries.len() as u64 * u64::from(OFFSET_INDEX_ENTRY_BYTES);
+        let at = len as u64 * u64::from(OFFSET_INDEX_ENTRY_BYTES);
         self.file.write_at(&entry, at)?;
-        self.entries.push((relative, position));
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((relative, position));
         Ok(())
+    }
+
+    fn read_entries(&self) -> std::sync::RwLockReadGuard<'_, Vec<(u32, u32)>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entries, for the segment's readers.
+    pub(crate) fn shared_entries(&self) -> SharedEntries {
+        self.entries.clone()
     }
 
     /// The entry with the largest offset <= `target`, or (base offset, 0) when none is.
     pub(crate) fn lookup(&self, target: i64) -> (i64, u32) {
-        let Some(relative) = target.checked_sub(self.base_offset).filter(|r| *r >= 0) else {
-            return (self.base_offset, 0);
-        };
-        let relative = u32::try_from(relative).unwrap_or(u32::MAX);
-        let after = self.entries.partition_point(|&(r, _)| r <= relative);
-        match after.checked_sub(1) {
-            Some(i) => {
-                let (r, p) = self.entries[i];
-                (self.base_offset + i64::from(r), p)
-            }
-            None => (self.base_offset, 0),
-        }
+        lookup_entry(&self.entries, self.base_offset, target)
     }
 
     /// The largest indexed batch position <= `position` (0, the first batch, when none is).
     pub(crate) fn batch_position_at_or_before(&self, position: u64) -> u64 {
-        let after = self
-            .entries
-            .partition_point(|&(_, p)| u64::from(p) <= position);
-        after
-            .checked_sub(1)
-            .map_or(0, |i| u64::from(self.entries[i].1))
+        let entries = self.read_entries();
+        let after = entries.partition_point(|&(_, p)| u64::from(p) <= position);
+        after.checked_sub(1).map_or(0, |i| u64::from(entries[i].1))
     }
 
     #[cfg(test)]
     pub(crate) fn last_entry(&self) -> Option<(i64, u32)> {
-        self.entries
+        self.read_entries()
             .last()
             .map(|&(r, p)| (self.base_offset + i64::from(r), p))
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.read_entries().len()
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.len() >= self.max_entries
     }
 
     pub(crate) fn set_max_entries(&mut self, max_entries: usize) {

@@ -21,6 +21,7 @@ mod offset_map;
 mod offsets;
 pub mod producer_recovery;
 pub mod producer_state;
+mod reader;
 mod recovery;
 mod retention;
 mod scan;
@@ -36,7 +37,9 @@ pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, PartitionLog, ReadResult, SegmentInfo};
 pub use offsets::{LogOffsets, OffsetsSnapshot};
+pub use reader::{FileSlice, LogReader, LogSlices};
 pub use retention::RetentionOutcome;
+pub use segment::SegmentView;
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,8 @@ use crate::checkpoint::{self, LEADER_EPOCH_FILE, LOG_START_OFFSET_FILE, RECOVERY
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::leader_epoch::{EpochEntry, LeaderEpochCache};
-use crate::offsets::{LogOffsets, OffsetsSnapshot};
+use crate::offsets::OffsetsSnapshot;
+use crate::reader::{LogReader, LogShared};
 use crate::recovery::load_segments;
 use crate::scan::{BatchMeta, HeaderScan};
 use crate::segment::Segment;
@@ -70,7 +71,8 @@ pub struct PartitionLog {
     /// Offsets below it are replicated to every in-sync replica: what consumers may read.
     /// The broker moves it; the log only keeps it within [log start, log end].
     pub(crate) high_watermark: i64,
-    pub(crate) offsets: Arc<LogOffsets>,
+    /// What readers see: published offsets and segment list.
+    pub(crate) shared: Arc<LogShared>,
 }
 
 impl PartitionLog {
@@ -107,7 +109,7 @@ impl PartitionLog {
                 checkpointed_epochs.iter().flatten().copied(),
             ),
             high_watermark: 0,
-            offsets: Arc::default(),
+            shared: Arc::default(),
         };
         if log.log_start_offset > log.log_end_offset() {
             // The tail holding the checkpointed start is gone: restart the log empty there,
@@ -142,6 +144,7 @@ impl PartitionLog {
         if log.log_start_offset != checkpointed_start {
             log.write_log_start_offset()?;
         }
+        log.publish_segments();
         log.publish();
         checkpoint::remove_marker(&log.dir)?;
         info!(
@@ -201,15 +204,32 @@ impl PartitionLog {
         true
     }
 
-    /// The offsets this log publishes to lock-free readers.
-    pub fn offsets(&self) -> Arc<LogOffsets> {
-        self.offsets.clone()
+    /// A handle that reads this log, and its published offsets, without its lock.
+    pub fn reader(&self) -> LogReader {
+        LogReader {
+            shared: self.shared.clone(),
+        }
     }
 
+    /// Publishes the segment list to readers; called whenever segments come or go.
+    pub(crate) fn publish_segments(&self) {
+        for segment in &self.segments {
+            segment.publish_extent();
+        }
+        let views = self.segments.iter().map(|s| s.view.clone()).collect();
+        *self
+            .shared
+            .segments
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(views);
+    }
+
+    /// Publishes the active segment's extent and the offsets to readers.
     pub(crate) fn publish(&self) {
+        self.active().publish_extent();
         let log_end_offset = self.log_end_offset();
         let high_watermark = self.high_watermark.min(log_end_offset);
-        self.offsets.publish(OffsetsSnapshot {
+        self.shared.offsets.publish(OffsetsSnapshot {
             log_start_offset: self.log_start_offset.min(log_end_offset),
             log_end_offset,
             high_watermark,
@@ -248,7 +268,7 @@ impl PartitionLog {
         let Some(segment) = self.segments.iter().find(|s| s.base_offset == base_offset) else {
             return Ok(());
         };
-        let mut scan = HeaderScan::new(&segment.log, &segment.log_path, 0, segment.size_bytes);
+        let mut scan = HeaderScan::new(segment.log(), segment.log_path(), 0, segment.size_bytes);
         while let Some(meta) = scan.next_batch()? {
             if self
                 .leader_epochs
@@ -431,6 +451,7 @@ impl PartitionLog {
         self.flush()?;
         let segment = Segment::create(&self.dir, new_base, &self.config, now_ms)?;
         self.segments.push(segment);
+        self.publish_segments();
         info!(dir = %self.dir.display(), base_offset = new_base, "rolled new log segment");
         Ok(true)
     }
@@ -450,7 +471,8 @@ impl PartitionLog {
     }
 
     /// Whole batches starting with the one holding `offset`, up to `max_bytes` (the first one
-    /// whole regardless when `min_one_batch`), none whose last offset reaches `max_offset`.
+    /// whole regardless when `min_one_batch`), none whose last offset reaches `max_offset`,
+    /// copied out.
     pub fn read(
         &self,
         offset: i64,
@@ -458,45 +480,13 @@ impl PartitionLog {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadResult, LogError> {
-        let log_end_offset = self.log_end_offset();
-        if offset < self.log_start_offset || offset > log_end_offset {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start_offset: self.log_start_offset,
-                log_end_offset,
-            });
-        }
-        let mut out: Vec<u8> = Vec::new();
-        let first = self.segment_index_for(offset);
-        let mut budget = max_bytes as u64;
-        for (i, segment) in self.segments.iter().enumerate().skip(first) {
-            if offset >= log_end_offset || offset >= max_offset {
-                break;
-            }
-            let start = if i == first {
-                match segment.translate_offset(offset)? {
-                    Some(meta) => meta.position,
-                    None => continue,
-                }
-            } else {
-                0
-            };
-            let read =
-                segment.read_from(start, budget, max_offset, min_one_batch && out.is_empty())?;
-            budget = budget.saturating_sub(read.bytes.len() as u64);
-            if out.is_empty() {
-                out = read.bytes;
-            } else {
-                out.extend_from_slice(&read.bytes);
-            }
-            if read.stopped_at_limit {
-                break;
-            }
-        }
+        let slices = self
+            .reader()
+            .read(offset, max_bytes, max_offset, min_one_batch)?;
         Ok(ReadResult {
-            bytes: Bytes::from(out),
-            log_start_offset: self.log_start_offset,
-            log_end_offset,
+            bytes: slices.to_bytes()?,
+            log_start_offset: slices.log_start_offset,
+            log_end_offset: slices.log_end_offset,
         })
     }
 

@@ -126,7 +126,8 @@ pub(crate) fn recover_segment(
     let mut segment = Segment::open_for_recovery(dir, base_offset, config, now_ms)?;
     let file_bytes = segment.size_bytes;
     segment.size_bytes = 0;
-    let mut reader = BufReader::with_capacity(RECOVERY_READ_BUFFER_BYTES, segment.log.try_clone()?);
+    let mut reader =
+        BufReader::with_capacity(RECOVERY_READ_BUFFER_BYTES, segment.log().try_clone()?);
     let mut batch = Vec::new();
     let mut position = 0u64;
     let stop_reason = loop {
@@ -146,20 +147,20 @@ pub(crate) fn recover_segment(
     let truncated_bytes = file_bytes - position;
     if let Some(reason) = stop_reason {
         warn!(
-            segment = %segment.log_path.display(),
+            segment = %segment.log_path().display(),
             position,
             truncated_bytes,
             reason,
             "truncating invalid log tail"
         );
-        segment.log.set_len(position)?;
-        segment.log.sync_all()?;
+        segment.log().set_len(position)?;
+        segment.log().sync_all()?;
     }
     // As after a roll, the time index ends with the segment's max timestamp.
     segment.on_become_inactive()?;
     segment.dirty = true;
     info!(
-        segment = %segment.log_path.display(),
+        segment = %segment.log_path().display(),
         size_bytes = segment.size_bytes,
         next_offset = segment.next_offset,
         index_entries = segment.index.len(),

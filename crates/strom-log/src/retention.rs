@@ -154,10 +154,11 @@ impl PartitionLog {
         let new_start = self.segments[count].base_offset;
         self.raise_log_start_offset(new_start)?;
         let mut deleted_bytes = 0;
-        for segment in self.segments.drain(..count) {
+        let deleted: Vec<Segment> = self.segments.drain(..count).collect();
+        self.publish_segments();
+        for segment in deleted {
             deleted_bytes += segment.size_bytes;
-            // Deleted at once rather than after file.delete.delay.ms: reads copy their bytes
-            // out under the log's lock, so no reader still uses the file.
+            // Readers that still hold the segment keep its file open, so it can go now.
             segment.delete(&self.dir)?;
         }
         checkpoint::sync_dir(&self.dir)?;

@@ -70,6 +70,8 @@ pub(crate) struct HeaderScan<'a> {
     end: u64,
     window: Vec<u8>,
     window_start: u64,
+    /// Size of the batch just walked: past a window's worth, the next header is read alone.
+    last_size: u64,
 }
 
 impl<'a> HeaderScan<'a> {
@@ -81,6 +83,7 @@ impl<'a> HeaderScan<'a> {
             end,
             window: Vec::new(),
             window_start: start,
+            last_size: 0,
         }
     }
 
@@ -111,7 +114,13 @@ impl<'a> HeaderScan<'a> {
         if self.position < self.window_start
             || self.position + BATCH_HEADER_BYTES as u64 > window_end
         {
-            let len = remaining.min(SCAN_WINDOW_BYTES as u64) as usize;
+            // Large batches: reading a whole window per header would copy most of the data.
+            let window = if self.last_size >= SCAN_WINDOW_BYTES as u64 {
+                BATCH_HEADER_BYTES as u64
+            } else {
+                SCAN_WINDOW_BYTES as u64
+            };
+            let len = remaining.min(window) as usize;
             self.window.resize(len, 0);
             self.file.read_exact_at(&mut self.window, self.position)?;
             self.window_start = self.position;
@@ -122,6 +131,7 @@ impl<'a> HeaderScan<'a> {
         let mut header = [0u8; BATCH_HEADER_BYTES];
         header.copy_from_slice(&self.window[at..at + BATCH_HEADER_BYTES]);
         self.position = meta.end_position();
+        self.last_size = meta.size_bytes;
         Ok(Some((meta, header)))
     }
 }

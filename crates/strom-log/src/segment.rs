@@ -5,14 +5,16 @@ use std::fs::{self, File, OpenOptions};
 use std::hash::BuildHasher;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use tracing::warn;
 
 use crate::config::LogConfig;
 use crate::error::LogError;
-use crate::index::OffsetIndex;
-use crate::scan::{read_exact, BatchMeta, HeaderScan};
+use crate::index::{lookup_entry, OffsetIndex, SharedEntries};
+use crate::scan::{BatchMeta, HeaderScan};
 use crate::time_index::TimeIndex;
 
 pub(crate) const LOG_SUFFIX: &str = "log";
@@ -46,18 +48,96 @@ fn roll_jitter_ms(config: &LogConfig, base_offset: i64) -> i64 {
     (RandomState::new().hash_one(base_offset) % bound as u64) as i64
 }
 
-/// What a segment being read back hands to the log.
-pub(crate) struct SegmentRead {
-    pub bytes: Vec<u8>,
+/// Where a read of a segment ends.
+pub(crate) struct SegmentRange {
+    pub end_position: u64,
     /// True when the read stopped at a limit (bytes or max offset) rather than at the end of
     /// the segment, so the next segment must not be read.
     pub stopped_at_limit: bool,
 }
 
-pub(crate) struct Segment {
+/// What a segment's readers share with its writer: the open log file, how far it holds whole
+/// batches, and its offset index. Readers keep it (and so the file) alive as long as they
+/// need it, even after the segment left the log.
+pub struct SegmentView {
     pub(crate) base_offset: i64,
     pub(crate) log_path: PathBuf,
     pub(crate) log: File,
+    /// Published by the writer after the bytes are written.
+    size_bytes: AtomicU64,
+    index: SharedEntries,
+}
+
+impl SegmentView {
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.size_bytes.load(Ordering::Acquire)
+    }
+
+    pub fn file(&self) -> &File {
+        &self.log
+    }
+
+    /// The first batch whose last offset is >= `target` among the batches below `size`,
+    /// starting from the index's hint.
+    pub(crate) fn translate_offset(
+        &self,
+        target: i64,
+        size: u64,
+    ) -> Result<Option<BatchMeta>, LogError> {
+        let (_, start) = lookup_entry(&self.index, self.base_offset, target);
+        let mut scan = HeaderScan::new(&self.log, &self.log_path, u64::from(start), size);
+        while let Some(meta) = scan.next_batch()? {
+            if meta.last_offset >= target {
+                return Ok(Some(meta));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Walks whole batches from `start_position` (below `size`) while their total stays
+    /// within `max_bytes` and their last offsets stay below `max_offset`; with
+    /// `min_one_batch` the first batch counts even if larger than `max_bytes`. Reads headers
+    /// only: the bytes are sent or copied by the caller.
+    pub(crate) fn range_from(
+        &self,
+        start_position: u64,
+        size: u64,
+        max_bytes: u64,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<SegmentRange, LogError> {
+        let mut scan = HeaderScan::new(&self.log, &self.log_path, start_position, size);
+        let mut end_position = start_position;
+        loop {
+            let Some(meta) = scan.next_batch()? else {
+                return Ok(SegmentRange {
+                    end_position,
+                    stopped_at_limit: false,
+                });
+            };
+            let first = end_position == start_position;
+            let over_budget = meta.end_position() - start_position > max_bytes;
+            if meta.last_offset >= max_offset || (over_budget && !(first && min_one_batch)) {
+                return Ok(SegmentRange {
+                    end_position,
+                    stopped_at_limit: true,
+                });
+            }
+            end_position = meta.end_position();
+            if over_budget {
+                // The oversized first batch alone.
+                return Ok(SegmentRange {
+                    end_position,
+                    stopped_at_limit: true,
+                });
+            }
+        }
+    }
+}
+
+pub(crate) struct Segment {
+    pub(crate) base_offset: i64,
+    pub(crate) view: Arc<SegmentView>,
     pub(crate) size_bytes: u64,
     /// Last offset + 1 of the last batch, or the base offset while empty.
     pub(crate) next_offset: i64,
@@ -128,10 +208,16 @@ impl Segment {
                 _ => return Ok(None),
             }
         };
-        Ok(Some(Self {
+        let view = Arc::new(SegmentView {
             base_offset,
             log_path,
             log,
+            size_bytes: AtomicU64::new(0),
+            index: index.shared_entries(),
+        });
+        Ok(Some(Self {
+            base_offset,
+            view,
             size_bytes,
             next_offset: base_offset,
             index,
@@ -216,8 +302,8 @@ impl Segment {
         }
         let (last_indexed_offset, start) = segment.index.lookup(i64::MAX);
         let mut scan = HeaderScan::new(
-            &segment.log,
-            &segment.log_path,
+            segment.log(),
+            segment.log_path(),
             u64::from(start),
             segment.size_bytes,
         );
@@ -233,7 +319,7 @@ impl Segment {
                 Err(LogError::Corrupt {
                     position, reason, ..
                 }) => {
-                    warn!(segment = %segment.log_path.display(), position, reason, "segment needs recovery");
+                    warn!(segment = %segment.log_path().display(), position, reason, "segment needs recovery");
                     return Ok(None);
                 }
                 Err(e) => return Err(e),
@@ -255,7 +341,7 @@ impl Segment {
         segment.next_offset = last_offset.map_or(base_offset, |o| o + 1);
         // The indexed batch itself counts: the interval restarts before its bytes are added.
         segment.bytes_since_index_entry = tail.iter().map(|m| m.size_bytes).sum();
-        let mut first = HeaderScan::new(&segment.log, &segment.log_path, 0, segment.size_bytes);
+        let mut first = HeaderScan::new(segment.log(), segment.log_path(), 0, segment.size_bytes);
         segment.rolling_timestamp_ms = first
             .next_batch()
             .ok()
@@ -266,6 +352,28 @@ impl Segment {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.size_bytes == 0
+    }
+
+    pub(crate) fn log(&self) -> &File {
+        &self.view.log
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.view.log_path
+    }
+
+    /// Renames the segment as the log cleaner installs it. Only before it is published.
+    pub(crate) fn set_log_path(&mut self, path: PathBuf) {
+        Arc::get_mut(&mut self.view)
+            .expect("a segment is renamed before readers can see it")
+            .log_path = path;
+    }
+
+    /// Lets readers see what the writer has written.
+    pub(crate) fn publish_extent(&self) {
+        self.view
+            .size_bytes
+            .store(self.size_bytes, Ordering::Release);
     }
 
     /// Records a batch now stored at `meta.position` in the segment: size, next offset, max
@@ -304,9 +412,9 @@ impl Segment {
         index_interval_bytes: u32,
     ) -> Result<(), LogError> {
         let start = self.size_bytes;
-        if let Err(e) = self.log.write_all_at(bytes, start) {
+        if let Err(e) = self.log().write_all_at(bytes, start) {
             // Drop whatever part of the write landed so the file matches what we track.
-            let _ = self.log.set_len(start);
+            let _ = self.log().set_len(start);
             return Err(e.into());
         }
         self.dirty = true;
@@ -374,7 +482,7 @@ impl Segment {
 
     pub(crate) fn flush(&mut self) -> Result<(), LogError> {
         if self.dirty {
-            self.log.sync_data()?;
+            self.log().sync_data()?;
             self.index.sync()?;
             self.time_index.sync()?;
             self.dirty = false;
@@ -387,7 +495,7 @@ impl Segment {
         if self.max_timestamp_ms >= 0 {
             return self.max_timestamp_ms;
         }
-        self.log
+        self.log()
             .metadata()
             .and_then(|m| m.modified())
             .ok()
@@ -397,83 +505,12 @@ impl Segment {
 
     /// The first batch whose last offset is >= `target`, starting from the index's hint.
     pub(crate) fn translate_offset(&self, target: i64) -> Result<Option<BatchMeta>, LogError> {
-        let (_, start) = self.index.lookup(target);
-        let mut scan =
-            HeaderScan::new(&self.log, &self.log_path, u64::from(start), self.size_bytes);
-        while let Some(meta) = scan.next_batch()? {
-            if meta.last_offset >= target {
-                return Ok(Some(meta));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Whole batches from `start_position` while their total stays within `max_bytes` and
-    /// their last offsets stay below `max_offset`; with `min_one_batch` the first batch comes
-    /// back even if larger than `max_bytes`.
-    pub(crate) fn read_from(
-        &self,
-        start_position: u64,
-        max_bytes: u64,
-        max_offset: i64,
-        min_one_batch: bool,
-    ) -> Result<SegmentRead, LogError> {
-        let available = self.size_bytes.saturating_sub(start_position);
-        let header_bytes = strom_wire::batch::BATCH_HEADER_BYTES as u64;
-        let mut bytes = read_exact(
-            &self.log,
-            start_position,
-            available.min(max_bytes.max(header_bytes)),
-        )?;
-        let mut end = 0usize;
-        let mut stopped_at_limit = false;
-        while (end as u64) < available {
-            let meta = BatchMeta::parse(
-                &bytes[end..],
-                start_position + end as u64,
-                available - end as u64,
-            )
-            .map_err(|reason| self.corrupt_at(start_position + end as u64, reason));
-            let meta = match meta {
-                Ok(meta) => meta,
-                // A header cut by the read window: the byte budget is what stopped us.
-                Err(_)
-                    if bytes.len() - end < header_bytes as usize
-                        && (bytes.len() as u64) < available =>
-                {
-                    stopped_at_limit = true;
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            if meta.last_offset >= max_offset {
-                stopped_at_limit = true;
-                break;
-            }
-            let batch_end = end + meta.size_bytes as usize;
-            if batch_end as u64 > max_bytes && !(end == 0 && min_one_batch) {
-                stopped_at_limit = true;
-                break;
-            }
-            if batch_end > bytes.len() {
-                // Only the oversized first batch gets here; its size was checked against the file.
-                bytes = read_exact(&self.log, start_position, meta.size_bytes)?;
-                end = batch_end;
-                stopped_at_limit = true;
-                break;
-            }
-            end = batch_end;
-        }
-        bytes.truncate(end);
-        Ok(SegmentRead {
-            bytes,
-            stopped_at_limit,
-        })
+        self.view.translate_offset(target, self.size_bytes)
     }
 
     pub(crate) fn corrupt_at(&self, position: u64, reason: String) -> LogError {
         LogError::Corrupt {
-            path: self.log_path.clone(),
+            path: self.view.log_path.clone(),
             position,
             reason,
         }

@@ -82,6 +82,7 @@ impl PartitionLog {
         reached(hook, TruncateStep::RecoveryPointLowered)?;
         while self.segments.len() > 1 && self.active().base_offset > offset {
             let segment = self.segments.pop().expect("more than one segment");
+            self.publish_segments();
             segment.delete(&self.dir)?;
             checkpoint::sync_dir(&self.dir)?;
             reached(hook, TruncateStep::SegmentDeleted)?;
@@ -133,6 +134,7 @@ impl PartitionLog {
         // The log keeps its active segment until the new one exists.
         while self.segments.len() > 1 {
             let segment = self.segments.pop().expect("more than one segment");
+            self.publish_segments();
             segment.delete(&self.dir)?;
             checkpoint::sync_dir(&self.dir)?;
             reached(hook, TruncateStep::SegmentDeleted)?;
@@ -180,13 +182,14 @@ impl PartitionLog {
             None => active.size_bytes,
         };
         let base_offset = active.base_offset;
-        active.log.set_len(cut_at)?;
-        active.log.sync_all()?;
+        active.log().set_len(cut_at)?;
+        active.log().sync_all()?;
         let (segment, _) = recover_segment(&self.dir, base_offset, &self.config, now_ms)?;
         *self
             .segments
             .last_mut()
             .expect("a log always has an active segment") = segment;
+        self.publish_segments();
         Ok(())
     }
 }

@@ -45,7 +45,17 @@ impl Handler for FetchHandler {
             let notified = broker.data_arrived.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (responses, bytes, has_error) = read_all(&broker, &request, ctx.api_version);
+            // Reads walk batch headers and copy bytes out of the files: off the async workers.
+            let (worker, wanted) = (broker.clone(), request.clone());
+            let version = ctx.api_version;
+            let (responses, bytes, has_error) = match tokio::task::spawn_blocking(move || {
+                read_all(&worker, &wanted, version)
+            })
+            .await
+            {
+                Ok(read) => read,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
             let expired = tokio::time::Instant::now() >= deadline;
             if bytes >= request.min_bytes.max(0) as usize
                 || has_error
@@ -106,36 +116,33 @@ fn read_all(
                 }
                 let limit = (wanted.partition_max_bytes.max(0) as usize).min(budget);
                 let min_one_batch = total == 0;
-                partition
-                    .with_log(|log| {
-                        let high_watermark = log.high_watermark();
-                        let last_stable = log.last_stable_offset();
-                        let readable_end = if read_committed {
-                            last_stable
-                        } else {
-                            high_watermark
-                        };
-                        let start = log.log_start_offset();
-                        let offsets = (high_watermark, last_stable, start);
-                        if limit == 0 && !min_one_batch {
-                            return Ok((offsets, None));
-                        }
-                        let read =
-                            log.read(wanted.fetch_offset, limit, readable_end, min_one_batch)?;
-                        Ok((offsets, Some(read.bytes)))
-                    })
-                    .map_err(|e| log_error_code(&e))
-                    .map(|r| (r, partition.clone()))
+                let reader = partition.reader();
+                let offsets = reader.offsets().snapshot();
+                let readable_end = if read_committed {
+                    offsets.last_stable_offset
+                } else {
+                    offsets.high_watermark
+                };
+                let records = if limit == 0 && !min_one_batch {
+                    None
+                } else {
+                    let read = reader
+                        .read(wanted.fetch_offset, limit, readable_end, min_one_batch)
+                        .and_then(|slices| slices.to_bytes())
+                        .map_err(|e| log_error_code(&e))?;
+                    Some(read)
+                };
+                Ok((offsets, records))
             });
             match result {
-                Ok((((high_watermark, last_stable, log_start_offset), records), _)) => {
+                Ok((offsets, records)) => {
                     let size = records.as_ref().map_or(0, |r| r.len());
                     total += size;
                     budget = budget.saturating_sub(size);
                     data = data
-                        .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(last_stable)
-                        .with_log_start_offset(start_offset(log_start_offset))
+                        .with_high_watermark(offsets.high_watermark)
+                        .with_last_stable_offset(offsets.last_stable_offset)
+                        .with_log_start_offset(start_offset(offsets.log_start_offset))
                         .with_records(Some(records.unwrap_or_default()));
                 }
                 Err(code) => {

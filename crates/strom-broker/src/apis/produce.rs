@@ -44,53 +44,69 @@ impl Handler for ProduceHandler {
         ctx: RequestContext,
         request: ProduceRequest,
     ) -> ProduceResponse {
-        let acks_valid = matches!(request.acks, -1..=1);
-        let by_id = ctx.api_version >= 13;
-        let image = broker.image();
-        let mut appended = false;
-        let mut responses = Vec::with_capacity(request.topic_data.len());
-        for topic in request.topic_data {
-            let name = if by_id {
-                image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
-            } else {
-                Some(topic.name.to_string())
+        // Validation and the file write block: keep them off the async workers.
+        let version = ctx.api_version;
+        let worker = broker.clone();
+        let (response, appended) =
+            match tokio::task::spawn_blocking(move || produce(&worker, version, request)).await {
+                Ok(done) => done,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
             };
-            let mut partitions = Vec::with_capacity(topic.partition_data.len());
-            for data in topic.partition_data {
-                let result = if !acks_valid {
-                    Err(None)
-                } else {
-                    match &name {
-                        None => Err(Some(ProduceError::UnknownTopicId)),
-                        Some(name) => {
-                            produce_partition(&broker, name, data.index, data.records, request.acks)
-                                .map_err(Some)
-                        }
-                    }
-                };
-                partitions.push(partition_response(
-                    &broker,
-                    ctx.api_version,
-                    name.as_deref(),
-                    data.index,
-                    result,
-                ));
-                appended |= partitions
-                    .last()
-                    .is_some_and(|p: &PartitionProduceResponse| p.error_code == 0);
-            }
-            responses.push(
-                TopicProduceResponse::default()
-                    .with_name(topic.name)
-                    .with_topic_id(topic.topic_id)
-                    .with_partition_responses(partitions),
-            );
-        }
         if appended {
             broker.data_arrived.notify_waiters();
         }
-        ProduceResponse::default().with_responses(responses)
+        response
     }
+}
+
+/// Appends every partition's batch; says whether any was appended.
+fn produce(broker: &Broker, version: i16, request: ProduceRequest) -> (ProduceResponse, bool) {
+    let acks_valid = matches!(request.acks, -1..=1);
+    let by_id = version >= 13;
+    let image = broker.image();
+    let mut appended = false;
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = if by_id {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.name.to_string())
+        };
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let result = if !acks_valid {
+                Err(None)
+            } else {
+                match &name {
+                    None => Err(Some(ProduceError::UnknownTopicId)),
+                    Some(name) => {
+                        produce_partition(broker, name, data.index, data.records, request.acks)
+                            .map_err(Some)
+                    }
+                }
+            };
+            partitions.push(partition_response(
+                broker,
+                version,
+                name.as_deref(),
+                data.index,
+                result,
+            ));
+            appended |= partitions
+                .last()
+                .is_some_and(|p: &PartitionProduceResponse| p.error_code == 0);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    (
+        ProduceResponse::default().with_responses(responses),
+        appended,
+    )
 }
 
 fn partition_response(

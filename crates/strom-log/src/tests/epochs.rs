@@ -141,7 +141,8 @@ fn retention_moves_the_first_epoch_to_the_log_start() {
 fn the_high_watermark_is_kept_within_the_log_and_published() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), LogConfig::default(), NOW_MS).unwrap();
-    let offsets = log.offsets();
+    let reader = log.reader();
+    let offsets = reader.offsets();
     assert_eq!(log.high_watermark(), 0);
     log.append(&mut batch(3), 0, NOW_MS).unwrap();
     // The log does not move it: the broker does, once the replicas have the batch.

@@ -153,7 +153,7 @@ fn truncate_fully_and_start_at_leaves_an_empty_log_at_the_offset() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = scenario(dir.path());
         log.truncate_fully_and_start_at(target, NOW_MS).unwrap();
-        let offsets = log.offsets().snapshot();
+        let offsets = log.reader().offsets().snapshot();
         assert_eq!(
             (
                 offsets.log_start_offset,

@@ -1,0 +1,149 @@
+//! Reading a log without its writer's lock. The writer publishes an immutable list of segment
+//! views (on roll, deletion, cleaning and truncation) and the offsets (after each append);
+//! a reader takes both, walks batch headers to find the byte ranges it wants, and hands back
+//! file slices. The slices keep their segment's file open, so a segment that retention or
+//! the cleaner removes meanwhile still reads whole.
+
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, RwLock};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::LogError;
+use crate::offsets::LogOffsets;
+use crate::segment::SegmentView;
+
+/// What a log shares with its readers.
+#[derive(Default)]
+pub(crate) struct LogShared {
+    pub(crate) offsets: LogOffsets,
+    pub(crate) segments: RwLock<Arc<Vec<Arc<SegmentView>>>>,
+}
+
+/// A cheap, cloneable handle for reading a log from any thread.
+#[derive(Clone)]
+pub struct LogReader {
+    pub(crate) shared: Arc<LogShared>,
+}
+
+/// A run of whole batches in one segment file.
+#[derive(Clone)]
+pub struct FileSlice {
+    pub segment: Arc<SegmentView>,
+    pub position: u64,
+    pub len: u64,
+}
+
+/// Whole batches read from the log, as byte ranges of its files (never decoded).
+#[derive(Clone, Default)]
+pub struct LogSlices {
+    pub slices: Vec<FileSlice>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+impl LogSlices {
+    pub fn len(&self) -> u64 {
+        self.slices.iter().map(|s| s.len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the bytes into one buffer of exactly their size.
+    pub fn to_bytes(&self) -> Result<Bytes, LogError> {
+        let total = usize::try_from(self.len())
+            .map_err(|_| LogError::Io(std::io::Error::other("read larger than memory")))?;
+        let mut out = BytesMut::zeroed(total);
+        let mut at = 0usize;
+        for slice in &self.slices {
+            let len = slice.len as usize;
+            slice
+                .segment
+                .file()
+                .read_exact_at(&mut out[at..at + len], slice.position)?;
+            at += len;
+        }
+        Ok(out.freeze())
+    }
+}
+
+impl LogReader {
+    pub fn offsets(&self) -> &LogOffsets {
+        &self.shared.offsets
+    }
+
+    fn segments(&self) -> Arc<Vec<Arc<SegmentView>>> {
+        self.shared
+            .segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whole batches starting with the one holding `offset`, up to `max_bytes` (the first one
+    /// whole regardless when `min_one_batch`), none whose last offset reaches `max_offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<LogSlices, LogError> {
+        // Offsets first: the writer publishes the segment list before offsets that need it.
+        let log_start_offset = self.shared.offsets.log_start_offset();
+        let log_end_offset = self.shared.offsets.log_end_offset();
+        if offset < log_start_offset || offset > log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                log_end_offset,
+            });
+        }
+        let mut out = LogSlices {
+            slices: Vec::new(),
+            log_start_offset,
+            log_end_offset,
+        };
+        if offset >= log_end_offset || offset >= max_offset {
+            return Ok(out);
+        }
+        let segments = self.segments();
+        let first = segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        let mut budget = max_bytes as u64;
+        for (i, segment) in segments.iter().enumerate().skip(first) {
+            let size = segment.size_bytes();
+            let start = if i == first {
+                match segment.translate_offset(offset, size)? {
+                    Some(meta) => meta.position,
+                    None => continue,
+                }
+            } else {
+                0
+            };
+            let range = segment.range_from(
+                start,
+                size,
+                budget,
+                max_offset,
+                min_one_batch && out.slices.is_empty(),
+            )?;
+            let len = range.end_position - start;
+            if len > 0 {
+                budget = budget.saturating_sub(len);
+                out.slices.push(FileSlice {
+                    segment: segment.clone(),
+                    position: start,
+                    len,
+                });
+            }
+            if range.stopped_at_limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
