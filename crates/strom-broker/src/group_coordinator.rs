@@ -481,9 +481,9 @@ fn append_records(
         .collect();
     let now = now_ms();
     let mut batch = encode_batch(&entries, now)?;
-    partition
-        .with_log(|log| log.append(&mut batch, now))
-        .map(|_| ())
+    partition.with_log(|log| log.append(&mut batch, now))?;
+    partition.notify_appended();
+    Ok(())
 }
 
 async fn create_offsets_topic(broker: &Broker) -> Result<(), ErrorCode> {

@@ -46,7 +46,6 @@ impl Handler for ProduceHandler {
         let acks_valid = matches!(request.acks, -1..=1);
         let by_id = ctx.api_version >= 13;
         let image = broker.image();
-        let mut appended = false;
         let mut responses = Vec::with_capacity(request.topic_data.len());
         for topic in request.topic_data {
             let name = if by_id {
@@ -74,9 +73,6 @@ impl Handler for ProduceHandler {
                     data.index,
                     result,
                 ));
-                appended |= partitions
-                    .last()
-                    .is_some_and(|p: &PartitionProduceResponse| p.error_code == 0);
             }
             responses.push(
                 TopicProduceResponse::default()
@@ -84,9 +80,6 @@ impl Handler for ProduceHandler {
                     .with_topic_id(topic.topic_id)
                     .with_partition_responses(partitions),
             );
-        }
-        if appended {
-            broker.data_arrived.notify_waiters();
         }
         ProduceResponse::default().with_responses(responses)
     }
@@ -260,6 +253,7 @@ fn produce_partition(
         );
     }
     drop(producers);
+    partition.notify_appended();
     if settings.timestamp_type == TimestampType::LogAppendTime {
         info.log_append_time_ms = now;
     }
