@@ -511,7 +511,10 @@ mod tests {
 
     /// A session over `partitions`, each answered with high watermark 10.
     fn session_of(cache: &mut FetchSessionCache, now: i64, partitions: &[(&str, i32)]) -> i32 {
-        let data: Vec<_> = partitions.iter().map(|&(t, p)| (key(t, p), params(0))).collect();
+        let data: Vec<_> = partitions
+            .iter()
+            .map(|&(t, p)| (key(t, p), params(0)))
+            .collect();
         assert_eq!(
             cache.new_context(12, full(0), &data, &[], now),
             FetchContext::Full
@@ -520,7 +523,9 @@ mod tests {
             now,
             false,
             false,
-            data.into_iter().map(|(k, p)| (k, p, outcome(0, 10))).collect(),
+            data.into_iter()
+                .map(|(k, p)| (k, p, outcome(0, 10)))
+                .collect(),
         )
     }
 
@@ -556,7 +561,10 @@ mod tests {
         let answer = cache.incremental_response(
             id,
             1,
-            &[(key("a", 0), outcome(100, 10)), (key("a", 1), outcome(0, 10))],
+            &[
+                (key("a", 0), outcome(100, 10)),
+                (key("a", 1), outcome(0, 10)),
+            ],
         );
         assert_eq!(answer, IncrementalAnswer::Include(vec![true, false]));
         // a-0 returned records, so it is read last next time.
@@ -604,7 +612,8 @@ mod tests {
             IncrementalAnswer::Include(vec![false, true])
         );
         // Forgetting every partition closes the session.
-        let context = cache.new_context(12, incremental(id, 2), &[], &[key("a", 0), key("b", 0)], 20);
+        let context =
+            cache.new_context(12, incremental(id, 2), &[], &[key("a", 0), key("b", 0)], 20);
         assert_eq!(context, FetchContext::Sessionless);
         assert_eq!(cache.session_epoch(id), None);
         assert_eq!(cache.total_partitions(), 0);
@@ -765,7 +774,10 @@ mod tests {
         let second_follower = cache.create_session(30, true, false, vec![]);
         assert_ne!(second_follower, INVALID_SESSION_ID);
         assert_eq!(cache.session_epoch(a), None);
-        assert_eq!(cache.create_session(40, true, false, vec![]), INVALID_SESSION_ID);
+        assert_eq!(
+            cache.create_session(40, true, false, vec![]),
+            INVALID_SESSION_ID
+        );
     }
 
     #[test]
@@ -778,8 +790,9 @@ mod tests {
     #[test]
     fn session_ids_are_distinct_and_never_zero() {
         let mut cache = FetchSessionCache::new(1000, EVICTION_MS, 0);
-        let ids: std::collections::HashSet<i32> =
-            (0..1000).map(|_| session_of(&mut cache, 0, &[("a", 0)])).collect();
+        let ids: std::collections::HashSet<i32> = (0..1000)
+            .map(|_| session_of(&mut cache, 0, &[("a", 0)]))
+            .collect();
         assert_eq!(ids.len(), 1000);
         assert!(ids.iter().all(|&id| id > 0));
     }
@@ -793,7 +806,12 @@ mod tests {
             cache.new_context(13, full(0), &[(by_id.clone(), params(0))], &[], 0),
             FetchContext::Full
         );
-        let id = cache.create_session(0, false, true, vec![(by_id.clone(), params(0), outcome(0, 1))]);
+        let id = cache.create_session(
+            0,
+            false,
+            true,
+            vec![(by_id.clone(), params(0), outcome(0, 1))],
+        );
         assert_eq!(
             cache.new_context(12, incremental(id, 1), &[], &[], 1),
             FetchContext::SessionError(ErrorCode::FetchSessionTopicIdError)

@@ -128,9 +128,11 @@ impl Handler for FetchHandler {
                 }
             }
         };
-        broker
-            .metrics
-            .fetch_session_cache(cache.len(), cache.total_partitions(), cache.evictions());
+        broker.metrics.fetch_session_cache(
+            cache.len(),
+            cache.total_partitions(),
+            cache.evictions(),
+        );
         response
     }
 }
@@ -354,7 +356,8 @@ fn read_partitions(
                     if limit == 0 && !min_one_batch {
                         return Ok((high_watermark, start, None));
                     }
-                    let read = log.read(wanted.fetch_offset, limit, high_watermark, min_one_batch)?;
+                    let read =
+                        log.read(wanted.fetch_offset, limit, high_watermark, min_one_batch)?;
                     Ok((high_watermark, start, Some(read.bytes)))
                 })
                 .map_err(|e| {
@@ -435,7 +438,9 @@ fn respond(
         let same_topic = last_topic.is_some_and(|last| same_topic(last, key));
         if !same_topic {
             let topic = match key {
-                SessionPartition::ById(id, _) => FetchableTopicResponse::default().with_topic_id(*id),
+                SessionPartition::ById(id, _) => {
+                    FetchableTopicResponse::default().with_topic_id(*id)
+                }
                 SessionPartition::ByName(name, _) => FetchableTopicResponse::default()
                     .with_topic(TopicName(StrBytes::from_string(name.clone()))),
             };
