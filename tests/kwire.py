@@ -36,6 +36,9 @@ class Reader:
     def i32(self) -> int:
         return struct.unpack(">i", self.take(4))[0]
 
+    def i64(self) -> int:
+        return struct.unpack(">q", self.take(8))[0]
+
     def string(self) -> str | None:
         n = self.i16()
         if n < 0:

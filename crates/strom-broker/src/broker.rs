@@ -63,6 +63,9 @@ pub struct Broker {
     pub groups: crate::group_coordinator::GroupCoordinator,
     /// The unused rest of this broker's current block of producer ids.
     producer_ids: Mutex<std::ops::Range<i64>>,
+    /// High watermarks read from the log dir's checkpoint at start, taken by each
+    /// partition as it opens.
+    checkpointed_high_watermarks: std::sync::Mutex<HashMap<(String, i32), i64>>,
 }
 
 /// Producer ids claimed from the metadata log at a time.
@@ -83,6 +86,14 @@ impl Broker {
         let cluster_id = crate::meta_properties::load_or_create(&log_dir, config.node_id)?;
         remove_deleted_dirs(&log_dir);
         let (metadata_log, image, replayed) = MetadataLog::open(&log_dir, now_ms())?;
+        let checkpointed_high_watermarks = strom_log::read_high_watermarks(&log_dir)
+            .map_err(|source| StartupError::LogDir {
+                path: log_dir.display().to_string(),
+                source,
+            })?
+            .into_iter()
+            .map(|e| ((e.topic, e.partition), e.offset))
+            .collect();
         info!(records = replayed, topics = image.topic_count(), %cluster_id, "metadata log replayed");
         let config_for_groups = config.clone();
         let broker = Arc::new(Self {
@@ -99,6 +110,7 @@ impl Broker {
                 session_id_seed(),
             )),
             producer_ids: Mutex::new(0..0),
+            checkpointed_high_watermarks: std::sync::Mutex::new(checkpointed_high_watermarks),
             groups: crate::group_coordinator::GroupCoordinator::new(group_config(
                 &config_for_groups,
             ))
@@ -265,6 +277,12 @@ impl Broker {
                     )
                     .with_producers(producers),
                 );
+                let checkpointed = self
+                    .checkpointed_high_watermarks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&(topic.name.clone(), partition.partition));
+                hosted.become_leader(checkpointed);
                 self.partitions
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
@@ -382,8 +400,28 @@ impl Broker {
         }
     }
 
+    /// Writes every hosted partition's high watermark to the log dir's
+    /// `replication-offset-checkpoint`, as Kafka does every
+    /// `replica.high.watermark.checkpoint.interval.ms`. Blocking file I/O.
+    pub fn checkpoint_high_watermarks(&self) {
+        let mut entries: Vec<strom_log::HighWatermarkEntry> = self
+            .all_partitions()
+            .iter()
+            .map(|p| strom_log::HighWatermarkEntry {
+                topic: p.topic.clone(),
+                partition: p.index,
+                offset: p.high_watermark(),
+            })
+            .collect();
+        entries.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        if let Err(e) = strom_log::write_high_watermarks(&self.config.log_dir, &entries) {
+            warn!(error = %e, "writing the high watermark checkpoint failed");
+        }
+    }
+
     /// Closes every log cleanly (flush and clean-shutdown marker).
     pub async fn shutdown(&self) {
+        self.checkpoint_high_watermarks();
         for partition in self.all_partitions() {
             if let Some(log) = partition.take_log() {
                 if let Err(e) = log.close() {

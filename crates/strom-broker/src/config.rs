@@ -68,6 +68,9 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `log.cleaner.backoff.ms`: how often compacted logs are looked at.
     pub log_cleaner_backoff_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often the log dir's
+    /// `replication-offset-checkpoint` is written.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`.
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.replication.factor`, capped at the live brokers when
@@ -251,6 +254,11 @@ impl BrokerConfig {
             )?,
             max_connections: parse(&map, "max.connections", i32::MAX as usize)?,
             log_cleaner_backoff_ms: parse(&map, "log.cleaner.backoff.ms", 15_000u64)?,
+            replica_high_watermark_checkpoint_interval_ms: parse(
+                &map,
+                "replica.high.watermark.checkpoint.interval.ms",
+                5_000u64,
+            )?,
             offsets_topic_num_partitions: parse(&map, "offsets.topic.num.partitions", 50)?.max(1),
             offsets_topic_replication_factor: parse(&map, "offsets.topic.replication.factor", 3)?
                 .max(1),

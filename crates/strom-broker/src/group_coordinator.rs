@@ -481,7 +481,7 @@ fn append_records(
         .collect();
     let now = now_ms();
     let mut batch = encode_batch(&entries, now)?;
-    partition.with_log(|log| log.append(&mut batch, now))?;
+    partition.append(&mut batch, now)?;
     partition.notify_appended();
     Ok(())
 }

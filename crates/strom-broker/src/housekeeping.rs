@@ -1,5 +1,6 @@
 //! Background work on every hosted log: retention on its own interval
-//! (log.retention.check.interval.ms), rolling and flushing every second.
+//! (log.retention.check.interval.ms), rolling and flushing every second, and the
+//! high watermark checkpoint (replica.high.watermark.checkpoint.interval.ms).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,16 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
             roll_and_flush,
         )),
         tokio::spawn(compact_every_backoff(broker.clone())),
+        tokio::spawn(every(
+            broker.clone(),
+            Duration::from_millis(
+                broker
+                    .config
+                    .replica_high_watermark_checkpoint_interval_ms
+                    .max(1),
+            ),
+            Broker::checkpoint_high_watermarks,
+        )),
         tokio::spawn(crate::group_coordinator::run_timers(broker)),
     ]
 }

@@ -12,6 +12,8 @@ use strom_metadata::{MetadataImage, MetadataRecord};
 use crate::internal_log::{encode_batch, replay, ReplayError};
 
 pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
+/// The leader epoch stamped on metadata batches: a single voter never changes leader.
+const SINGLE_VOTER_EPOCH: i32 = 0;
 
 pub type MetadataLogError = ReplayError<serde_json::Error>;
 
@@ -57,8 +59,12 @@ impl MetadataLog {
             .map(|r| (None, Some(Bytes::from(r.to_json()))))
             .collect();
         let mut batch = encode_batch(&entries, now_ms)?;
-        self.log.append(&mut batch, now_ms)?;
-        self.log.flush()
+        self.log.append(&mut batch, SINGLE_VOTER_EPOCH, now_ms)?;
+        self.log.flush()?;
+        // Committed once fsynced: a one-voter quorum is its own majority.
+        let end = self.log.log_end_offset();
+        self.log.maybe_increment_high_watermark(end);
+        Ok(())
     }
 
     pub fn close(self) -> Result<(), LogError> {

@@ -1,12 +1,17 @@
-//! A partition hosted by this broker: its log and its topic's settings.
+//! A partition hosted by this broker: its log, its replica state and its topic's settings.
+//!
+//! Every reader of "how far may a consumer read" goes through [`Partition::high_watermark`]
+//! (and [`Partition::last_stable_offset`] for read_committed). The high watermark is the
+//! smallest log end offset among the in-sync replicas; with this broker the only replica,
+//! it follows each append, but nothing outside this file assumes so.
 
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use strom_log::producer_state::ProducerStateTable;
-use strom_log::{LogError, PartitionLog};
+use strom_log::{AppendInfo, LogError, LogOffsets, PartitionLog};
 use strom_types::TopicId;
 
 use crate::topic_settings::TopicSettings;
@@ -19,6 +24,8 @@ pub struct Partition {
     pub leader_epoch: i32,
     /// `None` once the broker has closed the log for shutdown or deletion.
     log: Mutex<Option<PartitionLog>>,
+    /// What the log publishes for readers that do not take its lock.
+    offsets: Arc<LogOffsets>,
     settings: RwLock<TopicSettings>,
     /// Idempotent producers' sequences. Lock order: this, then the log.
     pub producers: Mutex<ProducerStateTable>,
@@ -41,6 +48,7 @@ impl Partition {
         log: PartitionLog,
         settings: TopicSettings,
     ) -> Self {
+        let offsets = log.offsets();
         Self {
             topic,
             topic_id,
@@ -48,6 +56,7 @@ impl Partition {
             replicas,
             leader_epoch,
             log: Mutex::new(Some(log)),
+            offsets,
             settings: RwLock::new(settings),
             producers: Mutex::new(ProducerStateTable::default()),
             appended: Notify::new(),
@@ -108,8 +117,44 @@ impl Partition {
         self.appended.notified()
     }
 
-    /// Single node for now: the high watermark is the log end offset.
-    pub fn high_watermark(&self) -> Result<i64, LogError> {
-        self.with_log(|log| Ok(log.log_end_offset()))
+    pub fn high_watermark(&self) -> i64 {
+        self.offsets.high_watermark()
+    }
+
+    pub fn last_stable_offset(&self) -> i64 {
+        self.offsets.last_stable_offset()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.offsets.log_start_offset()
+    }
+
+    /// Appends as this partition's leader: the batches are stamped with its leader epoch and
+    /// the high watermark moves as far as the in-sync replicas allow.
+    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.with_log(|log| {
+            let info = log.append(batches, self.leader_epoch, now_ms)?;
+            self.advance_high_watermark(log);
+            Ok(info)
+        })
+    }
+
+    /// Kafka's maybeIncrementLeaderHW: the high watermark becomes the smallest log end
+    /// offset of the in-sync replicas. This broker is the only one, so that is its own.
+    pub fn advance_high_watermark(&self, log: &mut PartitionLog) -> bool {
+        let in_sync_log_end = log.log_end_offset();
+        log.maybe_increment_high_watermark(in_sync_log_end)
+    }
+
+    /// Becoming leader after a load: starts from the checkpointed high watermark (if any),
+    /// then moves it as the in-sync replicas allow.
+    pub fn become_leader(&self, checkpointed_high_watermark: Option<i64>) {
+        let _ = self.with_log(|log| {
+            if let Some(offset) = checkpointed_high_watermark {
+                log.set_high_watermark(offset);
+            }
+            self.advance_high_watermark(log);
+            Ok(())
+        });
     }
 }

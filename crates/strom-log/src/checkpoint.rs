@@ -1,6 +1,7 @@
-//! Small durable files holding one offset each (log start offset, recovery point), and the
-//! clean-shutdown marker. Written via a temp file + rename so a crash leaves either the old
-//! or the new value, never a torn one.
+//! Small durable files: one offset each (log start offset, recovery point), Kafka's
+//! versioned entry lists (the leader-epoch checkpoint, the log dir's high watermarks), and
+//! the clean-shutdown marker. Written via a temp file + rename so a crash leaves either the
+//! old or the new content, never a torn one.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
@@ -15,6 +16,11 @@ const MAX_CHECKPOINT_BYTES: u64 = 256;
 pub(crate) const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+pub(crate) const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
+/// Per log dir: the high watermark of every partition in it.
+pub const REPLICATION_OFFSET_FILE: &str = "replication-offset-checkpoint";
+/// Entry lists are read whole: 64 MiB holds about two million partitions' high watermarks.
+const MAX_ENTRY_LIST_BYTES: u64 = 64 << 20;
 
 /// Reads a checkpointed offset; `None` when the file is missing or unreadable garbage.
 pub(crate) fn read_offset(dir: &Path, name: &str) -> std::io::Result<Option<i64>> {
@@ -49,6 +55,101 @@ pub(crate) fn write_offset(dir: &Path, name: &str, offset: i64) -> std::io::Resu
     }
     fs::rename(&tmp, dir.join(name))?;
     sync_dir(dir)
+}
+
+/// Reads Kafka's entry-list format (`0`, the entry count, one entry per line), each line
+/// parsed by `parse`. `None` when the file is missing; a malformed file is logged and read
+/// as missing, since every such file can be rebuilt or is only an optimisation.
+pub(crate) fn read_entries<T>(
+    path: &Path,
+    parse: impl Fn(&str) -> Option<T>,
+) -> std::io::Result<Option<Vec<T>>> {
+    let len = match fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if len > MAX_ENTRY_LIST_BYTES {
+        warn!(path = %path.display(), len, "ignoring oversized checkpoint file");
+        return Ok(None);
+    }
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines();
+    let parsed = (|| {
+        if lines.next()? != VERSION {
+            return None;
+        }
+        let count: usize = lines.next()?.trim().parse().ok()?;
+        // The count comes from the file: the lines, not it, bound the allocation.
+        let entries: Vec<T> = lines
+            .by_ref()
+            .take(count)
+            .map(&parse)
+            .collect::<Option<_>>()?;
+        (entries.len() == count && lines.next().is_none()).then_some(entries)
+    })();
+    if parsed.is_none() {
+        warn!(path = %path.display(), "ignoring malformed checkpoint file");
+    }
+    Ok(parsed)
+}
+
+/// Writes an entry list in Kafka's format, durably.
+pub(crate) fn write_entries(path: &Path, entries: &[String]) -> std::io::Result<()> {
+    let mut text = format!("{VERSION}\n{}\n", entries.len());
+    for entry in entries {
+        text.push_str(entry);
+        text.push('\n');
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("checkpoint path has no file name"))?;
+    let tmp = path.with_file_name(format!("{}.tmp", name.to_string_lossy()));
+    {
+        let mut file = File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// A partition's high watermark as the log dir's `replication-offset-checkpoint` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HighWatermarkEntry {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Reads `<log dir>/replication-offset-checkpoint` (empty when missing or malformed).
+pub fn read_high_watermarks(log_dir: &Path) -> std::io::Result<Vec<HighWatermarkEntry>> {
+    let entries = read_entries(&log_dir.join(REPLICATION_OFFSET_FILE), |line| {
+        let mut parts = line.split(' ');
+        let (topic, partition, offset) = (parts.next()?, parts.next()?, parts.next()?);
+        let entry = HighWatermarkEntry {
+            topic: topic.to_string(),
+            partition: partition.parse().ok().filter(|p: &i32| *p >= 0)?,
+            offset: offset.parse().ok().filter(|o: &i64| *o >= 0)?,
+        };
+        parts.next().is_none().then_some(entry)
+    })?;
+    Ok(entries.unwrap_or_default())
+}
+
+/// Writes every hosted partition's high watermark to the log dir's checkpoint.
+pub fn write_high_watermarks(
+    log_dir: &Path,
+    entries: &[HighWatermarkEntry],
+) -> std::io::Result<()> {
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|e| format!("{} {} {}", e.topic, e.partition, e.offset))
+        .collect();
+    write_entries(&log_dir.join(REPLICATION_OFFSET_FILE), &lines)
 }
 
 pub(crate) fn marker_exists(dir: &Path) -> bool {
@@ -89,6 +190,44 @@ mod tests {
         assert_eq!(read_offset(dir.path(), "x").unwrap(), None);
         fs::write(dir.path().join("x"), vec![b'1'; 1000]).unwrap();
         assert_eq!(read_offset(dir.path(), "x").unwrap(), None);
+    }
+
+    #[test]
+    fn entry_lists_round_trip_and_garbage_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_high_watermarks(dir.path()).unwrap().is_empty());
+        let entries = vec![
+            HighWatermarkEntry {
+                topic: "orders".into(),
+                partition: 0,
+                offset: 42,
+            },
+            HighWatermarkEntry {
+                topic: "__consumer_offsets".into(),
+                partition: 49,
+                offset: 0,
+            },
+        ];
+        write_high_watermarks(dir.path(), &entries).unwrap();
+        let path = dir.path().join(REPLICATION_OFFSET_FILE);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "0\n2\norders 0 42\n__consumer_offsets 49 0\n"
+        );
+        assert_eq!(read_high_watermarks(dir.path()).unwrap(), entries);
+        for garbage in [
+            "0\n3\norders 0 42\n",
+            "0\n1\norders 0 42\nextra 1 1\n",
+            "1\n1\norders 0 42\n",
+            "0\n1\norders 0 -5\n",
+            "0\n999999999999\n",
+        ] {
+            fs::write(&path, garbage).unwrap();
+            assert!(
+                read_high_watermarks(dir.path()).unwrap().is_empty(),
+                "{garbage:?}"
+            );
+        }
     }
 
     #[test]

@@ -11,8 +11,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use tracing::warn;
+
 use strom_wire::batch::{validate, BatchHeader, BATCH_HEADER_BYTES};
 use strom_wire::record::{delete_horizon_ms, parse_records, rebuild_batch, records_section};
+use strom_wire::validate::stored_batch_inflation_limit;
 
 use crate::config::{LogConfig, MAX_SEGMENT_BYTES};
 use crate::error::LogError;
@@ -109,8 +112,19 @@ pub(crate) fn build_offset_map(
             let header =
                 BatchHeader::new(bytes).map_err(|e| corrupt_records(segment, meta.position, e))?;
             if !header.is_control() && !header.is_transactional() {
-                let section = records_section(bytes)
-                    .map_err(|e| corrupt_records(segment, meta.position, e))?;
+                let section = match records_section(
+                    bytes,
+                    stored_batch_inflation_limit(bytes.len()),
+                ) {
+                    Ok(section) => section,
+                    // Left unmapped: its keys shadow nothing, so nothing is lost.
+                    Err(e) if e.is_inflation_limit() => {
+                        warn!(position = meta.position, %e, "batch too large to map, left as is");
+                        map.advance_latest_offset(meta.last_offset);
+                        continue;
+                    }
+                    Err(e) => return Err(corrupt_records(segment, meta.position, e)),
+                };
                 let records = parse_records(&section, header.records_count())
                     .map_err(|e| corrupt_records(segment, meta.position, e))?;
                 for record in records {
@@ -195,7 +209,12 @@ fn clean_batch(
     if header.is_control() || header.is_transactional() {
         return Ok(Cleaned::Original);
     }
-    let section = records_section(bytes).map_err(|e| e.to_string())?;
+    let section = match records_section(bytes, stored_batch_inflation_limit(bytes.len())) {
+        Ok(section) => section,
+        // Too large to inflate within the bound: kept whole, as it was never mapped.
+        Err(e) if e.is_inflation_limit() => return Ok(Cleaned::Original),
+        Err(e) => return Err(e.to_string()),
+    };
     let records = parse_records(&section, header.records_count()).map_err(|e| e.to_string())?;
     let horizon = delete_horizon_ms(&header);
     let tombstones_expired = horizon.is_some_and(|h| ctx.now_ms >= h);

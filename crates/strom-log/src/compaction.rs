@@ -122,7 +122,7 @@ impl PartitionLog {
         now_ms: i64,
         policy: &CompactionPolicy,
     ) -> Result<CompactionOutcome, LogError> {
-        let bound = self.log_end_offset();
+        let bound = self.last_stable_offset();
         self.compact_up_to(now_ms, policy, bound)
     }
 

@@ -15,8 +15,10 @@ mod compaction;
 mod config;
 mod error;
 mod index;
+pub mod leader_epoch;
 mod log;
 mod offset_map;
+mod offsets;
 pub mod producer_recovery;
 pub mod producer_state;
 mod recovery;
@@ -26,11 +28,14 @@ mod segment;
 mod swap;
 mod time_index;
 mod timestamp;
+mod truncation;
 
+pub use checkpoint::{read_high_watermarks, write_high_watermarks, HighWatermarkEntry};
 pub use compaction::{CompactionOutcome, CompactionPolicy, PRODUCER_ID_EXPIRATION_MS};
 pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, PartitionLog, ReadResult, SegmentInfo};
+pub use offsets::{LogOffsets, OffsetsSnapshot};
 pub use retention::RetentionOutcome;
 
 #[cfg(test)]

@@ -2,16 +2,19 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use strom_wire::batch::{set_base_offset, BatchHeader, TimestampType};
+use strom_wire::batch::{set_base_offset, set_partition_leader_epoch, BatchHeader, TimestampType};
 use tracing::{info, warn};
 
-use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::checkpoint::{self, LEADER_EPOCH_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::config::LogConfig;
 use crate::error::LogError;
+use crate::leader_epoch::{EpochEntry, LeaderEpochCache};
+use crate::offsets::{LogOffsets, OffsetsSnapshot};
 use crate::recovery::load_segments;
-use crate::scan::BatchMeta;
+use crate::scan::{BatchMeta, HeaderScan};
 use crate::segment::Segment;
 
 /// What an append stored.
@@ -63,6 +66,11 @@ pub struct PartitionLog {
     /// idle compacted logs still lose their expired tombstones. Memory only,
     /// as in Kafka: after a restart the next dirty round finds them.
     pub(crate) latest_delete_horizon_ms: Option<i64>,
+    pub(crate) leader_epochs: LeaderEpochCache,
+    /// Offsets below it are replicated to every in-sync replica: what consumers may read.
+    /// The broker moves it; the log only keeps it within [log start, log end].
+    pub(crate) high_watermark: i64,
+    pub(crate) offsets: Arc<LogOffsets>,
 }
 
 impl PartitionLog {
@@ -70,14 +78,19 @@ impl PartitionLog {
     /// one holding the recovery point on are validated batch by batch (CRC included), a torn
     /// or corrupt tail is cut off, and their indexes are rebuilt. A segment swap the log
     /// cleaner left half done is rolled back (before its commit) or completed (after).
+    /// The leader-epoch cache is the checkpoint plus the epochs of recovered batches, cut to
+    /// the log's offsets. The high watermark starts at the log start offset: the broker
+    /// restores its checkpointed value with [`Self::set_high_watermark`].
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig, now_ms: i64) -> Result<Self, LogError> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
         let clean_shutdown = checkpoint::marker_exists(&dir);
         let recovery_point = checkpoint::read_offset(&dir, RECOVERY_POINT_FILE)?.unwrap_or(0);
         let checkpointed_start = checkpoint::read_offset(&dir, LOG_START_OFFSET_FILE)?.unwrap_or(0);
+        let checkpointed_epochs = read_epoch_checkpoint(&dir)?;
         crate::swap::finish_interrupted(&dir)?;
-        let mut segments = load_segments(&dir, &config, now_ms, clean_shutdown, recovery_point)?;
+        let (mut segments, recovered) =
+            load_segments(&dir, &config, now_ms, clean_shutdown, recovery_point)?;
         if segments.is_empty() {
             segments.push(Segment::create(&dir, checkpointed_start, &config, now_ms)?);
         }
@@ -90,6 +103,11 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             swap_pending: false,
             latest_delete_horizon_ms: None,
+            leader_epochs: LeaderEpochCache::from_entries(
+                checkpointed_epochs.iter().flatten().copied(),
+            ),
+            high_watermark: 0,
+            offsets: Arc::default(),
         };
         if log.log_start_offset > log.log_end_offset() {
             // The tail holding the checkpointed start is gone: restart the log empty there,
@@ -110,11 +128,21 @@ impl PartitionLog {
                 now_ms,
             )?);
         }
+        for base_offset in recovered {
+            log.assign_epochs_of_segment(base_offset)?;
+        }
+        log.leader_epochs.truncate_from_end(log.log_end_offset());
+        log.leader_epochs.truncate_from_start(log.log_start_offset);
+        if checkpointed_epochs.as_deref() != Some(log.leader_epochs.entries()) {
+            log.write_leader_epochs()?;
+        }
+        log.high_watermark = log.log_start_offset;
         // Recovered segments are dirty: their bytes may only be in the page cache.
         log.flush()?;
         if log.log_start_offset != checkpointed_start {
             log.write_log_start_offset()?;
         }
+        log.publish();
         checkpoint::remove_marker(&log.dir)?;
         info!(
             dir = %log.dir.display(),
@@ -141,6 +169,97 @@ impl PartitionLog {
 
     pub fn log_end_offset(&self) -> i64 {
         self.active().next_offset
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// The first offset a read_committed consumer may not read. No transaction is ever open
+    /// yet, so it is the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// Sets the high watermark (Kafka's updateHighWatermark), kept within [log start, log
+    /// end]; returns the value set.
+    pub fn set_high_watermark(&mut self, offset: i64) -> i64 {
+        self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset());
+        self.publish();
+        self.high_watermark
+    }
+
+    /// Raises the high watermark to `offset` (clamped to the log end); it never moves back
+    /// this way. Returns whether it moved.
+    pub fn maybe_increment_high_watermark(&mut self, offset: i64) -> bool {
+        let offset = offset.min(self.log_end_offset());
+        if offset <= self.high_watermark {
+            return false;
+        }
+        self.high_watermark = offset;
+        self.publish();
+        true
+    }
+
+    /// The offsets this log publishes to lock-free readers.
+    pub fn offsets(&self) -> Arc<LogOffsets> {
+        self.offsets.clone()
+    }
+
+    pub(crate) fn publish(&self) {
+        let log_end_offset = self.log_end_offset();
+        let high_watermark = self.high_watermark.min(log_end_offset);
+        self.offsets.publish(OffsetsSnapshot {
+            log_start_offset: self.log_start_offset.min(log_end_offset),
+            log_end_offset,
+            high_watermark,
+            last_stable_offset: self.last_stable_offset().min(high_watermark),
+        });
+    }
+
+    pub fn leader_epochs(&self) -> &LeaderEpochCache {
+        &self.leader_epochs
+    }
+
+    /// OffsetForLeaderEpoch on this log: the largest epoch <= `epoch` and where it ends,
+    /// `None` when the cache cannot say (Kafka answers -1/-1 without an error then).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let (found_epoch, end_offset) = self
+            .leader_epochs
+            .end_offset_for(epoch, self.log_end_offset());
+        (end_offset != crate::leader_epoch::UNDEFINED_EPOCH_OFFSET)
+            .then_some((found_epoch, end_offset))
+    }
+
+    pub(crate) fn write_leader_epochs(&self) -> Result<(), LogError> {
+        let lines: Vec<String> = self
+            .leader_epochs
+            .entries()
+            .iter()
+            .map(|e| format!("{} {}", e.epoch, e.start_offset))
+            .collect();
+        checkpoint::write_entries(&self.dir.join(LEADER_EPOCH_FILE), &lines)?;
+        Ok(())
+    }
+
+    /// Adds the epochs stamped on a recovered segment's batches to the cache; as in Kafka's
+    /// segment recovery, only epochs newer than the latest known one.
+    fn assign_epochs_of_segment(&mut self, base_offset: i64) -> Result<(), LogError> {
+        let Some(segment) = self.segments.iter().find(|s| s.base_offset == base_offset) else {
+            return Ok(());
+        };
+        let mut scan = HeaderScan::new(&segment.log, &segment.log_path, 0, segment.size_bytes);
+        while let Some(meta) = scan.next_batch()? {
+            if self
+                .leader_epochs
+                .latest_epoch()
+                .is_none_or(|latest| meta.leader_epoch > latest)
+            {
+                self.leader_epochs
+                    .assign(meta.leader_epoch, meta.base_offset);
+            }
+        }
+        Ok(())
     }
 
     /// Offsets below this are fsynced.
@@ -176,15 +295,23 @@ impl PartitionLog {
             .expect("a log always has an active segment")
     }
 
-    /// Appends batches that passed `strom_wire::batch::validate`, assigning offsets from the
-    /// log end offset by rewriting each base offset in place.
-    pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+    /// Appends batches that passed `strom_wire::batch::validate` as the leader in
+    /// `leader_epoch`: each base offset is rewritten from the log end offset and each batch
+    /// stamped with the epoch, in place (neither field is covered by the CRC).
+    pub fn append(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let mut metas = split_batches(batches)?;
         let mut next_offset = self.log_end_offset();
         for meta in &mut metas {
             let delta = meta.last_offset - meta.base_offset;
             let start = meta.position as usize;
             set_base_offset(&mut batches[start..], next_offset);
+            set_partition_leader_epoch(&mut batches[start..], leader_epoch);
+            meta.leader_epoch = leader_epoch;
             meta.base_offset = next_offset;
             meta.last_offset = next_offset
                 .checked_add(delta)
@@ -194,8 +321,8 @@ impl PartitionLog {
         self.append_metas(batches, &metas, now_ms)
     }
 
-    /// Appends batches that keep their offsets (replication): the first base offset must be
-    /// the log end offset and offsets must increase.
+    /// Appends batches that keep their offsets and epochs (replication): the first base
+    /// offset must be the log end offset and offsets must increase.
     pub fn append_with_offsets(
         &mut self,
         batches: &[u8],
@@ -258,13 +385,29 @@ impl PartitionLog {
                 base_offset: self.active().base_offset,
             });
         }
+        // As Kafka does, a new epoch is checkpointed before its first batch is written.
+        let mut new_epoch = false;
+        for meta in metas {
+            new_epoch |= self
+                .leader_epochs
+                .assign(meta.leader_epoch, meta.base_offset);
+        }
+        if new_epoch {
+            self.write_leader_epochs()?;
+        }
         let index_interval_bytes = self.config.index_interval_bytes;
-        self.active_mut()
-            .append(bytes, metas, index_interval_bytes)?;
+        if let Err(e) = self.active_mut().append(bytes, metas, index_interval_bytes) {
+            if new_epoch {
+                let log_end_offset = self.log_end_offset();
+                self.leader_epochs.truncate_from_end(log_end_offset);
+            }
+            return Err(e);
+        }
         let log_append_time_ms = BatchHeader::new(bytes)
             .ok()
             .filter(|h| h.timestamp_type() == TimestampType::LogAppendTime)
             .map_or(-1, |h| h.max_timestamp());
+        self.publish();
         if self.log_end_offset() - self.recovery_point >= self.config.flush_messages {
             self.flush()?;
         }
@@ -411,6 +554,20 @@ impl PartitionLog {
         checkpoint::write_marker(&self.dir)?;
         Ok(())
     }
+}
+
+/// The checkpointed epoch entries, `None` when there is no usable checkpoint.
+fn read_epoch_checkpoint(dir: &Path) -> Result<Option<Vec<EpochEntry>>, LogError> {
+    Ok(checkpoint::read_entries(
+        &dir.join(LEADER_EPOCH_FILE),
+        |line| {
+            let (epoch, start_offset) = line.split_once(' ')?;
+            Some(EpochEntry {
+                epoch: epoch.parse().ok()?,
+                start_offset: start_offset.parse().ok()?,
+            })
+        },
+    )?)
 }
 
 /// Splits concatenated batches by their headers (the caller already validated CRCs).

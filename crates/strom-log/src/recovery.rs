@@ -55,16 +55,18 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
 
 /// Opens every segment in `dir`. Segments wholly below `recovery_point` (or all of them
 /// after a clean shutdown) are trusted unless their indexes fail the sanity check; the rest
-/// are recovered. A segment that lost its tail invalidates every later segment.
+/// are recovered. A segment that lost its tail invalidates every later segment. Returns the
+/// segments and the base offsets of those that were recovered.
 pub(crate) fn load_segments(
     dir: &Path,
     config: &LogConfig,
     now_ms: i64,
     clean_shutdown: bool,
     recovery_point: i64,
-) -> Result<Vec<Segment>, LogError> {
+) -> Result<(Vec<Segment>, Vec<i64>), LogError> {
     let bases = list_segments(dir)?;
     let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
+    let mut recovered = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
         let flushed = bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
         let trusted = if clean_shutdown || flushed {
@@ -74,7 +76,10 @@ pub(crate) fn load_segments(
         };
         let (segment, truncated_bytes) = match trusted {
             Some(segment) => (segment, 0),
-            None => recover_segment(dir, base, config, now_ms)?,
+            None => {
+                recovered.push(base);
+                recover_segment(dir, base, config, now_ms)?
+            }
         };
         if segments
             .last()
@@ -99,7 +104,7 @@ pub(crate) fn load_segments(
             break;
         }
     }
-    Ok(segments)
+    Ok((segments, recovered))
 }
 
 fn delete_segments(dir: &Path, bases: &[i64]) -> Result<(), LogError> {

@@ -25,28 +25,41 @@ impl RetentionOutcome {
 
 impl PartitionLog {
     /// DeleteRecords: raises the log start offset to `offset` (a lower value changes nothing),
-    /// persists it, and deletes the segments wholly below it. Returns the log start offset.
+    /// persists it, and deletes the segments wholly below it. Offsets past the high watermark
+    /// are out of range, as in Kafka. Returns the log start offset.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
-        let log_end_offset = self.log_end_offset();
-        if offset < 0 || offset > log_end_offset {
+        if offset < 0 || offset > self.high_watermark {
             return Err(LogError::OffsetOutOfRange {
                 offset,
                 log_start_offset: self.log_start_offset,
-                log_end_offset,
+                log_end_offset: self.high_watermark,
             });
         }
-        if offset > self.log_start_offset {
-            self.log_start_offset = offset;
-            self.write_log_start_offset()?;
-        }
+        self.raise_log_start_offset(offset)?;
         self.delete_segments_below_start()?;
         Ok(self.log_start_offset)
     }
 
-    /// Retention with the log end offset as the high watermark (a single replica).
+    /// Moves the log start offset up to `offset` (never down): checkpointed first, then the
+    /// leader-epoch cache drops what lies below it, then readers see it.
+    pub(crate) fn raise_log_start_offset(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        self.log_start_offset = offset;
+        self.write_log_start_offset()?;
+        if self.leader_epochs.truncate_from_start(offset) {
+            self.write_leader_epochs()?;
+        }
+        self.high_watermark = self.high_watermark.max(offset);
+        self.publish();
+        Ok(())
+    }
+
+    /// Retention up to the high watermark.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, LogError> {
-        let log_end_offset = self.log_end_offset();
-        self.enforce_retention_up_to(now_ms, log_end_offset)
+        let high_watermark = self.high_watermark;
+        self.enforce_retention_up_to(now_ms, high_watermark)
     }
 
     /// Kafka's retention pass: segments wholly below the log start offset, then the oldest
@@ -139,10 +152,7 @@ impl PartitionLog {
             return Ok((0, 0));
         }
         let new_start = self.segments[count].base_offset;
-        if new_start > self.log_start_offset {
-            self.log_start_offset = new_start;
-            self.write_log_start_offset()?;
-        }
+        self.raise_log_start_offset(new_start)?;
         let mut deleted_bytes = 0;
         for segment in self.segments.drain(..count) {
             deleted_bytes += segment.size_bytes;

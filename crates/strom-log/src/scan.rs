@@ -20,6 +20,8 @@ pub(crate) struct BatchMeta {
     pub base_offset: i64,
     pub last_offset: i64,
     pub max_timestamp_ms: i64,
+    /// The partition leader epoch stamped by the leader that wrote it, -1 for none.
+    pub leader_epoch: i32,
 }
 
 impl BatchMeta {
@@ -51,6 +53,7 @@ impl BatchMeta {
                 .base_offset()
                 .saturating_add(i64::from(header.last_offset_delta())),
             max_timestamp_ms: header.max_timestamp(),
+            leader_epoch: header.partition_leader_epoch(),
         })
     }
 

@@ -137,6 +137,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
         Int,
         ReadOnly
     ),
+    (
+        "replica.high.watermark.checkpoint.interval.ms",
+        Some("5000"),
+        Long,
+        ReadOnly
+    ),
     ("socket.request.max.bytes", Some("104857600"), Int, ReadOnly),
     (
         "strom.metrics.listener",

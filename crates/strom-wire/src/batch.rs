@@ -218,6 +218,23 @@ pub struct BatchInfo {
 /// compression codec, record count against the offset delta, and the CRC.
 /// Trailing bytes after the batch are ignored (the caller iterates).
 pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
+    let info = validate_frame(bytes)?;
+    let (count, last_offset_delta) = (info.records_count, info.last_offset_delta);
+    // Compaction may leave a batch with fewer records than its delta span,
+    // but never more, and never a negative span.
+    if count < 0 || last_offset_delta < 0 || (count as i64) > last_offset_delta as i64 + 1 {
+        return Err(BatchError::InconsistentCount {
+            count,
+            last_offset_delta,
+        });
+    }
+    check_crc(&bytes[..info.size])?;
+    Ok(info)
+}
+
+/// The frame checks of [`validate`] alone: length, magic and codec, without
+/// the CRC or the count. The produce path checks those itself, in Kafka's order.
+pub fn validate_frame(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
     // The magic byte sits at the same place in every message format, so an
     // older format is named as such even when it is shorter than a v2 header.
     if let Some(&magic) = bytes.get(MAGIC_AT) {
@@ -241,34 +258,30 @@ pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
         Compression::from_id(header.compression_id()).ok_or(BatchError::UnknownCompression {
             id: header.compression_id(),
         })?;
-    let count = header.records_count();
-    let last_offset_delta = header.last_offset_delta();
-    // Compaction may leave a batch with fewer records than its delta span,
-    // but never more, and never a negative span.
-    if count < 0 || last_offset_delta < 0 || (count as i64) > last_offset_delta as i64 + 1 {
-        return Err(BatchError::InconsistentCount {
-            count,
-            last_offset_delta,
-        });
-    }
-    let computed = crc32c::crc32c(&bytes[ATTRIBUTES_AT..size]);
-    if computed != header.crc() {
-        return Err(BatchError::CrcMismatch {
-            stored: header.crc(),
-            computed,
-        });
-    }
     Ok(BatchInfo {
         size,
         base_offset: header.base_offset(),
-        last_offset_delta,
-        records_count: count,
+        last_offset_delta: header.last_offset_delta(),
+        records_count: header.records_count(),
         max_timestamp: header.max_timestamp(),
         compression,
         timestamp_type: header.timestamp_type(),
         is_control: header.is_control(),
         is_transactional: header.is_transactional(),
     })
+}
+
+/// Checks the CRC32C of exactly one batch (`batch` must hold the header).
+pub fn check_crc(batch: &[u8]) -> Result<(), BatchError> {
+    let header = BatchHeader::new(batch)?;
+    let computed = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    if computed != header.crc() {
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc(),
+            computed,
+        });
+    }
+    Ok(())
 }
 
 /// Iterates over the complete batches in a buffer of concatenated batches,
@@ -320,6 +333,19 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = be_i16(batch, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
     batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    rewrite_crc(batch);
+}
+
+/// Kafka's `setMaxTimestamp(CreateTime, max)`: the header says CreateTime and
+/// `max_timestamp`; the CRC is recomputed only if that changed anything.
+pub fn set_create_time_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    let attributes = be_i16(batch, ATTRIBUTES_AT);
+    if attributes & TIMESTAMP_TYPE_BIT == 0 && be_i64(batch, MAX_TIMESTAMP_AT) == max_timestamp {
+        return;
+    }
+    let attributes = attributes & !TIMESTAMP_TYPE_BIT;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
     rewrite_crc(batch);
 }
 

@@ -3,7 +3,9 @@
 //! socket or a file, so every rule can be unit tested on byte slices.
 
 pub mod batch;
+pub mod codec;
 pub mod compression;
 pub mod frame;
 pub mod record;
 pub mod record_check;
+pub mod validate;

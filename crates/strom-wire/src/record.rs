@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use crate::batch::{validate, BatchError, BatchHeader, Compression, TimestampType};
 use crate::batch::{BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES};
-use crate::compression::{recompress, CompressionError};
+use crate::compression::{inflate_records, recompress, CompressionError};
 
 /// Attribute bit 6: the base timestamp holds the delete horizon (KIP-534).
 pub const DELETE_HORIZON_BIT: i16 = 0x40;
@@ -337,14 +337,23 @@ impl<'a> Iterator for Records<'a> {
 }
 
 /// The records section of a validated batch, decompressed when its codec
-/// needs it (borrowed as is otherwise).
-pub fn records_section(batch: &[u8]) -> Result<Cow<'_, [u8]>, RecordError> {
+/// needs it (borrowed as is otherwise), to at most `limit` bytes.
+pub fn records_section(batch: &[u8], limit: u64) -> Result<Cow<'_, [u8]>, RecordError> {
     let info = validate(batch)?;
     if info.compression == Compression::None {
         return Ok(Cow::Borrowed(&batch[BATCH_HEADER_BYTES..info.size]));
     }
-    let plain = recompress(&batch[..info.size], Compression::None)?;
-    Ok(Cow::Owned(plain[BATCH_HEADER_BYTES..].to_vec()))
+    Ok(Cow::Owned(inflate_records(&batch[..info.size], limit)?))
+}
+
+impl RecordError {
+    /// The records would inflate past the bound they were read with.
+    pub fn is_inflation_limit(&self) -> bool {
+        matches!(
+            self,
+            RecordError::Compression(CompressionError::InflationLimit { .. })
+        )
+    }
 }
 
 /// The delete horizon of a batch whose attributes carry bit 6.
@@ -468,7 +477,8 @@ pub fn rebuild_batch(
     if info.compression == Compression::None {
         return Ok(out);
     }
-    Ok(recompress(&out, info.compression)?.to_vec())
+    // The records are `out`'s own, uncompressed: nothing to bound.
+    Ok(recompress(&out, info.compression, u64::MAX)?)
 }
 
 /// All records of a (decompressed) records section declaring `count` records.

@@ -45,7 +45,7 @@ impl Handler for DeleteRecordsHandler {
                                 .with_error_code(ErrorCode::UnknownTopicOrPartition.code());
                         };
                         let outcome = partition.with_log(|log| {
-                            let high_watermark = log.log_end_offset();
+                            let high_watermark = log.high_watermark();
                             let target = if p.offset == HIGH_WATERMARK {
                                 high_watermark
                             } else {

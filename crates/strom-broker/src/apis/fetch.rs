@@ -351,14 +351,19 @@ fn read_partitions(
             let min_one_batch = total == 0;
             partition
                 .with_log(|log| {
-                    let high_watermark = log.log_end_offset();
-                    let start = log.log_start_offset();
+                    let high_watermark = log.high_watermark();
+                    let last_stable = log.last_stable_offset();
+                    let readable_end = if read_committed {
+                        last_stable
+                    } else {
+                        high_watermark
+                    };
+                    let offsets = (high_watermark, last_stable, log.log_start_offset());
                     if limit == 0 && !min_one_batch {
-                        return Ok((high_watermark, start, None));
+                        return Ok((offsets, None));
                     }
-                    let read =
-                        log.read(wanted.fetch_offset, limit, high_watermark, min_one_batch)?;
-                    Ok((high_watermark, start, Some(read.bytes)))
+                    let read = log.read(wanted.fetch_offset, limit, readable_end, min_one_batch)?;
+                    Ok((offsets, Some(read.bytes)))
                 })
                 .map_err(|e| {
                     let gone = broker
@@ -373,13 +378,13 @@ fn read_partitions(
                 })
         });
         match result {
-            Ok((high_watermark, log_start_offset, records)) => {
+            Ok(((high_watermark, last_stable, log_start_offset), records)) => {
                 let size = records.as_ref().map_or(0, |r| r.len());
                 total += size;
                 budget = budget.saturating_sub(size);
                 data = data
                     .with_high_watermark(high_watermark)
-                    .with_last_stable_offset(high_watermark)
+                    .with_last_stable_offset(last_stable)
                     .with_log_start_offset(start_offset(log_start_offset))
                     .with_records(Some(records.unwrap_or_default()));
             }
@@ -387,15 +392,11 @@ fn read_partitions(
                 has_error = true;
                 if code == ErrorCode::OffsetOutOfRange {
                     if let Ok(target) = target {
-                        if let Ok((hw, start)) = target
-                            .partition
-                            .with_log(|log| Ok((log.log_end_offset(), log.log_start_offset())))
-                        {
-                            data = data
-                                .with_high_watermark(hw)
-                                .with_last_stable_offset(hw)
-                                .with_log_start_offset(start_offset(start));
-                        }
+                        let p = &target.partition;
+                        data = data
+                            .with_high_watermark(p.high_watermark())
+                            .with_last_stable_offset(p.last_stable_offset())
+                            .with_log_start_offset(start_offset(p.log_start_offset()));
                     }
                 }
                 data = data

@@ -1,5 +1,7 @@
 //! ListOffsets: earliest, latest, max timestamp, or the first offset at or
-//! after a timestamp.
+//! after a timestamp. As in Kafka, "latest" is the high watermark (the last
+//! stable offset for read_committed), offsets found by timestamp are only
+//! returned below it, and each answer carries the leader epoch of its offset.
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ impl Handler for ListOffsetsHandler {
     ) -> ListOffsetsResponse {
         // leader_epoch exists from v4.
         let with_epoch = ctx.api_version >= 4;
+        let read_committed = request.isolation_level == READ_COMMITTED;
         let topics = request
             .topics
             .into_iter()
@@ -59,12 +62,15 @@ impl Handler for ListOffsetsHandler {
                         {
                             return response.with_error_code(ErrorCode::FencedLeaderEpoch.code());
                         }
-                        match partition.with_log(|log| lookup(log, p.timestamp)) {
-                            Ok(Some((offset, timestamp))) => response
-                                .with_offset(offset)
-                                .with_timestamp(timestamp)
+                        let found = partition.with_log(|log| {
+                            lookup(log, p.timestamp, partition.leader_epoch, read_committed)
+                        });
+                        match found {
+                            Ok(Some(found)) => response
+                                .with_offset(found.offset)
+                                .with_timestamp(found.timestamp)
                                 .with_leader_epoch(if with_epoch {
-                                    partition.leader_epoch
+                                    found.leader_epoch
                                 } else {
                                     -1
                                 }),
@@ -82,16 +88,65 @@ impl Handler for ListOffsetsHandler {
     }
 }
 
-/// The offset (and its timestamp, or -1) a ListOffsets target resolves to.
-fn lookup(log: &PartitionLog, target: i64) -> Result<Option<(i64, i64)>, LogError> {
+const READ_COMMITTED: i8 = 1;
+
+/// What a ListOffsets target resolves to; -1 for an unknown timestamp or epoch.
+struct Found {
+    offset: i64,
+    timestamp: i64,
+    leader_epoch: i32,
+}
+
+/// Kafka's fetchOffsetForTimestamp on the leader.
+fn lookup(
+    log: &PartitionLog,
+    target: i64,
+    current_leader_epoch: i32,
+    read_committed: bool,
+) -> Result<Option<Found>, LogError> {
+    let last_fetchable = if read_committed {
+        log.last_stable_offset()
+    } else {
+        log.high_watermark()
+    };
+    let epochs = log.leader_epochs();
+    let found = |(offset, timestamp): (i64, i64)| Found {
+        offset,
+        timestamp,
+        leader_epoch: epochs.epoch_for_offset(offset).unwrap_or(-1),
+    };
     Ok(match target {
-        // Single node: the high watermark is the log end offset.
-        LATEST_TIMESTAMP => Some((log.log_end_offset(), -1)),
-        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Some((log.log_start_offset(), -1)),
-        MAX_TIMESTAMP => log.max_timestamp_offset()?,
+        LATEST_TIMESTAMP => Some(Found {
+            offset: last_fetchable,
+            timestamp: -1,
+            leader_epoch: current_leader_epoch,
+        }),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+            let start = log.log_start_offset();
+            let leader_epoch = epochs
+                .earliest()
+                .filter(|e| e.start_offset <= start)
+                .map_or(-1, |e| e.epoch);
+            Some(Found {
+                offset: start,
+                timestamp: -1,
+                leader_epoch,
+            })
+        }
         // No tiered storage: nothing is tiered.
-        LATEST_TIERED_TIMESTAMP => Some((-1, -1)),
-        timestamp if timestamp >= 0 => log.offset_for_timestamp(timestamp)?,
+        LATEST_TIERED_TIMESTAMP => Some(Found {
+            offset: -1,
+            timestamp: -1,
+            leader_epoch: -1,
+        }),
+        MAX_TIMESTAMP => log
+            .max_timestamp_offset()?
+            .filter(|(offset, _)| *offset < last_fetchable)
+            .map(found),
+        timestamp if timestamp >= 0 => log
+            .offset_for_timestamp(timestamp)?
+            .filter(|(offset, _)| *offset < last_fetchable)
+            .map(found),
         _ => None,
     })
 }

@@ -40,6 +40,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 
@@ -213,6 +214,7 @@ impl ApiTable {
             erased::<create_partitions::CreatePartitionsHandler>(),
             erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
             erased::<describe_cluster::DescribeClusterHandler>(),
+            erased::<offset_for_leader_epoch::OffsetForLeaderEpochHandler>(),
             erased::<init_producer_id::InitProducerIdHandler>(),
             erased::<find_coordinator::FindCoordinatorHandler>(),
             erased::<join_group::JoinGroupHandler>(),
@@ -283,6 +285,7 @@ mod tests {
         (20, 1, 6), // DeleteTopics
         (21, 0, 2), // DeleteRecords
         (22, 0, 5), // InitProducerId
+        (23, 2, 4), // OffsetForLeaderEpoch
         (32, 1, 4), // DescribeConfigs
         (33, 0, 2), // AlterConfigs
         (35, 1, 4), // DescribeLogDirs

@@ -1,8 +1,9 @@
-//! Produce: per partition, one record batch is validated at the header level,
-//! its records checked one by one only where a check may fail (keys on
-//! compacted topics, timestamps outside the window), recompressed only if the
-//! topic demands another codec, stamped with LogAppendTime if configured, and
-//! appended. Refused records are named in the response (KIP-467).
+//! Produce: per partition, one record batch is validated as Kafka's leader
+//! does, in one pass over its records (`strom_wire::validate`): header, record
+//! layout, keys on compacted topics, timestamps, and the topic's codec when it
+//! differs, all with bounded decompression. The batch is then stamped (the
+//! records' max timestamp, or LogAppendTime if configured) and appended.
+//! Refused records are named in the response (KIP-467).
 
 use std::sync::Arc;
 
@@ -16,8 +17,8 @@ use strom_log::producer_state::{last_sequence_of_batch, ProducerBatch, SequenceC
 use strom_log::AppendInfo;
 use strom_types::ErrorCode;
 use strom_wire::batch::{self, TimestampType};
-use strom_wire::compression::recompress;
-use strom_wire::record_check::{self, RecordFault, RecordRules, TimestampWindow};
+use strom_wire::record_check::{RecordFault, RecordRules, RefusedRecord, TimestampWindow};
+use strom_wire::validate::{validate_produce, ProduceFault, ProduceRules};
 
 use super::{Handler, RequestContext};
 use crate::broker::{now_ms, Broker};
@@ -96,7 +97,7 @@ fn partition_response(
     let log_start_offset = topic
         .filter(|_| version >= 5)
         .and_then(|t| broker.partition(t, index))
-        .and_then(|p| p.with_log(|log| Ok(log.log_start_offset())).ok())
+        .map(|p| p.log_start_offset())
         .unwrap_or(-1);
     let response = PartitionProduceResponse::default()
         .with_index(index)
@@ -151,7 +152,7 @@ fn produce_partition(
             "the produce request has no record batch for this partition".into(),
         )
     })?;
-    let info = match batch::validate(&records) {
+    let info = match batch::validate_frame(&records) {
         // Kafka reads a cut-short batch as no batch at all.
         Err(batch::BatchError::Truncated { .. }) => {
             return Err(ProduceError::InvalidRecord(
@@ -163,16 +164,6 @@ fn produce_partition(
     if info.size != records.len() {
         return Err(ProduceError::InvalidRecord(
             "produce requests of version 3 and above must contain exactly one record batch per partition".into(),
-        ));
-    }
-    if info.is_control {
-        return Err(ProduceError::InvalidRecord(
-            "clients may not write control batches".into(),
-        ));
-    }
-    if info.records_count == 0 {
-        return Err(ProduceError::InvalidRecord(
-            "the record batch has no records".into(),
         ));
     }
     if info.is_transactional {
@@ -187,19 +178,6 @@ fn produce_partition(
             settings.min_insync_replicas
         )));
     }
-    let mut batch = match settings.compression {
-        TopicCompression::Codec(codec) if codec != info.compression => {
-            recompress(&records, codec).map_err(|e| ProduceError::Compression(e.to_string()))?
-        }
-        _ => BytesMut::from(&records[..]),
-    };
-    if batch.len() > settings.max_message_bytes {
-        return Err(ProduceError::TooLarge(format!(
-            "the record batch of {} bytes is larger than max.message.bytes ({})",
-            batch.len(),
-            settings.max_message_bytes
-        )));
-    }
     let now = now_ms();
     let window =
         (settings.timestamp_type == TimestampType::CreateTime).then_some(TimestampWindow {
@@ -207,19 +185,45 @@ fn produce_partition(
             before_max_ms: settings.timestamp_before_max_ms,
             after_max_ms: settings.timestamp_after_max_ms,
         });
-    let rules = RecordRules {
-        require_key: settings.cleanup_compact,
-        window,
+    let topic_partition = format!("{topic}-{index}");
+    let rules = ProduceRules {
+        topic_partition: &topic_partition,
+        max_message_bytes: settings.max_message_bytes,
+        records: RecordRules {
+            require_key: settings.cleanup_compact,
+            window,
+        },
+        target: match settings.compression {
+            TopicCompression::Codec(codec) => Some(codec),
+            _ => None,
+        },
     };
-    check_records(&records, topic, index, &rules)?;
+    let validated = validate_produce(&records, &rules).map_err(|fault| match fault {
+        ProduceFault::Batch(e) => ProduceError::Batch(e),
+        ProduceFault::InvalidRecord(message) => ProduceError::InvalidRecord(message),
+        ProduceFault::TooLarge(message) => ProduceError::TooLarge(message),
+        ProduceFault::RecordsRefused(refused) => {
+            records_refused(refused, topic, index, &rules.records)
+        }
+        e @ (ProduceFault::Decompress { .. } | ProduceFault::Compress { .. }) => {
+            ProduceError::Compression(e.to_string())
+        }
+    })?;
+    let mut batch = match validated.recompressed {
+        Some(recompressed) => BytesMut::from(Bytes::from(recompressed)),
+        None => BytesMut::from(&records[..]),
+    };
     let header = batch::BatchHeader::new(&batch)?;
     let producer = (header.producer_id() >= 0).then(|| {
         let first = header.base_sequence();
         let last = last_sequence_of_batch(first, header.last_offset_delta());
         (header.producer_id(), header.producer_epoch(), first, last)
     });
+    // Kafka's header says what the records hold: the append time, or their largest timestamp.
     if settings.timestamp_type == TimestampType::LogAppendTime {
         batch::set_log_append_time(&mut batch, now);
+    } else {
+        batch::set_create_time_max_timestamp(&mut batch, validated.max_timestamp);
     }
     // Held across check, append and record, so a retry racing its original cannot slip in twice.
     let mut producers = partition
@@ -239,7 +243,7 @@ fn produce_partition(
             });
         }
     }
-    let mut info = partition.with_log(|log| log.append(&mut batch, now))?;
+    let mut info = partition.append(&mut batch, now)?;
     if let Some((producer_id, epoch, first, last)) = producer {
         producers.record(
             producer_id,
@@ -260,19 +264,14 @@ fn produce_partition(
     Ok(info)
 }
 
-/// Kafka's per-record checks (LogValidator): a refused record refuses the
-/// batch, and each is reported with its index and Kafka's message for it.
-fn check_records(
-    batch: &[u8],
+/// Kafka's answer to refused records (LogValidator): each is reported with
+/// its index and Kafka's message for it.
+fn records_refused(
+    refused: Vec<RefusedRecord>,
     topic: &str,
     partition: i32,
     rules: &RecordRules,
-) -> Result<(), ProduceError> {
-    let refused = record_check::refused_records(batch, rules)
-        .map_err(|e| ProduceError::InvalidRecord(e.to_string()))?;
-    if refused.is_empty() {
-        return Ok(());
-    }
+) -> ProduceError {
     let (earliest, latest) = rules
         .window
         .map_or((i64::MIN, i64::MAX), |w| (w.earliest(), w.latest()));
@@ -306,5 +305,5 @@ fn check_records(
             }
         })
         .collect();
-    Err(ProduceError::RecordsRefused(failures))
+    ProduceError::RecordsRefused(failures)
 }

@@ -10,7 +10,7 @@ fn append_assigns_offsets_and_read_returns_exact_bytes() {
     let mut expected = Vec::new();
     for (b, (base, last)) in batches.iter().zip([(0, 0), (1, 3), (4, 5)]) {
         let mut copy = b.clone();
-        let info = log.append(&mut copy, NOW_MS).unwrap();
+        let info = log.append(&mut copy, 0, NOW_MS).unwrap();
         assert_eq!((info.base_offset, info.last_offset), (base, last));
         assert_eq!(info.max_timestamp, NOW_MS);
         assert_eq!(info.offset_of_max_timestamp, last);
@@ -116,18 +116,18 @@ fn append_rejects_empty_and_torn_input_and_oversized_appends() {
     };
     let mut log = open(dir.path(), config);
     assert!(matches!(
-        log.append(&mut [], NOW_MS),
+        log.append(&mut [], 0, NOW_MS),
         Err(LogError::EmptyAppend)
     ));
     let mut torn = batch(2);
     torn.pop();
     assert!(matches!(
-        log.append(&mut torn, NOW_MS),
+        log.append(&mut torn, 0, NOW_MS),
         Err(LogError::InvalidBatch(_))
     ));
     let mut huge = batch_with(&[NOW_MS; 3], 200);
     assert!(matches!(
-        log.append(&mut huge, NOW_MS),
+        log.append(&mut huge, 0, NOW_MS),
         Err(LogError::AppendTooLarge {
             segment_bytes: 300,
             ..
@@ -217,10 +217,10 @@ fn rolls_by_time_on_append_and_when_idle() {
     };
     let mut log = open(dir.path(), config);
     // segment.ms counts from the first batch's timestamp, compared with the incoming one.
-    log.append(&mut batch_with(&[5_000], 4), NOW_MS).unwrap();
-    log.append(&mut batch_with(&[6_000], 4), NOW_MS).unwrap();
+    log.append(&mut batch_with(&[5_000], 4), 0, NOW_MS).unwrap();
+    log.append(&mut batch_with(&[6_000], 4), 0, NOW_MS).unwrap();
     assert_eq!(segment_bases(&log), vec![0]);
-    log.append(&mut batch_with(&[6_001], 4), NOW_MS).unwrap();
+    log.append(&mut batch_with(&[6_001], 4), 0, NOW_MS).unwrap();
     assert_eq!(segment_bases(&log), vec![0, 2]);
     // Idle: measured against now.
     assert!(!log.roll_if_due(6_001 + 1_000).unwrap());

@@ -6,7 +6,7 @@ use strom_wire::batch::{
 };
 use strom_wire::record::{parse_records, records_section};
 
-use super::compaction::{eager, producer_batch_of, put, v, visible, Entry};
+use super::compaction::{batch_shapes, eager, producer_batch_of, put, v, visible, Entry};
 use super::*;
 use crate::CompactionPolicy;
 
@@ -111,9 +111,12 @@ fn repeated_headers_survive_byte_for_byte() {
     let batches: Vec<_> = Batches::new(&stored).map(|b| b.unwrap().0).collect();
     assert_eq!(batches.len(), 3);
     // The rebuilt batch holds exactly the surviving record's original bytes.
-    assert_eq!(&records_section(batches[0]).unwrap()[..], &live[..]);
+    assert_eq!(
+        &records_section(batches[0], u64::MAX).unwrap()[..],
+        &live[..]
+    );
     assert_eq!(batches[1], &whole[..]);
-    let section = records_section(batches[0]).unwrap();
+    let section = records_section(batches[0], u64::MAX).unwrap();
     let parsed = parse_records(&section, 1).unwrap();
     assert_eq!(
         (parsed[0].key(), parsed[0].offset_delta()),
@@ -260,4 +263,28 @@ fn a_corrupt_record_stops_the_round_without_changing_anything() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     drop(log);
     assert_eq!(read_all(&open(dir.path(), LogConfig::default()), 0), before);
+}
+
+#[test]
+fn a_batch_inflating_past_the_bound_is_kept_whole_and_left_unmapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), LogConfig::default());
+    // 70 MiB of zeros gzip to about 70 KB: past 64 x max(70 KB, 1048588 bytes).
+    let zeros = vec![0u8; 70 << 20];
+    let plain = raw_batch(0, -1, &[raw_record(0, b"a", Some(&zeros), &[])]);
+    drop(zeros);
+    let bomb = strom_wire::compression::recompress(&plain, Codec::Gzip, u64::MAX).unwrap();
+    drop(plain);
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    put(&mut log, &[("b", "old")]);
+    let bomb = append(&mut log, &bomb);
+    put(&mut log, &[("a", "new"), ("b", "new")]);
+    log.roll(NOW_MS).unwrap();
+    log.compact(NOW_MS, &eager()).unwrap();
+    let stored = read_all(&log, 0);
+    let batches: Vec<_> = Batches::new(&stored).map(|b| b.unwrap().0).collect();
+    // b=old is cleaned away; the bomb stays byte for byte although a=new supersedes its record.
+    assert_eq!(batches.len(), 2);
+    assert_eq!(batches[0], &bomb[..]);
+    assert_eq!(batch_shapes(&log), vec![(1, 1), (2, 2)]);
 }

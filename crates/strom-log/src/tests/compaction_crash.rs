@@ -59,18 +59,6 @@ fn leftovers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Stops the round when `step` is reached for the `nth` time (0-based).
-fn stop_at(step: SwapStep, nth: usize) -> impl FnMut(SwapStep) -> bool {
-    let mut seen = 0;
-    move |reached| {
-        if reached != step {
-            return true;
-        }
-        seen += 1;
-        seen <= nth
-    }
-}
-
 fn reference() -> (Vec<u8>, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let mut log = scenario(dir.path());

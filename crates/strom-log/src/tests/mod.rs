@@ -4,11 +4,13 @@ mod append_read;
 mod compaction;
 mod compaction_batches;
 mod compaction_crash;
+mod epochs;
 mod index_lookup;
 mod producer_recovery;
 mod recovery;
 mod retention;
 mod timestamps;
+mod truncation;
 
 use std::path::Path;
 
@@ -88,14 +90,19 @@ pub(crate) fn stored(batch: &[u8], base_offset: i64) -> Vec<u8> {
     copy
 }
 
+/// Opens the log as a single replica's leader does: its high watermark is its log end.
 pub(crate) fn open(dir: &Path, config: LogConfig) -> PartitionLog {
-    PartitionLog::open(dir, config, NOW_MS).expect("open log")
+    let mut log = PartitionLog::open(dir, config, NOW_MS).expect("open log");
+    log.set_high_watermark(log.log_end_offset());
+    log
 }
 
-/// Appends `batch` and returns the bytes as stored.
+/// Appends `batch` in leader epoch 0 as a single replica does (the high watermark follows
+/// the log end) and returns the bytes as stored.
 pub(crate) fn append(log: &mut PartitionLog, batch: &[u8]) -> Vec<u8> {
     let mut copy = batch.to_vec();
-    let info = log.append(&mut copy, NOW_MS).expect("append");
+    let info = log.append(&mut copy, 0, NOW_MS).expect("append");
+    log.maybe_increment_high_watermark(info.last_offset + 1);
     assert_eq!(
         BatchHeader::new(&copy).unwrap().base_offset(),
         info.base_offset
@@ -120,4 +127,34 @@ pub(crate) fn base_offsets(bytes: &[u8]) -> Vec<i64> {
 
 pub(crate) fn segment_bases(log: &PartitionLog) -> Vec<i64> {
     log.segments().iter().map(|s| s.base_offset).collect()
+}
+
+/// A step hook that stops an operation when `step` is reached for the `nth` time (0-based),
+/// leaving the files as a crash there would.
+pub(crate) fn stop_at<S: PartialEq>(step: S, nth: usize) -> impl FnMut(S) -> bool {
+    let mut seen = 0;
+    move |reached| {
+        if reached != step {
+            return true;
+        }
+        seen += 1;
+        seen <= nth
+    }
+}
+
+/// Appends `batch` as the leader in `epoch`, the high watermark following.
+pub(crate) fn append_in_epoch(log: &mut PartitionLog, epoch: i32, batch: &[u8]) -> Vec<u8> {
+    let mut copy = batch.to_vec();
+    let info = log.append(&mut copy, epoch, NOW_MS).expect("append");
+    log.maybe_increment_high_watermark(info.last_offset + 1);
+    copy
+}
+
+/// The leader-epoch cache as (epoch, start offset) pairs.
+pub(crate) fn epoch_pairs(log: &PartitionLog) -> Vec<(i32, i64)> {
+    log.leader_epochs()
+        .entries()
+        .iter()
+        .map(|e| (e.epoch, e.start_offset))
+        .collect()
 }

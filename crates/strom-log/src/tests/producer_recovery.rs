@@ -41,7 +41,7 @@ fn idempotent_batch(
 
 fn append_at(log: &mut PartitionLog, batch: &[u8]) -> (i64, i64) {
     let mut copy = batch.to_vec();
-    let info = log.append(&mut copy, NOW_MS).expect("append");
+    let info = log.append(&mut copy, 0, NOW_MS).expect("append");
     (info.base_offset, info.last_offset)
 }
 

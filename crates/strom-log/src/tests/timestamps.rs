@@ -76,7 +76,7 @@ fn offset_for_timestamp_decodes_compressed_and_log_append_time_batches() {
     let mut stamped = batch_with(&[1, 2], 4);
     set_log_append_time(&mut stamped, 9_000);
     let mut copy = stamped.clone();
-    let info = log.append(&mut copy, NOW_MS).unwrap();
+    let info = log.append(&mut copy, 0, NOW_MS).unwrap();
     assert_eq!(info.log_append_time_ms, 9_000);
     assert_eq!(log.offset_for_timestamp(15).unwrap(), Some((1, 20)));
     // LogAppendTime: every record carries the batch's time, whatever it was created with.

@@ -63,7 +63,7 @@ pub(crate) fn batch_of(
     if codec == Compression::None {
         out
     } else {
-        recompress(&out, codec).unwrap().to_vec()
+        recompress(&out, codec, u64::MAX).unwrap()
     }
 }
 
@@ -95,7 +95,7 @@ fn reads_the_fields_the_cleaner_needs() {
     let records = sample();
     for codec in CODECS {
         let batch = batch_of(&records, 3, 1_012, codec);
-        let section = records_section(&batch).unwrap();
+        let section = records_section(&batch, u64::MAX).unwrap();
         let views = parse_records(&section, 4).unwrap();
         let summary: Vec<_> = views
             .iter()
@@ -127,7 +127,7 @@ fn rebuilt_subset_keeps_identity_and_record_bytes_in_every_codec() {
     let records = sample();
     for codec in CODECS {
         let batch = batch_of(&records, 3, 1_012, codec);
-        let section = records_section(&batch).unwrap();
+        let section = records_section(&batch, u64::MAX).unwrap();
         let views = parse_records(&section, 4).unwrap();
         let kept = [views[0], views[2]];
         let rebuilt = rebuild_batch(&batch, &kept, None).unwrap();
@@ -145,7 +145,7 @@ fn rebuilt_subset_keeps_identity_and_record_bytes_in_every_codec() {
         );
         assert_eq!((h.base_timestamp(), h.max_timestamp()), (1_000, 1_009));
         assert_eq!(delete_horizon_ms(&h), None);
-        let section = records_section(&rebuilt).unwrap();
+        let section = records_section(&rebuilt, u64::MAX).unwrap();
         assert_eq!(
             &section[..],
             [records[0].clone(), records[2].clone()].concat()
@@ -171,7 +171,7 @@ fn rebuilt_subset_keeps_identity_and_record_bytes_in_every_codec() {
 fn delete_horizon_rebases_timestamps_and_keeps_the_rest_of_each_record() {
     let records = sample();
     let batch = batch_of(&records, 3, 1_012, Compression::Lz4);
-    let section = records_section(&batch).unwrap();
+    let section = records_section(&batch, u64::MAX).unwrap();
     let views = parse_records(&section, 4).unwrap();
     let kept = [views[0], views[1]];
     let rebuilt = rebuild_batch(&batch, &kept, Some(90_000)).unwrap();
@@ -179,7 +179,7 @@ fn delete_horizon_rebases_timestamps_and_keeps_the_rest_of_each_record() {
     assert_eq!(delete_horizon_ms(&h), Some(90_000));
     assert_eq!(h.compression_id(), Compression::Lz4.id());
     assert_eq!(h.max_timestamp(), 1_005);
-    let section = records_section(&rebuilt).unwrap();
+    let section = records_section(&rebuilt, u64::MAX).unwrap();
     let again = parse_records(&section, 2).unwrap();
     for (new, old) in again.iter().zip(&kept) {
         assert_eq!(
@@ -218,9 +218,11 @@ fn nothing_retained_gives_kafkas_empty_batch() {
         (h.producer_id(), h.producer_epoch(), h.base_sequence()),
         (7, 3, 11)
     );
-    assert!(parse_records(&records_section(&empty).unwrap(), 0)
-        .unwrap()
-        .is_empty());
+    assert!(
+        parse_records(&records_section(&empty, u64::MAX).unwrap(), 0)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn first_error(section: &[u8], count: i32) -> RecordError {
@@ -361,7 +363,7 @@ fn garbage_compressed_section_is_an_error() {
     batch[BATCH_HEADER_BYTES..len].fill(0x55);
     seal(&mut batch).unwrap();
     assert!(matches!(
-        records_section(&batch),
+        records_section(&batch, u64::MAX),
         Err(RecordError::Compression(_))
     ));
 }

@@ -1,0 +1,74 @@
+//! OffsetForLeaderEpoch (KIP-101, KIP-279, KIP-320): for each partition, the largest leader
+//! epoch at or below the one asked for and the offset where it ends, from the partition's
+//! leader-epoch cache. Followers find their divergence point with it; consumers validate
+//! their position after a leader change.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderPartition;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::protocol::VersionRange;
+use strom_types::ErrorCode;
+
+use super::{Handler, RequestContext};
+use crate::broker::Broker;
+use crate::errors::log_error_code;
+
+pub struct OffsetForLeaderEpochHandler;
+
+impl Handler for OffsetForLeaderEpochHandler {
+    type Request = OffsetForLeaderEpochRequest;
+    const KEY: ApiKey = ApiKey::OffsetForLeaderEpoch;
+    // Kafka 4.0 serves v2-v4 (KIP-896 removed v0-v1).
+    const VERSIONS: VersionRange = VersionRange { min: 2, max: 4 };
+
+    async fn handle(
+        broker: Arc<Broker>,
+        _ctx: RequestContext,
+        request: OffsetForLeaderEpochRequest,
+    ) -> OffsetForLeaderEpochResponse {
+        let topics = request
+            .topics
+            .into_iter()
+            .map(|topic| {
+                let partitions = topic
+                    .partitions
+                    .iter()
+                    .map(|p| end_offset(&broker, &topic.topic, p))
+                    .collect();
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(topic.topic)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        OffsetForLeaderEpochResponse::default().with_topics(topics)
+    }
+}
+
+/// Kafka's Partition.lastOffsetForLeaderEpoch on the leader.
+fn end_offset(broker: &Broker, topic: &str, wanted: &OffsetForLeaderPartition) -> EpochEndOffset {
+    let response = EpochEndOffset::default()
+        .with_partition(wanted.partition)
+        .with_leader_epoch(-1)
+        .with_end_offset(-1);
+    let Some(partition) = broker.partition(topic, wanted.partition) else {
+        return response.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+    };
+    let current = wanted.current_leader_epoch;
+    if current >= 0 && current < partition.leader_epoch {
+        return response.with_error_code(ErrorCode::FencedLeaderEpoch.code());
+    }
+    if current > partition.leader_epoch {
+        return response.with_error_code(ErrorCode::UnknownLeaderEpoch.code());
+    }
+    match partition.with_log(|log| Ok(log.end_offset_for_epoch(wanted.leader_epoch))) {
+        Ok(Some((epoch, end_offset))) => response
+            .with_leader_epoch(epoch)
+            .with_end_offset(end_offset),
+        Ok(None) => response,
+        Err(e) => response.with_error_code(log_error_code(&e).code()),
+    }
+}
