@@ -9,11 +9,12 @@ use strom_log::producer_recovery::PRODUCER_STATE_TAIL_BYTES;
 use strom_log::{LogError, PartitionLog, PRODUCER_ID_EXPIRATION_MS};
 use strom_metadata::{BrokerEndpoint, ConfigResource, MetadataImage, MetadataRecord};
 use strom_types::TopicId;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use crate::apis::ApiTable;
 use crate::config::{BrokerConfig, DynamicBrokerConfigs};
+use crate::fetch_session::{FetchSessionCache, MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS};
 use crate::metadata_log::{MetadataLog, MetadataLogError, METADATA_LOG_DIR};
 use crate::metrics::{Metrics, PartitionLabels};
 use crate::partition::Partition;
@@ -56,8 +57,8 @@ pub struct Broker {
     /// changes are serialized exactly as a controller would order them.
     controller: Mutex<Option<MetadataLog>>,
     partitions: RwLock<PartitionMap>,
-    /// Woken on every append, so parked fetches can look again.
-    pub data_arrived: Notify,
+    /// KIP-227 fetch sessions; held only to look up or update a session.
+    pub fetch_sessions: std::sync::Mutex<FetchSessionCache>,
     /// The group coordinator's shards and their timers.
     pub groups: crate::group_coordinator::GroupCoordinator,
     /// The unused rest of this broker's current block of producer ids.
@@ -103,7 +104,11 @@ impl Broker {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             controller: Mutex::new(Some(metadata_log)),
             partitions: RwLock::new(HashMap::new()),
-            data_arrived: Notify::new(),
+            fetch_sessions: std::sync::Mutex::new(FetchSessionCache::new(
+                config_for_groups.max_incremental_fetch_session_cache_slots,
+                MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS,
+                session_id_seed(),
+            )),
             producer_ids: Mutex::new(0..0),
             checkpointed_high_watermarks: std::sync::Mutex::new(checkpointed_high_watermarks),
             groups: crate::group_coordinator::GroupCoordinator::new(group_config(
@@ -306,6 +311,8 @@ impl Broker {
         };
         for partition in removed {
             let _ = partition.take_log();
+            // Fetches parked on it answer with the error of a partition that is gone.
+            partition.notify_appended();
             let dir = partition_dir(&self.config.log_dir, &partition.topic, partition.index);
             delete_partition_dir(&dir, partition.topic_id);
             info!(topic = %partition.topic, partition = partition.index, "partition deleted");
@@ -429,6 +436,14 @@ impl Broker {
         }
         info!("all logs closed cleanly");
     }
+}
+
+/// Session ids are not guessable, as in Kafka (which draws them at random).
+fn session_id_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_i64(now_ms());
+    hasher.finish()
 }
 
 fn group_config(config: &BrokerConfig) -> strom_coordinator::GroupConfig {

@@ -98,6 +98,11 @@ pub struct BrokerConfig {
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: i32,
+    /// `fetch.max.bytes` (55 MiB, as Kafka): the most record bytes one Fetch
+    /// response carries, whatever the request's `max_bytes` says.
+    pub fetch_max_bytes: i32,
+    /// `max.incremental.fetch.session.cache.slots` (1000): fetch sessions kept.
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// Where Prometheus scrapes `/metrics`; empty disables it.
     pub metrics_listener: Option<SocketAddr>,
     /// Every config that was set explicitly, by Kafka name.
@@ -129,6 +134,24 @@ where
                 why: e.to_string(),
             }),
     }
+}
+
+/// An int config with Kafka's `atLeast(min)` validator.
+fn at_least(
+    map: &BTreeMap<String, String>,
+    name: &str,
+    default: i32,
+    min: i32,
+) -> Result<i32, ConfigError> {
+    let value = parse(map, name, default)?;
+    if value < min {
+        return Err(ConfigError::Invalid {
+            name: name.into(),
+            value: value.to_string(),
+            why: format!("value must be at least {min}"),
+        });
+    }
+    Ok(value)
 }
 
 pub fn parse_listeners(name: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
@@ -291,6 +314,13 @@ impl BrokerConfig {
                 600_000,
             )?,
             offset_metadata_max_bytes: parse(&map, "offset.metadata.max.bytes", 4_096)?,
+            fetch_max_bytes: at_least(&map, "fetch.max.bytes", 57_671_680, 1024)?,
+            max_incremental_fetch_session_cache_slots: at_least(
+                &map,
+                "max.incremental.fetch.session.cache.slots",
+                1000,
+                0,
+            )? as usize,
             metrics_listener,
             explicit: map,
         };
@@ -374,6 +404,8 @@ mod tests {
         assert_eq!(config.log_dir, PathBuf::from("./data"));
         assert_eq!(config.socket_request_max_bytes, 104_857_600);
         assert!(config.auto_create_topics_enable);
+        assert_eq!(config.fetch_max_bytes, 57_671_680);
+        assert_eq!(config.max_incremental_fetch_session_cache_slots, 1000);
     }
 
     #[test]
@@ -397,6 +429,13 @@ mod tests {
         let bad = BTreeMap::from([("log.retention.ms".to_string(), "-7".to_string())]);
         assert!(BrokerConfig::from_map(bad).is_err());
         let bad = BTreeMap::from([("listeners".to_string(), "127.0.0.1:9092".to_string())]);
+        assert!(BrokerConfig::from_map(bad).is_err());
+        let bad = BTreeMap::from([("fetch.max.bytes".to_string(), "1023".to_string())]);
+        assert!(BrokerConfig::from_map(bad).is_err());
+        let bad = BTreeMap::from([(
+            "max.incremental.fetch.session.cache.slots".to_string(),
+            "-1".to_string(),
+        )]);
         assert!(BrokerConfig::from_map(bad).is_err());
     }
 }

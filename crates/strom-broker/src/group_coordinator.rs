@@ -231,17 +231,14 @@ impl GroupCoordinator {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
         );
-        let count = partition
-            .with_log(|log| {
-                replay(log, |_, key, value| {
-                    shard.replay(&CoordinatorRecord {
-                        key: key.map(|k| k.to_vec()).unwrap_or_default(),
-                        value: value.map(|v| v.to_vec()),
-                    })
-                })
-                .map_err(|e| strom_log::LogError::Io(std::io::Error::other(e.to_string())))
+        // Through the reader: a replay never holds the partition's lock.
+        let count = replay(partition.reader(), |_, key, value| {
+            shard.replay(&CoordinatorRecord {
+                key: key.map(|k| k.to_vec()).unwrap_or_default(),
+                value: value.map(|v| v.to_vec()),
             })
-            .map_err(|e| e.to_string())?;
+        })
+        .map_err(|e| e.to_string())?;
         Ok((shard, count))
     }
 
@@ -481,7 +478,9 @@ fn append_records(
         .collect();
     let now = now_ms();
     let mut batch = encode_batch(&entries, now)?;
-    partition.append(&mut batch, now).map(|_| ())
+    partition.append(&mut batch, now)?;
+    partition.notify_appended();
+    Ok(())
 }
 
 async fn create_offsets_topic(broker: &Broker) -> Result<(), ErrorCode> {

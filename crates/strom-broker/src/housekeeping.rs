@@ -1,5 +1,6 @@
 //! Background work on every hosted log: retention on its own interval
-//! (log.retention.check.interval.ms), rolling and flushing every second, and the
+//! (log.retention.check.interval.ms), rolling, flushing and deleting the files of
+//! removed segments (file.delete.delay.ms) every second, and the
 //! high watermark checkpoint (replica.high.watermark.checkpoint.interval.ms).
 
 use std::sync::Arc;
@@ -121,6 +122,7 @@ fn roll_and_flush(broker: &Broker) {
     for partition in broker.all_partitions() {
         let result = partition.with_log(|log| {
             log.roll_if_due(now)?;
+            log.delete_due_segments(now)?;
             log.flush_if_due(now)
         });
         if let Err(e) = result {

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use strom_log::{LogError, PartitionLog};
+use strom_log::{LogError, LogReader};
 
 const REPLAY_CHUNK_BYTES: usize = 1 << 20;
 
@@ -61,18 +61,18 @@ pub fn encode_batch(
 
 /// Calls `apply` with every record from the log start to the end, in order.
 pub fn replay<E: std::error::Error>(
-    log: &PartitionLog,
+    log: &LogReader,
     mut apply: impl FnMut(i64, Option<Bytes>, Option<Bytes>) -> Result<(), E>,
 ) -> Result<usize, ReplayError<E>> {
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
+    let mut offset = log.offsets().log_start_offset();
+    let end = log.offsets().log_end_offset();
     let mut count = 0;
     while offset < end {
         let read = log.read(offset, REPLAY_CHUNK_BYTES, end, true)?;
-        if read.bytes.is_empty() {
+        if read.is_empty() {
             break;
         }
-        let mut bytes: Bytes = read.bytes;
+        let mut bytes: Bytes = read.to_bytes()?;
         let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| ReplayError::Decode {
             offset,
             why: format!("{e:#}"),

@@ -9,6 +9,7 @@ pub mod broker;
 pub mod config;
 mod connection;
 pub mod errors;
+pub mod fetch_session;
 pub mod group_coordinator;
 mod housekeeping;
 mod internal_log;

@@ -41,7 +41,7 @@ impl MetadataLog {
             now_ms,
         )?;
         let mut records = Vec::new();
-        let count = replay(&log, |_, _, value| {
+        let count = replay(&log.reader(), |_, _, value| {
             records.push(MetadataRecord::from_json(&value.unwrap_or_default())?);
             Ok(())
         })?;

@@ -19,6 +19,11 @@ struct ApiLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FetchKindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabels {
     pub topic: String,
     pub partition: String,
@@ -32,6 +37,11 @@ pub struct Metrics {
     bytes_out: Counter,
     connections: Gauge<i64, AtomicI64>,
     pub(crate) partition_log_size: Family<PartitionLabels, Gauge<i64, AtomicI64>>,
+    fetches: Family<FetchKindLabels, Counter>,
+    fetch_sessions: Gauge<i64, AtomicI64>,
+    fetch_session_partitions: Gauge<i64, AtomicI64>,
+    fetch_session_evictions: Gauge<i64, AtomicI64>,
+    fetch_wakeups: Counter,
 }
 
 impl Metrics {
@@ -75,6 +85,36 @@ impl Metrics {
             "Size of each partition's log on disk",
             partition_log_size.clone(),
         );
+        let fetches = Family::<FetchKindLabels, Counter>::default();
+        registry.register(
+            "strom_fetch_requests",
+            "Fetch requests by fetch session kind: full (a session may be created), incremental, sessionless, session_error",
+            fetches.clone(),
+        );
+        let fetch_sessions = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "strom_fetch_sessions",
+            "Incremental fetch sessions cached (Kafka's NumIncrementalFetchSessions)",
+            fetch_sessions.clone(),
+        );
+        let fetch_session_partitions = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "strom_fetch_session_partitions",
+            "Partitions cached over all fetch sessions (Kafka's NumIncrementalFetchPartitionsCached)",
+            fetch_session_partitions.clone(),
+        );
+        let fetch_session_evictions = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "strom_fetch_session_evictions",
+            "Fetch sessions evicted to make room for new ones since start",
+            fetch_session_evictions.clone(),
+        );
+        let fetch_wakeups = Counter::default();
+        registry.register(
+            "strom_fetch_wakeups",
+            "Parked fetches woken by an append to (or the deletion of) a partition they read",
+            fetch_wakeups.clone(),
+        );
         Self {
             registry,
             requests,
@@ -83,7 +123,27 @@ impl Metrics {
             bytes_out,
             connections,
             partition_log_size,
+            fetches,
+            fetch_sessions,
+            fetch_session_partitions,
+            fetch_session_evictions,
+            fetch_wakeups,
         }
+    }
+
+    /// Counts a fetch by how its session treated it.
+    pub fn fetch_served(&self, kind: &'static str) {
+        self.fetches.get_or_create(&FetchKindLabels { kind }).inc();
+    }
+
+    pub fn fetch_woken(&self) {
+        self.fetch_wakeups.inc();
+    }
+
+    pub fn fetch_session_cache(&self, sessions: usize, partitions: usize, evictions: u64) {
+        self.fetch_sessions.set(sessions as i64);
+        self.fetch_session_partitions.set(partitions as i64);
+        self.fetch_session_evictions.set(evictions as i64);
     }
 
     pub fn request_done(&self, api: ApiKey, elapsed: Duration) {

@@ -7,6 +7,9 @@
 
 use std::sync::{Mutex, RwLock};
 
+use tokio::sync::futures::Notified;
+use tokio::sync::Notify;
+
 use strom_log::producer_state::ProducerStateTable;
 use strom_log::{AppendInfo, LogError, LogReader, PartitionLog};
 use strom_types::TopicId;
@@ -26,6 +29,9 @@ pub struct Partition {
     settings: RwLock<TopicSettings>,
     /// Idempotent producers' sequences. Lock order: this, then the log.
     pub producers: Mutex<ProducerStateTable>,
+    /// Wakes the fetches parked on this partition: records were appended,
+    /// or the partition is gone.
+    appended: Notify,
 }
 
 fn closed() -> LogError {
@@ -53,6 +59,7 @@ impl Partition {
             reader,
             settings: RwLock::new(settings),
             producers: Mutex::new(ProducerStateTable::default()),
+            appended: Notify::new(),
         }
     }
 
@@ -96,6 +103,18 @@ impl Partition {
     /// Takes the log out for a clean close; later calls see a closed log.
     pub fn take_log(&self) -> Option<PartitionLog> {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Wakes every fetch parked on this partition. Called after appends and
+    /// when the partition is deleted, so a parked fetch reads again.
+    pub fn notify_appended(&self) {
+        self.appended.notify_waiters();
+    }
+
+    /// Resolves at the next `notify_appended`; `enable` it before reading
+    /// the log so an append in between is not missed.
+    pub fn appended(&self) -> Notified<'_> {
+        self.appended.notified()
     }
 
     pub fn high_watermark(&self) -> i64 {

@@ -28,8 +28,8 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// `flush.ms` (default i64::MAX).
     pub flush_ms: i64,
-    /// `file.delete.delay.ms` (default 60000). Segments are deleted immediately: reads copy
-    /// bytes out under the log's lock, so no reader can still hold a deleted file.
+    /// `file.delete.delay.ms` (default 60000): how long a segment that retention removed keeps
+    /// its (renamed `.deleted`) files, and longer while a reader still holds it.
     pub file_delete_delay_ms: i64,
 }
 

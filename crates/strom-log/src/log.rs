@@ -62,6 +62,8 @@ pub struct PartitionLog {
     pub(crate) last_flush_ms: i64,
     /// A cleaner swap failed after its commit point: finish it before cleaning again.
     pub(crate) swap_pending: bool,
+    /// Segments removed by retention whose files wait for `file.delete.delay.ms`.
+    pub(crate) pending_deletions: Vec<crate::segment::PendingDeletion>,
     /// The latest delete horizon the cleaner gave a tombstone it kept. Once it
     /// passes, the log is cleaned again even with nothing dirty (KIP-534), so
     /// idle compacted logs still lose their expired tombstones. Memory only,
@@ -104,6 +106,7 @@ impl PartitionLog {
             recovery_point,
             last_flush_ms: now_ms,
             swap_pending: false,
+            pending_deletions: Vec::new(),
             latest_delete_horizon_ms: None,
             leader_epochs: LeaderEpochCache::from_entries(
                 checkpointed_epochs.iter().flatten().copied(),

@@ -25,8 +25,11 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(".tmp") {
-            warn!(file = name, "removing leftover temp file");
+        if name.ends_with(".tmp") || name.ends_with(&format!(".{}", crate::segment::DELETED)) {
+            warn!(
+                file = name,
+                "removing leftover temp or deleted-segment file"
+            );
             fs::remove_file(entry.path())?;
             continue;
         }

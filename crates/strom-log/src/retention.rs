@@ -158,10 +158,34 @@ impl PartitionLog {
         self.publish_segments();
         for segment in deleted {
             deleted_bytes += segment.size_bytes;
-            // Readers that still hold the segment keep its file open, so it can go now.
-            segment.delete(&self.dir)?;
+            let pending = segment.schedule_deletion(&self.dir)?;
+            self.pending_deletions.push(pending);
         }
         checkpoint::sync_dir(&self.dir)?;
         Ok((count, deleted_bytes))
+    }
+
+    /// Deletes the files of removed segments once `file.delete.delay.ms` has passed and no
+    /// reader still holds them. Returns how many segments' files went.
+    pub fn delete_due_segments(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let delay_ms = self.config.file_delete_delay_ms;
+        let mut deleted = 0;
+        let mut kept = Vec::with_capacity(self.pending_deletions.len());
+        for mut pending in std::mem::take(&mut self.pending_deletions) {
+            match pending.delete_if_due(&self.dir, now_ms, delay_ms) {
+                Ok(true) => deleted += 1,
+                Ok(false) => kept.push(pending),
+                Err(e) => {
+                    kept.push(pending);
+                    self.pending_deletions = kept;
+                    return Err(e.into());
+                }
+            }
+        }
+        self.pending_deletions = kept;
+        if deleted > 0 {
+            checkpoint::sync_dir(&self.dir)?;
+        }
+        Ok(deleted)
     }
 }

@@ -522,4 +522,61 @@ impl Segment {
         drop(self);
         delete_segment_files(dir, base_offset)
     }
+
+    /// Kafka's asynchronous delete: the files get the `.deleted` suffix now (the segment's
+    /// name is free, and `open` removes such leftovers) and are removed later by
+    /// [`PendingDeletion`]. Readers holding the view keep reading meanwhile.
+    pub(crate) fn schedule_deletion(self, dir: &Path) -> std::io::Result<PendingDeletion> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let from = segment_file(dir, self.base_offset, suffix);
+            match fs::rename(&from, from.with_extension(format!("{suffix}.{DELETED}"))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(PendingDeletion {
+            base_offset: self.base_offset,
+            view: self.view.clone(),
+            due_ms: None,
+        })
+    }
+}
+
+/// The suffix of a segment's files between its removal from the log and their deletion.
+pub(crate) const DELETED: &str = "deleted";
+
+/// A segment out of the log whose `.deleted` files wait for `file.delete.delay.ms`.
+pub(crate) struct PendingDeletion {
+    pub(crate) base_offset: i64,
+    pub(crate) view: Arc<SegmentView>,
+    /// Set by the first sweep after the removal (the log keeps no clock).
+    pub(crate) due_ms: Option<i64>,
+}
+
+impl PendingDeletion {
+    /// Deletes the files once the delay has passed and no reader holds the segment; says
+    /// whether it did.
+    pub(crate) fn delete_if_due(
+        &mut self,
+        dir: &Path,
+        now_ms: i64,
+        delay_ms: i64,
+    ) -> std::io::Result<bool> {
+        let due = *self
+            .due_ms
+            .get_or_insert(now_ms.saturating_add(delay_ms.max(0)));
+        if now_ms < due || Arc::strong_count(&self.view) > 1 {
+            return Ok(false);
+        }
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = segment_file(dir, self.base_offset, &format!("{suffix}.{DELETED}"));
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
 }

@@ -39,6 +39,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("advertised.listeners", None, String, ReadOnly),
     ("auto.create.topics.enable", Some("true"), Boolean, ReadOnly),
     ("default.replication.factor", Some("1"), Int, ReadOnly),
+    ("fetch.max.bytes", Some("57671680"), Int, ReadOnly),
     (
         "group.consumer.heartbeat.interval.ms",
         Some("5000"),
@@ -107,6 +108,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("log.retention.hours", Some("168"), Int, ReadOnly),
     ("log.roll.hours", Some("168"), Int, ReadOnly),
     ("max.connections", Some("2147483647"), Int, ClusterWide),
+    (
+        "max.incremental.fetch.session.cache.slots",
+        Some("1000"),
+        Int,
+        ReadOnly
+    ),
     ("node.id", Some("1"), Int, ReadOnly),
     ("num.partitions", Some("1"), Int, ReadOnly),
     ("offset.metadata.max.bytes", Some("4096"), Int, ReadOnly),

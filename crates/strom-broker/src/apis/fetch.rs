@@ -1,24 +1,52 @@
 //! Fetch: whole batches are read straight from the log files, never decoded.
-//! When fewer than min_bytes are ready, the request parks until an append
-//! wakes it or max_wait_ms passes. Fetch sessions are not kept: a response
-//! always carries session id 0, which tells clients to send full fetches.
+//!
+//! Sessions (KIP-227, Fetch v7+): the request's session id and epoch go
+//! through the sans-io `fetch_session` cache first, which says whether to
+//! answer the request's partitions (full or sessionless fetch), the session's
+//! partitions (incremental fetch: the response then leaves out partitions
+//! with nothing new), or a session error.
+//!
+//! Bytes (KIP-74): the request's `max_bytes` is capped by `fetch.max.bytes`
+//! and each partition reads at most its `partition_max_bytes` and what is left
+//! of that budget, so a fetch holds no more record bytes than it sends; only
+//! the first batch of the first partition with data is returned whole when it
+//! is larger.
+//!
+//! Waiting: when fewer than `min_bytes` are ready, the request parks on the
+//! partitions it reads (each has its own notification, so appends elsewhere
+//! never wake it) until one of them is appended to or deleted, or
+//! `max_wait_ms` passes.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
-use kafka_protocol::protocol::VersionRange;
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_types::ErrorCode;
+use tokio::sync::futures::Notified;
 
 use super::{Handler, RequestContext};
-use crate::broker::Broker;
+use crate::broker::{now_ms, Broker};
 use crate::errors::log_error_code;
+use crate::fetch_session::{
+    FetchContext, FetchMetadata, IncrementalAnswer, PartitionOutcome, PartitionParams,
+    SessionPartition,
+};
+use crate::partition::Partition;
 
 pub struct FetchHandler;
 
 const READ_COMMITTED: i8 = 1;
+/// Fetch sessions exist from v7.
+const SESSIONS_VERSION: i16 = 7;
+/// Topics are named by id from v13.
+const TOPIC_IDS_VERSION: i16 = 13;
+/// The replica id moved into `replica_state` at v15.
+const REPLICA_STATE_VERSION: i16 = 15;
 
 impl Handler for FetchHandler {
     type Request = FetchRequest;
@@ -30,159 +58,412 @@ impl Handler for FetchHandler {
         ctx: RequestContext,
         request: FetchRequest,
     ) -> FetchResponse {
-        if request.session_id != 0 {
-            return FetchResponse::default()
-                .with_error_code(ErrorCode::FetchSessionIdNotFound.code());
-        }
-        if request.session_epoch != -1 && request.session_epoch != 0 {
-            return FetchResponse::default()
-                .with_error_code(ErrorCode::InvalidFetchSessionEpoch.code());
-        }
-        let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
-        let deadline = tokio::time::Instant::now() + max_wait;
-        loop {
-            // Registered before reading, so an append in between still wakes us.
-            let notified = broker.data_arrived.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // Reads walk batch headers and copy bytes out of the files: off the async workers.
-            let (worker, wanted) = (broker.clone(), request.clone());
-            let version = ctx.api_version;
-            let (responses, bytes, has_error) = match tokio::task::spawn_blocking(move || {
-                read_all(&worker, &wanted, version)
-            })
-            .await
-            {
-                Ok(read) => read,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            };
-            let expired = tokio::time::Instant::now() >= deadline;
-            if bytes >= request.min_bytes.max(0) as usize
-                || has_error
-                || expired
-                || request.max_wait_ms <= 0
-            {
-                return FetchResponse::default().with_responses(responses);
+        let version = ctx.api_version;
+        let by_id = version >= TOPIC_IDS_VERSION;
+        let requested = requested_partitions(&request, by_id);
+        let forgotten = forgotten_partitions(&request, by_id);
+        let metadata = if version >= SESSIONS_VERSION {
+            FetchMetadata {
+                session_id: request.session_id,
+                epoch: request.session_epoch,
             }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep_until(deadline) => {}
+        } else {
+            FetchMetadata::LEGACY
+        };
+        let context = broker
+            .fetch_sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .new_context(version, metadata, &requested, &forgotten, now_ms());
+        let (to_read, kind) = match &context {
+            FetchContext::SessionError(code) => {
+                broker.metrics.fetch_served("session_error");
+                return FetchResponse::default().with_error_code(code.code());
             }
-        }
+            FetchContext::Sessionless => (requested, "sessionless"),
+            FetchContext::Full => (requested, "full"),
+            FetchContext::Incremental { partitions, .. } => (partitions.clone(), "incremental"),
+        };
+        broker.metrics.fetch_served(kind);
+        let answered = read_until_ready(&broker, &request, version, &to_read).await;
+        let outcomes: Vec<PartitionOutcome> = answered.iter().map(outcome_of).collect();
+        let mut cache = broker
+            .fetch_sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let response = match context {
+            FetchContext::SessionError(_) | FetchContext::Sessionless => {
+                respond(0, &to_read, answered, None)
+            }
+            FetchContext::Full => {
+                let session_id = cache.create_session(
+                    now_ms(),
+                    is_from_follower(&request, version),
+                    by_id,
+                    to_read
+                        .iter()
+                        .zip(&outcomes)
+                        .map(|((key, params), outcome)| (key.clone(), *params, *outcome))
+                        .collect(),
+                );
+                respond(session_id, &to_read, answered, None)
+            }
+            FetchContext::Incremental {
+                session_id,
+                request_epoch,
+                ..
+            } => {
+                let keyed: Vec<(SessionPartition, PartitionOutcome)> = to_read
+                    .iter()
+                    .zip(&outcomes)
+                    .map(|((key, _), outcome)| (key.clone(), *outcome))
+                    .collect();
+                match cache.incremental_response(session_id, request_epoch, &keyed) {
+                    IncrementalAnswer::Include(include) => {
+                        respond(session_id, &to_read, answered, Some(&include))
+                    }
+                    IncrementalAnswer::EpochChanged => FetchResponse::default()
+                        .with_error_code(ErrorCode::InvalidFetchSessionEpoch.code())
+                        .with_session_id(session_id),
+                }
+            }
+        };
+        broker.metrics.fetch_session_cache(
+            cache.len(),
+            cache.total_partitions(),
+            cache.evictions(),
+        );
+        response
     }
 }
 
-fn read_all(
-    broker: &Broker,
+/// The request's partitions in order, each once (a repeated one keeps its
+/// first place and its last parameters, as Kafka's request map does).
+fn requested_partitions(
+    request: &FetchRequest,
+    by_id: bool,
+) -> Vec<(SessionPartition, PartitionParams)> {
+    let mut out: Vec<(SessionPartition, PartitionParams)> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            let key = partition_key(by_id, topic.topic_id, &topic.topic, p.partition);
+            let params = PartitionParams {
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                log_start_offset: p.log_start_offset,
+                current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
+            };
+            match seen.get(&key) {
+                Some(&i) => out[i] = (key, params),
+                None => {
+                    seen.insert(key.clone(), out.len());
+                    out.push((key, params));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn forgotten_partitions(request: &FetchRequest, by_id: bool) -> Vec<SessionPartition> {
+    request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |&p| partition_key(by_id, t.topic_id, &t.topic, p))
+        })
+        .collect()
+}
+
+fn partition_key(
+    by_id: bool,
+    topic_id: uuid::Uuid,
+    topic: &TopicName,
+    partition: i32,
+) -> SessionPartition {
+    if by_id {
+        SessionPartition::ById(topic_id, partition)
+    } else {
+        SessionPartition::ByName(topic.to_string(), partition)
+    }
+}
+
+/// Followers' sessions are privileged in the session cache, as in Kafka.
+fn is_from_follower(request: &FetchRequest, version: i16) -> bool {
+    let replica_id = if version >= REPLICA_STATE_VERSION {
+        request.replica_state.replica_id
+    } else {
+        request.replica_id
+    };
+    replica_id.0 >= 0
+}
+
+/// Reads until `min_bytes` are ready, an error shows, or `max_wait_ms` is up.
+async fn read_until_ready(
+    broker: &Arc<Broker>,
     request: &FetchRequest,
     version: i16,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
-    let by_id = version >= 13;
-    // log_start_offset exists from v5.
-    let start_offset = |offset: i64| if version >= 5 { offset } else { -1 };
-    let image = broker.image();
-    let mut budget = request.max_bytes.max(0) as usize;
-    let mut total = 0usize;
-    let mut has_error = false;
+    to_read: &[(SessionPartition, PartitionParams)],
+) -> Vec<PartitionData> {
+    let max_bytes = request.max_bytes.clamp(0, broker.config.fetch_max_bytes) as usize;
+    let min_bytes = (request.min_bytes.max(0) as usize).min(max_bytes);
+    let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let deadline = tokio::time::Instant::now() + max_wait;
     let read_committed = request.isolation_level == READ_COMMITTED;
-    let mut responses = Vec::with_capacity(request.topics.len());
-    for topic in &request.topics {
-        let name = topic_name(&image, topic, by_id);
-        let mut partitions = Vec::with_capacity(topic.partitions.len());
-        for wanted in &topic.partitions {
-            let mut data = PartitionData::default()
-                .with_partition_index(wanted.partition)
-                .with_high_watermark(-1)
-                .with_last_stable_offset(-1)
-                .with_log_start_offset(-1)
-                .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1));
-            if read_committed {
-                data.aborted_transactions = Some(Vec::new());
-            }
-            let partition = match &name {
-                None => Err(ErrorCode::UnknownTopicId),
-                Some(name) => broker
-                    .partition(name, wanted.partition)
-                    .ok_or(ErrorCode::UnknownTopicOrPartition),
-            };
-            let result = partition.and_then(|partition| {
-                if wanted.current_leader_epoch > partition.leader_epoch {
-                    return Err(ErrorCode::UnknownLeaderEpoch);
-                }
-                if wanted.current_leader_epoch >= 0
-                    && wanted.current_leader_epoch < partition.leader_epoch
-                {
-                    return Err(ErrorCode::FencedLeaderEpoch);
-                }
-                let limit = (wanted.partition_max_bytes.max(0) as usize).min(budget);
-                let min_one_batch = total == 0;
-                let reader = partition.reader();
-                let offsets = reader.offsets().snapshot();
-                let readable_end = if read_committed {
-                    offsets.last_stable_offset
-                } else {
-                    offsets.high_watermark
-                };
-                let records = if limit == 0 && !min_one_batch {
-                    None
-                } else {
-                    let read = reader
-                        .read(wanted.fetch_offset, limit, readable_end, min_one_batch)
-                        .and_then(|slices| slices.to_bytes())
-                        .map_err(|e| log_error_code(&e))?;
-                    Some(read)
-                };
-                Ok((offsets, records))
-            });
-            match result {
-                Ok((offsets, records)) => {
-                    let size = records.as_ref().map_or(0, |r| r.len());
-                    total += size;
-                    budget = budget.saturating_sub(size);
-                    data = data
-                        .with_high_watermark(offsets.high_watermark)
-                        .with_last_stable_offset(offsets.last_stable_offset)
-                        .with_log_start_offset(start_offset(offsets.log_start_offset))
-                        .with_records(Some(records.unwrap_or_default()));
-                }
-                Err(code) => {
-                    has_error = true;
-                    if code == ErrorCode::OffsetOutOfRange {
-                        if let Some(p) = name
-                            .as_deref()
-                            .and_then(|n| broker.partition(n, wanted.partition))
-                        {
-                            data = data
-                                .with_high_watermark(p.high_watermark())
-                                .with_last_stable_offset(p.last_stable_offset())
-                                .with_log_start_offset(start_offset(p.log_start_offset()));
-                        }
-                    }
-                    data = data
-                        .with_error_code(code.code())
-                        .with_records(Some(Default::default()));
-                }
-            }
-            partitions.push(data);
+    loop {
+        let image = broker.image();
+        let targets: Vec<Result<Target, ErrorCode>> = to_read
+            .iter()
+            .map(|(key, _)| resolve(broker, &image, key))
+            .collect();
+        // Registered before reading, so an append in between still wakes us.
+        let mut waits: Vec<Pin<Box<Notified<'_>>>> = targets
+            .iter()
+            .flatten()
+            .map(|t| {
+                let mut notified = Box::pin(t.partition.appended());
+                notified.as_mut().enable();
+                notified
+            })
+            .collect();
+        // Reads walk batch headers and copy bytes out of the files: off the async workers.
+        let (worker, wanted, found) = (broker.clone(), to_read.to_vec(), targets.clone());
+        let read = match tokio::task::spawn_blocking(move || {
+            read_partitions(&worker, version, read_committed, max_bytes, &wanted, &found)
+        })
+        .await
+        {
+            Ok(read) => read,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        if to_read.is_empty()
+            || read.bytes >= min_bytes
+            || read.has_error
+            || request.max_wait_ms <= 0
+            || tokio::time::Instant::now() >= deadline
+        {
+            return read.partitions;
         }
-        responses.push(
-            FetchableTopicResponse::default()
-                .with_topic(topic.topic.clone())
-                .with_topic_id(topic.topic_id)
-                .with_partitions(partitions),
-        );
+        drop(read);
+        if wait_for_any(&mut waits, deadline).await {
+            broker.metrics.fetch_woken();
+        }
     }
-    (responses, total, has_error)
 }
 
-fn topic_name(
+/// Resolves when any of `waits` does (true), or at `deadline` (false).
+async fn wait_for_any(
+    waits: &mut [Pin<Box<Notified<'_>>>],
+    deadline: tokio::time::Instant,
+) -> bool {
+    let any = std::future::poll_fn(|cx| {
+        for wait in waits.iter_mut() {
+            if wait.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    });
+    tokio::select! {
+        _ = any => true,
+        _ = tokio::time::sleep_until(deadline) => false,
+    }
+}
+
+/// A partition this broker hosts, as a fetch found it.
+#[derive(Clone)]
+struct Target {
+    name: String,
+    partition: Arc<Partition>,
+}
+
+fn resolve(
+    broker: &Broker,
     image: &strom_metadata::MetadataImage,
-    topic: &FetchTopic,
-    by_id: bool,
-) -> Option<String> {
-    if by_id {
-        image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
-    } else {
-        Some(topic.topic.to_string())
+    key: &SessionPartition,
+) -> Result<Target, ErrorCode> {
+    let (name, index) = match key {
+        SessionPartition::ById(id, index) => {
+            let topic = image.topic_by_id(id).ok_or(ErrorCode::UnknownTopicId)?;
+            (topic.name.clone(), *index)
+        }
+        SessionPartition::ByName(name, index) => (name.clone(), *index),
+    };
+    let partition = broker
+        .partition(&name, index)
+        .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    if let SessionPartition::ById(id, _) = key {
+        if partition.topic_id != *id {
+            return Err(ErrorCode::UnknownTopicId);
+        }
+    }
+    Ok(Target { name, partition })
+}
+
+struct Read {
+    partitions: Vec<PartitionData>,
+    bytes: usize,
+    has_error: bool,
+}
+
+fn read_partitions(
+    broker: &Broker,
+    version: i16,
+    read_committed: bool,
+    max_bytes: usize,
+    to_read: &[(SessionPartition, PartitionParams)],
+    targets: &[Result<Target, ErrorCode>],
+) -> Read {
+    // log_start_offset exists from v5.
+    let start_offset = |offset: i64| if version >= 5 { offset } else { -1 };
+    let mut budget = max_bytes;
+    let mut total = 0usize;
+    let mut has_error = false;
+    let mut partitions = Vec::with_capacity(to_read.len());
+    for ((key, wanted), target) in to_read.iter().zip(targets) {
+        let index = match key {
+            SessionPartition::ById(_, i) | SessionPartition::ByName(_, i) => *i,
+        };
+        let mut data = PartitionData::default()
+            .with_partition_index(index)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica(BrokerId(-1));
+        if read_committed {
+            data.aborted_transactions = Some(Vec::new());
+        }
+        let result = target.as_ref().map_err(|code| *code).and_then(|target| {
+            let partition = &target.partition;
+            if wanted.current_leader_epoch > partition.leader_epoch {
+                return Err(ErrorCode::UnknownLeaderEpoch);
+            }
+            if wanted.current_leader_epoch >= 0
+                && wanted.current_leader_epoch < partition.leader_epoch
+            {
+                return Err(ErrorCode::FencedLeaderEpoch);
+            }
+            // Never read more than may be sent: this partition's limit and the
+            // response's remaining budget (but one whole batch for the first
+            // partition with data).
+            let limit = (wanted.partition_max_bytes.max(0) as usize).min(budget);
+            let min_one_batch = total == 0;
+            // The log's published state: no lock is taken.
+            let reader = partition.reader();
+            let offsets = reader.offsets().snapshot();
+            let readable_end = if read_committed {
+                offsets.last_stable_offset
+            } else {
+                offsets.high_watermark
+            };
+            let read = if limit == 0 && !min_one_batch {
+                Ok(None)
+            } else {
+                reader
+                    .read(wanted.fetch_offset, limit, readable_end, min_one_batch)
+                    .and_then(|slices| slices.to_bytes())
+                    .map(Some)
+            };
+            read.map(|records| (offsets, records)).map_err(|e| {
+                let gone = broker
+                    .partition(&target.name, index)
+                    .is_none_or(|now| !Arc::ptr_eq(&now, partition));
+                match key {
+                    // Deleted while we read it: the error a fresh lookup gives.
+                    SessionPartition::ById(..) if gone => ErrorCode::UnknownTopicId,
+                    _ if gone => ErrorCode::UnknownTopicOrPartition,
+                    _ => log_error_code(&e),
+                }
+            })
+        });
+        match result {
+            Ok((offsets, records)) => {
+                let size = records.as_ref().map_or(0, |r| r.len());
+                total += size;
+                budget = budget.saturating_sub(size);
+                data = data
+                    .with_high_watermark(offsets.high_watermark)
+                    .with_last_stable_offset(offsets.last_stable_offset)
+                    .with_log_start_offset(start_offset(offsets.log_start_offset))
+                    .with_records(Some(records.unwrap_or_default()));
+            }
+            Err(code) => {
+                has_error = true;
+                if code == ErrorCode::OffsetOutOfRange {
+                    if let Ok(target) = target {
+                        let p = &target.partition;
+                        data = data
+                            .with_high_watermark(p.high_watermark())
+                            .with_last_stable_offset(p.last_stable_offset())
+                            .with_log_start_offset(start_offset(p.log_start_offset()));
+                    }
+                }
+                data = data
+                    .with_error_code(code.code())
+                    .with_records(Some(Default::default()));
+            }
+        }
+        partitions.push(data);
+    }
+    Read {
+        partitions,
+        bytes: total,
+        has_error,
+    }
+}
+
+fn outcome_of(data: &PartitionData) -> PartitionOutcome {
+    PartitionOutcome {
+        records_bytes: data.records.as_ref().map_or(0, |r| r.len()),
+        high_watermark: data.high_watermark,
+        log_start_offset: data.log_start_offset,
+        error_code: data.error_code,
+    }
+}
+
+/// The response: partitions in read order (those `include` keeps), grouped
+/// into topics where consecutive partitions share one, as Kafka groups them.
+fn respond(
+    session_id: i32,
+    read: &[(SessionPartition, PartitionParams)],
+    answered: Vec<PartitionData>,
+    include: Option<&[bool]>,
+) -> FetchResponse {
+    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    let mut last_topic: Option<&SessionPartition> = None;
+    for (i, ((key, _), data)) in read.iter().zip(answered).enumerate() {
+        if include.is_some_and(|keep| !keep.get(i).copied().unwrap_or(true)) {
+            continue;
+        }
+        let same_topic = last_topic.is_some_and(|last| same_topic(last, key));
+        if !same_topic {
+            let topic = match key {
+                SessionPartition::ById(id, _) => {
+                    FetchableTopicResponse::default().with_topic_id(*id)
+                }
+                SessionPartition::ByName(name, _) => FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_string(name.clone()))),
+            };
+            responses.push(topic);
+        }
+        last_topic = Some(key);
+        if let Some(topic) = responses.last_mut() {
+            topic.partitions.push(data);
+        }
+    }
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(responses)
+}
+
+fn same_topic(a: &SessionPartition, b: &SessionPartition) -> bool {
+    match (a, b) {
+        (SessionPartition::ById(x, _), SessionPartition::ById(y, _)) => x == y,
+        (SessionPartition::ByName(x, _), SessionPartition::ByName(y, _)) => x == y,
+        _ => false,
     }
 }

@@ -168,9 +168,14 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     response: &R,
 ) -> Result<BytesMut, DispatchError> {
     // The frame's size prefix is written first and patched once the size is known.
-    let mut buf = BytesMut::with_capacity(64);
-    buf.extend_from_slice(&[0u8; 4]);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    // Sized up front: a large Fetch response is copied once, never regrown.
+    let capacity = header
+        .compute_size(R::header_version(version))
+        .and_then(|h| response.compute_size(version).map(|b| 4 + h + b))
+        .unwrap_or(64);
+    let mut buf = BytesMut::with_capacity(capacity);
+    buf.extend_from_slice(&[0u8; 4]);
     header
         .encode(&mut buf, R::header_version(version))
         .map_err(|e| DispatchError::Encode(e.to_string()))?;

@@ -47,24 +47,18 @@ impl Handler for ProduceHandler {
         // Validation and the file write block: keep them off the async workers.
         let version = ctx.api_version;
         let worker = broker.clone();
-        let (response, appended) =
-            match tokio::task::spawn_blocking(move || produce(&worker, version, request)).await {
-                Ok(done) => done,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            };
-        if appended {
-            broker.data_arrived.notify_waiters();
+        match tokio::task::spawn_blocking(move || produce(&worker, version, request)).await {
+            Ok(response) => response,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
-        response
     }
 }
 
-/// Appends every partition's batch; says whether any was appended.
-fn produce(broker: &Broker, version: i16, request: ProduceRequest) -> (ProduceResponse, bool) {
+/// Appends every partition's batch.
+fn produce(broker: &Broker, version: i16, request: ProduceRequest) -> ProduceResponse {
     let acks_valid = matches!(request.acks, -1..=1);
     let by_id = version >= 13;
     let image = broker.image();
-    let mut appended = false;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = if by_id {
@@ -92,9 +86,6 @@ fn produce(broker: &Broker, version: i16, request: ProduceRequest) -> (ProduceRe
                 data.index,
                 result,
             ));
-            appended |= partitions
-                .last()
-                .is_some_and(|p: &PartitionProduceResponse| p.error_code == 0);
         }
         responses.push(
             TopicProduceResponse::default()
@@ -103,10 +94,7 @@ fn produce(broker: &Broker, version: i16, request: ProduceRequest) -> (ProduceRe
                 .with_partition_responses(partitions),
         );
     }
-    (
-        ProduceResponse::default().with_responses(responses),
-        appended,
-    )
+    ProduceResponse::default().with_responses(responses)
 }
 
 fn partition_response(
@@ -280,6 +268,7 @@ fn produce_partition(
         );
     }
     drop(producers);
+    partition.notify_appended();
     if settings.timestamp_type == TimestampType::LogAppendTime {
         info.log_append_time_ms = now;
     }

@@ -4,6 +4,7 @@ mod append_read;
 mod compaction;
 mod compaction_batches;
 mod compaction_crash;
+mod concurrency;
 mod epochs;
 mod index_lookup;
 mod producer_recovery;
