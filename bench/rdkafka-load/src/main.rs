@@ -36,7 +36,9 @@ struct Args {
 impl Args {
     fn parse() -> Fallible<Self> {
         let mut it = std::env::args().skip(1);
-        let mode = it.next().ok_or("usage: rdkafka-load produce|consume --bootstrap ... --topic ...")?;
+        let mode = it
+            .next()
+            .ok_or("usage: rdkafka-load produce|consume --bootstrap ... --topic ...")?;
         let mut options = HashMap::new();
         while let Some(flag) = it.next() {
             let name = flag
@@ -58,7 +60,9 @@ impl Args {
 
     fn number(&self, name: &str, default: u64) -> Fallible<u64> {
         match self.options.get(name) {
-            Some(v) => v.parse().map_err(|_| format!("--{name}: '{v}' is not a number")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{name}: '{v}' is not a number")),
             None => Ok(default),
         }
     }
@@ -130,7 +134,9 @@ impl ProducerContext for Reports {
             }
             Err((error, _)) => {
                 delivered.failures += 1;
-                delivered.first_failure.get_or_insert_with(|| error.to_string());
+                delivered
+                    .first_failure
+                    .get_or_insert_with(|| error.to_string());
             }
         }
     }
@@ -175,7 +181,12 @@ struct ProduceSettings {
 }
 
 /// One producer thread: sends `count` records, then waits for every report.
-fn produce_one(settings: &ProduceSettings, count: u64, rate: f64, started: Instant) -> Fallible<Reports> {
+fn produce_one(
+    settings: &ProduceSettings,
+    count: u64,
+    rate: f64,
+    started: Instant,
+) -> Fallible<Reports> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.bootstrap);
     for (k, v) in &settings.config {
@@ -222,7 +233,7 @@ fn produce_one(settings: &ProduceSettings, count: u64, rate: f64, started: Insta
                 }
             }
             j += 1;
-            if j % 128 == 0 {
+            if j.is_multiple_of(128) {
                 producer.poll(Duration::ZERO);
             }
         }
@@ -262,7 +273,10 @@ fn produce(args: &Args) -> Fallible<Value> {
         config: vec![
             ("acks", acks.clone()),
             ("linger.ms", args.number("linger-ms", 5)?.to_string()),
-            ("batch.size", args.number("batch-size", 1_000_000)?.to_string()),
+            (
+                "batch.size",
+                args.number("batch-size", 1_000_000)?.to_string(),
+            ),
             ("compression.type", compression.clone()),
             ("queue.buffering.max.messages", "1000000".to_owned()),
             ("queue.buffering.max.kbytes", "1048576".to_owned()),
@@ -273,7 +287,8 @@ fn produce(args: &Args) -> Fallible<Value> {
     let results: Vec<Fallible<Reports>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..producers)
             .map(|i| {
-                let count = settings.records / producers + u64::from(i < settings.records % producers);
+                let count =
+                    settings.records / producers + u64::from(i < settings.records % producers);
                 let rate = settings.rate / producers as f64;
                 let settings = &settings;
                 scope.spawn(move || produce_one(settings, count, rate, started))
@@ -281,7 +296,10 @@ fn produce(args: &Args) -> Fallible<Value> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("producer thread panicked".to_owned())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("producer thread panicked".to_owned()))
+            })
             .collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
@@ -309,7 +327,8 @@ fn produce(args: &Args) -> Fallible<Value> {
             total.first_failure.unwrap_or_default()
         ));
     }
-    let what = "per record, from creation (with --rate: its scheduled send time) to its delivery report";
+    let what =
+        "per record, from creation (with --rate: its scheduled send time) to its delivery report";
     Ok(json!({
         "tool": "rdkafka-load",
         "librdkafka": rdkafka::util::get_rdkafka_version().1,
@@ -366,7 +385,9 @@ fn consume(args: &Args) -> Fallible<Value> {
         Some(_) => args.number("records", 0)?,
         None => target,
     };
-    consumer.assign(&assignment).map_err(|e| format!("assign: {e}"))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|e| format!("assign: {e}"))?;
     let started = Instant::now();
     let (mut records, mut bytes) = (0u64, 0u64);
     let mut last_progress = Instant::now();
@@ -379,7 +400,9 @@ fn consume(args: &Args) -> Fallible<Value> {
             }
             Some(Err(e)) => return Err(format!("consume: {e}")),
             None if last_progress.elapsed() > Duration::from_secs(30) => {
-                return Err(format!("read {records} of {target} records; nothing for 30 s"));
+                return Err(format!(
+                    "read {records} of {target} records; nothing for 30 s"
+                ));
             }
             None => {}
         }
