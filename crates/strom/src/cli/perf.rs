@@ -17,9 +17,11 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
 use strom_client::{
-    Admin, BatchAck, Consumer, ConsumerConfig, Error as ClientError, NewTopic, OffsetSpec,
-    PipelineConfig, PipelinedProducer,
+    Admin, BatchAck, Consumer, ConsumerConfig, Error as ClientError, GroupMember,
+    GroupMemberConfig, NewTopic, OffsetSpec, PipelineConfig, PipelinedProducer,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -104,9 +106,14 @@ struct ConsumeArgs {
     brokers: BrokerArgs,
     /// The topic to read.
     topic: String,
-    /// Records to read; default: all the topic holds when the run starts.
+    /// Records to read; default: all the topic holds when the run starts
+    /// (past the group's committed offsets with --group).
     #[arg(short = 'n', long)]
     records: Option<u64>,
+    /// Read as a member of this consumer group: start at its committed
+    /// offsets (earliest where none), commit where the run ended, leave.
+    #[arg(short = 'g', long)]
+    group: Option<String>,
     /// Largest fetch response, and the most per partition in one fetch.
     #[arg(long = "fetch-max-bytes", default_value_t = 50 * 1024 * 1024)]
     fetch_max_bytes: i32,
@@ -131,7 +138,8 @@ pub async fn run(args: PerfArgs) -> anyhow::Result<()> {
         }
         PerfCommand::Consume(args) => {
             let report = consume(&args).await?;
-            let out = report.to_json();
+            let mut out = report.to_json();
+            out["group"] = json!(args.group);
             print(args.json, &out, || report.text());
         }
         PerfCommand::E2e(args) => {
@@ -553,13 +561,55 @@ async fn assign_all(
     Ok(assigned)
 }
 
+/// Where each partition starts: the earliest offset, or with a group its
+/// committed offset (the earliest where it has none).
 async fn consume(args: &ConsumeArgs) -> anyhow::Result<ConsumeReport> {
     let mut consumer = consumer(
         &args.brokers,
         args.fetch_max_bytes,
         args.partition_fetch_max_bytes,
     )?;
-    let starts = assign_all(&mut consumer, &args.topic, OffsetSpec::Earliest).await?;
+    let mut starts = assign_all(&mut consumer, &args.topic, OffsetSpec::Earliest).await?;
+    let mut member = None;
+    if let Some(group) = &args.group {
+        let mut m = GroupMember::new(
+            args.brokers.client()?,
+            group,
+            std::slice::from_ref(&args.topic),
+            GroupMemberConfig::default(),
+        );
+        m.join()
+            .await
+            .with_context(|| format!("cannot join group {group}"))?;
+        let assigned: Vec<i32> = m
+            .assignment()
+            .iter()
+            .filter(|t| t.topic == args.topic)
+            .flat_map(|t| t.partitions.iter().copied())
+            .collect();
+        let committed = Admin::new(args.brokers.client()?)
+            .list_group_offsets(group)
+            .await?;
+        let mut consumer_starts = Vec::new();
+        consumer = self::consumer(
+            &args.brokers,
+            args.fetch_max_bytes,
+            args.partition_fetch_max_bytes,
+        )?;
+        for (partition, earliest) in starts {
+            if !assigned.contains(&partition) {
+                continue;
+            }
+            let key = (args.topic.clone(), partition);
+            let offset = committed
+                .get(&key)
+                .map_or(earliest, |c| c.offset.max(earliest));
+            consumer.assign(&args.topic, partition, offset);
+            consumer_starts.push((partition, offset));
+        }
+        starts = consumer_starts;
+        member = Some(m);
+    }
     let target = match args.records {
         Some(n) => n,
         None => {
@@ -574,18 +624,30 @@ async fn consume(args: &ConsumeArgs) -> anyhow::Result<ConsumeReport> {
         }
     };
     let timeout = Duration::from_millis(args.timeout_ms);
+    let heartbeat_every = Duration::from_secs(3);
     let started = Instant::now();
     let (mut records, mut bytes) = (0u64, 0u64);
     let mut last_progress = Instant::now();
+    let mut last_heartbeat = Instant::now();
+    // Past the target, the rest of a fetch is not consumed: positions are
+    // tracked here, per record, for the commit.
+    let mut next_offsets: BTreeMap<i32, i64> = starts.iter().copied().collect();
     while records < target {
         let got = consumer
-            .poll_each(|_, _, r| {
+            .poll_each(|_, partition, r| {
                 if records < target {
                     records += 1;
                     bytes += value_len(r.key) + value_len(r.value);
+                    next_offsets.insert(partition, r.offset + 1);
                 }
             })
             .await?;
+        if let Some(m) = member.as_mut() {
+            if last_heartbeat.elapsed() >= heartbeat_every {
+                m.heartbeat().await?;
+                last_heartbeat = Instant::now();
+            }
+        }
         if got > 0 {
             last_progress = Instant::now();
         } else if last_progress.elapsed() >= timeout {
@@ -596,10 +658,21 @@ async fn consume(args: &ConsumeArgs) -> anyhow::Result<ConsumeReport> {
             );
         }
     }
+    let elapsed = started.elapsed();
+    if let Some(mut m) = member {
+        let offsets = next_offsets
+            .into_iter()
+            .map(|(p, o)| ((args.topic.clone(), p), o))
+            .collect();
+        for ((topic, partition), result) in m.commit(&offsets).await? {
+            result.with_context(|| format!("committing {topic}-{partition}"))?;
+        }
+        m.leave().await?;
+    }
     Ok(ConsumeReport {
         records,
         bytes,
-        elapsed: started.elapsed(),
+        elapsed,
     })
 }
 
