@@ -185,7 +185,7 @@ fn produce_one(
     settings: &ProduceSettings,
     count: u64,
     rate: f64,
-    started: Instant,
+    (started, started_wall_us): (Instant, u64),
 ) -> Fallible<Reports> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.bootstrap);
@@ -209,13 +209,16 @@ fn produce_one(
             count
         };
         while j < due_until {
+            // One clock reading per record: the wall clock is derived.
+            let created = started.elapsed();
             let origin = if rate > 0.0 {
                 Duration::from_secs_f64(j as f64 / rate)
             } else {
-                started.elapsed()
+                created
             };
             if value.len() >= 8 {
-                value[..8].copy_from_slice(&wall_us().to_be_bytes());
+                let stamp = started_wall_us + created.as_micros() as u64;
+                value[..8].copy_from_slice(&stamp.to_be_bytes());
             }
             let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(
                 &settings.topic,
@@ -284,6 +287,7 @@ fn produce(args: &Args) -> Fallible<Value> {
     };
     ensure_topic(&bootstrap, &topic, partitions)?;
     let started = Instant::now();
+    let started_wall_us = wall_us();
     let results: Vec<Fallible<Reports>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..producers)
             .map(|i| {
@@ -291,7 +295,7 @@ fn produce(args: &Args) -> Fallible<Value> {
                     settings.records / producers + u64::from(i < settings.records % producers);
                 let rate = settings.rate / producers as f64;
                 let settings = &settings;
-                scope.spawn(move || produce_one(settings, count, rate, started))
+                scope.spawn(move || produce_one(settings, count, rate, (started, started_wall_us)))
             })
             .collect();
         handles
