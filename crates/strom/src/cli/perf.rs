@@ -761,8 +761,7 @@ async fn e2e(args: &ProduceArgs) -> anyhow::Result<(Value, String)> {
         .map_err(|_| anyhow::anyhow!("latency lock poisoned"))?
         .clone();
     let (rps, mbps) = consumed.rates();
-    let mut produce_json = produced.to_json(load);
-    produce_json["mode"] = json!("produce");
+    let produce_json = produced.to_json(load);
     let out = json!({
         "mode": "e2e",
         "records": consumed.records,
