@@ -228,6 +228,18 @@ impl Client {
             .ok_or_else(|| Error::Protocol(format!("connection to broker {id} vanished")))
     }
 
+    /// A new connection to broker `id` that the caller owns (e.g. to
+    /// pipeline requests on it); the client's own connections are not used.
+    pub async fn dedicated_connection(&mut self, id: i32) -> Result<Connection> {
+        if !self.brokers.contains_key(&id) {
+            self.metadata(Some(&[]), false).await?;
+        }
+        let broker = self.brokers.get(&id).ok_or_else(|| {
+            Error::Protocol(format!("broker {id} is not in the cluster metadata"))
+        })?;
+        Connection::connect(&broker.addr(), self.config.clone()).await
+    }
+
     /// Learns a broker's address from outside Metadata (a FindCoordinator
     /// answer), so [`Client::broker_connection`] can reach it.
     pub(crate) fn remember_broker(&mut self, broker: &BrokerInfo) {

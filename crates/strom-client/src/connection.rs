@@ -60,7 +60,9 @@ pub fn encode_request<R: Request + Encodable>(
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
-    let mut buf = BytesMut::with_capacity(128);
+    // Sized up front: a Produce request carries whole record batches.
+    let body_size = request.compute_size(version).unwrap_or(0);
+    let mut buf = BytesMut::with_capacity(128 + body_size);
     buf.put_i32(0); // size, filled in below
     encode_request_header_into_buffer(&mut buf, &header).map_err(|e| Error::encode(what(), e))?;
     request
@@ -300,6 +302,33 @@ impl Connection {
         Ok((result?, correlation_id))
     }
 
+    /// Splits the connection into a writer and a reader so that several
+    /// requests can be in flight at once. The broker answers a connection's
+    /// requests in order, so the reader must read responses in the order
+    /// the writer sent their requests (Kafka's pipelining).
+    pub fn into_pipeline(self) -> Result<(RequestWriter, ResponseReader)> {
+        if self.broken {
+            return Err(Error::Protocol(format!(
+                "connection to {} is closed",
+                self.addr
+            )));
+        }
+        let (read, write) = self.stream.into_split();
+        let writer = RequestWriter {
+            addr: self.addr.clone(),
+            write,
+            config: self.config.clone(),
+            broker_versions: self.broker_versions,
+            next_correlation_id: self.next_correlation_id,
+        };
+        let reader = ResponseReader {
+            addr: self.addr,
+            read,
+            limit: self.config.max_response_bytes,
+        };
+        Ok((writer, reader))
+    }
+
     fn next_id(&mut self) -> i32 {
         let id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
@@ -372,6 +401,81 @@ impl Connection {
             self.addr,
             error_name(UNSUPPORTED_VERSION)
         )))
+    }
+}
+
+/// The sending half of a pipelined connection ([`Connection::into_pipeline`]).
+pub struct RequestWriter {
+    addr: String,
+    write: tokio::net::tcp::OwnedWriteHalf,
+    config: ConnectionConfig,
+    broker_versions: HashMap<i16, VersionRange>,
+    next_correlation_id: i32,
+}
+
+impl RequestWriter {
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The version of `api_key` negotiated in the handshake.
+    pub fn version(&self, api_key: ApiKey) -> Result<i16> {
+        self.broker_versions
+            .get(&(api_key as i16))
+            .and_then(|broker| negotiate(api_key.valid_versions(), *broker))
+            .ok_or_else(|| Error::UnsupportedVersion {
+                addr: self.addr.clone(),
+                api: format!("{api_key:?}"),
+            })
+    }
+
+    /// Writes one request without waiting for its response; returns its
+    /// correlation id for the reader.
+    pub async fn write<R: Request>(&mut self, request: &R, version: i16) -> Result<i32> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let frame = encode_request(request, version, correlation_id, &self.config.client_id)?;
+        let write = self.write.write_all(&frame);
+        match tokio::time::timeout(self.config.request_timeout, write).await {
+            Ok(Ok(())) => Ok(correlation_id),
+            Ok(Err(error)) => Err(Error::Io {
+                addr: self.addr.clone(),
+                error,
+            }),
+            Err(_) => Err(Error::Timeout {
+                what: format!("writing a {} request to {}", api_name(R::KEY), self.addr),
+                ms: self.config.request_timeout.as_millis() as u64,
+            }),
+        }
+    }
+}
+
+/// The receiving half of a pipelined connection ([`Connection::into_pipeline`]).
+pub struct ResponseReader {
+    addr: String,
+    read: tokio::net::tcp::OwnedReadHalf,
+    limit: usize,
+}
+
+impl ResponseReader {
+    /// Reads the next response, which must answer `correlation_id`.
+    pub async fn read<R: Request>(
+        &mut self,
+        version: i16,
+        correlation_id: i32,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let api_key = key_of::<R>()?;
+        let frame = read_frame(&mut self.read, self.limit, &self.addr);
+        let frame = tokio::time::timeout(timeout, frame)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: format!("{api_key:?} response from {}", self.addr),
+                ms: timeout.as_millis() as u64,
+            })??;
+        let mut body = split_response(frame, api_key, version, correlation_id)?;
+        R::Response::decode(&mut body, version)
+            .map_err(|e| Error::decode(format!("{api_key:?} v{version} response"), e))
     }
 }
 

@@ -176,6 +176,19 @@ impl Consumer {
     /// One fetch round: asks each leader for its assigned partitions and
     /// returns what arrived (possibly nothing after `max_wait`).
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>> {
+        let mut records = Vec::new();
+        self.poll_each(|topic, partition, r| records.push(r.to_record(topic, partition)))
+            .await?;
+        Ok(records)
+    }
+
+    /// One fetch round like [`Consumer::poll`], handing each record to
+    /// `sink` as it is decoded instead of collecting owned copies (for
+    /// tools that only count or measure). Returns the number of records.
+    pub async fn poll_each(
+        &mut self,
+        mut sink: impl FnMut(&str, i32, &RecordView<'_>),
+    ) -> Result<usize> {
         let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
         for tp in self.positions.keys() {
             let leader = self
@@ -184,25 +197,26 @@ impl Consumer {
                 .await?;
             by_leader.entry(leader).or_default().push(tp.clone());
         }
-        let mut records = Vec::new();
+        let mut count = 0;
         let mut stale = false;
         for (leader, partitions) in by_leader {
-            let (fetched, stale_leader) = self.fetch_from(leader, &partitions).await?;
-            records.extend(fetched);
+            let (fetched, stale_leader) = self.fetch_from(leader, &partitions, &mut sink).await?;
+            count += fetched;
             stale |= stale_leader;
         }
-        if stale && records.is_empty() {
+        if stale && count == 0 {
             // Give a leader election time instead of spinning on errors.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(records)
+        Ok(count)
     }
 
     async fn fetch_from(
         &mut self,
         leader: i32,
         partitions: &[TopicPartition],
-    ) -> Result<(Vec<ConsumerRecord>, bool)> {
+        sink: &mut impl FnMut(&str, i32, &RecordView<'_>),
+    ) -> Result<(usize, bool)> {
         // Topic ids (for Fetch v13+) come from cached metadata.
         let mut ids: BTreeMap<String, Uuid> = BTreeMap::new();
         for (topic, _) in partitions {
@@ -245,7 +259,7 @@ impl Consumer {
         let response = conn.send_version(&request, version, timeout).await?;
         check(response.error_code, None, "fetch")?;
 
-        let mut records = Vec::new();
+        let mut count = 0;
         let mut stale = false;
         for t in response.responses {
             let topic = if version > LAST_FETCH_VERSION_BY_NAME {
@@ -279,12 +293,15 @@ impl Consumer {
                     return Err(e);
                 }
                 let data = p.records.unwrap_or_default();
-                let (batch, next) = decode_records(&topic, p.partition_index, data, offset)?;
-                records.extend(batch);
+                let partition = p.partition_index;
+                let next = for_each_record(&topic, partition, data, offset, |r| {
+                    count += 1;
+                    sink(&topic, partition, r);
+                })?;
                 self.positions.insert(key, next);
             }
         }
-        Ok((records, stale))
+        Ok((count, stale))
     }
 
     fn request_timeout_ms(&self) -> i32 {
@@ -304,6 +321,38 @@ const HEADER_LEN: usize = 61;
 /// claim more records than bytes, but not without bound.
 const MAX_RECORDS_PER_COMPRESSED_BYTE: usize = 64;
 
+/// A decoded record as [`for_each_record`] hands it out: key and value
+/// share the fetched buffer; the timestamp is already the effective one.
+#[derive(Debug)]
+pub struct RecordView<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub timestamp_type: TimestampType,
+    pub key: &'a Option<Bytes>,
+    pub value: &'a Option<Bytes>,
+    pub headers: &'a kafka_protocol::indexmap::IndexMap<StrBytes, Option<Bytes>>,
+}
+
+impl RecordView<'_> {
+    /// An owned copy of the record.
+    pub fn to_record(&self, topic: &str, partition: i32) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: topic.to_owned(),
+            partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            key: self.key.clone(),
+            value: self.value.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// Decodes the record batches of one partition's fetch data, skipping
 /// records before `fetch_offset` and control records; a trailing partial
 /// batch (cut by the fetch size) is left for the next fetch. Returns the
@@ -311,11 +360,26 @@ const MAX_RECORDS_PER_COMPRESSED_BYTE: usize = 64;
 pub fn decode_records(
     topic: &str,
     partition: i32,
-    mut data: Bytes,
+    data: Bytes,
     fetch_offset: i64,
 ) -> Result<(Vec<ConsumerRecord>, i64)> {
-    let what = || format!("records of {topic}-{partition}");
     let mut records = Vec::new();
+    let next = for_each_record(topic, partition, data, fetch_offset, |r| {
+        records.push(r.to_record(topic, partition))
+    })?;
+    Ok((records, next))
+}
+
+/// Like [`decode_records`], but hands each record to `visit` without
+/// copying it; returns the next offset to fetch.
+pub fn for_each_record(
+    topic: &str,
+    partition: i32,
+    mut data: Bytes,
+    fetch_offset: i64,
+    mut visit: impl FnMut(&RecordView<'_>),
+) -> Result<i64> {
+    let what = || format!("records of {topic}-{partition}");
     let mut next = fetch_offset;
     let mut complete_batches = 0;
     while data.len() >= LENGTH_AT + 4 {
@@ -368,7 +432,7 @@ pub fn decode_records(
         if !is_control {
             let set =
                 RecordBatchDecoder::decode(&mut batch).map_err(|e| Error::decode(what(), e))?;
-            for r in set.records {
+            for r in &set.records {
                 if r.offset < fetch_offset {
                     continue;
                 }
@@ -377,19 +441,13 @@ pub fn decode_records(
                     TimestampType::LogAppend => max_timestamp,
                     TimestampType::Creation => r.timestamp,
                 };
-                records.push(ConsumerRecord {
-                    topic: topic.to_owned(),
-                    partition,
+                visit(&RecordView {
                     offset: r.offset,
                     timestamp,
                     timestamp_type: r.timestamp_type,
-                    key: r.key,
-                    value: r.value,
-                    headers: r
-                        .headers
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect(),
+                    key: &r.key,
+                    value: &r.value,
+                    headers: &r.headers,
                 });
             }
         }
@@ -401,7 +459,7 @@ pub fn decode_records(
             what()
         )));
     }
-    Ok((records, next))
+    Ok(next)
 }
 
 #[cfg(test)]

@@ -14,14 +14,15 @@ pub mod error;
 pub mod groups;
 pub mod member;
 pub mod partitioner;
+pub mod pipeline;
 pub mod producer;
 
 pub use admin::{
     Admin, AlterConfigOp, ClusterInfo, ConfigEntry, ConfigSource, NewTopic, ResourceType,
 };
 pub use client::{BrokerInfo, Client, Metadata, PartitionMetadata, TopicMetadata};
-pub use connection::{Connection, ConnectionConfig};
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec};
+pub use connection::{Connection, ConnectionConfig, RequestWriter, ResponseReader};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, RecordView};
 pub use error::{Error, Result};
 pub use groups::{
     CommittedOffset, GroupDescription, ListedGroup, MemberDescription, TopicPartition,
@@ -29,4 +30,5 @@ pub use groups::{
 };
 pub use kafka_protocol::records::{Compression, TimestampType};
 pub use member::{GroupMember, GroupMemberConfig};
+pub use pipeline::{BatchAck, PipelineConfig, PipelinedProducer};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};

@@ -1,8 +1,9 @@
-//! Client subcommands: `topic`, `produce`, `consume`, `group`, `cluster`.
+//! Client subcommands: `topic`, `produce`, `consume`, `group`, `cluster`, `perf`.
 
 mod cluster;
 mod consume;
 mod group;
+mod perf;
 mod produce;
 mod topic;
 
@@ -43,6 +44,8 @@ pub enum ClientCommand {
     Group(group::GroupArgs),
     /// Inspect the cluster.
     Cluster(cluster::ClusterArgs),
+    /// Load tests: produce, consume or end-to-end throughput and latency.
+    Perf(perf::PerfArgs),
 }
 
 pub fn run(command: ClientCommand) -> ExitCode {
@@ -64,6 +67,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Consume(args) => consume::run(args).await,
             ClientCommand::Group(args) => group::run(args).await,
             ClientCommand::Cluster(args) => cluster::run(args).await,
+            ClientCommand::Perf(args) => perf::run(args).await,
         }
     });
     match result {

@@ -40,12 +40,24 @@ pub struct ProduceArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum CompressionArg {
+pub(super) enum CompressionArg {
     None,
     Gzip,
     Snappy,
     Lz4,
     Zstd,
+}
+
+impl CompressionArg {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            CompressionArg::None => "none",
+            CompressionArg::Gzip => "gzip",
+            CompressionArg::Snappy => "snappy",
+            CompressionArg::Lz4 => "lz4",
+            CompressionArg::Zstd => "zstd",
+        }
+    }
 }
 
 impl From<CompressionArg> for Compression {
@@ -60,7 +72,7 @@ impl From<CompressionArg> for Compression {
     }
 }
 
-fn parse_acks(text: &str) -> Result<i16, String> {
+pub(super) fn parse_acks(text: &str) -> Result<i16, String> {
     match text {
         "all" | "-1" => Ok(-1),
         "0" => Ok(0),
