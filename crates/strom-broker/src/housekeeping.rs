@@ -120,11 +120,22 @@ fn compact(broker: &Broker) {
 fn roll_and_flush(broker: &Broker) {
     let now = now_ms();
     for partition in broker.all_partitions() {
-        let result = partition.with_log(|log| {
-            log.roll_if_due(now)?;
-            log.delete_due_segments(now)?;
-            log.flush_if_due(now)
-        });
+        let result = partition
+            .with_log(|log| {
+                log.roll_if_due(now)?;
+                log.delete_due_segments(now)?;
+                log.flush_if_due(now)?;
+                log.take_pending_flush()
+            })
+            .and_then(|pending| {
+                // Rolled segments are fsynced without the partition's lock, so appends
+                // never wait behind a segment's worth of writeback.
+                let Some(pending) = pending else {
+                    return Ok(());
+                };
+                pending.sync()?;
+                partition.with_log(|log| log.complete_flush(pending))
+            });
         if let Err(e) = result {
             warn!(topic = %partition.topic, partition = partition.index, error = %e, "roll or flush failed");
         }

@@ -45,6 +45,11 @@ impl EntryFile {
     pub(crate) fn sync(&self) -> std::io::Result<()> {
         self.file.sync_data()
     }
+
+    /// Another handle on the file, for an fsync elsewhere.
+    pub(crate) fn try_clone(&self) -> std::io::Result<File> {
+        self.file.try_clone()
+    }
 }
 
 /// Reads a whole index file if its length is a multiple of `entry_bytes` and at most
@@ -213,6 +218,10 @@ impl OffsetIndex {
 
     pub(crate) fn sync(&self) -> std::io::Result<()> {
         self.file.sync()
+    }
+
+    pub(crate) fn file_handle(&self) -> std::io::Result<File> {
+        self.file.try_clone()
     }
 }
 

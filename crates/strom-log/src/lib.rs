@@ -35,7 +35,7 @@ pub use checkpoint::{read_high_watermarks, write_high_watermarks, HighWatermarkE
 pub use compaction::{CompactionOutcome, CompactionPolicy, PRODUCER_ID_EXPIRATION_MS};
 pub use config::LogConfig;
 pub use error::LogError;
-pub use log::{AppendInfo, PartitionLog, ReadResult, SegmentInfo};
+pub use log::{AppendInfo, PartitionLog, PendingFlush, ReadResult, SegmentInfo};
 pub use offsets::{LogOffsets, OffsetsSnapshot};
 pub use reader::{FileSlice, LogReader, LogSlices};
 pub use retention::RetentionOutcome;

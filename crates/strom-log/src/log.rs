@@ -444,14 +444,14 @@ impl PartitionLog {
     }
 
     /// Starts a new active segment at the log end offset, unless the active one is empty.
-    /// The old segment is fsynced, so the recovery point moves to the new base offset.
+    /// As in Kafka, the old segment is fsynced later, off the append path
+    /// ([`Self::take_pending_flush`]): a roll never waits for a segment's worth of writeback.
     pub(crate) fn roll(&mut self, now_ms: i64) -> Result<bool, LogError> {
         if self.active().is_empty() {
             return Ok(false);
         }
         let new_base = self.log_end_offset();
         self.active_mut().on_become_inactive()?;
-        self.flush()?;
         let segment = Segment::create(&self.dir, new_base, &self.config, now_ms)?;
         self.segments.push(segment);
         self.publish_segments();
@@ -513,6 +513,40 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// The fsync that rolled segments still need, to run without the log's lock: the
+    /// caller syncs it, then hands it back to [`Self::complete_flush`]. `None` when every
+    /// segment below the active one is already durable.
+    pub fn take_pending_flush(&self) -> Result<Option<PendingFlush>, LogError> {
+        let up_to = self.active().base_offset;
+        if self.recovery_point >= up_to {
+            return Ok(None);
+        }
+        let mut files = Vec::new();
+        for segment in &self.segments[..self.segments.len() - 1] {
+            if segment.dirty {
+                files.extend(segment.durable_handles()?);
+            }
+        }
+        Ok(Some(PendingFlush { files, up_to }))
+    }
+
+    /// Records that a [`PendingFlush`] was synced: the segments below its offset are durable
+    /// and the recovery point moves there.
+    pub fn complete_flush(&mut self, flushed: PendingFlush) -> Result<(), LogError> {
+        let inactive = self.segments.len() - 1;
+        for segment in &mut self.segments[..inactive] {
+            if segment.next_offset <= flushed.up_to {
+                segment.dirty = false;
+            }
+        }
+        let up_to = flushed.up_to.min(self.log_end_offset());
+        if up_to > self.recovery_point {
+            self.recovery_point = up_to;
+            checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, up_to)?;
+        }
+        Ok(())
+    }
+
     /// Flushes when flush.messages records or flush.ms have accumulated since the last flush.
     pub fn flush_if_due(&mut self, now_ms: i64) -> Result<(), LogError> {
         let unflushed_messages = self.log_end_offset() - self.recovery_point;
@@ -545,6 +579,21 @@ impl PartitionLog {
         self.flush()?;
         self.write_log_start_offset()?;
         checkpoint::write_marker(&self.dir)?;
+        Ok(())
+    }
+}
+
+/// Files of rolled segments to fsync without the log's lock.
+pub struct PendingFlush {
+    files: Vec<fs::File>,
+    up_to: i64,
+}
+
+impl PendingFlush {
+    pub fn sync(&self) -> Result<(), LogError> {
+        for file in &self.files {
+            file.sync_data()?;
+        }
         Ok(())
     }
 }

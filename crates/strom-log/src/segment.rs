@@ -516,6 +516,15 @@ impl Segment {
         }
     }
 
+    /// Handles on the segment's three files, for an fsync that does not hold the log's lock.
+    pub(crate) fn durable_handles(&self) -> std::io::Result<Vec<File>> {
+        Ok(vec![
+            self.log().try_clone()?,
+            self.index.file_handle()?,
+            self.time_index.file_handle()?,
+        ])
+    }
+
     /// Removes the segment's files.
     pub(crate) fn delete(self, dir: &Path) -> std::io::Result<()> {
         let base_offset = self.base_offset;

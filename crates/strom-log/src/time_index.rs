@@ -115,6 +115,10 @@ impl TimeIndex {
     pub(crate) fn sync(&self) -> std::io::Result<()> {
         self.file.sync()
     }
+
+    pub(crate) fn file_handle(&self) -> std::io::Result<std::fs::File> {
+        self.file.try_clone()
+    }
 }
 
 #[cfg(test)]

@@ -77,9 +77,10 @@ fn a_lost_checkpoint_is_rebuilt_from_the_recovered_segments() {
         append_in_epoch(&mut log, epoch, &batch(1));
     }
     assert_eq!(segment_bases(&log), vec![0, 3, 6]);
+    flush_rolled(&mut log);
     drop(log);
     std::fs::remove_file(dir.path().join(LEADER_EPOCH_FILE)).unwrap();
-    // Rolls flushed segments 0 and 3 (they are trusted); the active one at 6 is recovered
+    // Segments 0 and 3 were rolled and fsynced (they are trusted); the active one at 6 is recovered
     // and its batches give their epochs back, as in Kafka's log loading.
     let log = open(dir.path(), small_segments());
     assert_eq!(epoch_pairs(&log), vec![(3, 6)]);

@@ -92,8 +92,8 @@ fn truncation_in_an_older_segment_deletes_later_segments() {
     let mut log = open(dir.path(), config.clone());
     let stored: Vec<Vec<u8>> = (0..5).map(|_| append(&mut log, &one)).collect();
     drop(log);
-    // Nothing was flushed past offset 0 unless rolled: forget the recovery point entirely.
-    fs::remove_file(dir.path().join("recovery-point-offset-checkpoint")).unwrap();
+    // Nothing was flushed: the recovery point is 0 (no checkpoint was written).
+    assert!(!dir.path().join("recovery-point-offset-checkpoint").exists());
     let file = OpenOptions::new()
         .write(true)
         .open(log_path(dir.path(), 4))
@@ -163,8 +163,8 @@ fn clean_reopen_restores_state_and_appends_continue() {
     assert_eq!(base_offsets(&next), vec![12]);
 }
 
-/// After a crash only segments from the recovery point on are validated: a rolled (hence
-/// fsynced) segment is trusted as is, while the active one is checked batch by batch.
+/// After a crash only segments from the recovery point on are validated: a rolled and
+/// fsynced segment is trusted as is, while the active one is checked batch by batch.
 #[test]
 fn crash_recovery_starts_at_the_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,6 +176,7 @@ fn crash_recovery_starts_at_the_recovery_point() {
     let mut log = open(dir.path(), config.clone());
     let stored: Vec<Vec<u8>> = (0..4).map(|_| append(&mut log, &one)).collect();
     assert_eq!(segment_bases(&log), vec![0, 4]);
+    flush_rolled(&mut log);
     assert_eq!(log.recovery_point(), 4);
     drop(log);
     let record_byte = one.len() as u64 + 70;
