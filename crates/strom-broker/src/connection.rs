@@ -28,6 +28,7 @@ use strom_wire::frame::{peek_frame_size, peek_request_prefix, split_frame, LENGT
 /// Largest read-ahead reserved at once; a frame's declared size is never
 /// reserved up front, so a peer that lies about its size costs little.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
+const INITIAL_READ_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -81,7 +82,7 @@ async fn run(
     peer: SocketAddr,
 ) -> Result<(), ConnectionError> {
     let max_frame_bytes = broker.config.socket_request_max_bytes;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(INITIAL_READ_BYTES);
     let mut held: Option<Held<'_>> = None;
     loop {
         // Reserve as soon as the size is known, before the body is read; the
@@ -105,11 +106,19 @@ async fn run(
                 write_frame(broker, stream, &response).await?;
             }
             held = None;
+            // A large frame's allocation is shared with what was read after
+            // it: keep only those bytes, so an idle connection does not hold
+            // its largest request's memory.
+            if buf.capacity() > READ_CHUNK_BYTES {
+                let mut fresh = BytesMut::with_capacity(INITIAL_READ_BYTES.max(buf.len()));
+                fresh.extend_from_slice(&buf);
+                buf = fresh;
+            }
             continue;
         }
         let wanted = match peek_frame_size(&buf, max_frame_bytes)? {
             Some(size) => (size + LENGTH_PREFIX_BYTES - buf.len()).min(READ_CHUNK_BYTES),
-            None => 64 * 1024,
+            None => INITIAL_READ_BYTES,
         };
         buf.reserve(wanted);
         if stream.read_buf(&mut buf).await? == 0 {

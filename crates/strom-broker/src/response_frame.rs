@@ -94,8 +94,10 @@ impl ResponseFrame {
     }
 }
 
-/// The largest placeholder: a records field never exceeds `i32::MAX` bytes.
-const PLACEHOLDER_REGION_BYTES: usize = i32::MAX as usize;
+/// The largest placeholder. A partition's records are at most
+/// `fetch.max.bytes` (55 MiB by default) or one batch; larger ones are copied.
+/// Address space only: the mapping is never backed by memory.
+const PLACEHOLDER_REGION_BYTES: usize = 256 << 20;
 
 /// The read-only mapping placeholders are cut from, or None where it cannot
 /// be mapped (then fetches copy their records instead).
