@@ -611,6 +611,18 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_stop_at_the_mapping_so_larger_records_are_copied() {
+        let largest = PLACEHOLDER_REGION_BYTES as u64;
+        assert_eq!(placeholder(largest).map(|p| p.len() as u64), Some(largest));
+        assert!(placeholder(largest + 1).is_none());
+        assert!(!is_placeholder(b"not a placeholder"));
+        assert!(
+            !is_placeholder(&placeholder(0).unwrap()),
+            "empty records are plain bytes"
+        );
+    }
+
+    #[test]
     fn a_frame_without_regions_is_one_memory_part() {
         let response = FetchResponse::default().with_error_code(15);
         let frame = encode_frame(3, 11, &response, Vec::new()).unwrap();
