@@ -103,6 +103,13 @@ pub struct BrokerConfig {
     pub fetch_max_bytes: i32,
     /// `max.incremental.fetch.session.cache.slots` (1000): fetch sessions kept.
     pub max_incremental_fetch_session_cache_slots: usize,
+    /// `queued.max.request.bytes` (-1, as Kafka): the bytes of requests read
+    /// and not yet answered, over all connections; <= 0 is unbounded.
+    pub queued_max_request_bytes: i64,
+    /// `strom.fetch.zero.copy` (true): fetched record bytes go from the log
+    /// files to the socket with sendfile (Linux); false copies them through
+    /// memory.
+    pub fetch_zero_copy: bool,
     /// Where Prometheus scrapes `/metrics`; empty disables it.
     pub metrics_listener: Option<SocketAddr>,
     /// Every config that was set explicitly, by Kafka name.
@@ -321,6 +328,8 @@ impl BrokerConfig {
                 1000,
                 0,
             )? as usize,
+            queued_max_request_bytes: parse(&map, "queued.max.request.bytes", -1i64)?,
+            fetch_zero_copy: parse(&map, "strom.fetch.zero.copy", true)?,
             metrics_listener,
             explicit: map,
         };

@@ -1,7 +1,10 @@
 //! One client connection: frames are read, dispatched through the API table
 //! one at a time (as Kafka does, so responses stay in request order), and
 //! answered. Bad input closes the connection with a log line; it never
-//! affects other connections.
+//! affects other connections. With `queued.max.request.bytes` set, a
+//! request's frame size is reserved from the broker-wide budget before its
+//! body is read and given back once its response is written. Responses are
+//! written part by part: memory with `send`, file regions with `sendfile`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,17 +13,22 @@ use std::time::Instant;
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Decodable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
+#[cfg(not(target_os = "linux"))]
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::apis::{unsupported_api_versions_response, DispatchError};
 use crate::broker::Broker;
+use crate::request_memory::{RequestMemory, Reservation};
+use crate::response_frame::{FramePart, ResponseFrame};
 use strom_wire::frame::{peek_frame_size, peek_request_prefix, split_frame, LENGTH_PREFIX_BYTES};
 
 /// Largest read-ahead reserved at once; a frame's declared size is never
 /// reserved up front, so a peer that lies about its size costs little.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
+const INITIAL_READ_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -34,12 +42,32 @@ enum ConnectionError {
     Io(#[from] std::io::Error),
     #[error("peer closed the connection in the middle of a {0}-byte frame")]
     TruncatedFrame(usize),
+    #[error("a log segment ended {0} bytes before the region being sent; the response is cut")]
+    ShortFile(u64),
 }
 
-pub async fn serve(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr) {
+/// A request's reservation, counted in the metrics while held.
+struct Held<'a> {
+    _reservation: Reservation,
+    bytes: i64,
+    broker: &'a Broker,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.broker.metrics.queued_request_bytes(-self.bytes);
+    }
+}
+
+pub async fn serve(
+    broker: Arc<Broker>,
+    memory: Option<Arc<RequestMemory>>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
     let _ = stream.set_nodelay(true);
     broker.metrics.connections_opened();
-    match run(&broker, &mut stream, peer).await {
+    match run(&broker, memory.as_deref(), &mut stream, peer).await {
         Ok(()) => debug!(%peer, "connection closed by peer"),
         Err(ConnectionError::Io(e)) => debug!(%peer, error = %e, "connection i/o error"),
         Err(e) => warn!(%peer, error = %e, "closing connection"),
@@ -49,23 +77,48 @@ pub async fn serve(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr)
 
 async fn run(
     broker: &Arc<Broker>,
+    memory: Option<&RequestMemory>,
     stream: &mut TcpStream,
     peer: SocketAddr,
 ) -> Result<(), ConnectionError> {
     let max_frame_bytes = broker.config.socket_request_max_bytes;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(INITIAL_READ_BYTES);
+    let mut held: Option<Held<'_>> = None;
     loop {
+        // Reserve as soon as the size is known, before the body is read; the
+        // socket is not read while waiting.
+        if let (Some(memory), None) = (memory, &held) {
+            if let Some(size) = peek_frame_size(&buf, max_frame_bytes)? {
+                let reservation = memory.reserve(size + LENGTH_PREFIX_BYTES).await;
+                let bytes = reservation.bytes() as i64;
+                broker.metrics.queued_request_bytes(bytes);
+                held = Some(Held {
+                    _reservation: reservation,
+                    bytes,
+                    broker,
+                });
+            }
+        }
         if let Some(frame) = split_frame(&mut buf, max_frame_bytes)? {
             broker.metrics.bytes_in(frame.len() + LENGTH_PREFIX_BYTES);
             if let Some(response) = handle_frame(broker, frame, peer).await? {
                 broker.metrics.bytes_out(response.len());
-                stream.write_all(&response).await?;
+                write_frame(broker, stream, &response).await?;
+            }
+            held = None;
+            // A large frame's allocation is shared with what was read after
+            // it: keep only those bytes, so an idle connection does not hold
+            // its largest request's memory.
+            if buf.capacity() > READ_CHUNK_BYTES {
+                let mut fresh = BytesMut::with_capacity(INITIAL_READ_BYTES.max(buf.len()));
+                fresh.extend_from_slice(&buf);
+                buf = fresh;
             }
             continue;
         }
         let wanted = match peek_frame_size(&buf, max_frame_bytes)? {
             Some(size) => (size + LENGTH_PREFIX_BYTES - buf.len()).min(READ_CHUNK_BYTES),
-            None => 64 * 1024,
+            None => INITIAL_READ_BYTES,
         };
         buf.reserve(wanted);
         if stream.read_buf(&mut buf).await? == 0 {
@@ -81,7 +134,7 @@ async fn handle_frame(
     broker: &Arc<Broker>,
     frame: BytesMut,
     peer: SocketAddr,
-) -> Result<Option<BytesMut>, ConnectionError> {
+) -> Result<Option<ResponseFrame>, ConnectionError> {
     let started = Instant::now();
     let prefix = peek_request_prefix(&frame).ok_or(ConnectionError::ShortRequest(frame.len()))?;
     let api = broker
@@ -93,10 +146,9 @@ async fn handle_frame(
     if prefix.api_version < versions.min || prefix.api_version > versions.max {
         if key == ApiKey::ApiVersions {
             // KIP-511: answer with v0 and the supported ranges so the client can retry.
-            return Ok(Some(unsupported_api_versions_response(
-                &broker.apis,
-                prefix.correlation_id,
-            )?));
+            return Ok(Some(
+                unsupported_api_versions_response(&broker.apis, prefix.correlation_id)?.into(),
+            ));
         }
         return Err(DispatchError::UnsupportedVersion {
             key,
@@ -121,4 +173,125 @@ async fn handle_frame(
     let response = api.call(broker.clone(), header, body, peer).await?;
     broker.metrics.request_done(key, started.elapsed());
     Ok(response)
+}
+
+/// Writes a response frame in order: memory parts as they are, file parts
+/// straight from the page cache (sendfile on Linux, else read and written).
+async fn write_frame(
+    broker: &Broker,
+    stream: &mut TcpStream,
+    frame: &ResponseFrame,
+) -> Result<(), ConnectionError> {
+    let parts = frame.parts();
+    for (i, part) in parts.iter().enumerate() {
+        let more = i + 1 < parts.len();
+        match part {
+            FramePart::Memory(bytes) => write_memory(stream, bytes, more).await?,
+            FramePart::File(slice) => {
+                send_file(stream, slice).await?;
+                broker.metrics.fetch_bytes_sent_zero_copy(slice.len);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+async fn write_memory(stream: &mut TcpStream, bytes: &[u8], more: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use tokio::io::Interest;
+    // MSG_MORE: the file bytes that follow share packets with this header.
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    let fd = stream.as_raw_fd();
+    let mut sent = 0;
+    while sent < bytes.len() {
+        stream.writable().await?;
+        let rest = &bytes[sent..];
+        // SAFETY: `rest` is a live slice and `fd` the stream's open socket.
+        match stream.try_io(Interest::WRITABLE, || {
+            let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), flags) };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        }) {
+            Ok(n) => sent += n,
+            Err(e) if retry(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn write_memory(stream: &mut TcpStream, bytes: &[u8], _more: bool) -> std::io::Result<()> {
+    stream.write_all(bytes).await
+}
+
+#[cfg(target_os = "linux")]
+fn retry(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// Sends a file region with sendfile(2): the bytes go from the page cache to
+/// the socket without a copy into this process.
+#[cfg(target_os = "linux")]
+async fn send_file(
+    stream: &mut TcpStream,
+    slice: &strom_log::FileSlice,
+) -> Result<(), ConnectionError> {
+    use std::os::fd::AsRawFd;
+    use tokio::io::Interest;
+    // Linux sends at most 0x7ffff000 bytes per call.
+    const MAX_CHUNK: u64 = 1 << 30;
+    let socket = stream.as_raw_fd();
+    let file = slice.segment.file().as_raw_fd();
+    let end = slice.position + slice.len;
+    let mut offset = slice.position;
+    while offset < end {
+        stream.writable().await?;
+        let count = (end - offset).min(MAX_CHUNK) as usize;
+        let result = stream.try_io(Interest::WRITABLE, || {
+            let mut at = offset as libc::off_t;
+            // SAFETY: both descriptors are open (the slice holds the file) and
+            // `at` is a valid off_t the kernel advances.
+            let n = unsafe { libc::sendfile(socket, file, &mut at, count) };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as u64)
+            }
+        });
+        match result {
+            // The size prefix promised these bytes: a file cut short (by
+            // truncation) cannot be answered, so the connection closes.
+            Ok(0) => return Err(ConnectionError::ShortFile(end - offset)),
+            Ok(n) => offset += n,
+            Err(e) if retry(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Without sendfile: the region is read off the async workers and written.
+#[cfg(not(target_os = "linux"))]
+async fn send_file(
+    stream: &mut TcpStream,
+    slice: &strom_log::FileSlice,
+) -> Result<(), ConnectionError> {
+    let region = strom_log::LogSlices {
+        slices: vec![slice.clone()],
+        ..Default::default()
+    };
+    let bytes = tokio::task::spawn_blocking(move || region.to_bytes())
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    stream.write_all(&bytes).await?;
+    Ok(())
 }

@@ -17,6 +17,8 @@ mod meta_properties;
 pub mod metadata_log;
 pub mod metrics;
 pub mod partition;
+mod request_memory;
+pub mod response_frame;
 pub mod server;
 pub mod topic_settings;
 

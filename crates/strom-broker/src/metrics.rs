@@ -42,6 +42,8 @@ pub struct Metrics {
     fetch_session_partitions: Gauge<i64, AtomicI64>,
     fetch_session_evictions: Gauge<i64, AtomicI64>,
     fetch_wakeups: Counter,
+    fetch_bytes_zero_copy: Counter,
+    queued_request_bytes: Gauge<i64, AtomicI64>,
 }
 
 impl Metrics {
@@ -115,6 +117,18 @@ impl Metrics {
             "Parked fetches woken by an append to (or the deletion of) a partition they read",
             fetch_wakeups.clone(),
         );
+        let fetch_bytes_zero_copy = Counter::default();
+        registry.register(
+            "strom_fetch_bytes_sent_zero_copy",
+            "Fetched record bytes sent from the log files to sockets without passing through memory (sendfile)",
+            fetch_bytes_zero_copy.clone(),
+        );
+        let queued_request_bytes = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "strom_queued_request_bytes",
+            "Bytes held by requests read and not yet answered, as queued.max.request.bytes counts them",
+            queued_request_bytes.clone(),
+        );
         Self {
             registry,
             requests,
@@ -128,6 +142,8 @@ impl Metrics {
             fetch_session_partitions,
             fetch_session_evictions,
             fetch_wakeups,
+            fetch_bytes_zero_copy,
+            queued_request_bytes,
         }
     }
 
@@ -158,6 +174,15 @@ impl Metrics {
 
     pub fn bytes_in(&self, n: usize) {
         self.bytes_in.inc_by(n as u64);
+    }
+
+    pub fn fetch_bytes_sent_zero_copy(&self, n: u64) {
+        self.fetch_bytes_zero_copy.inc_by(n);
+    }
+
+    /// Bytes reserved (`delta` > 0) or given back by requests in flight.
+    pub fn queued_request_bytes(&self, delta: i64) {
+        self.queued_request_bytes.inc_by(delta);
     }
 
     pub fn bytes_out(&self, n: usize) {

@@ -21,6 +21,9 @@ pub async fn run(
     broker.register().await?;
     let mut tasks = Vec::new();
     let connections = Arc::new(ConnectionCount::default());
+    let request_memory =
+        crate::request_memory::RequestMemory::new(broker.config.queued_max_request_bytes)
+            .map(Arc::new);
     for listener in &broker.config.listeners {
         let addr = listener.socket_addr()?;
         let socket = TcpListener::bind(addr)
@@ -31,6 +34,7 @@ pub async fn run(
             broker.clone(),
             socket,
             connections.clone(),
+            request_memory.clone(),
         )));
     }
     if let Some(addr) = broker.config.metrics_listener {
@@ -72,7 +76,12 @@ async fn wait_for_connection_slot(broker: &Broker, connections: &ConnectionCount
     }
 }
 
-async fn accept_loop(broker: Arc<Broker>, socket: TcpListener, connections: Arc<ConnectionCount>) {
+async fn accept_loop(
+    broker: Arc<Broker>,
+    socket: TcpListener,
+    connections: Arc<ConnectionCount>,
+    request_memory: Option<Arc<crate::request_memory::RequestMemory>>,
+) {
     let mut backoff = Duration::from_millis(5);
     loop {
         wait_for_connection_slot(&broker, &connections).await;
@@ -81,9 +90,10 @@ async fn accept_loop(broker: Arc<Broker>, socket: TcpListener, connections: Arc<
                 backoff = Duration::from_millis(5);
                 let broker = broker.clone();
                 let connections = connections.clone();
+                let memory = request_memory.clone();
                 connections.open.fetch_add(1, Ordering::AcqRel);
                 tokio::spawn(async move {
-                    crate::connection::serve(broker, stream, peer).await;
+                    crate::connection::serve(broker, memory, stream, peer).await;
                     connections.open.fetch_sub(1, Ordering::AcqRel);
                     connections.closed.notify_waiters();
                 });

@@ -143,7 +143,9 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
         Long,
         ReadOnly
     ),
+    ("queued.max.request.bytes", Some("-1"), Long, ReadOnly),
     ("socket.request.max.bytes", Some("104857600"), Int, ReadOnly),
+    ("strom.fetch.zero.copy", Some("true"), Boolean, ReadOnly),
     (
         "strom.metrics.listener",
         Some("127.0.0.1:9644"),

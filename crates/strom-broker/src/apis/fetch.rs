@@ -23,13 +23,15 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
+use strom_log::{LogError, LogSlices};
 use strom_types::ErrorCode;
 use tokio::sync::futures::Notified;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Reply, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::errors::log_error_code;
 use crate::fetch_session::{
@@ -58,83 +60,111 @@ impl Handler for FetchHandler {
         ctx: RequestContext,
         request: FetchRequest,
     ) -> FetchResponse {
-        let version = ctx.api_version;
-        let by_id = version >= TOPIC_IDS_VERSION;
-        let requested = requested_partitions(&request, by_id);
-        let forgotten = forgotten_partitions(&request, by_id);
-        let metadata = if version >= SESSIONS_VERSION {
-            FetchMetadata {
-                session_id: request.session_id,
-                epoch: request.session_epoch,
-            }
-        } else {
-            FetchMetadata::LEGACY
-        };
-        let context = broker
-            .fetch_sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .new_context(version, metadata, &requested, &forgotten, now_ms());
-        let (to_read, kind) = match &context {
-            FetchContext::SessionError(code) => {
-                broker.metrics.fetch_served("session_error");
-                return FetchResponse::default().with_error_code(code.code());
-            }
-            FetchContext::Sessionless => (requested, "sessionless"),
-            FetchContext::Full => (requested, "full"),
-            FetchContext::Incremental { partitions, .. } => (partitions.clone(), "incremental"),
-        };
-        broker.metrics.fetch_served(kind);
-        let answered = read_until_ready(&broker, &request, version, &to_read).await;
-        let outcomes: Vec<PartitionOutcome> = answered.iter().map(outcome_of).collect();
-        let mut cache = broker
-            .fetch_sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let response = match context {
-            FetchContext::SessionError(_) | FetchContext::Sessionless => {
-                respond(0, &to_read, answered, None)
-            }
-            FetchContext::Full => {
-                let session_id = cache.create_session(
-                    now_ms(),
-                    is_from_follower(&request, version),
-                    by_id,
-                    to_read
-                        .iter()
-                        .zip(&outcomes)
-                        .map(|((key, params), outcome)| (key.clone(), *params, *outcome))
-                        .collect(),
-                );
-                respond(session_id, &to_read, answered, None)
-            }
-            FetchContext::Incremental {
-                session_id,
-                request_epoch,
-                ..
-            } => {
-                let keyed: Vec<(SessionPartition, PartitionOutcome)> = to_read
+        serve(broker, ctx, request, false).await.response
+    }
+
+    async fn handle_reply(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        request: FetchRequest,
+    ) -> Reply<FetchResponse> {
+        let zero_copy = cfg!(target_os = "linux")
+            && broker.config.fetch_zero_copy
+            && crate::response_frame::zero_copy_available();
+        serve(broker, ctx, request, zero_copy).await
+    }
+}
+
+/// Answers a fetch. With `zero_copy` the records are placeholders standing
+/// for the returned file regions (sent with sendfile by the connection);
+/// without it they are copied out of the files into the response.
+async fn serve(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: FetchRequest,
+    zero_copy: bool,
+) -> Reply<FetchResponse> {
+    let version = ctx.api_version;
+    let by_id = version >= TOPIC_IDS_VERSION;
+    let requested = requested_partitions(&request, by_id);
+    let forgotten = forgotten_partitions(&request, by_id);
+    let metadata = if version >= SESSIONS_VERSION {
+        FetchMetadata {
+            session_id: request.session_id,
+            epoch: request.session_epoch,
+        }
+    } else {
+        FetchMetadata::LEGACY
+    };
+    let context = broker
+        .fetch_sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .new_context(version, metadata, &requested, &forgotten, now_ms());
+    let (to_read, kind) = match &context {
+        FetchContext::SessionError(code) => {
+            broker.metrics.fetch_served("session_error");
+            return Reply {
+                response: FetchResponse::default().with_error_code(code.code()),
+                file_regions: Vec::new(),
+            };
+        }
+        FetchContext::Sessionless => (requested, "sessionless"),
+        FetchContext::Full => (requested, "full"),
+        FetchContext::Incremental { partitions, .. } => (partitions.clone(), "incremental"),
+    };
+    broker.metrics.fetch_served(kind);
+    let answered = read_until_ready(&broker, &request, version, &to_read, zero_copy).await;
+    let outcomes: Vec<PartitionOutcome> =
+        answered.iter().map(|(data, _)| outcome_of(data)).collect();
+    let mut cache = broker
+        .fetch_sessions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let response = match context {
+        FetchContext::SessionError(_) | FetchContext::Sessionless => {
+            respond(0, &to_read, answered, None)
+        }
+        FetchContext::Full => {
+            let session_id = cache.create_session(
+                now_ms(),
+                is_from_follower(&request, version),
+                by_id,
+                to_read
                     .iter()
                     .zip(&outcomes)
-                    .map(|((key, _), outcome)| (key.clone(), *outcome))
-                    .collect();
-                match cache.incremental_response(session_id, request_epoch, &keyed) {
-                    IncrementalAnswer::Include(include) => {
-                        respond(session_id, &to_read, answered, Some(&include))
-                    }
-                    IncrementalAnswer::EpochChanged => FetchResponse::default()
+                    .map(|((key, params), outcome)| (key.clone(), *params, *outcome))
+                    .collect(),
+            );
+            respond(session_id, &to_read, answered, None)
+        }
+        FetchContext::Incremental {
+            session_id,
+            request_epoch,
+            ..
+        } => {
+            let keyed: Vec<(SessionPartition, PartitionOutcome)> = to_read
+                .iter()
+                .zip(&outcomes)
+                .map(|((key, _), outcome)| (key.clone(), *outcome))
+                .collect();
+            match cache.incremental_response(session_id, request_epoch, &keyed) {
+                IncrementalAnswer::Include(include) => {
+                    respond(session_id, &to_read, answered, Some(&include))
+                }
+                IncrementalAnswer::EpochChanged => Reply {
+                    response: FetchResponse::default()
                         .with_error_code(ErrorCode::InvalidFetchSessionEpoch.code())
                         .with_session_id(session_id),
-                }
+                    file_regions: Vec::new(),
+                },
             }
-        };
-        broker.metrics.fetch_session_cache(
-            cache.len(),
-            cache.total_partitions(),
-            cache.evictions(),
-        );
-        response
-    }
+        }
+    };
+    broker
+        .metrics
+        .fetch_session_cache(cache.len(), cache.total_partitions(), cache.evictions());
+    response
 }
 
 /// The request's partitions in order, each once (a repeated one keeps its
@@ -208,7 +238,8 @@ async fn read_until_ready(
     request: &FetchRequest,
     version: i16,
     to_read: &[(SessionPartition, PartitionParams)],
-) -> Vec<PartitionData> {
+    zero_copy: bool,
+) -> Vec<(PartitionData, Option<LogSlices>)> {
     let max_bytes = request.max_bytes.clamp(0, broker.config.fetch_max_bytes) as usize;
     let min_bytes = (request.min_bytes.max(0) as usize).min(max_bytes);
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
@@ -233,7 +264,15 @@ async fn read_until_ready(
         // Reads walk batch headers and copy bytes out of the files: off the async workers.
         let (worker, wanted, found) = (broker.clone(), to_read.to_vec(), targets.clone());
         let read = match tokio::task::spawn_blocking(move || {
-            read_partitions(&worker, version, read_committed, max_bytes, &wanted, &found)
+            read_partitions(
+                &worker,
+                version,
+                read_committed,
+                max_bytes,
+                zero_copy,
+                &wanted,
+                &found,
+            )
         })
         .await
         {
@@ -305,7 +344,9 @@ fn resolve(
 }
 
 struct Read {
-    partitions: Vec<PartitionData>,
+    /// Each partition's data and, when its records are a placeholder, the
+    /// file regions they stand for.
+    partitions: Vec<(PartitionData, Option<LogSlices>)>,
     bytes: usize,
     has_error: bool,
 }
@@ -315,6 +356,7 @@ fn read_partitions(
     version: i16,
     read_committed: bool,
     max_bytes: usize,
+    zero_copy: bool,
     to_read: &[(SessionPartition, PartitionParams)],
     targets: &[Result<Target, ErrorCode>],
 ) -> Read {
@@ -328,6 +370,7 @@ fn read_partitions(
         let index = match key {
             SessionPartition::ById(_, i) | SessionPartition::ByName(_, i) => *i,
         };
+        let mut region = None;
         let mut data = PartitionData::default()
             .with_partition_index(index)
             .with_high_watermark(-1)
@@ -365,7 +408,7 @@ fn read_partitions(
             } else {
                 reader
                     .read(wanted.fetch_offset, limit, readable_end, min_one_batch)
-                    .and_then(|slices| slices.to_bytes())
+                    .and_then(|slices| records_of(slices, zero_copy))
                     .map(Some)
             };
             read.map(|records| (offsets, records)).map_err(|e| {
@@ -381,15 +424,17 @@ fn read_partitions(
             })
         });
         match result {
-            Ok((offsets, records)) => {
-                let size = records.as_ref().map_or(0, |r| r.len());
+            Ok((offsets, read)) => {
+                let (records, slices) = read.unwrap_or_default();
+                region = slices;
+                let size = records.len();
                 total += size;
                 budget = budget.saturating_sub(size);
                 data = data
                     .with_high_watermark(offsets.high_watermark)
                     .with_last_stable_offset(offsets.last_stable_offset)
                     .with_log_start_offset(start_offset(offsets.log_start_offset))
-                    .with_records(Some(records.unwrap_or_default()));
+                    .with_records(Some(records));
             }
             Err(code) => {
                 has_error = true;
@@ -407,13 +452,27 @@ fn read_partitions(
                     .with_records(Some(Default::default()));
             }
         }
-        partitions.push(data);
+        partitions.push((data, region));
     }
     Read {
         partitions,
         bytes: total,
         has_error,
     }
+}
+
+/// The records of a read: a placeholder and the slices it stands for, or
+/// (without zero copy, or past what a placeholder can stand for) a copy.
+fn records_of(slices: LogSlices, zero_copy: bool) -> Result<(Bytes, Option<LogSlices>), LogError> {
+    if slices.is_empty() {
+        return Ok((Bytes::new(), None));
+    }
+    if zero_copy {
+        if let Some(placeholder) = crate::response_frame::placeholder(slices.len()) {
+            return Ok((placeholder, Some(slices)));
+        }
+    }
+    Ok((slices.to_bytes()?, None))
 }
 
 fn outcome_of(data: &PartitionData) -> PartitionOutcome {
@@ -430,12 +489,14 @@ fn outcome_of(data: &PartitionData) -> PartitionOutcome {
 fn respond(
     session_id: i32,
     read: &[(SessionPartition, PartitionParams)],
-    answered: Vec<PartitionData>,
+    answered: Vec<(PartitionData, Option<LogSlices>)>,
     include: Option<&[bool]>,
-) -> FetchResponse {
+) -> Reply<FetchResponse> {
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    // Partitions are appended in order, so regions follow the codec's order.
+    let mut file_regions = Vec::new();
     let mut last_topic: Option<&SessionPartition> = None;
-    for (i, ((key, _), data)) in read.iter().zip(answered).enumerate() {
+    for (i, ((key, _), (data, region))) in read.iter().zip(answered).enumerate() {
         if include.is_some_and(|keep| !keep.get(i).copied().unwrap_or(true)) {
             continue;
         }
@@ -453,11 +514,15 @@ fn respond(
         last_topic = Some(key);
         if let Some(topic) = responses.last_mut() {
             topic.partitions.push(data);
+            file_regions.extend(region);
         }
     }
-    FetchResponse::default()
-        .with_session_id(session_id)
-        .with_responses(responses)
+    Reply {
+        response: FetchResponse::default()
+            .with_session_id(session_id)
+            .with_responses(responses),
+        file_regions,
+    }
 }
 
 fn same_topic(a: &SessionPartition, b: &SessionPartition) -> bool {

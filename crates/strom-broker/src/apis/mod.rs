@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, VersionRange};
 
 use crate::broker::Broker;
+use crate::response_frame::{encode_frame, ResponseFrame};
 
 mod alter_configs;
 mod api_versions;
@@ -68,10 +69,32 @@ pub trait Handler: Send + Sync + 'static {
         request: Self::Request,
     ) -> impl Future<Output = <Self::Request as Request>::Response> + Send;
 
+    /// The response with the log regions its records stand for (see
+    /// `response_frame`); only Fetch leaves record bytes in the files.
+    fn handle_reply(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        request: Self::Request,
+    ) -> impl Future<Output = Reply<<Self::Request as Request>::Response>> + Send {
+        async move {
+            Reply {
+                response: Self::handle(broker, ctx, request).await,
+                file_regions: Vec::new(),
+            }
+        }
+    }
+
     /// Whether a response goes back at all (false only for acks=0 produce).
     fn expects_response(_request: &Self::Request) -> bool {
         true
     }
+}
+
+/// A response and, in the order its codec writes them, the log regions its
+/// records placeholders stand for.
+pub struct Reply<R> {
+    pub response: R,
+    pub file_regions: Vec<strom_log::LogSlices>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +109,8 @@ pub enum DispatchError {
     Encode(String),
 }
 
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<Option<BytesMut>, DispatchError>> + Send>>;
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Option<ResponseFrame>, DispatchError>> + Send>>;
 
 /// A handler with its types erased, so that the table can hold them all.
 pub trait Api: Send + Sync {
@@ -136,14 +160,15 @@ impl<H: Handler> Api for Erased<H> {
                 client_id: header.client_id.as_ref().map(|c| c.to_string()),
                 peer,
             };
-            let response = H::handle(broker, ctx, request).await;
+            let reply = H::handle_reply(broker, ctx, request).await;
             if !wants_response {
                 return Ok(None);
             }
-            encode_response::<<H::Request as Request>::Response>(
+            encode_frame(
                 header.correlation_id,
                 version,
-                &response,
+                &reply.response,
+                reply.file_regions,
             )
             .map(Some)
         })
