@@ -237,6 +237,7 @@ impl Broker {
         let opened = match self.open_partitions(&next) {
             Ok(opened) => opened,
             Err(failure) => {
+                let failure = *failure;
                 self.discard_uncommitted(failure.opened, &failure.unopened);
                 return Err(match failure.error {
                     StartupError::Partition {
@@ -286,7 +287,10 @@ impl Broker {
 
     /// Opens the logs of every partition in `image` hosted here and not open yet, in
     /// parallel. Nothing is hosted until [`Self::install`]; on failure the rest are skipped.
-    fn open_partitions(&self, image: &MetadataImage) -> Result<Vec<Arc<Partition>>, OpenFailure> {
+    fn open_partitions(
+        &self,
+        image: &MetadataImage,
+    ) -> Result<Vec<Arc<Partition>>, Box<OpenFailure>> {
         let wanted: Vec<(Arc<TopicImage>, i32)> = image
             .topics()
             .flat_map(|topic| {
@@ -332,11 +336,11 @@ impl Broker {
         }
         match error {
             None => Ok(opened),
-            Some(error) => Err(OpenFailure {
+            Some(error) => Err(Box::new(OpenFailure {
                 opened,
                 unopened,
                 error,
-            }),
+            })),
         }
     }
 

@@ -582,7 +582,8 @@ impl PartitionLog {
             self.active_mut().dirty = true;
         }
         self.flush()?;
-        if checkpoint::read_offset(&self.dir, LOG_START_OFFSET_FILE)? != Some(self.log_start_offset) {
+        if checkpoint::read_offset(&self.dir, LOG_START_OFFSET_FILE)? != Some(self.log_start_offset)
+        {
             self.write_log_start_offset()?;
         }
         checkpoint::write_marker(&self.dir)?;
