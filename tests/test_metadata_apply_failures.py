@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from confluent_kafka import TopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import NewPartitions, NewTopic
 
-from helpers import admin, consume_to_end, consumer, create_topic, error_code, produce_all, producer, wait_until
+from helpers import (admin, consume_to_end, consumer, create_topic, error_code, produce_all, producer,
+                     wait_for_topic, wait_until)
 
 KAFKA_STORAGE_ERROR = 56
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -163,3 +164,25 @@ def test_clean_stop_and_restart_with_two_thousand_partitions(broker_factory):
     opened = re.findall(r"opened log dir=\S*/(wide-\d+-\d+) clean_shutdown=(\w+)", broker.log()[first_run:])
     assert len(opened) == 2000
     assert [d for d, clean in opened if clean != "true"] == []
+
+
+def test_create_partitions_refused_when_a_partition_dir_cannot_be_made(broker_factory):
+    broker = broker_factory(NO_AUTO_CREATE)
+    adm = admin(broker)
+    create_topic(broker, "grow", 2, adm=adm)
+    blocker = broker.data_dir / "grow-4"
+    blocker.write_bytes(b"not a directory")
+
+    fut = adm.create_partitions([NewPartitions("grow", 6)], request_timeout=30)["grow"]
+    with pytest.raises(KafkaException) as refused:
+        fut.result(timeout=60)
+    assert error_code(refused.value) == KAFKA_STORAGE_ERROR
+    assert "creating partition grow-4 failed" in refused.value.args[0].str()
+    assert sorted(adm.list_topics(topic="grow", timeout=10).topics["grow"].partitions) == [0, 1]
+    assert sorted(p.name for p in broker.data_dir.iterdir() if p.name.startswith("grow-")) == [
+        "grow-0", "grow-1", "grow-4"]
+    round_trip(broker, "grow", 2)
+
+    blocker.unlink()
+    adm.create_partitions([NewPartitions("grow", 6)], request_timeout=30)["grow"].result(timeout=60)
+    wait_for_topic(broker, "grow", 6, adm)
