@@ -6,7 +6,7 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 
 use strom_log::{LogError, PartitionLog};
 use strom_types::TopicId;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use crate::broker::now_ms;
 
@@ -137,7 +137,7 @@ pub fn remove_deleted_dirs(log_dir: &Path) {
             continue;
         }
         match std::fs::remove_dir_all(entry.path()) {
-            Ok(()) => info!(dir = %entry.path().display(), "removed a deleted partition dir"),
+            Ok(()) => debug!(dir = %entry.path().display(), "removed a deleted partition dir"),
             Err(e) => warn!(
                 dir = %entry.path().display(),
                 error = %e,
