@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -56,8 +57,9 @@ class BrokerError(RuntimeError):
 class Broker:
     """One `strom server` process and its data dir, which outlive restarts."""
 
-    def __init__(self, workdir: Path, configs: dict[str, str] | None = None):
+    def __init__(self, workdir: Path, configs: dict[str, str] | None = None, nofile: int | None = None):
         self.workdir = workdir
+        self.nofile = nofile
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.configs = dict(configs or {})
@@ -97,9 +99,16 @@ class Broker:
         self.log_paths.append(log_path)
         # The broker reads STROM_* variables as configs; the suite's own (STROM_BIN, ...) must not leak in.
         env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_") or k in ("STROM_LOG", "STROM_LOG_FORMAT")}
+        nofile = self.nofile
+
+        def limit_descriptors():
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, env=env,
-                                         stdout=log, stderr=log, cwd=self.workdir)
+                                         stdout=log, stderr=log, cwd=self.workdir,
+                                         preexec_fn=limit_descriptors)
         self.wait_ready(timeout_s)
         return self
 
@@ -218,11 +227,12 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def broker_factory(tmp_path, request):
-    """Returns start(configs=None) -> a started Broker; all are killed at teardown."""
+    """Returns start(configs=None, nofile=None) -> a started Broker (under RLIMIT_NOFILE `nofile`
+    when given); all are killed at teardown."""
     brokers: list[Broker] = []
 
-    def start(configs: dict[str, str] | None = None) -> Broker:
-        b = Broker(tmp_path / f"broker{len(brokers)}", configs)
+    def start(configs: dict[str, str] | None = None, nofile: int | None = None) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile)
         brokers.append(b)
         return b.start()
 

@@ -2,12 +2,13 @@
 //! partitions hosted here, and the one path by which metadata changes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use strom_log::producer_recovery::PRODUCER_STATE_TAIL_BYTES;
-use strom_log::{LogError, PartitionLog, PRODUCER_ID_EXPIRATION_MS};
-use strom_metadata::{BrokerEndpoint, ConfigResource, MetadataImage, MetadataRecord};
+use strom_log::{LogError, PRODUCER_ID_EXPIRATION_MS};
+use strom_metadata::broker_config::BrokerConfigLayers;
+use strom_metadata::{BrokerEndpoint, ConfigResource, MetadataImage, MetadataRecord, TopicImage};
 use strom_types::TopicId;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
@@ -15,6 +16,10 @@ use tracing::{info, warn};
 use crate::apis::ApiTable;
 use crate::config::{BrokerConfig, DynamicBrokerConfigs};
 use crate::fetch_session::{FetchSessionCache, MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS};
+use crate::log_dirs::{
+    self, open_partition_log, partition_dir, remove_uncommitted_partition_dir,
+    retire_partition_dir, DirDeleter,
+};
 use crate::metadata_log::{MetadataLog, MetadataLogError, METADATA_LOG_DIR};
 use crate::metrics::{Metrics, PartitionLabels};
 use crate::partition::Partition;
@@ -66,15 +71,24 @@ pub struct Broker {
     /// High watermarks read from the log dir's checkpoint at start, taken by each
     /// partition as it opens.
     checkpointed_high_watermarks: std::sync::Mutex<HashMap<(String, i32), i64>>,
+    /// Removes deleted partitions' dirs in the background.
+    deleter: DirDeleter,
+}
+
+/// Opening the partitions of a metadata change failed: what was opened, what was not, and why.
+struct OpenFailure {
+    opened: Vec<Arc<Partition>>,
+    /// The partitions that failed or were never tried: (topic, index, topic id).
+    unopened: Vec<(String, i32, TopicId)>,
+    error: StartupError,
 }
 
 /// Producer ids claimed from the metadata log at a time.
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
-/// The file in each partition dir naming the topic id it belongs to, so a
-/// dir left behind by a deleted topic is never mistaken for a new one.
-const PARTITION_METADATA_FILE: &str = "partition.metadata";
-const DELETE_SUFFIX: &str = "-delete";
+/// Threads that open or close partition logs at once (start-up, shutdown, a new topic):
+/// each log's work is a few small files and fsyncs, which overlap well on any disk.
+const LOG_IO_WORKERS: usize = 8;
 
 impl Broker {
     pub fn open(config: BrokerConfig) -> Result<Arc<Self>, StartupError> {
@@ -84,7 +98,7 @@ impl Broker {
             source,
         })?;
         let cluster_id = crate::meta_properties::load_or_create(&log_dir, config.node_id)?;
-        remove_deleted_dirs(&log_dir);
+        log_dirs::remove_deleted_dirs(&log_dir);
         let (metadata_log, image, replayed) = MetadataLog::open(&log_dir, now_ms())?;
         let checkpointed_high_watermarks = strom_log::read_high_watermarks(&log_dir)
             .map_err(|source| StartupError::LogDir {
@@ -111,12 +125,17 @@ impl Broker {
             )),
             producer_ids: Mutex::new(0..0),
             checkpointed_high_watermarks: std::sync::Mutex::new(checkpointed_high_watermarks),
+            deleter: DirDeleter::spawn(log_dir.clone()),
             groups: crate::group_coordinator::GroupCoordinator::new(group_config(
                 &config_for_groups,
             ))
             .with_append_linger_ms(config_for_groups.group_coordinator_append_linger_ms),
         });
-        broker.publish(image)?;
+        let opened = broker
+            .open_partitions(&image)
+            .map_err(|failure| failure.error)?;
+        info!(partitions = opened.len(), "partition logs opened");
+        broker.install(image, opened);
         broker.remove_stray_partition_dirs();
         broker.groups.publish_topics(&broker.image());
         broker.groups.publish_group_configs(&broker.image());
@@ -198,6 +217,11 @@ impl Broker {
 
     /// Persists records to the metadata log, then applies them. The caller
     /// holds the controller lock and computed the records from `image()`.
+    ///
+    /// The logs of partitions the change creates here are opened first: a change this
+    /// broker cannot carry out (no descriptors, no space, no permission) fails whole and
+    /// leaves neither records nor dirs behind. Deleted partitions' files go after the
+    /// commit, in the background, as in Kafka: failing there is logged, not the change's error.
     pub fn commit(
         &self,
         controller: &mut Option<MetadataLog>,
@@ -209,89 +233,177 @@ impl Broker {
         let log = controller
             .as_mut()
             .ok_or_else(|| LogError::Io(std::io::Error::other("the metadata log is closed")))?;
-        log.append(&records, now_ms())?;
         let next = self.image().apply(&records);
-        if let Err(e) = self.publish(next) {
-            // The records are durable; the partitions catch up at the next start.
-            warn!(error = %e, "applying committed metadata to local partitions failed");
+        let opened = match self.open_partitions(&next) {
+            Ok(opened) => opened,
+            Err(failure) => {
+                let failure = *failure;
+                self.discard_uncommitted(failure.opened, &failure.unopened);
+                return Err(match failure.error {
+                    StartupError::Partition {
+                        topic,
+                        partition,
+                        source: LogError::Io(e),
+                    } => LogError::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("creating partition {topic}-{partition} failed: {e}"),
+                    )),
+                    StartupError::Partition { source, .. } => source,
+                    other => LogError::Io(std::io::Error::other(other.to_string())),
+                });
+            }
+        };
+        if let Err(e) = log.append(&records, now_ms()) {
+            self.discard_uncommitted(opened, &[]);
+            return Err(e);
         }
+        self.install(next, opened);
         self.groups.publish_topics(&self.image());
         self.groups.publish_group_configs(&self.image());
         Ok(())
     }
 
-    /// Makes `next` the current image and brings the hosted partitions in line.
-    fn publish(&self, next: MetadataImage) -> Result<(), StartupError> {
+    /// Makes `next` the current image, with the partitions opened for it, and brings the
+    /// rest of the hosted partitions in line (deleted ones go, changed settings apply).
+    fn install(&self, next: MetadataImage, opened: Vec<Arc<Partition>>) {
+        {
+            // Hosted before the image names them, so no request sees a topic without its logs.
+            let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+            for partition in opened {
+                partitions
+                    .entry(partition.topic.clone())
+                    .or_default()
+                    .insert(partition.index, partition);
+            }
+        }
         let previous = {
             let mut guard = self.image.write().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut *guard, Arc::new(next))
         };
         let next = self.image();
         self.remove_deleted_partitions(&next);
-        self.open_new_partitions(&next)?;
         self.refresh_changed_settings(&previous, &next);
-        Ok(())
     }
 
-    fn open_new_partitions(&self, image: &MetadataImage) -> Result<(), StartupError> {
-        for topic in image.topics() {
-            for partition in topic.partitions.values() {
-                if !partition.replicas.contains(&self.config.node_id)
-                    || self.partition(&topic.name, partition.partition).is_some()
-                {
-                    continue;
-                }
-                let dynamic = DynamicBrokerConfigs::from_image(image, self.config.node_id);
-                let settings =
-                    topic_settings::resolve(image, &dynamic.over(&self.config), &topic.name);
-                let dir = partition_dir(&self.config.log_dir, &topic.name, partition.partition);
-                let log =
-                    open_partition_log(&dir, topic.id, settings.log.clone()).map_err(|source| {
-                        StartupError::Partition {
-                            topic: topic.name.clone(),
-                            partition: partition.partition,
-                            source,
-                        }
-                    })?;
-                // Batches retried across a restart must still be seen as duplicates.
-                let producers = log
-                    .recent_producer_state(
-                        now_ms(),
-                        PRODUCER_ID_EXPIRATION_MS,
-                        PRODUCER_STATE_TAIL_BYTES,
-                    )
-                    .map_err(|source| StartupError::Partition {
+    /// Opens the logs of every partition in `image` hosted here and not open yet, in
+    /// parallel. Nothing is hosted until [`Self::install`]; on failure the rest are skipped.
+    fn open_partitions(
+        &self,
+        image: &MetadataImage,
+    ) -> Result<Vec<Arc<Partition>>, Box<OpenFailure>> {
+        let wanted: Vec<(Arc<TopicImage>, i32)> = image
+            .topics()
+            .flat_map(|topic| {
+                topic
+                    .partitions
+                    .values()
+                    .filter(|p| {
+                        p.replicas.contains(&self.config.node_id)
+                            && self.partition(&topic.name, p.partition).is_none()
+                    })
+                    .map(|p| (topic.clone(), p.partition))
+            })
+            .collect();
+        let dynamic = DynamicBrokerConfigs::from_image(image, self.config.node_id);
+        let configs = dynamic.over(&self.config);
+        let failed = AtomicBool::new(false);
+        let results = log_dirs::parallel_map(&wanted, LOG_IO_WORKERS, |(topic, index)| {
+            if failed.load(Ordering::Relaxed) {
+                return None;
+            }
+            let opened = self.open_partition(image, &configs, topic, *index);
+            if opened.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            Some(opened)
+        });
+        let mut opened = Vec::with_capacity(wanted.len());
+        let mut unopened = Vec::new();
+        let mut error = None;
+        for ((topic, index), result) in wanted.iter().zip(results) {
+            match result {
+                Some(Ok(partition)) => opened.push(partition),
+                Some(Err(source)) => {
+                    unopened.push((topic.name.clone(), *index, topic.id));
+                    error.get_or_insert(StartupError::Partition {
                         topic: topic.name.clone(),
-                        partition: partition.partition,
+                        partition: *index,
                         source,
-                    })?;
-                let hosted = Arc::new(
-                    Partition::new(
-                        topic.name.clone(),
-                        topic.id,
-                        partition.partition,
-                        partition.replicas.clone(),
-                        partition.leader_epoch,
-                        log,
-                        settings,
-                    )
-                    .with_producers(producers),
-                );
-                let checkpointed = self
-                    .checkpointed_high_watermarks
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&(topic.name.clone(), partition.partition));
-                hosted.become_leader(checkpointed);
-                self.partitions
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(topic.name.clone())
-                    .or_default()
-                    .insert(partition.partition, hosted);
+                    });
+                }
+                None => unopened.push((topic.name.clone(), *index, topic.id)),
             }
         }
-        Ok(())
+        match error {
+            None => Ok(opened),
+            Some(error) => Err(Box::new(OpenFailure {
+                opened,
+                unopened,
+                error,
+            })),
+        }
+    }
+
+    fn open_partition(
+        &self,
+        image: &MetadataImage,
+        configs: &BrokerConfigLayers<'_>,
+        topic: &TopicImage,
+        index: i32,
+    ) -> Result<Arc<Partition>, LogError> {
+        let Some(spec) = topic.partitions.get(&index) else {
+            return Err(LogError::Io(std::io::Error::other(
+                "partition not in the image",
+            )));
+        };
+        let settings = topic_settings::resolve(image, configs, &topic.name);
+        let dir = partition_dir(&self.config.log_dir, &topic.name, index);
+        let log = open_partition_log(&dir, topic.id, settings.log.clone())?;
+        // Batches retried across a restart must still be seen as duplicates.
+        let producers = log.recent_producer_state(
+            now_ms(),
+            PRODUCER_ID_EXPIRATION_MS,
+            PRODUCER_STATE_TAIL_BYTES,
+        )?;
+        let hosted = Arc::new(
+            Partition::new(
+                topic.name.clone(),
+                topic.id,
+                index,
+                spec.replicas.clone(),
+                spec.leader_epoch,
+                log,
+                settings,
+            )
+            .with_producers(producers),
+        );
+        let checkpointed = self
+            .checkpointed_high_watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(topic.name.clone(), index));
+        hosted.become_leader(checkpointed);
+        Ok(hosted)
+    }
+
+    /// Undoes [`Self::open_partitions`] for a change that was not committed: closes the
+    /// logs (freeing their descriptors first) and removes the dirs made for them.
+    fn discard_uncommitted(
+        &self,
+        opened: Vec<Arc<Partition>>,
+        unopened: &[(String, i32, TopicId)],
+    ) {
+        let mut dirs: Vec<(String, i32, TopicId)> = Vec::with_capacity(opened.len());
+        for partition in opened {
+            drop(partition.take_log());
+            dirs.push((partition.topic.clone(), partition.index, partition.topic_id));
+        }
+        for (topic, index, topic_id) in dirs.iter().chain(unopened) {
+            remove_uncommitted_partition_dir(
+                &partition_dir(&self.config.log_dir, topic, *index),
+                *topic_id,
+            );
+        }
     }
 
     fn remove_deleted_partitions(&self, image: &MetadataImage) {
@@ -310,11 +422,11 @@ impl Broker {
             removed
         };
         for partition in removed {
-            let _ = partition.take_log();
+            drop(partition.take_log());
             // Fetches parked on it answer with the error of a partition that is gone.
             partition.notify_appended();
             let dir = partition_dir(&self.config.log_dir, &partition.topic, partition.index);
-            delete_partition_dir(&dir, partition.topic_id);
+            retire_partition_dir(&dir, partition.topic_id, &self.deleter);
             info!(topic = %partition.topic, partition = partition.index, "partition deleted");
         }
     }
@@ -351,7 +463,12 @@ impl Broker {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             // Only directories strom made (they carry partition.metadata) are ever removed.
-            if !entry.path().join(PARTITION_METADATA_FILE).is_file() || name == METADATA_LOG_DIR {
+            if !entry
+                .path()
+                .join(log_dirs::PARTITION_METADATA_FILE)
+                .is_file()
+                || name == METADATA_LOG_DIR
+            {
                 continue;
             }
             let Some((topic, index)) = name.rsplit_once('-') else {
@@ -422,13 +539,14 @@ impl Broker {
     /// Closes every log cleanly (flush and clean-shutdown marker).
     pub async fn shutdown(&self) {
         self.checkpoint_high_watermarks();
-        for partition in self.all_partitions() {
+        let partitions = self.all_partitions();
+        log_dirs::parallel_map(&partitions, LOG_IO_WORKERS, |partition| {
             if let Some(log) = partition.take_log() {
                 if let Err(e) = log.close() {
                     warn!(topic = %partition.topic, partition = partition.index, error = %e, "closing log failed");
                 }
             }
-        }
+        });
         if let Some(log) = self.controller.lock().await.take() {
             if let Err(e) = log.close() {
                 warn!(error = %e, "closing the metadata log failed");
@@ -459,62 +577,5 @@ fn group_config(config: &BrokerConfig) -> strom_coordinator::GroupConfig {
         consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
         consumer_max_size: config.group_consumer_max_size,
         ..strom_coordinator::GroupConfig::default()
-    }
-}
-
-pub fn partition_dir(log_dir: &Path, topic: &str, index: i32) -> PathBuf {
-    log_dir.join(format!("{topic}-{index}"))
-}
-
-fn open_partition_log(
-    dir: &Path,
-    topic_id: TopicId,
-    config: strom_log::LogConfig,
-) -> Result<PartitionLog, LogError> {
-    let marker = dir.join(PARTITION_METADATA_FILE);
-    let expected = format!("version: 0\ntopic_id: {topic_id}\n");
-    match std::fs::read_to_string(&marker) {
-        Ok(found) if found == expected => {}
-        Ok(_) => {
-            warn!(dir = %dir.display(), "partition dir belongs to an older topic of the same name; removing it");
-            std::fs::remove_dir_all(dir)?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
-    std::fs::create_dir_all(dir)?;
-    if !marker.exists() {
-        std::fs::write(&marker, expected)?;
-    }
-    PartitionLog::open(dir.to_path_buf(), config, now_ms())
-}
-
-/// Renames first so the name is free at once, then deletes the files.
-fn delete_partition_dir(dir: &Path, topic_id: TopicId) {
-    let Some(name) = dir.file_name() else { return };
-    let renamed = dir.with_file_name(format!(
-        "{}.{}{DELETE_SUFFIX}",
-        name.to_string_lossy(),
-        topic_id.simple()
-    ));
-    if let Err(e) = std::fs::rename(dir, &renamed) {
-        warn!(dir = %dir.display(), error = %e, "renaming a deleted partition dir failed");
-        return;
-    }
-    std::thread::spawn(move || {
-        if let Err(e) = std::fs::remove_dir_all(&renamed) {
-            warn!(dir = %renamed.display(), error = %e, "removing a deleted partition dir failed");
-        }
-    });
-}
-
-fn remove_deleted_dirs(log_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(log_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().ends_with(DELETE_SUFFIX) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
     }
 }

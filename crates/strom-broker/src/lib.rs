@@ -13,6 +13,7 @@ pub mod fetch_session;
 pub mod group_coordinator;
 mod housekeeping;
 mod internal_log;
+mod log_dirs;
 mod meta_properties;
 pub mod metadata_log;
 pub mod metrics;

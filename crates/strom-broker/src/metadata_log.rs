@@ -8,6 +8,7 @@ use std::path::Path;
 use bytes::Bytes;
 use strom_log::{LogConfig, LogError, PartitionLog};
 use strom_metadata::{MetadataImage, MetadataRecord};
+use tracing::{error, warn};
 
 use crate::internal_log::{encode_batch, replay, ReplayError};
 
@@ -19,6 +20,9 @@ pub type MetadataLogError = ReplayError<serde_json::Error>;
 
 pub struct MetadataLog {
     log: PartitionLog,
+    /// Set when records that failed to commit could not be taken back out: the log's
+    /// content is uncertain, so it takes no more changes until a restart replays it.
+    failed: Option<String>,
 }
 
 fn metadata_log_config() -> LogConfig {
@@ -46,21 +50,40 @@ impl MetadataLog {
             Ok(())
         })?;
         let image = MetadataImage::default().apply(&records);
-        Ok((Self { log }, image, count))
+        Ok((Self { log, failed: None }, image, count))
     }
 
-    /// Appends records as one batch and fsyncs them.
+    /// Appends records as one batch and fsyncs them: on `Ok` they are committed, on `Err`
+    /// they are not in the log (a replay will not see them either).
     pub fn append(&mut self, records: &[MetadataRecord], now_ms: i64) -> Result<(), LogError> {
         if records.is_empty() {
             return Ok(());
+        }
+        if let Some(reason) = &self.failed {
+            return Err(LogError::Io(std::io::Error::other(format!(
+                "the metadata log failed earlier ({reason}); restart the broker"
+            ))));
         }
         let entries: Vec<(Option<Bytes>, Option<Bytes>)> = records
             .iter()
             .map(|r| (None, Some(Bytes::from(r.to_json()))))
             .collect();
         let mut batch = encode_batch(&entries, now_ms)?;
+        let end_before = self.log.log_end_offset();
+        // A failed append writes nothing: the segment is cut back to where it was.
         self.log.append(&mut batch, SINGLE_VOTER_EPOCH, now_ms)?;
-        self.log.flush()?;
+        if let Err(e) = self.log.flush() {
+            // The recovery point only passes fsynced data: past the records, they are
+            // durable and only its checkpoint file failed, which costs a longer recovery.
+            if self.log.recovery_point() < self.log.log_end_offset() {
+                if let Err(undo) = self.log.truncate_to(end_before, now_ms) {
+                    error!(error = %e, undo_error = %undo, "metadata records that failed to fsync could not be removed; the metadata log takes no more changes");
+                    self.failed = Some(undo.to_string());
+                }
+                return Err(e);
+            }
+            warn!(error = %e, "metadata records are durable, but checkpointing the recovery point failed");
+        }
         // Committed once fsynced: a one-voter quorum is its own majority.
         let end = self.log.log_end_offset();
         self.log.maybe_increment_high_watermark(end);

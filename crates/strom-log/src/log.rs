@@ -573,11 +573,19 @@ impl PartitionLog {
     }
 
     /// Flushes and writes the clean-shutdown marker, so the next open skips recovery.
+    /// Files already durable are left alone: a log closed with nothing written since its
+    /// last flush costs one directory fsync (for the marker).
     pub fn close(mut self) -> Result<(), LogError> {
+        let time_entries = self.active().time_index.len();
         self.active_mut().on_become_inactive()?;
-        self.active_mut().dirty = true;
+        if self.active().time_index.len() != time_entries {
+            self.active_mut().dirty = true;
+        }
         self.flush()?;
-        self.write_log_start_offset()?;
+        if checkpoint::read_offset(&self.dir, LOG_START_OFFSET_FILE)? != Some(self.log_start_offset)
+        {
+            self.write_log_start_offset()?;
+        }
         checkpoint::write_marker(&self.dir)?;
         Ok(())
     }

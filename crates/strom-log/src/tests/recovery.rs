@@ -193,3 +193,39 @@ fn crash_recovery_starts_at_the_recovery_point() {
     trusted[record_byte as usize] = 0xAB;
     assert_eq!(read_all(&log, 0), [trusted, stored[2].clone()].concat());
 }
+
+/// The inode of a checkpoint file: a rewrite (temp file + rename) gives it a new one.
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().ino()
+}
+
+#[test]
+fn close_rewrites_only_what_changed_and_the_log_reopens_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let start_file = dir.path().join("log-start-offset-checkpoint");
+    let marker = dir.path().join(".kafka_cleanshutdown");
+    let mut log = open(dir.path(), LogConfig::default());
+    append(&mut log, &batch(2));
+    log.close().unwrap();
+    assert!(marker.is_file());
+    let start_inode = inode(&start_file);
+
+    // Nothing written since: the log start offset checkpoint stays as it was.
+    let log = open(dir.path(), LogConfig::default());
+    assert!(!marker.exists());
+    log.close().unwrap();
+    assert_eq!(inode(&start_file), start_inode);
+    assert!(marker.is_file());
+
+    // A new start (DeleteRecords) is checkpointed on close; appended data survives it.
+    let mut log = open(dir.path(), LogConfig::default());
+    let second = append(&mut log, &batch(3));
+    assert_eq!(log.delete_records_before(2).unwrap(), 2);
+    log.close().unwrap();
+    assert_ne!(inode(&start_file), start_inode);
+    assert_eq!(fs::read_to_string(&start_file).unwrap(), "0\n2\n");
+    let log = open(dir.path(), LogConfig::default());
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 5));
+    assert_eq!(read_all(&log, 2), stored(&second, 2));
+}

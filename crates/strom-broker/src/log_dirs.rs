@@ -1,0 +1,234 @@
+//! Partition directories in the log dir: creating one for a topic id, removing one a
+//! failed metadata change created, and deleting those of deleted topics in the background.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+
+use strom_log::{LogError, PartitionLog};
+use strom_types::TopicId;
+use tracing::{debug, warn};
+
+use crate::broker::now_ms;
+
+/// The file in each partition dir naming the topic id it belongs to, so a
+/// dir left behind by a deleted topic is never mistaken for a new one.
+pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
+const DELETE_SUFFIX: &str = "-delete";
+
+pub fn partition_dir(log_dir: &Path, topic: &str, index: i32) -> PathBuf {
+    log_dir.join(format!("{topic}-{index}"))
+}
+
+fn partition_metadata(topic_id: TopicId) -> String {
+    format!("version: 0\ntopic_id: {topic_id}\n")
+}
+
+/// Opens (creating if needed) the log of a partition of topic `topic_id` in `dir`.
+pub fn open_partition_log(
+    dir: &Path,
+    topic_id: TopicId,
+    config: strom_log::LogConfig,
+) -> Result<PartitionLog, LogError> {
+    let marker = dir.join(PARTITION_METADATA_FILE);
+    let expected = partition_metadata(topic_id);
+    match std::fs::read_to_string(&marker) {
+        Ok(found) if found == expected => {}
+        Ok(_) => {
+            warn!(dir = %dir.display(), "partition dir belongs to an older topic of the same name; removing it");
+            std::fs::remove_dir_all(dir)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    std::fs::create_dir_all(dir)?;
+    if !marker.exists() {
+        std::fs::write(&marker, expected)?;
+    }
+    PartitionLog::open(dir.to_path_buf(), config, now_ms())
+}
+
+/// Undoes [`open_partition_log`] for a partition whose creation was not committed:
+/// removes the dir if it names `topic_id` (or is empty), and leaves anything else alone.
+pub fn remove_uncommitted_partition_dir(dir: &Path, topic_id: TopicId) {
+    let ours = std::fs::read_to_string(dir.join(PARTITION_METADATA_FILE))
+        .is_ok_and(|found| found == partition_metadata(topic_id));
+    let result = if ours {
+        std::fs::remove_dir_all(dir)
+    } else if dir.is_dir() {
+        // Only an empty dir goes: mkdir succeeded and the marker write did not.
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(()),
+            other => other,
+        }
+    } else {
+        Ok(())
+    };
+    if let Err(e) = result {
+        // The start-up sweep removes dirs no topic owns.
+        warn!(dir = %dir.display(), error = %e, "removing the dir of an uncreated partition failed; it goes at the next start");
+    }
+}
+
+/// Renames a deleted partition's dir to `<name>.<topic id>-delete`, which frees the name at
+/// once, and wakes the deleter. A failure is logged: the dir no longer belongs to a topic,
+/// so the start-up sweep removes it.
+pub fn retire_partition_dir(dir: &Path, topic_id: TopicId, deleter: &DirDeleter) {
+    let Some(name) = dir.file_name() else { return };
+    let renamed = dir.with_file_name(format!(
+        "{}.{}{DELETE_SUFFIX}",
+        name.to_string_lossy(),
+        topic_id.simple()
+    ));
+    match std::fs::rename(dir, &renamed) {
+        Ok(()) => deleter.wake(),
+        Err(e) => warn!(
+            dir = %dir.display(),
+            error = %e,
+            "renaming a deleted partition dir failed; it is removed at the next start"
+        ),
+    }
+}
+
+/// One background thread that removes `*-delete` dirs. The dirs themselves are its queue,
+/// so a wake-up (a channel of one) is all a deletion sends, however many partitions go.
+pub struct DirDeleter {
+    wake: Option<SyncSender<()>>,
+}
+
+impl DirDeleter {
+    /// The thread ends when the deleter is dropped.
+    pub fn spawn(log_dir: PathBuf) -> Self {
+        let (wake, woken) = sync_channel::<()>(1);
+        let spawned = std::thread::Builder::new()
+            .name("strom-dir-deleter".into())
+            .spawn(move || {
+                while woken.recv().is_ok() {
+                    remove_deleted_dirs(&log_dir);
+                }
+            });
+        match spawned {
+            Ok(_) => Self { wake: Some(wake) },
+            Err(e) => {
+                warn!(error = %e, "starting the dir deleter failed; deleted partitions' files go at the next start");
+                Self { wake: None }
+            }
+        }
+    }
+
+    pub fn wake(&self) {
+        if let Some(wake) = &self.wake {
+            // Full means a sweep is already due, which will see this dir too.
+            let _ = wake.try_send(());
+        }
+    }
+}
+
+/// Removes every `*-delete` dir in the log dir (at start, and in the deleter).
+pub fn remove_deleted_dirs(log_dir: &Path) {
+    let entries = match std::fs::read_dir(log_dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!(dir = %log_dir.display(), error = %e, "listing the log dir for deleted partitions failed");
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().ends_with(DELETE_SUFFIX) {
+            continue;
+        }
+        match std::fs::remove_dir_all(entry.path()) {
+            Ok(()) => debug!(dir = %entry.path().display(), "removed a deleted partition dir"),
+            Err(e) => warn!(
+                dir = %entry.path().display(),
+                error = %e,
+                "removing a deleted partition dir failed; retried at the next deletion or start"
+            ),
+        }
+    }
+}
+
+/// Runs `job` on each item with at most `workers` threads; results come back in item
+/// order. Partition logs open and close independently, and their fsyncs overlap well.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    job: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.min(items.len());
+    if workers <= 1 {
+        return items.iter().map(job).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        out.push((i, job(item)));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_map_keeps_item_order() {
+        let items: Vec<u32> = (0..1000).collect();
+        assert_eq!(
+            parallel_map(&items, 8, |x| x * 2),
+            items.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
+        assert_eq!(parallel_map(&[] as &[u32], 8, |x| *x), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn uncommitted_dir_is_removed_only_when_ours() {
+        let log_dir = tempfile::tempdir().unwrap();
+        let id = TopicId::from_u128(7);
+        let dir = partition_dir(log_dir.path(), "t", 0);
+        open_partition_log(&dir, id, strom_log::LogConfig::default()).unwrap();
+        remove_uncommitted_partition_dir(&dir, TopicId::from_u128(8));
+        assert!(dir.is_dir(), "another topic's dir stays");
+        remove_uncommitted_partition_dir(&dir, id);
+        assert!(!dir.exists());
+
+        let file = partition_dir(log_dir.path(), "t", 1);
+        std::fs::write(&file, b"not ours").unwrap();
+        remove_uncommitted_partition_dir(&file, id);
+        assert_eq!(std::fs::read(&file).unwrap(), b"not ours");
+    }
+
+    #[test]
+    fn deleter_removes_retired_dirs() {
+        let log_dir = tempfile::tempdir().unwrap();
+        let deleter = DirDeleter::spawn(log_dir.path().to_path_buf());
+        let id = TopicId::from_u128(9);
+        let dir = partition_dir(log_dir.path(), "t", 0);
+        open_partition_log(&dir, id, strom_log::LogConfig::default()).unwrap();
+        retire_partition_dir(&dir, id, &deleter);
+        assert!(!dir.exists());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_dir(log_dir.path()).unwrap().next().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "deleted dir still there"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
