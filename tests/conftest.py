@@ -57,9 +57,11 @@ class BrokerError(RuntimeError):
 class Broker:
     """One `strom server` process and its data dir, which outlive restarts."""
 
-    def __init__(self, workdir: Path, configs: dict[str, str] | None = None, nofile: int | None = None):
+    def __init__(self, workdir: Path, configs: dict[str, str] | None = None, nofile: int | None = None,
+                 env: dict[str, str] | None = None):
         self.workdir = workdir
         self.nofile = nofile
+        self.extra_env = dict(env or {})
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.configs = dict(configs or {})
@@ -99,6 +101,7 @@ class Broker:
         self.log_paths.append(log_path)
         # The broker reads STROM_* variables as configs; the suite's own (STROM_BIN, ...) must not leak in.
         env = {k: v for k, v in os.environ.items() if not k.startswith("STROM_") or k in ("STROM_LOG", "STROM_LOG_FORMAT")}
+        env.update(self.extra_env)
         nofile = self.nofile
 
         def limit_descriptors():
@@ -227,12 +230,13 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def broker_factory(tmp_path, request):
-    """Returns start(configs=None, nofile=None) -> a started Broker (under RLIMIT_NOFILE `nofile`
-    when given); all are killed at teardown."""
+    """Returns start(configs=None, nofile=None, env=None) -> a started Broker (under RLIMIT_NOFILE
+    `nofile` and with the extra environment `env` when given); all are killed at teardown."""
     brokers: list[Broker] = []
 
-    def start(configs: dict[str, str] | None = None, nofile: int | None = None) -> Broker:
-        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile)
+    def start(configs: dict[str, str] | None = None, nofile: int | None = None,
+              env: dict[str, str] | None = None) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile, env)
         brokers.append(b)
         return b.start()
 

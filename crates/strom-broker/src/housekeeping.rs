@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use strom_log::SwapStep;
+
 use crate::broker::{now_ms, Broker};
 
 const ROLL_AND_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -93,13 +95,39 @@ fn enforce_retention(broker: &Broker) {
     }
 }
 
+/// Tests only: while the file this names exists, a compaction round waits (at most
+/// `CLEANER_PAUSE_LIMIT`) after building its key map, where it holds no lock; this is how
+/// a test makes a round last as long as it needs.
+const CLEANER_PAUSE_ENV: &str = "STROM_TEST_CLEANER_PAUSE_FILE";
+const CLEANER_PAUSE_LIMIT: Duration = Duration::from_secs(60);
+
+fn pause_while_file_exists(path: &std::path::Path, partition: &crate::partition::Partition) {
+    if !path.exists() {
+        return;
+    }
+    info!(topic = %partition.topic, partition = partition.index, "compaction round paused for a test");
+    let started = std::time::Instant::now();
+    while path.exists() && started.elapsed() < CLEANER_PAUSE_LIMIT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn compact(broker: &Broker) {
+    let pause_file = std::env::var_os(CLEANER_PAUSE_ENV).map(std::path::PathBuf::from);
     for partition in broker.all_partitions() {
         let settings = partition.settings();
         if !settings.cleanup_compact {
             continue;
         }
-        match partition.with_log(|log| log.compact(now_ms(), &settings.compaction)) {
+        // The partition's lock is taken only to plan the round and to swap each cleaned
+        // group in: appends, fetches and offset commits go on while it maps and cleans.
+        let mut hook = |step: SwapStep| {
+            if let (SwapStep::MapBuilt, Some(path)) = (step, &pause_file) {
+                pause_while_file_exists(path, &partition);
+            }
+            true
+        };
+        match strom_log::run_round(&*partition, now_ms(), &settings.compaction, None, &mut hook) {
             Ok(outcome) if outcome.cleaned => info!(
                 topic = %partition.topic,
                 partition = partition.index,

@@ -162,3 +162,13 @@ impl Partition {
         });
     }
 }
+
+/// The log cleaner's rounds take the partition's lock only for their short steps.
+impl strom_log::LogLock for Partition {
+    fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        Partition::with_log(self, f)
+    }
+}

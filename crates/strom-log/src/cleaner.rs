@@ -21,7 +21,7 @@ use crate::config::{LogConfig, MAX_SEGMENT_BYTES};
 use crate::error::LogError;
 use crate::offset_map::OffsetMap;
 use crate::scan::{BatchMeta, HeaderScan};
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentSnapshot};
 
 /// Bytes read from a segment at a time; a larger batch is read whole.
 const READ_CHUNK_BYTES: u64 = 1 << 20;
@@ -30,14 +30,14 @@ const WRITE_CHUNK_BYTES: usize = 1 << 20;
 
 /// Consecutive whole batches of one segment, CRC-checked, read through a buffer.
 pub(crate) struct SegmentBatches<'a> {
-    segment: &'a Segment,
+    segment: &'a SegmentSnapshot,
     position: u64,
     buffer: Vec<u8>,
     buffer_start: u64,
 }
 
 impl<'a> SegmentBatches<'a> {
-    pub(crate) fn new(segment: &'a Segment, position: u64) -> Self {
+    pub(crate) fn new(segment: &'a SegmentSnapshot, position: u64) -> Self {
         Self {
             segment,
             position,
@@ -78,7 +78,7 @@ impl<'a> SegmentBatches<'a> {
     }
 }
 
-fn corrupt_records(segment: &Segment, position: u64, error: impl ToString) -> LogError {
+fn corrupt_records(segment: &SegmentSnapshot, position: u64, error: impl ToString) -> LogError {
     segment.corrupt_at(position, format!("bad records: {}", error.to_string()))
 }
 
@@ -86,7 +86,7 @@ fn corrupt_records(segment: &Segment, position: u64, error: impl ToString) -> Lo
 /// its latest offset, until the map's budget is spent. `segments` start with
 /// the one holding `first_dirty`.
 pub(crate) fn build_offset_map(
-    segments: &[Segment],
+    segments: &[SegmentSnapshot],
     first_dirty: i64,
     bound: i64,
     budget_bytes: usize,
@@ -96,7 +96,7 @@ pub(crate) fn build_offset_map(
         if segment.base_offset >= bound {
             break;
         }
-        let (_, start) = segment.index.lookup(first_dirty);
+        let (_, start) = segment.index_lookup(first_dirty);
         let start = if i == 0 { u64::from(start) } else { 0 };
         let mut batches = SegmentBatches::new(segment, start);
         while let Some((meta, bytes)) = batches.next_batch()? {
@@ -149,13 +149,14 @@ pub(crate) fn build_offset_map(
 /// active (its last batch is younger than `expiration_ms`): that batch keeps
 /// the producer's sequence and epoch, so it survives cleaning, empty if need be.
 pub(crate) fn last_batches_of_active_producers(
-    segments: &[Segment],
+    segments: &[SegmentSnapshot],
     now_ms: i64,
     expiration_ms: i64,
 ) -> Result<HashMap<i64, i64>, LogError> {
     let mut last: HashMap<i64, (i64, i64)> = HashMap::new();
     for segment in segments {
-        let mut scan = HeaderScan::new(segment.log(), segment.log_path(), 0, segment.size_bytes);
+        let mut scan =
+            HeaderScan::new(segment.log(), &segment.view.log_path, 0, segment.size_bytes);
         while let Some((meta, header)) = scan.next_with_header()? {
             let header = BatchHeader::new(&header)
                 .map_err(|e| segment.corrupt_at(meta.position, e.to_string()))?;
@@ -301,7 +302,7 @@ impl CleanedWriter {
 pub(crate) fn clean_group(
     dir: &Path,
     config: &LogConfig,
-    group: &[Segment],
+    group: &[SegmentSnapshot],
     ctx: &CleanContext<'_>,
     stats: &mut GroupStats,
 ) -> Result<Segment, LogError> {

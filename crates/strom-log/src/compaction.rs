@@ -9,14 +9,20 @@
 //! gaps that readers skip. Tombstones get a delete horizon (batch attribute
 //! bit 6) the first time they are cleaned and go at the first round after it.
 
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
 use tracing::info;
 
 use crate::checkpoint;
 use crate::cleaner::{self, CleanContext, GroupStats};
-use crate::config::{OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
+use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::log::PartitionLog;
-use crate::segment::Segment;
+use crate::offset_map::OffsetMap;
+use crate::segment::{offset_fits, Segment, SegmentSnapshot};
 use crate::swap::{self, SwapHook, SwapStep};
 
 /// Per-partition file holding the first dirty offset (Kafka keeps one
@@ -221,6 +227,23 @@ impl PartitionLog {
         last_stable_offset: i64,
         hook: &mut SwapHook<'_>,
     ) -> Result<CompactionOutcome, LogError> {
+        run_round(
+            &RefCell::new(self),
+            now_ms,
+            policy,
+            Some(last_stable_offset),
+            hook,
+        )
+    }
+
+    /// The locked first step of a round: finishes an interrupted swap, works out the
+    /// cleanable range and, when the log is due, snapshots the segments the round reads.
+    pub fn plan_compaction(
+        &mut self,
+        now_ms: i64,
+        policy: &CompactionPolicy,
+        last_stable_offset: i64,
+    ) -> Result<Planned, LogError> {
         if self.swap_pending {
             swap::finish_interrupted(&self.dir)?;
             self.swap_pending = false;
@@ -229,7 +252,7 @@ impl PartitionLog {
         if range.reset_checkpoint {
             self.write_cleaner_checkpoint(range.first_dirty)?;
         }
-        let mut outcome = CompactionOutcome {
+        let outcome = CompactionOutcome {
             cleaned: false,
             first_dirty_offset: range.first_dirty,
             first_uncleanable_offset: range.first_uncleanable,
@@ -240,151 +263,320 @@ impl PartitionLog {
             records_removed: 0,
         };
         if !range.is_due(policy) {
-            return Ok(outcome);
+            return Ok(Planned::NotDue(outcome));
         }
-        let first = self.segment_index_for(range.first_dirty);
-        let map = cleaner::build_offset_map(
-            &self.segments[first..],
-            range.first_dirty,
-            range.first_uncleanable,
-            policy.dedupe_buffer_bytes,
-        )?;
-        let mut map = map;
-        // With nothing dirty (a round for expired tombstones) the clean part is
-        // re-filtered up to the first dirty offset with an empty key map.
-        if map.len() == 0 {
-            map.advance_latest_offset(range.first_dirty - 1);
-        }
-        let end_offset = map.latest_offset() + 1;
-        let producers = cleaner::last_batches_of_active_producers(
-            &self.segments,
+        Ok(Planned::Round(Box::new(CompactionRound {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            policy: policy.clone(),
             now_ms,
-            policy.producer_id_expiration_ms,
-        )?;
-        let ctx = CleanContext {
-            map: &map,
-            now_ms,
-            delete_retention_ms: policy.delete_retention_ms,
-            producer_last_batches: &producers,
-        };
-        info!(
-            dir = %self.dir.display(),
-            first_dirty = range.first_dirty,
-            end_offset,
-            keys = map.len(),
-            dirty_ratio = range.dirty_ratio(),
-            "cleaning log"
-        );
-        let mut stats = GroupStats::default();
-        let mut next = 0;
-        for len in self.group_sizes(end_offset, range.first_uncleanable) {
-            if self.segments[next..next + len]
-                .iter()
-                .all(Segment::is_empty)
-            {
-                next += len;
-                continue;
-            }
-            self.clean_and_swap(next, len, &ctx, &mut stats, hook)?;
-            next += 1;
-        }
-        swap::reached(hook, SwapStep::RoundDone)?;
-        self.write_cleaner_checkpoint(end_offset)?;
-        outcome.cleaned = true;
-        outcome.first_dirty_offset = end_offset;
-        outcome.segments_after = self.segments.len();
-        outcome.bytes_after = self.size_bytes();
-        outcome.records_removed = stats.records_removed;
-        self.latest_delete_horizon_ms = stats.latest_delete_horizon_ms;
-        info!(
-            dir = %self.dir.display(),
-            records_removed = stats.records_removed,
-            bytes_before = outcome.bytes_before,
-            bytes_after = outcome.bytes_after,
-            "cleaned log"
-        );
-        Ok(outcome)
+            range,
+            segments: self.segments.iter().map(Segment::snapshot).collect(),
+            outcome,
+            work: None,
+            stats: GroupStats::default(),
+            interrupted: false,
+        })))
     }
 
-    /// Replaces segments `[first, first + len)` with their cleaned copy, crash-safely.
-    fn clean_and_swap(
+    /// The locked step after each cleaned group: swaps it in, crash-safely, if the segments
+    /// it replaces are still the ones it was cleaned from. Otherwise (retention or a
+    /// truncation removed them meanwhile) the cleaned files go and the round stops.
+    pub fn swap_in_cleaned(
         &mut self,
-        first: usize,
-        len: usize,
-        ctx: &CleanContext<'_>,
-        stats: &mut GroupStats,
+        round: &mut CompactionRound,
+        cleaned: CleanedGroup,
         hook: &mut SwapHook<'_>,
     ) -> Result<(), LogError> {
-        let group = &self.segments[first..first + len];
-        let base = group[0].base_offset;
-        let replaced: Vec<i64> = group.iter().map(|s| s.base_offset).collect();
-        let mut cleaned = cleaner::clean_group(&self.dir, &self.config, group, ctx, stats)?;
-        swap::reached(hook, SwapStep::CleanedWritten)?;
+        let CleanedGroup {
+            mut segment,
+            replaced,
+        } = cleaned;
+        let base = segment.base_offset;
+        let first = self.segment_index_for(base);
+        // The active segment is never replaced.
+        let unchanged = first + replaced.len() < self.segments.len()
+            && replaced
+                .iter()
+                .zip(&self.segments[first..])
+                .all(|(old, current)| old.is_same_as(current));
+        if !unchanged {
+            drop(segment);
+            swap::remove_cleaned(&self.dir, base)?;
+            round.interrupted = true;
+            info!(dir = %self.dir.display(), base_offset = base, "segments changed while cleaning; round stopped");
+            return Ok(());
+        }
         swap::commit(&self.dir, base, hook)?;
         // Committed: the new segment is the truth from here, on disk and in memory.
         self.swap_pending = true;
-        cleaned.set_log_path(crate::segment::segment_file(
+        segment.set_log_path(crate::segment::segment_file(
             &self.dir,
             base,
             crate::segment::LOG_SUFFIX,
         ));
-        drop(self.segments.splice(first..first + len, [cleaned]));
+        drop(
+            self.segments
+                .splice(first..first + replaced.len(), [segment]),
+        );
         self.publish_segments();
+        let replaced: Vec<i64> = replaced.iter().map(|s| s.base_offset).collect();
         swap::finish(&self.dir, base, &replaced, hook)?;
         self.swap_pending = false;
         Ok(())
     }
 
-    /// Kafka's groupSegmentsBySize over the segments below `end_offset`: runs of
-    /// consecutive segments whose data and indexes fit one segment and whose offsets
-    /// fit 4 bytes relative to the first. Returns the length of each run.
-    fn group_sizes(&self, end_offset: i64, first_uncleanable: i64) -> Vec<usize> {
-        let count = self
-            .segments
-            .partition_point(|s| s.base_offset < end_offset);
-        let max_bytes = self.config.effective_segment_bytes();
-        let max_index_bytes = u64::from(self.config.segment_index_bytes);
-        let index_bytes = |s: &Segment| s.index.len() as u64 * u64::from(OFFSET_INDEX_ENTRY_BYTES);
-        let time_index_bytes =
-            |s: &Segment| s.time_index.len() as u64 * u64::from(TIME_INDEX_ENTRY_BYTES);
-        let mut sizes = Vec::new();
-        let mut i = 0;
-        while i < count {
-            let first = &self.segments[i];
-            let (mut bytes, mut index, mut time_index) = (
-                first.size_bytes,
-                index_bytes(first),
-                time_index_bytes(first),
+    /// The locked last step: what the round did.
+    pub fn complete_compaction(&mut self, round: CompactionRound) -> CompactionOutcome {
+        let mut outcome = round.outcome;
+        outcome.segments_after = self.segments.len();
+        outcome.bytes_after = self.size_bytes();
+        outcome.records_removed = round.stats.records_removed;
+        if round.interrupted {
+            self.latest_delete_horizon_ms = self
+                .latest_delete_horizon_ms
+                .max(round.stats.latest_delete_horizon_ms);
+        } else {
+            outcome.cleaned = true;
+            self.latest_delete_horizon_ms = round.stats.latest_delete_horizon_ms;
+            info!(
+                dir = %self.dir.display(),
+                records_removed = outcome.records_removed,
+                bytes_before = outcome.bytes_before,
+                bytes_after = outcome.bytes_after,
+                "cleaned log"
             );
-            let mut len = 1;
-            while i + len < count {
-                let candidate = &self.segments[i + len];
-                // Bounded by the next segment's base (or the uncleanable offset): cheap and safe.
-                let last_offset = self
-                    .segments
-                    .get(i + len + 1)
-                    .map_or(first_uncleanable, |s| s.base_offset)
-                    - 1;
-                let fits = bytes + candidate.size_bytes <= max_bytes
-                    && index + index_bytes(candidate) <= max_index_bytes
-                    && time_index + time_index_bytes(candidate) <= max_index_bytes
-                    && (candidate.is_empty() || first.can_hold_offset(last_offset));
-                if !fits {
-                    break;
-                }
-                bytes += candidate.size_bytes;
-                index += index_bytes(candidate);
-                time_index += time_index_bytes(candidate);
-                len += 1;
-            }
-            sizes.push(len);
-            i += len;
         }
-        sizes
+        outcome
     }
 
     fn write_cleaner_checkpoint(&self, offset: i64) -> Result<(), LogError> {
         checkpoint::write_offset(&self.dir, CLEANER_CHECKPOINT_FILE, offset)?;
         Ok(())
     }
+}
+
+/// What [`PartitionLog::plan_compaction`] found.
+pub enum Planned {
+    /// The log is not due: nothing to do.
+    NotDue(CompactionOutcome),
+    Round(Box<CompactionRound>),
+}
+
+/// One compaction round. It is planned and its cleaned groups are swapped in under the
+/// log's lock; the offset map is built and the groups are cleaned without it, from
+/// snapshots of the segments, so appends, reads and the group coordinator never wait for
+/// the slow part.
+pub struct CompactionRound {
+    dir: PathBuf,
+    config: LogConfig,
+    policy: CompactionPolicy,
+    now_ms: i64,
+    range: CleanableRange,
+    /// Every segment when planned, the active one last.
+    segments: Vec<SegmentSnapshot>,
+    outcome: CompactionOutcome,
+    work: Option<RoundWork>,
+    stats: GroupStats,
+    /// A group's segments changed under the round: the rest waits for the next round and
+    /// the cleaner checkpoint stays where it was.
+    interrupted: bool,
+}
+
+/// What the unlocked part of a round works from once the key map is built.
+struct RoundWork {
+    map: OffsetMap,
+    producer_last_batches: HashMap<i64, i64>,
+    /// Groups still to clean, first to last.
+    groups: VecDeque<Vec<SegmentSnapshot>>,
+    end_offset: i64,
+}
+
+/// A group's cleaned segment (`.cleaned` files), waiting to be swapped in.
+pub struct CleanedGroup {
+    segment: Segment,
+    replaced: Vec<SegmentSnapshot>,
+}
+
+impl CompactionRound {
+    /// Builds the key map of the dirty range and the groups to clean. No lock needed.
+    pub fn build_offset_map(&mut self) -> Result<(), LogError> {
+        let inactive = &self.segments[..self.segments.len() - 1];
+        let first = inactive
+            .partition_point(|s| s.base_offset <= self.range.first_dirty)
+            .saturating_sub(1);
+        let mut map = cleaner::build_offset_map(
+            &inactive[first..],
+            self.range.first_dirty,
+            self.range.first_uncleanable,
+            self.policy.dedupe_buffer_bytes,
+        )?;
+        // With nothing dirty (a round for expired tombstones) the clean part is
+        // re-filtered up to the first dirty offset with an empty key map.
+        if map.len() == 0 {
+            map.advance_latest_offset(self.range.first_dirty - 1);
+        }
+        let end_offset = map.latest_offset() + 1;
+        let producer_last_batches = cleaner::last_batches_of_active_producers(
+            &self.segments,
+            self.now_ms,
+            self.policy.producer_id_expiration_ms,
+        )?;
+        info!(
+            dir = %self.dir.display(),
+            first_dirty = self.range.first_dirty,
+            end_offset,
+            keys = map.len(),
+            dirty_ratio = self.range.dirty_ratio(),
+            "cleaning log"
+        );
+        let groups = self.group_by_size(end_offset);
+        self.work = Some(RoundWork {
+            map,
+            producer_last_batches,
+            groups,
+            end_offset,
+        });
+        Ok(())
+    }
+
+    /// Cleans the next group into `.cleaned` files, fsynced. No lock needed. `None` when
+    /// every group is done (or the round was stopped).
+    pub fn clean_next_group(&mut self) -> Result<Option<CleanedGroup>, LogError> {
+        if self.work.is_none() {
+            self.build_offset_map()?;
+        }
+        let Some(work) = self.work.as_mut() else {
+            return Ok(None);
+        };
+        while !self.interrupted {
+            let Some(group) = work.groups.pop_front() else {
+                break;
+            };
+            if group.iter().all(SegmentSnapshot::is_empty) {
+                continue;
+            }
+            let ctx = CleanContext {
+                map: &work.map,
+                now_ms: self.now_ms,
+                delete_retention_ms: self.policy.delete_retention_ms,
+                producer_last_batches: &work.producer_last_batches,
+            };
+            let segment =
+                cleaner::clean_group(&self.dir, &self.config, &group, &ctx, &mut self.stats)?;
+            return Ok(Some(CleanedGroup {
+                segment,
+                replaced: group,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// After the last swap: moves the cleaner checkpoint past the cleaned range, unless
+    /// the round was stopped. No lock needed: only the cleaner writes it.
+    pub fn write_checkpoint(&mut self, hook: &mut SwapHook<'_>) -> Result<(), LogError> {
+        let Some(work) = self.work.as_ref().filter(|_| !self.interrupted) else {
+            return Ok(());
+        };
+        swap::reached(hook, SwapStep::RoundDone)?;
+        checkpoint::write_offset(&self.dir, CLEANER_CHECKPOINT_FILE, work.end_offset)?;
+        self.outcome.first_dirty_offset = work.end_offset;
+        Ok(())
+    }
+
+    /// Kafka's groupSegmentsBySize over the inactive segments below `end_offset`: runs of
+    /// consecutive segments whose data and indexes fit one segment and whose offsets fit 4
+    /// bytes relative to the first.
+    fn group_by_size(&self, end_offset: i64) -> VecDeque<Vec<SegmentSnapshot>> {
+        let inactive = &self.segments[..self.segments.len() - 1];
+        let count = inactive.partition_point(|s| s.base_offset < end_offset);
+        let max_bytes = self.config.effective_segment_bytes();
+        let max_index_bytes = u64::from(self.config.segment_index_bytes);
+        let mut groups = VecDeque::new();
+        let mut i = 0;
+        while i < count {
+            let first = &inactive[i];
+            let (mut bytes, mut index, mut time_index) =
+                (first.size_bytes, first.index_bytes, first.time_index_bytes);
+            let mut len = 1;
+            while i + len < count {
+                let candidate = &inactive[i + len];
+                // Bounded by the next segment's base (or the uncleanable offset): cheap and safe.
+                let last_offset = self
+                    .segments
+                    .get(i + len + 1)
+                    .map_or(self.range.first_uncleanable, |s| s.base_offset)
+                    - 1;
+                let fits = bytes + candidate.size_bytes <= max_bytes
+                    && index + candidate.index_bytes <= max_index_bytes
+                    && time_index + candidate.time_index_bytes <= max_index_bytes
+                    && (candidate.is_empty() || offset_fits(first.base_offset, last_offset));
+                if !fits {
+                    break;
+                }
+                bytes += candidate.size_bytes;
+                index += candidate.index_bytes;
+                time_index += candidate.time_index_bytes;
+                len += 1;
+            }
+            groups.push_back(inactive[i..i + len].to_vec());
+            i += len;
+        }
+        groups
+    }
+}
+
+/// Access to a log behind its lock, for the locked steps of a round.
+pub trait LogLock {
+    fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>,
+    ) -> Result<T, LogError>;
+}
+
+impl LogLock for RefCell<&mut PartitionLog> {
+    fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        f(&mut self.borrow_mut())
+    }
+}
+
+impl LogLock for Mutex<PartitionLog> {
+    fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        f(&mut self.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// One compaction round if the log is due, taking the log's lock only to plan, to swap
+/// each cleaned group in, and to finish. `last_stable_offset` bounds the round (`None`:
+/// the log's own). `hook` hears every step ([`SwapStep::MapBuilt`] without the lock);
+/// where it returns false the round stops, leaving the files as a crash would.
+pub fn run_round(
+    log: &impl LogLock,
+    now_ms: i64,
+    policy: &CompactionPolicy,
+    last_stable_offset: Option<i64>,
+    hook: &mut SwapHook<'_>,
+) -> Result<CompactionOutcome, LogError> {
+    let planned = log.with_log(|log| {
+        let bound = last_stable_offset.unwrap_or_else(|| log.last_stable_offset());
+        log.plan_compaction(now_ms, policy, bound)
+    })?;
+    let mut round = match planned {
+        Planned::NotDue(outcome) => return Ok(outcome),
+        Planned::Round(round) => round,
+    };
+    round.build_offset_map()?;
+    swap::reached(hook, SwapStep::MapBuilt)?;
+    while let Some(cleaned) = round.clean_next_group()? {
+        swap::reached(hook, SwapStep::CleanedWritten)?;
+        log.with_log(|log| log.swap_in_cleaned(&mut round, cleaned, hook))?;
+    }
+    round.write_checkpoint(hook)?;
+    log.with_log(|log| Ok(log.complete_compaction(*round)))
 }

@@ -32,7 +32,10 @@ mod timestamp;
 mod truncation;
 
 pub use checkpoint::{read_high_watermarks, write_high_watermarks, HighWatermarkEntry};
-pub use compaction::{CompactionOutcome, CompactionPolicy, PRODUCER_ID_EXPIRATION_MS};
+pub use compaction::{
+    run_round, CleanedGroup, CompactionOutcome, CompactionPolicy, CompactionRound, LogLock,
+    Planned, PRODUCER_ID_EXPIRATION_MS,
+};
 pub use config::LogConfig;
 pub use error::LogError;
 pub use log::{AppendInfo, PartitionLog, PendingFlush, ReadResult, SegmentInfo};
@@ -40,6 +43,7 @@ pub use offsets::{LogOffsets, OffsetsSnapshot};
 pub use reader::{FileSlice, LogReader, LogSlices};
 pub use retention::RetentionOutcome;
 pub use segment::SegmentView;
+pub use swap::{SwapHook, SwapStep};
 
 #[cfg(test)]
 mod tests;

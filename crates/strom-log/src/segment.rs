@@ -11,7 +11,7 @@ use std::time::UNIX_EPOCH;
 
 use tracing::warn;
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
 use crate::error::LogError;
 use crate::index::{lookup_entry, OffsetIndex, SharedEntries};
 use crate::scan::{BatchMeta, HeaderScan};
@@ -77,6 +77,14 @@ impl SegmentView {
         &self.log
     }
 
+    pub(crate) fn corrupt_at(&self, position: u64, reason: String) -> LogError {
+        LogError::Corrupt {
+            path: self.log_path.clone(),
+            position,
+            reason,
+        }
+    }
+
     /// The first batch whose last offset is >= `target` among the batches below `size`,
     /// starting from the index's hint.
     pub(crate) fn translate_offset(
@@ -132,6 +140,51 @@ impl SegmentView {
                 });
             }
         }
+    }
+}
+
+/// Whether `offset` fits the 4-byte relative offsets of a segment starting at `base_offset`.
+pub(crate) fn offset_fits(base_offset: i64, offset: i64) -> bool {
+    offset
+        .checked_sub(base_offset)
+        .is_some_and(|relative| (0..=i64::from(i32::MAX)).contains(&relative))
+}
+
+/// An inactive segment as the cleaner found it when it planned a round. Inactive
+/// segments take no appends, so these figures hold while the round reads it without the
+/// log's lock; before swapping, the log checks the segment is still this view.
+#[derive(Clone)]
+pub(crate) struct SegmentSnapshot {
+    pub(crate) base_offset: i64,
+    pub(crate) view: Arc<SegmentView>,
+    pub(crate) size_bytes: u64,
+    /// Last offset + 1 of the last batch, or the base offset while empty.
+    pub(crate) next_offset: i64,
+    pub(crate) index_bytes: u64,
+    pub(crate) time_index_bytes: u64,
+}
+
+impl SegmentSnapshot {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+
+    pub(crate) fn log(&self) -> &File {
+        self.view.file()
+    }
+
+    pub(crate) fn corrupt_at(&self, position: u64, reason: String) -> LogError {
+        self.view.corrupt_at(position, reason)
+    }
+
+    /// The index's (offset, position) hint at or before `target`.
+    pub(crate) fn index_lookup(&self, target: i64) -> (i64, u32) {
+        lookup_entry(&self.view.index, self.base_offset, target)
+    }
+
+    /// Whether `segment` is still the segment this snapshot was taken of, unchanged.
+    pub(crate) fn is_same_as(&self, segment: &Segment) -> bool {
+        Arc::ptr_eq(&self.view, &segment.view) && self.size_bytes == segment.size_bytes
     }
 }
 
@@ -457,9 +510,7 @@ impl Segment {
     }
 
     pub(crate) fn can_hold_offset(&self, offset: i64) -> bool {
-        offset
-            .checked_sub(self.base_offset)
-            .is_some_and(|relative| (0..=i64::from(i32::MAX)).contains(&relative))
+        offset_fits(self.base_offset, offset)
     }
 
     /// Called when a newer segment takes over (and on close and recovery): the time index
@@ -509,10 +560,18 @@ impl Segment {
     }
 
     pub(crate) fn corrupt_at(&self, position: u64, reason: String) -> LogError {
-        LogError::Corrupt {
-            path: self.view.log_path.clone(),
-            position,
-            reason,
+        self.view.corrupt_at(position, reason)
+    }
+
+    /// What the log cleaner reads of an inactive segment without the log's lock.
+    pub(crate) fn snapshot(&self) -> SegmentSnapshot {
+        SegmentSnapshot {
+            base_offset: self.base_offset,
+            view: self.view.clone(),
+            size_bytes: self.size_bytes,
+            next_offset: self.next_offset,
+            index_bytes: self.index.len() as u64 * u64::from(OFFSET_INDEX_ENTRY_BYTES),
+            time_index_bytes: self.time_index.len() as u64 * u64::from(TIME_INDEX_ENTRY_BYTES),
         }
     }
 

@@ -32,7 +32,9 @@ pub(crate) const SWAP: &str = ".swap";
 
 /// The steps of a swap, reported to the caller's hook after each is done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SwapStep {
+pub enum SwapStep {
+    /// The round's key map is built; nothing is written yet. Reported without the log's lock.
+    MapBuilt,
     /// The `.cleaned` files are written and fsynced.
     CleanedWritten,
     /// The indexes are `.swap` files; the log is still `.cleaned`: not committed.
@@ -50,7 +52,7 @@ pub(crate) enum SwapStep {
 }
 
 /// Called after each step; `false` stops the swap right there, as a crash would.
-pub(crate) type SwapHook<'a> = dyn FnMut(SwapStep) -> bool + 'a;
+pub type SwapHook<'a> = dyn FnMut(SwapStep) -> bool + 'a;
 
 pub(crate) fn reached(hook: &mut SwapHook<'_>, step: SwapStep) -> Result<(), LogError> {
     if hook(step) {

@@ -11,6 +11,7 @@ use strom_wire::batch::Batches;
 
 use super::compaction::{eager, put, visible};
 use super::*;
+use crate::swap::SwapStep;
 
 const KEYS: usize = 40;
 const APPENDS: usize = 3_000;
@@ -45,8 +46,9 @@ fn appends_reads_compaction_and_retention_at_once_keep_every_batch_intact() {
         thread::spawn(move || {
             let mut rounds = 0;
             while !done.load(Ordering::Acquire) {
+                // As the broker's cleaner runs it: the lock only to plan and to swap.
+                crate::run_round(&*log, NOW_MS, &eager(), None, &mut |_| true).unwrap();
                 let mut log = log.lock().unwrap();
-                log.compact(NOW_MS, &eager()).unwrap();
                 // Retention well behind the head: every key is rewritten every KEYS offsets.
                 let start = log.high_watermark() - 4 * KEYS as i64;
                 if start > log.log_start_offset() {
@@ -175,4 +177,94 @@ fn deleted_segment_files_left_by_a_crash_are_removed_on_open() {
     let log = open(dir.path(), config());
     assert!(!renamed.exists());
     assert_eq!(log.log_start_offset(), 100);
+}
+
+/// Ten segments of `KEYS` keys each written over and over, and an active segment.
+fn overwritten_log(dir: &Path) -> PartitionLog {
+    let mut log = open(dir, config());
+    for i in 0..400 {
+        put(&mut log, &[(&format!("k{}", i % KEYS), &format!("v{i}"))]);
+    }
+    assert!(segment_bases(&log).len() > 5);
+    log
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
+        .collect()
+}
+
+#[test]
+fn a_compaction_round_holds_no_lock_while_it_maps_and_cleans() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Mutex::new(overwritten_log(dir.path()));
+    let mut appended = Vec::new();
+    let mut append_now = |step: SwapStep| {
+        if matches!(step, SwapStep::MapBuilt | SwapStep::CleanedWritten) {
+            let mut log = log
+                .try_lock()
+                .expect("the cleaner holds no lock while it maps and cleans");
+            let value = format!("during-{step:?}-{}", appended.len());
+            put(&mut log, &[("late", &value)]);
+            appended.push((log.log_end_offset() - 1, value));
+        }
+        true
+    };
+    let outcome = crate::run_round(&log, NOW_MS, &eager(), None, &mut append_now).unwrap();
+    assert!(outcome.cleaned);
+    assert!(outcome.records_removed > 0);
+    assert!(
+        appended.len() >= 2,
+        "appended at the map and after each cleaned group"
+    );
+    let log = log.into_inner().unwrap();
+    let visible = visible(&log, 0);
+    for (offset, value) in &appended {
+        assert!(visible.contains(&(*offset, Some("late".into()), Some(value.clone()))));
+    }
+    for i in 400 - KEYS..400 {
+        let record = (
+            i as i64,
+            Some(format!("k{}", i % KEYS)),
+            Some(format!("v{i}")),
+        );
+        assert!(visible.contains(&record), "{record:?}");
+    }
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn a_round_whose_segments_retention_removed_stops_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Mutex::new(overwritten_log(dir.path()));
+    let before = read_all(&log.lock().unwrap(), 0);
+    let second_segment = segment_bases(&log.lock().unwrap())[1];
+    let mut retention_now = |step: SwapStep| {
+        if step == SwapStep::MapBuilt {
+            let mut log = log.lock().unwrap();
+            log.delete_records_before(second_segment).unwrap();
+        }
+        true
+    };
+    let outcome = crate::run_round(&log, NOW_MS, &eager(), None, &mut retention_now).unwrap();
+    assert!(
+        !outcome.cleaned,
+        "the first group's segment is gone: the round stops"
+    );
+    assert!(leftovers(dir.path()).is_empty());
+    let mut log = log.into_inner().unwrap();
+    assert_eq!(log.cleaner_checkpoint().unwrap(), None);
+    // Nothing was swapped: what remains is byte for byte what was there.
+    let from_second = read_all(&log, second_segment);
+    assert!(!from_second.is_empty() && before.ends_with(&from_second));
+    // The next round cleans what is left.
+    let outcome = log.compact(NOW_MS, &eager()).unwrap();
+    assert!(outcome.cleaned && outcome.records_removed > 0);
+    drop(log);
+    let log = open(dir.path(), config());
+    assert_eq!(log.log_start_offset(), second_segment);
+    assert_eq!(log.log_end_offset(), 400);
 }
