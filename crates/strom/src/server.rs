@@ -73,6 +73,8 @@ const NOT_BROKER_CONFIGS: &[&str] = &[
     "STROM_LOG",
     "STROM_LOG_FORMAT",
     "STROM_BROKERS",
+    // Tests only: holds compaction rounds open (strom-broker's housekeeping).
+    "STROM_TEST_CLEANER_PAUSE_FILE",
 ];
 
 fn gather(
