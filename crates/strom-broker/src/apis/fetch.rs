@@ -245,9 +245,11 @@ async fn read_until_ready(
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let read_committed = request.isolation_level == READ_COMMITTED;
+    // Shared with each wake-up's blocking read rather than copied into it.
+    let wanted: Arc<[(SessionPartition, PartitionParams)]> = to_read.into();
     loop {
         let image = broker.image();
-        let targets: Vec<Result<Target, ErrorCode>> = to_read
+        let targets: Arc<[Result<Target, ErrorCode>]> = to_read
             .iter()
             .map(|(key, _)| resolve(broker, &image, key))
             .collect();
@@ -262,7 +264,7 @@ async fn read_until_ready(
             })
             .collect();
         // Reads walk batch headers and copy bytes out of the files: off the async workers.
-        let (worker, wanted, found) = (broker.clone(), to_read.to_vec(), targets.clone());
+        let (worker, wanted, found) = (broker.clone(), wanted.clone(), targets.clone());
         let read = match tokio::task::spawn_blocking(move || {
             read_partitions(
                 &worker,
