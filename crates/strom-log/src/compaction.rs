@@ -223,6 +223,8 @@ impl PartitionLog {
     ) -> Result<CompactionOutcome, LogError> {
         if self.swap_pending {
             swap::finish_interrupted(&self.dir)?;
+            // The segment of the interrupted swap has its final name now.
+            self.segments.iter().for_each(Segment::unpin_log);
             self.swap_pending = false;
         }
         let range = self.cleanable_range(now_ms, policy, last_stable_offset)?;
@@ -320,17 +322,21 @@ impl PartitionLog {
         let replaced: Vec<i64> = group.iter().map(|s| s.base_offset).collect();
         let mut cleaned = cleaner::clean_group(&self.dir, &self.config, group, ctx, stats)?;
         swap::reached(hook, SwapStep::CleanedWritten)?;
+        // Its name changes by path from here until the swap is complete.
+        cleaned.pin_log()?;
         swap::commit(&self.dir, base, hook)?;
         // Committed: the new segment is the truth from here, on disk and in memory.
         self.swap_pending = true;
-        cleaned.set_log_path(crate::segment::segment_file(
-            &self.dir,
-            base,
-            crate::segment::LOG_SUFFIX,
-        ));
-        drop(self.segments.splice(first..first + len, [cleaned]));
+        cleaned.set_final_names(&self.dir);
+        let replaced_segments: Vec<Segment> = self
+            .segments
+            .splice(first..first + len, [cleaned])
+            .collect();
         self.publish_segments();
+        // Their files go next: readers still holding them keep descriptors.
+        replaced_segments.into_iter().for_each(Segment::retire);
         swap::finish(&self.dir, base, &replaced, hook)?;
+        self.segments[first].unpin_log();
         self.swap_pending = false;
         Ok(())
     }

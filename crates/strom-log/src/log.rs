@@ -271,7 +271,8 @@ impl PartitionLog {
         let Some(segment) = self.segments.iter().find(|s| s.base_offset == base_offset) else {
             return Ok(());
         };
-        let mut scan = HeaderScan::new(segment.log(), segment.log_path(), 0, segment.size_bytes);
+        let file = segment.log()?;
+        let mut scan = HeaderScan::new(&file, segment.log_path(), 0, segment.size_bytes);
         while let Some(meta) = scan.next_batch()? {
             if self
                 .leader_epochs
@@ -593,7 +594,7 @@ impl PartitionLog {
 
 /// Files of rolled segments to fsync without the log's lock.
 pub struct PendingFlush {
-    files: Vec<fs::File>,
+    files: Vec<Arc<fs::File>>,
     up_to: i64,
 }
 
