@@ -73,7 +73,7 @@ fn soft_open_file_limit() -> u64 {
     if limit.rlim_cur == libc::RLIM_INFINITY {
         return 1 << 20;
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
 
 /// Open client connections across all listeners, for `max.connections`.
