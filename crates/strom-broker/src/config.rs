@@ -110,6 +110,10 @@ pub struct BrokerConfig {
     /// files to the socket with sendfile (Linux); false copies them through
     /// memory.
     pub fetch_zero_copy: bool,
+    /// `strom.log.max.open.files` (default: half the process's open-file limit): how
+    /// many segment files (logs and indexes) stay open at most; others are reopened when
+    /// used. The rest of the limit is for sockets and files being read.
+    pub log_max_open_files: Option<usize>,
     /// Where Prometheus scrapes `/metrics`; empty disables it.
     pub metrics_listener: Option<SocketAddr>,
     /// Every config that was set explicitly, by Kafka name.
@@ -330,6 +334,10 @@ impl BrokerConfig {
             )? as usize,
             queued_max_request_bytes: parse(&map, "queued.max.request.bytes", -1i64)?,
             fetch_zero_copy: parse(&map, "strom.fetch.zero.copy", true)?,
+            log_max_open_files: match map.get("strom.log.max.open.files") {
+                None => None,
+                Some(_) => Some(at_least(&map, "strom.log.max.open.files", 0, 8)? as usize),
+            },
             metrics_listener,
             explicit: map,
         };

@@ -249,7 +249,7 @@ async fn send_file(
     // Linux sends at most 0x7ffff000 bytes per call.
     const MAX_CHUNK: u64 = 1 << 30;
     let socket = stream.as_raw_fd();
-    let file = slice.segment.file().as_raw_fd();
+    let file = slice.file.as_raw_fd();
     let end = slice.position + slice.len;
     let mut offset = slice.position;
     while offset < end {

@@ -83,10 +83,7 @@ impl ResponseFrame {
                 FramePart::File(slice) => {
                     let at = out.len();
                     out.resize(at + slice.len as usize, 0);
-                    slice
-                        .segment
-                        .file()
-                        .read_exact_at(&mut out[at..], slice.position)?;
+                    slice.file.read_exact_at(&mut out[at..], slice.position)?;
                 }
             }
         }

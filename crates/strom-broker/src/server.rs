@@ -17,6 +17,11 @@ pub async fn run(
     config: BrokerConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let max_open_files = config
+        .log_max_open_files
+        .unwrap_or_else(|| (soft_open_file_limit() / 2) as usize);
+    strom_log::set_max_open_files(max_open_files);
+    info!(max_open_files, "segment files kept open at most");
     let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
     broker.register().await?;
     let mut tasks = Vec::new();
@@ -53,6 +58,22 @@ pub async fn run(
     }
     broker.shutdown().await;
     Ok(())
+}
+
+/// The process's soft RLIMIT_NOFILE (1024 when it cannot be read).
+fn soft_open_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    if limit.rlim_cur == libc::RLIM_INFINITY {
+        return 1 << 20;
+    }
+    limit.rlim_cur
 }
 
 /// Open client connections across all listeners, for `max.connections`.

@@ -96,6 +96,25 @@ pub(crate) fn read_entries<T>(
 
 /// Writes an entry list in Kafka's format, durably.
 pub(crate) fn write_entries(path: &Path, entries: &[String]) -> std::io::Result<()> {
+    write_entries_with(path, entries, true)
+}
+
+/// Writes an entry list in Kafka's format (temp file and rename) without waiting for the
+/// device: the caller makes it durable later with [`sync_file_and_dir`].
+pub(crate) fn write_entries_unsynced(path: &Path, entries: &[String]) -> std::io::Result<()> {
+    write_entries_with(path, entries, false)
+}
+
+/// fsyncs a file written by [`write_entries_unsynced`] and its directory (for the rename).
+pub(crate) fn sync_file_and_dir(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+fn write_entries_with(path: &Path, entries: &[String], sync: bool) -> std::io::Result<()> {
     let mut text = format!("{VERSION}\n{}\n", entries.len());
     for entry in entries {
         text.push_str(entry);
@@ -108,9 +127,14 @@ pub(crate) fn write_entries(path: &Path, entries: &[String]) -> std::io::Result<
     {
         let mut file = File::create(&tmp)?;
         file.write_all(text.as_bytes())?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
     }
     fs::rename(&tmp, path)?;
+    if !sync {
+        return Ok(());
+    }
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
         _ => sync_dir(Path::new(".")),

@@ -54,7 +54,7 @@ impl<'a> SegmentBatches<'a> {
         }
         let available = self.segment.size_bytes - self.position;
         let read = len.max(READ_CHUNK_BYTES).min(available);
-        self.buffer = crate::scan::read_exact(self.segment.log(), self.position, read)?;
+        self.buffer = crate::scan::read_exact(&*self.segment.log()?, self.position, read)?;
         self.buffer_start = self.position;
         Ok(())
     }
@@ -155,8 +155,8 @@ pub(crate) fn last_batches_of_active_producers(
 ) -> Result<HashMap<i64, i64>, LogError> {
     let mut last: HashMap<i64, (i64, i64)> = HashMap::new();
     for segment in segments {
-        let mut scan =
-            HeaderScan::new(segment.log(), &segment.view.log_path, 0, segment.size_bytes);
+        let file = segment.log()?;
+        let mut scan = HeaderScan::new(&file, segment.log_path(), 0, segment.size_bytes);
         while let Some((meta, header)) = scan.next_with_header()? {
             let header = BatchHeader::new(&header)
                 .map_err(|e| segment.corrupt_at(meta.position, e.to_string()))?;
@@ -339,9 +339,9 @@ pub(crate) fn clean_group(
         segment.on_become_inactive()?;
         if let Some(modified) = group
             .last()
-            .and_then(|s| s.log().metadata().ok()?.modified().ok())
+            .and_then(|s| s.log().ok()?.metadata().ok()?.modified().ok())
         {
-            segment.log().set_modified(modified)?;
+            segment.log()?.set_modified(modified)?;
         }
         segment.dirty = true;
         segment.flush()

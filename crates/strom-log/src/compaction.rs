@@ -246,6 +246,8 @@ impl PartitionLog {
     ) -> Result<Planned, LogError> {
         if self.swap_pending {
             swap::finish_interrupted(&self.dir)?;
+            // The segment of the interrupted swap has its final name now.
+            self.segments.iter().for_each(Segment::unpin_log);
             self.swap_pending = false;
         }
         let range = self.cleanable_range(now_ms, policy, last_stable_offset)?;
@@ -307,21 +309,22 @@ impl PartitionLog {
             info!(dir = %self.dir.display(), base_offset = base, "segments changed while cleaning; round stopped");
             return Ok(());
         }
+        // Its name changes by path from here until the swap is complete.
+        segment.pin_log()?;
         swap::commit(&self.dir, base, hook)?;
         // Committed: the new segment is the truth from here, on disk and in memory.
         self.swap_pending = true;
-        segment.set_log_path(crate::segment::segment_file(
-            &self.dir,
-            base,
-            crate::segment::LOG_SUFFIX,
-        ));
-        drop(
-            self.segments
-                .splice(first..first + replaced.len(), [segment]),
-        );
+        segment.set_final_names(&self.dir);
+        let replaced_segments: Vec<Segment> = self
+            .segments
+            .splice(first..first + replaced.len(), [segment])
+            .collect();
         self.publish_segments();
+        // Their files go next: readers still holding them keep descriptors.
+        replaced_segments.into_iter().for_each(Segment::retire);
         let replaced: Vec<i64> = replaced.iter().map(|s| s.base_offset).collect();
         swap::finish(&self.dir, base, &replaced, hook)?;
+        self.segments[first].unpin_log();
         self.swap_pending = false;
         Ok(())
     }
@@ -431,6 +434,8 @@ impl CompactionRound {
             "cleaning log"
         );
         let groups = self.group_by_size(end_offset);
+        // The groups hold what they need; the rest must not keep removed files open.
+        self.segments = Vec::new();
         self.work = Some(RoundWork {
             map,
             producer_last_batches,

@@ -2,53 +2,54 @@
 //! file position of the batch whose last offset that is). Entries live in memory and are
 //! appended to the file as they are made; the file is only read back after a clean shutdown.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::config::OFFSET_INDEX_ENTRY_BYTES;
+use crate::file_cache::{self, open_read_write, CachedFile};
 
-/// An append-only file of fixed-size entries, shared by both index kinds.
+/// An append-only file of fixed-size entries, shared by both index kinds. Its descriptor
+/// lives in the process's file cache: inactive segments' indexes are rarely written.
 pub(crate) struct EntryFile {
-    file: File,
+    file: CachedFile,
 }
 
 impl EntryFile {
     /// Opens `path` for writing, emptying it: the caller rewrites the entries it trusts.
     pub(crate) fn create(path: PathBuf) -> std::io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        Ok(Self { file })
+        let file = open_read_write(&path, true)?;
+        Ok(Self {
+            file: CachedFile::opened(file_cache::global(), path, file)?,
+        })
     }
 
-    /// Opens `path` keeping its content (entries already validated by the caller).
-    pub(crate) fn open_existing(path: PathBuf) -> std::io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        Ok(Self { file })
+    /// An existing file whose entries the caller already read and validated; opened when
+    /// first written.
+    pub(crate) fn open_existing(path: PathBuf) -> Self {
+        Self {
+            file: CachedFile::closed(file_cache::global(), path),
+        }
     }
 
     pub(crate) fn write_at(&self, bytes: &[u8], position: u64) -> std::io::Result<()> {
-        self.file.write_all_at(bytes, position)
+        self.file.get()?.write_all_at(bytes, position)
     }
 
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+        self.file.get()?.sync_data()
     }
 
-    /// Another handle on the file, for an fsync elsewhere.
-    pub(crate) fn try_clone(&self) -> std::io::Result<File> {
-        self.file.try_clone()
+    /// The open file, for an fsync elsewhere.
+    pub(crate) fn handle(&self) -> std::io::Result<Arc<File>> {
+        self.file.get()
+    }
+
+    /// Records the file's new name after a rename by path.
+    pub(crate) fn set_path(&self, path: PathBuf) {
+        self.file.set_path(path);
     }
 }
 
@@ -144,7 +145,7 @@ impl OffsetIndex {
         Ok(Some(Self {
             base_offset,
             entries: Arc::new(RwLock::new(entries)),
-            file: EntryFile::open_existing(path)?,
+            file: EntryFile::open_existing(path),
             max_entries,
         }))
     }
@@ -220,8 +221,12 @@ impl OffsetIndex {
         self.file.sync()
     }
 
-    pub(crate) fn file_handle(&self) -> std::io::Result<File> {
-        self.file.try_clone()
+    pub(crate) fn file_handle(&self) -> std::io::Result<Arc<File>> {
+        self.file.handle()
+    }
+
+    pub(crate) fn set_path(&self, path: PathBuf) {
+        self.file.set_path(path);
     }
 }
 

@@ -14,6 +14,7 @@ mod cleaner;
 mod compaction;
 mod config;
 mod error;
+mod file_cache;
 mod index;
 pub mod leader_epoch;
 mod log;
@@ -38,6 +39,7 @@ pub use compaction::{
 };
 pub use config::LogConfig;
 pub use error::LogError;
+pub use file_cache::{open_file_count, set_max_open_files};
 pub use log::{AppendInfo, PartitionLog, PendingFlush, ReadResult, SegmentInfo};
 pub use offsets::{LogOffsets, OffsetsSnapshot};
 pub use reader::{FileSlice, LogReader, LogSlices};

@@ -70,6 +70,10 @@ pub struct PartitionLog {
     /// as in Kafka: after a restart the next dirty round finds them.
     pub(crate) latest_delete_horizon_ms: Option<i64>,
     pub(crate) leader_epochs: LeaderEpochCache,
+    /// The leader-epoch checkpoint was rewritten on append without an fsync; it is synced
+    /// before the recovery point passes the new epoch's start, so an epoch start below the
+    /// recovery point (which recovery does not rescan) is always durable.
+    pub(crate) leader_epochs_unsynced: bool,
     /// Offsets below it are replicated to every in-sync replica: what consumers may read.
     /// The broker moves it; the log only keeps it within [log start, log end].
     pub(crate) high_watermark: i64,
@@ -111,6 +115,7 @@ impl PartitionLog {
             leader_epochs: LeaderEpochCache::from_entries(
                 checkpointed_epochs.iter().flatten().copied(),
             ),
+            leader_epochs_unsynced: false,
             high_watermark: 0,
             shared: Arc::default(),
         };
@@ -265,13 +270,39 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// The checkpoint of a new epoch on the append path: written, not yet synced (Kafka's
+    /// KAFKA-15046 keeps fsyncs out of the log's lock; the first produce to each of many
+    /// partitions would otherwise wait for two).
+    fn write_leader_epochs_unsynced(&mut self) -> Result<(), LogError> {
+        let lines: Vec<String> = self
+            .leader_epochs
+            .entries()
+            .iter()
+            .map(|e| format!("{} {}", e.epoch, e.start_offset))
+            .collect();
+        checkpoint::write_entries_unsynced(&self.dir.join(LEADER_EPOCH_FILE), &lines)?;
+        self.leader_epochs_unsynced = true;
+        Ok(())
+    }
+
+    /// Makes an unsynced leader-epoch checkpoint durable; called before the recovery point
+    /// moves.
+    fn sync_leader_epochs(&mut self) -> Result<(), LogError> {
+        if self.leader_epochs_unsynced {
+            checkpoint::sync_file_and_dir(&self.dir.join(LEADER_EPOCH_FILE))?;
+            self.leader_epochs_unsynced = false;
+        }
+        Ok(())
+    }
+
     /// Adds the epochs stamped on a recovered segment's batches to the cache; as in Kafka's
     /// segment recovery, only epochs newer than the latest known one.
     fn assign_epochs_of_segment(&mut self, base_offset: i64) -> Result<(), LogError> {
         let Some(segment) = self.segments.iter().find(|s| s.base_offset == base_offset) else {
             return Ok(());
         };
-        let mut scan = HeaderScan::new(segment.log(), segment.log_path(), 0, segment.size_bytes);
+        let file = segment.log()?;
+        let mut scan = HeaderScan::new(&file, segment.log_path(), 0, segment.size_bytes);
         while let Some(meta) = scan.next_batch()? {
             if self
                 .leader_epochs
@@ -416,7 +447,7 @@ impl PartitionLog {
                 .assign(meta.leader_epoch, meta.base_offset);
         }
         if new_epoch {
-            self.write_leader_epochs()?;
+            self.write_leader_epochs_unsynced()?;
         }
         let index_interval_bytes = self.config.index_interval_bytes;
         if let Err(e) = self.active_mut().append(bytes, metas, index_interval_bytes) {
@@ -507,6 +538,7 @@ impl PartitionLog {
         }
         let log_end_offset = self.log_end_offset();
         if log_end_offset != self.recovery_point {
+            self.sync_leader_epochs()?;
             self.recovery_point = log_end_offset;
             checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, log_end_offset)?;
         }
@@ -541,6 +573,7 @@ impl PartitionLog {
         }
         let up_to = flushed.up_to.min(self.log_end_offset());
         if up_to > self.recovery_point {
+            self.sync_leader_epochs()?;
             self.recovery_point = up_to;
             checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, up_to)?;
         }
@@ -582,6 +615,7 @@ impl PartitionLog {
             self.active_mut().dirty = true;
         }
         self.flush()?;
+        self.sync_leader_epochs()?;
         if checkpoint::read_offset(&self.dir, LOG_START_OFFSET_FILE)? != Some(self.log_start_offset)
         {
             self.write_log_start_offset()?;
@@ -593,7 +627,7 @@ impl PartitionLog {
 
 /// Files of rolled segments to fsync without the log's lock.
 pub struct PendingFlush {
-    files: Vec<fs::File>,
+    files: Vec<Arc<fs::File>>,
     up_to: i64,
 }
 

@@ -33,8 +33,8 @@ impl PartitionLog {
         let (first, start_position) = self.tail_start(tail_bytes);
         for (i, segment) in self.segments.iter().enumerate().skip(first) {
             let start = if i == first { start_position } else { 0 };
-            let mut scan =
-                HeaderScan::new(segment.log(), segment.log_path(), start, segment.size_bytes);
+            let file = segment.log()?;
+            let mut scan = HeaderScan::new(&file, segment.log_path(), start, segment.size_bytes);
             while let Some((meta, header)) = scan.next_with_header()? {
                 let header = BatchHeader::new(&header)
                     .map_err(|e| segment.corrupt_at(meta.position, e.to_string()))?;

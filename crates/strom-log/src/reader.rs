@@ -4,6 +4,7 @@
 //! file slices. The slices keep their segment's file open, so a segment that retention or
 //! the cleaner removes meanwhile still reads whole.
 
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, RwLock};
 
@@ -26,10 +27,12 @@ pub struct LogReader {
     pub(crate) shared: Arc<LogShared>,
 }
 
-/// A run of whole batches in one segment file.
+/// A run of whole batches in one segment file. It holds the file open (whatever the file
+/// cache closes meanwhile) and the segment (so retention does not delete it yet).
 #[derive(Clone)]
 pub struct FileSlice {
     pub segment: Arc<SegmentView>,
+    pub file: Arc<File>,
     pub position: u64,
     pub len: u64,
 }
@@ -60,8 +63,7 @@ impl LogSlices {
         for slice in &self.slices {
             let len = slice.len as usize;
             slice
-                .segment
-                .file()
+                .file
                 .read_exact_at(&mut out[at..at + len], slice.position)?;
             at += len;
         }
@@ -116,8 +118,9 @@ impl LogReader {
         let mut budget = max_bytes as u64;
         for (i, segment) in segments.iter().enumerate().skip(first) {
             let size = segment.size_bytes();
+            let file = segment.file()?;
             let start = if i == first {
-                match segment.translate_offset(offset, size)? {
+                match segment.translate_offset_in(&file, offset, size)? {
                     Some(meta) => meta.position,
                     None => continue,
                 }
@@ -125,6 +128,7 @@ impl LogReader {
                 0
             };
             let range = segment.range_from(
+                &file,
                 start,
                 size,
                 budget,
@@ -136,6 +140,7 @@ impl LogReader {
                 budget = budget.saturating_sub(len);
                 out.slices.push(FileSlice {
                     segment: segment.clone(),
+                    file,
                     position: start,
                     len,
                 });

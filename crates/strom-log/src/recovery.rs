@@ -129,8 +129,8 @@ pub(crate) fn recover_segment(
     let mut segment = Segment::open_for_recovery(dir, base_offset, config, now_ms)?;
     let file_bytes = segment.size_bytes;
     segment.size_bytes = 0;
-    let mut reader =
-        BufReader::with_capacity(RECOVERY_READ_BUFFER_BYTES, segment.log().try_clone()?);
+    let file = segment.log()?;
+    let mut reader = BufReader::with_capacity(RECOVERY_READ_BUFFER_BYTES, &*file);
     let mut batch = Vec::new();
     let mut position = 0u64;
     let stop_reason = loop {
@@ -156,8 +156,8 @@ pub(crate) fn recover_segment(
             reason,
             "truncating invalid log tail"
         );
-        segment.log().set_len(position)?;
-        segment.log().sync_all()?;
+        file.set_len(position)?;
+        file.sync_all()?;
     }
     // As after a roll, the time index ends with the segment's max timestamp.
     segment.on_become_inactive()?;

@@ -1,7 +1,7 @@
 //! One segment: `<base offset>.log` plus its `.index` and `.timeindex`.
 
 use std::collections::hash_map::RandomState;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::hash::BuildHasher;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use tracing::warn;
 
 use crate::config::{LogConfig, OFFSET_INDEX_ENTRY_BYTES, TIME_INDEX_ENTRY_BYTES};
 use crate::error::LogError;
+use crate::file_cache::{self, open_read_write, CachedFile};
 use crate::index::{lookup_entry, OffsetIndex, SharedEntries};
 use crate::scan::{BatchMeta, HeaderScan};
 use crate::time_index::TimeIndex;
@@ -56,13 +57,15 @@ pub(crate) struct SegmentRange {
     pub stopped_at_limit: bool,
 }
 
-/// What a segment's readers share with its writer: the open log file, how far it holds whole
-/// batches, and its offset index. Readers keep it (and so the file) alive as long as they
-/// need it, even after the segment left the log.
+/// What a segment's readers share with its writer: the log file (through the process's
+/// file cache), how far it holds whole batches, and its offset index. Readers keep it alive
+/// as long as they need it, even after the segment left the log: a segment removed while
+/// readers hold it keeps a descriptor for them ([`Segment::retire`]).
 pub struct SegmentView {
     pub(crate) base_offset: i64,
+    /// The file's name when the segment was opened, for messages.
     pub(crate) log_path: PathBuf,
-    pub(crate) log: File,
+    log: CachedFile,
     /// Published by the writer after the bytes are written.
     size_bytes: AtomicU64,
     index: SharedEntries,
@@ -73,8 +76,10 @@ impl SegmentView {
         self.size_bytes.load(Ordering::Acquire)
     }
 
-    pub fn file(&self) -> &File {
-        &self.log
+    /// The segment's log file, reopened if the file cache closed it. The descriptor stays
+    /// open while the handle lives, whatever the cache or the log does meanwhile.
+    pub fn file(&self) -> std::io::Result<Arc<File>> {
+        self.log.get()
     }
 
     pub(crate) fn corrupt_at(&self, position: u64, reason: String) -> LogError {
@@ -92,8 +97,18 @@ impl SegmentView {
         target: i64,
         size: u64,
     ) -> Result<Option<BatchMeta>, LogError> {
+        self.translate_offset_in(&*self.file()?, target, size)
+    }
+
+    /// [`Self::translate_offset`] in the already open `file`.
+    pub(crate) fn translate_offset_in(
+        &self,
+        file: &File,
+        target: i64,
+        size: u64,
+    ) -> Result<Option<BatchMeta>, LogError> {
         let (_, start) = lookup_entry(&self.index, self.base_offset, target);
-        let mut scan = HeaderScan::new(&self.log, &self.log_path, u64::from(start), size);
+        let mut scan = HeaderScan::new(file, &self.log_path, u64::from(start), size);
         while let Some(meta) = scan.next_batch()? {
             if meta.last_offset >= target {
                 return Ok(Some(meta));
@@ -108,13 +123,14 @@ impl SegmentView {
     /// only: the bytes are sent or copied by the caller.
     pub(crate) fn range_from(
         &self,
+        file: &File,
         start_position: u64,
         size: u64,
         max_bytes: u64,
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<SegmentRange, LogError> {
-        let mut scan = HeaderScan::new(&self.log, &self.log_path, start_position, size);
+        let mut scan = HeaderScan::new(file, &self.log_path, start_position, size);
         let mut end_position = start_position;
         loop {
             let Some(meta) = scan.next_batch()? else {
@@ -169,8 +185,12 @@ impl SegmentSnapshot {
         self.size_bytes == 0
     }
 
-    pub(crate) fn log(&self) -> &File {
+    pub(crate) fn log(&self) -> std::io::Result<Arc<File>> {
         self.view.file()
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.view.log_path
     }
 
     pub(crate) fn corrupt_at(&self, position: u64, reason: String) -> LogError {
@@ -225,13 +245,9 @@ impl Segment {
     ) -> Result<Option<Self>, LogError> {
         let file = |suffix: &str| segment_file(dir, base_offset, &format!("{suffix}{name_tail}"));
         let log_path = file(LOG_SUFFIX);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create_log)
-            .truncate(create_log)
-            .open(&log_path)?;
+        let log = open_read_write(&log_path, create_log)?;
         let size_bytes = log.metadata()?.len();
+        let log = CachedFile::opened(file_cache::global(), log_path.clone(), log)?;
         let index_path = file(INDEX_SUFFIX);
         let time_index_path = file(TIME_INDEX_SUFFIX);
         let (index, time_index) = if fresh_indexes {
@@ -354,8 +370,9 @@ impl Segment {
             segment.offset_of_max_timestamp = offset;
         }
         let (last_indexed_offset, start) = segment.index.lookup(i64::MAX);
+        let file = segment.log()?;
         let mut scan = HeaderScan::new(
-            segment.log(),
+            &file,
             segment.log_path(),
             u64::from(start),
             segment.size_bytes,
@@ -394,7 +411,7 @@ impl Segment {
         segment.next_offset = last_offset.map_or(base_offset, |o| o + 1);
         // The indexed batch itself counts: the interval restarts before its bytes are added.
         segment.bytes_since_index_entry = tail.iter().map(|m| m.size_bytes).sum();
-        let mut first = HeaderScan::new(segment.log(), segment.log_path(), 0, segment.size_bytes);
+        let mut first = HeaderScan::new(&file, segment.log_path(), 0, segment.size_bytes);
         segment.rolling_timestamp_ms = first
             .next_batch()
             .ok()
@@ -407,19 +424,49 @@ impl Segment {
         self.size_bytes == 0
     }
 
-    pub(crate) fn log(&self) -> &File {
-        &self.view.log
+    /// The log file, open (through the file cache).
+    pub(crate) fn log(&self) -> std::io::Result<Arc<File>> {
+        self.view.log.get()
     }
 
     pub(crate) fn log_path(&self) -> &Path {
         &self.view.log_path
     }
 
-    /// Renames the segment as the log cleaner installs it. Only before it is published.
-    pub(crate) fn set_log_path(&mut self, path: PathBuf) {
+    /// Keeps the log file's descriptor out of the cache while its name changes by path
+    /// (the cleaner's swap); [`Self::install_as_final`] lets it back.
+    pub(crate) fn pin_log(&self) -> std::io::Result<()> {
+        self.view.log.pin()
+    }
+
+    /// Gives the segment its final file names once the log cleaner's swap renamed its
+    /// files there, and lets the cache manage its log file again. Only before the swap
+    /// is complete may the file be reopened by a stale name, so the log was pinned.
+    pub(crate) fn set_final_names(&mut self, dir: &Path) {
+        let final_log = segment_file(dir, self.base_offset, LOG_SUFFIX);
+        self.index
+            .set_path(segment_file(dir, self.base_offset, INDEX_SUFFIX));
+        self.time_index
+            .set_path(segment_file(dir, self.base_offset, TIME_INDEX_SUFFIX));
+        self.view.log.set_path(final_log.clone());
         Arc::get_mut(&mut self.view)
             .expect("a segment is renamed before readers can see it")
-            .log_path = path;
+            .log_path = final_log;
+    }
+
+    /// The cleaner's swap is complete: the log file has its final name.
+    pub(crate) fn unpin_log(&self) {
+        self.view.log.unpin();
+    }
+
+    /// Called on a segment leaving the log whose files are about to be deleted: readers
+    /// still holding its view keep a descriptor, since the name will no longer open it.
+    pub(crate) fn retire(self) {
+        if Arc::strong_count(&self.view) > 1 {
+            if let Err(e) = self.view.log.pin() {
+                warn!(segment = %self.log_path().display(), error = %e, "cannot keep a removed segment open for its readers");
+            }
+        }
     }
 
     /// Lets readers see what the writer has written.
@@ -465,9 +512,10 @@ impl Segment {
         index_interval_bytes: u32,
     ) -> Result<(), LogError> {
         let start = self.size_bytes;
-        if let Err(e) = self.log().write_all_at(bytes, start) {
+        let file = self.log()?;
+        if let Err(e) = file.write_all_at(bytes, start) {
             // Drop whatever part of the write landed so the file matches what we track.
-            let _ = self.log().set_len(start);
+            let _ = file.set_len(start);
             return Err(e.into());
         }
         self.dirty = true;
@@ -533,7 +581,7 @@ impl Segment {
 
     pub(crate) fn flush(&mut self) -> Result<(), LogError> {
         if self.dirty {
-            self.log().sync_data()?;
+            self.log()?.sync_data()?;
             self.index.sync()?;
             self.time_index.sync()?;
             self.dirty = false;
@@ -547,7 +595,7 @@ impl Segment {
             return self.max_timestamp_ms;
         }
         self.log()
-            .metadata()
+            .and_then(|f| f.metadata())
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -576,9 +624,9 @@ impl Segment {
     }
 
     /// Handles on the segment's three files, for an fsync that does not hold the log's lock.
-    pub(crate) fn durable_handles(&self) -> std::io::Result<Vec<File>> {
+    pub(crate) fn durable_handles(&self) -> std::io::Result<Vec<Arc<File>>> {
         Ok(vec![
-            self.log().try_clone()?,
+            self.log()?,
             self.index.file_handle()?,
             self.time_index.file_handle()?,
         ])
@@ -587,7 +635,7 @@ impl Segment {
     /// Removes the segment's files.
     pub(crate) fn delete(self, dir: &Path) -> std::io::Result<()> {
         let base_offset = self.base_offset;
-        drop(self);
+        self.retire();
         delete_segment_files(dir, base_offset)
     }
 
@@ -597,7 +645,14 @@ impl Segment {
     pub(crate) fn schedule_deletion(self, dir: &Path) -> std::io::Result<PendingDeletion> {
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             let from = segment_file(dir, self.base_offset, suffix);
-            match fs::rename(&from, from.with_extension(format!("{suffix}.{DELETED}"))) {
+            let to = from.with_extension(format!("{suffix}.{DELETED}"));
+            // The log is renamed through its cache entry: readers reopen it by the new name.
+            let renamed = if suffix == LOG_SUFFIX {
+                self.view.log.rename(to)
+            } else {
+                fs::rename(&from, to)
+            };
+            match renamed {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),

@@ -56,7 +56,7 @@ impl TimeIndex {
         Ok(Some(Self {
             base_offset,
             entries,
-            file: EntryFile::open_existing(path)?,
+            file: EntryFile::open_existing(path),
             max_entries,
         }))
     }
@@ -116,8 +116,12 @@ impl TimeIndex {
         self.file.sync()
     }
 
-    pub(crate) fn file_handle(&self) -> std::io::Result<std::fs::File> {
-        self.file.try_clone()
+    pub(crate) fn file_handle(&self) -> std::io::Result<std::sync::Arc<std::fs::File>> {
+        self.file.handle()
+    }
+
+    pub(crate) fn set_path(&self, path: PathBuf) {
+        self.file.set_path(path);
     }
 }
 

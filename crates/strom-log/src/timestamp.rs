@@ -21,12 +21,9 @@ impl Segment {
         // Every record before the entry's batch has a timestamp below `target_ms`.
         let (_, indexed_offset) = self.time_index.lookup(target_ms);
         let (_, position) = self.index.lookup(indexed_offset.max(start_offset));
-        let mut scan = HeaderScan::new(
-            self.log(),
-            self.log_path(),
-            u64::from(position),
-            self.size_bytes,
-        );
+        let file = self.log()?;
+        let mut scan =
+            HeaderScan::new(&file, self.log_path(), u64::from(position), self.size_bytes);
         while let Some(meta) = scan.next_batch()? {
             if meta.max_timestamp_ms < target_ms || meta.last_offset < start_offset {
                 continue;
@@ -45,12 +42,9 @@ impl Segment {
     /// The first record carrying the segment's largest timestamp, as (offset, timestamp).
     pub(crate) fn max_timestamp_record(&self) -> Result<Option<(i64, i64)>, LogError> {
         let (_, position) = self.index.lookup(self.offset_of_max_timestamp);
-        let mut scan = HeaderScan::new(
-            self.log(),
-            self.log_path(),
-            u64::from(position),
-            self.size_bytes,
-        );
+        let file = self.log()?;
+        let mut scan =
+            HeaderScan::new(&file, self.log_path(), u64::from(position), self.size_bytes);
         while let Some(meta) = scan.next_batch()? {
             if meta.max_timestamp_ms != self.max_timestamp_ms {
                 continue;
@@ -72,7 +66,7 @@ impl Segment {
     /// record with the batch's max timestamp.
     fn record_timestamps(&self, meta: &BatchMeta) -> Result<Vec<(i64, i64)>, LogError> {
         // The scan checked the batch lies inside the file.
-        let bytes = read_exact(self.log(), meta.position, meta.size_bytes)?;
+        let bytes = read_exact(&*self.log()?, meta.position, meta.size_bytes)?;
         let log_append_time = BatchHeader::new(&bytes)
             .map_err(|e| self.corrupt_at(meta.position, e.to_string()))?
             .timestamp_type()

@@ -182,8 +182,10 @@ impl PartitionLog {
             None => active.size_bytes,
         };
         let base_offset = active.base_offset;
-        active.log().set_len(cut_at)?;
-        active.log().sync_all()?;
+        let file = active.log()?;
+        file.set_len(cut_at)?;
+        file.sync_all()?;
+        drop(file);
         let (segment, _) = recover_segment(&self.dir, base_offset, &self.config, now_ms)?;
         *self
             .segments

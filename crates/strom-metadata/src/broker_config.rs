@@ -146,6 +146,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("queued.max.request.bytes", Some("-1"), Long, ReadOnly),
     ("socket.request.max.bytes", Some("104857600"), Int, ReadOnly),
     ("strom.fetch.zero.copy", Some("true"), Boolean, ReadOnly),
+    ("strom.log.max.open.files", None, Int, ReadOnly),
     (
         "strom.metrics.listener",
         Some("127.0.0.1:9644"),

@@ -46,7 +46,33 @@ fn init_logging() {
     }
 }
 
+/// Raises the soft open-file limit to the hard one, as Kafka operators do with `ulimit -n`:
+/// sockets and segment files share it.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::info!(
+                from = soft,
+                to = limit.rlim_max,
+                "raised the open-file limit"
+            );
+        }
+    }
+}
+
 fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let settings = gather(args.config.as_deref(), std::env::vars(), &args.overrides)?;
     let config = BrokerConfig::from_map(settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
