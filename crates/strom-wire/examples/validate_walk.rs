@@ -36,7 +36,8 @@ fn main() {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // Keeps offset - sequence constant so the encoder emits a single batch.
+            sequence: i as i32 - 1,
             timestamp: NOW_MS + (i as i64 % 7),
             key: None,
             value: Some(Bytes::from(vec![b'x'; value_bytes])),
