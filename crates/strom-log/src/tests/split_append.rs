@@ -106,3 +106,22 @@ fn more_batches_than_one_vectored_write_takes_are_stored_in_order() {
     assert!(expected.ends_with(&middle));
     assert_eq!(base_offsets(&middle).last(), base_offsets(&expected).last());
 }
+
+#[test]
+fn prefetched_slices_across_segments_read_back_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1024,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config);
+    let mut expected = Vec::new();
+    for _ in 0..6 {
+        expected.extend(append(&mut log, &batch_with(&[NOW_MS; 3], 200)));
+    }
+    assert!(log.segments().len() > 1);
+    let slices = log.reader().read(0, usize::MAX, i64::MAX, true).unwrap();
+    assert!(slices.slices.len() > 1);
+    slices.prefetch();
+    assert_eq!(slices.to_bytes().unwrap().to_vec(), expected);
+}
