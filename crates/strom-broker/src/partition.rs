@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use strom_log::producer_state::ProducerStateTable;
 use strom_log::{AppendInfo, LogError, LogReader, PartitionLog};
 use strom_types::TopicId;
+use strom_wire::batch::SplitBatch;
 
 use crate::topic_settings::TopicSettings;
 
@@ -138,6 +139,20 @@ impl Partition {
     pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
         self.with_log(|log| {
             let info = log.append(batches, self.leader_epoch, now_ms)?;
+            self.advance_high_watermark(log);
+            Ok(info)
+        })
+    }
+
+    /// [`Self::append`] of batches whose records stay in the caller's buffer (the request):
+    /// only their headers are rewritten, and the file write takes both parts at once.
+    pub fn append_split(
+        &self,
+        batches: &mut [SplitBatch<'_>],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.with_log(|log| {
+            let info = log.append_split(batches, self.leader_epoch, now_ms)?;
             self.advance_high_watermark(log);
             Ok(info)
         })

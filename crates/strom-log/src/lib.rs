@@ -31,6 +31,7 @@ mod swap;
 mod time_index;
 mod timestamp;
 mod truncation;
+mod vectored;
 
 pub use checkpoint::{read_high_watermarks, write_high_watermarks, HighWatermarkEntry};
 pub use compaction::{

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strom_wire::batch::{set_base_offset, set_partition_leader_epoch, BatchHeader, TimestampType};
+use strom_wire::batch::{
+    set_base_offset, set_partition_leader_epoch, BatchHeader, SplitBatch, TimestampType,
+};
 use tracing::{info, warn};
 
 use crate::checkpoint::{self, LEADER_EPOCH_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
@@ -372,7 +374,51 @@ impl PartitionLog {
                 .ok_or_else(|| LogError::InvalidBatch("offsets overflow i64".into()))?;
             next_offset = meta.last_offset + 1;
         }
-        self.append_metas(batches, &metas, now_ms)
+        self.append_metas(&[batches], &metas, now_ms)
+    }
+
+    /// [`Self::append`] of batches split into a header copy and records left in the
+    /// caller's buffer ([`SplitBatch`]): only the headers are rewritten, and each batch goes
+    /// to the file as two parts of one vectored write, so the records are never copied.
+    pub fn append_split(
+        &mut self,
+        batches: &mut [SplitBatch<'_>],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        if batches.is_empty() {
+            return Err(LogError::EmptyAppend);
+        }
+        let mut metas = Vec::with_capacity(batches.len());
+        let mut position = 0u64;
+        let mut next_offset = self.log_end_offset();
+        for batch in batches.iter_mut() {
+            let size = batch.len() as u64;
+            let mut meta =
+                BatchMeta::parse(&batch.header, position, size).map_err(LogError::InvalidBatch)?;
+            if meta.size_bytes != size {
+                return Err(LogError::InvalidBatch(format!(
+                    "batch header says {} bytes, but {size} were given",
+                    meta.size_bytes
+                )));
+            }
+            let delta = meta.last_offset - meta.base_offset;
+            set_base_offset(&mut batch.header, next_offset);
+            set_partition_leader_epoch(&mut batch.header, leader_epoch);
+            meta.leader_epoch = leader_epoch;
+            meta.base_offset = next_offset;
+            meta.last_offset = next_offset
+                .checked_add(delta)
+                .ok_or_else(|| LogError::InvalidBatch("offsets overflow i64".into()))?;
+            next_offset = meta.last_offset + 1;
+            position += size;
+            metas.push(meta);
+        }
+        let parts: Vec<&[u8]> = batches
+            .iter()
+            .flat_map(|b| [&b.header[..], b.records])
+            .collect();
+        self.append_metas(&parts, &metas, now_ms)
     }
 
     /// Appends batches that keep their offsets and epochs (replication): the first base
@@ -398,16 +444,18 @@ impl PartitionLog {
                 });
             }
         }
-        self.append_metas(batches, &metas, now_ms)
+        self.append_metas(&[batches], &metas, now_ms)
     }
 
+    /// Writes batches whose bytes are the concatenation of `parts` (the first part starts
+    /// with the first batch's header), described by `metas`.
     fn append_metas(
         &mut self,
-        bytes: &[u8],
+        parts: &[&[u8]],
         metas: &[BatchMeta],
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let size_bytes = bytes.len() as u64;
+        let size_bytes: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let segment_bytes = self.config.effective_segment_bytes();
         if size_bytes > segment_bytes {
             return Err(LogError::AppendTooLarge {
@@ -450,14 +498,17 @@ impl PartitionLog {
             self.write_leader_epochs_unsynced()?;
         }
         let index_interval_bytes = self.config.index_interval_bytes;
-        if let Err(e) = self.active_mut().append(bytes, metas, index_interval_bytes) {
+        if let Err(e) = self
+            .active_mut()
+            .append_parts(parts, metas, index_interval_bytes)
+        {
             if new_epoch {
                 let log_end_offset = self.log_end_offset();
                 self.leader_epochs.truncate_from_end(log_end_offset);
             }
             return Err(e);
         }
-        let log_append_time_ms = BatchHeader::new(bytes)
+        let log_append_time_ms = BatchHeader::new(parts[0])
             .ok()
             .filter(|h| h.timestamp_type() == TimestampType::LogAppendTime)
             .map_or(-1, |h| h.max_timestamp());

@@ -3,7 +3,6 @@
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
 use std::hash::BuildHasher;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -504,16 +503,26 @@ impl Segment {
     }
 
     /// Writes already-offset-assigned batches at the end of the segment. `metas` describe
-    /// them with positions relative to the start of `bytes`.
+    /// them with positions relative to the start of `bytes`; a failed write is cut off.
     pub(crate) fn append(
         &mut self,
         bytes: &[u8],
         metas: &[BatchMeta],
         index_interval_bytes: u32,
     ) -> Result<(), LogError> {
+        self.append_parts(&[bytes], metas, index_interval_bytes)
+    }
+
+    /// [`Self::append`] of the concatenation of `parts`, written with one `pwritev`.
+    pub(crate) fn append_parts(
+        &mut self,
+        parts: &[&[u8]],
+        metas: &[BatchMeta],
+        index_interval_bytes: u32,
+    ) -> Result<(), LogError> {
         let start = self.size_bytes;
         let file = self.log()?;
-        if let Err(e) = file.write_all_at(bytes, start) {
+        if let Err(e) = crate::vectored::write_all_vectored_at(&file, parts, start) {
             // Drop whatever part of the write landed so the file matches what we track.
             let _ = file.set_len(start);
             return Err(e.into());

@@ -330,23 +330,91 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// Stamps LogAppendTime: sets the timestamp-type bit and maxTimestamp, then
 /// recomputes the CRC. The batch must already have passed [`validate`].
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attributes = be_i16(batch, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
-    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    stamp_log_append_time(batch, now_ms);
     rewrite_crc(batch);
 }
 
 /// Kafka's `setMaxTimestamp(CreateTime, max)`: the header says CreateTime and
 /// `max_timestamp`; the CRC is recomputed only if that changed anything.
 pub fn set_create_time_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
-    let attributes = be_i16(batch, ATTRIBUTES_AT);
-    if attributes & TIMESTAMP_TYPE_BIT == 0 && be_i64(batch, MAX_TIMESTAMP_AT) == max_timestamp {
-        return;
+    if stamp_create_time(batch, max_timestamp) {
+        rewrite_crc(batch);
+    }
+}
+
+/// Writes the LogAppendTime fields into `header`; the caller fixes the CRC.
+fn stamp_log_append_time(header: &mut [u8], now_ms: i64) {
+    let attributes = be_i16(header, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
+    header[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    header[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+}
+
+/// Writes the CreateTime fields into `header`; true when that changed it (the
+/// caller then fixes the CRC).
+fn stamp_create_time(header: &mut [u8], max_timestamp: i64) -> bool {
+    let attributes = be_i16(header, ATTRIBUTES_AT);
+    if attributes & TIMESTAMP_TYPE_BIT == 0 && be_i64(header, MAX_TIMESTAMP_AT) == max_timestamp {
+        return false;
     }
     let attributes = attributes & !TIMESTAMP_TYPE_BIT;
-    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
-    rewrite_crc(batch);
+    header[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    header[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    true
+}
+
+/// One batch as a copy of its header, which the leader rewrites, and its
+/// records, borrowed where they are (the request buffer): appending it writes
+/// both parts without copying the records.
+#[derive(Debug, Clone)]
+pub struct SplitBatch<'a> {
+    pub header: [u8; BATCH_HEADER_BYTES],
+    pub records: &'a [u8],
+}
+
+impl<'a> SplitBatch<'a> {
+    /// Splits exactly one framed batch (as [`validate_frame`] found it).
+    pub fn new(batch: &'a [u8]) -> Result<Self, BatchError> {
+        BatchHeader::new(batch)?;
+        let (header, records) = batch.split_at(BATCH_HEADER_BYTES);
+        Ok(Self {
+            header: header.try_into().expect("a whole header"),
+            records,
+        })
+    }
+
+    pub fn header(&self) -> BatchHeader<'_> {
+        BatchHeader(&self.header)
+    }
+
+    /// Bytes of the whole batch.
+    pub fn len(&self) -> usize {
+        BATCH_HEADER_BYTES + self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// [`set_log_append_time`] on the split batch.
+    pub fn set_log_append_time(&mut self, now_ms: i64) {
+        stamp_log_append_time(&mut self.header, now_ms);
+        self.rewrite_crc();
+    }
+
+    /// [`set_create_time_max_timestamp`] on the split batch.
+    pub fn set_create_time_max_timestamp(&mut self, max_timestamp: i64) {
+        if stamp_create_time(&mut self.header, max_timestamp) {
+            self.rewrite_crc();
+        }
+    }
+
+    /// The CRC covers the header from the attributes on, then the records:
+    /// computed across both parts, without joining them.
+    fn rewrite_crc(&mut self) {
+        let crc =
+            crc32c::crc32c_append(crc32c::crc32c(&self.header[ATTRIBUTES_AT..]), self.records);
+        self.header[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    }
 }
 
 /// Sets the codec bits of the attributes and recomputes the CRC.
@@ -501,6 +569,34 @@ pub(crate) mod tests {
         assert_eq!(info.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(BatchHeader::new(&buf).unwrap().partition_leader_epoch(), 7);
         assert_eq!(BatchHeader::new(&buf).unwrap().last_offset(), 43);
+    }
+
+    #[test]
+    fn a_split_batch_rewrites_as_the_whole_batch_would() {
+        let original = encode_batch(&["a", "bb", "ccc"], KpCompression::None);
+        for stamp in [Some(99_999), None] {
+            let mut whole = original.clone();
+            let mut split = SplitBatch::new(&original).unwrap();
+            match stamp {
+                Some(now) => {
+                    set_log_append_time(&mut whole, now);
+                    split.set_log_append_time(now);
+                }
+                None => {
+                    set_create_time_max_timestamp(&mut whole, 5_000);
+                    split.set_create_time_max_timestamp(5_000);
+                }
+            }
+            assert_eq!(split.len(), original.len());
+            assert_eq!(split.records, &original[BATCH_HEADER_BYTES..]);
+            let joined = [&split.header[..], split.records].concat();
+            assert_eq!(joined, &whole[..]);
+            check_crc(&joined).unwrap();
+        }
+        assert!(matches!(
+            SplitBatch::new(&original[..BATCH_HEADER_BYTES - 1]),
+            Err(BatchError::Truncated { .. })
+        ));
     }
 
     #[test]

@@ -176,6 +176,7 @@ pub fn validate_produce(batch: &[u8], rules: &ProduceRules<'_>) -> Result<Valida
         before_chunk: 0,
         encoder,
         rules,
+        fault: None,
     };
     walk.run(&mut source)?;
     let inflated = source.decoder.produced();
@@ -299,16 +300,24 @@ fn stream_fault(error: StreamError, codec: Compression, limit: u64) -> ProduceFa
     }
 }
 
-/// The decompressed records, byte by byte.
+/// The decompressed records, byte by byte. A source that fails (a corrupt
+/// stream, the inflation bound, the topic's encoder) ends as if the records
+/// ended and keeps the fault for [`Source::take_fault`]: the walk's per-byte
+/// reads then carry only small, copyable results.
 trait Source {
-    /// The next byte, `None` at the end of the records.
-    fn byte(&mut self) -> Result<Option<u8>, ProduceFault>;
+    /// The next byte, `None` at the end of the records (or after a failure).
+    fn byte(&mut self) -> Option<u8>;
     /// Skips up to `n` bytes; returns how many there were.
-    fn skip(&mut self, n: u64) -> Result<u64, ProduceFault>;
+    fn skip(&mut self, n: u64) -> u64;
     /// Bytes consumed so far.
     fn position(&self) -> u64;
     /// Bytes left, when known without reading (records held in memory).
     fn remaining(&self) -> Option<u64>;
+    /// Why the source ended early, if it did.
+    fn take_fault(&mut self) -> Option<ProduceFault>;
+    /// The next `n` bytes when they are already in memory in one piece
+    /// (consumed with [`Source::skip`]).
+    fn contiguous(&self, n: u64) -> Option<&[u8]>;
 }
 
 struct SliceSource<'a> {
@@ -317,23 +326,32 @@ struct SliceSource<'a> {
 }
 
 impl Source for SliceSource<'_> {
-    #[inline]
-    fn byte(&mut self) -> Result<Option<u8>, ProduceFault> {
+    #[inline(always)]
+    fn byte(&mut self) -> Option<u8> {
         let byte = self.bytes.get(self.at).copied();
         self.at += usize::from(byte.is_some());
-        Ok(byte)
+        byte
     }
-    #[inline]
-    fn skip(&mut self, n: u64) -> Result<u64, ProduceFault> {
+    #[inline(always)]
+    fn skip(&mut self, n: u64) -> u64 {
         let n = n.min((self.bytes.len() - self.at) as u64);
         self.at += n as usize;
-        Ok(n)
+        n
     }
+    #[inline(always)]
     fn position(&self) -> u64 {
         self.at as u64
     }
+    #[inline(always)]
     fn remaining(&self) -> Option<u64> {
         Some((self.bytes.len() - self.at) as u64)
+    }
+    fn take_fault(&mut self) -> Option<ProduceFault> {
+        None
+    }
+    #[inline(always)]
+    fn contiguous(&self, n: u64) -> Option<&[u8]> {
+        self.bytes[self.at..].get(..usize::try_from(n).ok()?)
     }
 }
 
@@ -350,51 +368,75 @@ struct StreamSource<'a, 'r> {
     before_chunk: u64,
     encoder: Option<(Encoder, Compression)>,
     rules: &'r ProduceRules<'r>,
+    /// What stopped the stream early; no more is read once set.
+    fault: Option<ProduceFault>,
 }
 
 impl StreamSource<'_, '_> {
-    /// Reads the next chunk; false at the end of the stream.
-    fn refill(&mut self) -> Result<bool, ProduceFault> {
+    /// Reads the next chunk; false at the end of the stream or on a failure.
+    #[cold]
+    fn refill(&mut self) -> bool {
         self.before_chunk += self.end as u64;
         self.at = 0;
-        self.end = self
+        self.end = 0;
+        if self.fault.is_some() {
+            return false;
+        }
+        match self.next_chunk() {
+            Ok(end) => self.end = end,
+            Err(fault) => self.fault = Some(fault),
+        }
+        self.end > 0
+    }
+
+    fn next_chunk(&mut self) -> Result<usize, ProduceFault> {
+        let end = self
             .decoder
             .read(&mut self.chunk)
             .map_err(|e| stream_fault(e, self.codec, self.limit))?;
         if let Some((encoder, codec)) = &mut self.encoder {
-            feed(encoder, *codec, &self.chunk[..self.end], self.rules)?;
+            feed(encoder, *codec, &self.chunk[..end], self.rules)?;
         }
-        Ok(self.end > 0)
+        Ok(end)
     }
 }
 
 impl Source for StreamSource<'_, '_> {
-    #[inline]
-    fn byte(&mut self) -> Result<Option<u8>, ProduceFault> {
-        if self.at == self.end && !self.refill()? {
-            return Ok(None);
+    #[inline(always)]
+    fn byte(&mut self) -> Option<u8> {
+        if self.at == self.end && !self.refill() {
+            return None;
         }
         let byte = self.chunk[self.at];
         self.at += 1;
-        Ok(Some(byte))
+        Some(byte)
     }
-    fn skip(&mut self, n: u64) -> Result<u64, ProduceFault> {
+    fn skip(&mut self, n: u64) -> u64 {
         let mut left = n;
         while left > 0 {
-            if self.at == self.end && !self.refill()? {
+            if self.at == self.end && !self.refill() {
                 break;
             }
             let take = left.min((self.end - self.at) as u64);
             self.at += take as usize;
             left -= take;
         }
-        Ok(n - left)
+        n - left
     }
+    #[inline(always)]
     fn position(&self) -> u64 {
         self.before_chunk + self.at as u64
     }
+    #[inline(always)]
     fn remaining(&self) -> Option<u64> {
         None
+    }
+    fn take_fault(&mut self) -> Option<ProduceFault> {
+        self.fault.take()
+    }
+    #[inline(always)]
+    fn contiguous(&self, n: u64) -> Option<&[u8]> {
+        self.chunk[self.at..self.end].get(..usize::try_from(n).ok()?)
     }
 }
 
@@ -403,15 +445,70 @@ struct Walk<'h> {
     header: &'h BatchHeader<'h>,
     rules: &'h RecordRules,
     log_append_time: bool,
+    base_timestamp: i64,
     max_timestamp: i64,
     refused: Vec<RefusedRecord>,
 }
 
-/// Where a record's body ends, for reads that must not pass it.
-struct Body {
-    length: i32,
-    start: u64,
-    end: u64,
+/// Why the walk stopped: small and copyable so the per-record path returns it
+/// in registers; [`Stop::into_fault`] writes Kafka's message once, outside it.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    PrematureEof,
+    InvalidStructure,
+    RecordsRemaining,
+    /// The records in memory end before the record's declared length.
+    PayloadShort {
+        length: i32,
+        remaining: u64,
+    },
+    /// The stream ended inside the record's declared length.
+    PayloadEof {
+        length: i32,
+    },
+    ReadMismatch {
+        length: i32,
+        read: u64,
+    },
+    OffsetDelta {
+        index: usize,
+        delta: i32,
+    },
+    NegativeHeaderCount(i32),
+    HeaderCountPastBody(i32),
+    NegativeHeaderKey(i32),
+}
+
+impl Stop {
+    #[cold]
+    fn into_fault(self) -> ProduceFault {
+        match self {
+            Stop::PrematureEof => invalid(PREMATURE_EOF),
+            Stop::InvalidStructure => invalid(INVALID_STRUCTURE),
+            Stop::RecordsRemaining => invalid(RECORDS_REMAINING),
+            Stop::PayloadShort { length, remaining } => invalid(format!(
+                "Invalid record size: expected {length} bytes in record payload, but instead the buffer has only {remaining} remaining bytes."
+            )),
+            Stop::PayloadEof { length } => invalid(format!(
+                "Invalid record size: expected {length} bytes in record payload, but the record payload reached EOF."
+            )),
+            Stop::ReadMismatch { length, read } => invalid(format!(
+                "Invalid record size: expected to read {length} bytes in record payload, but instead read {read}"
+            )),
+            Stop::OffsetDelta { index, delta } => invalid(format!(
+                "Record {index} of the batch has offset delta {delta}, but record offsets must run from the batch's base offset without gaps"
+            )),
+            Stop::NegativeHeaderCount(headers) => {
+                invalid(format!("Found invalid number of record headers {headers}"))
+            }
+            Stop::HeaderCountPastBody(headers) => invalid(format!(
+                "Found invalid number of record headers. {headers} is larger than the remaining size of the buffer"
+            )),
+            Stop::NegativeHeaderKey(length) => {
+                invalid(format!("Invalid negative header key size {length}"))
+            }
+        }
+    }
 }
 
 impl<'h> Walk<'h> {
@@ -420,6 +517,7 @@ impl<'h> Walk<'h> {
             header,
             rules,
             log_append_time: header.timestamp_type() == TimestampType::LogAppendTime,
+            base_timestamp: header.base_timestamp(),
             max_timestamp: NO_TIMESTAMP,
             refused: Vec::new(),
         }
@@ -441,126 +539,117 @@ impl<'h> Walk<'h> {
     }
 
     fn run<S: Source>(&mut self, source: &mut S) -> Result<(), ProduceFault> {
+        let walked = self.records(source);
+        // A source that failed ended the records early: its fault is the cause.
+        if let Some(fault) = source.take_fault() {
+            return Err(fault);
+        }
+        walked.map_err(Stop::into_fault)
+    }
+
+    fn records<S: Source>(&mut self, source: &mut S) -> Result<(), Stop> {
         // check_header made the count positive.
         let count = self.header.records_count() as usize;
         for index in 0..count {
             self.record(source, index)?;
         }
-        if source.skip(1)? != 0 {
-            return Err(invalid(RECORDS_REMAINING));
+        if source.skip(1) != 0 {
+            return Err(Stop::RecordsRemaining);
         }
         Ok(())
     }
 
-    fn record<S: Source>(&mut self, source: &mut S, index: usize) -> Result<(), ProduceFault> {
-        let length = match read_varint(source, None) {
+    #[inline(always)]
+    fn record<S: Source>(&mut self, source: &mut S, index: usize) -> Result<(), Stop> {
+        let length = match read_varint(source, u64::MAX) {
             Ok(length) => length,
-            Err(Overrun::Eof) => return Err(invalid(PREMATURE_EOF)),
-            Err(Overrun::TooLong | Overrun::Body) => return Err(invalid(INVALID_STRUCTURE)),
-            Err(Overrun::Fault(fault)) => return Err(fault),
+            Err(Overrun::Eof) => return Err(Stop::PrematureEof),
+            Err(_) => return Err(Stop::InvalidStructure),
         };
         if length < 0 {
-            return Err(invalid(PREMATURE_EOF));
+            return Err(Stop::PrematureEof);
         }
         if let Some(remaining) = source.remaining().filter(|&r| r < length as u64) {
-            return Err(invalid(format!(
-                "Invalid record size: expected {length} bytes in record payload, but instead the buffer has only {remaining} remaining bytes."
-            )));
+            return Err(Stop::PayloadShort { length, remaining });
         }
-        let start = source.position();
-        let body = Body {
-            length,
-            start,
-            end: start + length as u64,
+        let fields = match source.contiguous(length as u64) {
+            // The usual case: the whole record is in memory, and reads are checked
+            // against its end only.
+            Some(bytes) => {
+                let mut record = SliceSource { bytes, at: 0 };
+                let fields = fields(&mut record, bytes.len() as u64).map_err(|e| match e {
+                    // The record is all there: a read past it is a field past its end.
+                    Overrun::Eof | Overrun::TooLong | Overrun::Body => Stop::InvalidStructure,
+                    other => overrun(other, &mut record, 0, length),
+                })?;
+                let read = record.position();
+                source.skip(length as u64);
+                (read, fields)
+            }
+            // A record across two decompressed chunks.
+            None => {
+                let start = source.position();
+                let end = start + length as u64;
+                let fields = match fields(source, end) {
+                    Ok(fields) => fields,
+                    Err(e) => return Err(overrun(e, source, end, length)),
+                };
+                (source.position() - start, fields)
+            }
         };
-        let fields = self
-            .fields(source, &body)
-            .map_err(|e| overrun(e, source, &body))?;
-        let read = source.position() - body.start;
-        if read != body.length as u64 {
-            return Err(invalid(format!(
-                "Invalid record size: expected to read {length} bytes in record payload, but instead read {read}"
-            )));
+        let (read, fields) = fields;
+        if read != length as u64 {
+            return Err(Stop::ReadMismatch { length, read });
         }
         if fields.offset_delta as i64 != index as i64 {
-            return Err(invalid(format!(
-                "Record {index} of the batch has offset delta {}, but record offsets must run from the batch's base offset without gaps",
-                fields.offset_delta
-            )));
+            return Err(Stop::OffsetDelta {
+                index,
+                delta: fields.offset_delta,
+            });
         }
         self.check(index, &fields);
         Ok(())
     }
 
-    fn fields<S: Source>(&self, source: &mut S, body: &Body) -> Result<Fields, Overrun> {
-        let _attributes = read_byte(source, body)?;
-        let timestamp_delta = read_varlong(source, body)?;
-        let offset_delta = read_varint(source, Some(body))?;
-        let key_length = read_varint(source, Some(body))?;
-        skip_field(source, body, key_length)?;
-        let value_length = read_varint(source, Some(body))?;
-        skip_field(source, body, value_length)?;
-        let headers = read_varint(source, Some(body))?;
-        if headers < 0 {
-            return Err(Overrun::Fault(invalid(format!(
-                "Found invalid number of record headers {headers}"
-            ))));
-        }
-        if headers as u64 > body.end - source.position() {
-            return Err(Overrun::Fault(invalid(format!(
-                "Found invalid number of record headers. {headers} is larger than the remaining size of the buffer"
-            ))));
-        }
-        for _ in 0..headers {
-            let key_length = read_varint(source, Some(body))?;
-            if key_length < 0 {
-                return Err(Overrun::Fault(invalid(format!(
-                    "Invalid negative header key size {key_length}"
-                ))));
-            }
-            skip_field(source, body, key_length)?;
-            let value_length = read_varint(source, Some(body))?;
-            skip_field(source, body, value_length)?;
-        }
-        Ok(Fields {
-            timestamp_delta,
-            offset_delta,
-            key_length,
-            value_length,
-        })
-    }
-
     /// The per-record checks: a refused record is noted and the walk goes on,
     /// so every refused record is named, as Kafka does.
+    #[inline(always)]
     fn check(&mut self, index: usize, fields: &Fields) {
-        let header = self.header;
         let timestamp = if self.log_append_time {
-            header.max_timestamp()
+            self.header.max_timestamp()
         } else {
-            header.base_timestamp().wrapping_add(fields.timestamp_delta)
+            self.base_timestamp.wrapping_add(fields.timestamp_delta)
         };
         self.max_timestamp = self.max_timestamp.max(timestamp);
-        let offset = header
+        let missing_key = self.rules.require_key && fields.key_length < 0;
+        let admitted = match self.rules.window {
+            Some(window) if timestamp != NO_TIMESTAMP => window.admits(timestamp),
+            _ => !self.log_append_time,
+        };
+        if missing_key || !admitted {
+            self.refuse(index, fields, timestamp);
+        }
+    }
+
+    #[cold]
+    fn refuse(&mut self, index: usize, fields: &Fields, timestamp: i64) {
+        let offset = self
+            .header
             .base_offset()
             .wrapping_add(i64::from(fields.offset_delta));
         let fault = if self.rules.require_key && fields.key_length < 0 {
-            Some(RecordFault::MissingKey)
+            RecordFault::MissingKey
+        } else if self.rules.window.is_some() && timestamp != NO_TIMESTAMP {
+            RecordFault::TimestampOutOfRange { timestamp, offset }
         } else {
-            match self.rules.window {
-                Some(window) if timestamp != NO_TIMESTAMP => (!window.admits(timestamp))
-                    .then_some(RecordFault::TimestampOutOfRange { timestamp, offset }),
-                _ if self.log_append_time => Some(RecordFault::LogAppendTimeFromProducer {
-                    offset,
-                    timestamp,
-                    key_bytes: fields.key_length.max(0) as usize,
-                    value_bytes: fields.value_length.max(0) as usize,
-                }),
-                _ => None,
+            RecordFault::LogAppendTimeFromProducer {
+                offset,
+                timestamp,
+                key_bytes: fields.key_length.max(0) as usize,
+                value_bytes: fields.value_length.max(0) as usize,
             }
         };
-        if let Some(fault) = fault {
-            self.refused.push(RefusedRecord { index, fault });
-        }
+        self.refused.push(RefusedRecord { index, fault });
     }
 }
 
@@ -573,7 +662,42 @@ struct Fields {
     value_length: i32,
 }
 
+/// Reads one record's fields, none at or past `end`.
+#[inline(always)]
+fn fields<S: Source>(source: &mut S, end: u64) -> Result<Fields, Overrun> {
+    let _attributes = read_byte(source, end)?;
+    let timestamp_delta = read_varlong(source, end)?;
+    let offset_delta = read_varint(source, end)?;
+    let key_length = read_varint(source, end)?;
+    skip_field(source, end, key_length)?;
+    let value_length = read_varint(source, end)?;
+    skip_field(source, end, value_length)?;
+    let headers = read_varint(source, end)?;
+    if headers < 0 {
+        return Err(Overrun::NegativeHeaderCount(headers));
+    }
+    if headers as u64 > end - source.position() {
+        return Err(Overrun::HeaderCountPastBody(headers));
+    }
+    for _ in 0..headers {
+        let key_length = read_varint(source, end)?;
+        if key_length < 0 {
+            return Err(Overrun::NegativeHeaderKey(key_length));
+        }
+        skip_field(source, end, key_length)?;
+        let value_length = read_varint(source, end)?;
+        skip_field(source, end, value_length)?;
+    }
+    Ok(Fields {
+        timestamp_delta,
+        offset_delta,
+        key_length,
+        value_length,
+    })
+}
+
 /// A read that stopped inside a record.
+#[derive(Debug, Clone, Copy)]
 enum Overrun {
     /// The records ended.
     Eof,
@@ -581,53 +705,46 @@ enum Overrun {
     TooLong,
     /// A field reached past the record's declared length.
     Body,
-    Fault(ProduceFault),
-}
-
-impl From<ProduceFault> for Overrun {
-    fn from(fault: ProduceFault) -> Self {
-        Overrun::Fault(fault)
-    }
+    NegativeHeaderCount(i32),
+    HeaderCountPastBody(i32),
+    NegativeHeaderKey(i32),
 }
 
 /// Kafka's message for a read that stopped inside a record's body: the
 /// payload ended before its declared length, or a field ran past it.
-fn overrun<S: Source>(error: Overrun, source: &mut S, body: &Body) -> ProduceFault {
+#[cold]
+fn overrun<S: Source>(error: Overrun, source: &mut S, end: u64, length: i32) -> Stop {
     match error {
-        Overrun::Fault(fault) => fault,
-        Overrun::Eof => invalid(format!(
-            "Invalid record size: expected {} bytes in record payload, but the record payload reached EOF.",
-            body.length
-        )),
+        Overrun::NegativeHeaderCount(n) => Stop::NegativeHeaderCount(n),
+        Overrun::HeaderCountPastBody(n) => Stop::HeaderCountPastBody(n),
+        Overrun::NegativeHeaderKey(n) => Stop::NegativeHeaderKey(n),
+        Overrun::Eof => Stop::PayloadEof { length },
         Overrun::TooLong | Overrun::Body => {
             // Kafka reads the whole payload first: a short one is reported as such.
-            let left = body.end.saturating_sub(source.position());
-            match source.skip(left) {
-                Ok(skipped) if skipped < left => overrun(Overrun::Eof, source, body),
-                Ok(_) => invalid(INVALID_STRUCTURE),
-                Err(fault) => fault,
+            let left = end.saturating_sub(source.position());
+            if source.skip(left) < left {
+                Stop::PayloadEof { length }
+            } else {
+                Stop::InvalidStructure
             }
         }
     }
 }
 
-#[inline]
-fn read_byte<S: Source>(source: &mut S, body: &Body) -> Result<u8, Overrun> {
-    if source.position() >= body.end {
+#[inline(always)]
+fn read_byte<S: Source>(source: &mut S, end: u64) -> Result<u8, Overrun> {
+    if source.position() >= end {
         return Err(Overrun::Body);
     }
-    source.byte()?.ok_or(Overrun::Eof)
+    source.byte().ok_or(Overrun::Eof)
 }
 
-/// A zigzag varint of at most 5 bytes, inside `body` when given.
-#[inline]
-fn read_varint<S: Source>(source: &mut S, body: Option<&Body>) -> Result<i32, Overrun> {
+/// A zigzag varint of at most 5 bytes, none at or past `end`.
+#[inline(always)]
+fn read_varint<S: Source>(source: &mut S, end: u64) -> Result<i32, Overrun> {
     let mut raw = 0u32;
     for i in 0..5 {
-        if body.is_some_and(|b| source.position() >= b.end) {
-            return Err(Overrun::Body);
-        }
-        let byte = source.byte()?.ok_or(Overrun::Eof)?;
+        let byte = read_byte(source, end)?;
         raw |= u32::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             return Ok((raw >> 1) as i32 ^ -((raw & 1) as i32));
@@ -636,11 +753,11 @@ fn read_varint<S: Source>(source: &mut S, body: Option<&Body>) -> Result<i32, Ov
     Err(Overrun::TooLong)
 }
 
-#[inline]
-fn read_varlong<S: Source>(source: &mut S, body: &Body) -> Result<i64, Overrun> {
+#[inline(always)]
+fn read_varlong<S: Source>(source: &mut S, end: u64) -> Result<i64, Overrun> {
     let mut raw = 0u64;
     for i in 0..10 {
-        let byte = read_byte(source, body)?;
+        let byte = read_byte(source, end)?;
         raw |= u64::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
@@ -650,15 +767,15 @@ fn read_varlong<S: Source>(source: &mut S, body: &Body) -> Result<i64, Overrun> 
 }
 
 /// Skips a field of `length` bytes (none for a negative, null, length).
-#[inline]
-fn skip_field<S: Source>(source: &mut S, body: &Body, length: i32) -> Result<(), Overrun> {
+#[inline(always)]
+fn skip_field<S: Source>(source: &mut S, end: u64, length: i32) -> Result<(), Overrun> {
     let Ok(length) = u64::try_from(length) else {
         return Ok(());
     };
-    if source.position() + length > body.end {
+    if source.position() + length > end {
         return Err(Overrun::Body);
     }
-    if source.skip(length)? < length {
+    if source.skip(length) < length {
         return Err(Overrun::Eof);
     }
     Ok(())

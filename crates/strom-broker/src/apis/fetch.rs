@@ -471,6 +471,9 @@ fn records_of(slices: LogSlices, zero_copy: bool) -> Result<(Bytes, Option<LogSl
     }
     if zero_copy {
         if let Some(placeholder) = crate::response_frame::placeholder(slices.len()) {
+            // Still on the blocking thread: start the disk reads here, so that
+            // sendfile on the async worker finds the pages cached.
+            slices.prefetch();
             return Ok((placeholder, Some(slices)));
         }
     }

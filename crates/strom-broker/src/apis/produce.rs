@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -220,11 +220,11 @@ fn produce_partition(
             ProduceError::Compression(e.to_string())
         }
     })?;
-    let mut batch = match validated.recompressed {
-        Some(recompressed) => BytesMut::from(Bytes::from(recompressed)),
-        None => BytesMut::from(&records[..]),
-    };
-    let header = batch::BatchHeader::new(&batch)?;
+    // The records stay in the request buffer (or the recompressed one): only the header is
+    // copied out, rewritten, and written to the file beside them.
+    let stored = validated.recompressed.as_deref().unwrap_or(&records[..]);
+    let mut batch = batch::SplitBatch::new(stored)?;
+    let header = batch.header();
     let producer = (header.producer_id() >= 0).then(|| {
         let first = header.base_sequence();
         let last = last_sequence_of_batch(first, header.last_offset_delta());
@@ -232,9 +232,9 @@ fn produce_partition(
     });
     // Kafka's header says what the records hold: the append time, or their largest timestamp.
     if settings.timestamp_type == TimestampType::LogAppendTime {
-        batch::set_log_append_time(&mut batch, now);
+        batch.set_log_append_time(now);
     } else {
-        batch::set_create_time_max_timestamp(&mut batch, validated.max_timestamp);
+        batch.set_create_time_max_timestamp(validated.max_timestamp);
     }
     // Held across check, append and record, so a retry racing its original cannot slip in twice.
     let mut producers = partition
@@ -254,7 +254,7 @@ fn produce_partition(
             });
         }
     }
-    let mut info = partition.append(&mut batch, now)?;
+    let mut info = partition.append_split(std::slice::from_mut(&mut batch), now)?;
     if let Some((producer_id, epoch, first, last)) = producer {
         producers.record(
             producer_id,

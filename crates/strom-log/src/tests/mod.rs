@@ -10,6 +10,7 @@ mod index_lookup;
 mod producer_recovery;
 mod recovery;
 mod retention;
+mod split_append;
 mod timestamps;
 mod truncation;
 

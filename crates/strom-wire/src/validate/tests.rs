@@ -628,3 +628,45 @@ fn a_structural_fault_wins_over_refused_records() {
     assert!(invalid_message(&b, &rules).starts_with("Invalid record size: expected"));
     assert_eq!(BatchHeader::new(&b).unwrap().records_count(), 2);
 }
+
+/// Records of `value_bytes` each, enough that decompressed chunks end inside
+/// some of them: those are read across two chunks, the others in one piece.
+fn section_across_chunks(count: usize, value_bytes: usize) -> Vec<u8> {
+    let value = vec![b'v'; value_bytes];
+    (0..count)
+        .flat_map(|i| raw_record(i as i32, i as i64 % 50, Some(b"k"), Some(&value), &[]))
+        .collect()
+}
+
+#[test]
+fn records_split_across_decompressed_chunks_are_walked_like_the_rest() {
+    let section = section_across_chunks(3_000, 97);
+    assert!(section.len() > 4 * STREAM_CHUNK_BYTES);
+    for codec in CODECS {
+        let b = batch_around(&section, 3_000, 2_999, 0, codec);
+        let validated = validate_produce(&b, &plain()).unwrap();
+        assert_eq!(validated.max_timestamp, BASE_TS + 49, "{codec:?}");
+        assert_eq!(validated.inflated_bytes, section.len() as u64, "{codec:?}");
+    }
+    // A fault in the last record, after every chunk boundary, is still found.
+    let mut section = section_across_chunks(2_999, 97);
+    section.extend(raw_record(7, 0, Some(b"k"), Some(b"v"), &[]));
+    for codec in CODECS {
+        let b = batch_around(&section, 3_000, 2_999, 0, codec);
+        assert_eq!(
+            invalid_message(&b, &plain()),
+            "Record 2999 of the batch has offset delta 7, but record offsets must run from the batch's base offset without gaps",
+            "{codec:?}"
+        );
+    }
+    // A record cut short by the end of the stream, whatever chunk it starts in.
+    let mut section = section_across_chunks(3_000, 97);
+    section.truncate(section.len() - 5);
+    for codec in &CODECS[1..] {
+        let b = batch_around(&section, 3_000, 2_999, 0, *codec);
+        assert!(
+            invalid_message(&b, &plain()).ends_with("but the record payload reached EOF."),
+            "{codec:?}"
+        );
+    }
+}
