@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Decodable;
 use tokio::io::AsyncReadExt;
@@ -25,10 +25,11 @@ use crate::request_memory::{RequestMemory, Reservation};
 use crate::response_frame::{FramePart, ResponseFrame};
 use strom_wire::frame::{peek_frame_size, peek_request_prefix, split_frame, LENGTH_PREFIX_BYTES};
 
-/// Largest read-ahead reserved at once; a frame's declared size is never
-/// reserved up front, so a peer that lies about its size costs little.
+/// A connection keeps a buffer larger than this only while a frame needs it.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 const INITIAL_READ_BYTES: usize = 64 * 1024;
+/// Small frames are read ahead up to this, so pipelined requests cost one read.
+const READ_AHEAD_BYTES: usize = INITIAL_READ_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 enum ConnectionError {
@@ -100,28 +101,38 @@ async fn run(
             }
         }
         if let Some(frame) = split_frame(&mut buf, max_frame_bytes)? {
-            broker.metrics.bytes_in(frame.len() + LENGTH_PREFIX_BYTES);
+            let frame_bytes = frame.len() + LENGTH_PREFIX_BYTES;
+            broker.metrics.bytes_in(frame_bytes);
             if let Some(response) = handle_frame(broker, frame, peer).await? {
                 broker.metrics.bytes_out(response.len());
                 write_frame(broker, stream, &response).await?;
             }
             held = None;
-            // A large frame's allocation is shared with what was read after
-            // it: keep only those bytes, so an idle connection does not hold
-            // its largest request's memory.
-            if buf.capacity() > READ_CHUNK_BYTES {
+            // A large frame's allocation is shared with what was read after it (and
+            // would be reused for the next reads once the frame is dropped): keep only
+            // those bytes, so an idle connection does not hold its largest request's
+            // memory.
+            if frame_bytes > READ_CHUNK_BYTES || buf.capacity() > READ_CHUNK_BYTES {
                 let mut fresh = BytesMut::with_capacity(INITIAL_READ_BYTES.max(buf.len()));
                 fresh.extend_from_slice(&buf);
                 buf = fresh;
             }
             continue;
         }
-        let wanted = match peek_frame_size(&buf, max_frame_bytes)? {
-            Some(size) => (size + LENGTH_PREFIX_BYTES - buf.len()).min(READ_CHUNK_BYTES),
-            None => INITIAL_READ_BYTES,
+        // A large frame's rest is reserved at once and read without read-ahead, so its
+        // bytes land where they stay: no copy as the buffer grows, none of the next
+        // frame's bytes to move. The size is bounded by socket.request.max.bytes (and by
+        // queued.max.request.bytes when set); capacity the peer has not filled yet is
+        // address space, not resident memory.
+        let (reserve, limit) = match peek_frame_size(&buf, max_frame_bytes)? {
+            Some(size) if size + LENGTH_PREFIX_BYTES - buf.len() > INITIAL_READ_BYTES => {
+                let rest = size + LENGTH_PREFIX_BYTES - buf.len();
+                (rest, rest)
+            }
+            _ => (INITIAL_READ_BYTES, READ_AHEAD_BYTES),
         };
-        buf.reserve(wanted);
-        if stream.read_buf(&mut buf).await? == 0 {
+        buf.reserve(reserve);
+        if stream.read_buf(&mut (&mut buf).limit(limit)).await? == 0 {
             if buf.is_empty() {
                 return Ok(());
             }
