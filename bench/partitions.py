@@ -293,7 +293,9 @@ def main() -> int:
         stop_s, code = run.terminate(args.timeout)
         result["sigterm_exit_s"] = round(stop_s, 2)
         result["exit_code"] = code
-        markers = sum(1 for t, p in partitions if (run.data_dir / f"{t}-{p}" / ".kafka_cleanshutdown").exists())
+        # One marker for the log dir (Kafka's LogManager); a partition dir keeping its own is a leftover.
+        markers = int((run.data_dir / ".kafka_cleanshutdown").is_file())
+        result["partition_markers_left"] = sum(1 for t, p in partitions if (run.data_dir / f"{t}-{p}" / ".kafka_cleanshutdown").exists())
         result["clean_shutdown_markers"] = markers
 
         started = time.perf_counter()

@@ -369,3 +369,42 @@ def test_garbage_over_active_segment_tail(broker_factory, damage, loses_last_bat
     stored = read_everything(broker, topic, 1)[0]
     assert stored[:expected_end] == [(i, b"k%d" % i, tail_value(i)) for i in range(expected_end)]
     assert stored[expected_end:] == [(expected_end + i, b"new%d" % i, b"after-recovery-%d" % i) for i in range(3)]
+
+
+@pytest.mark.timeout(90)
+def test_kill_9_after_a_clean_restart_recovers_the_tail(broker_factory):
+    """A clean stop leaves one marker for the log dir; the restart removes it before any
+    append, so a kill -9 after new appends is recovered and garbage over the tail is cut off."""
+    broker = broker_factory()
+    topic = "after-clean"
+    create_topic(broker, topic, 1)
+    first = [{"key": b"k%d" % i, "value": b"before-%d" % i} for i in range(5)]
+    assert [d.offset for d in produce_all(producer(broker), topic, first, timeout_s=30)] == list(range(5))
+    assert broker.stop() == 0
+    marker = broker.data_dir / ".kafka_cleanshutdown"
+    assert marker.is_file()
+    assert sorted(d.name for d in broker.data_dir.iterdir() if (d / ".kafka_cleanshutdown").exists()) == []
+
+    since = len(broker.log())
+    broker.start()
+    assert not marker.exists()
+    assert "clean_shutdown=true" in broker.log()[since:]
+    p = producer(broker, **{"linger.ms": 0})
+    second = [{"key": b"k%d" % i, "value": b"after-%d" % i} for i in range(5, 8)]
+    for rec in second:  # one batch each, so damaging the last batch loses exactly one record
+        assert [d.offset for d in produce_all(p, topic, [rec], timeout_s=30)] == [int(rec["key"][1:])]
+    del p
+    broker.kill()
+    assert not marker.exists()
+
+    active = sorted((broker.data_dir / f"{topic}-0").glob("*.log"))[-1]
+    batches = segment_batches(active)
+    assert batches[-1][1:4:2] == (7, 1)
+    damage_overwrite_last_batch(active, batches, random.Random(5))
+    since = len(broker.log())
+    broker.start()
+    assert "clean_shutdown=false" in broker.log()[since:]
+    assert watermarks(broker, topic, 0) == (0, 7)
+    stored = read_everything(broker, topic, 1)[0]
+    assert stored == ([(i, b"k%d" % i, b"before-%d" % i) for i in range(5)]
+                      + [(i, b"k%d" % i, b"after-%d" % i) for i in range(5, 7)])

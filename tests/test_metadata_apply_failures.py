@@ -149,7 +149,8 @@ def test_clean_stop_and_restart_with_two_thousand_partitions(broker_factory):
 
     assert broker.stop(timeout_s=300) == 0
     dirs = [broker.data_dir / f"{t}-{i}" for t in topics for i in range(100)]
-    assert [d.name for d in dirs if not (d / ".kafka_cleanshutdown").is_file()] == []
+    assert (broker.data_dir / ".kafka_cleanshutdown").is_file()
+    assert [d.name for d in dirs if (d / ".kafka_cleanshutdown").exists()] == []
 
     first_run = len(broker.log())
     broker.start(timeout_s=300)

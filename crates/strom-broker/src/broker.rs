@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use strom_log::producer_recovery::PRODUCER_STATE_TAIL_BYTES;
-use strom_log::{LogError, PRODUCER_ID_EXPIRATION_MS};
+use strom_log::{LogError, UnsyncedClose, PRODUCER_ID_EXPIRATION_MS};
 use strom_metadata::broker_config::BrokerConfigLayers;
 use strom_metadata::{BrokerEndpoint, ConfigResource, MetadataImage, MetadataRecord, TopicImage};
 use strom_types::TopicId;
@@ -73,6 +73,9 @@ pub struct Broker {
     checkpointed_high_watermarks: std::sync::Mutex<HashMap<(String, i32), i64>>,
     /// Removes deleted partitions' dirs in the background.
     deleter: DirDeleter,
+    /// The log dir, open since start: shutdown syncs its filesystem through it, which
+    /// reports writeback errors since it was opened.
+    log_dir_handle: std::fs::File,
 }
 
 /// Opening the partitions of a metadata change failed: what was opened, what was not, and why.
@@ -97,9 +100,18 @@ impl Broker {
             path: log_dir.display().to_string(),
             source,
         })?;
+        let log_dir_error = |source| StartupError::LogDir {
+            path: log_dir.display().to_string(),
+            source,
+        };
+        let log_dir_handle = std::fs::File::open(&log_dir).map_err(log_dir_error)?;
         let cluster_id = crate::meta_properties::load_or_create(&log_dir, config.node_id)?;
         log_dirs::remove_deleted_dirs(&log_dir);
-        let (metadata_log, image, replayed) = MetadataLog::open(&log_dir, now_ms())?;
+        // As Kafka's LogManager: one marker for the whole dir, read before any log opens
+        // and removed once all are open, before anything is appended.
+        let clean_shutdown = strom_log::log_dir_had_clean_shutdown(&log_dir);
+        let (metadata_log, image, replayed) =
+            MetadataLog::open(&log_dir, now_ms(), clean_shutdown)?;
         let checkpointed_high_watermarks = strom_log::read_high_watermarks(&log_dir)
             .map_err(|source| StartupError::LogDir {
                 path: log_dir.display().to_string(),
@@ -130,11 +142,16 @@ impl Broker {
                 &config_for_groups,
             ))
             .with_append_linger_ms(config_for_groups.group_coordinator_append_linger_ms),
+            log_dir_handle,
         });
         let opened = broker
-            .open_partitions(&image)
+            .open_partitions(&image, clean_shutdown)
             .map_err(|failure| failure.error)?;
-        info!(partitions = opened.len(), "partition logs opened");
+        strom_log::remove_log_dir_clean_shutdown(&log_dir).map_err(log_dir_error)?;
+        info!(
+            partitions = opened.len(),
+            clean_shutdown, "partition logs opened"
+        );
         broker.install(image, opened);
         broker.remove_stray_partition_dirs();
         broker.groups.publish_topics(&broker.image());
@@ -234,7 +251,7 @@ impl Broker {
             .as_mut()
             .ok_or_else(|| LogError::Io(std::io::Error::other("the metadata log is closed")))?;
         let next = self.image().apply(&records);
-        let opened = match self.open_partitions(&next) {
+        let opened = match self.open_partitions(&next, false) {
             Ok(opened) => opened,
             Err(failure) => {
                 let failure = *failure;
@@ -287,9 +304,11 @@ impl Broker {
 
     /// Opens the logs of every partition in `image` hosted here and not open yet, in
     /// parallel. Nothing is hosted until [`Self::install`]; on failure the rest are skipped.
+    /// `log_dir_clean`: the log dir's clean-shutdown marker was there at start.
     fn open_partitions(
         &self,
         image: &MetadataImage,
+        log_dir_clean: bool,
     ) -> Result<Vec<Arc<Partition>>, Box<OpenFailure>> {
         let wanted: Vec<(Arc<TopicImage>, i32)> = image
             .topics()
@@ -311,7 +330,7 @@ impl Broker {
             if failed.load(Ordering::Relaxed) {
                 return None;
             }
-            let opened = self.open_partition(image, &configs, topic, *index);
+            let opened = self.open_partition(image, &configs, topic, *index, log_dir_clean);
             if opened.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }
@@ -350,6 +369,7 @@ impl Broker {
         configs: &BrokerConfigLayers<'_>,
         topic: &TopicImage,
         index: i32,
+        log_dir_clean: bool,
     ) -> Result<Arc<Partition>, LogError> {
         let Some(spec) = topic.partitions.get(&index) else {
             return Err(LogError::Io(std::io::Error::other(
@@ -358,7 +378,7 @@ impl Broker {
         };
         let settings = topic_settings::resolve(image, configs, &topic.name);
         let dir = partition_dir(&self.config.log_dir, &topic.name, index);
-        let log = open_partition_log(&dir, topic.id, settings.log.clone())?;
+        let log = open_partition_log(&dir, topic.id, settings.log.clone(), log_dir_clean)?;
         // Batches retried across a restart must still be seen as duplicates.
         let producers = log.recent_producer_state(
             now_ms(),
@@ -536,21 +556,65 @@ impl Broker {
         }
     }
 
-    /// Closes every log cleanly (flush and clean-shutdown marker).
+    /// Closes every log, then marks the log dir clean, as Kafka's LogManager does: one
+    /// filesystem sync makes every log's data durable, each log then checkpoints its
+    /// recovery point, a second sync makes those durable, and only then is the log dir's
+    /// marker written. A log that fails to close leaves the dir unmarked: the next start
+    /// recovers every log, as after a crash.
     pub async fn shutdown(&self) {
         self.checkpoint_high_watermarks();
         let partitions = self.all_partitions();
-        log_dirs::parallel_map(&partitions, LOG_IO_WORKERS, |partition| {
-            if let Some(log) = partition.take_log() {
-                if let Err(e) = log.close() {
+        // `None` for a log that failed to close (logged); `Some(None)` when none was open.
+        let closing = log_dirs::parallel_map(&partitions, LOG_IO_WORKERS, |partition| {
+            let Some(log) = partition.take_log() else {
+                return Some(None);
+            };
+            match log.close_unsynced() {
+                Ok(closing) => Some(Some(closing)),
+                Err(e) => {
                     warn!(topic = %partition.topic, partition = partition.index, error = %e, "closing log failed");
+                    None
                 }
             }
         });
+        let mut clean = closing.iter().all(Option::is_some);
+        let mut closing: Vec<(String, UnsyncedClose)> = partitions
+            .iter()
+            .zip(closing)
+            .filter_map(|(p, c)| Some((format!("{}-{}", p.topic, p.index), c??)))
+            .collect();
         if let Some(log) = self.controller.lock().await.take() {
-            if let Err(e) = log.close() {
-                warn!(error = %e, "closing the metadata log failed");
+            match log.close_unsynced() {
+                Ok(closing_metadata) => closing.push((
+                    crate::metadata_log::METADATA_LOG_DIR.into(),
+                    closing_metadata,
+                )),
+                Err(e) => {
+                    warn!(error = %e, "closing the metadata log failed");
+                    clean = false;
+                }
             }
+        }
+        let log_dir = &self.config.log_dir;
+        if let Err(e) = strom_log::sync_filesystem(&self.log_dir_handle) {
+            warn!(dir = %log_dir.display(), error = %e, "syncing the log dir failed; every log is recovered at the next start");
+            return;
+        }
+        let finished = log_dirs::parallel_map(&closing, LOG_IO_WORKERS, |(name, closing)| {
+            closing
+                .finish()
+                .inspect_err(
+                    |e| warn!(log = %name, error = %e, "checkpointing a closed log failed"),
+                )
+                .is_ok()
+        });
+        if !clean || finished.contains(&false) {
+            warn!(dir = %log_dir.display(), "not every log closed; the log dir is not marked clean and the next start recovers every log");
+            return;
+        }
+        if let Err(e) = strom_log::write_log_dir_clean_shutdown(log_dir, &self.log_dir_handle) {
+            warn!(dir = %log_dir.display(), error = %e, "writing the clean-shutdown marker failed; every log is recovered at the next start");
+            return;
         }
         info!("all logs closed cleanly");
     }

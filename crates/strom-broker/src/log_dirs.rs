@@ -23,11 +23,13 @@ fn partition_metadata(topic_id: TopicId) -> String {
     format!("version: 0\ntopic_id: {topic_id}\n")
 }
 
-/// Opens (creating if needed) the log of a partition of topic `topic_id` in `dir`.
+/// Opens (creating if needed) the log of a partition of topic `topic_id` in `dir`;
+/// `log_dir_clean` when the log dir's clean-shutdown marker was there at start.
 pub fn open_partition_log(
     dir: &Path,
     topic_id: TopicId,
     config: strom_log::LogConfig,
+    log_dir_clean: bool,
 ) -> Result<PartitionLog, LogError> {
     let marker = dir.join(PARTITION_METADATA_FILE);
     let expected = partition_metadata(topic_id);
@@ -44,7 +46,7 @@ pub fn open_partition_log(
     if !marker.exists() {
         std::fs::write(&marker, expected)?;
     }
-    PartitionLog::open(dir.to_path_buf(), config, now_ms())
+    PartitionLog::open_in_log_dir(dir.to_path_buf(), config, now_ms(), log_dir_clean)
 }
 
 /// Undoes [`open_partition_log`] for a partition whose creation was not committed:
@@ -201,7 +203,7 @@ mod tests {
         let log_dir = tempfile::tempdir().unwrap();
         let id = TopicId::from_u128(7);
         let dir = partition_dir(log_dir.path(), "t", 0);
-        open_partition_log(&dir, id, strom_log::LogConfig::default()).unwrap();
+        open_partition_log(&dir, id, strom_log::LogConfig::default(), false).unwrap();
         remove_uncommitted_partition_dir(&dir, TopicId::from_u128(8));
         assert!(dir.is_dir(), "another topic's dir stays");
         remove_uncommitted_partition_dir(&dir, id);
@@ -219,7 +221,7 @@ mod tests {
         let deleter = DirDeleter::spawn(log_dir.path().to_path_buf());
         let id = TopicId::from_u128(9);
         let dir = partition_dir(log_dir.path(), "t", 0);
-        open_partition_log(&dir, id, strom_log::LogConfig::default()).unwrap();
+        open_partition_log(&dir, id, strom_log::LogConfig::default(), false).unwrap();
         retire_partition_dir(&dir, id, &deleter);
         assert!(!dir.exists());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

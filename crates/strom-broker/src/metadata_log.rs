@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use strom_log::{LogConfig, LogError, PartitionLog};
+use strom_log::{LogConfig, LogError, PartitionLog, UnsyncedClose};
 use strom_metadata::{MetadataImage, MetadataRecord};
 use tracing::{error, warn};
 
@@ -35,14 +35,17 @@ fn metadata_log_config() -> LogConfig {
 
 impl MetadataLog {
     /// Opens the log and replays every record into an image.
+    /// `log_dir_clean`: the log dir's clean-shutdown marker was there.
     pub fn open(
         log_dir: &Path,
         now_ms: i64,
+        log_dir_clean: bool,
     ) -> Result<(Self, MetadataImage, usize), MetadataLogError> {
-        let log = PartitionLog::open(
+        let log = PartitionLog::open_in_log_dir(
             log_dir.join(METADATA_LOG_DIR),
             metadata_log_config(),
             now_ms,
+            log_dir_clean,
         )?;
         let mut records = Vec::new();
         let count = replay(&log.reader(), |_, _, value| {
@@ -90,7 +93,8 @@ impl MetadataLog {
         Ok(())
     }
 
-    pub fn close(self) -> Result<(), LogError> {
-        self.log.close()
+    /// Closes the log as one of the log dir's (see [`PartitionLog::close_unsynced`]).
+    pub fn close_unsynced(self) -> Result<UnsyncedClose, LogError> {
+        self.log.close_unsynced()
     }
 }

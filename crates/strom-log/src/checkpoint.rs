@@ -1,6 +1,6 @@
 //! Small durable files: one offset each (log start offset, recovery point), Kafka's
 //! versioned entry lists (the leader-epoch checkpoint, the log dir's high watermarks), and
-//! the clean-shutdown marker. Written via a temp file + rename so a crash leaves either the
+//! the clean-shutdown marker (one per log dir; a standalone log keeps its own). Written via a temp file + rename so a crash leaves either the
 //! old or the new content, never a torn one.
 
 use std::fs::{self, File};
@@ -47,14 +47,29 @@ pub(crate) fn read_offset(dir: &Path, name: &str) -> std::io::Result<Option<i64>
 }
 
 pub(crate) fn write_offset(dir: &Path, name: &str, offset: i64) -> std::io::Result<()> {
+    write_offset_with(dir, name, offset, true)
+}
+
+/// [`write_offset`] without waiting for the device: for a caller that syncs the whole
+/// filesystem next, and for which the old value is safe until then.
+pub(crate) fn write_offset_unsynced(dir: &Path, name: &str, offset: i64) -> std::io::Result<()> {
+    write_offset_with(dir, name, offset, false)
+}
+
+fn write_offset_with(dir: &Path, name: &str, offset: i64, sync: bool) -> std::io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     {
         let mut file = File::create(&tmp)?;
         write!(file, "{VERSION}\n{offset}\n")?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
     }
     fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Reads Kafka's entry-list format (`0`, the entry count, one entry per line), each line
@@ -193,6 +208,38 @@ pub(crate) fn remove_marker(dir: &Path) -> std::io::Result<()> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Whether the log dir's clean-shutdown marker is there: every log in it was flushed and
+/// closed, and nothing was appended since.
+pub fn log_dir_had_clean_shutdown(log_dir: &Path) -> bool {
+    marker_exists(log_dir)
+}
+
+/// Removes the log dir's clean-shutdown marker durably; called once every log in the dir
+/// is open and before any append, so a crash from then on never finds it.
+pub fn remove_log_dir_clean_shutdown(log_dir: &Path) -> std::io::Result<()> {
+    remove_marker(log_dir)
+}
+
+/// Makes everything written to the log dir's filesystem durable (syncfs), then writes the
+/// log dir's clean-shutdown marker. Called once every log in the dir is closed (see
+/// [`crate::PartitionLog::close_unsynced`]). `log_dir` is a handle opened when the broker
+/// started, so syncfs also reports writeback errors that happened in the background since.
+pub fn write_log_dir_clean_shutdown(log_dir: &Path, handle: &File) -> std::io::Result<()> {
+    sync_filesystem(handle)?;
+    write_marker(log_dir)
+}
+
+/// syncfs(2): writes back and waits for every dirty file and directory of the filesystem
+/// `handle` is on; one call replaces an fsync per file when many logs close at once.
+pub fn sync_filesystem(handle: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads the descriptor, which `handle` keeps open.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Makes renames and deletions in `dir` durable.

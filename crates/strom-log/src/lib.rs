@@ -33,7 +33,10 @@ mod timestamp;
 mod truncation;
 mod vectored;
 
-pub use checkpoint::{read_high_watermarks, write_high_watermarks, HighWatermarkEntry};
+pub use checkpoint::{
+    log_dir_had_clean_shutdown, read_high_watermarks, remove_log_dir_clean_shutdown,
+    sync_filesystem, write_high_watermarks, write_log_dir_clean_shutdown, HighWatermarkEntry,
+};
 pub use compaction::{
     run_round, CleanedGroup, CompactionOutcome, CompactionPolicy, CompactionRound, LogLock,
     Planned, PRODUCER_ID_EXPIRATION_MS,
@@ -41,7 +44,7 @@ pub use compaction::{
 pub use config::LogConfig;
 pub use error::LogError;
 pub use file_cache::{open_file_count, set_max_open_files};
-pub use log::{AppendInfo, PartitionLog, PendingFlush, ReadResult, SegmentInfo};
+pub use log::{AppendInfo, PartitionLog, PendingFlush, ReadResult, SegmentInfo, UnsyncedClose};
 pub use offsets::{LogOffsets, OffsetsSnapshot};
 pub use reader::{FileSlice, LogReader, LogSlices};
 pub use retention::RetentionOutcome;

@@ -91,10 +91,28 @@ impl PartitionLog {
     /// The leader-epoch cache is the checkpoint plus the epochs of recovered batches, cut to
     /// the log's offsets. The high watermark starts at the log start offset: the broker
     /// restores its checkpointed value with [`Self::set_high_watermark`].
+    ///
+    /// A standalone log: clean when its own marker (written by [`Self::close`]) is there.
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig, now_ms: i64) -> Result<Self, LogError> {
+        Self::open_in_log_dir(dir, config, now_ms, false)
+    }
+
+    /// Opens a log of a log dir whose clean-shutdown marker the caller read:
+    /// `log_dir_clean` when it was there (every log closed with [`Self::close_unsynced`]
+    /// and the dir synced before it was written). The caller removes that marker once all
+    /// its logs are open and before any append. A marker of the log's own (left by
+    /// [`Self::close`], or by a broker from before the log dir marker) counts as well, and
+    /// is removed durably here.
+    pub fn open_in_log_dir(
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+        now_ms: i64,
+        log_dir_clean: bool,
+    ) -> Result<Self, LogError> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
-        let clean_shutdown = checkpoint::marker_exists(&dir);
+        let own_marker = checkpoint::marker_exists(&dir);
+        let clean_shutdown = log_dir_clean || own_marker;
         let recovery_point = checkpoint::read_offset(&dir, RECOVERY_POINT_FILE)?.unwrap_or(0);
         let checkpointed_start = checkpoint::read_offset(&dir, LOG_START_OFFSET_FILE)?.unwrap_or(0);
         let checkpointed_epochs = read_epoch_checkpoint(&dir)?;
@@ -156,7 +174,9 @@ impl PartitionLog {
         }
         log.publish_segments();
         log.publish();
-        checkpoint::remove_marker(&log.dir)?;
+        if own_marker {
+            checkpoint::remove_marker(&log.dir)?;
+        }
         info!(
             dir = %log.dir.display(),
             clean_shutdown,
@@ -672,6 +692,44 @@ impl PartitionLog {
             self.write_log_start_offset()?;
         }
         checkpoint::write_marker(&self.dir)?;
+        Ok(())
+    }
+
+    /// The first half of closing a log of a log dir, without any fsync: the active
+    /// segment's last time index entry is written. Once every log of the dir got here, the
+    /// caller makes the filesystem durable ([`crate::sync_filesystem`]), finishes each with
+    /// [`UnsyncedClose::finish`], and writes the log dir's marker
+    /// ([`crate::write_log_dir_clean_shutdown`], which syncs again first). A crash at any
+    /// point before that marker leaves the log to recovery, as after a kill -9.
+    pub fn close_unsynced(mut self) -> Result<UnsyncedClose, LogError> {
+        self.active_mut().on_become_inactive()?;
+        Ok(UnsyncedClose { log: self })
+    }
+}
+
+/// A log closed by [`PartitionLog::close_unsynced`] whose files the caller has yet to sync.
+pub struct UnsyncedClose {
+    log: PartitionLog,
+}
+
+impl UnsyncedClose {
+    /// Called after the filesystem was synced: every byte of the log is durable, so the
+    /// recovery point moves to the log end. Its checkpoint (and the log start offset's,
+    /// when it changed) is written without an fsync: the next sync, before the log dir's
+    /// marker, makes it durable, and until then the old value is merely more recovery.
+    pub fn finish(&self) -> Result<(), LogError> {
+        let log = &self.log;
+        let log_end_offset = log.log_end_offset();
+        if log_end_offset != log.recovery_point {
+            checkpoint::write_offset_unsynced(&log.dir, RECOVERY_POINT_FILE, log_end_offset)?;
+        }
+        if checkpoint::read_offset(&log.dir, LOG_START_OFFSET_FILE)? != Some(log.log_start_offset) {
+            checkpoint::write_offset_unsynced(
+                &log.dir,
+                LOG_START_OFFSET_FILE,
+                log.log_start_offset,
+            )?;
+        }
         Ok(())
     }
 }

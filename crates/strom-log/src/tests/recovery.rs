@@ -229,3 +229,89 @@ fn close_rewrites_only_what_changed_and_the_log_reopens_clean() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 5));
     assert_eq!(read_all(&log, 2), stored(&second, 2));
 }
+
+/// Closing the logs of a log dir writes no marker of their own; the log dir's one, written
+/// after a filesystem sync, makes the next open trust the files (a CRC-corrupted batch
+/// stays). Once it is removed, a crash after new appends is recovered batch by batch.
+#[test]
+fn log_dir_marker_is_trusted_once_and_a_crash_after_it_recovers() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let handle = fs::File::open(log_dir.path()).unwrap();
+    let dirs = [log_dir.path().join("a-0"), log_dir.path().join("b-0")];
+    let mut stored = Vec::new();
+    let mut closing = Vec::new();
+    for dir in &dirs {
+        let mut log = open(dir, LogConfig::default());
+        stored.push(
+            (0..3)
+                .map(|_| append(&mut log, &batch(2)))
+                .collect::<Vec<_>>(),
+        );
+        closing.push(log.close_unsynced().unwrap());
+    }
+    crate::sync_filesystem(&handle).unwrap();
+    for log in &closing {
+        log.finish().unwrap();
+    }
+    drop(closing);
+    crate::write_log_dir_clean_shutdown(log_dir.path(), &handle).unwrap();
+    let marker = log_dir.path().join(".kafka_cleanshutdown");
+    assert!(marker.is_file());
+    for dir in &dirs {
+        assert!(!dir.join(".kafka_cleanshutdown").exists());
+        assert_eq!(
+            fs::read_to_string(dir.join("recovery-point-offset-checkpoint")).unwrap(),
+            "0\n6\n"
+        );
+    }
+
+    let file = OpenOptions::new()
+        .write(true)
+        .open(log_path(&dirs[0], 0))
+        .unwrap();
+    let record_byte = stored[0][0].len() as u64 + 70;
+    file.write_all_at(&[0xAB], record_byte).unwrap();
+    assert!(crate::log_dir_had_clean_shutdown(log_dir.path()));
+    let mut log =
+        PartitionLog::open_in_log_dir(&dirs[0], LogConfig::default(), NOW_MS, true).unwrap();
+    assert_eq!(log.log_end_offset(), 6, "trusted as closed");
+    crate::remove_log_dir_clean_shutdown(log_dir.path()).unwrap();
+    assert!(!marker.exists());
+    let mut copy = batch(1);
+    log.append(&mut copy, 0, NOW_MS).unwrap();
+    drop(log); // kill -9
+
+    assert!(!crate::log_dir_had_clean_shutdown(log_dir.path()));
+    let log = PartitionLog::open_in_log_dir(&dirs[0], LogConfig::default(), NOW_MS, false).unwrap();
+    assert_eq!(
+        log.log_end_offset(),
+        2,
+        "the corrupted batch and all after it are cut off"
+    );
+    assert_eq!(read_all(&log, 0), stored[0][0]);
+}
+
+/// A log closed by today's `close` (its own marker) opens in a log dir without recovery,
+/// and the leftover marker is removed.
+#[test]
+fn own_marker_still_counts_in_a_log_dir_and_is_removed() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let dir = log_dir.path().join("a-0");
+    let mut log = open(&dir, LogConfig::default());
+    let stored: Vec<Vec<u8>> = (0..2).map(|_| append(&mut log, &batch(2))).collect();
+    log.close().unwrap();
+    let own = dir.join(".kafka_cleanshutdown");
+    assert!(own.is_file());
+    let file = OpenOptions::new()
+        .write(true)
+        .open(log_path(&dir, 0))
+        .unwrap();
+    let record_byte = stored[0].len() as u64 + 70;
+    file.write_all_at(&[0xAB], record_byte).unwrap();
+    let log = PartitionLog::open_in_log_dir(&dir, LogConfig::default(), NOW_MS, false).unwrap();
+    assert_eq!(log.log_end_offset(), 4, "trusted: closed cleanly");
+    assert!(!own.exists());
+    drop(log);
+    let log = PartitionLog::open_in_log_dir(&dir, LogConfig::default(), NOW_MS, false).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+}
