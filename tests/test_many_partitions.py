@@ -6,11 +6,13 @@ restarted, killed with SIGKILL and restarted: every partition reads back exactly
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import NewTopic
 
+import fetch_wire as fw
 from helpers import admin, consume_to_end, consumer, produce_all, producer
 
 NOFILE = 4096
@@ -94,3 +96,41 @@ def test_ten_thousand_partitions_within_4096_descriptors(broker_factory):
     assert "Too many open files" not in broker.log()
     # Stopping 10,000 freshly written logs cleanly was measured above; the teardown need not.
     broker.kill()
+
+
+
+@pytest.mark.timeout(300)
+def test_fetches_of_many_partitions_stuck_on_slow_readers_hold_few_descriptors(broker_factory):
+    """A region sent with sendfile keeps its file open until it is sent. Four Fetch responses of
+    1,000 partitions (20 KB each), whose clients do not read them, must not hold a descriptor per
+    partition: under a limit of 1,024 that would run the broker out of them."""
+    nofile, topics_n, per_topic, readers = 1024, 10, 100, 4
+    broker = broker_factory({"auto.create.topics.enable": "false"}, nofile=nofile)
+    adm = admin(broker)
+    topics = [f"wide-{i}" for i in range(topics_n)]
+    for t, fut in adm.create_topics([NewTopic(t, per_topic, 1) for t in topics]).items():
+        fut.result(timeout=120)
+    p = producer(broker, **{"linger.ms": 20})
+    expected = {}
+    for t in topics:
+        records = [{"value": f"{t}/{i}/".encode() + os.urandom(10_000).hex().encode(), "partition": i}
+                   for i in range(per_topic)]
+        assert len(produce_all(p, t, records, timeout_s=120)) == per_topic
+        expected.update({(t, r["partition"]): r["value"] for r in records})
+
+    wanted = [(t, i, 0) for t in topics for i in range(per_topic)]
+    conns = [fw.Conn(broker) for _ in range(readers)]
+    try:
+        sent = [conn.send_fetch(12, wanted, max_bytes=50 << 20) for conn in conns]
+        # The responses are ~20 MB each and nobody reads them yet: the broker's sends stall
+        # with the responses built. Sample the broker's descriptors meanwhile.
+        most = max(open_fds(broker) for _ in range(60) if time.sleep(0.05) is None)
+        assert most < nofile // 2 + readers * 64 + 128, most
+        for conn, cid in zip(conns, sent):
+            fetched = conn.receive_fetch(12, cid)
+            got = {(part.topic, part.partition): [v for _, v in part.values()] for part in fetched.parts}
+            assert got == {k: [v] for k, v in expected.items()}
+    finally:
+        for conn in conns:
+            conn.close()
+    assert "Too many open files" not in broker.log()

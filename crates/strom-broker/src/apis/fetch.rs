@@ -367,6 +367,7 @@ fn read_partitions(
     let mut budget = max_bytes;
     let mut total = 0usize;
     let mut has_error = false;
+    let mut held_files = 0usize;
     let mut partitions = Vec::with_capacity(to_read.len());
     for ((key, wanted), target) in to_read.iter().zip(targets) {
         let index = match key {
@@ -410,7 +411,14 @@ fn read_partitions(
             } else {
                 reader
                     .read(wanted.fetch_offset, limit, readable_end, min_one_batch)
-                    .and_then(|slices| records_of(slices, zero_copy))
+                    .and_then(|slices| {
+                        let send_from_files = zero_copy
+                            && slices.len() >= ZERO_COPY_MIN_BYTES
+                            && held_files + slices.slices.len() <= MAX_FILES_HELD_PER_RESPONSE;
+                        let records = records_of(slices, send_from_files)?;
+                        held_files += records.1.as_ref().map_or(0, |s| s.slices.len());
+                        Ok(records)
+                    })
                     .map(Some)
             };
             read.map(|records| (offsets, records)).map_err(|e| {
@@ -462,6 +470,13 @@ fn read_partitions(
         has_error,
     }
 }
+
+/// Smaller reads are copied: a copy costs less than a sendfile call of its own.
+const ZERO_COPY_MIN_BYTES: u64 = 16 * 1024;
+/// A slice sent from its file keeps the file open until it is sent, past the segment file
+/// cache's bound; a fetch of thousands of partitions copies the rest instead (within the
+/// same fetch.max.bytes budget), so it cannot run the broker out of descriptors.
+const MAX_FILES_HELD_PER_RESPONSE: usize = 64;
 
 /// The records of a read: a placeholder and the slices it stands for, or
 /// (without zero copy, or past what a placeholder can stand for) a copy.
