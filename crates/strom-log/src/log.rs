@@ -281,13 +281,17 @@ impl PartitionLog {
             .then_some((found_epoch, end_offset))
     }
 
-    pub(crate) fn write_leader_epochs(&self) -> Result<(), LogError> {
-        let lines: Vec<String> = self
-            .leader_epochs
+    /// The leader-epoch checkpoint's lines: `<epoch> <start offset>`.
+    fn leader_epoch_lines(&self) -> Vec<String> {
+        self.leader_epochs
             .entries()
             .iter()
             .map(|e| format!("{} {}", e.epoch, e.start_offset))
-            .collect();
+            .collect()
+    }
+
+    pub(crate) fn write_leader_epochs(&self) -> Result<(), LogError> {
+        let lines = self.leader_epoch_lines();
         checkpoint::write_entries(&self.dir.join(LEADER_EPOCH_FILE), &lines)?;
         Ok(())
     }
@@ -296,12 +300,7 @@ impl PartitionLog {
     /// KAFKA-15046 keeps fsyncs out of the log's lock; the first produce to each of many
     /// partitions would otherwise wait for two).
     fn write_leader_epochs_unsynced(&mut self) -> Result<(), LogError> {
-        let lines: Vec<String> = self
-            .leader_epochs
-            .entries()
-            .iter()
-            .map(|e| format!("{} {}", e.epoch, e.start_offset))
-            .collect();
+        let lines = self.leader_epoch_lines();
         checkpoint::write_entries_unsynced(&self.dir.join(LEADER_EPOCH_FILE), &lines)?;
         self.leader_epochs_unsynced = true;
         Ok(())

@@ -51,7 +51,7 @@ fn batches_in(bytes: &[u8], from: i64, to: i64) -> Vec<u8> {
         .collect()
 }
 
-fn leftovers(dir: &Path) -> Vec<String> {
+pub(crate) fn leftovers(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -10,6 +10,7 @@ use std::thread;
 use strom_wire::batch::Batches;
 
 use super::compaction::{eager, put, visible};
+use super::compaction_crash::leftovers;
 use super::*;
 use crate::swap::SwapStep;
 
@@ -187,14 +188,6 @@ fn overwritten_log(dir: &Path) -> PartitionLog {
     }
     assert!(segment_bases(&log).len() > 5);
     log
-}
-
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".cleaned") || n.ends_with(".swap"))
-        .collect()
 }
 
 #[test]
