@@ -296,9 +296,11 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// The checkpoint of a new epoch on the append path: written, not yet synced (Kafka's
-    /// KAFKA-15046 keeps fsyncs out of the log's lock; the first produce to each of many
-    /// partitions would otherwise wait for two).
+    /// The checkpoint of a new epoch on the append path: written, not yet synced, so the
+    /// first produce to each of many partitions does not wait for two fsyncs under the lock.
+    /// Kafka's `assign` still fsyncs here (KAFKA-15046 moved only truncation's flush off the
+    /// lock); strom syncs before the recovery point passes the epoch's start instead, since
+    /// recovery rebuilds the epochs of everything past the recovery point.
     fn write_leader_epochs_unsynced(&mut self) -> Result<(), LogError> {
         let lines = self.leader_epoch_lines();
         checkpoint::write_entries_unsynced(&self.dir.join(LEADER_EPOCH_FILE), &lines)?;
