@@ -22,19 +22,26 @@ pub const REPLICATION_OFFSET_FILE: &str = "replication-offset-checkpoint";
 /// Entry lists are read whole: 64 MiB holds about two million partitions' high watermarks.
 const MAX_ENTRY_LIST_BYTES: u64 = 64 << 20;
 
-/// Reads a checkpointed offset; `None` when the file is missing or unreadable garbage.
-pub(crate) fn read_offset(dir: &Path, name: &str) -> std::io::Result<Option<i64>> {
-    let path = dir.join(name);
-    let len = match fs::metadata(&path) {
+/// A checkpoint file's text; `None` when it is missing or larger than `max_bytes` (logged).
+fn read_bounded(path: &Path, max_bytes: u64) -> std::io::Result<Option<String>> {
+    let len = match fs::metadata(path) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    if len > MAX_CHECKPOINT_BYTES {
+    if len > max_bytes {
         warn!(path = %path.display(), len, "ignoring oversized checkpoint file");
         return Ok(None);
     }
-    let text = fs::read_to_string(&path).unwrap_or_default();
+    Ok(Some(fs::read_to_string(path).unwrap_or_default()))
+}
+
+/// Reads a checkpointed offset; `None` when the file is missing or unreadable garbage.
+pub(crate) fn read_offset(dir: &Path, name: &str) -> std::io::Result<Option<i64>> {
+    let path = dir.join(name);
+    let Some(text) = read_bounded(&path, MAX_CHECKPOINT_BYTES)? else {
+        return Ok(None);
+    };
     let mut lines = text.lines();
     let parsed = match (lines.next(), lines.next()) {
         (Some(VERSION), Some(value)) => value.trim().parse::<i64>().ok().filter(|v| *v >= 0),
@@ -79,16 +86,9 @@ pub(crate) fn read_entries<T>(
     path: &Path,
     parse: impl Fn(&str) -> Option<T>,
 ) -> std::io::Result<Option<Vec<T>>> {
-    let len = match fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if len > MAX_ENTRY_LIST_BYTES {
-        warn!(path = %path.display(), len, "ignoring oversized checkpoint file");
+    let Some(text) = read_bounded(path, MAX_ENTRY_LIST_BYTES)? else {
         return Ok(None);
-    }
-    let text = fs::read_to_string(path).unwrap_or_default();
+    };
     let mut lines = text.lines();
     let parsed = (|| {
         if lines.next()? != VERSION {

@@ -384,16 +384,8 @@ impl PartitionLog {
         let mut metas = split_batches(batches)?;
         let mut next_offset = self.log_end_offset();
         for meta in &mut metas {
-            let delta = meta.last_offset - meta.base_offset;
             let start = meta.position as usize;
-            set_base_offset(&mut batches[start..], next_offset);
-            set_partition_leader_epoch(&mut batches[start..], leader_epoch);
-            meta.leader_epoch = leader_epoch;
-            meta.base_offset = next_offset;
-            meta.last_offset = next_offset
-                .checked_add(delta)
-                .ok_or_else(|| LogError::InvalidBatch("offsets overflow i64".into()))?;
-            next_offset = meta.last_offset + 1;
+            next_offset = assign_offsets(&mut batches[start..], meta, next_offset, leader_epoch)?;
         }
         self.append_metas(&[batches], &metas, now_ms)
     }
@@ -423,15 +415,7 @@ impl PartitionLog {
                     meta.size_bytes
                 )));
             }
-            let delta = meta.last_offset - meta.base_offset;
-            set_base_offset(&mut batch.header, next_offset);
-            set_partition_leader_epoch(&mut batch.header, leader_epoch);
-            meta.leader_epoch = leader_epoch;
-            meta.base_offset = next_offset;
-            meta.last_offset = next_offset
-                .checked_add(delta)
-                .ok_or_else(|| LogError::InvalidBatch("offsets overflow i64".into()))?;
-            next_offset = meta.last_offset + 1;
+            next_offset = assign_offsets(&mut batch.header, &mut meta, next_offset, leader_epoch)?;
             position += size;
             metas.push(meta);
         }
@@ -762,6 +746,25 @@ fn read_epoch_checkpoint(dir: &Path) -> Result<Option<Vec<EpochEntry>>, LogError
             })
         },
     )?)
+}
+
+/// Rewrites a batch's header (`header` starts at the batch) to start at `next_offset` in
+/// `leader_epoch`, updates `meta` to match, and returns the offset after the batch.
+fn assign_offsets(
+    header: &mut [u8],
+    meta: &mut BatchMeta,
+    next_offset: i64,
+    leader_epoch: i32,
+) -> Result<i64, LogError> {
+    let delta = meta.last_offset - meta.base_offset;
+    set_base_offset(header, next_offset);
+    set_partition_leader_epoch(header, leader_epoch);
+    meta.leader_epoch = leader_epoch;
+    meta.base_offset = next_offset;
+    meta.last_offset = next_offset
+        .checked_add(delta)
+        .ok_or_else(|| LogError::InvalidBatch("offsets overflow i64".into()))?;
+    Ok(meta.last_offset + 1)
 }
 
 /// Splits concatenated batches by their headers (the caller already validated CRCs).
