@@ -1,16 +1,15 @@
-//! The runtime of the group coordinator: one sans-io shard
-//! (`strom_coordinator::GroupCoordinatorShard`) per `__consumer_offsets`
-//! partition this broker leads. A call runs the shard under its lock, appends
-//! the records it returns to the partition's log, and only then hands out the
-//! replies, which may answer requests parked by earlier calls. Timers run
-//! through `tick` from a task that sleeps until the earliest shard deadline.
+//! The group coordinator: one sans-io shard (`strom_coordinator::GroupCoordinatorShard`)
+//! per `__consumer_offsets` partition this broker leads, driven by the shared
+//! [`CoordinatorRuntime`] (records appended before replies, replies after the high
+//! watermark, rollback on a failed append, markers replayed). This module adds what is
+//! particular to groups: creating the offsets topic, routing a group to its shard, and
+//! handing topics and group configs to the shards.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use strom_coordinator::{
     group_partition, CoordinatorRecord, GroupConfig, GroupCoordinatorShard, GroupOverrides, Output,
     Reply,
@@ -18,33 +17,86 @@ use strom_coordinator::{
 use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
 use strom_metadata::{ConfigResource, MetadataImage};
 use strom_types::{ErrorCode, TopicId};
-use tokio::sync::{oneshot, Notify};
 use tracing::{info, warn};
 
-use crate::broker::{now_ms, Broker};
-use crate::internal_log::{encode_batch, replay};
-use crate::partition::Partition;
+use crate::broker::Broker;
+use crate::coordinator_runtime::{
+    CoordinatorRuntime, CoordinatorShard, ReplayFailed, Replayed, ShardOutput, ShardRecord,
+};
+use crate::internal_log::BatchProducer;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Longest a request waits for its reply; joins park at most for the
-/// rebalance timeout, so this only catches a reply that never comes.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+type GroupOutput = ShardOutput<Reply, Infallible>;
 
-struct LoadedShard {
-    partition: Arc<Partition>,
-    shard: Mutex<GroupCoordinatorShard>,
+fn shard_record(record: CoordinatorRecord) -> ShardRecord {
+    ShardRecord {
+        key: record.key,
+        value: record.value,
+    }
+}
+
+impl From<Output> for GroupOutput {
+    fn from(output: Output) -> Self {
+        ShardOutput {
+            records: output.records.into_iter().map(shard_record).collect(),
+            transactional: Vec::new(),
+            replies: output.replies,
+            effects: Vec::new(),
+        }
+    }
+}
+
+impl CoordinatorShard for GroupCoordinatorShard {
+    type Reply = Reply;
+    type Effect = Infallible;
+
+    fn replay(&mut self, item: Replayed<'_>) -> Result<(), ReplayFailed> {
+        match item {
+            Replayed::Record {
+                producer: None,
+                key,
+                value,
+                ..
+            } => GroupCoordinatorShard::replay(
+                self,
+                &CoordinatorRecord {
+                    key: key.to_vec(),
+                    value: value.map(<[u8]>::to_vec),
+                },
+            )
+            .map_err(|e| ReplayFailed(e.to_string())),
+            // Transactional offsets are not handled yet: skipped as before.
+            Replayed::Record { .. } | Replayed::Marker { .. } => Ok(()),
+        }
+    }
+
+    fn loaded(&mut self, now_ms: i64) -> GroupOutput {
+        GroupCoordinatorShard::loaded(self, now_ms).into()
+    }
+
+    fn tick(&mut self, now_ms: i64) -> GroupOutput {
+        GroupCoordinatorShard::tick(self, now_ms).into()
+    }
+
+    fn next_deadline_ms(&self) -> Option<i64> {
+        GroupCoordinatorShard::next_deadline_ms(self)
+    }
+
+    fn marker_written(
+        &mut self,
+        _now_ms: i64,
+        _offset: i64,
+        _producer_id: i64,
+        _commit: bool,
+    ) -> GroupOutput {
+        GroupOutput::default()
+    }
 }
 
 pub struct GroupCoordinator {
     config: GroupConfig,
-    /// How long a call that wrote records waits before its replies go out.
-    append_linger: Duration,
-    shards: RwLock<HashMap<i32, Arc<LoadedShard>>>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
-    next_request_id: AtomicU64,
-    /// Woken when a call may have moved a deadline earlier.
-    pub deadlines_changed: Notify,
+    runtime: CoordinatorRuntime<GroupCoordinatorShard>,
     /// Serializes creating the offsets topic.
     creating: tokio::sync::Mutex<()>,
     /// The topics last handed to the shards (consumer-group assignors need them).
@@ -92,11 +144,7 @@ impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
         Self {
             config,
-            append_linger: Duration::ZERO,
-            shards: RwLock::new(HashMap::new()),
-            pending: Mutex::new(HashMap::new()),
-            next_request_id: AtomicU64::new(1),
-            deadlines_changed: Notify::new(),
+            runtime: CoordinatorRuntime::new("group"),
             creating: tokio::sync::Mutex::new(()),
             topics: Mutex::new(TopicMetadata::new()),
             group_configs: Mutex::new(BTreeMap::new()),
@@ -113,10 +161,8 @@ impl GroupCoordinator {
             }
             *last = overrides.clone();
         }
-        for loaded in self.loaded_shards() {
-            let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
-            shard.set_group_configs(overrides.clone());
-        }
+        self.runtime
+            .configure_all(|shard| shard.set_group_configs(overrides.clone()));
     }
 
     /// `group.coordinator.append.linger.ms`: Kafka's coordinator answers a write
@@ -124,7 +170,9 @@ impl GroupCoordinator {
     /// that pace (librdkafka's KIP-848 consumer loses a subscribe() made while an
     /// unsubscribe is in flight when the answers come back within a millisecond).
     pub fn with_append_linger_ms(mut self, linger_ms: i32) -> Self {
-        self.append_linger = Duration::from_millis(u64::try_from(linger_ms).unwrap_or(0));
+        self.runtime = self
+            .runtime
+            .with_append_linger(Duration::from_millis(u64::try_from(linger_ms).unwrap_or(0)));
         self
     }
 
@@ -136,11 +184,10 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` if it does not exist yet (as Kafka does on
     /// the first group request) and loads every shard hosted here.
     pub async fn ensure_loaded(&self, broker: &Broker) -> Result<(), ErrorCode> {
-        let loaded = self.shards.read().unwrap_or_else(|p| p.into_inner()).len();
         if broker
             .image()
             .topic(OFFSETS_TOPIC)
-            .is_some_and(|t| t.partitions.len() == loaded)
+            .is_some_and(|t| t.partitions.len() == self.runtime.loaded_count())
         {
             return Ok(());
         }
@@ -172,18 +219,13 @@ impl GroupCoordinator {
             *last = topics.clone();
             deleted
         };
-        let shards = self.loaded_shards();
-        for loaded in shards {
-            let output = {
-                let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
-                let mut output = shard.set_topic_metadata(now_ms(), &topics);
-                if !deleted.is_empty() {
-                    merge(&mut output, shard.topics_deleted(now_ms(), &deleted));
-                }
-                output
-            };
-            self.finish(&loaded, output);
-        }
+        self.runtime.for_each_shard(|shard, now| {
+            let mut output = shard.set_topic_metadata(now, &topics);
+            if !deleted.is_empty() {
+                merge(&mut output, shard.topics_deleted(now, &deleted));
+            }
+            output.into()
+        });
     }
 
     /// Loads a shard for every hosted `__consumer_offsets` partition not loaded yet.
@@ -192,91 +234,33 @@ impl GroupCoordinator {
             return;
         };
         for index in topic.partitions.keys() {
-            if self
-                .shards
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains_key(index)
-            {
+            if self.runtime.is_loaded(*index) {
                 continue;
             }
             let Some(partition) = broker.partition(OFFSETS_TOPIC, *index) else {
                 continue;
             };
-            match self.load_shard(partition) {
-                Ok(loaded) => {
-                    self.shards
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(*index, loaded);
-                }
-                Err(e) => {
-                    warn!(partition = index, error = %e, "loading a group coordinator shard failed")
-                }
-            }
-        }
-        self.deadlines_changed.notify_one();
-    }
-
-    /// A fresh shard with every record of the partition replayed into it.
-    fn rebuild_shard(
-        &self,
-        partition: &Partition,
-    ) -> Result<(GroupCoordinatorShard, usize), String> {
-        let mut shard =
-            GroupCoordinatorShard::new(self.config.clone()).with_member_id_seed(random_seed());
-        shard.set_group_configs(
-            self.group_configs
+            let mut fresh =
+                GroupCoordinatorShard::new(self.config.clone()).with_member_id_seed(random_seed());
+            fresh.set_group_configs(
+                self.group_configs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            );
+            let topics = self
+                .topics
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        );
-        // Through the reader: a replay never holds the partition's lock.
-        let count = replay(partition.reader(), |_, key, value| {
-            shard.replay(&CoordinatorRecord {
-                key: key.map(|k| k.to_vec()).unwrap_or_default(),
-                value: value.map(|v| v.to_vec()),
-            })
-        })
-        .map_err(|e| e.to_string())?;
-        Ok((shard, count))
-    }
-
-    fn load_shard(&self, partition: Arc<Partition>) -> Result<Arc<LoadedShard>, String> {
-        let (shard, count) = self.rebuild_shard(&partition)?;
-        let loaded = Arc::new(LoadedShard {
-            partition,
-            shard: Mutex::new(shard),
-        });
-        let output = self.start_shard(&mut loaded.shard.lock().unwrap_or_else(|p| p.into_inner()));
-        self.finish(&loaded, output);
-        info!(
-            partition = loaded.partition.index,
-            records = count,
-            "group coordinator shard loaded"
-        );
-        Ok(loaded)
-    }
-
-    fn loaded_shards(&self) -> Vec<Arc<LoadedShard>> {
-        self.shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-
-    /// After a replay: members get fresh session deadlines and the shard learns the topics.
-    fn start_shard(&self, shard: &mut GroupCoordinatorShard) -> Output {
-        let topics = self
-            .topics
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let mut output = shard.loaded(now_ms());
-        merge(&mut output, shard.set_topic_metadata(now_ms(), &topics));
-        output
+                .clone();
+            // After the replay the shard learns the topics (consumer groups wait for them).
+            let start = |shard: &mut GroupCoordinatorShard, now| -> GroupOutput {
+                shard.set_topic_metadata(now, &topics).into()
+            };
+            if let Err(e) = self.runtime.load(*index, partition, fresh, start) {
+                warn!(partition = index, error = %e, "loading a group coordinator shard failed");
+            }
+        }
     }
 
     /// Runs `op` on the shard that owns `group_id` and waits for its reply.
@@ -288,48 +272,10 @@ impl GroupCoordinator {
     ) -> Result<Reply, ErrorCode> {
         self.ensure_loaded(broker).await?;
         let index = self.partition_for(broker, group_id);
-        let loaded = self
-            .shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&index)
-            .cloned()
-            .ok_or(ErrorCode::NotCoordinator)?;
-        let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, receiver) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(request_id, sender);
-        let output = {
-            let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
-            let now = now_ms();
-            // Deadlines already past apply first (the timer task may not have run
-            // yet), so the request sees the group as of `now`: e.g. DeleteGroups
-            // right after a session expired.
-            let mut output = Output::default();
-            if shard.next_deadline_ms().is_some_and(|d| d <= now) {
-                output = shard.tick(now);
-            }
-            merge(&mut output, op(&mut shard, now, request_id));
-            self.persist_or_reload(&loaded, &mut shard, output)
-        };
-        if !output.records.is_empty() && !self.append_linger.is_zero() {
-            tokio::time::sleep(self.append_linger).await;
-        }
-        self.deliver(output);
-        self.deadlines_changed.notify_one();
-        match tokio::time::timeout(REPLY_TIMEOUT, receiver).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(ErrorCode::CoordinatorNotAvailable),
-            Err(_) => {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&request_id);
-                Err(ErrorCode::RequestTimedOut)
-            }
-        }
+        self.runtime
+            .call(index, op)
+            .await
+            .map(|(reply, _no_effects)| reply)
     }
 
     /// Runs `op` on every loaded shard (ListGroups) and returns their replies.
@@ -339,148 +285,41 @@ impl GroupCoordinator {
         op: impl Fn(&mut GroupCoordinatorShard, i64, u64) -> Output,
     ) -> Result<Vec<Reply>, ErrorCode> {
         self.ensure_loaded(broker).await?;
-        let shards = self.loaded_shards();
-        let mut replies = Vec::with_capacity(shards.len());
-        for loaded in shards {
-            let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-            let output = {
-                let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
-                let output = op(&mut shard, now_ms(), request_id);
-                self.persist_or_reload(&loaded, &mut shard, output)
-            };
-            let (mine, others): (Vec<_>, Vec<_>) = output
-                .replies
-                .into_iter()
-                .partition(|(id, _)| *id == request_id);
-            self.deliver(Output {
-                records: Vec::new(),
-                replies: others,
-            });
-            replies.extend(mine.into_iter().map(|(_, reply)| reply));
-        }
-        Ok(replies)
+        Ok(self
+            .runtime
+            .call_all(|shard, now, id| op(shard, now, id).into())
+            .await)
     }
 
-    /// Appends the output's records; if that fails, the shard's memory is
-    /// ahead of its log, so it is rebuilt from the log and the replies dropped
-    /// (their callers see COORDINATOR_NOT_AVAILABLE).
-    fn persist_or_reload(
+    /// Writes a transaction marker to the `__consumer_offsets` partition `index`.
+    pub(crate) async fn write_marker(
         &self,
-        loaded: &LoadedShard,
-        shard: &mut GroupCoordinatorShard,
-        output: Output,
-    ) -> Output {
-        if output.records.is_empty() {
-            return output;
-        }
-        match append_records(&loaded.partition, &output.records) {
-            Ok(()) => output,
-            Err(e) => {
-                warn!(partition = loaded.partition.index, error = %e, "appending group records failed; reloading the shard");
-                let Ok((mut fresh, _)) = self.rebuild_shard(&loaded.partition) else {
-                    // The log is unreadable too: keep the shard and drop the replies.
-                    return Output::default();
-                };
-                let started = self.start_shard(&mut fresh);
-                *shard = fresh;
-                // Records of the restart itself are written by the next successful call.
-                Output {
-                    records: Vec::new(),
-                    replies: started.replies,
-                }
-            }
-        }
-    }
-
-    fn finish(&self, loaded: &LoadedShard, output: Output) {
-        let output = {
-            let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
-            self.persist_or_reload(loaded, &mut shard, output)
-        };
-        self.deliver(output);
-    }
-
-    fn deliver(&self, output: Output) {
-        if output.replies.is_empty() {
-            return;
-        }
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for (request_id, reply) in output.replies {
-            if let Some(sender) = pending.remove(&request_id) {
-                let _ = sender.send(reply);
-            }
-        }
-    }
-
-    /// The earliest deadline over all shards.
-    pub fn next_deadline_ms(&self) -> Option<i64> {
-        self.shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter_map(|s| {
-                s.shard
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .next_deadline_ms()
-            })
-            .min()
-    }
-
-    /// Ticks every shard whose deadline has passed.
-    pub fn tick_due(&self) {
-        let now = now_ms();
-        let shards = self.loaded_shards();
-        for loaded in shards {
-            let output = {
-                let mut shard = loaded.shard.lock().unwrap_or_else(|p| p.into_inner());
-                if shard.next_deadline_ms().is_none_or(|d| d > now) {
-                    continue;
-                }
-                let output = shard.tick(now);
-                self.persist_or_reload(&loaded, &mut shard, output)
-            };
-            self.deliver(output);
-        }
+        index: i32,
+        producer: BatchProducer,
+        coordinator_epoch: i32,
+        commit: bool,
+    ) -> Result<(), ErrorCode> {
+        self.runtime
+            .write_marker(index, producer, coordinator_epoch, commit)
+            .await
+            .map(|_no_effects| ())
     }
 }
 
 /// Runs shard timers until the task is dropped.
 pub async fn run_timers(broker: Arc<Broker>) {
-    const IDLE_WAIT: Duration = Duration::from_secs(1);
-    loop {
-        let wait = broker
-            .groups
-            .next_deadline_ms()
-            .map(|deadline| Duration::from_millis(deadline.saturating_sub(now_ms()).max(0) as u64))
-            .unwrap_or(IDLE_WAIT)
-            .min(IDLE_WAIT);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = broker.groups.deadlines_changed.notified() => {}
-        }
-        broker.groups.tick_due();
-    }
+    let runtime = RuntimeRef(broker);
+    crate::coordinator_runtime::run_timers(runtime, |_: Vec<Infallible>| async {}).await;
 }
 
-fn append_records(
-    partition: &Partition,
-    records: &[CoordinatorRecord],
-) -> Result<(), strom_log::LogError> {
-    let entries: Vec<(Option<Bytes>, Option<Bytes>)> = records
-        .iter()
-        .map(|r| {
-            (
-                Some(Bytes::copy_from_slice(&r.key)),
-                r.value.as_ref().map(|v| Bytes::copy_from_slice(v)),
-            )
-        })
-        .collect();
-    let now = now_ms();
-    let mut batch = encode_batch(&entries, now)?;
-    partition.append(&mut batch, now)?;
-    partition.notify_appended();
-    Ok(())
+/// The group runtime, reached through the broker that owns it.
+struct RuntimeRef(Arc<Broker>);
+
+impl std::ops::Deref for RuntimeRef {
+    type Target = CoordinatorRuntime<GroupCoordinatorShard>;
+    fn deref(&self) -> &Self::Target {
+        &self.0.groups.runtime
+    }
 }
 
 async fn create_offsets_topic(broker: &Broker) -> Result<(), ErrorCode> {

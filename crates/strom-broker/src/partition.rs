@@ -187,3 +187,18 @@ impl strom_log::LogLock for Partition {
         Partition::with_log(self, f)
     }
 }
+
+impl Partition {
+    /// Appends a transaction marker for `producer_id`; returns its offset.
+    /// (Placeholder until the log tracks transactions: refuses.)
+    pub fn append_control_marker(
+        &self,
+        _producer_id: i64,
+        _producer_epoch: i16,
+        _coordinator_epoch: i32,
+        _commit: bool,
+        _now_ms: i64,
+    ) -> Result<i64, strom_types::ErrorCode> {
+        Err(strom_types::ErrorCode::UnknownServerError)
+    }
+}

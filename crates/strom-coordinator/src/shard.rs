@@ -85,7 +85,7 @@ impl Group {
 /// The group coordinator for one `__consumer_offsets` partition. Sans-io: every
 /// call takes the current time and returns the records to append and the replies
 /// to send (see [`Output`]).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct GroupCoordinatorShard {
     pub(crate) config: GroupConfig,
     pub(crate) groups: BTreeMap<String, Group>,
