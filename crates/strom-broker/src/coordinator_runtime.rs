@@ -654,3 +654,196 @@ pub async fn run_timers<S: CoordinatorShard, F, Fut>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_metadata::topic_config::{BrokerConfigLookup, ConfigSource};
+    use strom_metadata::MetadataImage;
+
+    struct NoOverrides;
+    impl BrokerConfigLookup for NoOverrides {
+        fn broker_config(&self, _name: &str) -> Vec<(String, ConfigSource)> {
+            Vec::new()
+        }
+    }
+
+    /// Sums the numbers in its records; a producer's stay pending until its commit marker.
+    #[derive(Clone, Default)]
+    struct Counter {
+        total: i64,
+        markers: Vec<(i64, bool)>,
+        pending_by_producer: HashMap<i64, i64>,
+    }
+
+    impl CoordinatorShard for Counter {
+        type Reply = i64;
+        type Effect = ();
+        fn replay(&mut self, item: Replayed<'_>) -> Result<(), ReplayFailed> {
+            match item {
+                Replayed::Record {
+                    producer, value, ..
+                } => {
+                    let n: i64 = std::str::from_utf8(value.unwrap_or_default())
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| ReplayFailed("not a number".into()))?;
+                    match producer {
+                        None => self.total += n,
+                        Some(p) => *self.pending_by_producer.entry(p.producer_id).or_default() += n,
+                    }
+                }
+                Replayed::Marker {
+                    producer_id,
+                    commit,
+                    ..
+                } => {
+                    let pending = self.pending_by_producer.remove(&producer_id).unwrap_or(0);
+                    if commit {
+                        self.total += pending;
+                    }
+                    self.markers.push((producer_id, commit));
+                }
+            }
+            Ok(())
+        }
+        fn loaded(&mut self, _now_ms: i64) -> ShardOutput<i64, ()> {
+            ShardOutput::default()
+        }
+        fn tick(&mut self, _now_ms: i64) -> ShardOutput<i64, ()> {
+            ShardOutput::default()
+        }
+        fn next_deadline_ms(&self) -> Option<i64> {
+            None
+        }
+        fn marker_written(&mut self, _: i64, _: i64, _: i64, _: bool) -> ShardOutput<i64, ()> {
+            ShardOutput::default()
+        }
+    }
+
+    /// An op that adds `n` (a record of `size` bytes) and answers with the new total.
+    fn add(n: i64, pad: usize) -> impl FnOnce(&mut Counter, i64, u64) -> ShardOutput<i64, ()> {
+        move |shard, _now, id| {
+            let mut value = n.to_string().into_bytes();
+            let record = ShardRecord {
+                key: vec![b'k'; pad],
+                value: Some(std::mem::take(&mut value)),
+            };
+            shard
+                .replay(Replayed::Record {
+                    offset: -1,
+                    producer: None,
+                    key: &record.key,
+                    value: record.value.as_deref(),
+                })
+                .unwrap();
+            ShardOutput {
+                records: vec![record],
+                replies: vec![(id, shard.total)],
+                ..ShardOutput::default()
+            }
+        }
+    }
+
+    fn partition(dir: &std::path::Path) -> Arc<Partition> {
+        let mut settings = crate::topic_settings::resolve(
+            &MetadataImage::default(),
+            &NoOverrides,
+            "__test_coordinator",
+        );
+        // A record larger than a segment cannot be appended: the failure under test.
+        settings.log.segment_bytes = 4096;
+        let log = strom_log::PartitionLog::open(dir, settings.log.clone(), now_ms()).unwrap();
+        Arc::new(Partition::new(
+            "__test_coordinator".into(),
+            strom_types::TopicId::new_v4(),
+            0,
+            vec![1],
+            0,
+            log,
+            settings,
+        ))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_append_rolls_the_shard_back_to_its_committed_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = partition(dir.path());
+        let runtime = CoordinatorRuntime::<Counter>::new("test");
+        runtime
+            .load(0, partition.clone(), Counter::default(), |_, _| {
+                ShardOutput::default()
+            })
+            .unwrap();
+        assert_eq!(runtime.call(0, add(5, 1)).await.unwrap().0, 5);
+        assert_eq!(runtime.call(0, add(7, 1)).await.unwrap().0, 12);
+        // The shard applies 100 in memory, but its record does not fit a segment.
+        assert_eq!(
+            runtime.call(0, add(100, 8192)).await.unwrap_err(),
+            ErrorCode::CoordinatorNotAvailable
+        );
+        // Back at 12, not 112, without a replay of the partition.
+        assert_eq!(runtime.call(0, add(1, 1)).await.unwrap().0, 13);
+        assert_eq!(partition.log_start_offset(), 0);
+        assert_eq!(partition.high_watermark(), 3);
+        // A reload from the log agrees with the live shard.
+        let reloaded = CoordinatorRuntime::<Counter>::new("test");
+        reloaded
+            .load(0, partition.clone(), Counter::default(), |_, _| {
+                ShardOutput::default()
+            })
+            .unwrap();
+        let total = reloaded.shard(0).unwrap().lock().live.total;
+        assert_eq!(total, 13);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transactional_records_stay_pending_until_their_marker_is_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = partition(dir.path());
+        let runtime = CoordinatorRuntime::<Counter>::new("test");
+        runtime
+            .load(0, partition.clone(), Counter::default(), |_, _| {
+                ShardOutput::default()
+            })
+            .unwrap();
+        let producer = BatchProducer {
+            producer_id: 42,
+            producer_epoch: 3,
+        };
+        let (reply, _) = runtime
+            .call(0, move |shard: &mut Counter, _, id| {
+                *shard.pending_by_producer.entry(42).or_default() += 9;
+                ShardOutput {
+                    records: vec![ShardRecord {
+                        key: b"k".to_vec(),
+                        value: Some(b"2".to_vec()),
+                    }],
+                    transactional: vec![TransactionalWrite {
+                        producer,
+                        records: vec![ShardRecord {
+                            key: b"k".to_vec(),
+                            value: Some(b"9".to_vec()),
+                        }],
+                    }],
+                    replies: vec![(id, 0)],
+                    effects: Vec::new(),
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(reply, 0);
+        // Both batches are in the log: the plain one first, then the producer's.
+        let replayed = CoordinatorRuntime::<Counter>::new("test");
+        replayed
+            .load(0, partition.clone(), Counter::default(), |_, _| {
+                ShardOutput::default()
+            })
+            .unwrap();
+        let shard = replayed.shard(0).unwrap();
+        let copies = shard.lock();
+        assert_eq!(copies.live.total, 2);
+        assert_eq!(copies.live.pending_by_producer.get(&42), Some(&9));
+        assert_eq!(copies.committed.pending_by_producer.get(&42), Some(&9));
+    }
+}
