@@ -77,6 +77,20 @@ pub struct BrokerConfig {
     /// the topic is created so a single broker works with no configuration.
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_segment_bytes: i32,
+    /// `transaction.state.log.*`: the partitions, replication factor (capped at the live
+    /// brokers, as for `__consumer_offsets`), segment size and min ISR of `__transaction_state`.
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_state_log_replication_factor: i16,
+    pub transaction_state_log_segment_bytes: i32,
+    pub transaction_state_log_min_isr: i32,
+    /// `transaction.max.timeout.ms`: the longest transaction timeout a producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: idle transactional ids are forgotten after it.
+    pub transactional_id_expiration_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub transaction_abort_timed_out_cleanup_interval_ms: i32,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub transaction_remove_expired_cleanup_interval_ms: i32,
     /// Group coordinator settings (`group.*`, `offsets.retention.*`, `offset.metadata.max.bytes`).
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
@@ -274,6 +288,43 @@ impl BrokerConfig {
             offsets_topic_replication_factor: parse(&map, "offsets.topic.replication.factor", 3)?
                 .max(1),
             offsets_topic_segment_bytes: parse(&map, "offsets.topic.segment.bytes", 104_857_600)?,
+            transaction_state_log_num_partitions: parse(
+                &map,
+                "transaction.state.log.num.partitions",
+                50,
+            )?
+            .max(1),
+            transaction_state_log_replication_factor: parse(
+                &map,
+                "transaction.state.log.replication.factor",
+                3,
+            )?
+            .max(1),
+            transaction_state_log_segment_bytes: parse(
+                &map,
+                "transaction.state.log.segment.bytes",
+                104_857_600,
+            )?,
+            transaction_state_log_min_isr: parse(&map, "transaction.state.log.min.isr", 2)?,
+            transaction_max_timeout_ms: parse(&map, "transaction.max.timeout.ms", 900_000)?.max(1),
+            transactional_id_expiration_ms: parse(
+                &map,
+                "transactional.id.expiration.ms",
+                604_800_000,
+            )?
+            .max(1),
+            transaction_abort_timed_out_cleanup_interval_ms: parse(
+                &map,
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+            )?
+            .max(1),
+            transaction_remove_expired_cleanup_interval_ms: parse(
+                &map,
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                3_600_000,
+            )?
+            .max(1),
             group_min_session_timeout_ms: parse(&map, "group.min.session.timeout.ms", 6_000)?,
             group_max_session_timeout_ms: parse(&map, "group.max.session.timeout.ms", 1_800_000)?,
             group_initial_rebalance_delay_ms: parse(

@@ -14,16 +14,16 @@ use strom_coordinator::{
     group_partition, CoordinatorRecord, GroupConfig, GroupCoordinatorShard, GroupOverrides, Output,
     Reply,
 };
-use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
 use strom_metadata::{ConfigResource, MetadataImage};
 use strom_types::{ErrorCode, TopicId};
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::broker::Broker;
 use crate::coordinator_runtime::{
     CoordinatorRuntime, CoordinatorShard, ReplayFailed, Replayed, ShardOutput, ShardRecord,
 };
 use crate::internal_log::BatchProducer;
+use crate::internal_topics::{ensure_created, InternalTopic};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -323,46 +323,19 @@ impl std::ops::Deref for RuntimeRef {
 }
 
 async fn create_offsets_topic(broker: &Broker) -> Result<(), ErrorCode> {
-    let mut controller = broker.controller().await;
-    let image = broker.image();
-    if image.topic(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
-    let live_brokers = image.brokers().count().max(1) as i16;
-    let spec = NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        num_partitions: broker.config.offsets_topic_num_partitions,
-        replication_factor: broker
-            .config
-            .offsets_topic_replication_factor
-            .min(live_brokers),
-        assignments: Vec::new(),
-        configs: vec![
-            ("cleanup.policy".into(), Some("compact".into())),
-            ("compression.type".into(), Some("producer".into())),
-            (
-                "segment.bytes".into(),
-                Some(broker.config.offsets_topic_segment_bytes.to_string()),
-            ),
-        ],
-    };
-    let defaults = TopicDefaults {
-        num_partitions: broker.config.num_partitions,
-        replication_factor: broker.config.default_replication_factor,
-    };
-    let (records, _) = create_topic(&image, &spec, defaults, TopicId::new_v4()).map_err(|e| {
-        warn!(error = %e, "creating {OFFSETS_TOPIC} failed");
-        ErrorCode::CoordinatorNotAvailable
-    })?;
-    broker.commit(&mut controller, records).map_err(|e| {
-        warn!(error = %e, "creating {OFFSETS_TOPIC} failed");
-        ErrorCode::CoordinatorNotAvailable
-    })?;
-    info!(
-        partitions = broker.config.offsets_topic_num_partitions,
-        "created {OFFSETS_TOPIC}"
-    );
-    Ok(())
+    let config = &broker.config;
+    ensure_created(
+        broker,
+        &InternalTopic {
+            name: OFFSETS_TOPIC,
+            partitions: config.offsets_topic_num_partitions,
+            replication_factor: config.offsets_topic_replication_factor,
+            segment_bytes: config.offsets_topic_segment_bytes,
+            min_insync_replicas: None,
+            compression: "producer",
+        },
+    )
+    .await
 }
 
 fn merge(into: &mut Output, other: Output) {

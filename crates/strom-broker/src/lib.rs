@@ -14,6 +14,7 @@ pub mod fetch_session;
 pub mod group_coordinator;
 mod housekeeping;
 mod internal_log;
+mod internal_topics;
 mod log_dirs;
 mod meta_properties;
 pub mod metadata_log;

@@ -153,6 +153,44 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
         String,
         ReadOnly
     ),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Some("10000"),
+        Int,
+        ReadOnly
+    ),
+    ("transaction.max.timeout.ms", Some("900000"), Int, ReadOnly),
+    (
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        Some("3600000"),
+        Int,
+        ReadOnly
+    ),
+    ("transaction.state.log.min.isr", Some("2"), Int, ReadOnly),
+    (
+        "transaction.state.log.num.partitions",
+        Some("50"),
+        Int,
+        ReadOnly
+    ),
+    (
+        "transaction.state.log.replication.factor",
+        Some("3"),
+        Short,
+        ReadOnly
+    ),
+    (
+        "transaction.state.log.segment.bytes",
+        Some("104857600"),
+        Int,
+        ReadOnly
+    ),
+    (
+        "transactional.id.expiration.ms",
+        Some("604800000"),
+        Int,
+        ReadOnly
+    ),
 ];
 
 /// Kafka's other dynamic broker configs. strom has no part they tune yet

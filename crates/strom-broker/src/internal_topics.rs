@@ -1,0 +1,67 @@
+//! The compacted topics the coordinators keep their state in (`__consumer_offsets`,
+//! `__transaction_state`), created on first use as Kafka does.
+
+use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
+use strom_types::{ErrorCode, TopicId};
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+
+/// How an internal topic is made.
+pub struct InternalTopic {
+    pub name: &'static str,
+    pub partitions: i32,
+    /// Capped at the live brokers, so a single broker works with no configuration.
+    pub replication_factor: i16,
+    pub segment_bytes: i32,
+    /// `min.insync.replicas`, capped at the replication factor used; `None` keeps the default.
+    pub min_insync_replicas: Option<i32>,
+    /// `compression.type` of the topic.
+    pub compression: &'static str,
+}
+
+/// Creates `topic` unless it exists. Any failure is COORDINATOR_NOT_AVAILABLE to the
+/// client, which retries.
+pub async fn ensure_created(broker: &Broker, topic: &InternalTopic) -> Result<(), ErrorCode> {
+    let name = topic.name;
+    let mut controller = broker.controller().await;
+    let image = broker.image();
+    if image.topic(name).is_some() {
+        return Ok(());
+    }
+    let live_brokers = image.brokers().count().max(1) as i16;
+    let replication_factor = topic.replication_factor.min(live_brokers).max(1);
+    let mut configs = vec![
+        ("cleanup.policy".into(), Some("compact".into())),
+        ("compression.type".into(), Some(topic.compression.into())),
+        (
+            "segment.bytes".into(),
+            Some(topic.segment_bytes.to_string()),
+        ),
+    ];
+    if let Some(min_isr) = topic.min_insync_replicas {
+        let min_isr = min_isr.clamp(1, i32::from(replication_factor));
+        configs.push(("min.insync.replicas".into(), Some(min_isr.to_string())));
+    }
+    let spec = NewTopic {
+        name: name.to_string(),
+        num_partitions: topic.partitions,
+        replication_factor,
+        assignments: Vec::new(),
+        configs,
+    };
+    let defaults = TopicDefaults {
+        num_partitions: broker.config.num_partitions,
+        replication_factor: broker.config.default_replication_factor,
+    };
+    let (records, _) = create_topic(&image, &spec, defaults, TopicId::new_v4()).map_err(|e| {
+        warn!(error = %e, "creating {name} failed");
+        ErrorCode::CoordinatorNotAvailable
+    })?;
+    broker.commit(&mut controller, records).map_err(|e| {
+        warn!(error = %e, "creating {name} failed");
+        ErrorCode::CoordinatorNotAvailable
+    })?;
+    info!(partitions = topic.partitions, "created {name}");
+    Ok(())
+}
