@@ -475,6 +475,7 @@ impl TransactionCoordinatorShard {
 
     /// Adds partitions (Kafka's handleAddPartitionsToTransaction). Returns the error for
     /// every partition, writing an Ongoing record when something is added.
+    #[allow(clippy::too_many_arguments)]
     fn add_partitions(
         &mut self,
         out: &mut TxnOutput,
