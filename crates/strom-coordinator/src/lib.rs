@@ -125,21 +125,13 @@ pub enum GroupType {
     Consumer,
 }
 
-/// Java's `String.hashCode()`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units.
-pub fn java_string_hashcode(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
-}
+pub use strom_types::java_string_hashcode;
 
 /// The `__consumer_offsets` partition that owns `group_id`, as Kafka computes it:
 /// `Utils.abs(groupId.hashCode()) % partitions` with `Utils.abs(n) = n & 0x7fffffff`.
 /// Returns 0 when `partitions` is not positive.
 pub fn group_partition(group_id: &str, partitions: i32) -> i32 {
-    if partitions <= 0 {
-        return 0;
-    }
-    (java_string_hashcode(group_id) & 0x7fff_ffff) % partitions
+    strom_types::internal_topic_partition(group_id, partitions)
 }
 
 #[cfg(test)]

@@ -50,6 +50,23 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// Java's `String.hashCode()`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units.
+pub fn java_string_hashcode(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
+}
+
+/// The partition of an internal topic (`__consumer_offsets`, `__transaction_state`) that
+/// owns `key`, as Kafka computes it: `Utils.abs(key.hashCode()) % partitions` with
+/// `Utils.abs(n) = n & 0x7fffffff`. Returns 0 when `partitions` is not positive.
+pub fn internal_topic_partition(key: &str, partitions: i32) -> i32 {
+    if partitions <= 0 {
+        return 0;
+    }
+    (java_string_hashcode(key) & 0x7fff_ffff) % partitions
+}
+
 /// Kafka's rule for topic names: 1..=249 chars of `[a-zA-Z0-9._-]`, not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<(), String> {
     const MAX_NAME_LENGTH: usize = 249;
