@@ -66,6 +66,7 @@ pub struct Broker {
     pub fetch_sessions: std::sync::Mutex<FetchSessionCache>,
     /// The group coordinator's shards and their timers.
     pub groups: crate::group_coordinator::GroupCoordinator,
+    pub transactions: crate::txn_coordinator::TransactionCoordinator,
     /// The unused rest of this broker's current block of producer ids.
     producer_ids: Mutex<std::ops::Range<i64>>,
     /// High watermarks read from the log dir's checkpoint at start, taken by each
@@ -142,6 +143,9 @@ impl Broker {
                 &config_for_groups,
             ))
             .with_append_linger_ms(config_for_groups.group_coordinator_append_linger_ms),
+            transactions: crate::txn_coordinator::TransactionCoordinator::new(
+                crate::txn_coordinator::txn_config(&config_for_groups),
+            ),
             log_dir_handle,
         });
         let opened = broker
@@ -157,6 +161,7 @@ impl Broker {
         broker.groups.publish_topics(&broker.image());
         broker.groups.publish_group_configs(&broker.image());
         broker.groups.load_shards(&broker);
+        broker.transactions.load_shards(&broker);
         Ok(broker)
     }
 

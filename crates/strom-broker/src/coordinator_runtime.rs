@@ -351,6 +351,24 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         }
     }
 
+    /// Runs `op`, which answers no request, on shard `index` (e.g. the record that
+    /// completes a transaction once its markers are written); returns its effects.
+    pub async fn run(
+        &self,
+        index: i32,
+        op: impl FnOnce(&mut S, i64) -> ShardOutput<S::Reply, S::Effect>,
+    ) -> Result<Vec<S::Effect>, ErrorCode> {
+        let loaded = self.shard(index).ok_or(ErrorCode::NotCoordinator)?;
+        let delivery = blocking(|| {
+            let mut copies = loaded.lock();
+            let output = op(&mut copies.live, now_ms());
+            self.persist(&loaded, &mut copies, output)
+        });
+        let effects = self.deliver(&loaded, delivery).await;
+        self.deadlines_changed.notify_one();
+        Ok(effects)
+    }
+
     /// Runs `op` on every loaded shard (ListGroups, ListTransactions) and returns
     /// their replies.
     pub async fn call_all(

@@ -36,7 +36,8 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
             ),
             Broker::checkpoint_high_watermarks,
         )),
-        tokio::spawn(crate::group_coordinator::run_timers(broker)),
+        tokio::spawn(crate::group_coordinator::run_timers(broker.clone())),
+        tokio::spawn(crate::txn_coordinator::run_timers(broker)),
     ]
 }
 

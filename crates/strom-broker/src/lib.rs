@@ -24,6 +24,7 @@ mod request_memory;
 pub mod response_frame;
 pub mod server;
 pub mod topic_settings;
+pub mod txn_coordinator;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

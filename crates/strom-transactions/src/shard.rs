@@ -52,7 +52,7 @@ pub struct ListTransactionsFilter {
 /// The transaction coordinator for one `__transaction_state` partition. Sans-io: every
 /// call takes the current time and returns what to append, answer and write
 /// (see [`TxnOutput`]).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TransactionCoordinatorShard {
     config: TxnConfig,
     coordinator_epoch: i32,
