@@ -1,6 +1,7 @@
 //! FindCoordinator: the group coordinator is the leader of the group's
-//! `__consumer_offsets` partition (created on first use, as Kafka does).
-//! Transaction and share coordinators come with later issues.
+//! `__consumer_offsets` partition, the transaction coordinator the leader of the
+//! transactional id's `__transaction_state` partition (each topic created on first
+//! use, as Kafka does). Share coordinators come with a later issue.
 
 use std::sync::Arc;
 
@@ -12,10 +13,12 @@ use strom_types::ErrorCode;
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
 use crate::group_coordinator::OFFSETS_TOPIC;
+use crate::txn_coordinator::TRANSACTION_STATE_TOPIC;
 
 pub struct FindCoordinatorHandler;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 impl Handler for FindCoordinatorHandler {
     type Request = FindCoordinatorRequest;
@@ -73,30 +76,46 @@ impl Handler for FindCoordinatorHandler {
 }
 
 async fn locate(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, i32), (ErrorCode, String)> {
-    if key_type != KEY_TYPE_GROUP {
-        return Err((
-            ErrorCode::InvalidRequest,
-            format!("coordinator key type {key_type} is not supported yet (only groups)"),
-        ));
-    }
-    broker
-        .groups
-        .ensure_loaded(broker)
-        .await
-        .map_err(|code| (code, "the group coordinator is not available".to_string()))?;
-    let index = broker.groups.partition_for(broker, key);
+    let (topic, index) = match key_type {
+        KEY_TYPE_GROUP => {
+            broker
+                .groups
+                .ensure_loaded(broker)
+                .await
+                .map_err(|code| (code, "the group coordinator is not available".to_string()))?;
+            (OFFSETS_TOPIC, broker.groups.partition_for(broker, key))
+        }
+        KEY_TYPE_TRANSACTION => {
+            broker.transactions.ensure_loaded(broker).await.map_err(|code| {
+                (
+                    code,
+                    "the transaction coordinator is not available".to_string(),
+                )
+            })?;
+            (
+                TRANSACTION_STATE_TOPIC,
+                broker.transactions.partition_for(broker, key),
+            )
+        }
+        _ => {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!("coordinator key type {key_type} is not supported yet"),
+            ))
+        }
+    };
     let image = broker.image();
     let leader = image
-        .topic(OFFSETS_TOPIC)
+        .topic(topic)
         .and_then(|t| t.partitions.get(&index))
         .map(|p| p.leader)
         .ok_or((
             ErrorCode::CoordinatorNotAvailable,
-            "no leader for the group's partition".to_string(),
+            format!("no leader for partition {index} of {topic}"),
         ))?;
     let listener = broker
         .config

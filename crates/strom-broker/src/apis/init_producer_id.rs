@@ -1,5 +1,6 @@
-//! InitProducerId for idempotent producers: a fresh producer id at epoch 0.
-//! Transactional ids need the transaction coordinator (a later issue).
+//! InitProducerId: without a transactional id, a fresh producer id at epoch 0 for an
+//! idempotent producer; with one, the transaction coordinator's answer (a new id, or the
+//! transactional id's next epoch, fencing its previous producer).
 
 use std::sync::Arc;
 
@@ -7,11 +8,19 @@ use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResp
 use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
+use super::txn_common::expect_txn_reply;
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
 use crate::errors::log_error_code;
 
 pub struct InitProducerIdHandler;
+
+fn error_response(code: ErrorCode) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(code.code())
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
 
 impl Handler for InitProducerIdHandler {
     type Request = InitProducerIdRequest;
@@ -20,22 +29,35 @@ impl Handler for InitProducerIdHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: InitProducerIdRequest,
     ) -> InitProducerIdResponse {
-        let response = InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
-        if request.transactional_id.is_some() {
-            return response.with_error_code(ErrorCode::NotCoordinator.code());
+        if let Some(transactional_id) = request.transactional_id.as_ref() {
+            let transactional_id = transactional_id.to_string();
+            let result = broker
+                .transactions
+                .call(&broker, &transactional_id, |shard, now, id, fresh| {
+                    shard.init_producer_id(
+                        now,
+                        id,
+                        ctx.api_version,
+                        &transactional_id,
+                        request.transaction_timeout_ms,
+                        request.producer_id.0,
+                        request.producer_epoch,
+                        fresh,
+                    )
+                })
+                .await;
+            return expect_txn_reply!(result, InitProducerId, error_response);
         }
         // Without a transactional id Kafka always hands out a new id, even
         // when the producer names its old one (KIP-360 epoch bumps).
         match broker.next_producer_id().await {
-            Ok(id) => response
+            Ok(id) => InitProducerIdResponse::default()
                 .with_producer_id(ProducerId(id))
                 .with_producer_epoch(0),
-            Err(e) => response.with_error_code(log_error_code(&e).code()),
+            Err(e) => error_response(log_error_code(&e)),
         }
     }
 }

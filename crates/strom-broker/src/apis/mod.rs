@@ -44,6 +44,13 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
+mod describe_transactions;
+mod end_txn;
+mod list_transactions;
+mod txn_common;
+mod write_txn_markers;
 
 /// What a handler knows about the request beyond its body.
 #[derive(Debug, Clone)]
@@ -255,6 +262,12 @@ impl ApiTable {
             erased::<consumer_group_heartbeat::ConsumerGroupHeartbeatHandler>(),
             erased::<consumer_group_describe::ConsumerGroupDescribeHandler>(),
             erased::<list_config_resources::ListConfigResourcesHandler>(),
+            erased::<add_partitions_to_txn::AddPartitionsToTxnHandler>(),
+            erased::<add_offsets_to_txn::AddOffsetsToTxnHandler>(),
+            erased::<end_txn::EndTxnHandler>(),
+            erased::<write_txn_markers::WriteTxnMarkersHandler>(),
+            erased::<describe_transactions::DescribeTransactionsHandler>(),
+            erased::<list_transactions::ListTransactionsHandler>(),
         ];
         let max_key = apis.iter().map(|a| a.key() as usize).max().unwrap_or(0);
         let mut by_key: Vec<Option<Box<dyn Api>>> = (0..=max_key).map(|_| None).collect();
