@@ -353,8 +353,8 @@ impl GroupCoordinator {
                 .into_iter()
                 .partition(|(id, _)| *id == request_id);
             self.deliver(Output {
-                records: Vec::new(),
                 replies: others,
+                ..Output::default()
             });
             replies.extend(mine.into_iter().map(|(_, reply)| reply));
         }
@@ -385,8 +385,8 @@ impl GroupCoordinator {
                 *shard = fresh;
                 // Records of the restart itself are written by the next successful call.
                 Output {
-                    records: Vec::new(),
                     replies: started.replies,
+                    ..Output::default()
                 }
             }
         }
@@ -529,6 +529,8 @@ async fn create_offsets_topic(broker: &Broker) -> Result<(), ErrorCode> {
 fn merge(into: &mut Output, other: Output) {
     into.records.extend(other.records);
     into.replies.extend(other.replies);
+    into.transactional_records
+        .extend(other.transactional_records);
 }
 
 fn random_seed() -> u64 {

@@ -100,11 +100,12 @@ mod output;
 mod records;
 mod shard;
 mod subscription;
+mod txn_offsets;
 
 pub use classic::ClassicGroupState;
 pub use config::{GroupConfig, GroupOverrides};
 pub use consumer::ConsumerGroupState;
-pub use output::{Output, Reply};
+pub use output::{Output, Reply, TransactionalRecords};
 pub use records::{
     ClassicGroupValue, ClassicMemberValue, ConsumerCurrentAssignmentValue, ConsumerGroupValue,
     ConsumerMemberValue, ConsumerTargetAssignmentEpochValue, ConsumerTargetAssignmentValue,
