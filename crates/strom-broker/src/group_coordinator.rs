@@ -21,6 +21,7 @@ use tracing::warn;
 use crate::broker::Broker;
 use crate::coordinator_runtime::{
     CoordinatorRuntime, CoordinatorShard, ReplayFailed, Replayed, ShardOutput, ShardRecord,
+    TransactionalWrite,
 };
 use crate::internal_log::BatchProducer;
 use crate::internal_topics::{ensure_created, InternalTopic};
@@ -40,7 +41,17 @@ impl From<Output> for GroupOutput {
     fn from(output: Output) -> Self {
         ShardOutput {
             records: output.records.into_iter().map(shard_record).collect(),
-            transactional: Vec::new(),
+            transactional: output
+                .transactional_records
+                .into_iter()
+                .map(|write| TransactionalWrite {
+                    producer: BatchProducer {
+                        producer_id: write.producer_id,
+                        producer_epoch: write.producer_epoch,
+                    },
+                    records: write.records.into_iter().map(shard_record).collect(),
+                })
+                .collect(),
             replies: output.replies,
             effects: Vec::new(),
         }
@@ -54,20 +65,28 @@ impl CoordinatorShard for GroupCoordinatorShard {
     fn replay(&mut self, item: Replayed<'_>) -> Result<(), ReplayFailed> {
         match item {
             Replayed::Record {
-                producer: None,
+                offset,
+                producer,
                 key,
                 value,
-                ..
-            } => GroupCoordinatorShard::replay(
-                self,
-                &CoordinatorRecord {
-                    key: key.to_vec(),
-                    value: value.map(<[u8]>::to_vec),
-                },
-            )
-            .map_err(|e| ReplayFailed(e.to_string())),
-            // Transactional offsets are not handled yet: skipped as before.
-            Replayed::Record { .. } | Replayed::Marker { .. } => Ok(()),
+            } => self
+                .replay_at(
+                    offset,
+                    producer.map(|p| (p.producer_id, p.producer_epoch)),
+                    &CoordinatorRecord {
+                        key: key.to_vec(),
+                        value: value.map(<[u8]>::to_vec),
+                    },
+                )
+                .map_err(|e| ReplayFailed(e.to_string())),
+            Replayed::Marker {
+                offset,
+                producer_id,
+                commit,
+            } => {
+                self.replay_control(offset, producer_id, commit);
+                Ok(())
+            }
         }
     }
 
@@ -85,12 +104,13 @@ impl CoordinatorShard for GroupCoordinatorShard {
 
     fn marker_written(
         &mut self,
-        _now_ms: i64,
-        _offset: i64,
-        _producer_id: i64,
-        _commit: bool,
+        now_ms: i64,
+        offset: i64,
+        producer_id: i64,
+        commit: bool,
     ) -> GroupOutput {
-        GroupOutput::default()
+        self.complete_transaction(now_ms, producer_id, commit, offset)
+            .into()
     }
 }
 
@@ -340,6 +360,8 @@ async fn create_offsets_topic(broker: &Broker) -> Result<(), ErrorCode> {
 
 fn merge(into: &mut Output, other: Output) {
     into.records.extend(other.records);
+    into.transactional_records
+        .extend(other.transactional_records);
     into.replies.extend(other.replies);
 }
 

@@ -10,16 +10,23 @@
 //!
 //! * Load: create the shard with [`GroupCoordinatorShard::new`] (and
 //!   [`with_member_id_seed`](GroupCoordinatorShard::with_member_id_seed) with a
-//!   random seed), [`replay`](GroupCoordinatorShard::replay) every record of the
-//!   partition in offset order, then call [`loaded`](GroupCoordinatorShard::loaded)
-//!   once (loaded members must heartbeat within their session timeout from then).
+//!   random seed), replay every record of the partition in offset order (data
+//!   records with [`replay_at`](GroupCoordinatorShard::replay_at)`(offset, producer,
+//!   record)`, where `producer` is the batch's `(producer id, epoch)` if it is
+//!   transactional; control records with
+//!   [`replay_control`](GroupCoordinatorShard::replay_control)`(offset, producer_id,
+//!   commit)`; [`replay`](GroupCoordinatorShard::replay) is `replay_at` for a
+//!   non-transactional record at the next position), then call
+//!   [`loaded`](GroupCoordinatorShard::loaded) once (loaded members must heartbeat
+//!   within their session timeout from then).
 //! * Requests: `join_group`, `sync_group`, `heartbeat`, `leave_group`,
 //!   `offset_commit`, `offset_fetch`, `offset_delete`, `list_groups`,
-//!   `describe_groups`, `delete_groups`, each taking
+//!   `describe_groups`, `delete_groups`, `txn_offset_commit`, each taking
 //!   `(now_ms, request_id, api_version, request)` (`join_group` also takes the
 //!   [`ClientInfo`]) with the `kafka-protocol` request struct as decoded for
 //!   `api_version`. Each returns an [`Output`].
-//! * [`Output`]: append `records` to the partition (in order) first, then send
+//! * [`Output`]: append `records` to the partition (in order) first, then each
+//!   of `transactional_records` as a transactional batch of its producer, then send
 //!   `replies`. A JoinGroup or SyncGroup may be parked and answered by a later
 //!   call's output (including `tick`); one output may answer several requests.
 //!   Every request id is answered exactly once (a parked request superseded by a
@@ -30,6 +37,20 @@
 //!   rebalance timeout or the end of `group.initial.rebalance.delay.ms`, expires
 //!   pending syncs, and every `offsets.retention.check.interval.ms` expires offsets
 //!   and deletes empty groups left with none.
+//! * Transactions (KIP-98, KIP-447): `txn_offset_commit` writes the offsets as a
+//!   transactional batch; they stay pending per producer id (OffsetFetch does not
+//!   show them; with `require_stable` their partitions answer
+//!   UNSTABLE_OFFSET_COMMIT) until the runtime has written the producer's commit or
+//!   abort marker to this partition and calls
+//!   [`complete_transaction`](GroupCoordinatorShard::complete_transaction)`(now_ms,
+//!   producer_id, commit, marker_offset)`. On commit each pending offset replaces the
+//!   committed one unless a non-transactional commit of the partition was written
+//!   later; on abort they are dropped. "Later" compares log positions: replay uses
+//!   the records' offsets, live records take the next position in emission order,
+//!   so outputs must reach the log in the order the shard returned them (see
+//!   [`Output`]). A tombstone (OffsetDelete, DeleteGroups, topic deletion) drops
+//!   pending offsets of its partition; expiry skips partitions with a pending
+//!   offset and keeps a group while a transaction with its offsets is open.
 //! * Unload: [`unload`](GroupCoordinatorShard::unload) answers parked requests
 //!   with NOT_COORDINATOR.
 //!
@@ -66,7 +87,8 @@
 //! # Record format
 //!
 //! [`CoordinatorRecord`] keys and values are UTF-8 JSON; a `None` value is a
-//! tombstone, so compaction keeps the latest record per key.
+//! tombstone, so compaction keeps the latest record per key. Transactional offset
+//! commits are ordinary committed-offset records in a transactional batch.
 //!
 //! | record | key | value |
 //! |---|---|---|
@@ -100,11 +122,12 @@ mod output;
 mod records;
 mod shard;
 mod subscription;
+mod txn_offsets;
 
 pub use classic::ClassicGroupState;
 pub use config::{GroupConfig, GroupOverrides};
 pub use consumer::ConsumerGroupState;
-pub use output::{Output, Reply};
+pub use output::{Output, Reply, TransactionalRecords};
 pub use records::{
     ClassicGroupValue, ClassicMemberValue, ConsumerCurrentAssignmentValue, ConsumerGroupValue,
     ConsumerMemberValue, ConsumerTargetAssignmentEpochValue, ConsumerTargetAssignmentValue,

@@ -1,10 +1,19 @@
-//! Committed offsets, per group, topic and partition.
+//! Committed offsets, per group, topic and partition, and the pending offsets of
+//! open transactions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::records::OffsetCommitValue;
 
-type TopicOffsets = BTreeMap<i32, OffsetCommitValue>;
+/// An offset with the log position of the record that wrote it: when a transaction
+/// commits, its offset replaces a committed one only if it was written later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredOffset {
+    pub value: OffsetCommitValue,
+    pub position: i64,
+}
+
+type TopicOffsets = BTreeMap<i32, StoredOffset>;
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct OffsetStore {
@@ -12,11 +21,11 @@ pub(crate) struct OffsetStore {
 }
 
 impl OffsetStore {
-    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&OffsetCommitValue> {
+    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<&StoredOffset> {
         self.by_group.get(group)?.get(topic)?.get(&partition)
     }
 
-    pub fn put(&mut self, group: &str, topic: &str, partition: i32, value: OffsetCommitValue) {
+    pub fn put(&mut self, group: &str, topic: &str, partition: i32, value: StoredOffset) {
         self.by_group
             .entry(group.to_owned())
             .or_default()
@@ -64,6 +73,105 @@ impl OffsetStore {
                     partitions.keys().map(move |p| (topic.clone(), *p))
                 })
             })
+            .collect()
+    }
+
+    /// Every (group, topic, partition, offset), in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, i32, &StoredOffset)> {
+        self.by_group.iter().flat_map(|(group, topics)| {
+            topics.iter().flat_map(move |(topic, partitions)| {
+                partitions
+                    .iter()
+                    .map(move |(p, v)| (group.as_str(), topic.as_str(), *p, v))
+            })
+        })
+    }
+}
+
+/// Offsets written by TxnOffsetCommit, per producer id, until the producer's
+/// transaction ends: a commit marker moves them into the committed store, an abort
+/// marker drops them.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct PendingOffsets {
+    by_producer: BTreeMap<i64, OffsetStore>,
+    /// Producer ids with pending offsets, per group (kept until the marker even if a
+    /// tombstone emptied them, as Kafka does: the group stays while a txn is open).
+    open_by_group: BTreeMap<String, BTreeSet<i64>>,
+}
+
+impl PendingOffsets {
+    pub fn put(
+        &mut self,
+        producer_id: i64,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        value: StoredOffset,
+    ) {
+        self.by_producer
+            .entry(producer_id)
+            .or_default()
+            .put(group, topic, partition, value);
+        self.open_by_group
+            .entry(group.to_owned())
+            .or_default()
+            .insert(producer_id);
+    }
+
+    /// A tombstone for the partition removes every open transaction's offset for it.
+    pub fn remove_partition(&mut self, group: &str, topic: &str, partition: i32) {
+        let Some(producers) = self.open_by_group.get(group) else {
+            return;
+        };
+        for producer_id in producers {
+            if let Some(store) = self.by_producer.get_mut(producer_id) {
+                store.remove(group, topic, partition);
+            }
+        }
+    }
+
+    /// Ends the producer's transaction: its pending offsets, if any.
+    pub fn take(&mut self, producer_id: i64) -> Option<OffsetStore> {
+        let store = self.by_producer.remove(&producer_id);
+        self.open_by_group.retain(|_, producers| {
+            producers.remove(&producer_id);
+            !producers.is_empty()
+        });
+        store
+    }
+
+    /// Whether any open transaction holds an offset for the partition.
+    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.open_by_group.get(group).is_some_and(|producers| {
+            producers.iter().any(|producer_id| {
+                self.by_producer
+                    .get(producer_id)
+                    .is_some_and(|store| store.get(group, topic, partition).is_some())
+            })
+        })
+    }
+
+    /// Whether a transaction with offsets for the group is open.
+    pub fn has_open_transaction(&self, group: &str) -> bool {
+        self.open_by_group.contains_key(group)
+    }
+
+    /// Every (topic, partition) of the group with a pending offset, deduplicated.
+    pub fn partitions_of(&self, group: &str) -> BTreeSet<(String, i32)> {
+        self.open_by_group
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|producer_id| self.by_producer.get(producer_id))
+            .flat_map(|store| store.partitions_of(group))
+            .collect()
+    }
+
+    /// Every (group, partition) with a pending offset for `topic`, deduplicated.
+    pub fn holders_of(&self, topic: &str) -> BTreeSet<(String, i32)> {
+        self.by_producer
+            .values()
+            .flat_map(|store| store.holders_of(topic))
             .collect()
     }
 }

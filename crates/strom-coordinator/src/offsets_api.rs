@@ -37,12 +37,15 @@ const MULTI_GROUP_FETCH_VERSION: i16 = 8;
 type FetchTopics = Option<Vec<(String, Vec<i32>)>>;
 
 impl ClassicGroup {
-    /// Kafka's classic-group commit check (non-transactional).
-    fn validate_offset_commit(
+    /// Kafka's classic-group commit check. Transactional commits (TxnOffsetCommit)
+    /// skip the state checks: old versions carry no member, and a commit within a
+    /// transaction is not refused mid-rebalance.
+    pub(crate) fn validate_offset_commit(
         &self,
         member_id: &str,
         instance_id: Option<&str>,
         generation_id: i32,
+        transactional: bool,
     ) -> Result<(), ErrorCode> {
         if self.is_state(ClassicGroupState::Dead) {
             return Err(ErrorCode::CoordinatorNotAvailable);
@@ -56,10 +59,10 @@ impl ClassicGroup {
             if generation_id != self.generation_id {
                 return Err(ErrorCode::IllegalGeneration);
             }
-        } else if !self.is_state(ClassicGroupState::Empty) {
+        } else if !transactional && !self.is_state(ClassicGroupState::Empty) {
             return Err(ErrorCode::UnknownMemberId);
         }
-        if self.is_state(ClassicGroupState::CompletingRebalance) {
+        if !transactional && self.is_state(ClassicGroupState::CompletingRebalance) {
             return Err(ErrorCode::RebalanceInProgress);
         }
         Ok(())
@@ -87,12 +90,14 @@ const CONSUMER_MEMBER_COMMIT_VERSION: i16 = 9;
 
 impl ConsumerGroup {
     /// Kafka's consumer-group commit check: simple commits only into an empty group;
-    /// members must commit at their current epoch.
-    fn validate_offset_commit(
+    /// members must commit at their current epoch (and with OffsetCommit v9+, which
+    /// does not apply to TxnOffsetCommit).
+    pub(crate) fn validate_offset_commit(
         &self,
         member_id: &str,
         member_epoch: i32,
         api_version: i16,
+        transactional: bool,
     ) -> Result<(), ErrorCode> {
         if member_epoch < 0 && self.members.is_empty() {
             return Ok(());
@@ -101,7 +106,7 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or(ErrorCode::UnknownMemberId)?;
-        if api_version < CONSUMER_MEMBER_COMMIT_VERSION {
+        if !transactional && api_version < CONSUMER_MEMBER_COMMIT_VERSION {
             return Err(ErrorCode::UnsupportedVersion);
         }
         if member_epoch != member.member_epoch {
@@ -132,7 +137,7 @@ impl ConsumerGroup {
 }
 
 /// Java's `String.length()`: UTF-16 code units, which is what Kafka limits.
-fn java_length(s: &str) -> usize {
+pub(crate) fn java_length(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
@@ -157,9 +162,10 @@ impl GroupCoordinatorShard {
                     &member_id,
                     request.group_instance_id.as_deref(),
                     generation_id,
+                    false,
                 ),
                 Some(Group::Consumer(group)) => {
-                    group.validate_offset_commit(&member_id, generation_id, api_version)
+                    group.validate_offset_commit(&member_id, generation_id, api_version, false)
                 }
                 None if generation_id < 0 => Ok(()),
                 None if api_version >= GROUP_ID_NOT_FOUND_COMMIT_VERSION => {
@@ -252,12 +258,28 @@ impl GroupCoordinatorShard {
         out
     }
 
-    /// Committed offsets of one group as v8+ response topics.
-    fn fetch_group(&self, group_id: &str, topics: FetchTopics) -> Vec<OffsetFetchResponseTopics> {
+    /// Committed offsets of one group as v8+ response topics. With `require_stable`,
+    /// partitions with an open transaction's offset answer UNSTABLE_OFFSET_COMMIT.
+    fn fetch_group(
+        &self,
+        group_id: &str,
+        topics: FetchTopics,
+        require_stable: bool,
+    ) -> Vec<OffsetFetchResponseTopics> {
         let exists = self.groups.get(group_id).is_some_and(|g| match g {
             Group::Classic(c) => !c.is_state(ClassicGroupState::Dead),
             Group::Consumer(_) => true,
         });
+        let unstable = |topic: &str, index: i32| {
+            (require_stable && self.pending.has_pending(group_id, topic, index)).then(|| {
+                OffsetFetchResponsePartitions::default()
+                    .with_partition_index(index)
+                    .with_committed_offset(-1)
+                    .with_committed_leader_epoch(-1)
+                    .with_metadata(Some(StrBytes::from_static_str("")))
+                    .with_error_code(ErrorCode::UnstableOffsetCommit.code())
+            })
+        };
         let partition = |index: i32, value: Option<&OffsetCommitValue>| {
             OffsetFetchResponsePartitions::default()
                 .with_partition_index(index)
@@ -275,11 +297,11 @@ impl GroupCoordinatorShard {
                         .into_iter()
                         .map(|p| {
                             let value = if exists {
-                                self.offsets.get(group_id, &topic, p)
+                                self.offsets.get(group_id, &topic, p).map(|s| &s.value)
                             } else {
                                 None
                             };
-                            partition(p, value)
+                            unstable(&topic, p).unwrap_or_else(|| partition(p, value))
                         })
                         .collect();
                     OffsetFetchResponseTopics::default()
@@ -299,7 +321,10 @@ impl GroupCoordinatorShard {
                         .with_partitions(
                             partitions
                                 .iter()
-                                .map(|(p, v)| partition(*p, Some(v)))
+                                .map(|(p, v)| {
+                                    unstable(topic, *p)
+                                        .unwrap_or_else(|| partition(*p, Some(&v.value)))
+                                })
                                 .collect(),
                         )
                 })
@@ -307,8 +332,9 @@ impl GroupCoordinatorShard {
         }
     }
 
-    /// OffsetFetch: one group (v1-7) or several (v8+); `require_stable` is accepted
-    /// (there are no pending transactional offsets to wait for).
+    /// OffsetFetch: one group (v1-7) or several (v8+). With `require_stable` (v7+),
+    /// each partition with an open transaction's offset answers
+    /// UNSTABLE_OFFSET_COMMIT (per partition, in every version, as Kafka does).
     pub fn offset_fetch(
         &mut self,
         now_ms: i64,
@@ -318,6 +344,7 @@ impl GroupCoordinatorShard {
     ) -> Output {
         self.observe(now_ms);
         let mut out = Output::default();
+        let require_stable = request.require_stable;
         let response = if api_version >= MULTI_GROUP_FETCH_VERSION {
             let groups = request
                 .groups
@@ -341,7 +368,11 @@ impl GroupCoordinatorShard {
                             .map(|t| (t.name.0.to_string(), t.partition_indexes))
                             .collect()
                     });
-                    group.with_topics(self.fetch_group(g.group_id.0.as_str(), topics))
+                    group.with_topics(self.fetch_group(
+                        g.group_id.0.as_str(),
+                        topics,
+                        require_stable,
+                    ))
                 })
                 .collect();
             OffsetFetchResponse::default().with_groups(groups)
@@ -354,7 +385,7 @@ impl GroupCoordinatorShard {
                     .collect()
             });
             let topics = self
-                .fetch_group(request.group_id.0.as_str(), topics)
+                .fetch_group(request.group_id.0.as_str(), topics, require_stable)
                 .into_iter()
                 .map(|t| {
                     OffsetFetchResponseTopic::default()
@@ -423,10 +454,13 @@ impl GroupCoordinatorShard {
                     let result = if subscribed {
                         Err(ErrorCode::GroupSubscribedToTopic)
                     } else {
+                        // An open transaction's offset is deleted too (its
+                        // tombstone drops it), as Kafka does.
                         if self
                             .offsets
                             .get(&group_id, name, p.partition_index)
                             .is_some()
+                            || self.pending.has_pending(&group_id, name, p.partition_index)
                         {
                             records.push(CoordinatorRecord::offset_commit(
                                 &group_id,
@@ -476,8 +510,11 @@ impl GroupCoordinatorShard {
                         all_expired = false;
                         continue;
                     }
-                    for (partition, value) in partitions {
-                        if is_expired(value, base, now_ms, retention_ms) {
+                    for (partition, stored) in partitions {
+                        // Not while an open transaction holds an offset for it.
+                        if is_expired(&stored.value, base, now_ms, retention_ms)
+                            && !self.pending.has_pending(group_id, topic, *partition)
+                        {
                             records.push(CoordinatorRecord::offset_commit(
                                 group_id, topic, *partition, None,
                             ));
@@ -487,6 +524,8 @@ impl GroupCoordinatorShard {
                     }
                 }
             }
+            // A group stays while a transaction with offsets for it is open.
+            let all_expired = all_expired && !self.pending.has_open_transaction(group_id);
             match group {
                 Group::Classic(g) if all_expired && g.is_state(ClassicGroupState::Empty) => {
                     records.push(CoordinatorRecord::classic_group(group_id, None));
@@ -505,26 +544,29 @@ impl GroupCoordinatorShard {
     pub fn topics_deleted(&mut self, now_ms: i64, topics: &[String]) -> Output {
         self.observe(now_ms);
         let mut out = Output::default();
+        // Committed and pending offsets alike, one tombstone per partition.
         let records: Vec<CoordinatorRecord> = topics
             .iter()
             .flat_map(|topic| {
-                self.offsets
-                    .holders_of(topic)
-                    .into_iter()
-                    .map(move |(group, partition)| {
-                        CoordinatorRecord::offset_commit(&group, topic, partition, None)
-                    })
+                let mut holders: std::collections::BTreeSet<(String, i32)> =
+                    self.offsets.holders_of(topic).into_iter().collect();
+                holders.extend(self.pending.holders_of(topic));
+                holders.into_iter().map(move |(group, partition)| {
+                    CoordinatorRecord::offset_commit(&group, topic, partition, None)
+                })
             })
             .collect();
         self.append(&mut out, records);
         out
     }
 
-    /// Tombstones for every offset of a group, then the group itself.
+    /// Tombstones for every offset of a group (committed or pending in an open
+    /// transaction), then the group itself.
     pub(crate) fn delete_group_records(&self, group_id: &str) -> Vec<CoordinatorRecord> {
-        let mut records: Vec<CoordinatorRecord> = self
-            .offsets
-            .partitions_of(group_id)
+        let mut partitions: std::collections::BTreeSet<(String, i32)> =
+            self.offsets.partitions_of(group_id).into_iter().collect();
+        partitions.extend(self.pending.partitions_of(group_id));
+        let mut records: Vec<CoordinatorRecord> = partitions
             .into_iter()
             .map(|(topic, partition)| {
                 CoordinatorRecord::offset_commit(group_id, &topic, partition, None)

@@ -4,7 +4,7 @@ use kafka_protocol::messages::{
     ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatResponse, DeleteGroupsResponse,
     DescribeGroupsResponse, HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse,
     ListGroupsResponse, OffsetCommitResponse, OffsetDeleteResponse, OffsetFetchResponse,
-    SyncGroupResponse,
+    SyncGroupResponse, TxnOffsetCommitResponse,
 };
 
 use crate::records::CoordinatorRecord;
@@ -24,20 +24,36 @@ pub enum Reply {
     DeleteGroups(DeleteGroupsResponse),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
     ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
+}
+
+/// Records of one producer's transaction, to append as one transactional batch
+/// (producer id and epoch set, base sequence -1) to the shard's partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransactionalRecords {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub records: Vec<CoordinatorRecord>,
 }
 
 /// Records to append and replies to send.
 ///
 /// The runtime appends `records` to the shard's `__consumer_offsets` partition
-/// (in order, durably) before it sends `replies`: a reply may acknowledge state
-/// that only those records make durable. The shard has already applied the
-/// records to its own state.
+/// (in order, durably; non-transactional), then each entry of
+/// `transactional_records` as a transactional batch, before it sends `replies`:
+/// a reply may acknowledge state that only those records make durable. The shard
+/// has already applied the records to its own state, in that order: outputs must
+/// reach the log in the order the calls returned them, and a merged output must not
+/// put a call's `records` after an earlier call's `transactional_records` (the
+/// shard orders a transaction's offsets against plain commits by that order).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Output {
     pub records: Vec<CoordinatorRecord>,
     /// `(request_id, reply)`. May answer requests from earlier calls (parked
     /// JoinGroup/SyncGroup), and may answer several at once.
     pub replies: Vec<(u64, Reply)>,
+    /// Transactional batches (TxnOffsetCommit), appended after `records`.
+    pub transactional_records: Vec<TransactionalRecords>,
 }
 
 impl Output {
@@ -54,6 +70,6 @@ impl Output {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.replies.is_empty()
+        self.records.is_empty() && self.replies.is_empty() && self.transactional_records.is_empty()
     }
 }

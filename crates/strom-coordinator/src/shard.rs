@@ -17,7 +17,7 @@ use crate::classic::{ClassicGroupState, Ctx};
 use crate::config::GroupConfig;
 use crate::consumer::group::ConsumerGroup;
 use crate::member_id::MemberIdGen;
-use crate::offsets::OffsetStore;
+use crate::offsets::{OffsetStore, PendingOffsets, StoredOffset};
 use crate::output::{Output, Reply};
 use crate::records::{CoordinatorRecord, DecodedRecord, RecordError};
 
@@ -90,6 +90,12 @@ pub struct GroupCoordinatorShard {
     pub(crate) config: GroupConfig,
     pub(crate) groups: BTreeMap<String, Group>,
     pub(crate) offsets: OffsetStore,
+    /// TxnOffsetCommit offsets of open transactions, per producer id.
+    pub(crate) pending: PendingOffsets,
+    /// Log position of the next record: records are ordered by it (a transaction's
+    /// offset replaces a committed one only if written later). Replay sets it from
+    /// real log offsets; live records take it in emission order, which is log order.
+    pub(crate) next_position: i64,
     pub(crate) ids: MemberIdGen,
     /// Next run of offset/group expiry.
     pub(crate) next_expiry_ms: Option<i64>,
@@ -120,6 +126,8 @@ impl GroupCoordinatorShard {
             config,
             groups: BTreeMap::new(),
             offsets: OffsetStore::default(),
+            pending: PendingOffsets::default(),
+            next_position: 0,
             ids: MemberIdGen::new(0),
             next_expiry_ms: None,
             topics: BTreeMap::new(),
@@ -173,9 +181,28 @@ impl GroupCoordinatorShard {
             .and_then(Group::as_classic_mut)
     }
 
-    /// Applies one record of the shard's partition. The load path replays the log
-    /// through this; live operations apply their own records through the same code.
+    /// Applies one non-transactional record of the shard's partition as the next in
+    /// log order: `replay_at` without a known offset. Live operations apply their
+    /// own records through the same code.
     pub fn replay(&mut self, record: &CoordinatorRecord) -> Result<(), RecordError> {
+        self.replay_at(self.next_position, None, record)
+    }
+
+    /// Load path: applies the data record at log `offset`, written in a batch of
+    /// `producer` (`Some((producer_id, producer_epoch))` for a transactional batch,
+    /// whose offset commits stay pending until the producer's control record). Call
+    /// with every data record in offset order, and [`replay_control`] for every
+    /// control record, before [`loaded`].
+    ///
+    /// [`replay_control`]: GroupCoordinatorShard::replay_control
+    /// [`loaded`]: GroupCoordinatorShard::loaded
+    pub fn replay_at(
+        &mut self,
+        offset: i64,
+        producer: Option<(i64, i16)>,
+        record: &CoordinatorRecord,
+    ) -> Result<(), RecordError> {
+        self.next_position = self.next_position.max(offset.saturating_add(1));
         match record.decode()? {
             DecodedRecord::OffsetCommit {
                 group,
@@ -184,17 +211,29 @@ impl GroupCoordinatorShard {
                 value: Some(value),
             } => {
                 // Offsets of an unknown group belong to a "simple" (member-less) group.
-                self.groups
-                    .entry(group.clone())
-                    .or_insert_with(|| Group::Classic(ClassicGroup::new(&group)));
-                self.offsets.put(&group, &topic, partition, value);
+                self.ensure_group(&group);
+                let stored = StoredOffset {
+                    value,
+                    position: offset,
+                };
+                match producer {
+                    None => self.offsets.put(&group, &topic, partition, stored),
+                    Some((producer_id, _)) => {
+                        self.pending
+                            .put(producer_id, &group, &topic, partition, stored)
+                    }
+                }
             }
             DecodedRecord::OffsetCommit {
                 group,
                 topic,
                 partition,
                 value: None,
-            } => self.offsets.remove(&group, &topic, partition),
+            } => {
+                // A tombstone takes open transactions' offsets for the partition too.
+                self.offsets.remove(&group, &topic, partition);
+                self.pending.remove_partition(&group, &topic, partition);
+            }
             DecodedRecord::ClassicGroup {
                 group,
                 value: Some(value),
@@ -222,6 +261,56 @@ impl GroupCoordinatorShard {
         Ok(())
     }
 
+    /// A group id with offsets but no group becomes a simple (empty classic) group.
+    pub(crate) fn ensure_group(&mut self, group_id: &str) {
+        if !self.groups.contains_key(group_id) {
+            self.groups.insert(
+                group_id.to_owned(),
+                Group::Classic(ClassicGroup::new(group_id)),
+            );
+        }
+    }
+
+    /// Load path: applies the control record at log `offset` that ends
+    /// `producer_id`'s transaction. On commit its pending offsets become committed,
+    /// each unless a non-transactional commit of that partition was written later;
+    /// on abort they are dropped.
+    pub fn replay_control(&mut self, offset: i64, producer_id: i64, commit: bool) {
+        self.next_position = self.next_position.max(offset.saturating_add(1));
+        let Some(pending) = self.pending.take(producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for (group, topic, partition, stored) in pending.iter() {
+            let newer = self
+                .offsets
+                .get(group, topic, partition)
+                .is_none_or(|committed| stored.position > committed.position);
+            if newer {
+                self.ensure_group(group);
+                self.offsets.put(group, topic, partition, stored.clone());
+            }
+        }
+    }
+
+    /// Live path: the runtime wrote `producer_id`'s commit or abort marker at
+    /// `marker_offset` of this shard's partition. Applies it as
+    /// [`replay_control`](GroupCoordinatorShard::replay_control) does; the output is
+    /// empty today (the marker itself is the record).
+    pub fn complete_transaction(
+        &mut self,
+        now_ms: i64,
+        producer_id: i64,
+        commit: bool,
+        marker_offset: i64,
+    ) -> Output {
+        self.observe(now_ms);
+        self.replay_control(marker_offset, producer_id, commit);
+        Output::default()
+    }
+
     /// Emits records and applies them, so live changes take the replay path.
     pub(crate) fn append(&mut self, out: &mut Output, records: Vec<CoordinatorRecord>) {
         for record in records {
@@ -229,6 +318,32 @@ impl GroupCoordinatorShard {
             let _ = self.replay(&record);
             out.records.push(record);
         }
+    }
+
+    /// Emits one transactional batch for the producer and applies it (pending).
+    pub(crate) fn append_transactional(
+        &mut self,
+        out: &mut Output,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<CoordinatorRecord>,
+    ) {
+        if records.is_empty() {
+            return;
+        }
+        for record in &records {
+            let _ = self.replay_at(
+                self.next_position,
+                Some((producer_id, producer_epoch)),
+                record,
+            );
+        }
+        out.transactional_records
+            .push(crate::output::TransactionalRecords {
+                producer_id,
+                producer_epoch,
+                records,
+            });
     }
 
     /// Call once after the partition has been replayed: loaded members must heartbeat
