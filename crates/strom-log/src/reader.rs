@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use crate::error::LogError;
 use crate::offsets::LogOffsets;
 use crate::segment::SegmentView;
+use crate::txn_index::AbortedTxn;
 
 /// What a log shares with its readers.
 #[derive(Default)]
@@ -108,6 +109,30 @@ impl LogReader {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The aborted transactions a read_committed fetch of `[fetch_offset,
+    /// upper_bound_offset)` must filter, from the segments' `.txnindex` entries (Kafka's
+    /// collectAbortedTransactions): from the segment holding `fetch_offset` on, until an
+    /// entry's last stable offset reaches the bound.
+    pub fn aborted_transactions(
+        &self,
+        fetch_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Vec<AbortedTxn> {
+        let segments = self.segments();
+        let first = segments
+            .partition_point(|s| s.base_offset <= fetch_offset)
+            .saturating_sub(1);
+        let mut out = Vec::new();
+        for segment in segments.iter().skip(first) {
+            if segment.base_offset >= upper_bound_offset
+                || segment.collect_aborted(fetch_offset, upper_bound_offset, &mut out)
+            {
+                break;
+            }
+        }
+        out
     }
 
     /// Whole batches starting with the one holding `offset`, up to `max_bytes` (the first one

@@ -26,6 +26,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod group_common;
@@ -255,6 +256,7 @@ impl ApiTable {
             erased::<consumer_group_heartbeat::ConsumerGroupHeartbeatHandler>(),
             erased::<consumer_group_describe::ConsumerGroupDescribeHandler>(),
             erased::<list_config_resources::ListConfigResourcesHandler>(),
+            erased::<describe_producers::DescribeProducersHandler>(),
         ];
         let max_key = apis.iter().map(|a| a.key() as usize).max().unwrap_or(0);
         let mut by_key: Vec<Option<Box<dyn Api>>> = (0..=max_key).map(|_| None).collect();
@@ -319,6 +321,7 @@ mod tests {
         (44, 0, 1), // IncrementalAlterConfigs
         (47, 0, 0), // OffsetDelete
         (60, 0, 2), // DescribeCluster
+        (61, 0, 0), // DescribeProducers
         (68, 0, 1), // ConsumerGroupHeartbeat
         (69, 0, 1), // ConsumerGroupDescribe
         (74, 0, 1), // ListConfigResources
