@@ -480,13 +480,12 @@ fn append_data(
         check_sequence(entry, batch)?;
     }
     match entry.current_txn_first_offset {
-        Some(first_offset) if !batch.transactional => {
-            if origin == AppendOrigin::Client {
-                return Err(ProducerStateError::InvalidTxnState {
-                    producer_id: entry.producer_id,
-                    first_offset,
-                });
-            }
+        // Replayed batches are in the log already: the state follows them.
+        Some(first_offset) if !batch.transactional && origin == AppendOrigin::Client => {
+            return Err(ProducerStateError::InvalidTxnState {
+                producer_id: entry.producer_id,
+                first_offset,
+            });
         }
         None if batch.transactional => entry.current_txn_first_offset = Some(batch.base_offset),
         _ => {}
