@@ -64,6 +64,7 @@ ADVERTISED = {
     44: (0, 1),   # IncrementalAlterConfigs
     47: (0, 0),   # OffsetDelete
     60: (0, 2),   # DescribeCluster
+    61: (0, 0),   # DescribeProducers
     68: (0, 1),   # ConsumerGroupHeartbeat
     69: (0, 1),   # ConsumerGroupDescribe
     74: (0, 1),   # ListConfigResources

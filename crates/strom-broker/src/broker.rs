@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use strom_log::producer_recovery::PRODUCER_STATE_TAIL_BYTES;
-use strom_log::{LogError, UnsyncedClose, PRODUCER_ID_EXPIRATION_MS};
+use strom_log::{LogError, UnsyncedClose};
 use strom_metadata::broker_config::BrokerConfigLayers;
 use strom_metadata::{BrokerEndpoint, ConfigResource, MetadataImage, MetadataRecord, TopicImage};
 use strom_types::TopicId;
@@ -384,24 +383,15 @@ impl Broker {
         let settings = topic_settings::resolve(image, configs, &topic.name);
         let dir = partition_dir(&self.config.log_dir, &topic.name, index);
         let log = open_partition_log(&dir, topic.id, settings.log.clone(), log_dir_clean)?;
-        // Batches retried across a restart must still be seen as duplicates.
-        let producers = log.recent_producer_state(
-            now_ms(),
-            PRODUCER_ID_EXPIRATION_MS,
-            PRODUCER_STATE_TAIL_BYTES,
-        )?;
-        let hosted = Arc::new(
-            Partition::new(
-                topic.name.clone(),
-                topic.id,
-                index,
-                spec.replicas.clone(),
-                spec.leader_epoch,
-                log,
-                settings,
-            )
-            .with_producers(producers),
-        );
+        let hosted = Arc::new(Partition::new(
+            topic.name.clone(),
+            topic.id,
+            index,
+            spec.replicas.clone(),
+            spec.leader_epoch,
+            log,
+            settings,
+        ));
         let checkpointed = self
             .checkpointed_high_watermarks
             .lock()

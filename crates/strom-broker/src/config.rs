@@ -128,6 +128,14 @@ pub struct BrokerConfig {
     /// many segment files (logs and indexes) stay open at most; others are reopened when
     /// used. The rest of the limit is for sockets and files being read.
     pub log_max_open_files: Option<usize>,
+    /// `producer.id.expiration.ms` (86400000): a producer idle this long, with no open
+    /// transaction, is forgotten by the partitions it wrote to. Dynamic.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms` (600000): how often they are looked for.
+    pub producer_id_expiration_check_interval_ms: u64,
+    /// `strom.producer.ids.per.partition.max` (100000): the most producer ids one
+    /// partition tracks; a batch from one more fails with POLICY_VIOLATION.
+    pub max_producer_ids_per_partition: usize,
     /// Where Prometheus scrapes `/metrics`; empty disables it.
     pub metrics_listener: Option<SocketAddr>,
     /// Every config that was set explicitly, by Kafka name.
@@ -385,6 +393,18 @@ impl BrokerConfig {
             )? as usize,
             queued_max_request_bytes: parse(&map, "queued.max.request.bytes", -1i64)?,
             fetch_zero_copy: parse(&map, "strom.fetch.zero.copy", true)?,
+            producer_id_expiration_ms: parse(&map, "producer.id.expiration.ms", 86_400_000i64)?,
+            producer_id_expiration_check_interval_ms: parse(
+                &map,
+                "producer.id.expiration.check.interval.ms",
+                600_000u64,
+            )?,
+            max_producer_ids_per_partition: parse(
+                &map,
+                "strom.producer.ids.per.partition.max",
+                strom_log::DEFAULT_MAX_PRODUCER_IDS,
+            )?
+            .max(1),
             log_max_open_files: match map.get("strom.log.max.open.files") {
                 None => None,
                 Some(_) => Some(at_least(&map, "strom.log.max.open.files", 0, 8)? as usize),

@@ -414,8 +414,8 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
                 now,
             );
             match written {
-                Ok(offset) => {
-                    loaded.partition.notify_appended();
+                Ok(info) => {
+                    let offset = info.base_offset;
                     let marker = Replayed::Marker {
                         offset,
                         producer_id: producer.producer_id,
@@ -433,7 +433,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
                     (Ok(()), delivery)
                 }
                 Err(e) => (
-                    Err(e),
+                    Err(crate::errors::log_error_code(&e)),
                     Delivery {
                         replies: Vec::new(),
                         effects: Vec::new(),

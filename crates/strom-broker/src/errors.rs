@@ -21,8 +21,24 @@ pub fn controller_error_code(error: &ControllerError) -> ErrorCode {
     }
 }
 
+/// Kafka's codes for the producer-state rules (ProducerAppendInfo and UnifiedLog).
+pub fn producer_state_error_code(error: &ProducerStateError) -> ErrorCode {
+    match error {
+        ProducerStateError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+        ProducerStateError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+        ProducerStateError::InvalidTxnState { .. } => ErrorCode::InvalidTxnState,
+        ProducerStateError::CoordinatorFenced { .. } => ErrorCode::TransactionCoordinatorFenced,
+        // Kafka has no per-partition bound. POLICY_VIOLATION is not retriable (retrying
+        // cannot help until idle producers expire) and not one of the producer-state
+        // errors clients treat as fatal or answer with an epoch bump, so the batch fails
+        // with the message naming the bound, and the producer goes on.
+        ProducerStateError::TooManyProducerIds { .. } => ErrorCode::PolicyViolation,
+    }
+}
+
 pub fn log_error_code(error: &LogError) -> ErrorCode {
     match error {
+        LogError::ProducerState(e) => producer_state_error_code(e),
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         LogError::AppendTooLarge { .. } => ErrorCode::RecordListTooLarge,
         LogError::InvalidBatch(_) | LogError::EmptyAppend => ErrorCode::CorruptMessage,
@@ -87,8 +103,6 @@ pub enum ProduceError {
     NotEnoughReplicas(String),
     #[error("{0}")]
     Compression(String),
-    #[error("{0}")]
-    ProducerState(#[from] strom_log::producer_state::ProducerStateError),
     #[error("this server does not host this topic-partition")]
     UnknownTopicOrPartition,
     #[error("this server does not host this topic id")]
@@ -108,12 +122,6 @@ pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
         ProduceError::RecordsRefused(_) => ErrorCode::InvalidRecord,
         ProduceError::NotEnoughReplicas(_) => ErrorCode::NotEnoughReplicas,
         ProduceError::Compression(_) => ErrorCode::CorruptMessage,
-        ProduceError::ProducerState(ProducerStateError::InvalidProducerEpoch { .. }) => {
-            ErrorCode::InvalidProducerEpoch
-        }
-        ProduceError::ProducerState(ProducerStateError::OutOfOrderSequence { .. }) => {
-            ErrorCode::OutOfOrderSequenceNumber
-        }
         ProduceError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
         ProduceError::UnknownTopicId => ErrorCode::UnknownTopicId,
     }

@@ -1,7 +1,8 @@
 //! Background work on every hosted log: retention on its own interval
 //! (log.retention.check.interval.ms), rolling, flushing and deleting the files of
 //! removed segments (file.delete.delay.ms) every second, and the
-//! high watermark checkpoint (replica.high.watermark.checkpoint.interval.ms).
+//! high watermark checkpoint (replica.high.watermark.checkpoint.interval.ms), and the
+//! expiry of idle producers (producer.id.expiration.check.interval.ms).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,16 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
             ),
             Broker::checkpoint_high_watermarks,
         )),
+        tokio::spawn(every(
+            broker.clone(),
+            Duration::from_millis(
+                broker
+                    .config
+                    .producer_id_expiration_check_interval_ms
+                    .max(1),
+            ),
+            expire_producers,
+        )),
         tokio::spawn(crate::group_coordinator::run_timers(broker.clone())),
         tokio::spawn(crate::txn_coordinator::run_timers(broker)),
     ]
@@ -64,6 +75,31 @@ async fn compact_every_backoff(broker: Arc<Broker>) {
         tokio::time::sleep(Duration::from_millis(backoff.max(1))).await;
         let broker = broker.clone();
         let _ = tokio::task::spawn_blocking(move || compact(&broker)).await;
+    }
+}
+
+/// Kafka's removeExpiredProducers on every partition: producers idle for
+/// `producer.id.expiration.ms` (a dynamic config, read each time) and without an open
+/// transaction are forgotten; their next batch is taken as a new producer's.
+fn expire_producers(broker: &Broker) {
+    let now = now_ms();
+    let expiration_ms: i64 = broker.effective_config(
+        "producer.id.expiration.ms",
+        broker.config.producer_id_expiration_ms,
+    );
+    for partition in broker.all_partitions() {
+        match partition.with_log(|log| Ok(log.remove_expired_producers(now, expiration_ms))) {
+            Ok(0) => {}
+            Ok(expired) => info!(
+                topic = %partition.topic,
+                partition = partition.index,
+                expired,
+                "expired idle producers"
+            ),
+            Err(e) => {
+                warn!(topic = %partition.topic, partition = partition.index, error = %e, "producer expiry failed")
+            }
+        }
     }
 }
 

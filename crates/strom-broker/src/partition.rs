@@ -10,7 +10,6 @@ use std::sync::{Mutex, RwLock};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
-use strom_log::producer_state::ProducerStateTable;
 use strom_log::{AppendInfo, LogError, LogReader, PartitionLog};
 use strom_types::TopicId;
 use strom_wire::batch::SplitBatch;
@@ -28,8 +27,6 @@ pub struct Partition {
     /// Reads the log and its published offsets without taking its lock.
     reader: LogReader,
     settings: RwLock<TopicSettings>,
-    /// Idempotent producers' sequences. Lock order: this, then the log.
-    pub producers: Mutex<ProducerStateTable>,
     /// Wakes the fetches parked on this partition: records were appended,
     /// or the partition is gone.
     appended: Notify,
@@ -59,16 +56,7 @@ impl Partition {
             log: Mutex::new(Some(log)),
             reader,
             settings: RwLock::new(settings),
-            producers: Mutex::new(ProducerStateTable::default()),
             appended: Notify::new(),
-        }
-    }
-
-    /// Starts from producer state rebuilt from the log (after a restart).
-    pub fn with_producers(self, producers: ProducerStateTable) -> Self {
-        Self {
-            producers: Mutex::new(producers),
-            ..self
         }
     }
 
@@ -158,6 +146,33 @@ impl Partition {
         })
     }
 
+    /// Writes a transaction marker for `producer_id` as this partition's leader (the
+    /// coordinator's WriteTxnMarkers, or its own markers), ending its transaction here;
+    /// the high watermark moves and parked fetches wake.
+    pub fn append_control_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let info = self.with_log(|log| {
+            let info = log.append_control_marker(
+                producer_id,
+                producer_epoch,
+                coordinator_epoch,
+                commit,
+                self.leader_epoch,
+                now_ms,
+            )?;
+            self.advance_high_watermark(log);
+            Ok(info)
+        })?;
+        self.notify_appended();
+        Ok(info)
+    }
+
     /// Kafka's maybeIncrementLeaderHW: the high watermark becomes the smallest log end
     /// offset of the in-sync replicas. This broker is the only one, so that is its own.
     pub fn advance_high_watermark(&self, log: &mut PartitionLog) -> bool {
@@ -185,20 +200,5 @@ impl strom_log::LogLock for Partition {
         f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>,
     ) -> Result<T, LogError> {
         Partition::with_log(self, f)
-    }
-}
-
-impl Partition {
-    /// Appends a transaction marker for `producer_id`; returns its offset.
-    /// (Placeholder until the log tracks transactions: refuses.)
-    pub fn append_control_marker(
-        &self,
-        _producer_id: i64,
-        _producer_epoch: i16,
-        _coordinator_epoch: i32,
-        _commit: bool,
-        _now_ms: i64,
-    ) -> Result<i64, strom_types::ErrorCode> {
-        Err(strom_types::ErrorCode::UnknownServerError)
     }
 }

@@ -39,7 +39,22 @@ pub fn resolve(
     topic: &str,
 ) -> TopicSettings {
     let overrides = image.configs(&ConfigResource::Topic(topic.to_string()));
-    from_resolved(&resolve_topic_configs(&overrides, broker))
+    let mut settings = from_resolved(&resolve_topic_configs(&overrides, broker));
+    // Broker-wide producer-state settings the log needs.
+    let broker_value = |name: &str| {
+        broker
+            .broker_config(name)
+            .first()
+            .and_then(|(v, _)| v.trim().parse::<i64>().ok())
+    };
+    if let Some(ms) = broker_value("producer.id.expiration.ms") {
+        settings.log.producer_id_expiration_ms = ms;
+        settings.compaction.producer_id_expiration_ms = ms;
+    }
+    if let Some(max) = broker_value("strom.producer.ids.per.partition.max") {
+        settings.log.max_producer_ids = usize::try_from(max.max(1)).unwrap_or(usize::MAX);
+    }
+    settings
 }
 
 fn from_resolved(configs: &[ResolvedConfig]) -> TopicSettings {
@@ -72,6 +87,7 @@ fn from_resolved(configs: &[ResolvedConfig]) -> TopicSettings {
         flush_messages: long("flush.messages", i64::MAX),
         flush_ms: long("flush.ms", i64::MAX),
         file_delete_delay_ms: long("file.delete.delay.ms", 60_000),
+        ..LogConfig::default()
     };
     let compression = match get("compression.type") {
         "producer" => TopicCompression::Producer,

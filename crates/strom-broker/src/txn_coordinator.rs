@@ -189,7 +189,8 @@ impl TransactionCoordinator {
             let Some(partition) = broker.partition(TRANSACTION_STATE_TOPIC, *index) else {
                 continue;
             };
-            let fresh = TransactionCoordinatorShard::new(self.config.clone(), partition.leader_epoch);
+            let fresh =
+                TransactionCoordinatorShard::new(self.config.clone(), partition.leader_epoch);
             match self
                 .runtime
                 .load(*index, partition, fresh, |_, _| TxnShardOutput::default())
@@ -220,7 +221,10 @@ impl TransactionCoordinator {
             let (answer, markers) = self
                 .runtime
                 .call(index, |shard, now, request_id| {
-                    shard_output(op(shard, now, request_id, fresh_producer_id), Some(request_id))
+                    shard_output(
+                        op(shard, now, request_id, fresh_producer_id),
+                        Some(request_id),
+                    )
                 })
                 .await?;
             match answer {
@@ -283,6 +287,22 @@ pub async fn write_markers(broker: &Arc<Broker>, index: i32, request: MarkerRequ
         loop {
             match write_marker(broker, topic, *partition, producer, &request).await {
                 Ok(()) => break,
+                // The partition has seen a newer producer epoch or coordinator: this
+                // marker is stale there and will never be taken (Kafka gives up too).
+                Err(
+                    code @ (ErrorCode::InvalidProducerEpoch
+                    | ErrorCode::ProducerFenced
+                    | ErrorCode::TransactionCoordinatorFenced),
+                ) => {
+                    warn!(
+                        transactional_id = %request.transactional_id,
+                        topic,
+                        partition,
+                        error = ?code,
+                        "a transaction marker was refused as stale; not retrying"
+                    );
+                    break;
+                }
                 Err(code) => {
                     warn!(
                         transactional_id = %request.transactional_id,
@@ -363,8 +383,9 @@ async fn write_marker(
             commit,
             now_ms(),
         );
-        hosted.notify_appended();
-        written.map(|_offset| ())
+        written
+            .map(|_marker| ())
+            .map_err(|e| crate::errors::log_error_code(&e))
     })
     .await
     .unwrap_or(Err(ErrorCode::UnknownServerError))

@@ -336,6 +336,13 @@ pub(crate) fn clean_group(
         }
         writer.flush_pending()?;
         let segment = &mut writer.segment;
+        // As Kafka's cleaner does, the cleaned segment keeps its sources' aborted
+        // transactions, so read_committed fetches still filter what remains of them.
+        for source in group {
+            for entry in source.view.txn_entries() {
+                segment.append_aborted_txn(entry)?;
+            }
+        }
         segment.on_become_inactive()?;
         if let Some(modified) = group
             .last()

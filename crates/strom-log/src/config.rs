@@ -8,6 +8,13 @@ pub const OFFSET_INDEX_ENTRY_BYTES: u32 = 8;
 /// Bytes of one time-index entry (timestamp + relative offset).
 pub const TIME_INDEX_ENTRY_BYTES: u32 = 12;
 
+/// Default of `strom.producer.ids.per.partition.max`. An entry costs about 200 bytes of
+/// memory and up to 150 bytes in each snapshot, so this caps one partition's producer
+/// state near 20 MiB, while leaving room for a new producer every second for the whole
+/// default expiration (86,400 in a day): far more writers than one partition sees unless
+/// a client creates a producer per message, which is what the bound is for.
+pub const DEFAULT_MAX_PRODUCER_IDS: usize = 100_000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// `segment.bytes` (default 1073741824).
@@ -31,6 +38,12 @@ pub struct LogConfig {
     /// `file.delete.delay.ms` (default 60000): how long a segment that retention removed keeps
     /// its (renamed `.deleted`) files, and longer while a reader still holds it.
     pub file_delete_delay_ms: i64,
+    /// Broker `producer.id.expiration.ms` (86400000): producers idle this long (and with
+    /// no open transaction) are left out when the log loads its producer state.
+    pub producer_id_expiration_ms: i64,
+    /// Broker `strom.producer.ids.per.partition.max`: the most producer ids the log
+    /// tracks; a batch from one more is refused.
+    pub max_producer_ids: usize,
 }
 
 impl Default for LogConfig {
@@ -46,6 +59,8 @@ impl Default for LogConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             file_delete_delay_ms: 60_000,
+            producer_id_expiration_ms: 86_400_000,
+            max_producer_ids: DEFAULT_MAX_PRODUCER_IDS,
         }
     }
 }

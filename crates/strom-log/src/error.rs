@@ -30,6 +30,9 @@ pub enum LogError {
     },
     #[error("offset {offset} cannot be stored relative to segment base offset {base_offset}")]
     OffsetOverflow { offset: i64, base_offset: i64 },
+    /// The producer state refused the append (sequence, epoch, transaction rules).
+    #[error(transparent)]
+    ProducerState(#[from] crate::producer_state::ProducerStateError),
     #[error("corrupt segment {path} at position {position}: {reason}")]
     Corrupt {
         path: PathBuf,

@@ -191,13 +191,6 @@ impl OffsetIndex {
         lookup_entry(&self.entries, self.base_offset, target)
     }
 
-    /// The largest indexed batch position <= `position` (0, the first batch, when none is).
-    pub(crate) fn batch_position_at_or_before(&self, position: u64) -> u64 {
-        let entries = self.read_entries();
-        let after = entries.partition_point(|&(_, p)| u64::from(p) <= position);
-        after.checked_sub(1).map_or(0, |i| u64::from(entries[i].1))
-    }
-
     #[cfg(test)]
     pub(crate) fn last_entry(&self) -> Option<(i64, u32)> {
         self.read_entries()

@@ -20,7 +20,7 @@ pub mod leader_epoch;
 mod log;
 mod offset_map;
 mod offsets;
-pub mod producer_recovery;
+mod producer_snapshot;
 pub mod producer_state;
 mod reader;
 mod recovery;
@@ -31,6 +31,7 @@ mod swap;
 mod time_index;
 mod timestamp;
 mod truncation;
+mod txn_index;
 mod vectored;
 
 pub use checkpoint::{
@@ -41,7 +42,7 @@ pub use compaction::{
     run_round, CleanedGroup, CompactionOutcome, CompactionPolicy, CompactionRound, LogLock,
     Planned, PRODUCER_ID_EXPIRATION_MS,
 };
-pub use config::LogConfig;
+pub use config::{LogConfig, DEFAULT_MAX_PRODUCER_IDS};
 pub use error::LogError;
 pub use file_cache::{open_file_count, set_max_open_files};
 pub use log::{AppendInfo, PartitionLog, PendingFlush, ReadResult, SegmentInfo, UnsyncedClose};
@@ -50,6 +51,7 @@ pub use reader::{FileSlice, LogReader, LogSlices};
 pub use retention::RetentionOutcome;
 pub use segment::SegmentView;
 pub use swap::{SwapHook, SwapStep};
+pub use txn_index::AbortedTxn;
 
 #[cfg(test)]
 mod tests;

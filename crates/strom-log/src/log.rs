@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use strom_wire::batch::{
     set_base_offset, set_partition_leader_epoch, BatchHeader, SplitBatch, TimestampType,
+    BATCH_HEADER_BYTES,
 };
 use tracing::{info, warn};
 
@@ -15,6 +16,8 @@ use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::leader_epoch::{EpochEntry, LeaderEpochCache};
 use crate::offsets::OffsetsSnapshot;
+use crate::producer_snapshot::{batch_producer_info, encode_marker_batch, list_snapshots};
+use crate::producer_state::{AppendOrigin, ProducerBatch, ProducerStateManager, StagedAppend};
 use crate::reader::{LogReader, LogShared};
 use crate::recovery::load_segments;
 use crate::scan::{BatchMeta, HeaderScan};
@@ -32,6 +35,23 @@ pub struct AppendInfo {
     pub offset_of_max_timestamp: i64,
     /// The stamped time when the batches use LogAppendTime, else -1.
     pub log_append_time_ms: i64,
+    /// The append was a retry of a batch the log already holds (the producer's epoch and
+    /// sequence range match one of its last five): nothing was written, the offsets are
+    /// the original batch's, and the timestamps are -1, as Kafka answers a duplicate.
+    pub duplicate: bool,
+}
+
+impl AppendInfo {
+    fn duplicate_of(batch: ProducerBatch) -> Self {
+        Self {
+            base_offset: batch.base_offset,
+            last_offset: batch.last_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            log_append_time_ms: -1,
+            duplicate: true,
+        }
+    }
 }
 
 /// Whole batches read from the log, as stored (never decoded).
@@ -81,6 +101,11 @@ pub struct PartitionLog {
     pub(crate) high_watermark: i64,
     /// What readers see: published offsets and segment list.
     pub(crate) shared: Arc<LogShared>,
+    /// Idempotent and transactional producers (`producer_state`), checked and updated
+    /// by every append under this log's lock.
+    pub(crate) producers: ProducerStateManager,
+    /// How many batches the last load of the producer state replayed after its snapshot.
+    pub(crate) producer_state_replayed_batches: u64,
 }
 
 impl PartitionLog {
@@ -138,6 +163,8 @@ impl PartitionLog {
             leader_epochs_unsynced: false,
             high_watermark: 0,
             shared: Arc::default(),
+            producers: ProducerStateManager::default(),
+            producer_state_replayed_batches: 0,
         };
         if log.log_start_offset > log.log_end_offset() {
             // The tail holding the checkpointed start is gone: restart the log empty there,
@@ -158,6 +185,7 @@ impl PartitionLog {
                 now_ms,
             )?);
         }
+        let first_recovered = recovered.first().copied();
         for base_offset in recovered {
             log.assign_epochs_of_segment(base_offset)?;
         }
@@ -167,6 +195,13 @@ impl PartitionLog {
             log.write_leader_epochs()?;
         }
         log.high_watermark = log.log_start_offset;
+        if !clean_shutdown {
+            // Their data may not have survived: only what lies below the recovery point is
+            // known durable.
+            log.remove_snapshots_above(recovery_point)?;
+        }
+        log.load_producer_state(now_ms, first_recovered)?;
+        log.trim_snapshots()?;
         // Recovered segments are dirty: their bytes may only be in the page cache.
         log.flush()?;
         if log.log_start_offset != checkpointed_start {
@@ -208,16 +243,64 @@ impl PartitionLog {
         self.high_watermark
     }
 
-    /// The first offset a read_committed consumer may not read. No transaction is ever open
-    /// yet, so it is the high watermark.
+    /// The first offset a read_committed consumer may not read: the first offset of the
+    /// oldest open transaction, or of a completed one whose marker is not yet below the
+    /// high watermark, but never below the log start (retention or DeleteRecords may pass
+    /// an open transaction's start, as in Kafka), and at most the high watermark.
     pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark
+        match self.producers.first_unstable_offset() {
+            Some(first) => first.max(self.log_start_offset).min(self.high_watermark),
+            None => self.high_watermark,
+        }
+    }
+
+    /// The producer state (DescribeProducers, tests).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+
+    /// Batches the last load of the producer state replayed after its snapshot (all of
+    /// them from the log start when there was none).
+    pub fn producer_state_replayed_batches(&self) -> u64 {
+        self.producer_state_replayed_batches
+    }
+
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`) without an
+    /// open transaction; returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
+    /// Writes a transaction marker (Kafka's EndTransactionMarker in a control batch) for
+    /// `producer_id` as the leader in `leader_epoch`, ending its transaction. Refused as
+    /// Kafka refuses it: an older producer epoch (INVALID_PRODUCER_EPOCH) or an older
+    /// coordinator epoch (TRANSACTION_COORDINATOR_FENCED). An abort of a transaction that
+    /// wrote data here is recorded in the active segment's `.txnindex`.
+    pub fn append_control_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let mut batch = encode_marker_batch(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+            now_ms,
+        )?;
+        self.append(&mut batch, leader_epoch, now_ms)
     }
 
     /// Sets the high watermark (Kafka's updateHighWatermark), kept within [log start, log
     /// end]; returns the value set.
     pub fn set_high_watermark(&mut self, offset: i64) -> i64 {
         self.high_watermark = offset.clamp(self.log_start_offset, self.log_end_offset());
+        self.producers
+            .on_high_watermark_updated(self.high_watermark);
         self.publish();
         self.high_watermark
     }
@@ -230,6 +313,7 @@ impl PartitionLog {
             return false;
         }
         self.high_watermark = offset;
+        self.producers.on_high_watermark_updated(offset);
         self.publish();
         true
     }
@@ -366,7 +450,7 @@ impl PartitionLog {
             .expect("a log always has an active segment")
     }
 
-    fn active_mut(&mut self) -> &mut Segment {
+    pub(crate) fn active_mut(&mut self) -> &mut Segment {
         self.segments
             .last_mut()
             .expect("a log always has an active segment")
@@ -387,7 +471,43 @@ impl PartitionLog {
             let start = meta.position as usize;
             next_offset = assign_offsets(&mut batches[start..], meta, next_offset, leader_epoch)?;
         }
-        self.append_metas(&[batches], &metas, now_ms)
+        let staged = self.stage_producers(
+            metas.iter().map(|m| {
+                let at = m.position as usize;
+                let end = at + m.size_bytes as usize;
+                (
+                    &batches[at..at + BATCH_HEADER_BYTES],
+                    &batches[at + BATCH_HEADER_BYTES..end],
+                )
+            }),
+            &metas,
+            AppendOrigin::Client,
+        )?;
+        if let Some(original) = staged.duplicate {
+            return Ok(AppendInfo::duplicate_of(original));
+        }
+        let info = self.append_metas(&[batches], &metas, now_ms)?;
+        self.complete_producer_append(staged)?;
+        Ok(info)
+    }
+
+    /// Checks the producer state of batches about to be appended (offsets assigned).
+    fn stage_producers<'a>(
+        &self,
+        batches: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+        metas: &[BatchMeta],
+        origin: AppendOrigin,
+    ) -> Result<StagedAppend, LogError> {
+        let mut infos = Vec::new();
+        for ((header, records), meta) in batches.zip(metas) {
+            if let Some(info) = batch_producer_info(header, records, meta)? {
+                infos.push(info);
+            }
+        }
+        if infos.is_empty() {
+            return Ok(StagedAppend::default());
+        }
+        Ok(self.producers.prepare(&infos, origin)?)
     }
 
     /// [`Self::append`] of batches split into a header copy and records left in the
@@ -419,11 +539,21 @@ impl PartitionLog {
             position += size;
             metas.push(meta);
         }
+        let staged = self.stage_producers(
+            batches.iter().map(|b| (&b.header[..], b.records)),
+            &metas,
+            AppendOrigin::Client,
+        )?;
+        if let Some(original) = staged.duplicate {
+            return Ok(AppendInfo::duplicate_of(original));
+        }
         let parts: Vec<&[u8]> = batches
             .iter()
             .flat_map(|b| [&b.header[..], b.records])
             .collect();
-        self.append_metas(&parts, &metas, now_ms)
+        let info = self.append_metas(&parts, &metas, now_ms)?;
+        self.complete_producer_append(staged)?;
+        Ok(info)
     }
 
     /// Appends batches that keep their offsets and epochs (replication): the first base
@@ -449,7 +579,21 @@ impl PartitionLog {
                 });
             }
         }
-        self.append_metas(&[batches], &metas, now_ms)
+        let staged = self.stage_producers(
+            metas.iter().map(|m| {
+                let at = m.position as usize;
+                let end = at + m.size_bytes as usize;
+                (
+                    &batches[at..at + BATCH_HEADER_BYTES],
+                    &batches[at + BATCH_HEADER_BYTES..end],
+                )
+            }),
+            &metas,
+            AppendOrigin::Replay,
+        )?;
+        let info = self.append_metas(&[batches], &metas, now_ms)?;
+        self.complete_producer_append(staged)?;
+        Ok(info)
     }
 
     /// Writes batches whose bytes are the concatenation of `parts` (the first part starts
@@ -527,6 +671,7 @@ impl PartitionLog {
             max_timestamp,
             offset_of_max_timestamp,
             log_append_time_ms,
+            duplicate: false,
         })
     }
 
@@ -542,6 +687,9 @@ impl PartitionLog {
         let segment = Segment::create(&self.dir, new_base, &self.config, now_ms)?;
         self.segments.push(segment);
         self.publish_segments();
+        // The producer state as of the new segment: fsynced with the rolled segment.
+        self.write_producer_snapshot(new_base)?;
+        self.trim_snapshots()?;
         info!(dir = %self.dir.display(), base_offset = new_base, "rolled new log segment");
         Ok(true)
     }
@@ -615,6 +763,16 @@ impl PartitionLog {
                 files.extend(segment.durable_handles()?);
             }
         }
+        // Snapshots written at those rolls become durable with them.
+        for offset in list_snapshots(&self.dir)? {
+            if offset > self.recovery_point && offset <= up_to {
+                match fs::File::open(crate::producer_snapshot::snapshot_path(&self.dir, offset)) {
+                    Ok(file) => files.push(Arc::new(file)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
         Ok(Some(PendingFlush { files, up_to }))
     }
 
@@ -653,6 +811,7 @@ impl PartitionLog {
         for segment in &mut self.segments {
             segment.update_config(&config);
         }
+        self.producers.set_max_producer_ids(config.max_producer_ids);
         self.config = config;
     }
 
@@ -672,6 +831,9 @@ impl PartitionLog {
         }
         self.flush()?;
         self.sync_leader_epochs()?;
+        let snapshot = self.write_producer_snapshot(self.log_end_offset())?;
+        fs::File::open(snapshot)?.sync_all()?;
+        self.trim_snapshots()?;
         if checkpoint::read_offset(&self.dir, LOG_START_OFFSET_FILE)? != Some(self.log_start_offset)
         {
             self.write_log_start_offset()?;
@@ -688,6 +850,8 @@ impl PartitionLog {
     /// point before that marker leaves the log to recovery, as after a kill -9.
     pub fn close_unsynced(mut self) -> Result<UnsyncedClose, LogError> {
         self.active_mut().on_become_inactive()?;
+        self.write_producer_snapshot(self.log_end_offset())?;
+        self.trim_snapshots()?;
         Ok(UnsyncedClose { log: self })
     }
 }

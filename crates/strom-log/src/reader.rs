@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use crate::error::LogError;
 use crate::offsets::LogOffsets;
 use crate::segment::SegmentView;
+use crate::txn_index::AbortedTxn;
 
 /// What a log shares with its readers.
 #[derive(Default)]
@@ -44,6 +45,9 @@ pub struct LogSlices {
     pub slices: Vec<FileSlice>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// The offset after the last batch read (the read's offset when nothing was read): the
+    /// upper bound of the aborted transactions a read_committed reader needs.
+    pub next_offset: i64,
 }
 
 impl LogSlices {
@@ -110,6 +114,30 @@ impl LogReader {
             .clone()
     }
 
+    /// The aborted transactions a read_committed fetch of `[fetch_offset,
+    /// upper_bound_offset)` must filter, from the segments' `.txnindex` entries (Kafka's
+    /// collectAbortedTransactions): from the segment holding `fetch_offset` on, until an
+    /// entry's last stable offset reaches the bound.
+    pub fn aborted_transactions(
+        &self,
+        fetch_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Vec<AbortedTxn> {
+        let segments = self.segments();
+        let first = segments
+            .partition_point(|s| s.base_offset <= fetch_offset)
+            .saturating_sub(1);
+        let mut out = Vec::new();
+        for segment in segments.iter().skip(first) {
+            if segment.base_offset >= upper_bound_offset
+                || segment.collect_aborted(fetch_offset, upper_bound_offset, &mut out)
+            {
+                break;
+            }
+        }
+        out
+    }
+
     /// Whole batches starting with the one holding `offset`, up to `max_bytes` (the first one
     /// whole regardless when `min_one_batch`), none whose last offset reaches `max_offset`.
     pub fn read(
@@ -133,6 +161,7 @@ impl LogReader {
             slices: Vec::new(),
             log_start_offset,
             log_end_offset,
+            next_offset: offset,
         };
         if offset >= log_end_offset || offset >= max_offset {
             return Ok(out);
@@ -162,6 +191,9 @@ impl LogReader {
                 min_one_batch && out.slices.is_empty(),
             )?;
             let len = range.end_position - start;
+            if let Some(next) = range.next_offset {
+                out.next_offset = next;
+            }
             if len > 0 {
                 budget = budget.saturating_sub(len);
                 out.slices.push(FileSlice {

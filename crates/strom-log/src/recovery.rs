@@ -13,6 +13,7 @@ use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::scan::BatchMeta;
 use crate::segment::{delete_segment_files, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 const RECOVERY_READ_BUFFER_BYTES: usize = 1 << 20;
 
@@ -42,7 +43,9 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         };
         match suffix {
             LOG_SUFFIX => logs.push(base),
-            INDEX_SUFFIX | TIME_INDEX_SUFFIX => indexes.push((base, entry.path())),
+            INDEX_SUFFIX | TIME_INDEX_SUFFIX | TXN_INDEX_SUFFIX => {
+                indexes.push((base, entry.path()))
+            }
             _ => {}
         }
     }
@@ -81,7 +84,10 @@ pub(crate) fn load_segments(
             Some(segment) => (segment, 0),
             None => {
                 recovered.push(base);
-                recover_segment(dir, base, config, now_ms)?
+                let (mut segment, cut) = recover_segment(dir, base, config, now_ms)?;
+                // Rebuilt by the producer-state replay, which starts at or before it.
+                segment.cut_txn_index(base)?;
+                (segment, cut)
             }
         };
         if segments

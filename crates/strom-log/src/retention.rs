@@ -52,6 +52,13 @@ impl PartitionLog {
             self.write_leader_epochs()?;
         }
         self.high_watermark = self.high_watermark.max(offset);
+        // As Kafka's onLogStartOffsetIncremented: completed transactions now wholly below
+        // the start are forgotten; open ones stay open (the last stable offset is clamped
+        // to the start) until their marker comes.
+        self.producers.on_log_start_offset_incremented(offset);
+        self.producers
+            .on_high_watermark_updated(self.high_watermark);
+        self.trim_snapshots()?;
         self.publish();
         Ok(())
     }

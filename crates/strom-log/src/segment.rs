@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::UNIX_EPOCH;
 
 use tracing::warn;
@@ -16,6 +16,7 @@ use crate::file_cache::{self, open_read_write, CachedFile};
 use crate::index::{lookup_entry, OffsetIndex, SharedEntries};
 use crate::scan::{BatchMeta, HeaderScan};
 use crate::time_index::TimeIndex;
+use crate::txn_index::{self, AbortedTxn, TxnIndexEntry, TXN_INDEX_SUFFIX};
 
 pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const INDEX_SUFFIX: &str = "index";
@@ -26,9 +27,17 @@ pub(crate) fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBu
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
-/// Removes a segment's `.log`, `.index` and `.timeindex`, whichever exist.
+/// Every file a segment may have; the `.txnindex` only once a transaction aborted in it.
+pub(crate) const SEGMENT_SUFFIXES: [&str; 4] = [
+    LOG_SUFFIX,
+    INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+];
+
+/// Removes a segment's `.log`, `.index`, `.timeindex` and `.txnindex`, whichever exist.
 pub(crate) fn delete_segment_files(dir: &Path, base_offset: i64) -> std::io::Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in SEGMENT_SUFFIXES {
         match fs::remove_file(segment_file(dir, base_offset, suffix)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -51,6 +60,8 @@ fn roll_jitter_ms(config: &LogConfig, base_offset: i64) -> i64 {
 /// Where a read of a segment ends.
 pub(crate) struct SegmentRange {
     pub end_position: u64,
+    /// The offset after the last batch in the range; `None` when the range is empty.
+    pub next_offset: Option<i64>,
     /// True when the read stopped at a limit (bytes or max offset) rather than at the end of
     /// the segment, so the next segment must not be read.
     pub stopped_at_limit: bool,
@@ -68,9 +79,30 @@ pub struct SegmentView {
     /// Published by the writer after the bytes are written.
     size_bytes: AtomicU64,
     index: SharedEntries,
+    /// The `.txnindex` entries: the writer appends under the log's lock, readers copy
+    /// what they need.
+    aborted: RwLock<Vec<TxnIndexEntry>>,
 }
 
 impl SegmentView {
+    pub(crate) fn txn_entries(&self) -> Vec<TxnIndexEntry> {
+        self.aborted
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Kafka's collectAbortedTxns over this segment; true when the search is complete.
+    pub(crate) fn collect_aborted(
+        &self,
+        fetch_offset: i64,
+        upper_bound_offset: i64,
+        out: &mut Vec<AbortedTxn>,
+    ) -> bool {
+        let entries = self.aborted.read().unwrap_or_else(|p| p.into_inner());
+        txn_index::collect(&entries, fetch_offset, upper_bound_offset, out)
+    }
+
     pub(crate) fn size_bytes(&self) -> u64 {
         self.size_bytes.load(Ordering::Acquire)
     }
@@ -131,10 +163,12 @@ impl SegmentView {
     ) -> Result<SegmentRange, LogError> {
         let mut scan = HeaderScan::new(file, &self.log_path, start_position, size);
         let mut end_position = start_position;
+        let mut next_offset = None;
         loop {
             let Some(meta) = scan.next_batch()? else {
                 return Ok(SegmentRange {
                     end_position,
+                    next_offset,
                     stopped_at_limit: false,
                 });
             };
@@ -143,14 +177,17 @@ impl SegmentView {
             if meta.last_offset >= max_offset || (over_budget && !(first && min_one_batch)) {
                 return Ok(SegmentRange {
                     end_position,
+                    next_offset,
                     stopped_at_limit: true,
                 });
             }
             end_position = meta.end_position();
+            next_offset = Some(meta.last_offset + 1);
             if over_budget {
                 // The oversized first batch alone.
                 return Ok(SegmentRange {
                     end_position,
+                    next_offset,
                     stopped_at_limit: true,
                 });
             }
@@ -226,6 +263,7 @@ pub(crate) struct Segment {
     pub(crate) roll_jitter_ms: i64,
     /// Bytes were written since the last fsync.
     pub(crate) dirty: bool,
+    pub(crate) txn_index_path: PathBuf,
 }
 
 impl Segment {
@@ -249,6 +287,11 @@ impl Segment {
         let log = CachedFile::opened(file_cache::global(), log_path.clone(), log)?;
         let index_path = file(INDEX_SUFFIX);
         let time_index_path = file(TIME_INDEX_SUFFIX);
+        let txn_index_path = file(TXN_INDEX_SUFFIX);
+        if create_log {
+            txn_index::remove(&txn_index_path)?;
+        }
+        let aborted = txn_index::load(&txn_index_path)?;
         let (index, time_index) = if fresh_indexes {
             (
                 OffsetIndex::create(index_path, base_offset, config.max_offset_index_entries())?,
@@ -282,6 +325,7 @@ impl Segment {
             log,
             size_bytes: AtomicU64::new(0),
             index: index.shared_entries(),
+            aborted: RwLock::new(aborted),
         });
         Ok(Some(Self {
             base_offset,
@@ -297,6 +341,7 @@ impl Segment {
             bytes_since_index_entry: 0,
             roll_jitter_ms: roll_jitter_ms(config, base_offset),
             dirty: false,
+            txn_index_path,
         }))
     }
 
@@ -447,6 +492,7 @@ impl Segment {
             .set_path(segment_file(dir, self.base_offset, INDEX_SUFFIX));
         self.time_index
             .set_path(segment_file(dir, self.base_offset, TIME_INDEX_SUFFIX));
+        self.txn_index_path = segment_file(dir, self.base_offset, TXN_INDEX_SUFFIX);
         self.view.log.set_path(final_log.clone());
         Arc::get_mut(&mut self.view)
             .expect("a segment is renamed before readers can see it")
@@ -593,7 +639,32 @@ impl Segment {
             self.log()?.sync_data()?;
             self.index.sync()?;
             self.time_index.sync()?;
+            txn_index::sync(&self.txn_index_path)?;
             self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Records an aborted transaction whose marker this segment holds.
+    pub(crate) fn append_aborted_txn(&mut self, entry: TxnIndexEntry) -> Result<(), LogError> {
+        txn_index::append(&self.txn_index_path, &entry)?;
+        self.view
+            .aborted
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(entry);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Keeps only the entries whose marker lies below `offset` (truncation); with `offset`
+    /// at or below the base, the index empties (recovery rebuilds it).
+    pub(crate) fn cut_txn_index(&mut self, offset: i64) -> Result<(), LogError> {
+        let mut entries = self.view.aborted.write().unwrap_or_else(|p| p.into_inner());
+        let before = entries.len();
+        entries.retain(|e| e.last_offset < offset);
+        if entries.len() != before || offset <= self.base_offset {
+            txn_index::rewrite(&self.txn_index_path, &entries)?;
         }
         Ok(())
     }
@@ -634,11 +705,17 @@ impl Segment {
 
     /// Handles on the segment's three files, for an fsync that does not hold the log's lock.
     pub(crate) fn durable_handles(&self) -> std::io::Result<Vec<Arc<File>>> {
-        Ok(vec![
+        let mut handles = vec![
             self.log()?,
             self.index.file_handle()?,
             self.time_index.file_handle()?,
-        ])
+        ];
+        match File::open(&self.txn_index_path) {
+            Ok(file) => handles.push(Arc::new(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(handles)
     }
 
     /// Removes the segment's files.
@@ -652,7 +729,7 @@ impl Segment {
     /// name is free, and `open` removes such leftovers) and are removed later by
     /// [`PendingDeletion`]. Readers holding the view keep reading meanwhile.
     pub(crate) fn schedule_deletion(self, dir: &Path) -> std::io::Result<PendingDeletion> {
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in SEGMENT_SUFFIXES {
             let from = segment_file(dir, self.base_offset, suffix);
             let to = from.with_extension(format!("{suffix}.{DELETED}"));
             // The log is renamed through its cache entry: readers reopen it by the new name.
@@ -701,7 +778,7 @@ impl PendingDeletion {
         if now_ms < due || Arc::strong_count(&self.view) > 1 {
             return Ok(false);
         }
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in SEGMENT_SUFFIXES {
             let path = segment_file(dir, self.base_offset, &format!("{suffix}.{DELETED}"));
             match fs::remove_file(path) {
                 Ok(()) => {}

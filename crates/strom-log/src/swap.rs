@@ -24,6 +24,7 @@ use crate::scan::HeaderScan;
 use crate::segment::{
     delete_segment_files, segment_file, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 /// Name tail of a cleaned segment's files before the swap starts.
 pub(crate) const CLEANED: &str = ".cleaned";
@@ -84,10 +85,15 @@ fn rename_if_exists(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Removes the files of an abandoned cleaned segment, `.swap` indexes included.
 pub(crate) fn remove_cleaned(dir: &Path, base_offset: i64) -> std::io::Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+    ] {
         remove_if_exists(&file(dir, base_offset, suffix, CLEANED))?;
     }
-    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
         remove_if_exists(&file(dir, base_offset, suffix, SWAP))?;
     }
     Ok(())
@@ -100,12 +106,19 @@ pub(crate) fn commit(
     base_offset: i64,
     hook: &mut SwapHook<'_>,
 ) -> Result<(), LogError> {
+    // The `.txnindex` exists only when the cleaned segment carries aborted transactions.
     let indexes = [INDEX_SUFFIX, TIME_INDEX_SUFFIX]
         .into_iter()
         .try_for_each(|suffix| {
             fs::rename(
                 file(dir, base_offset, suffix, CLEANED),
                 file(dir, base_offset, suffix, SWAP),
+            )
+        })
+        .and_then(|()| {
+            rename_if_exists(
+                &file(dir, base_offset, TXN_INDEX_SUFFIX, CLEANED),
+                &file(dir, base_offset, TXN_INDEX_SUFFIX, SWAP),
             )
         });
     let log = || {
@@ -141,7 +154,7 @@ pub(crate) fn finish(
     }
     sync_dir(dir)?;
     reached(hook, SwapStep::OldDeleted)?;
-    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
         rename_if_exists(
             &file(dir, base_offset, suffix, SWAP),
             &segment_file(dir, base_offset, suffix),
@@ -237,7 +250,7 @@ pub(crate) fn finish_interrupted(dir: &Path) -> Result<(), LogError> {
         for old in replaced {
             delete_segment_files(dir, old)?;
         }
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             rename_if_exists(
                 &file(dir, base, suffix, SWAP),
                 &segment_file(dir, base, suffix),

@@ -101,6 +101,10 @@ impl PartitionLog {
         }
         self.high_watermark = self.high_watermark.min(log_end_offset);
         self.flush()?;
+        // Kafka's truncateAndReload: snapshots past the new end go, and the producer state
+        // is the newest remaining snapshot plus the batches after it.
+        self.remove_snapshots_above(log_end_offset)?;
+        self.load_producer_state(now_ms, None)?;
         self.publish();
         Ok(true)
     }
@@ -152,6 +156,8 @@ impl PartitionLog {
         checkpoint::sync_dir(&self.dir)?;
         self.segments
             .push(Segment::create(&self.dir, offset, &self.config, now_ms)?);
+        self.remove_snapshots_above(-1)?;
+        self.producers.clear();
         reached(hook, TruncateStep::SegmentDeleted)?;
         if self.leader_epochs.clear() {
             self.write_leader_epochs()?;
@@ -186,7 +192,9 @@ impl PartitionLog {
         file.set_len(cut_at)?;
         file.sync_all()?;
         drop(file);
-        let (segment, _) = recover_segment(&self.dir, base_offset, &self.config, now_ms)?;
+        let (mut segment, _) = recover_segment(&self.dir, base_offset, &self.config, now_ms)?;
+        // Aborts whose markers were cut go; the earlier ones stay.
+        segment.cut_txn_index(offset)?;
         *self
             .segments
             .last_mut()

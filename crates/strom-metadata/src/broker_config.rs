@@ -138,6 +138,18 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
         ReadOnly
     ),
     (
+        "producer.id.expiration.check.interval.ms",
+        Some("600000"),
+        Int,
+        ReadOnly
+    ),
+    (
+        "producer.id.expiration.ms",
+        Some("86400000"),
+        Int,
+        ClusterWide
+    ),
+    (
         "replica.high.watermark.checkpoint.interval.ms",
         Some("5000"),
         Long,
@@ -147,6 +159,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("socket.request.max.bytes", Some("104857600"), Int, ReadOnly),
     ("strom.fetch.zero.copy", Some("true"), Boolean, ReadOnly),
     ("strom.log.max.open.files", None, Int, ReadOnly),
+    (
+        "strom.producer.ids.per.partition.max",
+        Some("100000"),
+        Int,
+        ReadOnly
+    ),
     (
         "strom.metrics.listener",
         Some("127.0.0.1:9644"),
@@ -214,7 +232,6 @@ const KAFKA_DYNAMIC_CONFIGS: &[(&str, ConfigType, DynamicScope)] = {
         ("num.network.threads", Int, ClusterWide),
         ("num.recovery.threads.per.data.dir", Int, ClusterWide),
         ("num.replica.fetchers", Int, ClusterWide),
-        ("producer.id.expiration.ms", Int, ClusterWide),
         (
             "transaction.partition.verification.enable",
             Boolean,

@@ -34,7 +34,8 @@ impl Handler for AddPartitionsToTxnHandler {
     ) -> AddPartitionsToTxnResponse {
         if ctx.api_version <= 3 {
             let results = add_for_client(&broker, ctx.api_version, &request).await;
-            return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+            return AddPartitionsToTxnResponse::default()
+                .with_results_by_topic_v3_and_below(results);
         }
         let mut results = Vec::with_capacity(request.transactions.len());
         for transaction in &request.transactions {
@@ -49,7 +50,10 @@ fn topics_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {
 }
 
 /// Every partition with `code`, in the request's shape.
-fn all_failed(topics: &[AddPartitionsToTxnTopic], code: ErrorCode) -> Vec<AddPartitionsToTxnTopicResult> {
+fn all_failed(
+    topics: &[AddPartitionsToTxnTopic],
+    code: ErrorCode,
+) -> Vec<AddPartitionsToTxnTopicResult> {
     topics
         .iter()
         .map(|t| {

@@ -24,8 +24,12 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
+};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_log::{LogError, LogSlices};
 use strom_types::ErrorCode;
@@ -383,6 +387,7 @@ fn read_partitions(
         if read_committed {
             data.aborted_transactions = Some(Vec::new());
         }
+        let mut aborted = Vec::new();
         let result = target.as_ref().map_err(|code| *code).and_then(|target| {
             let partition = &target.partition;
             if wanted.current_leader_epoch > partition.leader_epoch {
@@ -412,6 +417,12 @@ fn read_partitions(
                 reader
                     .read(wanted.fetch_offset, limit, readable_end, min_one_batch)
                     .and_then(|slices| {
+                        // read_committed readers drop the records of aborted transactions
+                        // in what they got, as Kafka's collectAbortedTransactions lists them.
+                        if read_committed && !slices.is_empty() {
+                            aborted = reader
+                                .aborted_transactions(wanted.fetch_offset, slices.next_offset);
+                        }
                         let send_from_files = zero_copy
                             && slices.len() >= ZERO_COPY_MIN_BYTES
                             && held_files + slices.slices.len() <= MAX_FILES_HELD_PER_RESPONSE;
@@ -445,6 +456,18 @@ fn read_partitions(
                     .with_last_stable_offset(offsets.last_stable_offset)
                     .with_log_start_offset(start_offset(offsets.log_start_offset))
                     .with_records(Some(records));
+                if read_committed {
+                    data.aborted_transactions = Some(
+                        aborted
+                            .iter()
+                            .map(|txn| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(txn.producer_id))
+                                    .with_first_offset(txn.first_offset)
+                            })
+                            .collect(),
+                    );
+                }
             }
             Err(code) => {
                 has_error = true;

@@ -90,12 +90,16 @@ async fn locate(
             (OFFSETS_TOPIC, broker.groups.partition_for(broker, key))
         }
         KEY_TYPE_TRANSACTION => {
-            broker.transactions.ensure_loaded(broker).await.map_err(|code| {
-                (
-                    code,
-                    "the transaction coordinator is not available".to_string(),
-                )
-            })?;
+            broker
+                .transactions
+                .ensure_loaded(broker)
+                .await
+                .map_err(|code| {
+                    (
+                        code,
+                        "the transaction coordinator is not available".to_string(),
+                    )
+                })?;
             (
                 TRANSACTION_STATE_TOPIC,
                 broker.transactions.partition_for(broker, key),

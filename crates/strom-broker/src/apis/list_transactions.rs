@@ -23,7 +23,11 @@ impl Handler for ListTransactionsHandler {
         request: ListTransactionsRequest,
     ) -> ListTransactionsResponse {
         let filter = ListTransactionsFilter {
-            states: request.state_filters.iter().map(|s| s.to_string()).collect(),
+            states: request
+                .state_filters
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             producer_ids: request.producer_id_filters.iter().map(|p| p.0).collect(),
             duration_filter_ms: if ctx.api_version >= 1 {
                 request.duration_filter
@@ -31,12 +35,19 @@ impl Handler for ListTransactionsHandler {
                 -1
             },
             transactional_id_pattern: (ctx.api_version >= 2)
-                .then(|| request.transactional_id_pattern.as_ref().map(|p| p.to_string()))
+                .then(|| {
+                    request
+                        .transactional_id_pattern
+                        .as_ref()
+                        .map(|p| p.to_string())
+                })
                 .flatten(),
         };
         let replies = match broker
             .transactions
-            .call_all(&broker, |shard, now, id| shard.list_transactions(now, id, &filter))
+            .call_all(&broker, |shard, now, id| {
+                shard.list_transactions(now, id, &filter)
+            })
             .await
         {
             Ok(replies) => replies,

@@ -13,6 +13,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Ver
 use crate::broker::Broker;
 use crate::response_frame::{encode_frame, ResponseFrame};
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
@@ -26,6 +28,9 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod group_common;
@@ -37,6 +42,7 @@ mod leave_group;
 mod list_config_resources;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -44,12 +50,8 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
-mod add_offsets_to_txn;
-mod add_partitions_to_txn;
-mod describe_transactions;
-mod end_txn;
-mod list_transactions;
 mod txn_common;
+mod txn_offset_commit;
 mod write_txn_markers;
 
 /// What a handler knows about the request beyond its body.
@@ -268,6 +270,8 @@ impl ApiTable {
             erased::<write_txn_markers::WriteTxnMarkersHandler>(),
             erased::<describe_transactions::DescribeTransactionsHandler>(),
             erased::<list_transactions::ListTransactionsHandler>(),
+            erased::<txn_offset_commit::TxnOffsetCommitHandler>(),
+            erased::<describe_producers::DescribeProducersHandler>(),
         ];
         let max_key = apis.iter().map(|a| a.key() as usize).max().unwrap_or(0);
         let mut by_key: Vec<Option<Box<dyn Api>>> = (0..=max_key).map(|_| None).collect();
@@ -332,6 +336,7 @@ mod tests {
         (44, 0, 1), // IncrementalAlterConfigs
         (47, 0, 0), // OffsetDelete
         (60, 0, 2), // DescribeCluster
+        (61, 0, 0), // DescribeProducers
         (68, 0, 1), // ConsumerGroupHeartbeat
         (69, 0, 1), // ConsumerGroupDescribe
         (74, 0, 1), // ListConfigResources

@@ -13,7 +13,6 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
-use strom_log::producer_state::{last_sequence_of_batch, ProducerBatch, SequenceCheck};
 use strom_log::AppendInfo;
 use strom_types::ErrorCode;
 use strom_wire::batch::{self, TimestampType};
@@ -177,11 +176,10 @@ fn produce_partition(
             "produce requests of version 3 and above must contain exactly one record batch per partition".into(),
         ));
     }
-    if info.is_transactional {
-        return Err(ProduceError::InvalidRecord(
-            "transactional batches are not supported yet".into(),
-        ));
-    }
+    // TRANSACTION VERIFICATION HOOK (KIP-890): when `info.is_transactional`, a batch that
+    // would start a transaction on this partition is to be checked with the transaction
+    // coordinator (AddPartitionsToTxn verify-only) here, before it is appended. The log
+    // itself enforces the epoch, sequence and open-transaction rules.
     if acks == -1 && partition.replicas.len() < settings.min_insync_replicas {
         return Err(ProduceError::NotEnoughReplicas(format!(
             "the in-sync replicas ({}) are fewer than min.insync.replicas ({})",
@@ -224,50 +222,19 @@ fn produce_partition(
     // copied out, rewritten, and written to the file beside them.
     let stored = validated.recompressed.as_deref().unwrap_or(&records[..]);
     let mut batch = batch::SplitBatch::new(stored)?;
-    let header = batch.header();
-    let producer = (header.producer_id() >= 0).then(|| {
-        let first = header.base_sequence();
-        let last = last_sequence_of_batch(first, header.last_offset_delta());
-        (header.producer_id(), header.producer_epoch(), first, last)
-    });
     // Kafka's header says what the records hold: the append time, or their largest timestamp.
     if settings.timestamp_type == TimestampType::LogAppendTime {
         batch.set_log_append_time(now);
     } else {
         batch.set_create_time_max_timestamp(validated.max_timestamp);
     }
-    // Held across check, append and record, so a retry racing its original cannot slip in twice.
-    let mut producers = partition
-        .producers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some((producer_id, epoch, first, last)) = producer {
-        if let SequenceCheck::Duplicate(earlier) =
-            producers.check(producer_id, epoch, first, last)?
-        {
-            return Ok(AppendInfo {
-                base_offset: earlier.base_offset,
-                last_offset: earlier.last_offset,
-                max_timestamp: -1,
-                offset_of_max_timestamp: -1,
-                log_append_time_ms: -1,
-            });
-        }
-    }
+    // The log checks the producer's epoch and sequence (and its transaction) under its
+    // lock, with the write: a retry of a batch it holds comes back as a duplicate with the
+    // original offsets, and nothing is written.
     let mut info = partition.append_split(std::slice::from_mut(&mut batch), now)?;
-    if let Some((producer_id, epoch, first, last)) = producer {
-        producers.record(
-            producer_id,
-            epoch,
-            ProducerBatch {
-                first_sequence: first,
-                last_sequence: last,
-                base_offset: info.base_offset,
-                last_offset: info.last_offset,
-            },
-        );
+    if info.duplicate {
+        return Ok(info);
     }
-    drop(producers);
     partition.notify_appended();
     if settings.timestamp_type == TimestampType::LogAppendTime {
         info.log_append_time_ms = now;

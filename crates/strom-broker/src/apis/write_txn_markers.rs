@@ -99,8 +99,9 @@ async fn write_one(
             commit,
             now_ms(),
         );
-        partition.notify_appended();
-        written.map(|_offset| ())
+        written
+            .map(|_marker| ())
+            .map_err(|e| crate::errors::log_error_code(&e))
     })
     .await
     .unwrap_or(Err(ErrorCode::UnknownServerError))

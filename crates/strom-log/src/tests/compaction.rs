@@ -43,6 +43,19 @@ pub(crate) fn producer_batch_of(
     producer_id: i64,
     transactional: bool,
 ) -> Vec<u8> {
+    producer_batch_from(entries, codec, timestamp, producer_id, transactional, 40)
+}
+
+/// [`producer_batch_of`] with sequences from `first_sequence` (the log refuses a
+/// producer's repeated sequence as a retry).
+pub(crate) fn producer_batch_from(
+    entries: &[Entry<'_>],
+    codec: Compression,
+    timestamp: i64,
+    producer_id: i64,
+    transactional: bool,
+    first_sequence: i32,
+) -> Vec<u8> {
     let records: Vec<Record> = entries
         .iter()
         .enumerate()
@@ -56,7 +69,7 @@ pub(crate) fn producer_batch_of(
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: if producer_id >= 0 {
-                40 + i as i32
+                first_sequence + i as i32
             } else {
                 i as i32 - 1
             },

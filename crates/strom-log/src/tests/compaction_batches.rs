@@ -6,7 +6,9 @@ use strom_wire::batch::{
 };
 use strom_wire::record::{parse_records, records_section};
 
-use super::compaction::{batch_shapes, eager, producer_batch_of, put, v, visible, Entry};
+use super::compaction::{
+    batch_shapes, eager, producer_batch_from, producer_batch_of, put, v, visible, Entry,
+};
 use super::*;
 use crate::CompactionPolicy;
 
@@ -129,20 +131,21 @@ fn transactional_and_control_batches_are_kept_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default());
     put(&mut log, &[("a", "superseded")]);
-    let txn = |key| {
-        producer_batch_of(
+    let txn = |key, sequence| {
+        producer_batch_from(
             &[(Some(key), Some("txn"))],
             Compression::Gzip,
             NOW_MS,
             9,
             true,
+            sequence,
         )
     };
     let kept = [
-        append(&mut log, &txn("a")),
+        append(&mut log, &txn("a", 40)),
         append(&mut log, &commit_marker(9)),
         put(&mut log, &[("a", "plain")]),
-        append(&mut log, &txn("b")),
+        append(&mut log, &txn("b", 41)),
         append(&mut log, &commit_marker(9)),
         put(&mut log, &[("b", "plain")]),
     ];
@@ -183,11 +186,18 @@ fn plain_values_before_a_transaction_are_not_shadowed_by_it() {
 fn an_idempotent_producers_last_batch_stays_empty() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), LogConfig::default());
-    let one = |v: &'static str| {
-        producer_batch_of(&[(Some("a"), Some(v))], Compression::Lz4, NOW_MS, 5, false)
+    let one = |v: &'static str, sequence| {
+        producer_batch_from(
+            &[(Some("a"), Some(v))],
+            Compression::Lz4,
+            NOW_MS,
+            5,
+            false,
+            sequence,
+        )
     };
-    append(&mut log, &one("1"));
-    let last = append(&mut log, &one("2"));
+    append(&mut log, &one("1", 40));
+    let last = append(&mut log, &one("2", 41));
     put(&mut log, &[("a", "3")]);
     log.roll(NOW_MS).unwrap();
     log.compact(NOW_MS, &eager()).unwrap();
@@ -216,7 +226,7 @@ fn an_idempotent_producers_last_batch_stays_empty() {
             original.base_sequence()
         )
     );
-    assert_eq!((kept.producer_id(), kept.base_sequence()), (5, 40));
+    assert_eq!((kept.producer_id(), kept.base_sequence()), (5, 41));
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod compaction_crash;
 mod concurrency;
 mod epochs;
 mod index_lookup;
-mod producer_recovery;
+mod producer_state;
 mod recovery;
 mod retention;
 mod split_append;
