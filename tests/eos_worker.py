@@ -130,6 +130,7 @@ def run_confluent(bootstrap, input_topic, output_topic, group, txn_id, ends, pro
         if not data:
             if done():
                 progress.line("DONE")
+                consumer.close()
                 return 0
             continue
         next_offsets: dict[int, int] = {}
@@ -188,6 +189,8 @@ def run_kafka_python(bootstrap, input_topic, output_topic, group, txn_id, ends, 
         if not data:
             if done():
                 progress.line("DONE")
+                consumer.close()
+                producer.close()
                 return 0
             continue
         producer.begin_transaction()
