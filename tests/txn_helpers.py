@@ -121,8 +121,10 @@ def list_offsets(broker, topic: str, partitions, isolation: str, spec: OffsetSpe
     read_uncommitted, the last stable offset for read_committed."""
     parts = list(range(partitions)) if isinstance(partitions, int) else list(partitions)
     level = IsolationLevel.READ_COMMITTED if isolation == READ_COMMITTED else IsolationLevel.READ_UNCOMMITTED
-    futs = admin(broker).list_offsets({TopicPartition(topic, p): spec or OffsetSpec.latest() for p in parts},
-                                      isolation_level=level, request_timeout=TXN_CALL_TIMEOUT_S)
+    # The client must outlive its futures: a collected AdminClient never completes them.
+    client = admin(broker)
+    futs = client.list_offsets({TopicPartition(topic, p): spec or OffsetSpec.latest() for p in parts},
+                               isolation_level=level, request_timeout=TXN_CALL_TIMEOUT_S)
     return {tp.partition: f.result(timeout=TXN_CALL_TIMEOUT_S).offset for tp, f in futs.items()}
 
 
