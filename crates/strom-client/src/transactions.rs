@@ -537,4 +537,168 @@ mod tests {
             ]
         );
     }
+
+    /// A one-connection fake broker serving ApiVersions, FindCoordinator
+    /// (recording each key type and keys) and DescribeTransactions (knowing
+    /// only "tx"). Returns its address and what FindCoordinator was asked.
+    async fn fake_transaction_coordinator(
+    ) -> (String, tokio::task::JoinHandle<Vec<(i8, Vec<String>)>>) {
+        use bytes::{BufMut, BytesMut};
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        use kafka_protocol::messages::find_coordinator_response::Coordinator;
+        use kafka_protocol::messages::{
+            ApiVersionsResponse, DescribeTransactionsResponse, FindCoordinatorRequest,
+            FindCoordinatorResponse, ResponseHeader,
+        };
+        use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, Encodable};
+        use tokio::io::AsyncWriteExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut lookups = Vec::new();
+            while let Ok(mut frame) =
+                crate::connection::read_frame(&mut socket, 1 << 20, "client").await
+            {
+                let header = decode_request_header_from_buffer(&mut frame).unwrap();
+                let key = ApiKey::try_from(header.request_api_key).unwrap();
+                let version = header.request_api_version;
+                let mut out = BytesMut::new();
+                out.put_i32(0);
+                ResponseHeader::default()
+                    .with_correlation_id(header.correlation_id)
+                    .encode(&mut out, key.response_header_version(version))
+                    .unwrap();
+                match key {
+                    ApiKey::ApiVersions => {
+                        let api = |key: ApiKey| {
+                            let range = key.valid_versions();
+                            ApiVersion::default()
+                                .with_api_key(key as i16)
+                                .with_min_version(range.min)
+                                .with_max_version(range.max)
+                        };
+                        let keys = [
+                            ApiKey::ApiVersions,
+                            ApiKey::FindCoordinator,
+                            ApiKey::DescribeTransactions,
+                        ];
+                        ApiVersionsResponse::default()
+                            .with_api_keys(keys.into_iter().map(api).collect())
+                            .encode(&mut out, version)
+                            .unwrap();
+                    }
+                    ApiKey::FindCoordinator => {
+                        let request = FindCoordinatorRequest::decode(&mut frame, version).unwrap();
+                        let keys: Vec<String> = request
+                            .coordinator_keys
+                            .iter()
+                            .map(|k| k.to_string())
+                            .collect();
+                        FindCoordinatorResponse::default()
+                            .with_coordinators(
+                                keys.iter()
+                                    .map(|k| {
+                                        Coordinator::default()
+                                            .with_key(s(k))
+                                            .with_node_id(5.into())
+                                            .with_host(s(&addr.ip().to_string()))
+                                            .with_port(i32::from(addr.port()))
+                                    })
+                                    .collect(),
+                            )
+                            .encode(&mut out, version)
+                            .unwrap();
+                        lookups.push((request.key_type, keys));
+                    }
+                    _ => {
+                        let request =
+                            DescribeTransactionsRequest::decode(&mut frame, version).unwrap();
+                        let states = request
+                            .transactional_ids
+                            .iter()
+                            .map(|id| {
+                                let state =
+                                    TransactionState::default().with_transactional_id(id.clone());
+                                if id.0.as_str() == "tx" {
+                                    state
+                                        .with_transaction_state(s("Ongoing"))
+                                        .with_producer_id(ProducerId(42))
+                                        .with_producer_epoch(1)
+                                        .with_transaction_timeout_ms(60_000)
+                                        .with_transaction_start_time_ms(1_000)
+                                        .with_topics(vec![TopicData::default()
+                                            .with_topic(TopicName(s("t")))
+                                            .with_partitions(vec![2])])
+                                } else {
+                                    state.with_error_code(105)
+                                }
+                            })
+                            .collect();
+                        DescribeTransactionsResponse::default()
+                            .with_transaction_states(states)
+                            .encode(&mut out, version)
+                            .unwrap();
+                    }
+                }
+                let size = (out.len() - 4) as i32;
+                out[..4].copy_from_slice(&size.to_be_bytes());
+                socket.write_all(&out).await.unwrap();
+            }
+            lookups
+        });
+        (addr.to_string(), task)
+    }
+
+    #[tokio::test]
+    async fn transactions_are_described_by_their_transaction_coordinator() {
+        let (addr, broker) = fake_transaction_coordinator().await;
+        let client = crate::Client::new(&addr, crate::ConnectionConfig::default()).unwrap();
+        let mut admin = Admin::new(client);
+        let ids = vec!["tx".to_owned(), "gone".to_owned()];
+        let results = admin.describe_transactions(&ids).await.unwrap();
+        // The fake says broker 5 is at its own address; Metadata is never asked.
+        let coordinator = BrokerInfo {
+            id: 5,
+            host: "127.0.0.1".into(),
+            port: addr.rsplit(':').next().unwrap().parse().unwrap(),
+            rack: None,
+        };
+        let summary: Vec<_> = results
+            .into_iter()
+            .map(|(id, r)| (id, r.map_err(|e| e.to_string())))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "tx".to_owned(),
+                    Ok(TransactionDescription {
+                        transactional_id: "tx".into(),
+                        coordinator,
+                        state: "Ongoing".into(),
+                        producer_id: 42,
+                        producer_epoch: 1,
+                        timeout_ms: 60_000,
+                        start_time_ms: Some(1_000),
+                        partitions: vec![TopicPartitions {
+                            topic: "t".into(),
+                            partitions: vec![2]
+                        }],
+                    })
+                ),
+                (
+                    "gone".to_owned(),
+                    Err("transactional id gone: TRANSACTIONAL_ID_NOT_FOUND".to_owned())
+                ),
+            ]
+        );
+        drop(admin);
+        // One batched lookup with key type 1 (transaction), then none: cached.
+        assert_eq!(
+            broker.await.unwrap(),
+            vec![(1, vec!["tx".to_owned(), "gone".to_owned()])]
+        );
+    }
 }
