@@ -3,12 +3,19 @@
 //!
 //!   rdkafka-load produce --bootstrap HOST:PORT --topic T --records N --size S \
 //!       [--acks 1|-1|0] [--partitions P] [--producers K] [--rate R] \
-//!       [--batch-size B] [--linger-ms L] [--compression none|gzip|snappy|lz4|zstd]
+//!       [--batch-size B] [--linger-ms L] [--compression none|gzip|snappy|lz4|zstd] \
+//!       [--idempotence true|false] [--transactional-id ID --txn-records N]
 //!   rdkafka-load consume --bootstrap HOST:PORT --topic T [--records N]
 //!
 //! Produce latency is per record, from creation (with --rate: its scheduled
 //! send time) to its delivery report. A missing topic is created with
 //! --partitions. MB are 10^6 bytes of record values.
+//!
+//! With --transactional-id each producer is transactional (producer K of
+//! --producers uses the id ID-K) and commits every N of its records (the
+//! last transaction may be shorter); a run succeeds only if every
+//! transaction commits. The report adds the number of transactions and the
+//! commit latency.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -171,6 +178,12 @@ fn payload(size: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Transactional production: the id prefix and the records per transaction.
+struct TxnSettings {
+    id_prefix: String,
+    records_per_txn: u64,
+}
+
 struct ProduceSettings {
     bootstrap: String,
     topic: String,
@@ -178,19 +191,35 @@ struct ProduceSettings {
     size: usize,
     rate: f64,
     config: Vec<(&'static str, String)>,
+    txn: Option<TxnSettings>,
 }
 
+/// What one producer thread reports.
+struct Produced {
+    reports: Reports,
+    transactions: u64,
+    /// Microseconds per commit_transaction call (it flushes first).
+    commit_latency: Histogram<u64>,
+}
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One producer thread: sends `count` records, then waits for every report.
+/// A transactional producer commits every `records_per_txn` records.
 fn produce_one(
     settings: &ProduceSettings,
+    index: u64,
     count: u64,
     rate: f64,
     (started, started_wall_us): (Instant, u64),
-) -> Fallible<Reports> {
+) -> Fallible<Produced> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.bootstrap);
     for (k, v) in &settings.config {
         config.set(*k, v);
+    }
+    if let Some(txn) = &settings.txn {
+        config.set("transactional.id", format!("{}-{index}", txn.id_prefix));
     }
     let reports = Reports {
         started,
@@ -200,6 +229,33 @@ fn produce_one(
     let producer: BaseProducer<Reports> = config
         .create_with_context(reports)
         .map_err(|e| format!("producer: {e}"))?;
+    let mut transactions = 0u64;
+    let mut commit_latency = histogram();
+    if settings.txn.is_some() {
+        producer
+            .init_transactions(TXN_TIMEOUT)
+            .map_err(|e| format!("init_transactions: {e}"))?;
+        if count > 0 {
+            producer
+                .begin_transaction()
+                .map_err(|e| format!("begin_transaction: {e}"))?;
+        }
+    }
+    let mut commit = |producer: &BaseProducer<Reports>, more: bool| -> Fallible<()> {
+        let t0 = Instant::now();
+        producer
+            .commit_transaction(TXN_TIMEOUT)
+            .map_err(|e| format!("commit_transaction: {e}"))?;
+        let us = t0.elapsed().as_micros() as u64;
+        let _ = commit_latency.record(us.clamp(1, MAX_LATENCY_US));
+        transactions += 1;
+        if more {
+            producer
+                .begin_transaction()
+                .map_err(|e| format!("begin_transaction: {e}"))?;
+        }
+        Ok(())
+    };
     let mut value = payload(settings.size);
     let mut j = 0u64;
     while j < count {
@@ -239,12 +295,23 @@ fn produce_one(
             if j.is_multiple_of(128) {
                 producer.poll(Duration::ZERO);
             }
+            match &settings.txn {
+                Some(txn) if j.is_multiple_of(txn.records_per_txn) => commit(&producer, j < count)?,
+                _ => {}
+            }
         }
         if j < count {
             let next_due = started + Duration::from_secs_f64(j as f64 / rate);
             // Serve delivery reports while waiting for the next record.
             producer.poll(next_due.saturating_duration_since(Instant::now()));
         }
+    }
+    match &settings.txn {
+        // The last, shorter transaction.
+        Some(txn) if count > 0 && !count.is_multiple_of(txn.records_per_txn) => {
+            commit(&producer, false)?
+        }
+        _ => {}
     }
     producer
         .flush(Duration::from_secs(300))
@@ -253,10 +320,14 @@ fn produce_one(
     let context = producer.context();
     let delivered = std::mem::take(&mut *context.delivered.lock().expect("not poisoned"));
     let latency = context.latency.lock().expect("not poisoned").clone();
-    Ok(Reports {
-        started,
-        latency: Mutex::new(latency),
-        delivered: Mutex::new(delivered),
+    Ok(Produced {
+        reports: Reports {
+            started,
+            latency: Mutex::new(latency),
+            delivered: Mutex::new(delivered),
+        },
+        transactions,
+        commit_latency,
     })
 }
 
@@ -267,7 +338,32 @@ fn produce(args: &Args) -> Fallible<Value> {
     let producers = args.number("producers", 1)?.max(1);
     let acks = args.text("acks", Some("1"))?;
     let compression = args.text("compression", Some("none"))?;
-    let settings = ProduceSettings {
+    let idempotence = args.text("idempotence", Some("false"))?;
+    if idempotence != "true" && idempotence != "false" {
+        return Err(format!(
+            "--idempotence: '{idempotence}' is not true or false"
+        ));
+    }
+    let txn = match args.options.get("transactional-id") {
+        Some(id) => {
+            let records_per_txn = args.number("txn-records", 1000)?;
+            if records_per_txn == 0 {
+                return Err("--txn-records must be at least 1".to_owned());
+            }
+            if acks != "-1" && acks != "all" {
+                return Err("--transactional-id needs --acks -1 (all)".to_owned());
+            }
+            Some(TxnSettings {
+                id_prefix: id.clone(),
+                records_per_txn,
+            })
+        }
+        None if args.options.contains_key("txn-records") => {
+            return Err("--txn-records needs --transactional-id".to_owned())
+        }
+        None => None,
+    };
+    let mut settings = ProduceSettings {
         bootstrap: bootstrap.clone(),
         topic: topic.clone(),
         records: args.number("records", 100_000)?,
@@ -284,18 +380,28 @@ fn produce(args: &Args) -> Fallible<Value> {
             ("queue.buffering.max.messages", "1000000".to_owned()),
             ("queue.buffering.max.kbytes", "1048576".to_owned()),
         ],
+        txn,
     };
+    // librdkafka's default is false; transactional producers are idempotent
+    // anyway (and refuse an explicit false).
+    if idempotence == "true" {
+        settings
+            .config
+            .push(("enable.idempotence", idempotence.clone()));
+    }
     ensure_topic(&bootstrap, &topic, partitions)?;
     let started = Instant::now();
     let started_wall_us = wall_us();
-    let results: Vec<Fallible<Reports>> = std::thread::scope(|scope| {
+    let results: Vec<Fallible<Produced>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..producers)
             .map(|i| {
                 let count =
                     settings.records / producers + u64::from(i < settings.records % producers);
                 let rate = settings.rate / producers as f64;
                 let settings = &settings;
-                scope.spawn(move || produce_one(settings, count, rate, (started, started_wall_us)))
+                scope.spawn(move || {
+                    produce_one(settings, i, count, rate, (started, started_wall_us))
+                })
             })
             .collect();
         handles
@@ -309,8 +415,15 @@ fn produce(args: &Args) -> Fallible<Value> {
     let elapsed = started.elapsed().as_secs_f64();
     let mut latency = histogram();
     let mut total = Delivered::default();
+    let mut transactions = 0u64;
+    let mut commit_latency = histogram();
     for result in results {
-        let reports = result?;
+        let produced = result?;
+        transactions += produced.transactions;
+        commit_latency
+            .add(produced.commit_latency)
+            .map_err(|e| format!("merging commit latencies: {e}"))?;
+        let reports = produced.reports;
         let delivered = reports.delivered.into_inner().expect("not poisoned");
         total.records += delivered.records;
         total.bytes += delivered.bytes;
@@ -333,7 +446,7 @@ fn produce(args: &Args) -> Fallible<Value> {
     }
     let what =
         "per record, from creation (with --rate: its scheduled send time) to its delivery report";
-    Ok(json!({
+    let mut report = json!({
         "tool": "rdkafka-load",
         "librdkafka": rdkafka::util::get_rdkafka_version().1,
         "mode": "produce",
@@ -342,6 +455,7 @@ fn produce(args: &Args) -> Fallible<Value> {
         "record_size": settings.size,
         "acks": acks,
         "compression": compression,
+        "idempotence": idempotence == "true" || settings.txn.is_some(),
         "partitions": partitions,
         "producers": producers,
         "rate": settings.rate,
@@ -349,7 +463,17 @@ fn produce(args: &Args) -> Fallible<Value> {
         "records_per_s": total.records as f64 / elapsed,
         "mb_per_s": total.bytes as f64 / 1e6 / elapsed,
         "latency_ms": if acks == "0" { Value::Null } else { latency_json(&latency, what) },
-    }))
+    });
+    if let Some(txn) = &settings.txn {
+        report["transactional_id"] = json!(txn.id_prefix);
+        report["txn_records"] = json!(txn.records_per_txn);
+        report["transactions"] = json!(transactions);
+        report["commit_latency_ms"] = latency_json(
+            &commit_latency,
+            "per commit_transaction call, which first flushes the transaction's records",
+        );
+    }
+    Ok(report)
 }
 
 fn consume(args: &Args) -> Fallible<Value> {

@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use crate::connection::{Connection, ConnectionConfig};
+use crate::coordinator::CoordinatorType;
 use crate::error::{check, Error, Result};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -133,8 +134,9 @@ pub struct Client {
     conns: HashMap<i32, Connection>,
     topics: HashMap<String, TopicMetadata>,
     controller_id: i32,
-    /// Group coordinators found so far (see `coordinator.rs`).
-    pub(crate) coordinators: HashMap<String, BrokerInfo>,
+    /// Group and transaction coordinators found so far, by key type and
+    /// key (see `coordinator.rs`).
+    pub(crate) coordinators: HashMap<(CoordinatorType, String), BrokerInfo>,
 }
 
 impl Client {

@@ -1,5 +1,6 @@
-//! Finding a group's coordinator (FindCoordinator, key type 0) and sending
-//! it requests, retrying while the coordinator loads or moves.
+//! Finding a group's or a transactional id's coordinator (FindCoordinator,
+//! key type 0 or 1) and sending it requests, retrying while the coordinator
+//! loads or moves.
 
 use std::time::Duration;
 
@@ -16,10 +17,37 @@ pub(crate) const NOT_COORDINATOR: i16 = 16;
 
 /// FindCoordinator v4 replaced the single key with a batch of keys.
 const FIRST_BATCHED_VERSION: i16 = 4;
-const KEY_TYPE_GROUP: i8 = 0;
+/// FindCoordinator v1 added the key type (v0 knows only groups).
+const FIRST_KEY_TYPE_VERSION: i16 = 1;
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Whether a code means "ask again, perhaps elsewhere" for a group request.
+/// What a coordinator is looked up for: FindCoordinator's key type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CoordinatorType {
+    /// A consumer group (key type 0).
+    Group,
+    /// A transactional id (key type 1).
+    Transaction,
+}
+
+impl CoordinatorType {
+    fn key_type(self) -> i8 {
+        match self {
+            Self::Group => 0,
+            Self::Transaction => 1,
+        }
+    }
+
+    /// How errors name a key of this type, e.g. "group g".
+    pub(crate) fn describe(self, key: &str) -> String {
+        match self {
+            Self::Group => format!("group {key}"),
+            Self::Transaction => format!("transactional id {key}"),
+        }
+    }
+}
+
+/// Whether a code means "ask again, perhaps elsewhere" for a coordinator request.
 pub(crate) fn is_coordinator_error(code: i16) -> bool {
     matches!(
         code,
@@ -30,11 +58,17 @@ pub(crate) fn is_coordinator_error(code: i16) -> bool {
 /// What FindCoordinator said about each key, in the order asked.
 fn coordinators_from(
     response: FindCoordinatorResponse,
+    kind: CoordinatorType,
     keys: &[String],
     version: i16,
 ) -> Vec<(String, Result<BrokerInfo>)> {
     let found = |code: i16, message: Option<&str>, key: &str, id: i32, host: &str, port: i32| {
-        check(code, message, format!("coordinator of group {key}")).map(|()| BrokerInfo {
+        check(
+            code,
+            message,
+            format!("coordinator of {}", kind.describe(key)),
+        )
+        .map(|()| BrokerInfo {
             id,
             host: host.to_owned(),
             port,
@@ -67,7 +101,8 @@ fn coordinators_from(
                     c.port,
                 ),
                 None => Err(Error::Protocol(format!(
-                    "FindCoordinator response does not mention group {key}"
+                    "FindCoordinator response does not mention {}",
+                    kind.describe(key)
                 ))),
             };
             (key.clone(), result)
@@ -82,31 +117,51 @@ impl Client {
         &mut self,
         groups: &[String],
     ) -> Result<Vec<(String, Result<BrokerInfo>)>> {
+        self.find_coordinators_of(CoordinatorType::Group, groups)
+            .await
+    }
+
+    /// Asks any broker for the coordinators of `keys` of one type (one
+    /// request on v4+, one per key before). Results are per key, in the
+    /// order given.
+    pub async fn find_coordinators_of(
+        &mut self,
+        kind: CoordinatorType,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<BrokerInfo>)>> {
         let conn = self.any_connection().await?;
         let version = conn.version(ApiKey::FindCoordinator)?;
-        let mut results = Vec::with_capacity(groups.len());
+        if kind != CoordinatorType::Group && version < FIRST_KEY_TYPE_VERSION {
+            return Err(Error::UnsupportedVersion {
+                addr: conn.addr().to_owned(),
+                api: "FindCoordinator with a key type".to_owned(),
+            });
+        }
+        let mut results = Vec::with_capacity(keys.len());
         if version >= FIRST_BATCHED_VERSION {
             let request = FindCoordinatorRequest::default()
-                .with_key_type(KEY_TYPE_GROUP)
-                .with_coordinator_keys(groups.iter().map(|g| s(g)).collect());
+                .with_key_type(kind.key_type())
+                .with_coordinator_keys(keys.iter().map(|k| s(k)).collect());
             let response = conn.send(&request).await?;
-            results = coordinators_from(response, groups, version);
+            results = coordinators_from(response, kind, keys, version);
         } else {
-            for group in groups {
+            for key in keys {
                 let request = FindCoordinatorRequest::default()
-                    .with_key(s(group))
-                    .with_key_type(KEY_TYPE_GROUP);
+                    .with_key(s(key))
+                    .with_key_type(kind.key_type());
                 let response = conn.send(&request).await?;
                 results.extend(coordinators_from(
                     response,
-                    std::slice::from_ref(group),
+                    kind,
+                    std::slice::from_ref(key),
                     version,
                 ));
             }
         }
-        for (group, result) in &results {
+        for (key, result) in &results {
             if let Ok(broker) = result {
-                self.coordinators.insert(group.clone(), broker.clone());
+                self.coordinators
+                    .insert((kind, key.clone()), broker.clone());
             }
         }
         Ok(results)
@@ -116,13 +171,20 @@ impl Client {
     /// while the broker answers COORDINATOR_NOT_AVAILABLE, e.g. while the
     /// offsets topic is being created.
     pub async fn coordinator(&mut self, group: &str) -> Result<BrokerInfo> {
-        if let Some(broker) = self.coordinators.get(group) {
+        self.coordinator_of(CoordinatorType::Group, group).await
+    }
+
+    /// The coordinator of a key of one type, cached; waits (up to the
+    /// request timeout) while the broker answers COORDINATOR_NOT_AVAILABLE,
+    /// e.g. while the internal topic is being created.
+    pub async fn coordinator_of(&mut self, kind: CoordinatorType, key: &str) -> Result<BrokerInfo> {
+        if let Some(broker) = self.coordinators.get(&(kind, key.to_owned())) {
             return Ok(broker.clone());
         }
         let deadline = Instant::now() + self.config().request_timeout;
         loop {
             let result = self
-                .find_coordinators(&[group.to_owned()])
+                .find_coordinators_of(kind, &[key.to_owned()])
                 .await?
                 .pop()
                 .map(|(_, r)| r)
@@ -140,16 +202,15 @@ impl Client {
 
     /// Forgets a group's coordinator so the next request looks it up again.
     pub fn invalidate_coordinator(&mut self, group: &str) {
-        self.coordinators.remove(group);
+        self.invalidate_coordinator_of(CoordinatorType::Group, group);
     }
 
-    /// Sends a request to `group`'s coordinator at the highest version both
-    /// sides (and our codec, `max_version`) support. `build` makes the
-    /// request for that version; `coordinator_error` picks a coordinator
-    /// error code out of the response, if any. Moved, unavailable or loading
-    /// coordinators and broken connections are retried with a fresh lookup
-    /// until the request timeout has passed. Returns the response and the
-    /// version it was decoded at.
+    /// Forgets a key's coordinator so the next request looks it up again.
+    pub fn invalidate_coordinator_of(&mut self, kind: CoordinatorType, key: &str) {
+        self.coordinators.remove(&(kind, key.to_owned()));
+    }
+
+    /// [`Client::send_to_coordinator_of`] for a group.
     pub async fn send_to_coordinator<R: Request>(
         &mut self,
         group: &str,
@@ -159,10 +220,40 @@ impl Client {
         build: impl Fn(i16) -> R,
         coordinator_error: impl Fn(&R::Response) -> Option<i16>,
     ) -> Result<(R::Response, i16)> {
+        self.send_to_coordinator_of(
+            CoordinatorType::Group,
+            group,
+            api_key,
+            max_version,
+            timeout,
+            build,
+            coordinator_error,
+        )
+        .await
+    }
+
+    /// Sends a request to the coordinator of `key` at the highest version
+    /// both sides (and our codec, `max_version`) support. `build` makes the
+    /// request for that version; `coordinator_error` picks a coordinator
+    /// error code out of the response, if any. Moved, unavailable or loading
+    /// coordinators and broken connections are retried with a fresh lookup
+    /// until the request timeout has passed. Returns the response and the
+    /// version it was decoded at.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_to_coordinator_of<R: Request>(
+        &mut self,
+        kind: CoordinatorType,
+        key: &str,
+        api_key: ApiKey,
+        max_version: i16,
+        timeout: Duration,
+        build: impl Fn(i16) -> R,
+        coordinator_error: impl Fn(&R::Response) -> Option<i16>,
+    ) -> Result<(R::Response, i16)> {
         let deadline = Instant::now() + self.config().request_timeout;
         loop {
             let attempt = async {
-                let broker = self.coordinator(group).await?;
+                let broker = self.coordinator_of(kind, key).await?;
                 self.remember_broker(&broker);
                 let conn = self.broker_connection(broker.id).await.map_err(|e| {
                     // An unreachable coordinator may have moved: look again.
@@ -170,7 +261,7 @@ impl Client {
                         Error::Connect { .. } => Error::kafka(
                             COORDINATOR_NOT_AVAILABLE,
                             Some(e.to_string()),
-                            format!("group {group}"),
+                            kind.describe(key),
                         ),
                         e => e,
                     }
@@ -193,9 +284,9 @@ impl Client {
             };
             match retry {
                 Some(code) if Instant::now() < deadline => {
-                    tracing::debug!(group, code, "retrying a group request");
+                    tracing::debug!(key, ?kind, code, "retrying a coordinator request");
                     if code != COORDINATOR_LOAD_IN_PROGRESS {
-                        self.invalidate_coordinator(group);
+                        self.invalidate_coordinator_of(kind, key);
                     }
                     tokio::time::sleep(RETRY_BACKOFF).await;
                 }
@@ -244,7 +335,12 @@ mod tests {
                 .with_port(9092),
         ]);
         assert_eq!(
-            summary(coordinators_from(response, &keys(&["a", "b", "c"]), 4)),
+            summary(coordinators_from(
+                response,
+                CoordinatorType::Group,
+                &keys(&["a", "b", "c"]),
+                4
+            )),
             vec![
                 ("a".to_owned(), "3 h:9092".to_owned()),
                 (
@@ -266,17 +362,27 @@ mod tests {
             .with_host(s("::1"))
             .with_port(19092);
         assert_eq!(
-            summary(coordinators_from(response, &keys(&["g"]), 3)),
+            summary(coordinators_from(
+                response,
+                CoordinatorType::Group,
+                &keys(&["g"]),
+                3
+            )),
             vec![("g".to_owned(), "1 [::1]:19092".to_owned())]
         );
         let response = FindCoordinatorResponse::default()
             .with_error_code(NOT_COORDINATOR)
             .with_error_message(Some(s("moved")));
         assert_eq!(
-            summary(coordinators_from(response, &keys(&["g"]), 2)),
+            summary(coordinators_from(
+                response,
+                CoordinatorType::Transaction,
+                &keys(&["g"]),
+                2
+            )),
             vec![(
                 "g".to_owned(),
-                "coordinator of group g: NOT_COORDINATOR: moved".to_owned()
+                "coordinator of transactional id g: NOT_COORDINATOR: moved".to_owned()
             )]
         );
     }

@@ -3,7 +3,9 @@
 //! [`Connection`] speaks the wire protocol to one broker; [`Client`] finds
 //! the cluster and routes by partition leader; [`Admin`], [`Producer`] and
 //! [`Consumer`] are the operations on top; group administration goes
-//! through each group's coordinator (`coordinator`, `groups`).
+//! through each group's coordinator (`coordinator`, `groups`), transaction
+//! administration through transaction coordinators and partition leaders
+//! (`transactions`).
 
 pub mod admin;
 pub mod client;
@@ -16,6 +18,7 @@ pub mod member;
 pub mod partitioner;
 pub mod pipeline;
 pub mod producer;
+pub mod transactions;
 
 pub use admin::{
     Admin, AlterConfigOp, ClusterInfo, ConfigEntry, ConfigSource, NewTopic, ResourceType,
@@ -23,6 +26,7 @@ pub use admin::{
 pub use client::{BrokerInfo, Client, Metadata, PartitionMetadata, TopicMetadata};
 pub use connection::{Connection, ConnectionConfig, RequestWriter, ResponseReader};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, RecordView};
+pub use coordinator::CoordinatorType;
 pub use error::{Error, Result};
 pub use groups::{
     CommittedOffset, GroupDescription, ListedGroup, MemberDescription, TopicPartition,
@@ -32,3 +36,6 @@ pub use kafka_protocol::records::{Compression, TimestampType};
 pub use member::{GroupMember, GroupMemberConfig};
 pub use pipeline::{BatchAck, PipelineConfig, PipelinedProducer};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use transactions::{
+    ListedTransaction, ProducerDescription, TransactionDescription, TransactionFilters,
+};

@@ -1,11 +1,14 @@
-//! Client subcommands: `topic`, `produce`, `consume`, `group`, `cluster`, `perf`.
+//! Client subcommands: `topic`, `produce`, `consume`, `group`, `txn`,
+//! `producers`, `cluster`, `perf`.
 
 mod cluster;
 mod consume;
+mod datetime;
 mod group;
 mod perf;
 mod produce;
 mod topic;
+mod txn;
 
 use std::process::ExitCode;
 
@@ -42,6 +45,10 @@ pub enum ClientCommand {
     Consume(consume::ConsumeArgs),
     /// List, describe and delete consumer groups; reset their offsets.
     Group(group::GroupArgs),
+    /// List and describe transactions at their coordinators.
+    Txn(txn::TxnArgs),
+    /// Show the producers (idempotent and transactional) partitions track.
+    Producers(txn::ProducersArgs),
     /// Inspect the cluster.
     Cluster(cluster::ClusterArgs),
     /// Load tests: produce, consume or end-to-end throughput and latency.
@@ -66,6 +73,8 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Produce(args) => produce::run(args).await,
             ClientCommand::Consume(args) => consume::run(args).await,
             ClientCommand::Group(args) => group::run(args).await,
+            ClientCommand::Txn(args) => txn::run_txn(args).await,
+            ClientCommand::Producers(args) => txn::run_producers(args).await,
             ClientCommand::Cluster(args) => cluster::run(args).await,
             ClientCommand::Perf(args) => perf::run(args).await,
         }
@@ -129,7 +138,7 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     print!("{}", format_table(headers, rows));
 }
 
-fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

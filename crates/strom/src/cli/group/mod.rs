@@ -1,7 +1,6 @@
 //! `strom group ...`: consumer-group administration, after Kafka's
 //! `kafka-consumer-groups` tool.
 
-mod datetime;
 mod describe;
 mod plan;
 mod reset;

@@ -7,9 +7,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use strom_client::{Admin, CommittedOffset, Consumer, ConsumerConfig, OffsetSpec, TopicPartition};
 
-use super::datetime::{parse_datetime, parse_duration_ms};
 use super::plan::{plan, PartitionOffsets, ResetSpec};
 use super::resolve_partitions;
+use crate::cli::datetime::{parse_datetime, parse_duration_ms};
 use crate::cli::{print_table, BrokerArgs};
 
 const GROUP_ID_NOT_FOUND: i16 = 69;

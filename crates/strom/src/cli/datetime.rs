@@ -1,7 +1,7 @@
 //! `--to-datetime` and `--by-duration` values, read as kafka-consumer-groups
 //! reads them: `YYYY-MM-DDTHH:mm:SS[.sss]` with an optional zone (`Z`,
 //! `+HH:MM`, `-HHMM`, `+HH`; without one the time is UTC), and ISO-8601
-//! durations `PnDTnHnMn.nS`.
+//! durations `PnDTnHnMn.nS`; and the way the CLI prints times and ages.
 
 /// Milliseconds since the epoch of an ISO-8601 date-time, or a message
 /// saying what is wrong with it.
@@ -170,9 +170,86 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The inverse of [`days_from_civil`]: (year, month, day) of a day count.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153; // March is 0
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:mm:SS.sssZ` (UTC), the
+/// form `--to-datetime` reads.
+pub fn format_datetime_ms(ms: i64) -> String {
+    let (days, day_ms) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    let (hour, minute) = (day_ms / 3_600_000, day_ms / 60_000 % 60);
+    let (second, millis) = (day_ms / 1_000 % 60, day_ms % 1_000);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
+}
+
+/// A duration for people: `850ms`, `12.3s`, `4m05s`, `2h07m`, `3d04h`.
+/// Negative durations (clocks apart) print as `0ms`.
+pub fn format_age_ms(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => format!("{}.{}s", ms / 1_000, ms % 1_000 / 100),
+        60_000..=3_599_999 => format!("{}m{:02}s", ms / 60_000, ms / 1_000 % 60),
+        3_600_000..=86_399_999 => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+        _ => format!("{}d{:02}h", ms / 86_400_000, ms / 3_600_000 % 24),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_times_read_back() {
+        assert_eq!(format_datetime_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_datetime_ms(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_datetime_ms(1_709_210_096_789),
+            "2024-02-29T12:34:56.789Z"
+        );
+        assert_eq!(
+            format_datetime_ms(951_868_800_000),
+            "2000-03-01T00:00:00.000Z"
+        );
+        for ms in [
+            0,
+            1,
+            86_399_999,
+            1_709_210_096_789,
+            4_102_444_800_000,
+            -62_000_000_000,
+        ] {
+            assert_eq!(parse_datetime(&format_datetime_ms(ms)), Ok(ms));
+        }
+    }
+
+    #[test]
+    fn ages_pick_two_units() {
+        assert_eq!(format_age_ms(-5), "0ms");
+        assert_eq!(format_age_ms(850), "850ms");
+        assert_eq!(format_age_ms(12_345), "12.3s");
+        assert_eq!(format_age_ms(60_000), "1m00s");
+        assert_eq!(format_age_ms(245_900), "4m05s");
+        assert_eq!(format_age_ms(7_620_000), "2h07m");
+        assert_eq!(format_age_ms(273_600_000), "3d04h");
+    }
 
     #[test]
     fn utc_date_times() {
