@@ -83,6 +83,9 @@ pub struct BrokerConfig {
     pub transaction_state_log_replication_factor: i16,
     pub transaction_state_log_segment_bytes: i32,
     pub transaction_state_log_min_isr: i32,
+    /// `transaction.partition.verification.enable` (true): a transactional batch that would
+    /// start a transaction on a partition is checked with the coordinator first (KIP-890).
+    pub transaction_partition_verification_enable: bool,
     /// `transaction.max.timeout.ms`: the longest transaction timeout a producer may ask for.
     pub transaction_max_timeout_ms: i32,
     /// `transactional.id.expiration.ms`: idle transactional ids are forgotten after it.
@@ -314,6 +317,11 @@ impl BrokerConfig {
                 104_857_600,
             )?,
             transaction_state_log_min_isr: parse(&map, "transaction.state.log.min.isr", 2)?,
+            transaction_partition_verification_enable: parse(
+                &map,
+                "transaction.partition.verification.enable",
+                true,
+            )?,
             transaction_max_timeout_ms: parse(&map, "transaction.max.timeout.ms", 900_000)?.max(1),
             transactional_id_expiration_ms: parse(
                 &map,

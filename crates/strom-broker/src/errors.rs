@@ -107,6 +107,9 @@ pub enum ProduceError {
     UnknownTopicOrPartition,
     #[error("this server does not host this topic id")]
     UnknownTopicId,
+    /// The transaction coordinator refused the partition to the producer's transaction (KIP-890).
+    #[error("the transaction coordinator refused this partition to the transaction: {0:?}")]
+    TransactionVerification(ErrorCode),
 }
 
 pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
@@ -124,5 +127,6 @@ pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
         ProduceError::Compression(_) => ErrorCode::CorruptMessage,
         ProduceError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
         ProduceError::UnknownTopicId => ErrorCode::UnknownTopicId,
+        ProduceError::TransactionVerification(code) => *code,
     }
 }

@@ -73,6 +73,20 @@ impl Partition {
         }
     }
 
+    /// Whether `producer_id` at `epoch` has a transaction open on this partition. Answers
+    /// false rather than wait while an append holds the log (the caller then checks with
+    /// the coordinator, which is never wrong, only slower).
+    pub fn has_open_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        let Ok(guard) = self.log.try_lock() else {
+            return false;
+        };
+        guard.as_ref().is_some_and(|log| {
+            log.producer_state()
+                .get(producer_id)
+                .is_some_and(|e| e.epoch == epoch && e.current_txn_first_offset.is_some())
+        })
+    }
+
     pub fn settings(&self) -> TopicSettings {
         self.settings
             .read()

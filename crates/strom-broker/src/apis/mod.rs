@@ -49,6 +49,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod produce_verification;
 mod sync_group;
 mod txn_common;
 mod txn_offset_commit;

@@ -19,6 +19,7 @@ use strom_wire::batch::{self, TimestampType};
 use strom_wire::record_check::{RecordFault, RecordRules, RefusedRecord, TimestampWindow};
 use strom_wire::validate::{validate_produce, ProduceFault, ProduceRules};
 
+use super::produce_verification::Refused;
 use super::{Handler, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::errors::{produce_error_code, ProduceError, RecordFailure};
@@ -43,10 +44,13 @@ impl Handler for ProduceHandler {
         ctx: RequestContext,
         request: ProduceRequest,
     ) -> ProduceResponse {
-        // Validation and the file write block: keep them off the async workers.
         let version = ctx.api_version;
+        let refused = super::produce_verification::verify(&broker, version, &request).await;
+        // Validation and the file write block: keep them off the async workers.
         let worker = broker.clone();
-        match tokio::task::spawn_blocking(move || produce(&worker, version, request)).await {
+        match tokio::task::spawn_blocking(move || produce(&worker, version, request, &refused))
+            .await
+        {
             Ok(response) => response,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
@@ -54,7 +58,12 @@ impl Handler for ProduceHandler {
 }
 
 /// Appends every partition's batch.
-fn produce(broker: &Broker, version: i16, request: ProduceRequest) -> ProduceResponse {
+fn produce(
+    broker: &Broker,
+    version: i16,
+    request: ProduceRequest,
+    refused: &Refused,
+) -> ProduceResponse {
     let acks_valid = matches!(request.acks, -1..=1);
     let by_id = version >= 13;
     let image = broker.image();
@@ -72,10 +81,19 @@ fn produce(broker: &Broker, version: i16, request: ProduceRequest) -> ProduceRes
             } else {
                 match &name {
                     None => Err(Some(ProduceError::UnknownTopicId)),
-                    Some(name) => {
-                        produce_partition(broker, name, data.index, data.records, request.acks)
-                            .map_err(Some)
-                    }
+                    Some(name) => match refused.get(&(name.clone(), data.index)) {
+                        Some(code) => Err(Some(ProduceError::TransactionVerification(
+                            ErrorCode::try_from_code(*code).unwrap_or(ErrorCode::UnknownServerError),
+                        ))),
+                        None => produce_partition(
+                            broker,
+                            name,
+                            data.index,
+                            data.records,
+                            request.acks,
+                        )
+                        .map_err(Some),
+                    },
                 }
             };
             partitions.push(partition_response(
@@ -176,10 +194,9 @@ fn produce_partition(
             "produce requests of version 3 and above must contain exactly one record batch per partition".into(),
         ));
     }
-    // TRANSACTION VERIFICATION HOOK (KIP-890): when `info.is_transactional`, a batch that
-    // would start a transaction on this partition is to be checked with the transaction
-    // coordinator (AddPartitionsToTxn verify-only) here, before it is appended. The log
-    // itself enforces the epoch, sequence and open-transaction rules.
+    // A transactional batch that starts a transaction here was checked with the
+    // coordinator before (`produce_verification`); the log enforces the epoch, sequence and
+    // open-transaction rules.
     if acks == -1 && partition.replicas.len() < settings.min_insync_replicas {
         return Err(ProduceError::NotEnoughReplicas(format!(
             "the in-sync replicas ({}) are fewer than min.insync.replicas ({})",
