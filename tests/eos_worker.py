@@ -81,7 +81,9 @@ def run_confluent(bootstrap, input_topic, output_topic, group, txn_id, ends, pro
 
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5,
                          "transaction.timeout.ms": 60_000, "message.timeout.ms": 55_000,
-                         "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500})
+                         "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500,
+                         # See txn_helpers.txn_producer: re-bootstrap strands the group coordinator.
+                         "metadata.recovery.strategy": "none"})
     # Initialising first fences a predecessor and aborts its open transaction, so the committed
     # offsets the consumer starts from are stable.
     producer.init_transactions(TXN_DEADLINE_S)

@@ -26,10 +26,16 @@ READ_UNCOMMITTED = "read_uncommitted"
 
 
 def txn_producer(broker, transactional_id: str, **conf) -> Producer:
-    """A confluent-kafka transactional producer whose waits are all bounded."""
+    """A confluent-kafka transactional producer whose waits are all bounded.
+
+    `metadata.recovery.strategy=none`: when the only broker is killed, librdkafka 2.16's
+    re-bootstrap decommissions its handle but keeps it as the group coordinator, so a later
+    send_offsets_to_transaction waits on the dead handle forever (a client bug a one-broker
+    Kafka meets the same way)."""
     base = {"bootstrap.servers": broker.bootstrap, "transactional.id": transactional_id,
             "linger.ms": 5, "transaction.timeout.ms": 60_000, "message.timeout.ms": 55_000,
-            "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500}
+            "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500,
+            "metadata.recovery.strategy": "none"}
     base.update(conf)
     return Producer(base)
 
