@@ -121,7 +121,8 @@ def test_retention_deletes_segments_of_an_open_transaction(broker_factory, outco
     assert new_start > 0, f"expected rolled segments of old records: {bases}"
     res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
         ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
-    admin(broker).incremental_alter_configs([res], request_timeout=15)[res].result(timeout=30)
+    client = admin(broker)  # kept alive until its future resolves
+    client.incremental_alter_configs([res], request_timeout=15)[res].result(timeout=30)
     wait_until(lambda: watermarks(broker, topic, 0)[0] == new_start, timeout_s=30,
                what=f"retention to move the log start to {new_start}")
     assert watermarks(broker, topic, 0) == (new_start, 3013)

@@ -17,13 +17,15 @@ use std::sync::Mutex;
 use tracing::info;
 
 use crate::checkpoint;
-use crate::cleaner::{self, CleanContext, GroupStats};
+use crate::cleaner::{self, CleanContext, GroupStats, LastRecord};
+use crate::cleaner_txn::CleanedTransactions;
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::log::PartitionLog;
 use crate::offset_map::OffsetMap;
 use crate::segment::{offset_fits, Segment, SegmentSnapshot};
 use crate::swap::{self, SwapHook, SwapStep};
+use crate::txn_index::TxnIndexEntry;
 
 /// Per-partition file holding the first dirty offset (Kafka keeps one
 /// `cleaner-offset-checkpoint` per log dir; the format is the same as ours).
@@ -43,8 +45,9 @@ pub struct CompactionPolicy {
     /// Broker `log.cleaner.dedupe.buffer.size` (134217728): memory for the key map;
     /// a round stops mapping when it is spent and the next round goes on.
     pub dedupe_buffer_bytes: usize,
-    /// Broker `producer.id.expiration.ms` (86400000): the last batch of a producer active
-    /// within it is kept (empty if need be) so its sequence and epoch survive.
+    /// Broker `producer.id.expiration.ms` (86400000): the last batch (or marker) of a
+    /// producer active within it is kept (empty if need be) so its sequence and epoch
+    /// survive.
     pub producer_id_expiration_ms: i64,
 }
 
@@ -274,6 +277,9 @@ impl PartitionLog {
             now_ms,
             range,
             segments: self.segments.iter().map(Segment::snapshot).collect(),
+            active_producers: self
+                .producers
+                .active_epochs(now_ms, policy.producer_id_expiration_ms),
             outcome,
             work: None,
             stats: GroupStats::default(),
@@ -378,6 +384,8 @@ pub struct CompactionRound {
     range: CleanableRange,
     /// Every segment when planned, the active one last.
     segments: Vec<SegmentSnapshot>,
+    /// Producer id => epoch of the producers not expired when planned.
+    active_producers: HashMap<i64, i16>,
     outcome: CompactionOutcome,
     work: Option<RoundWork>,
     stats: GroupStats,
@@ -389,7 +397,9 @@ pub struct CompactionRound {
 /// What the unlocked part of a round works from once the key map is built.
 struct RoundWork {
     map: OffsetMap,
-    producer_last_batches: HashMap<i64, i64>,
+    last_records: HashMap<i64, LastRecord>,
+    /// Transactions seen so far, carried from group to group.
+    txns: CleanedTransactions,
     /// Groups still to clean, first to last.
     groups: VecDeque<Vec<SegmentSnapshot>>,
     end_offset: i64,
@@ -408,11 +418,19 @@ impl CompactionRound {
         let first = inactive
             .partition_point(|s| s.base_offset <= self.range.first_dirty)
             .saturating_sub(1);
+        // Every aborted transaction of the log: the markers of those with data in the
+        // cleaned range may lie anywhere after it, up to the active segment.
+        let aborted: Vec<TxnIndexEntry> = self
+            .segments
+            .iter()
+            .flat_map(|s| s.view.txn_entries())
+            .collect();
         let mut map = cleaner::build_offset_map(
             &inactive[first..],
             self.range.first_dirty,
             self.range.first_uncleanable,
             self.policy.dedupe_buffer_bytes,
+            aborted.clone(),
         )?;
         // With nothing dirty (a round for expired tombstones) the clean part is
         // re-filtered up to the first dirty offset with an empty key map.
@@ -420,11 +438,8 @@ impl CompactionRound {
             map.advance_latest_offset(self.range.first_dirty - 1);
         }
         let end_offset = map.latest_offset() + 1;
-        let producer_last_batches = cleaner::last_batches_of_active_producers(
-            &self.segments,
-            self.now_ms,
-            self.policy.producer_id_expiration_ms,
-        )?;
+        let last_records =
+            cleaner::last_records_of_active_producers(&self.segments, &self.active_producers)?;
         info!(
             dir = %self.dir.display(),
             first_dirty = self.range.first_dirty,
@@ -438,7 +453,8 @@ impl CompactionRound {
         self.segments = Vec::new();
         self.work = Some(RoundWork {
             map,
-            producer_last_batches,
+            last_records,
+            txns: CleanedTransactions::new(aborted),
             groups,
             end_offset,
         });
@@ -465,10 +481,16 @@ impl CompactionRound {
                 map: &work.map,
                 now_ms: self.now_ms,
                 delete_retention_ms: self.policy.delete_retention_ms,
-                producer_last_batches: &work.producer_last_batches,
+                active_producers: &work.last_records,
             };
-            let segment =
-                cleaner::clean_group(&self.dir, &self.config, &group, &ctx, &mut self.stats)?;
+            let segment = cleaner::clean_group(
+                &self.dir,
+                &self.config,
+                &group,
+                &ctx,
+                &mut work.txns,
+                &mut self.stats,
+            )?;
             return Ok(Some(CleanedGroup {
                 segment,
                 replaced: group,

@@ -11,6 +11,7 @@
 
 mod checkpoint;
 mod cleaner;
+mod cleaner_txn;
 mod compaction;
 mod config;
 mod error;

@@ -411,6 +411,16 @@ impl ProducerStateManager {
         }
     }
 
+    /// Producer id => epoch of every producer `remove_expired` would keep at `now_ms`
+    /// (Kafka's activeProducers, for the cleaner).
+    pub(crate) fn active_epochs(&self, now_ms: i64, expiration_ms: i64) -> HashMap<i64, i16> {
+        self.producers
+            .values()
+            .filter(|e| !is_expired(e, now_ms, expiration_ms))
+            .map(|e| (e.producer_id, e.epoch))
+            .collect()
+    }
+
     /// Open transactions: (producer id, first offset), oldest first.
     pub fn open_transactions(&self) -> Vec<(i64, i64)> {
         self.ongoing

@@ -1,5 +1,6 @@
-//! Compaction of batches that need care: repeated record headers, control and
-//! transactional batches, idempotent producers' last batches.
+//! Compaction of batches that need care: repeated record headers, idempotent
+//! producers' last batches, corrupt and oversized batches (transactions: in
+//! `compaction_txn`).
 
 use strom_wire::batch::{
     set_compression, validate, BatchHeader, Batches, Compression as Codec, BATCH_HEADER_BYTES,
@@ -78,23 +79,6 @@ fn raw_batch(attributes: i16, producer_id: i64, records: &[Vec<u8>]) -> Vec<u8> 
     out
 }
 
-const TRANSACTIONAL: i16 = 0x10;
-const CONTROL: i16 = 0x20;
-
-/// A COMMIT marker (control record key: version 0, type 1).
-fn commit_marker(producer_id: i64) -> Vec<u8> {
-    let mut record = vec![0u8];
-    put_varint(&mut record, 0);
-    put_varint(&mut record, 0);
-    put_bytes(&mut record, Some(&[0, 0, 0, 1]));
-    put_bytes(&mut record, Some(&[0, 0, 0, 0, 0, 0]));
-    put_varint(&mut record, 0);
-    let mut out = Vec::new();
-    put_varint(&mut out, record.len() as i64);
-    out.extend_from_slice(&record);
-    raw_batch(TRANSACTIONAL | CONTROL, producer_id, &[out])
-}
-
 #[test]
 fn repeated_headers_survive_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
@@ -124,62 +108,6 @@ fn repeated_headers_survive_byte_for_byte() {
         (parsed[0].key(), parsed[0].offset_delta()),
         (Some(&b"b"[..]), 1)
     );
-}
-
-#[test]
-fn transactional_and_control_batches_are_kept_untouched() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig::default());
-    put(&mut log, &[("a", "superseded")]);
-    let txn = |key, sequence| {
-        producer_batch_from(
-            &[(Some(key), Some("txn"))],
-            Compression::Gzip,
-            NOW_MS,
-            9,
-            true,
-            sequence,
-        )
-    };
-    let kept = [
-        append(&mut log, &txn("a", 40)),
-        append(&mut log, &commit_marker(9)),
-        put(&mut log, &[("a", "plain")]),
-        append(&mut log, &txn("b", 41)),
-        append(&mut log, &commit_marker(9)),
-        put(&mut log, &[("b", "plain")]),
-    ];
-    log.roll(NOW_MS).unwrap();
-    let outcome = log.compact(NOW_MS, &eager()).unwrap();
-    assert_eq!(outcome.records_removed, 1);
-    // Only the plain record at offset 0 went; transactional data and markers are as written.
-    assert_eq!(read_all(&log, 0), kept.concat());
-}
-
-#[test]
-fn plain_values_before_a_transaction_are_not_shadowed_by_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig::default());
-    put(&mut log, &[("a", "plain")]);
-    append(
-        &mut log,
-        &producer_batch_of(
-            &[(Some("a"), Some("txn"))],
-            Compression::None,
-            NOW_MS,
-            9,
-            true,
-        ),
-    );
-    append(&mut log, &commit_marker(9));
-    log.roll(NOW_MS).unwrap();
-    log.compact(NOW_MS, &eager()).unwrap();
-    let seen = visible(&log, 0);
-    assert_eq!(
-        &seen[..2],
-        &[v(0, "a", Some("plain")), v(1, "a", Some("txn"))]
-    );
-    assert_eq!(seen.len(), 3);
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod append_read;
 mod compaction;
 mod compaction_batches;
 mod compaction_crash;
+mod compaction_txn;
 mod concurrency;
 mod epochs;
 mod index_lookup;
