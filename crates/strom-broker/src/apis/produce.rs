@@ -83,16 +83,13 @@ fn produce(
                     None => Err(Some(ProduceError::UnknownTopicId)),
                     Some(name) => match refused.get(&(name.clone(), data.index)) {
                         Some(code) => Err(Some(ProduceError::TransactionVerification(
-                            ErrorCode::try_from_code(*code).unwrap_or(ErrorCode::UnknownServerError),
+                            ErrorCode::try_from_code(*code)
+                                .unwrap_or(ErrorCode::UnknownServerError),
                         ))),
-                        None => produce_partition(
-                            broker,
-                            name,
-                            data.index,
-                            data.records,
-                            request.acks,
-                        )
-                        .map_err(Some),
+                        None => {
+                            produce_partition(broker, name, data.index, data.records, request.acks)
+                                .map_err(Some)
+                        }
                     },
                 }
             };

@@ -68,12 +68,12 @@ pub async fn verify(broker: &Arc<Broker>, version: i16, request: &ProduceRequest
                 .push((name.clone(), data.index));
         }
     }
-    let transaction_version = if version >= IMPLICIT_ADD_MIN_VERSION && TRANSACTION_VERSION_LEVEL >= 2
-    {
-        TransactionVersion::V2
-    } else {
-        TransactionVersion::V1
-    };
+    let transaction_version =
+        if version >= IMPLICIT_ADD_MIN_VERSION && TRANSACTION_VERSION_LEVEL >= 2 {
+            TransactionVersion::V2
+        } else {
+            TransactionVersion::V1
+        };
     for ((producer_id, epoch), partitions) in to_check {
         let result = broker
             .transactions
