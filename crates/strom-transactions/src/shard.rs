@@ -688,9 +688,10 @@ impl TransactionCoordinatorShard {
     }
 
     /// EndTxn. A commit or abort of an Ongoing transaction writes PrepareCommit or
-    /// PrepareAbort and answers in the same output (so the reply goes out once that record
-    /// is durable, before the markers are written, as Kafka does), with the markers to
-    /// write. EndTxn v5+ (transaction version 2) bumps the epoch and the reply carries the
+    /// PrepareAbort and answers in the same output, with the markers to write (Kafka
+    /// answers once that record is durable, before the markers; strom's broker writes the
+    /// markers and completes the transaction first, so the producer's next transaction
+    /// never meets CONCURRENT_TRANSACTIONS). EndTxn v5+ (transaction version 2) bumps the epoch and the reply carries the
     /// producer id and epoch to use next; if the epoch is exhausted the shard needs a
     /// fresh producer id (see `needs_producer_id`) and the reply carries it at epoch 0.
     #[allow(clippy::too_many_arguments)]
