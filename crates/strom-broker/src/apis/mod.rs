@@ -329,6 +329,11 @@ mod tests {
         (21, 0, 2), // DeleteRecords
         (22, 0, 5), // InitProducerId
         (23, 2, 4), // OffsetForLeaderEpoch
+        (24, 0, 5), // AddPartitionsToTxn
+        (25, 0, 4), // AddOffsetsToTxn
+        (26, 0, 5), // EndTxn
+        (27, 1, 1), // WriteTxnMarkers
+        (28, 0, 5), // TxnOffsetCommit
         (32, 1, 4), // DescribeConfigs
         (33, 0, 2), // AlterConfigs
         (35, 1, 4), // DescribeLogDirs
@@ -338,6 +343,8 @@ mod tests {
         (47, 0, 0), // OffsetDelete
         (60, 0, 2), // DescribeCluster
         (61, 0, 0), // DescribeProducers
+        (65, 0, 0), // DescribeTransactions
+        (66, 0, 2), // ListTransactions
         (68, 0, 1), // ConsumerGroupHeartbeat
         (69, 0, 1), // ConsumerGroupDescribe
         (74, 0, 1), // ListConfigResources
