@@ -190,6 +190,10 @@ impl Broker {
                 broker_id: self.config.node_id,
                 endpoints,
                 rack: None,
+                incarnation_id: None,
+                broker_epoch: 0,
+                fenced: false,
+                in_controlled_shutdown: false,
             }],
         )
     }

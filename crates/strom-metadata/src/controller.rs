@@ -221,6 +221,11 @@ fn partition_records(
             leader: replicas[0],
             leader_epoch: 0,
             partition_epoch: 0,
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            elr: vec![],
+            last_known_elr: vec![],
+            leader_recovery_state: crate::records::LeaderRecoveryState::Recovered,
         })
 }
 
@@ -619,6 +624,10 @@ mod tests {
                 port: 9092,
             }],
             rack: None,
+            incarnation_id: None,
+            broker_epoch: 0,
+            fenced: false,
+            in_controlled_shutdown: false,
         }])
     }
 

@@ -7,16 +7,50 @@ use std::sync::Arc;
 
 use strom_types::{NodeId, TopicId};
 
-use crate::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
+use crate::records::{
+    BrokerEndpoint, ConfigResource, LeaderRecoveryState, MetadataRecord, NO_LEADER,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionImage {
     pub partition: i32,
     pub replicas: Vec<NodeId>,
     pub isr: Vec<NodeId>,
+    /// [`NO_LEADER`] when no replica can lead.
     pub leader: NodeId,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Reassignment in progress: replicas leaving and joining `replicas`.
+    pub removing_replicas: Vec<NodeId>,
+    pub adding_replicas: Vec<NodeId>,
+    /// KIP-966: replicas out of the ISR that still hold every committed record.
+    pub elr: Vec<NodeId>,
+    pub last_known_elr: Vec<NodeId>,
+    pub leader_recovery_state: LeaderRecoveryState,
+}
+
+impl PartitionImage {
+    pub fn has_leader(&self) -> bool {
+        self.leader != NO_LEADER
+    }
+
+    /// The preferred leader: the first replica.
+    pub fn preferred_leader(&self) -> Option<NodeId> {
+        self.replicas.first().copied()
+    }
+
+    /// The replicas the partition will have once a reassignment is done.
+    pub fn target_replicas(&self) -> Vec<NodeId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
+
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +72,19 @@ pub struct BrokerImage {
     pub id: NodeId,
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
+    pub incarnation_id: Option<uuid::Uuid>,
+    pub epoch: i64,
+    /// A fenced broker leads nothing and joins no ISR: it is new and still catching
+    /// up with the metadata log, or it stopped heartbeating.
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+}
+
+impl BrokerImage {
+    /// Unfenced and not shutting down: may lead and join ISRs.
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -77,6 +124,74 @@ impl MetadataImage {
 
     pub fn broker(&self, id: NodeId) -> Option<&Arc<BrokerImage>> {
         self.brokers.get(&id)
+    }
+
+    /// Brokers that are unfenced and not in controlled shutdown, in id order.
+    pub fn active_brokers(&self) -> impl Iterator<Item = &Arc<BrokerImage>> {
+        self.brokers.values().filter(|b| b.is_active())
+    }
+
+    pub fn is_broker_active(&self, id: NodeId) -> bool {
+        self.brokers.get(&id).is_some_and(|b| b.is_active())
+    }
+
+    /// One partition of a topic, by topic id.
+    pub fn partition(&self, topic_id: &TopicId, partition: i32) -> Option<&PartitionImage> {
+        self.topics.get(topic_id)?.partitions.get(&partition)
+    }
+
+    /// Records that rebuild this image from an empty one: a snapshot of the metadata log.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        for broker in self.brokers.values() {
+            records.push(MetadataRecord::RegisterBroker {
+                broker_id: broker.id,
+                endpoints: broker.endpoints.clone(),
+                rack: broker.rack.clone(),
+                incarnation_id: broker.incarnation_id,
+                broker_epoch: broker.epoch,
+                fenced: broker.fenced,
+                in_controlled_shutdown: broker.in_controlled_shutdown,
+            });
+        }
+        for topic in self.topics() {
+            records.push(MetadataRecord::Topic {
+                name: topic.name.clone(),
+                topic_id: topic.id,
+            });
+            for p in topic.partitions.values() {
+                records.push(MetadataRecord::Partition {
+                    topic_id: topic.id,
+                    partition: p.partition,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                    removing_replicas: p.removing_replicas.clone(),
+                    adding_replicas: p.adding_replicas.clone(),
+                    elr: p.elr.clone(),
+                    last_known_elr: p.last_known_elr.clone(),
+                    leader_recovery_state: p.leader_recovery_state,
+                });
+            }
+        }
+        for (resource, configs) in &self.configs {
+            for (name, value) in configs.iter() {
+                records.push(MetadataRecord::Config {
+                    resource: resource.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        if self.next_producer_id > 0 {
+            records.push(MetadataRecord::ProducerIds {
+                broker_id: NO_LEADER,
+                next_producer_id: self.next_producer_id,
+            });
+        }
+        records
     }
 
     /// The dynamic configs set on a resource (empty when none).
@@ -119,6 +234,10 @@ impl MetadataImage {
                 broker_id,
                 endpoints,
                 rack,
+                incarnation_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
             } => {
                 self.brokers.insert(
                     *broker_id,
@@ -126,8 +245,44 @@ impl MetadataImage {
                         id: *broker_id,
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
+                        incarnation_id: *incarnation_id,
+                        epoch: *broker_epoch,
+                        fenced: *fenced,
+                        in_controlled_shutdown: *in_controlled_shutdown,
                     }),
                 );
+            }
+            MetadataRecord::UnregisterBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                if self
+                    .brokers
+                    .get(broker_id)
+                    .is_some_and(|b| b.epoch == *broker_epoch)
+                {
+                    self.brokers.remove(broker_id);
+                }
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                if let Some(broker) = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .filter(|b| b.epoch == *broker_epoch)
+                {
+                    let broker = Arc::make_mut(broker);
+                    if let Some(fenced) = fenced {
+                        broker.fenced = *fenced;
+                    }
+                    if let Some(in_controlled_shutdown) = in_controlled_shutdown {
+                        broker.in_controlled_shutdown = *in_controlled_shutdown;
+                    }
+                }
             }
             MetadataRecord::Topic { name, topic_id } => {
                 self.topic_ids_by_name.insert(name.clone(), *topic_id);
@@ -148,6 +303,11 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 partition_epoch,
+                removing_replicas,
+                adding_replicas,
+                elr,
+                last_known_elr,
+                leader_recovery_state,
             } => {
                 if let Some(topic) = self.topics.get_mut(topic_id) {
                     Arc::make_mut(topic).partitions.insert(
@@ -159,9 +319,54 @@ impl MetadataImage {
                             leader: *leader,
                             leader_epoch: *leader_epoch,
                             partition_epoch: *partition_epoch,
+                            removing_replicas: removing_replicas.clone(),
+                            adding_replicas: adding_replicas.clone(),
+                            elr: elr.clone(),
+                            last_known_elr: last_known_elr.clone(),
+                            leader_recovery_state: *leader_recovery_state,
                         },
                     );
                 }
+            }
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                isr,
+                replicas,
+                removing_replicas,
+                adding_replicas,
+                elr,
+                last_known_elr,
+                leader_recovery_state,
+            } => {
+                let Some(p) = self
+                    .topics
+                    .get_mut(topic_id)
+                    .and_then(|t| Arc::make_mut(t).partitions.get_mut(partition))
+                else {
+                    return;
+                };
+                // Kafka's PartitionRegistration.merge: a set leader is a new leader epoch.
+                if let Some(leader) = leader {
+                    p.leader = *leader;
+                    p.leader_epoch += 1;
+                }
+                let set = |field: &mut Vec<NodeId>, value: &Option<Vec<NodeId>>| {
+                    if let Some(value) = value {
+                        *field = value.clone();
+                    }
+                };
+                set(&mut p.isr, isr);
+                set(&mut p.replicas, replicas);
+                set(&mut p.removing_replicas, removing_replicas);
+                set(&mut p.adding_replicas, adding_replicas);
+                set(&mut p.elr, elr);
+                set(&mut p.last_known_elr, last_known_elr);
+                if let Some(state) = leader_recovery_state {
+                    p.leader_recovery_state = *state;
+                }
+                p.partition_epoch += 1;
             }
             MetadataRecord::Config {
                 resource,
@@ -216,9 +421,82 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                removing_replicas: vec![],
+                adding_replicas: vec![],
+                elr: vec![],
+                last_known_elr: vec![],
+                leader_recovery_state: LeaderRecoveryState::Recovered,
             });
         }
         records
+    }
+
+    #[test]
+    fn a_partition_change_bumps_epochs_as_kafka_merges_it() {
+        let topic_id = TopicId::from_u128(1);
+        let image = MetadataImage::default().apply(&topic_records("a", 1, 1));
+        let shrunk = image.apply(&[MetadataRecord::PartitionChange {
+            topic_id,
+            partition: 0,
+            leader: None,
+            isr: Some(vec![]),
+            replicas: None,
+            removing_replicas: None,
+            adding_replicas: None,
+            elr: Some(vec![1]),
+            last_known_elr: None,
+            leader_recovery_state: None,
+        }]);
+        let p = shrunk.partition(&topic_id, 0).unwrap();
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 0, 1));
+        assert_eq!((p.isr.clone(), p.elr.clone()), (vec![], vec![1]));
+        let moved = shrunk.apply(&[MetadataRecord::PartitionChange {
+            topic_id,
+            partition: 0,
+            leader: Some(NO_LEADER),
+            isr: None,
+            replicas: None,
+            removing_replicas: None,
+            adding_replicas: None,
+            elr: None,
+            last_known_elr: None,
+            leader_recovery_state: None,
+        }]);
+        let p = moved.partition(&topic_id, 0).unwrap();
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.partition_epoch),
+            (NO_LEADER, 1, 2)
+        );
+        assert!(!p.has_leader());
+    }
+
+    #[test]
+    fn to_records_rebuilds_the_same_image() {
+        let mut records = topic_records("a", 1, 2);
+        records.push(MetadataRecord::RegisterBroker {
+            broker_id: 1,
+            endpoints: vec![],
+            rack: Some("r1".into()),
+            incarnation_id: Some(uuid::Uuid::from_u128(9)),
+            broker_epoch: 12,
+            fenced: true,
+            in_controlled_shutdown: false,
+        });
+        records.push(MetadataRecord::Config {
+            resource: ConfigResource::Topic("a".into()),
+            name: "retention.ms".into(),
+            value: Some("5".into()),
+        });
+        records.push(MetadataRecord::ProducerIds {
+            broker_id: 1,
+            next_producer_id: 2000,
+        });
+        let image = MetadataImage::default().apply(&records);
+        let rebuilt = MetadataImage::default().apply(&image.to_records());
+        assert_eq!(rebuilt.to_records(), image.to_records());
+        assert_eq!(rebuilt.next_producer_id(), 2000);
+        assert!(rebuilt.broker(1).unwrap().fenced);
+        assert_eq!(rebuilt.topic("a").unwrap().partitions.len(), 2);
     }
 
     #[test]

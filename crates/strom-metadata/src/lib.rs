@@ -14,4 +14,4 @@ pub mod topic_config;
 
 pub use error::ControllerError;
 pub use image::{MetadataImage, PartitionImage, TopicImage};
-pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord};
+pub use records::{BrokerEndpoint, ConfigResource, LeaderRecoveryState, MetadataRecord, NO_LEADER};

@@ -20,13 +20,57 @@ pub struct BrokerEndpoint {
     pub port: u16,
 }
 
+/// The leader of a partition that has none.
+pub const NO_LEADER: NodeId = -1;
+
+/// Kafka's LeaderRecoveryState: a leader chosen by unclean election is `Recovering`
+/// until it has written under its own epoch, and takes no ISR additions before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LeaderRecoveryState {
+    #[default]
+    Recovered,
+    Recovering,
+}
+
+impl LeaderRecoveryState {
+    pub fn is_recovered(&self) -> bool {
+        *self == Self::Recovered
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
+    /// A broker (re)registers: a new incarnation gets a new epoch and starts fenced
+    /// until it has caught up with the metadata log (KRaft's RegisterBrokerRecord).
+    /// Records written before the cluster existed have no epoch and were unfenced.
     RegisterBroker {
         broker_id: NodeId,
         endpoints: Vec<BrokerEndpoint>,
         rack: Option<String>,
+        #[serde(default)]
+        incarnation_id: Option<uuid::Uuid>,
+        #[serde(default)]
+        broker_epoch: i64,
+        #[serde(default)]
+        fenced: bool,
+        #[serde(default)]
+        in_controlled_shutdown: bool,
+    },
+    /// A broker leaves the cluster for good (decommissioning).
+    UnregisterBroker {
+        broker_id: NodeId,
+        broker_epoch: i64,
+    },
+    /// Fencing, unfencing and controlled shutdown of a registered broker
+    /// (KRaft's BrokerRegistrationChangeRecord); `None` leaves a flag as it was.
+    BrokerRegistrationChange {
+        broker_id: NodeId,
+        broker_epoch: i64,
+        #[serde(default)]
+        fenced: Option<bool>,
+        #[serde(default)]
+        in_controlled_shutdown: Option<bool>,
     },
     Topic {
         name: String,
@@ -40,6 +84,40 @@ pub enum MetadataRecord {
         leader: NodeId,
         leader_epoch: i32,
         partition_epoch: i32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<NodeId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<NodeId>,
+        /// KIP-966 eligible leader replicas: out of the ISR, but hold every committed record.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        elr: Vec<NodeId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        last_known_elr: Vec<NodeId>,
+        #[serde(default, skip_serializing_if = "LeaderRecoveryState::is_recovered")]
+        leader_recovery_state: LeaderRecoveryState,
+    },
+    /// A change to one partition (KRaft's PartitionChangeRecord): `None` leaves a field as
+    /// it was. Replaying it bumps the partition epoch, and the leader epoch when `leader`
+    /// is set (`Some(NO_LEADER)`: no leader now).
+    PartitionChange {
+        topic_id: TopicId,
+        partition: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader: Option<NodeId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        isr: Option<Vec<NodeId>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replicas: Option<Vec<NodeId>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing_replicas: Option<Vec<NodeId>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding_replicas: Option<Vec<NodeId>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        elr: Option<Vec<NodeId>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_known_elr: Option<Vec<NodeId>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader_recovery_state: Option<LeaderRecoveryState>,
     },
     /// Sets (`Some`) or removes (`None`) one dynamic config.
     Config {
@@ -73,6 +151,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn records_written_before_the_cluster_still_read() {
+        let old = br#"{"type":"RegisterBroker","broker_id":1,"endpoints":[],"rack":null}"#;
+        assert_eq!(
+            MetadataRecord::from_json(old).unwrap(),
+            MetadataRecord::RegisterBroker {
+                broker_id: 1,
+                endpoints: vec![],
+                rack: None,
+                incarnation_id: None,
+                broker_epoch: 0,
+                fenced: false,
+                in_controlled_shutdown: false,
+            }
+        );
+        let old = br#"{"type":"Partition","topic_id":"00000000-0000-0000-0000-000000000007","partition":0,"replicas":[1],"isr":[1],"leader":1,"leader_epoch":0,"partition_epoch":0}"#;
+        assert!(matches!(
+            MetadataRecord::from_json(old).unwrap(),
+            MetadataRecord::Partition { elr, leader_recovery_state: LeaderRecoveryState::Recovered, .. } if elr.is_empty()
+        ));
+    }
+
+    #[test]
     fn records_round_trip_through_json() {
         let record = MetadataRecord::Partition {
             topic_id: TopicId::from_u128(7),
@@ -82,6 +182,11 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            elr: vec![],
+            last_known_elr: vec![],
+            leader_recovery_state: LeaderRecoveryState::Recovered,
         };
         assert_eq!(
             MetadataRecord::from_json(&record.to_json()).unwrap(),
