@@ -54,6 +54,130 @@ impl Listener {
 
 pub use strom_metadata::broker_config::{BrokerConfigDef, BROKER_CONFIGS};
 
+/// `process.roles`: what this node does in the cluster (both by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles {
+    /// Hosts partitions and serves clients.
+    pub broker: bool,
+    /// Votes in the metadata quorum and can be the active controller.
+    pub controller: bool,
+}
+
+/// One voter of `controller.quorum.voters` (`id@host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumVoter {
+    pub id: NodeId,
+    pub host: String,
+    pub port: u16,
+}
+
+/// How this node takes part in the cluster, with Kafka's (KRaft's) config names.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub roles: ProcessRoles,
+    /// `controller.quorum.voters`; empty: this node alone is the quorum, in process,
+    /// with no controller listener needed (a one-node cluster with no configuration).
+    pub voters: Vec<QuorumVoter>,
+    /// `controller.listener.names` (default `CONTROLLER`).
+    pub controller_listener_names: Vec<String>,
+    /// `inter.broker.listener.name`: the listener followers fetch from and brokers
+    /// reach each other on (default: the first broker listener).
+    pub inter_broker_listener_name: String,
+    /// `broker.rack`, for rack-aware placement and fetching from the closest replica.
+    pub rack: Option<String>,
+    pub broker_session_timeout_ms: i64,
+    pub broker_heartbeat_interval_ms: i64,
+    pub controller_quorum_election_timeout_ms: i64,
+    pub controller_quorum_fetch_timeout_ms: i64,
+    pub replica_lag_time_max_ms: i64,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_min_bytes: i32,
+    pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    pub replica_fetch_backoff_ms: i32,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: i64,
+    pub leader_imbalance_per_broker_percentage: i32,
+    pub metadata_log_max_record_bytes_between_snapshots: i64,
+}
+
+impl ClusterConfig {
+    /// This node is the whole quorum: no controller listener, nothing to reach.
+    pub fn is_single_voter(&self) -> bool {
+        self.voters.is_empty()
+    }
+
+    pub fn is_controller_listener(&self, name: &str) -> bool {
+        self.controller_listener_names.iter().any(|n| n == name)
+    }
+}
+
+pub fn parse_process_roles(value: &str) -> Result<ProcessRoles, ConfigError> {
+    let mut roles = ProcessRoles {
+        broker: false,
+        controller: false,
+    };
+    for role in value.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+        match role {
+            "broker" if !roles.broker => roles.broker = true,
+            "controller" if !roles.controller => roles.controller = true,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "process.roles".into(),
+                    value: value.into(),
+                    why: format!(
+                        "unknown or repeated role {role:?}: expected broker, controller or both"
+                    ),
+                })
+            }
+        }
+    }
+    if !roles.broker && !roles.controller {
+        return Err(ConfigError::Invalid {
+            name: "process.roles".into(),
+            value: value.into(),
+            why: "no role given".into(),
+        });
+    }
+    Ok(roles)
+}
+
+/// `controller.quorum.voters`: `id@host:port,...`, as KRaft writes it.
+pub fn parse_quorum_voters(value: &str) -> Result<Vec<QuorumVoter>, ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid {
+        name: "controller.quorum.voters".into(),
+        value: value.into(),
+        why,
+    };
+    let mut voters: Vec<QuorumVoter> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, address) = item
+            .split_once('@')
+            .ok_or_else(|| invalid(format!("{item:?} is not id@host:port")))?;
+        let id: NodeId = id
+            .parse()
+            .map_err(|_| invalid(format!("{id:?} is not a node id")))?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(format!("{item:?} is not id@host:port")))?;
+        let port = port
+            .parse()
+            .map_err(|_| invalid(format!("{port:?} is not a port")))?;
+        if id < 0 {
+            return Err(invalid(format!("node id {id} is negative")));
+        }
+        if voters.iter().any(|v| v.id == id) {
+            return Err(invalid(format!("node id {id} is named twice")));
+        }
+        voters.push(QuorumVoter {
+            id,
+            host: host.trim_start_matches('[').trim_end_matches(']').into(),
+            port,
+        });
+    }
+    Ok(voters)
+}
+
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
@@ -141,6 +265,8 @@ pub struct BrokerConfig {
     pub max_producer_ids_per_partition: usize,
     /// Where Prometheus scrapes `/metrics`; empty disables it.
     pub metrics_listener: Option<SocketAddr>,
+    /// Roles, quorum, listeners between nodes, and replication settings.
+    pub cluster: ClusterConfig,
     /// Every config that was set explicitly, by Kafka name.
     pub explicit: BTreeMap<String, String>,
 }
@@ -225,17 +351,26 @@ impl BrokerConfig {
             map.get("listeners")
                 .map_or("PLAINTEXT://127.0.0.1:9092", String::as_str),
         )?;
-        if listeners.iter().any(|l| l.name != "PLAINTEXT") {
+        let cluster = cluster_config(&map, &listeners)?;
+        if let Some(other) = listeners
+            .iter()
+            .find(|l| l.name != "PLAINTEXT" && !cluster.is_controller_listener(&l.name))
+        {
             return Err(ConfigError::Invalid {
                 name: "listeners".into(),
                 value: map["listeners"].clone(),
-                why: "only PLAINTEXT listeners are supported so far".into(),
+                why: format!(
+                    "listener {} is neither PLAINTEXT nor a controller listener; only PLAINTEXT is supported so far",
+                    other.name
+                ),
             });
         }
         let advertised_listeners = match map.get("advertised.listeners") {
             Some(v) => parse_listeners("advertised.listeners", v)?,
+            // Controller listeners are not advertised to clients, as in Kafka.
             None => listeners
                 .iter()
+                .filter(|l| !cluster.is_controller_listener(&l.name))
                 .map(|l| Listener {
                     host: if l.host.is_empty() || l.host == "0.0.0.0" {
                         "127.0.0.1".into()
@@ -418,6 +553,7 @@ impl BrokerConfig {
                 Some(_) => Some(at_least(&map, "strom.log.max.open.files", 0, 8)? as usize),
             },
             metrics_listener,
+            cluster,
             explicit: map,
         };
         for (name, value) in &config.explicit {
@@ -446,6 +582,159 @@ impl BrokerConfig {
         }
         Ok(config)
     }
+}
+
+/// Reads and checks the cluster configs as KafkaConfig validates them for KRaft.
+fn cluster_config(
+    map: &BTreeMap<String, String>,
+    listeners: &[Listener],
+) -> Result<ClusterConfig, ConfigError> {
+    let invalid = |name: &str, value: &str, why: String| ConfigError::Invalid {
+        name: name.into(),
+        value: value.into(),
+        why,
+    };
+    let roles_value = map
+        .get("process.roles")
+        .map_or("broker,controller", String::as_str);
+    let roles = parse_process_roles(roles_value)?;
+    let node_id: NodeId = parse(map, "node.id", 1)?;
+    let voters_value = map
+        .get("controller.quorum.voters")
+        .map_or("", String::as_str);
+    let voters = parse_quorum_voters(voters_value)?;
+    let controller_listener_names: Vec<String> = map
+        .get("controller.listener.names")
+        .map_or("CONTROLLER", String::as_str)
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let is_controller_listener = |name: &str| controller_listener_names.iter().any(|n| n == name);
+    if voters.is_empty() && !roles.controller {
+        return Err(invalid(
+            "controller.quorum.voters",
+            voters_value,
+            "a node without the controller role must be given the quorum's voters".into(),
+        ));
+    }
+    if roles.controller && !voters.is_empty() {
+        if !voters.iter().any(|v| v.id == node_id) {
+            return Err(invalid(
+                "controller.quorum.voters",
+                voters_value,
+                format!("node.id {node_id} has the controller role but is not a voter"),
+            ));
+        }
+        if !listeners.iter().any(|l| is_controller_listener(&l.name)) {
+            return Err(invalid(
+                "listeners",
+                map.get("listeners").map_or("", String::as_str),
+                format!(
+                    "a controller needs a listener named in controller.listener.names ({})",
+                    controller_listener_names.join(",")
+                ),
+            ));
+        }
+    }
+    if !roles.controller && listeners.iter().any(|l| is_controller_listener(&l.name)) {
+        return Err(invalid(
+            "listeners",
+            map.get("listeners").map_or("", String::as_str),
+            "a node without the controller role may not listen on a controller listener".into(),
+        ));
+    }
+    let broker_listeners: Vec<&Listener> = listeners
+        .iter()
+        .filter(|l| !is_controller_listener(&l.name))
+        .collect();
+    if roles.broker && broker_listeners.is_empty() {
+        return Err(invalid(
+            "listeners",
+            map.get("listeners").map_or("", String::as_str),
+            "a broker needs a listener besides the controller listeners".into(),
+        ));
+    }
+    if !roles.broker && !broker_listeners.is_empty() {
+        return Err(invalid(
+            "listeners",
+            map.get("listeners").map_or("", String::as_str),
+            "a controller-only node listens on controller listeners only".into(),
+        ));
+    }
+    let inter_broker_listener_name = match map.get("inter.broker.listener.name") {
+        Some(name) => {
+            if is_controller_listener(name) || !broker_listeners.iter().any(|l| &l.name == name) {
+                return Err(invalid(
+                    "inter.broker.listener.name",
+                    name,
+                    "must name one of this broker's listeners, not a controller listener".into(),
+                ));
+            }
+            name.clone()
+        }
+        None => broker_listeners
+            .first()
+            .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone()),
+    };
+    let rack = map
+        .get("broker.rack")
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    Ok(ClusterConfig {
+        roles,
+        voters,
+        controller_listener_names,
+        inter_broker_listener_name,
+        rack,
+        broker_session_timeout_ms: at_least(map, "broker.session.timeout.ms", 9_000, 1)?.into(),
+        broker_heartbeat_interval_ms: at_least(map, "broker.heartbeat.interval.ms", 2_000, 1)?
+            .into(),
+        controller_quorum_election_timeout_ms: at_least(
+            map,
+            "controller.quorum.election.timeout.ms",
+            1_000,
+            1,
+        )?
+        .into(),
+        controller_quorum_fetch_timeout_ms: at_least(
+            map,
+            "controller.quorum.fetch.timeout.ms",
+            2_000,
+            1,
+        )?
+        .into(),
+        replica_lag_time_max_ms: parse(map, "replica.lag.time.max.ms", 30_000i64)?.max(1),
+        replica_fetch_max_bytes: at_least(map, "replica.fetch.max.bytes", 1_048_576, 0)?,
+        replica_fetch_min_bytes: parse(map, "replica.fetch.min.bytes", 1)?,
+        replica_fetch_wait_max_ms: at_least(map, "replica.fetch.wait.max.ms", 500, 0)?,
+        replica_fetch_response_max_bytes: at_least(
+            map,
+            "replica.fetch.response.max.bytes",
+            10_485_760,
+            0,
+        )?,
+        replica_fetch_backoff_ms: at_least(map, "replica.fetch.backoff.ms", 1_000, 0)?,
+        auto_leader_rebalance_enable: parse(map, "auto.leader.rebalance.enable", true)?,
+        leader_imbalance_check_interval_seconds: parse(
+            map,
+            "leader.imbalance.check.interval.seconds",
+            300i64,
+        )?
+        .max(1),
+        leader_imbalance_per_broker_percentage: at_least(
+            map,
+            "leader.imbalance.per.broker.percentage",
+            10,
+            0,
+        )?,
+        metadata_log_max_record_bytes_between_snapshots: parse(
+            map,
+            "metadata.log.max.record.bytes.between.snapshots",
+            20_971_520i64,
+        )?
+        .max(1),
+    })
 }
 
 impl BrokerConfig {
@@ -533,5 +822,95 @@ mod tests {
             "-1".to_string(),
         )]);
         assert!(BrokerConfig::from_map(bad).is_err());
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn no_cluster_configuration_is_a_one_voter_combined_node() {
+        let cluster = BrokerConfig::default().cluster;
+        assert!(cluster.roles.broker && cluster.roles.controller);
+        assert!(cluster.is_single_voter());
+        assert_eq!(cluster.controller_listener_names, vec!["CONTROLLER"]);
+        assert_eq!(cluster.inter_broker_listener_name, "PLAINTEXT");
+        assert_eq!(cluster.broker_session_timeout_ms, 9_000);
+        assert_eq!(cluster.replica_lag_time_max_ms, 30_000);
+        assert_eq!(cluster.rack, None);
+    }
+
+    #[test]
+    fn a_three_voter_cluster_is_read_with_kraft_names() {
+        let c = config(&[
+            ("node.id", "2"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19192",
+            ),
+            (
+                "controller.quorum.voters",
+                "1@127.0.0.1:19191,2@127.0.0.1:19192,3@127.0.0.1:19193",
+            ),
+            ("broker.rack", "rack-b"),
+        ])
+        .unwrap();
+        assert_eq!(c.cluster.voters.len(), 3);
+        assert_eq!(
+            c.cluster.voters[1],
+            QuorumVoter {
+                id: 2,
+                host: "127.0.0.1".into(),
+                port: 19192
+            }
+        );
+        assert_eq!(c.cluster.rack.as_deref(), Some("rack-b"));
+        // The controller listener is not advertised to clients.
+        assert_eq!(c.advertised_listeners.len(), 1);
+        assert_eq!(c.advertised_listeners[0].name, "PLAINTEXT");
+    }
+
+    #[test]
+    fn cluster_configs_are_checked_as_kafka_checks_them() {
+        let voters = "1@127.0.0.1:19191,2@127.0.0.1:19192";
+        // A controller that is not a voter.
+        assert!(config(&[
+            ("node.id", "3"),
+            ("listeners", "PLAINTEXT://:1,CONTROLLER://:2"),
+            ("controller.quorum.voters", voters),
+        ])
+        .is_err());
+        // A voter without a controller listener.
+        assert!(config(&[("node.id", "1"), ("controller.quorum.voters", voters)]).is_err());
+        // A broker-only node needs voters, and may not listen as a controller.
+        assert!(config(&[("process.roles", "broker")]).is_err());
+        assert!(config(&[
+            ("process.roles", "broker"),
+            ("controller.quorum.voters", voters),
+            ("listeners", "PLAINTEXT://:1,CONTROLLER://:2"),
+        ])
+        .is_err());
+        assert!(config(&[
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("controller.quorum.voters", voters),
+        ])
+        .is_ok());
+        // A controller-only node listens on controller listeners only.
+        assert!(config(&[
+            ("process.roles", "controller"),
+            ("node.id", "1"),
+            ("controller.quorum.voters", voters),
+            ("listeners", "CONTROLLER://:19191"),
+        ])
+        .is_ok());
+        assert!(config(&[("process.roles", "worker")]).is_err());
+        assert!(config(&[("controller.quorum.voters", "1@nohost")]).is_err());
+        assert!(config(&[("controller.quorum.voters", "1@h:1,1@h:2")]).is_err());
     }
 }

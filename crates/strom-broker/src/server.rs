@@ -21,6 +21,12 @@ pub async fn run(
         .log_max_open_files
         .unwrap_or_else(|| (soft_open_file_limit() / 2) as usize);
     strom_log::set_max_open_files(max_open_files);
+    if !config.cluster.is_single_voter() || !config.cluster.roles.broker {
+        anyhow::bail!(
+            "controller.quorum.voters and process.roles other than broker,controller are read, \
+             but this build serves only a one-voter quorum (leave controller.quorum.voters unset)"
+        );
+    }
     info!(max_open_files, "segment files kept open at most");
     let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
     broker.register().await?;
@@ -29,7 +35,12 @@ pub async fn run(
     let request_memory =
         crate::request_memory::RequestMemory::new(broker.config.queued_max_request_bytes)
             .map(Arc::new);
-    for listener in &broker.config.listeners {
+    for listener in broker
+        .config
+        .listeners
+        .iter()
+        .filter(|l| !broker.config.cluster.is_controller_listener(&l.name))
+    {
         let addr = listener.socket_addr()?;
         let socket = TcpListener::bind(addr)
             .await

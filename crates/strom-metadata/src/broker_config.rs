@@ -38,7 +38,31 @@ macro_rules! broker_defs {
 pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("advertised.listeners", None, String, ReadOnly),
     ("auto.create.topics.enable", Some("true"), Boolean, ReadOnly),
+    (
+        "auto.leader.rebalance.enable",
+        Some("true"),
+        Boolean,
+        ReadOnly
+    ),
+    ("broker.heartbeat.interval.ms", Some("2000"), Int, ReadOnly),
+    ("broker.rack", None, String, ReadOnly),
+    ("broker.session.timeout.ms", Some("9000"), Int, ReadOnly),
+    ("controller.listener.names", None, List, ReadOnly),
+    (
+        "controller.quorum.election.timeout.ms",
+        Some("1000"),
+        Int,
+        ReadOnly
+    ),
+    (
+        "controller.quorum.fetch.timeout.ms",
+        Some("2000"),
+        Int,
+        ReadOnly
+    ),
+    ("controller.quorum.voters", Some(""), List, ReadOnly),
     ("default.replication.factor", Some("1"), Int, ReadOnly),
+    ("inter.broker.listener.name", None, String, ReadOnly),
     ("fetch.max.bytes", Some("57671680"), Int, ReadOnly),
     (
         "group.consumer.heartbeat.interval.ms",
@@ -97,6 +121,25 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
         String,
         ReadOnly
     ),
+    (
+        "leader.imbalance.check.interval.seconds",
+        Some("300"),
+        Long,
+        ReadOnly
+    ),
+    (
+        "leader.imbalance.per.broker.percentage",
+        Some("10"),
+        Int,
+        ReadOnly
+    ),
+    (
+        "leader.replication.throttled.rate",
+        Some("9223372036854775807"),
+        Long,
+        PerBroker
+    ),
+    ("listener.security.protocol.map", None, String, ReadOnly),
     ("log.cleaner.backoff.ms", Some("15000"), Long, ClusterWide),
     ("log.dirs", Some("./data"), String, ReadOnly),
     (
@@ -150,11 +193,29 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
         ClusterWide
     ),
     (
+        "metadata.log.max.record.bytes.between.snapshots",
+        Some("20971520"),
+        Long,
+        ReadOnly
+    ),
+    ("process.roles", Some("broker,controller"), List, ReadOnly),
+    ("replica.fetch.backoff.ms", Some("1000"), Int, ReadOnly),
+    ("replica.fetch.max.bytes", Some("1048576"), Int, ReadOnly),
+    ("replica.fetch.min.bytes", Some("1"), Int, ReadOnly),
+    (
+        "replica.fetch.response.max.bytes",
+        Some("10485760"),
+        Int,
+        ReadOnly
+    ),
+    ("replica.fetch.wait.max.ms", Some("500"), Int, ReadOnly),
+    (
         "replica.high.watermark.checkpoint.interval.ms",
         Some("5000"),
         Long,
         ReadOnly
     ),
+    ("replica.lag.time.max.ms", Some("30000"), Long, ReadOnly),
     ("queued.max.request.bytes", Some("-1"), Long, ReadOnly),
     ("socket.request.max.bytes", Some("104857600"), Int, ReadOnly),
     ("strom.fetch.zero.copy", Some("true"), Boolean, ReadOnly),
