@@ -49,6 +49,24 @@ pub enum StartupError {
     },
 }
 
+/// Why [`Broker::write_metadata`] made no change.
+#[derive(Debug)]
+pub enum MetadataWriteError<E> {
+    /// The controller refused it (`decide` failed).
+    Refused(E),
+    /// The records could not be committed.
+    Failed(LogError),
+}
+
+impl MetadataWriteError<std::convert::Infallible> {
+    pub fn into_log_error(self) -> LogError {
+        match self {
+            Self::Failed(e) => e,
+            Self::Refused(never) => match never {},
+        }
+    }
+}
+
 type PartitionMap = HashMap<String, BTreeMap<i32, Arc<Partition>>>;
 
 pub struct Broker {
@@ -176,26 +194,29 @@ impl Broker {
                 port: l.port,
             })
             .collect();
-        let current = self.image();
-        if current
-            .broker(self.config.node_id)
-            .is_some_and(|b| b.endpoints == endpoints)
-        {
-            return Ok(());
-        }
-        let mut controller = self.controller.lock().await;
-        self.commit(
-            &mut controller,
-            vec![MetadataRecord::RegisterBroker {
-                broker_id: self.config.node_id,
-                endpoints,
-                rack: None,
-                incarnation_id: None,
-                broker_epoch: 0,
-                fenced: false,
-                in_controlled_shutdown: false,
-            }],
-        )
+        let node_id = self.config.node_id;
+        let rack = self.config.cluster.rack.clone();
+        self.write_metadata(|image| {
+            let unchanged = image
+                .broker(node_id)
+                .is_some_and(|b| b.endpoints == endpoints && b.rack == rack);
+            let records = if unchanged {
+                Vec::new()
+            } else {
+                vec![MetadataRecord::RegisterBroker {
+                    broker_id: node_id,
+                    endpoints,
+                    rack,
+                    incarnation_id: None,
+                    broker_epoch: 0,
+                    fenced: false,
+                    in_controlled_shutdown: false,
+                }]
+            };
+            Ok::<_, std::convert::Infallible>((records, ()))
+        })
+        .await
+        .map_err(MetadataWriteError::into_log_error)
     }
 
     /// A producer id never handed out before, claiming a new block through
@@ -203,13 +224,19 @@ impl Broker {
     pub async fn next_producer_id(&self) -> Result<i64, LogError> {
         let mut block = self.producer_ids.lock().await;
         if block.is_empty() {
-            let mut controller = self.controller.lock().await;
-            let (records, start) = strom_metadata::controller::allocate_producer_ids(
-                &self.image(),
-                self.config.node_id,
-                PRODUCER_ID_BLOCK_SIZE,
-            );
-            self.commit(&mut controller, records)?;
+            let node_id = self.config.node_id;
+            let start = self
+                .write_metadata(|image| {
+                    Ok::<_, std::convert::Infallible>(
+                        strom_metadata::controller::allocate_producer_ids(
+                            image,
+                            node_id,
+                            PRODUCER_ID_BLOCK_SIZE,
+                        ),
+                    )
+                })
+                .await
+                .map_err(MetadataWriteError::into_log_error)?;
             *block = start..start + PRODUCER_ID_BLOCK_SIZE;
         }
         let id = block.start;
@@ -235,9 +262,19 @@ impl Broker {
         self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Locks the controller for a read-decide-commit sequence.
-    pub async fn controller(&self) -> tokio::sync::MutexGuard<'_, Option<MetadataLog>> {
-        self.controller.lock().await
+    /// Makes one metadata change, as the controller orders them: `decide` reads the
+    /// current image and returns the records to commit and its result. Changes are
+    /// serialized: the next `decide` sees this one's records applied. Refused changes
+    /// (`decide`'s error) commit nothing; an empty record list commits nothing either.
+    pub async fn write_metadata<T, E>(
+        &self,
+        decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), E>,
+    ) -> Result<T, MetadataWriteError<E>> {
+        let mut controller = self.controller.lock().await;
+        let (records, result) = decide(&self.image()).map_err(MetadataWriteError::Refused)?;
+        self.commit(&mut controller, records)
+            .map_err(MetadataWriteError::Failed)?;
+        Ok(result)
     }
 
     /// Persists records to the metadata log, then applies them. The caller
@@ -247,7 +284,7 @@ impl Broker {
     /// broker cannot carry out (no descriptors, no space, no permission) fails whole and
     /// leaves neither records nor dirs behind. Deleted partitions' files go after the
     /// commit, in the background, as in Kafka: failing there is logged, not the change's error.
-    pub fn commit(
+    fn commit(
         &self,
         controller: &mut Option<MetadataLog>,
         records: Vec<MetadataRecord>,

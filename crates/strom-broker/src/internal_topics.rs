@@ -5,7 +5,7 @@ use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
 use strom_types::{ErrorCode, TopicId};
 use tracing::{info, warn};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, MetadataWriteError};
 
 /// How an internal topic is made.
 pub struct InternalTopic {
@@ -24,44 +24,49 @@ pub struct InternalTopic {
 /// client, which retries.
 pub async fn ensure_created(broker: &Broker, topic: &InternalTopic) -> Result<(), ErrorCode> {
     let name = topic.name;
-    let mut controller = broker.controller().await;
-    let image = broker.image();
-    if image.topic(name).is_some() {
-        return Ok(());
-    }
-    let live_brokers = image.brokers().count().max(1) as i16;
-    let replication_factor = topic.replication_factor.min(live_brokers).max(1);
-    let mut configs = vec![
-        ("cleanup.policy".into(), Some("compact".into())),
-        ("compression.type".into(), Some(topic.compression.into())),
-        (
-            "segment.bytes".into(),
-            Some(topic.segment_bytes.to_string()),
-        ),
-    ];
-    if let Some(min_isr) = topic.min_insync_replicas {
-        let min_isr = min_isr.clamp(1, i32::from(replication_factor));
-        configs.push(("min.insync.replicas".into(), Some(min_isr.to_string())));
-    }
-    let spec = NewTopic {
-        name: name.to_string(),
-        num_partitions: topic.partitions,
-        replication_factor,
-        assignments: Vec::new(),
-        configs,
-    };
     let defaults = TopicDefaults {
         num_partitions: broker.config.num_partitions,
         replication_factor: broker.config.default_replication_factor,
     };
-    let (records, _) = create_topic(&image, &spec, defaults, TopicId::new_v4()).map_err(|e| {
-        warn!(error = %e, "creating {name} failed");
-        ErrorCode::CoordinatorNotAvailable
-    })?;
-    broker.commit(&mut controller, records).map_err(|e| {
-        warn!(error = %e, "creating {name} failed");
-        ErrorCode::CoordinatorNotAvailable
-    })?;
-    info!(partitions = topic.partitions, "created {name}");
+    let created = broker
+        .write_metadata(|image| {
+            if image.topic(name).is_some() {
+                return Ok((Vec::new(), false));
+            }
+            let live_brokers = image.brokers().count().max(1) as i16;
+            let replication_factor = topic.replication_factor.min(live_brokers).max(1);
+            let mut configs = vec![
+                ("cleanup.policy".into(), Some("compact".into())),
+                ("compression.type".into(), Some(topic.compression.into())),
+                (
+                    "segment.bytes".into(),
+                    Some(topic.segment_bytes.to_string()),
+                ),
+            ];
+            if let Some(min_isr) = topic.min_insync_replicas {
+                let min_isr = min_isr.clamp(1, i32::from(replication_factor));
+                configs.push(("min.insync.replicas".into(), Some(min_isr.to_string())));
+            }
+            let spec = NewTopic {
+                name: name.to_string(),
+                num_partitions: topic.partitions,
+                replication_factor,
+                assignments: Vec::new(),
+                configs,
+            };
+            create_topic(image, &spec, defaults, TopicId::new_v4())
+                .map(|(records, _)| (records, true))
+        })
+        .await
+        .map_err(|e| {
+            match e {
+                MetadataWriteError::Refused(e) => warn!(error = %e, "creating {name} failed"),
+                MetadataWriteError::Failed(e) => warn!(error = %e, "creating {name} failed"),
+            }
+            ErrorCode::CoordinatorNotAvailable
+        })?;
+    if created {
+        info!(partitions = topic.partitions, "created {name}");
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! AlterConfigs (legacy): the given configs replace all of a topic's
 //! overrides, or all of a broker's dynamic configs.
 
+use crate::broker::MetadataWriteError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -72,25 +73,29 @@ pub async fn alter(
         &strom_metadata::MetadataImage,
     ) -> Result<Vec<MetadataRecord>, strom_metadata::ControllerError>,
 ) -> Result<(), (ErrorCode, String)> {
-    let mut controller = broker.controller().await;
-    let image = broker.image();
-    let records = decide(&image).map_err(|e| (controller_error_code(&e), e.to_string()))?;
-    if validate_only {
-        return Ok(());
-    }
-    for record in &records {
-        if let MetadataRecord::Config {
-            resource,
-            name,
-            value,
-        } = record
-        {
-            tracing::info!(?resource, config = %name, set = value.is_some(), "altering config");
-        }
-    }
     broker
-        .commit(&mut controller, records)
-        .map_err(|e| (log_error_code(&e), e.to_string()))
+        .write_metadata(|image| {
+            let records = decide(image)?;
+            if validate_only {
+                return Ok((Vec::new(), ()));
+            }
+            for record in &records {
+                if let MetadataRecord::Config {
+                    resource,
+                    name,
+                    value,
+                } = record
+                {
+                    tracing::info!(?resource, config = %name, set = value.is_some(), "altering config");
+                }
+            }
+            Ok((records, ()))
+        })
+        .await
+        .map_err(|e| match e {
+            MetadataWriteError::Refused(e) => (controller_error_code(&e), e.to_string()),
+            MetadataWriteError::Failed(e) => (log_error_code(&e), e.to_string()),
+        })
 }
 
 /// A BROKER resource's name: a broker id, or empty for the cluster-wide default.

@@ -1,5 +1,6 @@
 //! CreatePartitions: grows topics; validate_only stops after the checks.
 
+use crate::broker::MetadataWriteError;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -51,21 +52,26 @@ impl Handler for CreatePartitionsHandler {
                     .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
                     .collect()
             });
-            let mut controller = broker.controller().await;
-            let image = broker.image();
-            let records =
-                match create_partitions(&image, &topic.name, topic.count, assignments.as_deref()) {
-                    Ok(records) => records,
-                    Err(e) => {
-                        results.push(fail(controller_error_code(&e), e.to_string()));
-                        continue;
-                    }
-                };
-            if !request.validate_only {
-                if let Err(e) = broker.commit(&mut controller, records) {
+            let validate_only = request.validate_only;
+            let written = broker
+                .write_metadata(|image| {
+                    let records =
+                        create_partitions(image, &topic.name, topic.count, assignments.as_deref())?;
+                    Ok((if validate_only { Vec::new() } else { records }, ()))
+                })
+                .await;
+            match written {
+                Ok(()) => {}
+                Err(MetadataWriteError::Refused(e)) => {
+                    results.push(fail(controller_error_code(&e), e.to_string()));
+                    continue;
+                }
+                Err(MetadataWriteError::Failed(e)) => {
                     results.push(fail(log_error_code(&e), e.to_string()));
                     continue;
                 }
+            }
+            if !validate_only {
                 info!(topic = %topic.name.as_str(), partitions = topic.count, "added partitions");
             }
             results.push(result);

@@ -1,6 +1,7 @@
 //! CreateTopics: each topic is checked and committed through the controller
 //! path; validate_only stops after the checks.
 
+use crate::broker::MetadataWriteError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -75,24 +76,28 @@ impl Handler for CreateTopicsHandler {
                     .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                     .collect(),
             };
-            let mut controller = broker.controller().await;
-            let image = broker.image();
-            let (records, created) = match create_topic(&image, &spec, defaults, TopicId::new_v4())
-            {
-                Ok(ok) => ok,
-                Err(e) => {
+            let validate_only = request.validate_only;
+            let written = broker
+                .write_metadata(|image| {
+                    let (records, created) =
+                        create_topic(image, &spec, defaults, TopicId::new_v4())?;
+                    Ok((if validate_only { Vec::new() } else { records }, created))
+                })
+                .await;
+            let created = match written {
+                Ok(created) => created,
+                Err(MetadataWriteError::Refused(e)) => {
                     results.push(error(result, controller_error_code(&e), e.to_string()));
                     continue;
                 }
-            };
-            if !request.validate_only {
-                if let Err(e) = broker.commit(&mut controller, records) {
+                Err(MetadataWriteError::Failed(e)) => {
                     results.push(error(result, log_error_code(&e), e.to_string()));
                     continue;
                 }
+            };
+            if !validate_only {
                 info!(topic = %name, partitions = created.num_partitions, "created topic");
             }
-            drop(controller);
             if !detailed {
                 results.push(result);
                 continue;

@@ -1,5 +1,6 @@
 //! DeleteTopics, by name (all versions) or by topic id (v6+).
 
+use crate::broker::MetadataWriteError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -40,16 +41,16 @@ impl Handler for DeleteTopicsHandler {
         };
         let mut responses = Vec::with_capacity(targets.len());
         for (name, topic_id) in targets {
-            let mut controller = broker.controller().await;
-            let image = broker.image();
-            let decided = match &name {
-                Some(name) => delete_topic(&image, name).map(|records| {
-                    let id = image.topic(name).map_or(TopicId::nil(), |t| t.id);
-                    (name.to_string(), id, records)
-                }),
-                None => delete_topic_by_id(&image, topic_id)
-                    .map(|(name, records)| (name, topic_id, records)),
-            };
+            let decided = broker
+                .write_metadata(|image| match &name {
+                    Some(name) => delete_topic(image, name).map(|records| {
+                        let id = image.topic(name).map_or(TopicId::nil(), |t| t.id);
+                        (records, (name.to_string(), id))
+                    }),
+                    None => delete_topic_by_id(image, topic_id)
+                        .map(|(name, records)| (records, (name, topic_id))),
+                })
+                .await;
             // error_message exists from v5, topic_id from v6.
             let message =
                 |text: String| (ctx.api_version >= 5).then(|| StrBytes::from_string(text));
@@ -58,21 +59,17 @@ impl Handler for DeleteTopicsHandler {
                 .with_name(name.clone())
                 .with_topic_id(topic_id);
             let result = match decided {
-                Err(e) => result
+                Err(MetadataWriteError::Refused(e)) => result
                     .with_error_code(controller_error_code(&e).code())
                     .with_error_message(message(e.to_string())),
-                Ok((deleted_name, deleted_id, records)) => {
-                    match broker.commit(&mut controller, records) {
-                        Ok(()) => {
-                            info!(topic = %deleted_name, "deleted topic");
-                            result
-                                .with_name(Some(TopicName(StrBytes::from_string(deleted_name))))
-                                .with_topic_id(if by_id { deleted_id } else { TopicId::nil() })
-                        }
-                        Err(e) => result
-                            .with_error_code(log_error_code(&e).code())
-                            .with_error_message(message(e.to_string())),
-                    }
+                Err(MetadataWriteError::Failed(e)) => result
+                    .with_error_code(log_error_code(&e).code())
+                    .with_error_message(message(e.to_string())),
+                Ok((deleted_name, deleted_id)) => {
+                    info!(topic = %deleted_name, "deleted topic");
+                    result
+                        .with_name(Some(TopicName(StrBytes::from_string(deleted_name))))
+                        .with_topic_id(if by_id { deleted_id } else { TopicId::nil() })
                 }
             };
             responses.push(result);

@@ -1,6 +1,7 @@
 //! Metadata: brokers, the controller, and topics with their partitions.
 //! Topics asked for by name may be auto-created (auto.create.topics.enable).
 
+use crate::broker::MetadataWriteError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::metadata_response::{
@@ -127,11 +128,6 @@ async fn by_name(
 }
 
 async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), ErrorCode> {
-    let mut controller = broker.controller().await;
-    let image = broker.image();
-    if image.topic(name).is_some() {
-        return Ok(());
-    }
     let spec = NewTopic {
         name: name.to_string(),
         num_partitions: -1,
@@ -142,16 +138,26 @@ async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), ErrorCode> 
         num_partitions: broker.config.num_partitions,
         replication_factor: broker.config.default_replication_factor,
     };
-    let (records, created) = create_topic(&image, &spec, defaults, TopicId::new_v4())
-        .map_err(|e| crate::errors::controller_error_code(&e))?;
-    broker
-        .commit(&mut controller, records)
-        .map_err(|e| crate::errors::log_error_code(&e))?;
-    info!(
-        topic = name,
-        partitions = created.num_partitions,
-        "auto-created topic"
-    );
+    let created = broker
+        .write_metadata(|image| {
+            if image.topic(name).is_some() {
+                return Ok((Vec::new(), None));
+            }
+            create_topic(image, &spec, defaults, TopicId::new_v4())
+                .map(|(records, created)| (records, Some(created)))
+        })
+        .await
+        .map_err(|e| match e {
+            MetadataWriteError::Refused(e) => crate::errors::controller_error_code(&e),
+            MetadataWriteError::Failed(e) => crate::errors::log_error_code(&e),
+        })?;
+    if let Some(created) = created {
+        info!(
+            topic = name,
+            partitions = created.num_partitions,
+            "auto-created topic"
+        );
+    }
     Ok(())
 }
 
