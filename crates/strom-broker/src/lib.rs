@@ -19,6 +19,7 @@ mod log_dirs;
 mod meta_properties;
 pub mod metadata_log;
 pub mod metrics;
+pub mod node_rpc;
 pub mod partition;
 mod request_memory;
 pub mod response_frame;

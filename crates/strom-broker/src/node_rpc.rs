@@ -1,0 +1,257 @@
+//! Strom's own requests between nodes (the metadata quorum's Raft messages) on the
+//! CONTROLLER listener. They ride in Kafka's framing (size prefix, request header v1,
+//! response header v0) under one api key that no Kafka API uses, so one listener serves
+//! them beside the Kafka requests brokers send their controller; the body is opaque here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The api key of strom's node-to-node requests. Kafka's keys are small and dense; this
+/// one is far from them and is only accepted on controller listeners.
+pub const NODE_RPC_API_KEY: i16 = 32_700;
+const NODE_RPC_API_VERSION: i16 = 0;
+/// Connections kept open to one node; more calls at once wait for one.
+const CONNECTIONS_PER_NODE: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeRpcError {
+    #[error("{addr}: {error}")]
+    Io { addr: String, error: std::io::Error },
+    #[error("{addr}: no answer within {ms} ms")]
+    Timeout { addr: String, ms: u64 },
+    #[error("{addr}: response frame of {size} bytes is out of bounds")]
+    BadFrame { addr: String, size: i64 },
+    #[error("{addr}: response to correlation id {got}, expected {expected}")]
+    Correlation {
+        addr: String,
+        got: i32,
+        expected: i32,
+    },
+}
+
+/// Encodes a node request frame.
+pub fn encode_request(correlation_id: i32, body: &[u8]) -> BytesMut {
+    let mut frame = BytesMut::with_capacity(4 + 10 + body.len());
+    frame.put_i32(0);
+    frame.put_i16(NODE_RPC_API_KEY);
+    frame.put_i16(NODE_RPC_API_VERSION);
+    frame.put_i32(correlation_id);
+    frame.put_i16(-1); // no client id
+    frame.extend_from_slice(body);
+    let size = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    frame
+}
+
+/// The body of a node request frame (after the size prefix), or `None` if it is too
+/// short or is not one.
+pub fn request_body(frame: &[u8]) -> Option<(i32, &[u8])> {
+    if frame.len() < 10 || i16::from_be_bytes([frame[0], frame[1]]) != NODE_RPC_API_KEY {
+        return None;
+    }
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let client_id_len = i16::from_be_bytes([frame[8], frame[9]]);
+    let start = 10 + usize::try_from(client_id_len.max(0)).ok()?;
+    frame.get(start..).map(|body| (correlation_id, body))
+}
+
+/// A whole response frame: size prefix, correlation id, body.
+pub fn encode_response(correlation_id: i32, body: &[u8]) -> BytesMut {
+    let mut frame = BytesMut::with_capacity(8 + body.len());
+    frame.put_i32((4 + body.len()) as i32);
+    frame.put_i32(correlation_id);
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// Open connections to other nodes, by address, reused across calls.
+pub struct NodeRpcClient {
+    idle: std::sync::Mutex<HashMap<String, Vec<TcpStream>>>,
+    permits: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    max_response_bytes: usize,
+    next_correlation_id: std::sync::atomic::AtomicI32,
+}
+
+impl NodeRpcClient {
+    pub fn new(max_response_bytes: usize) -> Self {
+        Self {
+            idle: Default::default(),
+            permits: Default::default(),
+            max_response_bytes,
+            next_correlation_id: Default::default(),
+        }
+    }
+
+    /// Sends `body` to the node at `addr` and returns the response body. A failed call
+    /// drops its connection; the next call connects again.
+    pub async fn call(
+        &self,
+        addr: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Bytes, NodeRpcError> {
+        let permits = self
+            .permits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(addr.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_PER_NODE)))
+            .clone();
+        let _permit = permits.acquire_owned().await.expect("never closed");
+        let timed_out = || NodeRpcError::Timeout {
+            addr: addr.to_string(),
+            ms: timeout.as_millis() as u64,
+        };
+        tokio::time::timeout(timeout, self.exchange(addr, body))
+            .await
+            .map_err(|_| timed_out())?
+    }
+
+    async fn exchange(&self, addr: &str, body: &[u8]) -> Result<Bytes, NodeRpcError> {
+        let io = |error| NodeRpcError::Io {
+            addr: addr.to_string(),
+            error,
+        };
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(addr)
+            .and_then(Vec::pop);
+        let mut stream = match pooled {
+            Some(stream) => stream,
+            None => {
+                let stream = TcpStream::connect(addr).await.map_err(io)?;
+                let _ = stream.set_nodelay(true);
+                stream
+            }
+        };
+        let correlation_id = self
+            .next_correlation_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stream
+            .write_all(&encode_request(correlation_id, body))
+            .await
+            .map_err(io)?;
+        let size = stream.read_i32().await.map_err(io)?;
+        if size < 4 || size as usize > self.max_response_bytes {
+            return Err(NodeRpcError::BadFrame {
+                addr: addr.to_string(),
+                size: size.into(),
+            });
+        }
+        let got = stream.read_i32().await.map_err(io)?;
+        if got != correlation_id {
+            return Err(NodeRpcError::Correlation {
+                addr: addr.to_string(),
+                got,
+                expected: correlation_id,
+            });
+        }
+        let mut response = vec![0u8; size as usize - 4];
+        stream.read_exact(&mut response).await.map_err(io)?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(addr.to_string())
+            .or_default()
+            .push(stream);
+        Ok(Bytes::from(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// Answers every node request with its body reversed, through the same framing.
+    async fn reversing_server(listener: TcpListener) {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                loop {
+                    let Ok(size) = stream.read_i32().await else {
+                        return;
+                    };
+                    let mut frame = vec![0u8; size as usize];
+                    if stream.read_exact(&mut frame).await.is_err() {
+                        return;
+                    }
+                    let (correlation_id, body) = request_body(&frame).expect("a node request");
+                    let reversed: Vec<u8> = body.iter().rev().copied().collect();
+                    if stream
+                        .write_all(&encode_response(correlation_id, &reversed))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_reuse_connections_and_match_responses() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(reversing_server(listener));
+        let client = Arc::new(NodeRpcClient::new(1 << 20));
+        let calls: Vec<_> = (0..16u8)
+            .map(|i| {
+                let client = client.clone();
+                let addr = addr.clone();
+                tokio::spawn(async move {
+                    client
+                        .call(&addr, &[i, 1, 2], Duration::from_secs(5))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            assert_eq!(call.await.unwrap().as_ref(), &[2, 1, i as u8]);
+        }
+        let idle = client.idle.lock().unwrap()[&addr].len();
+        assert!((1..=CONNECTIONS_PER_NODE).contains(&idle), "{idle} idle");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_node_is_an_error_not_a_hang() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let client = NodeRpcClient::new(1 << 20);
+        assert!(client
+            .call(&addr, b"x", Duration::from_secs(5))
+            .await
+            .is_err());
+        // A node that accepts but never answers times out.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let err = client
+            .call(&addr, b"x", Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, NodeRpcError::Timeout { .. }), "{err}");
+    }
+
+    #[test]
+    fn request_frames_round_trip_and_other_keys_are_not_node_requests() {
+        let frame = encode_request(7, b"abc");
+        let (correlation_id, body) = request_body(&frame[4..]).unwrap();
+        assert_eq!((correlation_id, body), (7, &b"abc"[..]));
+        let mut other = frame[4..].to_vec();
+        other[1] = 0;
+        assert!(request_body(&other).is_none());
+        assert!(request_body(&frame[4..9]).is_none());
+    }
+}
