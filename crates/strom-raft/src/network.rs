@@ -1,0 +1,208 @@
+//! The transport seam: openraft's RPCs as [`RaftRequest`]/[`RaftResponse`] values that
+//! encode to bytes, sent by the caller's [`RaftTransport`] and served by
+//! [`crate::Quorum::handle`].
+//!
+//! Encoding is JSON (serde_json): openraft's message types derive serde with attributes
+//! (tagged enums, skipped fields) that only self-describing formats round-trip, the
+//! metadata log already stores JSON, and the workspace already has serde_json. Snapshot
+//! chunks cost more as JSON arrays of bytes, which the metadata log's size makes fine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{EmptyNode, RaftNetwork, RaftNetworkFactory};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::{NodeId, TypeConfig};
+
+/// A raft RPC from one voter to another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum RaftRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+}
+
+/// The answer to a [`RaftRequest`] of the same kind.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum RaftResponse {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+}
+
+/// Bytes that are not a request or response of this crate.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed raft message: {0}")]
+pub struct DecodeError(#[from] serde_json::Error);
+
+impl RaftRequest {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("raft requests always serialize")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+impl RaftResponse {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("raft responses always serialize")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// The peer cannot be reached now (refused, no route): openraft backs off.
+    #[error("voter {0} unreachable: {1}")]
+    Unreachable(NodeId, String),
+    /// The request or its response was lost or timed out.
+    #[error("network error talking to voter {0}: {1}")]
+    Network(NodeId, String),
+}
+
+/// Sends raft RPCs to other voters (the caller's sockets; an in-memory network in tests).
+#[async_trait]
+pub trait RaftTransport: Send + Sync + 'static {
+    /// Sends `request` to voter `target` at `address` (its CONTROLLER listener, from the
+    /// configured voters) and waits for its response.
+    async fn send(
+        &self,
+        target: NodeId,
+        address: &str,
+        request: RaftRequest,
+    ) -> Result<RaftResponse, TransportError>;
+}
+
+/// When each peer last answered.
+#[derive(Default)]
+pub(crate) struct Contacts(Mutex<HashMap<NodeId, Instant>>);
+
+impl Contacts {
+    fn touch(&self, node: NodeId) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node, Instant::now());
+    }
+
+    pub(crate) fn millis_since(&self, node: NodeId) -> Option<u64> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&node)
+            .map(|at| at.elapsed().as_millis().try_into().unwrap_or(u64::MAX))
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct NetworkFactory {
+    pub(crate) transport: Arc<dyn RaftTransport>,
+    pub(crate) addresses: Arc<BTreeMap<NodeId, String>>,
+    pub(crate) contacts: Arc<Contacts>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, _node: &EmptyNode) -> PeerClient {
+        PeerClient {
+            target,
+            address: self.addresses.get(&target).cloned().unwrap_or_default(),
+            factory: self.clone(),
+        }
+    }
+}
+
+pub(crate) struct PeerClient {
+    target: NodeId,
+    address: String,
+    factory: NetworkFactory,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, EmptyNode, RaftError<NodeId, E>>>;
+
+impl PeerClient {
+    async fn call<E: std::error::Error>(
+        &self,
+        request: RaftRequest,
+    ) -> Result<RaftResponse, RPCError<NodeId, EmptyNode, RaftError<NodeId, E>>> {
+        let response = self
+            .factory
+            .transport
+            .send(self.target, &self.address, request)
+            .await
+            .map_err(|e| match e {
+                TransportError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
+                TransportError::Network(..) => RPCError::Network(NetworkError::new(&e)),
+            })?;
+        self.factory.contacts.touch(self.target);
+        Ok(response)
+    }
+
+    fn mismatch<T, E: std::error::Error>(&self, response: &RaftResponse) -> RpcResult<T, E> {
+        let e = std::io::Error::other(format!(
+            "voter {} answered with the wrong kind of response: {response:?}",
+            self.target
+        ));
+        Err(RPCError::Network(NetworkError::new(&e)))
+    }
+
+    fn remote<T, E: std::error::Error>(&self, e: RaftError<NodeId, E>) -> RpcResult<T, E> {
+        Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
+        match self.call(RaftRequest::AppendEntries(rpc)).await? {
+            RaftResponse::AppendEntries(Ok(r)) => Ok(r),
+            RaftResponse::AppendEntries(Err(e)) => self.remote(e),
+            other => self.mismatch(&other),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        match self.call(RaftRequest::InstallSnapshot(rpc)).await? {
+            RaftResponse::InstallSnapshot(Ok(r)) => Ok(r),
+            RaftResponse::InstallSnapshot(Err(e)) => self.remote(e),
+            other => self.mismatch(&other),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
+        match self.call(RaftRequest::Vote(rpc)).await? {
+            RaftResponse::Vote(Ok(r)) => Ok(r),
+            RaftResponse::Vote(Err(e)) => self.remote(e),
+            other => self.mismatch(&other),
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! [`Quorum`]: one node of the metadata quorum.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::{Config, Raft, ServerState, SnapshotPolicy};
+use tracing::{info, warn};
+
+use crate::network::{Contacts, NetworkFactory};
+use crate::state_machine::{encode_records, StateMachineStore};
+use crate::storage::{LogStore, Shared, Storage};
+use crate::{
+    MetadataStateMachine, NodeId, QuorumConfig, RaftRequest, RaftResponse, RaftTransport,
+    TypeConfig,
+};
+
+/// Why a quorum could not start, or stopped.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QuorumError {
+    #[error("invalid quorum config: {0}")]
+    Config(String),
+    /// The stored state could not be read (or a stored snapshot not restored).
+    #[error("metadata storage: {0}")]
+    Storage(String),
+    /// The node stopped on an error it cannot go on from (a metadata log I/O error).
+    #[error("metadata quorum stopped: {0}")]
+    Fatal(String),
+    /// The node was shut down.
+    #[error("metadata quorum shut down")]
+    Stopped,
+}
+
+/// Why a proposal (or a catch-up) did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// Only the leader takes proposals; `leader` is the one this node knows, if any.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// The leader could not reach a majority to confirm it still leads.
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
+    /// A record could not be serialized.
+    #[error("record cannot be encoded: {0}")]
+    Encode(String),
+    /// The node stopped (see [`Quorum::fatal`]).
+    #[error("metadata quorum stopped: {0}")]
+    Fatal(String),
+}
+
+/// One voter as the local node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoterStatus {
+    pub node_id: NodeId,
+    /// The last offset known to match the leader's log (leader only; the leader's own is
+    /// its log end).
+    pub matched_offset: Option<u64>,
+    /// Milliseconds since the voter last answered this node.
+    pub last_contact_ms_ago: Option<u64>,
+}
+
+/// What DescribeQuorum reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub node_id: NodeId,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    /// The last offset applied here (every applied entry is committed).
+    pub applied_offset: Option<u64>,
+    /// The last offset in the local log.
+    pub last_offset: Option<u64>,
+    /// The last offset the newest snapshot covers.
+    pub snapshot_offset: Option<u64>,
+    pub voters: Vec<VoterStatus>,
+}
+
+/// One node of the metadata quorum (see the crate docs).
+pub struct Quorum<SM: MetadataStateMachine> {
+    raft: Raft<TypeConfig>,
+    node_id: NodeId,
+    voters: Vec<NodeId>,
+    contacts: Arc<Contacts>,
+    _state_machine: PhantomData<fn(SM)>,
+}
+
+impl<SM: MetadataStateMachine> Quorum<SM> {
+    /// Starts the node: loads the storage, restores `sm` from the stored snapshot, and
+    /// joins the quorum. On an empty storage every voter initializes the same membership
+    /// (the configured voters). A one-voter quorum leads at once. Returns once the node
+    /// knows a leader (and, when it leads, has applied everything committed), or after
+    /// four election timeouts.
+    pub async fn start(
+        config: QuorumConfig,
+        storage: impl Into<Storage>,
+        transport: Arc<dyn RaftTransport>,
+        sm: SM,
+    ) -> Result<Self, QuorumError> {
+        if !config.voters.contains_key(&config.node_id) {
+            return Err(QuorumError::Config(format!(
+                "node {} is not among the voters {:?}",
+                config.node_id,
+                config.voters.keys().collect::<Vec<_>>()
+            )));
+        }
+        let raft_config = Config {
+            cluster_name: "strom-metadata".to_string(),
+            election_timeout_min: config.election_timeout_ms,
+            election_timeout_max: config.election_timeout_ms * 2,
+            heartbeat_interval: config.heartbeat_interval_ms,
+            install_snapshot_timeout: config.election_timeout_ms.max(200),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
+            // The log is purged up to each snapshot: a follower behind it gets the snapshot.
+            max_in_snapshot_log_to_keep: 0,
+            ..Config::default()
+        }
+        .validate()
+        .map_err(|e| QuorumError::Config(e.to_string()))?;
+
+        let shared =
+            Shared::load(storage.into()).map_err(|e| QuorumError::Storage(e.to_string()))?;
+        let fresh = {
+            let cache = shared.cache();
+            cache.vote.is_none()
+                && cache.entries.is_empty()
+                && cache.last_purged.is_none()
+                && cache.snapshot.is_none()
+        };
+        let state_machine = StateMachineStore::new(sm, shared.clone())
+            .map_err(|e| QuorumError::Storage(format!("restoring the snapshot: {e}")))?;
+        let contacts = Arc::new(Contacts::default());
+        let network = NetworkFactory {
+            transport,
+            addresses: Arc::new(config.voters.clone()),
+            contacts: contacts.clone(),
+        };
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            network,
+            LogStore { shared },
+            state_machine,
+        )
+        .await
+        .map_err(|e| QuorumError::Fatal(e.to_string()))?;
+
+        if fresh {
+            match raft.initialize(config.voter_ids()).await {
+                Ok(()) => {
+                    info!(node_id = config.node_id, voters = ?config.voter_ids(), "initialized the metadata quorum")
+                }
+                // A peer's leader reached this node first: it already has state.
+                Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                    info!(error = %e, "metadata quorum already initialized")
+                }
+                Err(e) => return Err(QuorumError::Fatal(e.to_string())),
+            }
+        } else if config.is_single_voter() && raft.metrics().borrow().state != ServerState::Leader {
+            raft.trigger()
+                .elect()
+                .await
+                .map_err(|e| QuorumError::Fatal(e.to_string()))?;
+        }
+
+        let quorum = Self {
+            raft,
+            node_id: config.node_id,
+            voters: config.voters.keys().copied().collect(),
+            contacts,
+            _state_machine: PhantomData,
+        };
+        let bound = Duration::from_millis(config.election_timeout_ms.saturating_mul(4));
+        let known = quorum
+            .raft
+            .wait(Some(bound))
+            .metrics(
+                |m| m.current_leader.is_some() || m.running_state.is_err(),
+                "a leader is known",
+            )
+            .await;
+        if known.is_err() {
+            warn!(
+                node_id = config.node_id,
+                "no metadata quorum leader known yet"
+            );
+        }
+        if let Some(e) = quorum.stopped() {
+            return Err(e);
+        }
+        if quorum.is_leader() {
+            let _ = tokio::time::timeout(bound, quorum.catch_up()).await;
+        }
+        Ok(quorum)
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Proposes records as one entry; returns its offset once committed and applied here.
+    pub async fn propose(&self, records: Vec<SM::Record>) -> Result<u64, ProposeError> {
+        let entry = encode_records(&records).map_err(|e| ProposeError::Encode(e.to_string()))?;
+        match self.raft.client_write(entry).await {
+            Ok(written) => Ok(written.log_id.index),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ProposeError::Fatal(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(ProposeError::Fatal(e.to_string())),
+        }
+    }
+
+    /// On the leader: returns once everything committed before the call is applied here
+    /// (openraft's `ensure_linearizable`, a read index confirmed by a majority).
+    pub async fn catch_up(&self) -> Result<(), ProposeError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(ProposeError::NoQuorum(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(ProposeError::Fatal(e.to_string())),
+        }
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.state == ServerState::Leader && metrics.current_leader == Some(self.node_id)
+    }
+
+    pub fn status(&self) -> QuorumStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let matched: BTreeMap<NodeId, Option<u64>> = metrics
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+            .unwrap_or_default();
+        QuorumStatus {
+            node_id: self.node_id,
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            applied_offset: metrics.last_applied.map(|l| l.index),
+            last_offset: metrics.last_log_index,
+            snapshot_offset: metrics.snapshot.map(|l| l.index),
+            voters: self
+                .voters
+                .iter()
+                .map(|&node_id| VoterStatus {
+                    node_id,
+                    matched_offset: if node_id == self.node_id
+                        && metrics.state == ServerState::Leader
+                    {
+                        metrics.last_log_index
+                    } else {
+                        matched.get(&node_id).copied().flatten()
+                    },
+                    last_contact_ms_ago: if node_id == self.node_id {
+                        Some(0)
+                    } else {
+                        self.contacts.millis_since(node_id)
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// The server side of the transport: answers a peer's request.
+    pub async fn handle(&self, request: RaftRequest) -> RaftResponse {
+        match request {
+            RaftRequest::AppendEntries(r) => {
+                RaftResponse::AppendEntries(self.raft.append_entries(r).await)
+            }
+            RaftRequest::Vote(r) => RaftResponse::Vote(self.raft.vote(r).await),
+            RaftRequest::InstallSnapshot(r) => {
+                RaftResponse::InstallSnapshot(self.raft.install_snapshot(r).await)
+            }
+        }
+    }
+
+    fn stopped(&self) -> Option<QuorumError> {
+        match &self.raft.metrics().borrow().running_state {
+            Ok(()) => None,
+            Err(openraft::error::Fatal::Stopped) => Some(QuorumError::Stopped),
+            Err(e) => Some(QuorumError::Fatal(e.to_string())),
+        }
+    }
+
+    /// Resolves when the node stopped on a fatal error (a metadata log I/O error): the
+    /// process should exit, as Kafka's controller does.
+    pub async fn fatal(&self) -> QuorumError {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(e) = self.stopped() {
+                return e;
+            }
+            if metrics.changed().await.is_err() {
+                return self.stopped().unwrap_or(QuorumError::Stopped);
+            }
+        }
+    }
+
+    /// Stops the node (its storage is left as a restart expects it). Requests after it
+    /// fail with [`ProposeError::Fatal`].
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            warn!(error = %e, "metadata quorum did not shut down cleanly");
+        }
+    }
+}

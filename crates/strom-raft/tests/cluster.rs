@@ -1,0 +1,237 @@
+//! Three voters with FileStorage in temporary dirs, over an in-memory network.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use strom_raft::{ProposeError, Quorum};
+
+const VOTERS: [u64; 3] = [1, 2, 3];
+
+async fn start_three(
+    net: &Arc<Net>,
+    dirs: &[tempfile::TempDir],
+    snapshot_every: u64,
+) -> Vec<(Arc<Quorum<TestSm>>, TestSm)> {
+    // Started together, so that each sees the others while it waits for a leader.
+    let starts: Vec<_> = VOTERS
+        .iter()
+        .zip(dirs)
+        .map(|(id, dir)| {
+            let (net, dir, config) = (
+                net.clone(),
+                dir.path().to_owned(),
+                config(*id, &VOTERS, snapshot_every),
+            );
+            tokio::spawn(async move { start_file_node(&net, &dir, config).await })
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for start in starts {
+        nodes.push(start.await.unwrap());
+    }
+    nodes
+}
+
+fn node<'a>(
+    nodes: &'a [(Arc<Quorum<TestSm>>, TestSm)],
+    id: u64,
+) -> &'a (Arc<Quorum<TestSm>>, TestSm) {
+    nodes.iter().find(|(q, _)| q.node_id() == id).unwrap()
+}
+
+/// Proposes each entry on `leader`, returning their offsets (which must be contiguous).
+async fn propose_all(leader: &Quorum<TestSm>, entries: &[Vec<String>]) -> Vec<u64> {
+    let mut offsets = Vec::new();
+    for records in entries {
+        offsets.push(
+            leader
+                .propose(records.clone())
+                .await
+                .expect("proposal commits"),
+        );
+    }
+    for pair in offsets.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "offsets {offsets:?}");
+    }
+    offsets
+}
+
+async fn wait_applied(sm: &TestSm, offset: u64) -> common::Seen {
+    eventually("entries applied", || {
+        let seen = sm.seen();
+        let last = seen
+            .applied
+            .last()
+            .map(|(o, _)| *o)
+            .max(seen.restored.last().copied());
+        (last >= Some(offset)).then_some(seen)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_elect_replicate_and_fail_over() {
+    let net = Arc::new(Net::default());
+    let dirs: Vec<_> = VOTERS
+        .iter()
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let nodes = start_three(&net, &dirs, 1000).await;
+    let all: Vec<_> = nodes.iter().map(|(q, _)| q).collect();
+    let leader_id = agreed_leader(&all).await;
+    let (leader, _) = node(&nodes, leader_id);
+
+    let follower = nodes
+        .iter()
+        .find(|(q, _)| q.node_id() != leader_id)
+        .unwrap();
+    assert_eq!(
+        follower.0.propose(strings(&["x"])).await,
+        Err(ProposeError::NotLeader {
+            leader: Some(leader_id)
+        })
+    );
+
+    let entries = vec![strings(&["a"]), strings(&["b", "c"]), strings(&["d"])];
+    let offsets = propose_all(leader, &entries).await;
+    let expected: Vec<(u64, Vec<String>)> = offsets.iter().copied().zip(entries.clone()).collect();
+    for (_, sm) in &nodes {
+        let seen = wait_applied(sm, offsets[2]).await;
+        assert_eq!(seen.applied, expected);
+        assert_eq!(seen.state, strings(&["a", "b", "c", "d"]));
+    }
+
+    // The leader is cut off: the other two elect one of themselves and go on.
+    net.cut(leader_id, true);
+    let rest: Vec<_> = nodes
+        .iter()
+        .filter(|(q, _)| q.node_id() != leader_id)
+        .collect();
+    let rest_quorums: Vec<_> = rest.iter().map(|(q, _)| q).collect();
+    let new_leader_id = agreed_leader(&rest_quorums).await;
+    assert_ne!(new_leader_id, leader_id);
+    let (new_leader, _) = node(&nodes, new_leader_id);
+    let later = propose_all(new_leader, &[strings(&["e"]), strings(&["f"])]).await;
+    // The new leader's blank entry sits between the old and the new proposals.
+    assert!(later[0] > offsets[2] + 1, "{later:?} after {offsets:?}");
+    for (_, sm) in &rest {
+        let seen = wait_applied(sm, later[1]).await;
+        assert_eq!(seen.state, strings(&["a", "b", "c", "d", "e", "f"]));
+        assert_eq!(
+            &seen.applied[3..],
+            &[(later[0], strings(&["e"])), (later[1], strings(&["f"]))]
+        );
+    }
+
+    // Back on the network, the old leader follows and applies the same entries.
+    net.cut(leader_id, false);
+    let (_, old_sm) = node(&nodes, leader_id);
+    let seen = wait_applied(old_sm, later[1]).await;
+    assert_eq!(seen.state, strings(&["a", "b", "c", "d", "e", "f"]));
+    assert_eq!(agreed_leader(&all).await, new_leader_id);
+    let status = new_leader.status();
+    assert_eq!(status.leader, Some(new_leader_id));
+    assert_eq!(status.applied_offset, Some(later[1]));
+    assert_eq!(status.voters.len(), 3);
+    for voter in &status.voters {
+        assert_eq!(voter.matched_offset, Some(later[1]), "{status:?}");
+        assert!(voter.last_contact_ms_ago.is_some(), "{status:?}");
+    }
+    for (q, _) in &nodes {
+        q.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_voter_restarts_from_its_files_and_catches_up() {
+    let net = Arc::new(Net::default());
+    let dirs: Vec<_> = VOTERS
+        .iter()
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    // A snapshot every 4 entries: the restart rebuilds from a snapshot plus the log.
+    let nodes = start_three(&net, &dirs, 4).await;
+    let all: Vec<_> = nodes.iter().map(|(q, _)| q).collect();
+    let leader_id = agreed_leader(&all).await;
+    let (leader, _) = node(&nodes, leader_id);
+    let entries: Vec<Vec<String>> = (0..6).map(|i| vec![format!("r{i}")]).collect();
+    let offsets = propose_all(leader, &entries).await;
+    let follower_id = *VOTERS.iter().find(|id| **id != leader_id).unwrap();
+    let (follower, follower_sm) = node(&nodes, follower_id);
+    wait_applied(follower_sm, offsets[5]).await;
+
+    net.remove(follower_id);
+    follower.shutdown().await;
+    let more: Vec<Vec<String>> = (6..9).map(|i| vec![format!("r{i}")]).collect();
+    let more_offsets = propose_all(leader, &more).await;
+
+    let index = VOTERS.iter().position(|id| *id == follower_id).unwrap();
+    let (restarted, sm) =
+        start_file_node(&net, dirs[index].path(), config(follower_id, &VOTERS, 4)).await;
+    let seen = wait_applied(&sm, more_offsets[2]).await;
+    let all_records: Vec<String> = (0..9).map(|i| format!("r{i}")).collect();
+    assert_eq!(seen.state, all_records);
+    // Restored from the snapshot it had taken, then the entries after it from the log.
+    let restored = seen.restored[0];
+    assert!(restored >= offsets[0], "{seen:?}");
+    let applied_offsets: Vec<u64> = seen.applied.iter().map(|(o, _)| *o).collect();
+    let expected: Vec<u64> = offsets
+        .iter()
+        .chain(&more_offsets)
+        .copied()
+        .filter(|o| *o > restored)
+        .collect();
+    assert_eq!(applied_offsets, expected, "{seen:?}");
+    restarted.shutdown().await;
+    for (q, _) in &nodes {
+        q.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_voter_gets_the_snapshot_installed() {
+    let net = Arc::new(Net::default());
+    let dirs: Vec<_> = VOTERS
+        .iter()
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let nodes = start_three(&net, &dirs, 3).await;
+    let all: Vec<_> = nodes.iter().map(|(q, _)| q).collect();
+    let leader_id = agreed_leader(&all).await;
+    let (leader, _) = node(&nodes, leader_id);
+    let lagging_id = *VOTERS.iter().find(|id| **id != leader_id).unwrap();
+    let first = propose_all(leader, &[strings(&["a"])]).await;
+    let (_, lagging_sm) = node(&nodes, lagging_id);
+    wait_applied(lagging_sm, first[0]).await;
+
+    net.cut(lagging_id, true);
+    let entries: Vec<Vec<String>> = (0..8).map(|i| vec![format!("s{i}")]).collect();
+    let offsets = propose_all(leader, &entries).await;
+    // The leader snapshotted and purged the entries the lagging voter misses.
+    let purged = eventually("the leader's snapshot", || {
+        leader.status().snapshot_offset.filter(|s| *s > first[0])
+    })
+    .await;
+    net.cut(lagging_id, false);
+    let seen = wait_applied(lagging_sm, offsets[7]).await;
+    let mut expected = strings(&["a"]);
+    expected.extend((0..8).map(|i| format!("s{i}")));
+    assert_eq!(seen.state, expected);
+    assert!(
+        seen.restored.iter().any(|o| *o >= purged),
+        "no snapshot installed: {seen:?}"
+    );
+    let index = VOTERS.iter().position(|id| *id == lagging_id).unwrap();
+    let checkpoints: Vec<String> =
+        std::fs::read_dir(dirs[index].path().join("__cluster_metadata-0"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".checkpoint"))
+            .collect();
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    for (q, _) in &nodes {
+        q.shutdown().await;
+    }
+}
