@@ -2,8 +2,8 @@
 //! partitions hosted here, and the one path by which metadata changes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use strom_log::{LogError, UnsyncedClose};
 use strom_metadata::broker_config::BrokerConfigLayers;
@@ -19,7 +19,8 @@ use crate::log_dirs::{
     self, open_partition_log, partition_dir, remove_uncommitted_partition_dir,
     retire_partition_dir, DirDeleter,
 };
-use crate::metadata_log::{MetadataLog, MetadataLogError, METADATA_LOG_DIR};
+use crate::metadata_quorum::{MetadataApplier, MetadataQuorum, NodeTransport};
+use strom_raft::{FileStorage, ProposeError, QuorumError, METADATA_LOG_DIR};
 use crate::metrics::{Metrics, PartitionLabels};
 use crate::partition::Partition;
 use crate::topic_settings;
@@ -39,8 +40,10 @@ pub enum StartupError {
     },
     #[error(transparent)]
     MetaProperties(#[from] crate::meta_properties::MetaPropertiesError),
+    #[error("metadata log: {0}")]
+    MetadataLog(std::io::Error),
     #[error(transparent)]
-    MetadataLog(#[from] MetadataLogError),
+    Quorum(#[from] QuorumError),
     #[error("partition {topic}-{partition}: {source}")]
     Partition {
         topic: String,
@@ -75,9 +78,20 @@ pub struct Broker {
     pub apis: ApiTable,
     pub metrics: Metrics,
     image: RwLock<Arc<MetadataImage>>,
-    /// Held for the whole read-decide-append-apply of a metadata change, so
-    /// changes are serialized exactly as a controller would order them.
-    controller: Mutex<Option<MetadataLog>>,
+    /// The offset of the last metadata entry applied to `image` (-1: none yet).
+    image_offset: AtomicI64,
+    /// The metadata quorum; set once at start.
+    quorum: OnceLock<Arc<MetadataQuorum>>,
+    /// Held for the whole read-decide-propose of a metadata change made here, so
+    /// changes are serialized exactly as a controller orders them.
+    controller_lock: Mutex<()>,
+    /// Logs opened for a change being proposed here, by (topic, partition): applying the
+    /// committed change hosts them, a change that fails removes them.
+    prepared: std::sync::Mutex<HashMap<(String, i32), Arc<Partition>>>,
+    /// True while the node starts: logs open trusting the log dir's clean-shutdown marker.
+    opening_clean: AtomicBool,
+    /// The first partition that failed to open while starting.
+    startup_failure: std::sync::Mutex<Option<StartupError>>,
     partitions: RwLock<PartitionMap>,
     /// KIP-227 fetch sessions; held only to look up or update a session.
     pub fetch_sessions: std::sync::Mutex<FetchSessionCache>,
@@ -112,41 +126,69 @@ const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 const LOG_IO_WORKERS: usize = 8;
 
 impl Broker {
-    pub fn open(config: BrokerConfig) -> Result<Arc<Self>, StartupError> {
+    /// Opens the log dir, starts the metadata quorum (whose committed records, applied
+    /// here, open the hosted partitions) and loads the coordinators.
+    pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, StartupError> {
         let log_dir = config.log_dir.clone();
-        std::fs::create_dir_all(&log_dir).map_err(|source| StartupError::LogDir {
-            path: log_dir.display().to_string(),
-            source,
-        })?;
-        let log_dir_error = |source| StartupError::LogDir {
-            path: log_dir.display().to_string(),
-            source,
-        };
-        let log_dir_handle = std::fs::File::open(&log_dir).map_err(log_dir_error)?;
-        let cluster_id = crate::meta_properties::load_or_create(&log_dir, config.node_id)?;
-        log_dirs::remove_deleted_dirs(&log_dir);
-        // As Kafka's LogManager: one marker for the whole dir, read before any log opens
-        // and removed once all are open, before anything is appended.
-        let clean_shutdown = strom_log::log_dir_had_clean_shutdown(&log_dir);
-        let (metadata_log, image, replayed) =
-            MetadataLog::open(&log_dir, now_ms(), clean_shutdown)?;
-        let checkpointed_high_watermarks = strom_log::read_high_watermarks(&log_dir)
-            .map_err(|source| StartupError::LogDir {
+        let log_dir_error = {
+            let log_dir = log_dir.clone();
+            move |source| StartupError::LogDir {
                 path: log_dir.display().to_string(),
                 source,
-            })?
-            .into_iter()
-            .map(|e| ((e.topic, e.partition), e.offset))
-            .collect();
-        info!(records = replayed, topics = image.topic_count(), %cluster_id, "metadata log replayed");
+            }
+        };
+        let quorum_config = crate::metadata_quorum::quorum_config(&config);
+        let prepared = {
+            let config = config.clone();
+            let quorum_config = quorum_config.clone();
+            let log_dir_error = log_dir_error.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, StartupError> {
+                let log_dir = &config.log_dir;
+                std::fs::create_dir_all(log_dir).map_err(&log_dir_error)?;
+                let log_dir_handle = std::fs::File::open(log_dir).map_err(&log_dir_error)?;
+                let cluster_id = crate::meta_properties::load_or_create(log_dir, config.node_id)?;
+                log_dirs::remove_deleted_dirs(log_dir);
+                // As Kafka's LogManager: one marker for the whole dir, read before any log
+                // opens and removed once all are open, before anything is appended to them.
+                let clean_shutdown = strom_log::log_dir_had_clean_shutdown(log_dir);
+                let storage = FileStorage::open(log_dir, &quorum_config)
+                    .map_err(StartupError::MetadataLog)?;
+                let checkpointed_high_watermarks: HashMap<(String, i32), i64> =
+                    strom_log::read_high_watermarks(log_dir)
+                        .map_err(&log_dir_error)?
+                        .into_iter()
+                        .map(|e| ((e.topic, e.partition), e.offset))
+                        .collect();
+                Ok((
+                    log_dir_handle,
+                    cluster_id,
+                    clean_shutdown,
+                    storage,
+                    checkpointed_high_watermarks,
+                ))
+            })
+            .await
+            .map_err(|e| StartupError::LogDir {
+                path: log_dir.display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })??
+        };
+        let (log_dir_handle, cluster_id, clean_shutdown, storage, checkpointed_high_watermarks) =
+            prepared;
         let config_for_groups = config.clone();
+        let transport = NodeTransport::new(&config);
         let broker = Arc::new(Self {
             config,
             cluster_id,
             apis: ApiTable::new(),
             metrics: Metrics::new(),
             image: RwLock::new(Arc::new(MetadataImage::default())),
-            controller: Mutex::new(Some(metadata_log)),
+            image_offset: AtomicI64::new(-1),
+            quorum: OnceLock::new(),
+            controller_lock: Mutex::new(()),
+            prepared: std::sync::Mutex::new(HashMap::new()),
+            opening_clean: AtomicBool::new(clean_shutdown),
+            startup_failure: std::sync::Mutex::new(None),
             partitions: RwLock::new(HashMap::new()),
             fetch_sessions: std::sync::Mutex::new(FetchSessionCache::new(
                 config_for_groups.max_incremental_fetch_session_cache_slots,
@@ -165,20 +207,47 @@ impl Broker {
             ),
             log_dir_handle,
         });
-        let opened = broker
-            .open_partitions(&image, clean_shutdown)
-            .map_err(|failure| failure.error)?;
-        strom_log::remove_log_dir_clean_shutdown(&log_dir).map_err(log_dir_error)?;
-        info!(
-            partitions = opened.len(),
-            clean_shutdown, "partition logs opened"
+        let applier = MetadataApplier {
+            broker: Arc::downgrade(&broker),
+        };
+        let quorum = Arc::new(
+            strom_raft::Quorum::start(quorum_config, storage, transport, applier).await?,
         );
-        broker.install(image, opened);
-        broker.remove_stray_partition_dirs();
-        broker.groups.publish_topics(&broker.image());
-        broker.groups.publish_group_configs(&broker.image());
-        broker.groups.load_shards(&broker);
-        broker.transactions.load_shards(&broker);
+        let _ = broker.quorum.set(quorum.clone());
+        tokio::spawn(stop_on_quorum_failure(quorum));
+        if let Some(failure) = broker
+            .startup_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(failure);
+        }
+        broker.opening_clean.store(false, Ordering::Release);
+        {
+            let log_dir = log_dir.clone();
+            tokio::task::spawn_blocking(move || strom_log::remove_log_dir_clean_shutdown(&log_dir))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r)
+                .map_err(log_dir_error)?;
+        }
+        let image = broker.image();
+        info!(
+            offset = broker.image_offset.load(Ordering::Acquire),
+            topics = image.topic_count(),
+            partitions = broker.all_partitions().len(),
+            clean_shutdown,
+            cluster_id = %broker.cluster_id,
+            "metadata applied and partition logs opened"
+        );
+        tokio::task::block_in_place(|| {
+            broker.remove_stray_partition_dirs();
+            broker.groups.publish_topics(&broker.image());
+            broker.groups.publish_group_configs(&broker.image());
+            broker.groups.load_shards(&broker);
+            broker.transactions.load_shards(&broker);
+        });
         Ok(broker)
     }
 
@@ -264,39 +333,64 @@ impl Broker {
 
     /// Makes one metadata change, as the controller orders them: `decide` reads the
     /// current image and returns the records to commit and its result. Changes are
-    /// serialized: the next `decide` sees this one's records applied. Refused changes
-    /// (`decide`'s error) commit nothing; an empty record list commits nothing either.
+    /// serialized, and `decide` sees everything committed before it (the quorum's read
+    /// index). Refused changes (`decide`'s error) commit nothing; an empty record list
+    /// commits nothing either.
+    ///
+    /// The logs of partitions the change creates here are opened first: a change this
+    /// node cannot carry out (no descriptors, no space, no permission) fails whole and
+    /// leaves neither records nor dirs behind. Deleted partitions' files go after the
+    /// commit, in the background, as in Kafka: failing there is logged, not the change's error.
     pub async fn write_metadata<T, E>(
         &self,
         decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), E>,
     ) -> Result<T, MetadataWriteError<E>> {
-        let mut controller = self.controller.lock().await;
-        let (records, result) = decide(&self.image()).map_err(MetadataWriteError::Refused)?;
-        self.commit(&mut controller, records)
+        let _serial = self.controller_lock.lock().await;
+        let quorum = self.quorum().map_err(MetadataWriteError::Failed)?;
+        quorum
+            .catch_up()
+            .await
+            .map_err(|e| MetadataWriteError::Failed(propose_failure(e)))?;
+        let image = self.image();
+        let (records, result) = decide(&image).map_err(MetadataWriteError::Refused)?;
+        if records.is_empty() {
+            return Ok(result);
+        }
+        let next = image.apply(&records);
+        let opened = tokio::task::block_in_place(|| self.prepare_partitions(&next))
             .map_err(MetadataWriteError::Failed)?;
+        let proposed = quorum.propose(records).await;
+        // Logs the committed change did not take (it failed, or no longer wanted them).
+        let leftovers: Vec<Arc<Partition>> = {
+            let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+            opened
+                .iter()
+                .filter_map(|p| {
+                    let key = (p.topic.clone(), p.index);
+                    match prepared.get(&key) {
+                        Some(held) if Arc::ptr_eq(held, p) => prepared.remove(&key),
+                        _ => None,
+                    }
+                })
+                .collect()
+        };
+        if !leftovers.is_empty() {
+            tokio::task::block_in_place(|| self.discard_uncommitted(leftovers, &[]));
+        }
+        proposed.map_err(|e| MetadataWriteError::Failed(propose_failure(e)))?;
         Ok(result)
     }
 
-    /// Persists records to the metadata log, then applies them. The caller
-    /// holds the controller lock and computed the records from `image()`.
-    ///
-    /// The logs of partitions the change creates here are opened first: a change this
-    /// broker cannot carry out (no descriptors, no space, no permission) fails whole and
-    /// leaves neither records nor dirs behind. Deleted partitions' files go after the
-    /// commit, in the background, as in Kafka: failing there is logged, not the change's error.
-    fn commit(
-        &self,
-        controller: &mut Option<MetadataLog>,
-        records: Vec<MetadataRecord>,
-    ) -> Result<(), LogError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let log = controller
-            .as_mut()
-            .ok_or_else(|| LogError::Io(std::io::Error::other("the metadata log is closed")))?;
-        let next = self.image().apply(&records);
-        let opened = match self.open_partitions(&next, false) {
+    fn quorum(&self) -> Result<&Arc<MetadataQuorum>, LogError> {
+        self.quorum
+            .get()
+            .ok_or_else(|| LogError::Io(std::io::Error::other("the metadata quorum is not running")))
+    }
+
+    /// Opens the logs of the partitions `next` hosts here that are not open yet, and holds
+    /// them for the apply of the committed change. On failure none is left behind.
+    fn prepare_partitions(&self, next: &MetadataImage) -> Result<Vec<Arc<Partition>>, LogError> {
+        let opened = match self.open_partitions(next, false) {
             Ok(opened) => opened,
             Err(failure) => {
                 let failure = *failure;
@@ -315,14 +409,73 @@ impl Broker {
                 });
             }
         };
-        if let Err(e) = log.append(&records, now_ms()) {
-            self.discard_uncommitted(opened, &[]);
-            return Err(e);
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        for partition in &opened {
+            prepared.insert((partition.topic.clone(), partition.index), partition.clone());
+        }
+        Ok(opened)
+    }
+
+    /// Applies the committed records of the metadata entry at `offset`: the one way the
+    /// image changes (the quorum's state machine calls it, in log order).
+    pub(crate) fn apply_committed(&self, offset: u64, records: &[MetadataRecord]) {
+        let next = self.image().apply(records);
+        self.install_committed(offset, next);
+    }
+
+    /// Replaces the image with a snapshot's (at start, or one installed from the leader).
+    pub(crate) fn restore_image(&self, offset: u64, records: &[MetadataRecord]) {
+        let next = MetadataImage::default().apply(records);
+        self.install_committed(offset, next);
+    }
+
+    /// Installs a committed image: the partitions it hosts here are taken from those
+    /// prepared for it or opened now.
+    fn install_committed(&self, offset: u64, next: MetadataImage) {
+        let taken: Vec<Arc<Partition>> = {
+            let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+            let wanted: Vec<(String, i32)> = prepared
+                .iter()
+                .filter(|((topic, index), p)| {
+                    next.topic(topic).is_some_and(|t| {
+                        t.id == p.topic_id
+                            && t.partitions
+                                .get(index)
+                                .is_some_and(|s| s.replicas.contains(&self.config.node_id))
+                    })
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            wanted
+                .into_iter()
+                .filter_map(|key| prepared.remove(&key))
+                .collect()
+        };
+        let clean = self.opening_clean.load(Ordering::Acquire);
+        let mut opened = taken;
+        match self.open_partitions_except(&next, clean, &opened) {
+            Ok(more) => opened.extend(more),
+            Err(failure) => {
+                let failure = *failure;
+                // Kafka takes such a log dir offline; here the partition stays unhosted
+                // (its requests fail) and a start fails.
+                tracing::error!(offset, error = %failure.error, "a committed partition could not be opened");
+                opened.extend(failure.opened);
+                let mut startup = self
+                    .startup_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if clean || self.quorum.get().is_none() {
+                    startup.get_or_insert(failure.error);
+                }
+            }
         }
         self.install(next, opened);
-        self.groups.publish_topics(&self.image());
-        self.groups.publish_group_configs(&self.image());
-        Ok(())
+        self.image_offset.store(offset as i64, Ordering::Release);
+        if self.quorum.get().is_some() {
+            self.groups.publish_topics(&self.image());
+            self.groups.publish_group_configs(&self.image());
+        }
     }
 
     /// Makes `next` the current image, with the partitions opened for it, and brings the
@@ -355,6 +508,16 @@ impl Broker {
         image: &MetadataImage,
         log_dir_clean: bool,
     ) -> Result<Vec<Arc<Partition>>, Box<OpenFailure>> {
+        self.open_partitions_except(image, log_dir_clean, &[])
+    }
+
+    /// [`Self::open_partitions`], leaving out those already opened in `have`.
+    fn open_partitions_except(
+        &self,
+        image: &MetadataImage,
+        log_dir_clean: bool,
+        have: &[Arc<Partition>],
+    ) -> Result<Vec<Arc<Partition>>, Box<OpenFailure>> {
         let wanted: Vec<(Arc<TopicImage>, i32)> = image
             .topics()
             .flat_map(|topic| {
@@ -364,6 +527,9 @@ impl Broker {
                     .filter(|p| {
                         p.replicas.contains(&self.config.node_id)
                             && self.partition(&topic.name, p.partition).is_none()
+                            && !have
+                                .iter()
+                                .any(|h| h.topic == topic.name && h.index == p.partition)
                     })
                     .map(|p| (topic.clone(), p.partition))
             })
@@ -613,23 +779,16 @@ impl Broker {
                 }
             }
         });
-        let mut clean = closing.iter().all(Option::is_some);
-        let mut closing: Vec<(String, UnsyncedClose)> = partitions
+        let clean = closing.iter().all(Option::is_some);
+        let closing: Vec<(String, UnsyncedClose)> = partitions
             .iter()
             .zip(closing)
             .filter_map(|(p, c)| Some((format!("{}-{}", p.topic, p.index), c??)))
             .collect();
-        if let Some(log) = self.controller.lock().await.take() {
-            match log.close_unsynced() {
-                Ok(closing_metadata) => closing.push((
-                    crate::metadata_log::METADATA_LOG_DIR.into(),
-                    closing_metadata,
-                )),
-                Err(e) => {
-                    warn!(error = %e, "closing the metadata log failed");
-                    clean = false;
-                }
-            }
+        // The metadata log fsyncs every entry before it counts; its recovery on open
+        // does not read the log dir's marker.
+        if let Some(quorum) = self.quorum.get() {
+            quorum.shutdown().await;
         }
         let log_dir = &self.config.log_dir;
         if let Err(e) = strom_log::sync_filesystem(&self.log_dir_handle) {
@@ -653,6 +812,24 @@ impl Broker {
             return;
         }
         info!("all logs closed cleanly");
+    }
+}
+
+/// A metadata change that did not commit, as the storage error the APIs report.
+fn propose_failure(e: ProposeError) -> LogError {
+    LogError::Io(std::io::Error::other(format!(
+        "the metadata change was not committed: {e}"
+    )))
+}
+
+/// KRaft stops the process on a metadata log I/O error: the log's state is unknown.
+async fn stop_on_quorum_failure(quorum: Arc<MetadataQuorum>) {
+    match quorum.fatal().await {
+        QuorumError::Stopped => {}
+        e => {
+            tracing::error!(error = %e, "the metadata quorum failed; stopping the process");
+            std::process::exit(1);
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Logs the broker writes for itself (the metadata log, `__consumer_offsets`,
+//! Logs the broker's coordinators write for themselves (`__consumer_offsets`,
 //! `__transaction_state`): key/value records encoded into ordinary batches with
 //! `kafka-protocol` (transactional ones for a producer's pending offsets), and
 //! replayed in offset order on load, control records included.
@@ -46,17 +46,8 @@ pub enum ReplayItem {
     },
 }
 
-/// One batch holding `entries` as (key, value) records, offsets from 0 (the
-/// log assigns the real ones).
-pub fn encode_batch(
-    entries: &[(Option<Bytes>, Option<Bytes>)],
-    now_ms: i64,
-) -> Result<BytesMut, LogError> {
-    encode_batch_for(entries, None, now_ms)
-}
-
-/// [`encode_batch`], as a transactional batch of `producer` when given. Its base
-/// sequence is -1: the coordinator writes it, so the log checks no sequence.
+/// One batch holding `entries` as (key, value) records, offsets from 0 (the log assigns
+/// the real ones); a transactional batch of `producer` when given. Its base sequence is -1: the coordinator writes it, so the log checks no sequence.
 pub fn encode_batch_for(
     entries: &[(Option<Bytes>, Option<Bytes>)],
     producer: Option<BatchProducer>,
@@ -93,19 +84,6 @@ pub fn encode_batch_for(
     )
     .map_err(|e| LogError::Io(std::io::Error::other(e.to_string())))?;
     Ok(buf)
-}
-
-/// Calls `apply` with every data record from the log start to the end, in order.
-pub fn replay<E: std::error::Error>(
-    log: &LogReader,
-    mut apply: impl FnMut(i64, Option<Bytes>, Option<Bytes>) -> Result<(), E>,
-) -> Result<usize, ReplayError<E>> {
-    replay_items(log, |item| match item {
-        ReplayItem::Record {
-            offset, key, value, ..
-        } => apply(offset, key, value),
-        ReplayItem::Marker { .. } => Ok(()),
-    })
 }
 
 /// A control record's type from its key (Kafka's ControlRecordType: version i16, type i16):

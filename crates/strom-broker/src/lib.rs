@@ -17,7 +17,7 @@ mod internal_log;
 mod internal_topics;
 mod log_dirs;
 mod meta_properties;
-pub mod metadata_log;
+pub mod metadata_quorum;
 pub mod metrics;
 pub mod node_rpc;
 pub mod partition;

@@ -28,7 +28,7 @@ pub async fn run(
         );
     }
     info!(max_open_files, "segment files kept open at most");
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
+    let broker = Broker::open(config).await?;
     broker.register().await?;
     let mut tasks = Vec::new();
     let connections = Arc::new(ConnectionCount::default());
