@@ -25,13 +25,13 @@ use crate::{Entry, LogId, NodeId, TypeConfig};
 
 /// Where a [`crate::Quorum`] keeps its state.
 pub enum Storage {
-    File(FileStorage),
+    File(Box<FileStorage>),
     Mem(MemStorage),
 }
 
 impl From<FileStorage> for Storage {
     fn from(storage: FileStorage) -> Self {
-        Storage::File(storage)
+        Storage::File(Box::new(storage))
     }
 }
 
@@ -105,7 +105,7 @@ impl Shared {
     /// Loads the medium's state into a new shared store.
     pub(crate) fn load(storage: Storage) -> io::Result<Arc<Self>> {
         let mut backend: Box<dyn Backend> = match storage {
-            Storage::File(file) => Box::new(file),
+            Storage::File(file) => file,
             Storage::Mem(mem) => Box::new(mem),
         };
         let loaded = backend.load()?;
