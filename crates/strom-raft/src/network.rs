@@ -138,6 +138,8 @@ pub(crate) struct PeerClient {
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, EmptyNode, RaftError<NodeId, E>>>;
 
+// The error type is openraft's, fixed by its `RaftNetwork` trait.
+#[allow(clippy::result_large_err)]
 impl PeerClient {
     async fn call<E: std::error::Error>(
         &self,

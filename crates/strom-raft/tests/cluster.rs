@@ -34,10 +34,7 @@ async fn start_three(
     nodes
 }
 
-fn node<'a>(
-    nodes: &'a [(Arc<Quorum<TestSm>>, TestSm)],
-    id: u64,
-) -> &'a (Arc<Quorum<TestSm>>, TestSm) {
+fn node(nodes: &[(Arc<Quorum<TestSm>>, TestSm)], id: u64) -> &(Arc<Quorum<TestSm>>, TestSm) {
     nodes.iter().find(|(q, _)| q.node_id() == id).unwrap()
 }
 

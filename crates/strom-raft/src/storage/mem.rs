@@ -42,7 +42,8 @@ impl MemStorage {
         self.disk.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// While held, appends are written but neither durable nor reported flushed.
+    /// While held, appends are written but neither durable nor reported flushed. A node
+    /// waiting for a held flush does not shut down: release the flushes or `crash` first.
     pub fn hold_flushes(&self, hold: bool) {
         let pending = {
             let mut disk = self.disk();
@@ -58,17 +59,29 @@ impl MemStorage {
         }
     }
 
-    /// Loses whatever was written but not flushed. Call once the node using this disk
-    /// is shut down (or dropped), before it is started again.
+    /// Loses whatever was written but not flushed, as a power cut does. Flushes still
+    /// held fail, which stops the node using this disk; shut it down, then start a new
+    /// node on the disk.
     pub fn crash(&self) {
-        let mut disk = self.disk();
-        disk.written = disk.durable.clone();
-        disk.pending.clear();
+        let pending = {
+            let mut disk = self.disk();
+            disk.written = disk.durable.clone();
+            disk.hold_flushes = false;
+            std::mem::take(&mut disk.pending)
+        };
+        for done in pending {
+            done.log_io_completed(Err(io::Error::other("simulated crash")));
+        }
     }
 
     /// Every write from now on fails (a broken disk).
     pub fn fail_writes(&self, fail: bool) {
         self.disk().fail_writes = fail;
+    }
+
+    /// The written entries' log ids (durable or not), in order.
+    pub fn written_log_ids(&self) -> Vec<LogId> {
+        self.disk().written.values().map(|e| e.log_id).collect()
     }
 
     /// The durable entries' log ids, in order.

@@ -25,13 +25,13 @@ use crate::{Entry, LogId, NodeId, TypeConfig};
 
 /// Where a [`crate::Quorum`] keeps its state.
 pub enum Storage {
-    File(FileStorage),
+    File(Box<FileStorage>),
     Mem(MemStorage),
 }
 
 impl From<FileStorage> for Storage {
     fn from(storage: FileStorage) -> Self {
-        Storage::File(storage)
+        Storage::File(Box::new(storage))
     }
 }
 
@@ -105,7 +105,7 @@ impl Shared {
     /// Loads the medium's state into a new shared store.
     pub(crate) fn load(storage: Storage) -> io::Result<Arc<Self>> {
         let mut backend: Box<dyn Backend> = match storage {
-            Storage::File(file) => Box::new(file),
+            Storage::File(file) => file,
             Storage::Mem(mem) => Box::new(mem),
         };
         let loaded = backend.load()?;
@@ -297,4 +297,42 @@ pub(crate) fn decode_snapshot(bytes: &[u8]) -> io::Result<StoredSnapshot> {
         meta,
         data: bytes[meta_end..].to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Membership, StoredMembership};
+
+    use super::*;
+
+    #[test]
+    fn snapshot_file_round_trips_and_detects_corruption() {
+        let last = LogId::new(CommittedLeaderId::new(3, 1), 41);
+        let snapshot = StoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id: Some(last),
+                last_membership: StoredMembership::new(
+                    Some(last),
+                    Membership::new(vec![[1, 2, 3].into()], ()),
+                ),
+                snapshot_id: "41-3".into(),
+            },
+            data: br#"["a","b"]"#.to_vec(),
+        };
+        let bytes = encode_snapshot(&snapshot).unwrap();
+        assert_eq!(decode_snapshot(&bytes).unwrap(), snapshot);
+        for at in [0, 5, 9, bytes.len() - 1] {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 1;
+            let err = decode_snapshot(&flipped).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "byte {at}");
+        }
+        assert!(decode_snapshot(&bytes[..7]).is_err());
+    }
+
+    #[test]
+    fn malformed_raft_messages_are_errors() {
+        assert!(crate::RaftRequest::decode(b"{\"Vote\":").is_err());
+        assert!(crate::RaftResponse::decode(b"[1,2]").is_err());
+    }
 }
