@@ -374,3 +374,424 @@ fn truncation_offset(log: &impl ReplicaLog, leader_epoch_end: Option<(i32, i64)>
         None => (leader_end.min(log_end), true),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{batch_bytes, concat};
+    use crate::MemLog;
+
+    const EPOCH: i32 = 7;
+    const NOW: i64 = 5_000;
+
+    fn config() -> FollowerConfig {
+        FollowerConfig::default()
+    }
+
+    /// A follower log with epoch 1 at 0..5 and epoch 3 at 5..10, high watermark 4.
+    fn two_epoch_log() -> MemLog {
+        let mut log = MemLog::new();
+        log.append_as_leader(&batch_bytes(0, 0, &[b"a".as_slice(); 5]), 1)
+            .unwrap();
+        log.append_as_leader(&batch_bytes(0, 0, &[b"b".as_slice(); 5]), 3)
+            .unwrap();
+        log.set_high_watermark(4);
+        log
+    }
+
+    fn apply(log: &mut MemLog, steps: &[FollowerStep]) {
+        for step in steps {
+            match step {
+                FollowerStep::Truncate { offset } => log.truncate_to(*offset),
+                FollowerStep::TruncateFullyAndStartAt { offset } => {
+                    log.truncate_fully_and_start_at(*offset)
+                }
+                FollowerStep::Append(batches) => log.append_as_follower(batches).unwrap(),
+                FollowerStep::SetHighWatermark(hw) => {
+                    log.set_high_watermark(*hw);
+                }
+                FollowerStep::IncrementLogStartOffset(offset) => {
+                    log.maybe_increment_log_start_offset(*offset);
+                }
+                FollowerStep::Backoff { .. } | FollowerStep::AwaitMetadata { .. } => {}
+            }
+        }
+    }
+
+    fn send(follower: &mut FollowerState, log: &MemLog, now: i64) -> FollowerRequest {
+        match follower.poll(log, now) {
+            Some(FollowerAction::Send(request)) => request,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    fn fetched(hw: i64, log_start: i64, records: Bytes) -> FetchedPartition {
+        FetchedPartition {
+            high_watermark: hw,
+            log_start_offset: log_start,
+            diverging_epoch: None,
+            records,
+        }
+    }
+
+    #[test]
+    fn a_log_without_epochs_truncates_to_its_high_watermark() {
+        let mut log = MemLog::new();
+        log.append_as_follower(
+            &RecordBatches::parse(batch_bytes(0, -1, &[b"x".as_slice()])).unwrap(),
+        )
+        .unwrap();
+        log.append_as_follower(
+            &RecordBatches::parse(batch_bytes(1, -1, &[b"y".as_slice()])).unwrap(),
+        )
+        .unwrap();
+        log.set_high_watermark(1);
+        let mut follower = FollowerState::new(2, EPOCH, config(), &log);
+        assert_eq!(follower.phase(), FollowerPhase::Truncating);
+        assert_eq!(
+            follower.poll(&log, NOW),
+            Some(FollowerAction::Apply(vec![FollowerStep::Truncate {
+                offset: 1
+            }]))
+        );
+        log.truncate_to(1);
+        assert_eq!(
+            send(&mut follower, &log, NOW),
+            FollowerRequest::Fetch {
+                current_leader_epoch: EPOCH,
+                fetch_offset: 1,
+                last_fetched_epoch: None,
+                log_start_offset: 0
+            }
+        );
+        assert_eq!(follower.poll(&log, NOW), None, "one request in flight");
+    }
+
+    #[test]
+    fn offset_for_leader_epoch_truncates_where_the_logs_diverge() {
+        // The leader ended epoch 3 at 7: keep 0..7.
+        let mut log = two_epoch_log();
+        let mut follower = FollowerState::new(2, EPOCH, config(), &log);
+        assert_eq!(
+            send(&mut follower, &log, NOW),
+            FollowerRequest::OffsetForLeaderEpoch {
+                current_leader_epoch: EPOCH,
+                leader_epoch: 3
+            }
+        );
+        let steps = follower.on_offset_for_leader_epoch(&log, Ok(Some((3, 7))), NOW);
+        assert_eq!(steps, vec![FollowerStep::Truncate { offset: 7 }]);
+        assert_eq!(follower.phase(), FollowerPhase::Fetching);
+        apply(&mut log, &steps);
+        assert_eq!(
+            log.log_end_offset(),
+            5,
+            "the batch 5..9 holds 7: it goes whole, as in strom-log"
+        );
+
+        // The leader never had epoch 3; its floor is epoch 2, ending at 8, unknown here:
+        // cut to the end of our epoch before it (1, at 5) and ask again with epoch 1.
+        let mut log = two_epoch_log();
+        let mut follower = FollowerState::new(2, EPOCH, config(), &log);
+        send(&mut follower, &log, NOW);
+        let steps = follower.on_offset_for_leader_epoch(&log, Ok(Some((2, 8))), NOW);
+        assert_eq!(steps, vec![FollowerStep::Truncate { offset: 5 }]);
+        assert_eq!(follower.phase(), FollowerPhase::Truncating);
+        apply(&mut log, &steps);
+        assert_eq!(
+            send(&mut follower, &log, NOW),
+            FollowerRequest::OffsetForLeaderEpoch {
+                current_leader_epoch: EPOCH,
+                leader_epoch: 1
+            }
+        );
+        let steps = follower.on_offset_for_leader_epoch(&log, Ok(Some((1, 3))), NOW);
+        assert_eq!(steps, vec![FollowerStep::Truncate { offset: 3 }]);
+        assert_eq!(follower.phase(), FollowerPhase::Fetching);
+
+        // The leader cannot place our epoch: keep what the high watermark covers.
+        let log = two_epoch_log();
+        let mut follower = FollowerState::new(2, EPOCH, config(), &log);
+        send(&mut follower, &log, NOW);
+        assert_eq!(
+            follower.on_offset_for_leader_epoch(&log, Ok(None), NOW),
+            vec![FollowerStep::Truncate { offset: 4 }]
+        );
+        // An answer nobody asked for changes nothing.
+        assert_eq!(
+            follower.on_offset_for_leader_epoch(&log, Ok(Some((3, 0))), NOW),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn errors_back_off_or_wait_for_metadata() {
+        let log = two_epoch_log();
+        let mut follower = FollowerState::new(2, EPOCH, config(), &log);
+        send(&mut follower, &log, NOW);
+        let error = ReplicationError::UnknownLeaderEpoch {
+            request_epoch: EPOCH,
+            current_epoch: EPOCH - 1,
+        };
+        assert_eq!(
+            follower.on_offset_for_leader_epoch(&log, Err(error.clone()), NOW),
+            vec![FollowerStep::Backoff {
+                until_ms: NOW + 1_000,
+                error
+            }]
+        );
+        assert_eq!(follower.poll(&log, NOW + 999), None);
+        assert_eq!(follower.backoff_until_ms(NOW + 999), Some(NOW + 1_000));
+        send(&mut follower, &log, NOW + 1_000);
+        let error = ReplicationError::NetworkException("reset".into());
+        assert_eq!(
+            follower.on_request_failed(error.clone(), NOW + 1_000),
+            vec![FollowerStep::Backoff {
+                until_ms: NOW + 2_000,
+                error
+            }]
+        );
+        send(&mut follower, &log, NOW + 2_000);
+        let error = ReplicationError::FencedLeaderEpoch {
+            request_epoch: EPOCH,
+            current_epoch: EPOCH + 1,
+        };
+        assert_eq!(
+            follower.on_offset_for_leader_epoch(&log, Err(error.clone()), NOW + 2_000),
+            vec![FollowerStep::AwaitMetadata { error }]
+        );
+        assert_eq!(follower.phase(), FollowerPhase::AwaitingMetadata);
+        assert_eq!(follower.poll(&log, NOW + 100_000), None);
+    }
+
+    #[test]
+    fn fetched_batches_are_appended_with_the_leaders_offsets() {
+        let mut log = two_epoch_log();
+        let mut follower = FollowerState::new(
+            2,
+            EPOCH,
+            FollowerConfig {
+                truncate_on_fetch: true,
+                ..config()
+            },
+            &log,
+        );
+        assert_eq!(follower.phase(), FollowerPhase::Fetching);
+        assert_eq!(
+            send(&mut follower, &log, NOW),
+            FollowerRequest::Fetch {
+                current_leader_epoch: EPOCH,
+                fetch_offset: 10,
+                last_fetched_epoch: Some(3),
+                log_start_offset: 0
+            }
+        );
+        let records = concat(&[
+            batch_bytes(10, 3, &[b"c", b"d"]),
+            batch_bytes(12, EPOCH, &[b"e"]),
+        ]);
+        let batches = RecordBatches::parse(records.clone()).unwrap();
+        let steps = follower.on_fetch_response(&log, Ok(fetched(20, 2, records)), NOW);
+        assert_eq!(
+            steps,
+            vec![
+                FollowerStep::Append(batches),
+                FollowerStep::SetHighWatermark(13),
+                FollowerStep::IncrementLogStartOffset(2),
+            ]
+        );
+        apply(&mut log, &steps);
+        assert_eq!(
+            (
+                log.log_start_offset(),
+                log.log_end_offset(),
+                log.high_watermark()
+            ),
+            (2, 13, 13)
+        );
+        assert_eq!(log.latest_epoch(), Some(EPOCH));
+        // An empty answer moves only the high watermark.
+        assert_eq!(
+            send(&mut follower, &log, NOW),
+            FollowerRequest::Fetch {
+                current_leader_epoch: EPOCH,
+                fetch_offset: 13,
+                last_fetched_epoch: Some(EPOCH),
+                log_start_offset: 2
+            }
+        );
+        assert_eq!(
+            follower.on_fetch_response(&log, Ok(fetched(13, 2, Bytes::new())), NOW),
+            vec![]
+        );
+        // A stale answer (the log changed under the request) is dropped.
+        send(&mut follower, &log, NOW);
+        log.truncate_to(12);
+        assert_eq!(
+            follower.on_fetch_response(&log, Ok(fetched(13, 0, Bytes::new())), NOW),
+            vec![]
+        );
+        // Corrupt bytes: back off and fetch again.
+        send(&mut follower, &log, NOW);
+        let mut bad = batch_bytes(12, EPOCH, &[b"e"]).to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(matches!(
+            follower.on_fetch_response(&log, Ok(fetched(13, 0, Bytes::from(bad))), NOW)[..],
+            [FollowerStep::Backoff {
+                error: ReplicationError::CorruptRecord(_),
+                ..
+            }]
+        ));
+        // Batches that do not start at the log end: the partition stops.
+        send(&mut follower, &log, NOW + 1_000);
+        assert_eq!(
+            follower.on_fetch_response(
+                &log,
+                Ok(fetched(20, 0, batch_bytes(15, EPOCH, &[b"f"]))),
+                NOW + 1_000
+            ),
+            vec![FollowerStep::AwaitMetadata {
+                error: ReplicationError::UnexpectedAppendOffset {
+                    first_offset: 15,
+                    log_end_offset: 12
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn a_diverging_epoch_truncates_before_fetching_on() {
+        let mut log = two_epoch_log();
+        let mut follower = FollowerState::new(
+            2,
+            EPOCH,
+            FollowerConfig {
+                truncate_on_fetch: true,
+                ..config()
+            },
+            &log,
+        );
+        send(&mut follower, &log, NOW);
+        let response = FetchedPartition {
+            diverging_epoch: Some(DivergingEpoch {
+                epoch: 1,
+                end_offset: 5,
+            }),
+            ..fetched(9, 0, batch_bytes(10, 3, &[b"ignored"]))
+        };
+        let steps = follower.on_fetch_response(&log, Ok(response), NOW);
+        assert_eq!(steps, vec![FollowerStep::Truncate { offset: 5 }]);
+        apply(&mut log, &steps);
+        assert_eq!(
+            send(&mut follower, &log, NOW),
+            FollowerRequest::Fetch {
+                current_leader_epoch: EPOCH,
+                fetch_offset: 5,
+                last_fetched_epoch: Some(1),
+                log_start_offset: 0
+            }
+        );
+    }
+
+    #[test]
+    fn out_of_range_resolves_from_the_leaders_offsets() {
+        let cases = [
+            // Unclean election: the leader ends before us; cut to its end.
+            (
+                LeaderOffsets {
+                    log_start_offset: 0,
+                    log_end_offset: 6,
+                },
+                vec![FollowerStep::Truncate { offset: 6 }],
+            ),
+            // Far behind: the leader's log starts past our end; restart there.
+            (
+                LeaderOffsets {
+                    log_start_offset: 50,
+                    log_end_offset: 80,
+                },
+                vec![FollowerStep::TruncateFullyAndStartAt { offset: 50 }],
+            ),
+            // Neither: fetch again from our end.
+            (
+                LeaderOffsets {
+                    log_start_offset: 3,
+                    log_end_offset: 12,
+                },
+                vec![],
+            ),
+        ];
+        for (offsets, expected) in cases {
+            let log = two_epoch_log();
+            let mut follower = FollowerState::new(
+                2,
+                EPOCH,
+                FollowerConfig {
+                    truncate_on_fetch: true,
+                    ..config()
+                },
+                &log,
+            );
+            send(&mut follower, &log, NOW);
+            let error = ReplicationError::OffsetOutOfRange {
+                offset: 10,
+                log_start_offset: 0,
+                log_end_offset: 0,
+            };
+            assert_eq!(follower.on_fetch_response(&log, Err(error), NOW), vec![]);
+            assert_eq!(follower.phase(), FollowerPhase::ResolvingOutOfRange);
+            assert_eq!(
+                send(&mut follower, &log, NOW),
+                FollowerRequest::ListOffsets {
+                    current_leader_epoch: EPOCH
+                }
+            );
+            assert_eq!(follower.on_leader_offsets(&log, Ok(offsets), NOW), expected);
+            assert_eq!(follower.phase(), FollowerPhase::Fetching);
+        }
+    }
+
+    #[test]
+    fn a_leader_log_start_inside_the_first_batch_restarts_the_log_there() {
+        let mut log = MemLog::new();
+        log.truncate_fully_and_start_at(12);
+        let mut follower = FollowerState::new(
+            2,
+            EPOCH,
+            FollowerConfig {
+                truncate_on_fetch: true,
+                ..config()
+            },
+            &log,
+        );
+        // No epochs: truncate to the high watermark (12) first.
+        assert_eq!(
+            follower.poll(&log, NOW),
+            Some(FollowerAction::Apply(vec![FollowerStep::Truncate {
+                offset: 12
+            }]))
+        );
+        send(&mut follower, &log, NOW);
+        let records = batch_bytes(10, EPOCH, &[b"a", b"b", b"c", b"d"]);
+        let steps = follower.on_fetch_response(&log, Ok(fetched(14, 12, records.clone())), NOW);
+        assert_eq!(
+            steps,
+            vec![
+                FollowerStep::TruncateFullyAndStartAt { offset: 10 },
+                FollowerStep::Append(RecordBatches::parse(records).unwrap()),
+                FollowerStep::SetHighWatermark(14),
+                FollowerStep::IncrementLogStartOffset(12),
+            ]
+        );
+        apply(&mut log, &steps);
+        assert_eq!(
+            (
+                log.log_start_offset(),
+                log.log_end_offset(),
+                log.high_watermark()
+            ),
+            (12, 14, 14)
+        );
+    }
+}

@@ -719,3 +719,542 @@ impl LeaderState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::batch_bytes;
+    use crate::MemLog;
+
+    const LEADER: ReplicaId = 1;
+    const LEADER_BROKER_EPOCH: i64 = 50;
+    const EPOCH: i32 = 5;
+    const T0: i64 = 1_000_000;
+
+    fn state(isr: &[ReplicaId]) -> PartitionState {
+        PartitionState {
+            leader: LEADER,
+            leader_epoch: EPOCH,
+            partition_epoch: 10,
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+        }
+    }
+
+    fn live(epoch: i64) -> Option<BrokerStatus> {
+        Some(BrokerStatus {
+            epoch,
+            fenced: false,
+            in_controlled_shutdown: false,
+        })
+    }
+
+    /// A leader of replicas 1,2,3 (brokers 2 and 3 live at epochs 102 and 103) over an
+    /// empty log, then `records` appended in its epoch.
+    fn leader(isr: &[ReplicaId], config: LeaderConfig, records: usize) -> (LeaderState, MemLog) {
+        let mut log = MemLog::new();
+        let mut leader =
+            LeaderState::new(LEADER, LEADER_BROKER_EPOCH, &state(isr), config, &log, T0).unwrap();
+        leader.set_broker_status(2, live(102));
+        leader.set_broker_status(3, live(103));
+        log.assign_epoch_start(EPOCH, leader.leader_epoch_start_offset());
+        append(&mut log, records);
+        (leader, log)
+    }
+
+    fn append(log: &mut MemLog, records: usize) {
+        let values: Vec<&[u8]> = vec![b"v"; records];
+        if records > 0 {
+            log.append_as_leader(&batch_bytes(0, 0, &values), EPOCH)
+                .unwrap();
+        }
+    }
+
+    fn fetch(replica_id: ReplicaId, fetch_offset: i64, leader_end: i64) -> FollowerFetch {
+        FollowerFetch {
+            replica_id,
+            current_leader_epoch: Some(EPOCH),
+            fetch_offset,
+            log_start_offset: 0,
+            broker_epoch: 100 + i64::from(replica_id),
+            leader_log_end_offset: leader_end,
+        }
+    }
+
+    fn apply(log: &mut MemLog, outcome: &FetchOutcome) {
+        if let Some(hw) = outcome.high_watermark {
+            assert!(log.maybe_increment_high_watermark(hw));
+        }
+    }
+
+    #[test]
+    fn high_watermark_is_the_smallest_isr_end_and_never_goes_back() {
+        let (mut leader, mut log) = leader(&[1, 2, 3], LeaderConfig::default(), 10);
+        assert_eq!(leader.leader_epoch_start_offset(), 0);
+        // Followers' ends are unknown until they fetch.
+        assert_eq!(leader.maybe_increment_high_watermark(&log, T0), None);
+        let out = leader
+            .on_follower_fetch(&fetch(2, 4, 10), &log, T0 + 1)
+            .unwrap();
+        assert_eq!(out, FetchOutcome::default());
+        let out = leader
+            .on_follower_fetch(&fetch(3, 7, 10), &log, T0 + 2)
+            .unwrap();
+        assert_eq!(out.high_watermark, Some(4));
+        apply(&mut log, &out);
+        let out = leader
+            .on_follower_fetch(&fetch(2, 10, 10), &log, T0 + 3)
+            .unwrap();
+        assert_eq!(out.high_watermark, Some(7));
+        apply(&mut log, &out);
+        // A follower fetching from an earlier offset does not pull the high watermark back.
+        let out = leader
+            .on_follower_fetch(&fetch(2, 3, 10), &log, T0 + 4)
+            .unwrap();
+        assert_eq!(out.high_watermark, None);
+        let out = leader
+            .on_follower_fetch(&fetch(3, 10, 10), &log, T0 + 5)
+            .unwrap();
+        assert_eq!(out.high_watermark, None, "replica 2 is back at 3");
+        let out = leader
+            .on_follower_fetch(&fetch(2, 10, 10), &log, T0 + 6)
+            .unwrap();
+        assert_eq!(out.high_watermark, Some(10));
+        assert_eq!(
+            leader.follower(2),
+            Some(&FollowerProgress {
+                log_start_offset: 0,
+                log_end_offset: 10,
+                last_fetch_leader_log_end_offset: 10,
+                last_fetch_time_ms: T0 + 6,
+                last_caught_up_time_ms: T0 + 6,
+                broker_epoch: Some(102),
+            })
+        );
+    }
+
+    #[test]
+    fn caught_up_time_follows_kafka() {
+        let (mut leader, log) = leader(&[1, 2, 3], LeaderConfig::default(), 10);
+        // Behind the leader's end at read time, and behind the previous fetch's end (-1 is
+        // below everything, so the previous fetch time, 0, counts).
+        leader
+            .on_follower_fetch(&fetch(2, 5, 10), &log, T0 + 100)
+            .unwrap();
+        assert_eq!(leader.follower(2).unwrap().last_caught_up_time_ms, T0);
+        // Reaching the end the leader had at the previous fetch: caught up as of then.
+        leader
+            .on_follower_fetch(&fetch(2, 10, 12), &log, T0 + 200)
+            .unwrap();
+        assert_eq!(leader.follower(2).unwrap().last_caught_up_time_ms, T0 + 100);
+        // Reaching the leader's end at read time: caught up now.
+        leader
+            .on_follower_fetch(&fetch(2, 12, 12), &log, T0 + 300)
+            .unwrap();
+        assert_eq!(leader.follower(2).unwrap().last_caught_up_time_ms, T0 + 300);
+    }
+
+    #[test]
+    fn a_caught_up_follower_is_proposed_for_the_isr_once() {
+        let (mut leader, mut log) = leader(&[1, 2], LeaderConfig::default(), 10);
+        let out = leader
+            .on_follower_fetch(&fetch(2, 8, 10), &log, T0)
+            .unwrap();
+        apply(&mut log, &out);
+        assert_eq!(log.high_watermark(), 8);
+        // Below the high watermark: not in sync yet.
+        let out = leader
+            .on_follower_fetch(&fetch(3, 5, 10), &log, T0 + 1)
+            .unwrap();
+        assert_eq!(out, FetchOutcome::default());
+        let out = leader
+            .on_follower_fetch(&fetch(3, 9, 10), &log, T0 + 2)
+            .unwrap();
+        let proposal = AlterPartitionProposal {
+            leader_id: 1,
+            leader_epoch: EPOCH,
+            partition_epoch: 10,
+            new_isr: vec![
+                IsrMember {
+                    replica_id: 1,
+                    broker_epoch: LEADER_BROKER_EPOCH,
+                },
+                IsrMember {
+                    replica_id: 2,
+                    broker_epoch: 102,
+                },
+                IsrMember {
+                    replica_id: 3,
+                    broker_epoch: 103,
+                },
+            ],
+        };
+        assert_eq!(out.alter_partition, Some(proposal.clone()));
+        assert_eq!(
+            out.high_watermark, None,
+            "the high watermark waits for 3 at 9"
+        );
+        assert_eq!(leader.isr(), &BTreeSet::from([1, 2]));
+        assert_eq!(leader.maximal_isr(), BTreeSet::from([1, 2, 3]));
+        // While it is pending nothing else is proposed.
+        let out = leader
+            .on_follower_fetch(&fetch(3, 10, 10), &log, T0 + 3)
+            .unwrap();
+        assert_eq!(out.alter_partition, None);
+        assert_eq!(out.high_watermark, None, "replica 2 is at 8");
+        // A stale answer is ignored; the right one commits.
+        let other = AlterPartitionProposal {
+            partition_epoch: 9,
+            ..proposal.clone()
+        };
+        let committed = CommittedIsr {
+            leader_epoch: EPOCH,
+            partition_epoch: 11,
+            isr: vec![1, 2, 3],
+        };
+        assert_eq!(
+            leader.on_isr_committed(&other, &committed, &log, T0 + 4),
+            None
+        );
+        assert!(leader.isr_state().is_inflight());
+        let wrong_epoch = CommittedIsr {
+            leader_epoch: EPOCH + 1,
+            ..committed.clone()
+        };
+        assert_eq!(
+            leader.on_isr_committed(&proposal, &wrong_epoch, &log, T0 + 4),
+            None
+        );
+        assert!(leader.isr_state().is_inflight());
+        assert_eq!(
+            leader.on_isr_committed(&proposal, &committed, &log, T0 + 4),
+            None
+        );
+        assert_eq!(
+            leader.isr_state(),
+            &IsrState::Committed {
+                isr: BTreeSet::from([1, 2, 3])
+            }
+        );
+        assert_eq!(leader.partition_epoch(), 11);
+    }
+
+    #[test]
+    fn only_eligible_brokers_join_the_isr() {
+        let (mut leader, log) = leader(&[1, 2], LeaderConfig::default(), 0);
+        for status in [
+            None,
+            Some(BrokerStatus {
+                epoch: 103,
+                fenced: true,
+                in_controlled_shutdown: false,
+            }),
+            Some(BrokerStatus {
+                epoch: 103,
+                fenced: false,
+                in_controlled_shutdown: true,
+            }),
+            // The fetch carries 103, the image a newer... no: an older registration.
+            Some(BrokerStatus {
+                epoch: 90,
+                fenced: false,
+                in_controlled_shutdown: false,
+            }),
+        ] {
+            leader.set_broker_status(3, status);
+            let out = leader.on_follower_fetch(&fetch(3, 0, 0), &log, T0).unwrap();
+            assert_eq!(out.alter_partition, None, "{status:?}");
+        }
+        // A fetch from before the broker re-registered is refused.
+        leader.set_broker_status(3, live(200));
+        assert_eq!(
+            leader.on_follower_fetch(&fetch(3, 0, 0), &log, T0),
+            Err(ReplicationError::NotLeaderOrFollower)
+        );
+        // A replica outside the assignment, and fetches in other epochs.
+        assert_eq!(
+            leader.on_follower_fetch(&fetch(4, 0, 0), &log, T0),
+            Err(ReplicationError::UnknownLeaderEpoch {
+                request_epoch: EPOCH,
+                current_epoch: EPOCH
+            })
+        );
+        let old = FollowerFetch {
+            current_leader_epoch: Some(EPOCH - 1),
+            ..fetch(2, 0, 0)
+        };
+        assert_eq!(
+            leader.on_follower_fetch(&old, &log, T0),
+            Err(ReplicationError::FencedLeaderEpoch {
+                request_epoch: EPOCH - 1,
+                current_epoch: EPOCH
+            })
+        );
+        assert_eq!(
+            leader.check_leader_epoch(Some(EPOCH + 1)),
+            Err(ReplicationError::UnknownLeaderEpoch {
+                request_epoch: EPOCH + 1,
+                current_epoch: EPOCH
+            })
+        );
+        assert_eq!(leader.check_leader_epoch(None), Ok(()));
+    }
+
+    #[test]
+    fn a_lagging_follower_is_proposed_out_of_the_isr() {
+        let (mut leader, mut log) = leader(&[1, 2, 3], LeaderConfig::default(), 10);
+        for replica in [2, 3] {
+            let out = leader
+                .on_follower_fetch(&fetch(replica, 10, 10), &log, T0)
+                .unwrap();
+            if let Some(hw) = out.high_watermark {
+                log.maybe_increment_high_watermark(hw);
+            }
+        }
+        assert_eq!(log.high_watermark(), 10);
+        append(&mut log, 10);
+        let out = leader
+            .on_follower_fetch(&fetch(2, 20, 20), &log, T0 + 20_000)
+            .unwrap();
+        assert_eq!(out.high_watermark, None, "replica 3 holds it at 10");
+        // Caught up within the lag up to and including 30 s.
+        assert_eq!(leader.maybe_shrink_isr(&log, T0 + 30_000), None);
+        let proposal = leader.maybe_shrink_isr(&log, T0 + 30_001).unwrap();
+        assert_eq!(proposal.isr(), vec![1, 2]);
+        assert_eq!(leader.maximal_isr(), BTreeSet::from([1, 2, 3]));
+        assert_eq!(
+            leader.maybe_shrink_isr(&log, T0 + 30_002),
+            None,
+            "one at a time"
+        );
+        assert_eq!(
+            leader.maybe_increment_high_watermark(&log, T0 + 30_002),
+            None
+        );
+        // The controller did not apply it: back to the committed ISR, then again.
+        assert_eq!(
+            leader.on_isr_change_failed(&proposal, &AlterPartitionError::OperationNotAttempted),
+            AlterPartitionRetry::Reverted
+        );
+        assert!(!leader.isr_state().is_inflight());
+        let proposal = leader.maybe_shrink_isr(&log, T0 + 30_003).unwrap();
+        assert_eq!(
+            leader.on_isr_change_failed(&proposal, &AlterPartitionError::NotController),
+            AlterPartitionRetry::Resend(proposal.clone())
+        );
+        assert_eq!(
+            leader.on_isr_change_failed(&proposal, &AlterPartitionError::InvalidUpdateVersion),
+            AlterPartitionRetry::AwaitMetadata
+        );
+        assert!(leader.isr_state().is_inflight());
+        let stale = AlterPartitionProposal {
+            partition_epoch: 3,
+            ..proposal.clone()
+        };
+        assert_eq!(
+            leader.on_isr_change_failed(&stale, &AlterPartitionError::OperationNotAttempted),
+            AlterPartitionRetry::Ignored
+        );
+        let committed = CommittedIsr {
+            leader_epoch: EPOCH,
+            partition_epoch: 11,
+            isr: vec![1, 2],
+        };
+        assert_eq!(
+            leader.on_isr_committed(&proposal, &committed, &log, T0 + 30_004),
+            Some(20)
+        );
+    }
+
+    #[test]
+    fn min_insync_replicas_before_and_after_the_append() {
+        let config = LeaderConfig {
+            min_insync_replicas: 2,
+            ..LeaderConfig::default()
+        };
+        let (mut leader, mut log) = leader(&[1, 2, 3], config, 10);
+        assert_eq!(leader.check_produce_acks_all(), Ok(()));
+        assert_eq!(leader.acks_all_result(&log, 10), AckStatus::Waiting);
+        leader
+            .on_follower_fetch(&fetch(2, 10, 10), &log, T0)
+            .unwrap();
+        // Replica 3 never fetches: the ISR shrinks to the leader and 2, then to the leader.
+        let proposal = leader.maybe_shrink_isr(&log, T0 + 30_001).unwrap();
+        let hw = leader.on_isr_committed(
+            &proposal,
+            &CommittedIsr {
+                leader_epoch: EPOCH,
+                partition_epoch: 11,
+                isr: vec![1, 2],
+            },
+            &log,
+            T0 + 30_001,
+        );
+        assert_eq!(hw, Some(10));
+        log.maybe_increment_high_watermark(10);
+        assert_eq!(leader.acks_all_result(&log, 10), AckStatus::Done);
+        let committed = PartitionState {
+            partition_epoch: 12,
+            isr: vec![1],
+            ..state(&[1])
+        };
+        assert_eq!(
+            leader.on_metadata(&committed, &log, T0 + 30_002),
+            MetadataOutcome::Updated {
+                new_epoch_start: None,
+                high_watermark: None
+            }
+        );
+        assert_eq!(
+            leader.check_produce_acks_all(),
+            Err(ReplicationError::NotEnoughReplicas {
+                isr_size: 1,
+                min_insync_replicas: 2
+            })
+        );
+        append(&mut log, 5);
+        // Alone in the ISR the leader moves the high watermark, and the wait fails.
+        assert_eq!(
+            leader.maybe_increment_high_watermark(&log, T0 + 30_003),
+            Some(15)
+        );
+        log.maybe_increment_high_watermark(15);
+        assert_eq!(
+            leader.acks_all_result(&log, 15),
+            AckStatus::Failed(ReplicationError::NotEnoughReplicasAfterAppend {
+                isr_size: 1,
+                min_insync_replicas: 2
+            })
+        );
+        // KIP-966: the high watermark waits instead.
+        leader.set_config(LeaderConfig {
+            hw_requires_min_isr: true,
+            ..config
+        });
+        append(&mut log, 1);
+        assert_eq!(
+            leader.maybe_increment_high_watermark(&log, T0 + 30_004),
+            None
+        );
+        // min.insync.replicas above the replication factor counts as the factor.
+        leader.set_config(LeaderConfig {
+            min_insync_replicas: 5,
+            ..config
+        });
+        assert_eq!(leader.effective_min_isr(), 3);
+    }
+
+    #[test]
+    fn diverging_epochs_follow_kip_320() {
+        let mut log = MemLog::new();
+        log.append_as_leader(&batch_bytes(0, 0, &[b"a".as_slice(); 5]), 1)
+            .unwrap();
+        log.append_as_leader(&batch_bytes(0, 0, &[b"b".as_slice(); 5]), 3)
+            .unwrap();
+        let state = PartitionState {
+            leader_epoch: 3,
+            ..state(&[1, 2, 3])
+        };
+        let leader =
+            LeaderState::new(LEADER, 1, &state, LeaderConfig::default(), &log, T0).unwrap();
+        let check = |offset, epoch| leader.validate_fetch_epoch(&log, offset, epoch);
+        assert_eq!(check(4, None), Ok(None));
+        assert_eq!(check(4, Some(-1)), Ok(None));
+        assert_eq!(check(10, Some(3)), Ok(None));
+        assert_eq!(check(7, Some(3)), Ok(None));
+        assert_eq!(check(5, Some(1)), Ok(None));
+        let diverging = Some(DivergingEpoch {
+            epoch: 1,
+            end_offset: 5,
+        });
+        // An epoch the leader never had: its floor, ending where epoch 3 starts.
+        assert_eq!(check(8, Some(2)), Ok(diverging));
+        // A known epoch that ends before the fetch offset.
+        assert_eq!(check(6, Some(1)), Ok(diverging));
+        // Newer than every epoch of the leader.
+        assert_eq!(
+            check(3, Some(4)),
+            Err(ReplicationError::OffsetOutOfRange {
+                offset: 3,
+                log_start_offset: 0,
+                log_end_offset: 10
+            })
+        );
+        let mut log = log.clone();
+        log.set_high_watermark(10);
+        assert!(log.maybe_increment_log_start_offset(5));
+        assert_eq!(
+            leader.validate_fetch_epoch(&log, 3, Some(1)),
+            Err(ReplicationError::OffsetOutOfRange {
+                offset: 3,
+                log_start_offset: 5,
+                log_end_offset: 10
+            })
+        );
+    }
+
+    #[test]
+    fn metadata_updates_the_assignment_and_starts_new_epochs() {
+        let (mut leader, mut log) = leader(&[1, 2, 3], LeaderConfig::default(), 10);
+        leader
+            .on_follower_fetch(&fetch(2, 10, 10), &log, T0)
+            .unwrap();
+        let out = leader
+            .on_follower_fetch(&fetch(3, 6, 10), &log, T0)
+            .unwrap();
+        log.maybe_increment_high_watermark(out.high_watermark.unwrap());
+        assert_eq!(log.high_watermark(), 6);
+        let stale = PartitionState {
+            partition_epoch: 9,
+            ..state(&[1])
+        };
+        assert_eq!(leader.on_metadata(&stale, &log, T0), MetadataOutcome::Stale);
+        let moved = PartitionState {
+            leader: 2,
+            ..state(&[2, 3])
+        };
+        assert_eq!(
+            leader.on_metadata(&moved, &log, T0),
+            MetadataOutcome::NoLongerLeader
+        );
+        // Replica 3 leaves the ISR and the assignment, 4 joins it; the epoch moves on.
+        let next = PartitionState {
+            leader: LEADER,
+            leader_epoch: EPOCH + 1,
+            partition_epoch: 12,
+            replicas: vec![1, 2, 4],
+            isr: vec![1, 2],
+        };
+        assert_eq!(
+            leader.on_metadata(&next, &log, T0 + 10),
+            MetadataOutcome::Updated {
+                new_epoch_start: Some((EPOCH + 1, 10)),
+                high_watermark: Some(10)
+            }
+        );
+        assert_eq!(leader.follower(3), None);
+        assert_eq!(
+            leader.follower(4),
+            Some(&FollowerProgress {
+                last_fetch_leader_log_end_offset: 10,
+                ..FollowerProgress::new_leader(T0 + 10, false)
+            })
+        );
+        assert_eq!(
+            leader.follower(2),
+            Some(&FollowerProgress {
+                log_start_offset: 0,
+                log_end_offset: 10,
+                last_fetch_leader_log_end_offset: 10,
+                last_fetch_time_ms: T0 + 10,
+                last_caught_up_time_ms: T0 + 10,
+                broker_epoch: Some(102),
+            })
+        );
+        assert_eq!(leader.leader_epoch_start_offset(), 10);
+        assert_eq!(
+            LeaderState::new(2, 1, &state(&[1]), LeaderConfig::default(), &log, T0).err(),
+            Some(ReplicationError::NotLeaderOrFollower)
+        );
+    }
+}
