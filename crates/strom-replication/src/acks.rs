@@ -159,3 +159,75 @@ impl<K: Ord + Clone, I> AckWaiters<K, I> {
         Some(waiter.id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_high_watermark(hw: i64) -> impl FnMut(i64) -> AckStatus {
+        move |required| {
+            if hw >= required {
+                AckStatus::Done
+            } else {
+                AckStatus::Waiting
+            }
+        }
+    }
+
+    fn ids(done: &[CompletedAck<u32>]) -> Vec<u32> {
+        done.iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn waits_complete_in_offset_order_per_partition() {
+        let mut waiters: AckWaiters<&str, u32> = AckWaiters::new(10);
+        waiters.insert("a", 5, 1_000, 1).unwrap();
+        waiters.insert("a", 3, 2_000, 2).unwrap();
+        waiters.insert("b", 3, 500, 3).unwrap();
+        waiters.insert("a", 9, 1_500, 4).unwrap();
+        assert_eq!(waiters.next_deadline_ms(), Some(500));
+        let done = waiters.complete(&"a", by_high_watermark(5));
+        assert_eq!(ids(&done), vec![2, 1]);
+        assert!(done.iter().all(|c| c.result.is_ok()));
+        assert_eq!(waiters.len(), 2);
+        // Failing the partition's waits (an ISR below the minimum when the high
+        // watermark passed them).
+        let error = ReplicationError::NotEnoughReplicasAfterAppend {
+            isr_size: 1,
+            min_insync_replicas: 2,
+        };
+        let done = waiters.complete(&"a", |_| AckStatus::Failed(error.clone()));
+        assert_eq!(
+            done,
+            vec![CompletedAck {
+                id: 4,
+                result: Err(error)
+            }]
+        );
+        assert_eq!(waiters.next_deadline_ms(), Some(500));
+    }
+
+    #[test]
+    fn deadlines_time_waits_out_and_capacity_bounds_them() {
+        let mut waiters: AckWaiters<u8, u32> = AckWaiters::new(3);
+        waiters.insert(0, 5, 1_000, 1).unwrap();
+        waiters.insert(0, 6, 1_000, 2).unwrap();
+        waiters.insert(1, 6, 3_000, 3).unwrap();
+        assert_eq!(
+            waiters.insert(1, 7, 3_000, 4),
+            Err(AckWaitersFull { capacity: 3 })
+        );
+        assert!(waiters.expire(999).is_empty());
+        let done = waiters.expire(1_000);
+        assert_eq!(ids(&done), vec![1, 2]);
+        assert!(done
+            .iter()
+            .all(|c| c.result == Err(ReplicationError::RequestTimedOut)));
+        assert_eq!(waiters.next_deadline_ms(), Some(3_000));
+        waiters.insert(1, 7, 2_000, 4).unwrap();
+        let done = waiters.fail_partition(&1, ReplicationError::NotLeaderOrFollower);
+        assert_eq!(ids(&done), vec![3, 4]);
+        assert!(waiters.is_empty());
+        assert_eq!(waiters.next_deadline_ms(), None);
+    }
+}

@@ -339,3 +339,145 @@ impl ReplicaLog for MemLog {
         (end != strom_log::leader_epoch::UNDEFINED_EPOCH_OFFSET).then_some((found, end))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::batch_bytes;
+
+    fn values(n: usize) -> Vec<&'static [u8]> {
+        vec![b"v".as_slice(); n]
+    }
+
+    #[test]
+    fn the_leader_stamps_offsets_and_epochs() {
+        let mut log = MemLog::new();
+        assert_eq!(
+            log.append_as_leader(&batch_bytes(0, 0, &values(3)), 2),
+            Ok((0, 2))
+        );
+        log.assign_epoch_start(4, 3);
+        assert_eq!(
+            log.append_as_leader(&batch_bytes(0, 0, &values(2)), 4),
+            Ok((3, 4))
+        );
+        let batches: Vec<(i64, i64, i32)> = log
+            .batches()
+            .iter()
+            .map(|b| (b.base_offset, b.last_offset, b.leader_epoch))
+            .collect();
+        assert_eq!(batches, vec![(0, 2, 2), (3, 4, 4)]);
+        let parsed = RecordBatches::parse(log.read(3, 1).unwrap()).unwrap();
+        assert_eq!(
+            (
+                parsed.base_offset(),
+                parsed.last_offset(),
+                parsed.last_epoch()
+            ),
+            (Some(3), Some(4), Some(4))
+        );
+        assert_eq!(log.end_offset_for_epoch(2), Some((2, 3)));
+        assert_eq!(log.end_offset_for_epoch(3), Some((2, 3)));
+        assert_eq!(log.end_offset_for_epoch(4), Some((4, 5)));
+        assert_eq!(log.end_offset_for_epoch(5), None);
+        assert_eq!(log.latest_epoch(), Some(4));
+        // Reads: from the batch holding the offset, at least one batch.
+        assert_eq!(log.read(1, 0).unwrap(), log.batches()[0].bytes);
+        assert_eq!(log.read(5, 100).unwrap().len(), 0);
+        assert_eq!(
+            log.read(6, 100),
+            Err(MemLogError::OffsetOutOfRange {
+                offset: 6,
+                log_start_offset: 0,
+                log_end_offset: 5
+            })
+        );
+    }
+
+    #[test]
+    fn a_follower_keeps_offsets_and_truncates() {
+        let mut leader = MemLog::new();
+        leader
+            .append_as_leader(&batch_bytes(0, 0, &values(3)), 1)
+            .unwrap();
+        leader
+            .append_as_leader(&batch_bytes(0, 0, &values(3)), 2)
+            .unwrap();
+        let mut follower = MemLog::new();
+        let fetched = RecordBatches::parse(leader.read(0, 1 << 20).unwrap()).unwrap();
+        follower.append_as_follower(&fetched).unwrap();
+        assert_eq!(follower.same_prefix(&leader, 6), Ok(()));
+        assert_eq!(
+            follower.append_as_follower(&fetched),
+            Err(MemLogError::UnexpectedAppendOffset {
+                first_offset: 0,
+                log_end_offset: 6
+            })
+        );
+        follower.set_high_watermark(5);
+        follower.truncate_to(4);
+        assert_eq!(
+            (follower.log_end_offset(), follower.high_watermark()),
+            (3, 3)
+        );
+        assert_eq!(follower.end_offset_for_epoch(1), Some((1, 3)));
+        assert_eq!(follower.end_offset_for_epoch(2), None);
+        assert_eq!(follower.same_prefix(&leader, 3), Ok(()));
+        assert_eq!(
+            follower.same_prefix(&leader, 4),
+            Err(PrefixMismatch {
+                offset: 3,
+                reason: "the left log ends at 3".into()
+            })
+        );
+        follower.truncate_fully_and_start_at(20);
+        assert_eq!(
+            (
+                follower.log_start_offset(),
+                follower.log_end_offset(),
+                follower.high_watermark(),
+                follower.latest_epoch()
+            ),
+            (20, 20, 20, None)
+        );
+    }
+
+    #[test]
+    fn a_crash_keeps_the_flushed_prefix() {
+        let mut log = MemLog::new();
+        log.append_as_leader(&batch_bytes(0, 0, &values(2)), 1)
+            .unwrap();
+        log.set_high_watermark(2);
+        log.flush();
+        log.append_as_leader(&batch_bytes(0, 0, &values(2)), 3)
+            .unwrap();
+        log.set_high_watermark(4);
+        let before = log.clone();
+        log.crash();
+        assert_eq!(
+            (
+                log.log_end_offset(),
+                log.high_watermark(),
+                log.latest_epoch()
+            ),
+            (2, 2, Some(1))
+        );
+        assert_eq!(log.same_prefix(&before, 2), Ok(()));
+        // A batch with other bytes at the same offsets is a mismatch.
+        let mut other = log.clone();
+        other.truncate_to(0);
+        other
+            .append_as_leader(&batch_bytes(0, 0, &[b"w", b"w"]), 1)
+            .unwrap();
+        let mismatch = log.same_prefix(&other, 2).unwrap_err();
+        assert_eq!(mismatch.offset, 0);
+        assert_eq!(
+            mismatch.reason,
+            "batch [0, 1] epoch 1 against [0, 1] epoch 1, bytes differ"
+        );
+        // Truncation below the durable end is durable.
+        log.truncate_to(1);
+        log.crash();
+        assert_eq!(log.log_end_offset(), 0);
+    }
+}
