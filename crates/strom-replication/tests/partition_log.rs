@@ -5,7 +5,10 @@ use strom_log::{LogConfig, PartitionLog};
 use strom_replication::testing::batch_bytes;
 use strom_replication::{MemLog, ReplicaLog};
 
-fn view(log: &impl ReplicaLog) -> (i64, i64, i64, Option<i32>, Vec<Option<(i32, i64)>>) {
+/// Log start, log end, high watermark, latest epoch, and end_offset_for_epoch(-1..=6).
+type View = (i64, i64, i64, Option<i32>, Vec<Option<(i32, i64)>>);
+
+fn view(log: &impl ReplicaLog) -> View {
     (
         log.log_start_offset(),
         log.log_end_offset(),
