@@ -6,9 +6,11 @@
 //! requests share one code path. Nothing here does I/O.
 
 pub mod broker_config;
+pub mod cluster_control;
 pub mod controller;
 pub mod error;
 pub mod image;
+pub mod partition_change;
 pub mod records;
 pub mod topic_config;
 
