@@ -574,6 +574,32 @@ pub(crate) mod tests {
         MetadataImage::default().apply(&records)
     }
 
+    /// The fields of a `PartitionChange` for tests (`None`: unchanged).
+    #[derive(Default)]
+    pub(crate) struct Pc {
+        pub leader: Option<NodeId>,
+        pub isr: Option<Vec<NodeId>>,
+        pub replicas: Option<Vec<NodeId>>,
+        pub removing_replicas: Option<Vec<NodeId>>,
+        pub adding_replicas: Option<Vec<NodeId>>,
+        pub leader_recovery_state: Option<LeaderRecoveryState>,
+    }
+
+    pub(crate) fn pc(partition: i32, c: Pc) -> MetadataRecord {
+        MetadataRecord::PartitionChange {
+            topic_id: T,
+            partition,
+            leader: c.leader,
+            isr: c.isr,
+            replicas: c.replicas,
+            removing_replicas: c.removing_replicas,
+            adding_replicas: c.adding_replicas,
+            elr: None,
+            last_known_elr: None,
+            leader_recovery_state: c.leader_recovery_state,
+        }
+    }
+
     pub(crate) fn change(partition: i32) -> MetadataRecord {
         MetadataRecord::PartitionChange {
             topic_id: T,
