@@ -831,6 +831,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn brokers_expiring_together_are_fenced_one_after_another() {
+        let image = cluster(vec![partition_record(0, &[1, 2, 3], &[1, 2, 3], 1)]);
+        let mut control = ClusterControl::new(ClusterControlConfig::default(), &image, 0);
+        control
+            .heartbeat(&image, &heartbeat(3, 30, 50), 51, 100)
+            .unwrap();
+        let records = control.fence_expired(&image, 9001);
+        assert_eq!(
+            records,
+            vec![
+                with(change(0), |leader, isr, _, _| {
+                    *leader = Some(2);
+                    *isr = Some(vec![2, 3]);
+                }),
+                registration_change(1, 10, Some(true), None),
+                // Fencing 2 sees 1 already fenced.
+                with(change(0), |leader, isr, _, _| {
+                    *leader = Some(3);
+                    *isr = Some(vec![3]);
+                }),
+                registration_change(2, 20, Some(true), None),
+            ]
+        );
+        let image = image.apply(&records);
+        let p = image.partition(&T, 0).unwrap();
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (3, 7, 11));
+        assert_eq!(control.next_deadline_ms(), Some(9101));
+        // A fenced broker's session is over: another incarnation may register.
+        assert!(control
+            .register_broker(&image, &registration(1, 5), 700, 9002)
+            .is_ok());
+    }
+
+    #[test]
     fn controlled_shutdown_moves_leaders_then_lets_the_broker_go() {
         let image = cluster(vec![
             partition_record(0, &[1, 2], &[1, 2], 1),
