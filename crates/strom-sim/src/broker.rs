@@ -30,6 +30,8 @@ use crate::node::{ImageSm, TOPIC};
 use crate::SimConfig;
 
 const REQUEST_TIMEOUT_MS: u64 = 1000;
+/// OUT_OF_ORDER_SEQUENCE_NUMBER, as the simulated producer recognizes it.
+pub const OUT_OF_ORDER: &str = "out of order sequence";
 /// An empty fetch waits this long before the next (Kafka's leader holds it instead).
 const FETCH_IDLE_MS: u64 = 20;
 const ISR_SHRINK_CHECK_MS: u64 = 250;
@@ -411,7 +413,6 @@ impl Broker {
             to_incarnation: Some(wait.client_incarnation),
             payload: Payload::ProduceReply {
                 id: wait.request_id,
-                partition: -1,
                 result: result.map(|()| wait.base_offset),
             },
         });
@@ -631,6 +632,7 @@ impl Broker {
                 id,
                 partition,
                 producer_id,
+                producer_epoch,
                 base_sequence,
                 batch,
             } => {
@@ -639,17 +641,18 @@ impl Broker {
                     client_incarnation: message.from_incarnation,
                     base_offset: -1,
                 };
-                if let Err(e) =
-                    self.produce(ctx, partition, producer_id, base_sequence, batch, wait)
-                {
+                if let Err(e) = self.produce(
+                    ctx,
+                    partition,
+                    (producer_id, producer_epoch),
+                    base_sequence,
+                    batch,
+                    wait,
+                ) {
                     ctx.reply(
                         self.id,
                         &message,
-                        Payload::ProduceReply {
-                            id,
-                            partition,
-                            result: Err(e),
-                        },
+                        Payload::ProduceReply { id, result: Err(e) },
                     );
                 }
             }
@@ -894,7 +897,7 @@ impl Broker {
         &mut self,
         ctx: &mut Ctx,
         partition: i32,
-        producer_id: i64,
+        (producer_id, producer_epoch): (i64, i16),
         base_sequence: i32,
         batch: Bytes,
         mut wait: ProduceWait,
@@ -910,7 +913,7 @@ impl Broker {
         for stored in log.batches() {
             let header = BatchHeader::new(&stored.bytes)
                 .map_err(|e| ReplicationError::CorruptRecord(e.to_string()))?;
-            if header.producer_id() != producer_id {
+            if header.producer_id() != producer_id || header.producer_epoch() != producer_epoch {
                 continue;
             }
             let last = header.base_sequence() + header.last_offset_delta();
@@ -927,7 +930,7 @@ impl Broker {
             found
         } else if base_sequence != last_sequence + 1 {
             return Err(ReplicationError::UnknownServerError(format!(
-                "out of order sequence {base_sequence}, expected {}",
+                "{OUT_OF_ORDER} {base_sequence}, expected {}",
                 last_sequence + 1
             )));
         } else {

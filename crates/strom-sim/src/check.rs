@@ -105,10 +105,19 @@ pub(crate) fn check(sim: &Sim) -> (Vec<String>, Vec<String>) {
                 ));
                 continue;
             };
-            committed.insert(batch.base_offset, (header.base_sequence(), header.crc()));
-            if let Some(other) = sequences.insert(header.base_sequence(), batch.base_offset) {
+            committed.insert(
+                batch.base_offset,
+                (
+                    header.producer_epoch(),
+                    header.base_sequence(),
+                    header.crc(),
+                ),
+            );
+            let key = (header.producer_epoch(), header.base_sequence());
+            if let Some(other) = sequences.insert(key, batch.base_offset) {
                 violations.push(format!(
-                    "p{partition}: duplicate: sequence {} at offsets {other} and {}",
+                    "p{partition}: duplicate: epoch {} sequence {} at offsets {other} and {}",
+                    header.producer_epoch(),
                     header.base_sequence(),
                     batch.base_offset
                 ));
@@ -120,7 +129,8 @@ pub(crate) fn check(sim: &Sim) -> (Vec<String>, Vec<String>) {
             &mut violations
         };
         for acked in sim.client.acked.iter().filter(|a| a.partition == partition) {
-            if committed.get(&acked.base_offset) != Some(&(acked.sequence, acked.crc)) {
+            if committed.get(&acked.base_offset) != Some(&(acked.epoch, acked.sequence, acked.crc))
+            {
                 losses.push(format!(
                     "p{partition}: acknowledged batch seq {} at offset {} lost (found {:?})",
                     acked.sequence,
@@ -135,7 +145,7 @@ pub(crate) fn check(sim: &Sim) -> (Vec<String>, Vec<String>) {
             .iter()
             .filter(|c| c.partition == partition)
         {
-            if committed.get(&consumed.base_offset).map(|c| c.1) != Some(consumed.crc) {
+            if committed.get(&consumed.base_offset).map(|c| c.2) != Some(consumed.crc) {
                 losses.push(format!(
                     "p{partition}: consumed batch at offset {} later lost",
                     consumed.base_offset

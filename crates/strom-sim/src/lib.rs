@@ -191,6 +191,7 @@ enum Fault {
 #[derive(Debug, Clone)]
 pub(crate) struct Acked {
     pub partition: i32,
+    pub epoch: i16,
     pub base_offset: i64,
     pub sequence: i32,
     pub crc: u32,
@@ -213,6 +214,9 @@ struct InFlight {
 
 #[derive(Default)]
 struct ProducerPartition {
+    /// Bumped (and the sequence reset) on OUT_OF_ORDER_SEQUENCE, as the Java producer
+    /// does since KIP-360: what it had in flight was lost with an unclean election.
+    epoch: i16,
     next_sequence: i32,
     acked: i32,
     batch: Option<(i32, Bytes)>,
@@ -240,7 +244,7 @@ struct Client {
 
 /// One producer batch: `count` records with readable values, carrying the producer id
 /// and sequence numbers the broker deduplicates on.
-fn producer_batch(partition: i32, sequence: i32, count: usize) -> Bytes {
+fn producer_batch(partition: i32, epoch: i16, sequence: i32, count: usize) -> Bytes {
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
             transactional: false,
@@ -248,14 +252,14 @@ fn producer_batch(partition: i32, sequence: i32, count: usize) -> Bytes {
             delete_horizon: false,
             partition_leader_epoch: -1,
             producer_id: PRODUCER_ID,
-            producer_epoch: 0,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: sequence + i as i32,
             timestamp: 1_000,
             key: None,
             value: Some(Bytes::from(format!(
-                "p{partition}-s{}",
+                "p{partition}-e{epoch}-s{}",
                 sequence + i as i32
             ))),
             headers: Default::default(),
@@ -758,7 +762,7 @@ impl Sim {
                         let count = world.rng.gen_range(1..=2);
                         let b = (
                             p.next_sequence,
-                            producer_batch(partition, p.next_sequence, count),
+                            producer_batch(partition, p.epoch, p.next_sequence, count),
                         );
                         p.batch = Some(b.clone());
                         b
@@ -781,6 +785,7 @@ impl Sim {
                         id,
                         partition,
                         producer_id: PRODUCER_ID,
+                        producer_epoch: p.epoch,
                         base_sequence: sequence,
                         batch,
                     },
@@ -838,6 +843,7 @@ impl Sim {
                             .map_or(1, |last| last as i32 + 1);
                         self.client.acked.push(Acked {
                             partition,
+                            epoch: BatchHeader::new(&f.batch).map_or(-1, |h| h.producer_epoch()),
                             base_offset,
                             sequence: f.sequence,
                             crc: crc_of(&f.batch),
@@ -852,6 +858,11 @@ impl Sim {
                         ));
                     }
                     Err(e) => {
+                        if e.to_string().contains(broker::OUT_OF_ORDER) {
+                            p.epoch += 1;
+                            p.next_sequence = 0;
+                            p.batch = None;
+                        }
                         p.next_send_ms = now + 50;
                         self.trace(format!(
                             "client p{partition} seq {} failed at {}: {e}",

@@ -48,12 +48,12 @@ pub enum Payload {
         id: u64,
         partition: i32,
         producer_id: i64,
+        producer_epoch: i16,
         base_sequence: i32,
         batch: Bytes,
     },
     ProduceReply {
         id: u64,
-        partition: i32,
         /// The base offset of the batch.
         result: Result<i64, ReplicationError>,
     },
