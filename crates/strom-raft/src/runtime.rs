@@ -70,8 +70,7 @@ impl AsyncRuntime for Runtime {
     type Sleep = <Tokio as AsyncRuntime>::Sleep;
     type Instant = <Tokio as AsyncRuntime>::Instant;
     type TimeoutError = <Tokio as AsyncRuntime>::TimeoutError;
-    type Timeout<R, T: Future<Output = R> + OptionalSend> =
-        <Tokio as AsyncRuntime>::Timeout<R, T>;
+    type Timeout<R, T: Future<Output = R> + OptionalSend> = <Tokio as AsyncRuntime>::Timeout<R, T>;
     type ThreadLocalRng = RuntimeRng;
     type OneshotSender<T: OptionalSend> = <Tokio as AsyncRuntime>::OneshotSender<T>;
     type OneshotReceiverError = <Tokio as AsyncRuntime>::OneshotReceiverError;
@@ -147,6 +146,9 @@ mod tests {
         let a = draws();
         let b = draws();
         assert!(a.iter().all(|d| (1000..2000).contains(d)));
-        assert_ne!(a, b, "entropy draws 8 equal numbers in a row with odds 1e-24");
+        assert_ne!(
+            a, b,
+            "entropy draws 8 equal numbers in a row with odds 1e-24"
+        );
     }
 }

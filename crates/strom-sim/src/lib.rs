@@ -296,7 +296,7 @@ struct Sim {
 
 /// Runs one seed to the end and checks it.
 pub fn run(seed: u64, config: SimConfig) -> Report {
-    strom_raft::seed_rng(seed ^ 0x5eed_0f_0a_f7);
+    strom_raft::seed_rng(seed ^ 0x005e_ed0f_0af7);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -570,7 +570,7 @@ impl Sim {
             self.step_nodes();
             self.step_client(now);
             self.observe_raft();
-            if healed && now % 100 == 0 && self.converged() {
+            if healed && now.is_multiple_of(100) && self.converged() {
                 converged_at = Some(now);
                 break;
             }
