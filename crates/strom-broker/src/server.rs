@@ -22,8 +22,11 @@ pub async fn run(
         .log_max_open_files
         .unwrap_or_else(|| (soft_open_file_limit() / 2) as usize);
     strom_log::set_max_open_files(max_open_files);
-    if !config.cluster.roles.broker {
-        anyhow::bail!("process.roles=controller is read, but this build runs brokers only (use broker,controller)");
+    if !config.cluster.roles.broker || !config.cluster.is_single_voter() {
+        anyhow::bail!(
+            "controller.quorum.voters and process.roles=controller are read, but brokers of \
+             several nodes do not join one cluster yet: leave controller.quorum.voters unset"
+        );
     }
     info!(max_open_files, "segment files kept open at most");
     let broker = Broker::open(config).await?;
@@ -44,8 +47,12 @@ pub async fn run(
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         match role {
-            ListenerRole::Client => info!(listener = %listener.name, %addr, "listening for Kafka clients"),
-            ListenerRole::Controller => info!(listener = %listener.name, %addr, "listening for the controller's peers"),
+            ListenerRole::Client => {
+                info!(listener = %listener.name, %addr, "listening for Kafka clients")
+            }
+            ListenerRole::Controller => {
+                info!(listener = %listener.name, %addr, "listening for the controller's peers")
+            }
         }
         tasks.push(tokio::spawn(accept_loop(
             broker.clone(),
