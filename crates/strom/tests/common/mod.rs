@@ -12,12 +12,22 @@ use std::time::{Duration, Instant};
 pub const STROM: &str = env!("CARGO_BIN_EXE_strom");
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A port nothing listens on now and that this test process has not handed out before:
+/// the kernel may offer a just-closed port again, so a listener and its metrics could collide.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// A `strom server` on free ports with its own data dir; killed on drop.
