@@ -114,6 +114,8 @@ pub struct Broker {
     prepared: std::sync::Mutex<HashMap<(String, i32), Arc<Partition>>>,
     /// True while the node starts: logs open trusting the log dir's clean-shutdown marker.
     opening_clean: AtomicBool,
+    /// The active controller's broker sessions (strom-metadata's ClusterControl).
+    pub(crate) cluster_control: crate::controller_ops::ClusterControlSlot,
     /// The first partition that failed to open while starting.
     startup_failure: std::sync::Mutex<Option<StartupError>>,
     partitions: RwLock<PartitionMap>,
@@ -217,6 +219,7 @@ impl Broker {
             prepared: std::sync::Mutex::new(HashMap::new()),
             opening_clean: AtomicBool::new(clean_shutdown),
             startup_failure: std::sync::Mutex::new(None),
+            cluster_control: std::sync::Mutex::new(None),
             partitions: RwLock::new(HashMap::new()),
             fetch_sessions: std::sync::Mutex::new(FetchSessionCache::new(
                 config_for_groups.max_incremental_fetch_session_cache_slots,
