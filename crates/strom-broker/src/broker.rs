@@ -116,6 +116,8 @@ pub struct Broker {
     opening_clean: AtomicBool,
     /// The active controller's broker sessions (strom-metadata's ClusterControl).
     pub(crate) cluster_control: crate::controller_ops::ClusterControlSlot,
+    /// While starting: the image applied so far and its offset (`u64::MAX`: none yet).
+    loading: std::sync::Mutex<Option<(u64, MetadataImage)>>,
     /// The first partition that failed to open while starting.
     startup_failure: std::sync::Mutex<Option<StartupError>>,
     partitions: RwLock<PartitionMap>,
@@ -220,6 +222,7 @@ impl Broker {
             opening_clean: AtomicBool::new(clean_shutdown),
             startup_failure: std::sync::Mutex::new(None),
             cluster_control: std::sync::Mutex::new(None),
+            loading: std::sync::Mutex::new(Some((u64::MAX, MetadataImage::default()))),
             partitions: RwLock::new(HashMap::new()),
             fetch_sessions: std::sync::Mutex::new(FetchSessionCache::new(
                 config_for_groups.max_incremental_fetch_session_cache_slots,
@@ -246,6 +249,7 @@ impl Broker {
         let _ = broker.quorum.set(quorum.clone());
         tokio::spawn(stop_on_quorum_failure(quorum.clone()));
         broker.wait_for_metadata_at_start(&quorum).await;
+        tokio::task::block_in_place(|| broker.finish_loading());
         if let Some(failure) = broker
             .startup_failure
             .lock()
@@ -522,13 +526,49 @@ impl Broker {
     /// Applies the committed records of the metadata entry at `offset`: the one way the
     /// image changes (the quorum's state machine calls it, in log order).
     pub(crate) fn apply_committed(&self, offset: u64, records: &[MetadataRecord]) {
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, image)) = loading.as_mut() {
+            // Still starting: the history is folded into one image, installed once, so
+            // a topic created and deleted long ago never has its partitions opened.
+            *image = image.apply(records);
+            *at = offset;
+            return;
+        }
+        drop(loading);
         let next = self.image().apply(records);
         self.install_committed(offset, next);
+    }
+
+    /// The image the quorum's state machine has applied (a snapshot of it is a snapshot
+    /// of the metadata log).
+    pub(crate) fn applied_image(&self) -> Arc<MetadataImage> {
+        let loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        match loading.as_ref() {
+            Some((_, image)) => Arc::new(image.clone()),
+            None => self.image(),
+        }
+    }
+
+    /// Ends the start: installs the image folded from the snapshot and log (opening its
+    /// partitions in parallel), and applies every later entry as it commits.
+    fn finish_loading(&self) {
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((offset, image)) = loading.take() {
+            if offset != u64::MAX {
+                self.install_committed(offset, image);
+            }
+        }
     }
 
     /// Replaces the image with a snapshot's (at start, or one installed from the leader).
     pub(crate) fn restore_image(&self, offset: u64, records: &[MetadataRecord]) {
         let next = MetadataImage::default().apply(records);
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pending) = loading.as_mut() {
+            *pending = (offset, next);
+            return;
+        }
+        drop(loading);
         self.install_committed(offset, next);
     }
 

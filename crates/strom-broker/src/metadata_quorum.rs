@@ -62,7 +62,7 @@ impl MetadataStateMachine for MetadataApplier {
     fn snapshot(&self) -> Vec<MetadataRecord> {
         self.broker
             .upgrade()
-            .map(|broker| broker.image().to_records())
+            .map(|broker| broker.applied_image().to_records())
             .unwrap_or_default()
     }
 
