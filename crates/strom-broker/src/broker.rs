@@ -59,12 +59,34 @@ pub enum MetadataWriteError<E> {
     Refused(E),
     /// The records could not be committed.
     Failed(LogError),
+    /// This node is not the active controller (the one it knows of, if any).
+    NotController(Option<u64>),
+}
+
+impl<E> MetadataWriteError<E> {
+    /// The Kafka error and message to answer with; `refused` maps the controller's refusal.
+    pub fn into_error(
+        self,
+        refused: impl FnOnce(E) -> (strom_types::ErrorCode, String),
+    ) -> (strom_types::ErrorCode, String) {
+        match self {
+            Self::Refused(e) => refused(e),
+            Self::Failed(e) => (crate::errors::log_error_code(&e), e.to_string()),
+            Self::NotController(leader) => (
+                strom_types::ErrorCode::NotController,
+                format!("This node is not the active controller (it knows of {leader:?})."),
+            ),
+        }
+    }
 }
 
 impl MetadataWriteError<std::convert::Infallible> {
     pub fn into_log_error(self) -> LogError {
         match self {
             Self::Failed(e) => e,
+            Self::NotController(leader) => LogError::Io(std::io::Error::other(format!(
+                "this node is not the active controller (leader: {leader:?})"
+            ))),
             Self::Refused(never) => match never {},
         }
     }
@@ -92,6 +114,8 @@ pub struct Broker {
     prepared: std::sync::Mutex<HashMap<(String, i32), Arc<Partition>>>,
     /// True while the node starts: logs open trusting the log dir's clean-shutdown marker.
     opening_clean: AtomicBool,
+    /// The active controller's broker sessions (strom-metadata's ClusterControl).
+    pub(crate) cluster_control: crate::controller_ops::ClusterControlSlot,
     /// While starting: the image applied so far and its offset (`u64::MAX`: none yet).
     loading: std::sync::Mutex<Option<(u64, MetadataImage)>>,
     /// The first partition that failed to open while starting.
@@ -197,6 +221,7 @@ impl Broker {
             prepared: std::sync::Mutex::new(HashMap::new()),
             opening_clean: AtomicBool::new(clean_shutdown),
             startup_failure: std::sync::Mutex::new(None),
+            cluster_control: std::sync::Mutex::new(None),
             loading: std::sync::Mutex::new(Some((u64::MAX, MetadataImage::default()))),
             partitions: RwLock::new(HashMap::new()),
             fetch_sessions: std::sync::Mutex::new(FetchSessionCache::new(
@@ -388,14 +413,22 @@ impl Broker {
         &self,
         decide: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), E>,
     ) -> Result<T, MetadataWriteError<E>> {
+        self.write_metadata_at(|image, _| decide(image)).await
+    }
+
+    /// [`Self::write_metadata`], where `decide` also gets the offset its records will be
+    /// committed at (a broker's epoch is the offset of its registration, as in KRaft).
+    pub async fn write_metadata_at<T, E>(
+        &self,
+        decide: impl FnOnce(&MetadataImage, i64) -> Result<(Vec<MetadataRecord>, T), E>,
+    ) -> Result<T, MetadataWriteError<E>> {
         let _serial = self.controller_lock.lock().await;
         let quorum = self.quorum().map_err(MetadataWriteError::Failed)?;
-        quorum
-            .catch_up()
-            .await
-            .map_err(|e| MetadataWriteError::Failed(propose_failure(e)))?;
+        quorum.catch_up().await.map_err(write_failure)?;
         let image = self.image();
-        let (records, result) = decide(&image).map_err(MetadataWriteError::Refused)?;
+        // Only this lock's holder appends on the leader, so the next entry's offset is known.
+        let next_offset = quorum.status().last_offset.map_or(0, |o| o as i64 + 1);
+        let (records, result) = decide(&image, next_offset).map_err(MetadataWriteError::Refused)?;
         if records.is_empty() {
             return Ok(result);
         }
@@ -420,7 +453,7 @@ impl Broker {
         if !leftovers.is_empty() {
             tokio::task::block_in_place(|| self.discard_uncommitted(leftovers, &[]));
         }
-        proposed.map_err(|e| MetadataWriteError::Failed(propose_failure(e)))?;
+        proposed.map_err(write_failure)?;
         Ok(result)
     }
 
@@ -928,11 +961,15 @@ impl Broker {
     }
 }
 
-/// A metadata change that did not commit, as the storage error the APIs report.
-fn propose_failure(e: ProposeError) -> LogError {
-    LogError::Io(std::io::Error::other(format!(
-        "the metadata change was not committed: {e}"
-    )))
+/// A metadata change that did not commit: this node does not lead the quorum (the
+/// client retries with the controller), or the commit failed.
+fn write_failure<E>(e: ProposeError) -> MetadataWriteError<E> {
+    match e {
+        ProposeError::NotLeader { leader } => MetadataWriteError::NotController(leader),
+        e => MetadataWriteError::Failed(LogError::Io(std::io::Error::other(format!(
+            "the metadata change was not committed: {e}"
+        )))),
+    }
 }
 
 /// KRaft stops the process on a metadata log I/O error: the log's state is unknown.

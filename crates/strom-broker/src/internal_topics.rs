@@ -5,7 +5,7 @@ use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
 use strom_types::{ErrorCode, TopicId};
 use tracing::{info, warn};
 
-use crate::broker::{Broker, MetadataWriteError};
+use crate::broker::Broker;
 
 /// How an internal topic is made.
 pub struct InternalTopic {
@@ -59,10 +59,9 @@ pub async fn ensure_created(broker: &Broker, topic: &InternalTopic) -> Result<()
         })
         .await
         .map_err(|e| {
-            match e {
-                MetadataWriteError::Refused(e) => warn!(error = %e, "creating {name} failed"),
-                MetadataWriteError::Failed(e) => warn!(error = %e, "creating {name} failed"),
-            }
+            let (_, message) =
+                e.into_error(|e| (ErrorCode::CoordinatorNotAvailable, e.to_string()));
+            warn!(error = %message, "creating {name} failed");
             ErrorCode::CoordinatorNotAvailable
         })?;
     if created {

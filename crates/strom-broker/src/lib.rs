@@ -8,6 +8,7 @@ pub mod apis;
 pub mod broker;
 pub mod config;
 mod connection;
+mod controller_ops;
 mod coordinator_runtime;
 pub mod errors;
 pub mod fetch_session;

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -31,6 +33,12 @@ pub enum NodeRpcError {
         addr: String,
         got: i32,
         expected: i32,
+    },
+    #[error("{addr}: {what}: {why}")]
+    Codec {
+        addr: String,
+        what: String,
+        why: String,
     },
 }
 
@@ -107,12 +115,75 @@ impl NodeRpcClient {
             addr: addr.to_string(),
             ms: timeout.as_millis() as u64,
         };
-        tokio::time::timeout(timeout, self.exchange(addr, body))
+        let correlation_id = self.next_correlation_id();
+        let frame = encode_request(correlation_id, body);
+        let mut response = tokio::time::timeout(timeout, self.exchange(addr, &frame))
             .await
-            .map_err(|_| timed_out())?
+            .map_err(|_| timed_out())??;
+        check_correlation(addr, &mut response, correlation_id)?;
+        Ok(response)
     }
 
-    async fn exchange(&self, addr: &str, body: &[u8]) -> Result<Bytes, NodeRpcError> {
+    /// Sends a Kafka request (to another node's CONTROLLER or broker listener) at
+    /// `version` and decodes its response.
+    pub async fn call_kafka<R>(
+        &self,
+        addr: &str,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, NodeRpcError>
+    where
+        R: Request + Encodable,
+    {
+        let codec = |what: &str, why: String| NodeRpcError::Codec {
+            addr: addr.to_string(),
+            what: what.to_string(),
+            why,
+        };
+        let key = ApiKey::try_from(R::KEY).map_err(|_| codec("api key", R::KEY.to_string()))?;
+        let correlation_id = self.next_correlation_id();
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("strom-node")));
+        let mut frame = BytesMut::with_capacity(256);
+        frame.put_i32(0);
+        header
+            .encode(&mut frame, key.request_header_version(version))
+            .map_err(|e| codec("request header", e.to_string()))?;
+        request
+            .encode(&mut frame, version)
+            .map_err(|e| codec("request", e.to_string()))?;
+        let size = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&size.to_be_bytes());
+        let mut response = tokio::time::timeout(timeout, self.exchange(addr, &frame))
+            .await
+            .map_err(|_| NodeRpcError::Timeout {
+                addr: addr.to_string(),
+                ms: timeout.as_millis() as u64,
+            })??;
+        let header = ResponseHeader::decode(&mut response, key.response_header_version(version))
+            .map_err(|e| codec("response header", e.to_string()))?;
+        if header.correlation_id != correlation_id {
+            return Err(NodeRpcError::Correlation {
+                addr: addr.to_string(),
+                got: header.correlation_id,
+                expected: correlation_id,
+            });
+        }
+        R::Response::decode(&mut response, version).map_err(|e| codec("response", e.to_string()))
+    }
+
+    fn next_correlation_id(&self) -> i32 {
+        self.next_correlation_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes a whole request frame and reads the response frame (its payload after the
+    /// size). The connection goes back to the pool only after a whole exchange.
+    async fn exchange(&self, addr: &str, frame: &[u8]) -> Result<Bytes, NodeRpcError> {
         let io = |error| NodeRpcError::Io {
             addr: addr.to_string(),
             error,
@@ -131,13 +202,7 @@ impl NodeRpcClient {
                 stream
             }
         };
-        let correlation_id = self
-            .next_correlation_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        stream
-            .write_all(&encode_request(correlation_id, body))
-            .await
-            .map_err(io)?;
+        stream.write_all(frame).await.map_err(io)?;
         let size = stream.read_i32().await.map_err(io)?;
         if size < 4 || size as usize > self.max_response_bytes {
             return Err(NodeRpcError::BadFrame {
@@ -145,15 +210,7 @@ impl NodeRpcClient {
                 size: size.into(),
             });
         }
-        let got = stream.read_i32().await.map_err(io)?;
-        if got != correlation_id {
-            return Err(NodeRpcError::Correlation {
-                addr: addr.to_string(),
-                got,
-                expected: correlation_id,
-            });
-        }
-        let mut response = vec![0u8; size as usize - 4];
+        let mut response = vec![0u8; size as usize];
         stream.read_exact(&mut response).await.map_err(io)?;
         self.idle
             .lock()
@@ -163,6 +220,24 @@ impl NodeRpcClient {
             .push(stream);
         Ok(Bytes::from(response))
     }
+}
+
+fn check_correlation(addr: &str, response: &mut Bytes, expected: i32) -> Result<(), NodeRpcError> {
+    if response.len() < 4 {
+        return Err(NodeRpcError::BadFrame {
+            addr: addr.to_string(),
+            size: response.len() as i64,
+        });
+    }
+    let got = response.get_i32();
+    if got != expected {
+        return Err(NodeRpcError::Correlation {
+            addr: addr.to_string(),
+            got,
+            expected,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

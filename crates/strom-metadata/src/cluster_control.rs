@@ -133,6 +133,12 @@ impl ClusterControl {
         Self { config, sessions }
     }
 
+    /// Forgets a broker's session: its registered incarnation is known to be gone (the
+    /// controller's own process restarted), so a new one may register at once.
+    pub fn expire_session(&mut self, broker_id: NodeId) {
+        self.sessions.remove(&broker_id);
+    }
+
     pub fn config(&self) -> &ClusterControlConfig {
         &self.config
     }

@@ -14,7 +14,7 @@ use strom_types::{ErrorCode, NodeId};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
-use crate::errors::{controller_error_code, log_error_code};
+use crate::errors::controller_error_code;
 
 pub struct AlterConfigsHandler;
 
@@ -92,9 +92,8 @@ pub async fn alter(
             Ok((records, ()))
         })
         .await
-        .map_err(|e| match e {
-            MetadataWriteError::Refused(e) => (controller_error_code(&e), e.to_string()),
-            MetadataWriteError::Failed(e) => (log_error_code(&e), e.to_string()),
+        .map_err(|e: MetadataWriteError<_>| {
+            e.into_error(|e| (controller_error_code(&e), e.to_string()))
         })
 }
 

@@ -1,6 +1,5 @@
 //! CreatePartitions: grows topics; validate_only stops after the checks.
 
-use crate::broker::MetadataWriteError;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -13,7 +12,7 @@ use tracing::info;
 
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
-use crate::errors::{controller_error_code, log_error_code};
+use crate::errors::controller_error_code;
 
 pub struct CreatePartitionsHandler;
 
@@ -62,12 +61,10 @@ impl Handler for CreatePartitionsHandler {
                 .await;
             match written {
                 Ok(()) => {}
-                Err(MetadataWriteError::Refused(e)) => {
-                    results.push(fail(controller_error_code(&e), e.to_string()));
-                    continue;
-                }
-                Err(MetadataWriteError::Failed(e)) => {
-                    results.push(fail(log_error_code(&e), e.to_string()));
+                Err(e) => {
+                    let (code, message) =
+                        e.into_error(|e| (controller_error_code(&e), e.to_string()));
+                    results.push(fail(code, message));
                     continue;
                 }
             }

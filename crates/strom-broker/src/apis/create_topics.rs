@@ -1,7 +1,6 @@
 //! CreateTopics: each topic is checked and committed through the controller
 //! path; validate_only stops after the checks.
 
-use crate::broker::MetadataWriteError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use tracing::info;
 
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
-use crate::errors::{controller_error_code, log_error_code};
+use crate::errors::controller_error_code;
 
 pub struct CreateTopicsHandler;
 
@@ -86,12 +85,10 @@ impl Handler for CreateTopicsHandler {
                 .await;
             let created = match written {
                 Ok(created) => created,
-                Err(MetadataWriteError::Refused(e)) => {
-                    results.push(error(result, controller_error_code(&e), e.to_string()));
-                    continue;
-                }
-                Err(MetadataWriteError::Failed(e)) => {
-                    results.push(error(result, log_error_code(&e), e.to_string()));
+                Err(e) => {
+                    let (code, message) =
+                        e.into_error(|e| (controller_error_code(&e), e.to_string()));
+                    results.push(error(result, code, message));
                     continue;
                 }
             };

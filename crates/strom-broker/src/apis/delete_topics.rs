@@ -1,6 +1,5 @@
 //! DeleteTopics, by name (all versions) or by topic id (v6+).
 
-use crate::broker::MetadataWriteError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -12,7 +11,7 @@ use tracing::info;
 
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
-use crate::errors::{controller_error_code, log_error_code};
+use crate::errors::controller_error_code;
 
 pub struct DeleteTopicsHandler;
 
@@ -59,12 +58,12 @@ impl Handler for DeleteTopicsHandler {
                 .with_name(name.clone())
                 .with_topic_id(topic_id);
             let result = match decided {
-                Err(MetadataWriteError::Refused(e)) => result
-                    .with_error_code(controller_error_code(&e).code())
-                    .with_error_message(message(e.to_string())),
-                Err(MetadataWriteError::Failed(e)) => result
-                    .with_error_code(log_error_code(&e).code())
-                    .with_error_message(message(e.to_string())),
+                Err(e) => {
+                    let (code, text) = e.into_error(|e| (controller_error_code(&e), e.to_string()));
+                    result
+                        .with_error_code(code.code())
+                        .with_error_message(message(text))
+                }
                 Ok((deleted_name, deleted_id)) => {
                     info!(topic = %deleted_name, "deleted topic");
                     result

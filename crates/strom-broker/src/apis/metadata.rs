@@ -147,9 +147,9 @@ async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), ErrorCode> 
                 .map(|(records, created)| (records, Some(created)))
         })
         .await
-        .map_err(|e| match e {
-            MetadataWriteError::Refused(e) => crate::errors::controller_error_code(&e),
-            MetadataWriteError::Failed(e) => crate::errors::log_error_code(&e),
+        .map_err(|e: MetadataWriteError<_>| {
+            e.into_error(|e| (crate::errors::controller_error_code(&e), String::new()))
+                .0
         })?;
     if let Some(created) = created {
         info!(

@@ -17,6 +17,8 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
+mod broker_heartbeat;
+mod broker_registration;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -255,6 +257,8 @@ impl ApiTable {
             erased::<create_partitions::CreatePartitionsHandler>(),
             erased::<alter_configs::AlterConfigsHandler>(),
             erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
+            erased::<broker_registration::BrokerRegistrationHandler>(),
+            erased::<broker_heartbeat::BrokerHeartbeatHandler>(),
         ])
     }
 

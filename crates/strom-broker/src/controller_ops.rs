@@ -1,0 +1,104 @@
+//! What the active controller does for brokers: registrations, heartbeats and fencing,
+//! decided by strom-metadata's `ClusterControl` and committed through the quorum.
+//!
+//! `ClusterControl` holds broker sessions in memory only, as Kafka's heartbeat manager
+//! does: a node that becomes the active controller (a new Raft term) starts a fresh one
+//! from the image, giving every registered broker a full session.
+
+use strom_metadata::cluster_control::{
+    BrokerHeartbeatReply, BrokerHeartbeatRequest, BrokerRegistrationReply,
+    BrokerRegistrationRequest, ClusterControl, ClusterControlConfig,
+};
+use strom_metadata::{ControllerError, MetadataImage};
+use tracing::info;
+
+use crate::broker::{now_ms, Broker, MetadataWriteError};
+
+/// The term a `ClusterControl` was made in, and the state.
+pub(crate) type ClusterControlSlot = std::sync::Mutex<Option<(u64, ClusterControl)>>;
+
+impl Broker {
+    fn cluster_control_config(&self) -> ClusterControlConfig {
+        ClusterControlConfig {
+            session_timeout_ms: self.config.cluster.broker_session_timeout_ms.max(1) as u64,
+            ..ClusterControlConfig::default()
+        }
+    }
+
+    /// Runs `f` on this term's `ClusterControl`, made fresh when the term changed.
+    fn with_cluster_control<T>(
+        &self,
+        image: &MetadataImage,
+        f: impl FnOnce(&mut ClusterControl) -> T,
+    ) -> T {
+        let term = self.metadata_quorum().map_or(0, |q| q.status().term);
+        let mut slot = self
+            .cluster_control
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().map(|(t, _)| *t) != Some(term) {
+            let mut control =
+                ClusterControl::new(self.cluster_control_config(), image, now_ms() as u64);
+            // This node's own broker cannot have another live incarnation: it is this
+            // process. Its old session must not hold up its registration.
+            control.expire_session(self.config.node_id);
+            *slot = Some((term, control));
+        }
+        let (_, control) = slot.as_mut().expect("just set");
+        f(control)
+    }
+
+    /// BrokerRegistration on the active controller.
+    pub async fn controller_register(
+        &self,
+        request: BrokerRegistrationRequest,
+    ) -> Result<BrokerRegistrationReply, MetadataWriteError<ControllerError>> {
+        let reply = self
+            .write_metadata_at(|image, next_offset| {
+                self.with_cluster_control(image, |control| {
+                    control.register_broker(image, &request, next_offset, now_ms() as u64)
+                })
+            })
+            .await?;
+        info!(
+            broker = request.broker_id,
+            epoch = reply.broker_epoch,
+            "broker registered"
+        );
+        Ok(reply)
+    }
+
+    /// BrokerHeartbeat on the active controller.
+    pub async fn controller_heartbeat(
+        &self,
+        request: BrokerHeartbeatRequest,
+    ) -> Result<BrokerHeartbeatReply, MetadataWriteError<ControllerError>> {
+        self.write_metadata_at(|image, next_offset| {
+            self.with_cluster_control(image, |control| {
+                control.heartbeat(image, &request, next_offset, now_ms() as u64)
+            })
+        })
+        .await
+    }
+
+    /// Fences the brokers whose sessions expired (the active controller's timer).
+    pub async fn controller_fence_expired(&self) {
+        if !self.is_active_controller() {
+            return;
+        }
+        let fenced = self
+            .write_metadata(|image| {
+                let records = self.with_cluster_control(image, |control| {
+                    control.fence_expired(image, now_ms() as u64)
+                });
+                let count = records.len();
+                Ok::<_, std::convert::Infallible>((records, count))
+            })
+            .await;
+        if let Ok(records) = fenced {
+            if records > 0 {
+                info!(records, "fenced brokers whose sessions expired");
+            }
+        }
+    }
+}
