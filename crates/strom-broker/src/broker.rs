@@ -20,10 +20,10 @@ use crate::log_dirs::{
     retire_partition_dir, DirDeleter,
 };
 use crate::metadata_quorum::{MetadataApplier, MetadataQuorum, NodeTransport};
-use strom_raft::{FileStorage, ProposeError, QuorumError, METADATA_LOG_DIR};
 use crate::metrics::{Metrics, PartitionLabels};
 use crate::partition::Partition;
 use crate::topic_settings;
+use strom_raft::{FileStorage, ProposeError, QuorumError, METADATA_LOG_DIR};
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -210,9 +210,8 @@ impl Broker {
         let applier = MetadataApplier {
             broker: Arc::downgrade(&broker),
         };
-        let quorum = Arc::new(
-            strom_raft::Quorum::start(quorum_config, storage, transport, applier).await?,
-        );
+        let quorum =
+            Arc::new(strom_raft::Quorum::start(quorum_config, storage, transport, applier).await?);
         let _ = broker.quorum.set(quorum.clone());
         tokio::spawn(stop_on_quorum_failure(quorum));
         if let Some(failure) = broker
@@ -382,9 +381,9 @@ impl Broker {
     }
 
     fn quorum(&self) -> Result<&Arc<MetadataQuorum>, LogError> {
-        self.quorum
-            .get()
-            .ok_or_else(|| LogError::Io(std::io::Error::other("the metadata quorum is not running")))
+        self.quorum.get().ok_or_else(|| {
+            LogError::Io(std::io::Error::other("the metadata quorum is not running"))
+        })
     }
 
     /// Opens the logs of the partitions `next` hosts here that are not open yet, and holds
@@ -411,7 +410,10 @@ impl Broker {
         };
         let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         for partition in &opened {
-            prepared.insert((partition.topic.clone(), partition.index), partition.clone());
+            prepared.insert(
+                (partition.topic.clone(), partition.index),
+                partition.clone(),
+            );
         }
         Ok(opened)
     }
