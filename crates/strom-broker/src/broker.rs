@@ -76,6 +76,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub cluster_id: String,
     pub apis: ApiTable,
+    /// What CONTROLLER listeners serve.
+    pub controller_apis: ApiTable,
     pub metrics: Metrics,
     /// Partition roles' shared parts: acks=all waits and replica fetchers.
     pub replicas: crate::replica_manager::ReplicaManager,
@@ -183,6 +185,7 @@ impl Broker {
             config,
             cluster_id,
             apis: ApiTable::new(),
+            controller_apis: ApiTable::controller(),
             metrics: Metrics::new(),
             replicas: Default::default(),
             image: RwLock::new(Arc::new(MetadataImage::default())),
@@ -314,6 +317,39 @@ impl Broker {
         let id = block.start;
         block.start += 1;
         Ok(id)
+    }
+
+    /// The APIs served on a kind of listener.
+    pub fn apis_for(&self, listener: crate::apis::ListenerRole) -> &ApiTable {
+        match listener {
+            crate::apis::ListenerRole::Client => &self.apis,
+            crate::apis::ListenerRole::Controller => &self.controller_apis,
+        }
+    }
+
+    /// The metadata quorum, once started.
+    pub fn metadata_quorum(&self) -> Option<&Arc<MetadataQuorum>> {
+        self.quorum.get()
+    }
+
+    /// This node is the active controller (the metadata quorum's leader).
+    pub fn is_active_controller(&self) -> bool {
+        self.quorum.get().is_some_and(|q| q.is_leader())
+    }
+
+    /// The CONTROLLER listener address of the active controller, if known and not here.
+    pub fn active_controller_address(&self) -> Option<String> {
+        let quorum = self.quorum.get()?;
+        let leader = quorum.leader()?;
+        if leader == quorum.node_id() {
+            return None;
+        }
+        self.config
+            .cluster
+            .voters
+            .iter()
+            .find(|v| v.id as u64 == leader)
+            .map(|v| format!("{}:{}", v.host, v.port))
     }
 
     /// This broker's dynamic configs as of the current image.

@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use crate::apis::{unsupported_api_versions_response, DispatchError};
+use crate::apis::{unsupported_api_versions_response, DispatchError, ListenerRole};
 use crate::broker::Broker;
 use crate::request_memory::{RequestMemory, Reservation};
 use crate::response_frame::{FramePart, ResponseFrame};
@@ -65,10 +65,11 @@ pub async fn serve(
     memory: Option<Arc<RequestMemory>>,
     mut stream: TcpStream,
     peer: SocketAddr,
+    listener: ListenerRole,
 ) {
     let _ = stream.set_nodelay(true);
     broker.metrics.connections_opened();
-    match run(&broker, memory.as_deref(), &mut stream, peer).await {
+    match run(&broker, memory.as_deref(), &mut stream, peer, listener).await {
         Ok(()) => debug!(%peer, "connection closed by peer"),
         Err(ConnectionError::Io(e)) => debug!(%peer, error = %e, "connection i/o error"),
         Err(e) => warn!(%peer, error = %e, "closing connection"),
@@ -81,6 +82,7 @@ async fn run(
     memory: Option<&RequestMemory>,
     stream: &mut TcpStream,
     peer: SocketAddr,
+    listener: ListenerRole,
 ) -> Result<(), ConnectionError> {
     let max_frame_bytes = broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(INITIAL_READ_BYTES);
@@ -103,7 +105,7 @@ async fn run(
         if let Some(frame) = split_frame(&mut buf, max_frame_bytes)? {
             let frame_bytes = frame.len() + LENGTH_PREFIX_BYTES;
             broker.metrics.bytes_in(frame_bytes);
-            if let Some(response) = handle_frame(broker, frame, peer).await? {
+            if let Some(response) = handle_frame(broker, frame, peer, listener).await? {
                 broker.metrics.bytes_out(response.len());
                 write_frame(broker, stream, &response).await?;
             }
@@ -145,11 +147,23 @@ async fn handle_frame(
     broker: &Arc<Broker>,
     frame: BytesMut,
     peer: SocketAddr,
+    listener: ListenerRole,
 ) -> Result<Option<ResponseFrame>, ConnectionError> {
     let started = Instant::now();
     let prefix = peek_request_prefix(&frame).ok_or(ConnectionError::ShortRequest(frame.len()))?;
-    let api = broker
-        .apis
+    if listener == ListenerRole::Controller && prefix.api_key == crate::node_rpc::NODE_RPC_API_KEY
+    {
+        let (correlation_id, body) = crate::node_rpc::request_body(&frame)
+            .ok_or(ConnectionError::ShortRequest(frame.len()))?;
+        let response = crate::metadata_quorum::handle_node_request(broker, body)
+            .await
+            .map_err(|e| DispatchError::Malformed(e.to_string()))?;
+        return Ok(Some(
+            crate::node_rpc::encode_response(correlation_id, &response).into(),
+        ));
+    }
+    let apis = broker.apis_for(listener);
+    let api = apis
         .get(prefix.api_key)
         .ok_or(DispatchError::UnknownApiKey(prefix.api_key))?;
     let key = api.key();
@@ -158,7 +172,7 @@ async fn handle_frame(
         if key == ApiKey::ApiVersions {
             // KIP-511: answer with v0 and the supported ranges so the client can retry.
             return Ok(Some(
-                unsupported_api_versions_response(&broker.apis, prefix.correlation_id)?.into(),
+                unsupported_api_versions_response(apis, prefix.correlation_id)?.into(),
             ));
         }
         return Err(DispatchError::UnsupportedVersion {
@@ -181,7 +195,7 @@ async fn handle_frame(
     };
     let (header, body) = header;
     debug!(%peer, api = ?key, version = prefix.api_version, correlation_id = prefix.correlation_id, "request");
-    let response = api.call(broker.clone(), header, body, peer).await?;
+    let response = api.call(broker.clone(), header, body, peer, listener).await?;
     broker.metrics.request_done(key, started.elapsed());
     Ok(response)
 }

@@ -19,6 +19,18 @@ pub fn controller_error_code(error: &ControllerError) -> ErrorCode {
         ControllerError::InvalidConfig(_) => ErrorCode::InvalidConfig,
         ControllerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
         ControllerError::PolicyViolation(_) => ErrorCode::PolicyViolation,
+        ControllerError::StaleBrokerEpoch(_) => ErrorCode::StaleBrokerEpoch,
+        ControllerError::DuplicateBrokerRegistration(_) => ErrorCode::DuplicateBrokerRegistration,
+        ControllerError::BrokerIdNotRegistered(_) => ErrorCode::BrokerIdNotRegistered,
+        ControllerError::NotController(_) => ErrorCode::NotController,
+        ControllerError::FencedLeaderEpoch(_) => ErrorCode::FencedLeaderEpoch,
+        ControllerError::InvalidUpdateVersion(_) => ErrorCode::InvalidUpdateVersion,
+        ControllerError::IneligibleReplica(_) => ErrorCode::IneligibleReplica,
+        ControllerError::NewLeaderElected(_) => ErrorCode::NewLeaderElected,
+        ControllerError::ElectionNotNeeded(_) => ErrorCode::ElectionNotNeeded,
+        ControllerError::PreferredLeaderNotAvailable(_) => ErrorCode::PreferredLeaderNotAvailable,
+        ControllerError::EligibleLeadersNotAvailable(_) => ErrorCode::EligibleLeadersNotAvailable,
+        ControllerError::NoReassignmentInProgress(_) => ErrorCode::NoReassignmentInProgress,
     }
 }
 

@@ -73,6 +73,25 @@ impl MetadataStateMachine for MetadataApplier {
     }
 }
 
+/// Answers a node request (a Raft message from another voter) that came in on a
+/// CONTROLLER listener.
+pub async fn handle_node_request(broker: &Broker, body: &[u8]) -> Result<Vec<u8>, NodeRequestError> {
+    let request = RaftRequest::decode(body)?;
+    // Still starting: the connection closes and the sender retries.
+    let quorum = broker
+        .metadata_quorum()
+        .ok_or(NodeRequestError::NotStarted)?;
+    Ok(quorum.handle(request).await.encode())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeRequestError {
+    #[error(transparent)]
+    Decode(#[from] strom_raft::DecodeError),
+    #[error("the metadata quorum is still starting")]
+    NotStarted,
+}
+
 /// Raft messages to other voters as node requests on their CONTROLLER listeners.
 pub struct NodeTransport {
     client: NodeRpcClient,

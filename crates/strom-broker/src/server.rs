@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use crate::apis::ListenerRole;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 
@@ -21,11 +22,8 @@ pub async fn run(
         .log_max_open_files
         .unwrap_or_else(|| (soft_open_file_limit() / 2) as usize);
     strom_log::set_max_open_files(max_open_files);
-    if !config.cluster.is_single_voter() || !config.cluster.roles.broker {
-        anyhow::bail!(
-            "controller.quorum.voters and process.roles other than broker,controller are read, \
-             but this build serves only a one-voter quorum (leave controller.quorum.voters unset)"
-        );
+    if !config.cluster.roles.broker {
+        anyhow::bail!("process.roles=controller is read, but this build runs brokers only (use broker,controller)");
     }
     info!(max_open_files, "segment files kept open at most");
     let broker = Broker::open(config).await?;
@@ -35,22 +33,26 @@ pub async fn run(
     let request_memory =
         crate::request_memory::RequestMemory::new(broker.config.queued_max_request_bytes)
             .map(Arc::new);
-    for listener in broker
-        .config
-        .listeners
-        .iter()
-        .filter(|l| !broker.config.cluster.is_controller_listener(&l.name))
-    {
+    for listener in &broker.config.listeners {
+        let role = if broker.config.cluster.is_controller_listener(&listener.name) {
+            ListenerRole::Controller
+        } else {
+            ListenerRole::Client
+        };
         let addr = listener.socket_addr()?;
         let socket = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        info!(listener = %listener.name, %addr, "listening for Kafka clients");
+        match role {
+            ListenerRole::Client => info!(listener = %listener.name, %addr, "listening for Kafka clients"),
+            ListenerRole::Controller => info!(listener = %listener.name, %addr, "listening for the controller's peers"),
+        }
         tasks.push(tokio::spawn(accept_loop(
             broker.clone(),
             socket,
             connections.clone(),
             request_memory.clone(),
+            role,
         )));
     }
     if let Some(addr) = broker.config.metrics_listener {
@@ -113,6 +115,7 @@ async fn accept_loop(
     socket: TcpListener,
     connections: Arc<ConnectionCount>,
     request_memory: Option<Arc<crate::request_memory::RequestMemory>>,
+    role: ListenerRole,
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -125,7 +128,7 @@ async fn accept_loop(
                 let memory = request_memory.clone();
                 connections.open.fetch_add(1, Ordering::AcqRel);
                 tokio::spawn(async move {
-                    crate::connection::serve(broker, memory, stream, peer).await;
+                    crate::connection::serve(broker, memory, stream, peer, role).await;
                     connections.open.fetch_sub(1, Ordering::AcqRel);
                     connections.closed.notify_waiters();
                 });

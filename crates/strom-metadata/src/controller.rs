@@ -12,6 +12,7 @@ use crate::broker_config::{
 };
 use crate::error::ControllerError;
 use crate::image::MetadataImage;
+use crate::placement::{place_replicas, usable_brokers, PlacementRng};
 use crate::records::{ConfigResource, MetadataRecord};
 use crate::topic_config::{split_list, topic_config_def, validate_topic_config, ConfigType};
 
@@ -45,8 +46,62 @@ pub struct CreatedTopic {
 /// Most partitions one request may create; keeps a typo from making millions.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 
-fn live_brokers(image: &MetadataImage) -> Vec<NodeId> {
+/// Every registered broker: manual assignments may name any of them.
+fn registered_brokers(image: &MetadataImage) -> Vec<NodeId> {
     image.brokers().map(|b| b.id).collect()
+}
+
+/// A placement seed that differs between topics and between growths of one topic.
+fn placement_seed(topic_id: TopicId, first_partition: i32) -> u64 {
+    let id = topic_id.as_u128();
+    (id as u64) ^ ((id >> 64) as u64) ^ (first_partition as u64).rotate_left(32)
+}
+
+/// Kafka's placement for new partitions over the usable brokers.
+fn place(
+    image: &MetadataImage,
+    topic_id: TopicId,
+    first_partition: i32,
+    partitions: i32,
+    replication_factor: i32,
+) -> Result<Vec<Vec<NodeId>>, ControllerError> {
+    let mut rng = PlacementRng::new(placement_seed(topic_id, first_partition));
+    place_replicas(
+        &usable_brokers(image),
+        (partitions - first_partition).max(0) as usize,
+        replication_factor,
+        &mut rng,
+    )
+}
+
+/// The ISR of a new partition: its active replicas (the first leads).
+fn initial_isrs(image: &MetadataImage, assignment: &[Vec<NodeId>]) -> Vec<Vec<NodeId>> {
+    assignment
+        .iter()
+        .map(|replicas| {
+            replicas
+                .iter()
+                .copied()
+                .filter(|r| image.is_broker_active(*r))
+                .collect()
+        })
+        .collect()
+}
+
+fn all_fenced(replication_factor: usize) -> ControllerError {
+    ControllerError::InvalidReplicationFactor(format!(
+        "Unable to replicate the partition {replication_factor} time(s): All brokers are currently fenced or in controlled shutdown."
+    ))
+}
+
+fn manual_all_fenced(isrs: &[Vec<NodeId>], first_partition: i32) -> Result<(), ControllerError> {
+    match isrs.iter().position(Vec::is_empty) {
+        Some(i) => Err(ControllerError::InvalidReplicaAssignment(format!(
+            "All brokers specified in the manual partition assignment for partition {} are fenced or in controlled shutdown.",
+            first_partition + i as i32
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Checks a topic creation against the image and returns its records.
@@ -72,8 +127,8 @@ pub fn create_topic(
             spec.name, colliding.name
         )));
     }
-    let brokers = live_brokers(image);
-    let assignment = if spec.assignments.is_empty() {
+    let brokers = registered_brokers(image);
+    let (assignment, isrs) = if spec.assignments.is_empty() {
         let partitions = match spec.num_partitions {
             -1 => defaults.num_partitions,
             n if n <= 0 => {
@@ -97,27 +152,34 @@ pub fn create_topic(
             }
             n => n,
         };
-        if replication_factor as usize > brokers.len() {
-            return Err(ControllerError::InvalidReplicationFactor(format!(
-                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {} broker(s) are registered.",
-                brokers.len()
-            )));
+        let assignment =
+            place(image, topic_id, 0, partitions, replication_factor as i32).map_err(|e| {
+                ControllerError::InvalidReplicationFactor(format!(
+                    "Unable to replicate the partition {replication_factor} time(s): {e}"
+                ))
+            })?;
+        let isrs = initial_isrs(image, &assignment);
+        if isrs.iter().any(Vec::is_empty) {
+            return Err(all_fenced(replication_factor as usize));
         }
-        assign_replicas(&brokers, 0, partitions, replication_factor as usize)
+        (assignment, isrs)
     } else {
         if spec.num_partitions != -1 || spec.replication_factor != -1 {
             return Err(ControllerError::InvalidRequest(
                 "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
             ));
         }
-        validate_manual_assignment(&spec.assignments, 0, &brokers)?
+        let assignment = validate_manual_assignment(&spec.assignments, 0, &brokers)?;
+        let isrs = initial_isrs(image, &assignment);
+        manual_all_fenced(&isrs, 0)?;
+        (assignment, isrs)
     };
     let configs = validate_new_configs(&spec.configs)?;
     let mut records = vec![MetadataRecord::Topic {
         name: spec.name.clone(),
         topic_id,
     }];
-    records.extend(partition_records(topic_id, 0, &assignment));
+    records.extend(partition_records(topic_id, 0, &assignment, &isrs));
     records.extend(configs.iter().map(|(name, value)| MetadataRecord::Config {
         resource: ConfigResource::Topic(spec.name.clone()),
         name: name.clone(),
@@ -139,21 +201,6 @@ pub fn create_topic(
 /// metric names would collide.
 fn collision_key(name: &str) -> String {
     name.replace('.', "_")
-}
-
-fn assign_replicas(
-    brokers: &[NodeId],
-    first_partition: i32,
-    partitions: i32,
-    replication_factor: usize,
-) -> Vec<Vec<NodeId>> {
-    (first_partition..partitions)
-        .map(|p| {
-            (0..replication_factor)
-                .map(|r| brokers[(p as usize + r) % brokers.len()])
-                .collect()
-        })
-        .collect()
 }
 
 fn validate_manual_assignment(
@@ -205,20 +252,22 @@ fn validate_manual_assignment(
     Ok(result)
 }
 
-fn partition_records(
+fn partition_records<'a>(
     topic_id: TopicId,
     first_partition: i32,
-    assignment: &[Vec<NodeId>],
-) -> impl Iterator<Item = MetadataRecord> + '_ {
+    assignment: &'a [Vec<NodeId>],
+    isrs: &'a [Vec<NodeId>],
+) -> impl Iterator<Item = MetadataRecord> + 'a {
     assignment
         .iter()
+        .zip(isrs)
         .enumerate()
-        .map(move |(i, replicas)| MetadataRecord::Partition {
+        .map(move |(i, (replicas, isr))| MetadataRecord::Partition {
             topic_id,
             partition: first_partition + i as i32,
             replicas: replicas.clone(),
-            isr: replicas.clone(),
-            leader: replicas[0],
+            isr: isr.clone(),
+            leader: isr.first().copied().unwrap_or(crate::records::NO_LEADER),
             leader_epoch: 0,
             partition_epoch: 0,
             removing_replicas: vec![],
@@ -302,7 +351,7 @@ pub fn create_partitions(
             "Number of partitions {new_total} exceeds the limit of {MAX_PARTITIONS_PER_TOPIC}."
         )));
     }
-    let brokers = live_brokers(image);
+    let brokers = registered_brokers(image);
     let replication_factor = topic
         .partitions
         .values()
@@ -328,19 +377,22 @@ pub fn create_partitions(
                     "The manual partition assignment specifies a replication factor different from the topic's ({replication_factor})."
                 )));
             }
+            manual_all_fenced(&initial_isrs(image, &validated), current)?;
             validated
         }
-        None => {
-            if replication_factor > brokers.len() {
-                return Err(ControllerError::InvalidReplicationFactor(format!(
-                    "Unable to replicate the partition {replication_factor} time(s): only {} broker(s) are registered.",
-                    brokers.len()
-                )));
-            }
-            assign_replicas(&brokers, current, new_total, replication_factor)
-        }
+        None => place(
+            image,
+            topic.id,
+            current,
+            new_total,
+            replication_factor as i32,
+        )?,
     };
-    Ok(partition_records(topic.id, current, &assignment).collect())
+    let isrs = initial_isrs(image, &assignment);
+    if isrs.iter().any(Vec::is_empty) {
+        return Err(all_fenced(replication_factor));
+    }
+    Ok(partition_records(topic.id, current, &assignment, &isrs).collect())
 }
 
 /// Claims the next block of `block_size` producer ids for a broker; returns
@@ -714,6 +766,91 @@ mod tests {
             err(&bad_config),
             ControllerError::InvalidConfig(_)
         ));
+    }
+
+    fn brokers(specs: &[(NodeId, &str, bool, bool)]) -> MetadataImage {
+        let records: Vec<MetadataRecord> = specs
+            .iter()
+            .map(
+                |(id, rack, fenced, shutting_down)| MetadataRecord::RegisterBroker {
+                    broker_id: *id,
+                    endpoints: vec![],
+                    rack: Some(rack.to_string()),
+                    incarnation_id: None,
+                    broker_epoch: 1,
+                    fenced: *fenced,
+                    in_controlled_shutdown: *shutting_down,
+                },
+            )
+            .collect();
+        MetadataImage::default().apply(&records)
+    }
+
+    #[test]
+    fn placement_is_rack_aware_and_the_isr_holds_only_active_brokers() {
+        let image = brokers(&[
+            (1, "a", false, false),
+            (2, "b", false, false),
+            (3, "c", true, false),
+            (4, "a", false, true),
+        ]);
+        let mut s = spec("t", 6);
+        s.replication_factor = 3;
+        let (records, created) = create_topic(&image, &s, DEFAULTS, TopicId::from_u128(3)).unwrap();
+        assert_eq!(created.replication_factor, 3);
+        let image = image.apply(&records);
+        for p in image.topic("t").unwrap().partitions.values() {
+            let mut replicas = p.replicas.clone();
+            replicas.sort_unstable();
+            // One per rack; 4 is shutting down and gets nothing.
+            assert_eq!(replicas, vec![1, 2, 3]);
+            assert_eq!(
+                p.isr,
+                p.replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| *r != 3)
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(p.leader, p.isr[0]);
+            assert_ne!(p.leader, 3);
+        }
+        let mut too_many = spec("u", 1);
+        too_many.replication_factor = 4;
+        assert_eq!(
+            create_topic(&image, &too_many, DEFAULTS, TopicId::from_u128(4)).unwrap_err(),
+            ControllerError::InvalidReplicationFactor(
+                "Unable to replicate the partition 4 time(s): The target replication factor of 4 cannot be reached because only 3 broker(s) are registered.".into()
+            )
+        );
+        let mut manual = spec("m", -1);
+        manual.assignments = vec![(0, vec![3, 4])];
+        assert_eq!(
+            create_topic(&image, &manual, DEFAULTS, TopicId::from_u128(5)).unwrap_err(),
+            ControllerError::InvalidReplicaAssignment(
+                "All brokers specified in the manual partition assignment for partition 0 are fenced or in controlled shutdown.".into()
+            )
+        );
+        manual.assignments = vec![(0, vec![3, 2])];
+        let (records, _) = create_topic(&image, &manual, DEFAULTS, TopicId::from_u128(5)).unwrap();
+        let image = image.apply(&records);
+        let p = &image.topic("m").unwrap().partitions[&0];
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone(), p.leader),
+            (vec![3, 2], vec![2], 2)
+        );
+        let grown = image.apply(&create_partitions(&image, "t", 8, None).unwrap());
+        assert_eq!(grown.topic("t").unwrap().partitions[&7].replicas.len(), 3);
+        let fenced = brokers(&[(1, "a", true, false), (2, "b", true, false)]);
+        let mut s = spec("f", 1);
+        s.replication_factor = 2;
+        assert_eq!(
+            create_topic(&fenced, &s, DEFAULTS, TopicId::from_u128(6)).unwrap_err(),
+            ControllerError::InvalidReplicationFactor(
+                "Unable to replicate the partition 2 time(s): All brokers are currently fenced."
+                    .into()
+            )
+        );
     }
 
     #[test]

@@ -24,4 +24,31 @@ pub enum ControllerError {
     InvalidRequest(String),
     #[error("{0}")]
     PolicyViolation(String),
+    #[error("{0}")]
+    StaleBrokerEpoch(String),
+    #[error("{0}")]
+    DuplicateBrokerRegistration(String),
+    #[error("{0}")]
+    BrokerIdNotRegistered(String),
+    /// The request carries a newer epoch than this controller knows: another node
+    /// is probably the active controller.
+    #[error("{0}")]
+    NotController(String),
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    #[error("{0}")]
+    IneligibleReplica(String),
+    /// The change was made, and elected another leader: the requester must refresh.
+    #[error("{0}")]
+    NewLeaderElected(String),
+    #[error("{0}")]
+    ElectionNotNeeded(String),
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
+    #[error("{0}")]
+    EligibleLeadersNotAvailable(String),
+    #[error("{0}")]
+    NoReassignmentInProgress(String),
 }

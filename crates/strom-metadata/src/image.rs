@@ -51,6 +51,52 @@ impl PartitionImage {
     pub fn is_reassigning(&self) -> bool {
         !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
+
+    /// Applies a `PartitionChange` as Kafka's PartitionRegistration.merge does: a set
+    /// leader is a new leader epoch, and every change is a new partition epoch. Other
+    /// records leave the partition as it is.
+    pub fn merge(&mut self, change: &MetadataRecord) {
+        let MetadataRecord::PartitionChange {
+            leader,
+            isr,
+            replicas,
+            removing_replicas,
+            adding_replicas,
+            elr,
+            last_known_elr,
+            leader_recovery_state,
+            ..
+        } = change
+        else {
+            return;
+        };
+        if let Some(leader) = leader {
+            self.leader = *leader;
+            self.leader_epoch += 1;
+        }
+        let set = |field: &mut Vec<NodeId>, value: &Option<Vec<NodeId>>| {
+            if let Some(value) = value {
+                *field = value.clone();
+            }
+        };
+        set(&mut self.isr, isr);
+        set(&mut self.replicas, replicas);
+        set(&mut self.removing_replicas, removing_replicas);
+        set(&mut self.adding_replicas, adding_replicas);
+        set(&mut self.elr, elr);
+        set(&mut self.last_known_elr, last_known_elr);
+        if let Some(state) = leader_recovery_state {
+            self.leader_recovery_state = *state;
+        }
+        self.partition_epoch += 1;
+    }
+
+    /// This partition after `change`.
+    pub fn merged(&self, change: &MetadataRecord) -> PartitionImage {
+        let mut next = self.clone();
+        next.merge(change);
+        next
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -331,42 +377,15 @@ impl MetadataImage {
             MetadataRecord::PartitionChange {
                 topic_id,
                 partition,
-                leader,
-                isr,
-                replicas,
-                removing_replicas,
-                adding_replicas,
-                elr,
-                last_known_elr,
-                leader_recovery_state,
+                ..
             } => {
-                let Some(p) = self
+                if let Some(p) = self
                     .topics
                     .get_mut(topic_id)
                     .and_then(|t| Arc::make_mut(t).partitions.get_mut(partition))
-                else {
-                    return;
-                };
-                // Kafka's PartitionRegistration.merge: a set leader is a new leader epoch.
-                if let Some(leader) = leader {
-                    p.leader = *leader;
-                    p.leader_epoch += 1;
+                {
+                    p.merge(record);
                 }
-                let set = |field: &mut Vec<NodeId>, value: &Option<Vec<NodeId>>| {
-                    if let Some(value) = value {
-                        *field = value.clone();
-                    }
-                };
-                set(&mut p.isr, isr);
-                set(&mut p.replicas, replicas);
-                set(&mut p.removing_replicas, removing_replicas);
-                set(&mut p.adding_replicas, adding_replicas);
-                set(&mut p.elr, elr);
-                set(&mut p.last_known_elr, last_known_elr);
-                if let Some(state) = leader_recovery_state {
-                    p.leader_recovery_state = *state;
-                }
-                p.partition_epoch += 1;
             }
             MetadataRecord::Config {
                 resource,

@@ -5,10 +5,16 @@
 //! records and then applies them, so loading from the log and serving live
 //! requests share one code path. Nothing here does I/O.
 
+pub mod alter_partition;
 pub mod broker_config;
+pub mod cluster_control;
 pub mod controller;
+pub mod elect_leaders;
 pub mod error;
 pub mod image;
+pub mod partition_change;
+pub mod placement;
+pub mod reassignment;
 pub mod records;
 pub mod topic_config;
 

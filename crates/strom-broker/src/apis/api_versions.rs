@@ -103,7 +103,7 @@ impl Handler for ApiVersionsHandler {
     ) -> ApiVersionsResponse {
         // The feature fields are tagged fields of v3+; older encodings leave them out.
         ApiVersionsResponse::default()
-            .with_api_keys(supported(&broker.apis))
+            .with_api_keys(supported(broker.apis_for(ctx.listener)))
             .with_supported_features(supported_features(ctx.api_version))
             .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
             .with_finalized_features(finalized_features())

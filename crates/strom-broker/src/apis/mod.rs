@@ -55,12 +55,22 @@ mod txn_common;
 mod txn_offset_commit;
 mod write_txn_markers;
 
+/// Which kind of listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerRole {
+    /// A broker listener: clients, and other brokers (replica fetches).
+    Client,
+    /// A CONTROLLER listener: other nodes' requests to the controller, and Raft.
+    Controller,
+}
+
 /// What a handler knows about the request beyond its body.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub api_version: i16,
     pub client_id: Option<String>,
     pub peer: std::net::SocketAddr,
+    pub listener: ListenerRole,
 }
 
 /// One Kafka API.
@@ -136,6 +146,7 @@ pub trait Api: Send + Sync {
         header: RequestHeader,
         body: Bytes,
         peer: std::net::SocketAddr,
+        listener: ListenerRole,
     ) -> ResponseFuture;
 }
 
@@ -160,6 +171,7 @@ impl<H: Handler> Api for Erased<H> {
         header: RequestHeader,
         mut body: Bytes,
         peer: std::net::SocketAddr,
+        listener: ListenerRole,
     ) -> ResponseFuture {
         Box::pin(async move {
             let version = header.request_api_version;
@@ -169,6 +181,7 @@ impl<H: Handler> Api for Erased<H> {
                 api_version: version,
                 client_id: header.client_id.as_ref().map(|c| c.to_string()),
                 peer,
+                listener,
             };
             let reply = H::handle_reply(broker, ctx, request).await;
             if !wants_response {
@@ -233,6 +246,18 @@ pub struct ApiTable {
 }
 
 impl ApiTable {
+    /// What a CONTROLLER listener serves: the requests nodes send the active controller.
+    pub fn controller() -> Self {
+        Self::of(vec![
+            erased::<api_versions::ApiVersionsHandler>(),
+            erased::<create_topics::CreateTopicsHandler>(),
+            erased::<delete_topics::DeleteTopicsHandler>(),
+            erased::<create_partitions::CreatePartitionsHandler>(),
+            erased::<alter_configs::AlterConfigsHandler>(),
+            erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
+        ])
+    }
+
     pub fn new() -> Self {
         let apis = vec![
             erased::<produce::ProduceHandler>(),
@@ -274,6 +299,10 @@ impl ApiTable {
             erased::<txn_offset_commit::TxnOffsetCommitHandler>(),
             erased::<describe_producers::DescribeProducersHandler>(),
         ];
+        Self::of(apis)
+    }
+
+    fn of(apis: Vec<Box<dyn Api>>) -> Self {
         let max_key = apis.iter().map(|a| a.key() as usize).max().unwrap_or(0);
         let mut by_key: Vec<Option<Box<dyn Api>>> = (0..=max_key).map(|_| None).collect();
         for api in apis {
