@@ -66,18 +66,26 @@ fn request(
                 )])])
 }
 
-/// The one call to the active controller. The broker-to-controller channel
-/// (`Broker::send_to_controller`) is the lead's; until it lands the request goes nowhere
-/// and is answered NOT_CONTROLLER, which keeps the proposal pending and resent.
+/// The one call to the active controller. Until the broker-to-controller channel
+/// (`Broker::send_to_controller`) lands, the request is carried out here, which the
+/// quorum allows only on the active controller: elsewhere it fails and is resent.
 async fn call_controller(
     broker: &Broker,
     partition: &Partition,
     proposal: &AlterPartitionProposal,
 ) -> Result<AlterPartitionResponse, AlterPartitionError> {
     let request = request(broker, partition, proposal);
-    debug!(topic = %partition.topic, partition = partition.index, isr = ?proposal.isr(), brokers = request.topics.len(), "AlterPartition has no controller channel yet");
-    Err(AlterPartitionError::NotController)
+    debug!(topic = %partition.topic, partition = partition.index, isr = ?proposal.isr(), "sending AlterPartition");
+    Ok(crate::apis::alter_partition::alter_partition_on_controller(
+        broker,
+        ALTER_PARTITION_VERSION,
+        &request,
+    )
+    .await)
 }
+
+/// The version sent: ISR members with their broker epochs (KIP-903).
+const ALTER_PARTITION_VERSION: i16 = 3;
 
 /// Hands the answer to the leader state; returns a proposal to send again.
 fn settle(
@@ -102,7 +110,7 @@ fn settle(
                     partition.notify_appended();
                 }
             }
-            complete_acks(broker, partition);
+            complete_acks(&broker.replicas, partition);
             None
         }
         Err(error) => match state.on_isr_change_failed(sent, &error) {

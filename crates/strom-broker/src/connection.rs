@@ -151,8 +151,7 @@ async fn handle_frame(
 ) -> Result<Option<ResponseFrame>, ConnectionError> {
     let started = Instant::now();
     let prefix = peek_request_prefix(&frame).ok_or(ConnectionError::ShortRequest(frame.len()))?;
-    if listener == ListenerRole::Controller && prefix.api_key == crate::node_rpc::NODE_RPC_API_KEY
-    {
+    if listener == ListenerRole::Controller && prefix.api_key == crate::node_rpc::NODE_RPC_API_KEY {
         let (correlation_id, body) = crate::node_rpc::request_body(&frame)
             .ok_or(ConnectionError::ShortRequest(frame.len()))?;
         let response = crate::metadata_quorum::handle_node_request(broker, body)
@@ -195,7 +194,9 @@ async fn handle_frame(
     };
     let (header, body) = header;
     debug!(%peer, api = ?key, version = prefix.api_version, correlation_id = prefix.correlation_id, "request");
-    let response = api.call(broker.clone(), header, body, peer, listener).await?;
+    let response = api
+        .call(broker.clone(), header, body, peer, listener)
+        .await?;
     broker.metrics.request_done(key, started.elapsed());
     Ok(response)
 }

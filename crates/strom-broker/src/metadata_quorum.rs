@@ -75,7 +75,10 @@ impl MetadataStateMachine for MetadataApplier {
 
 /// Answers a node request (a Raft message from another voter) that came in on a
 /// CONTROLLER listener.
-pub async fn handle_node_request(broker: &Broker, body: &[u8]) -> Result<Vec<u8>, NodeRequestError> {
+pub async fn handle_node_request(
+    broker: &Broker,
+    body: &[u8],
+) -> Result<Vec<u8>, NodeRequestError> {
     let request = RaftRequest::decode(body)?;
     // Still starting: the connection closes and the sender retries.
     let quorum = broker

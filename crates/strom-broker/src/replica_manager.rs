@@ -186,7 +186,7 @@ fn apply_role(
                 replica.partition_epoch = spec.partition_epoch;
             }
             drop(replica);
-            complete_acks(broker, partition);
+            complete_acks(&broker.replicas, partition);
             partition.notify_appended();
             return;
         }
@@ -375,7 +375,7 @@ pub fn check_acks_all(broker: &Broker, partition: &Partition) -> Result<(), Repl
 /// Waits until the high watermark passes `required_offset` (an acks=all append's last
 /// offset + 1), until `deadline_ms` at most. No lock is held while waiting.
 pub async fn wait_for_acks(
-    broker: &Broker,
+    manager: &ReplicaManager,
     partition: &Partition,
     required_offset: i64,
     deadline_ms: i64,
@@ -383,11 +383,7 @@ pub async fn wait_for_acks(
     let key = (partition.topic_id, partition.index);
     let (sender, receiver) = oneshot::channel();
     {
-        let mut acks = broker
-            .replicas
-            .acks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut acks = manager.acks.lock().unwrap_or_else(|p| p.into_inner());
         if acks
             .insert(key, required_offset, deadline_ms, sender)
             .is_err()
@@ -396,15 +392,14 @@ pub async fn wait_for_acks(
         }
     }
     // The high watermark may have passed it before the wait was registered.
-    complete_acks(broker, partition);
+    complete_acks(manager, partition);
     let wait = std::time::Duration::from_millis((deadline_ms - now_ms()).max(0) as u64);
     let mut receiver = receiver;
     match tokio::time::timeout(wait, &mut receiver).await {
         Ok(Ok(result)) => result,
         Ok(Err(_)) => Err(ReplicationError::NotLeaderOrFollower),
         Err(_) => {
-            let expired = broker
-                .replicas
+            let expired = manager
                 .acks
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -420,15 +415,11 @@ pub async fn wait_for_acks(
 }
 
 /// Answers the acks=all waits the partition's high watermark (or ISR) now settles.
-pub fn complete_acks(broker: &Broker, partition: &Partition) {
+pub fn complete_acks(manager: &ReplicaManager, partition: &Partition) {
     let key = (partition.topic_id, partition.index);
     let replica = partition.replica();
     let done = {
-        let mut acks = broker
-            .replicas
-            .acks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut acks = manager.acks.lock().unwrap_or_else(|p| p.into_inner());
         if acks.is_empty() {
             return;
         }
@@ -493,15 +484,15 @@ pub fn validate_replica_fetch(
 }
 
 /// After reading for a follower: records its progress (Kafka's updateFollowerFetchState),
-/// moves the high watermark (waking parked fetches and acks=all produces) and sends an ISR
-/// expansion to the controller. `leader_log_end_offset` is the leader's end read before
+/// moves the high watermark (waking parked fetches and acks=all produces); returns an ISR
+/// expansion for the controller. `leader_log_end_offset` is the leader's end read before
 /// the read.
 pub fn record_replica_fetch(
-    broker: &Arc<Broker>,
-    partition: &Arc<Partition>,
+    manager: &ReplicaManager,
+    partition: &Partition,
     fetch: &ReplicaFetchRead,
     leader_log_end_offset: i64,
-) -> Result<(), ReplicationError> {
+) -> Result<Option<AlterPartitionProposal>, ReplicationError> {
     let outcome: FetchOutcome = {
         let replica = partition.replica();
         let Role::Leader(state) = &replica.role else {
@@ -525,13 +516,10 @@ pub fn record_replica_fetch(
     if let Some(hw) = outcome.high_watermark {
         if partition.raise_high_watermark(hw) {
             partition.notify_appended();
-            complete_acks(broker, partition);
+            complete_acks(manager, partition);
         }
     }
-    if let Some(proposal) = outcome.alter_partition {
-        crate::alter_partition_sender::send(broker.clone(), partition.clone(), proposal);
-    }
-    Ok(())
+    Ok(outcome.alter_partition)
 }
 
 /// Kafka's isr-expiration task, every replica.lag.time.max.ms / 2: leaders propose their
@@ -554,5 +542,205 @@ pub fn shrink_isrs(broker: &Broker) {
             info!(topic = %partition.topic, partition = partition.index, isr = ?proposal.isr(), "shrinking the ISR");
             crate::alter_partition_sender::send(broker.clone(), partition.clone(), proposal);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_metadata::topic_config::{BrokerConfigLookup, ConfigSource};
+    use strom_replication::testing::batch_bytes;
+
+    use super::*;
+
+    struct NoOverrides;
+    impl BrokerConfigLookup for NoOverrides {
+        fn broker_config(&self, _name: &str) -> Vec<(String, ConfigSource)> {
+            Vec::new()
+        }
+    }
+
+    const EPOCH: i32 = 4;
+
+    fn partition(dir: &std::path::Path) -> Arc<Partition> {
+        let settings = crate::topic_settings::resolve(&MetadataImage::default(), &NoOverrides, "t");
+        let log = strom_log::PartitionLog::open(dir, settings.log.clone(), now_ms()).unwrap();
+        Arc::new(Partition::new(
+            "t".into(),
+            TopicId::new_v4(),
+            0,
+            EPOCH,
+            log,
+            settings,
+        ))
+    }
+
+    /// Broker 1 leads replicas 1, 2, 3 (all in the ISR, brokers 2 and 3 live).
+    fn lead_three(partition: &Partition, min_insync_replicas: usize) {
+        let state = PartitionState {
+            leader: 1,
+            leader_epoch: EPOCH,
+            partition_epoch: 7,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+        };
+        let config = LeaderConfig {
+            min_insync_replicas,
+            ..LeaderConfig::default()
+        };
+        let mut replica = partition.replica_mut();
+        let leader = partition
+            .with_log(|log| {
+                let mut leader = LeaderState::new(1, 10, &state, config, &*log, now_ms()).unwrap();
+                for id in [2, 3] {
+                    leader.set_broker_status(
+                        id,
+                        Some(BrokerStatus {
+                            epoch: 20 + i64::from(id),
+                            fenced: false,
+                            in_controlled_shutdown: false,
+                        }),
+                    );
+                }
+                log.assign_epoch_start(EPOCH, leader.leader_epoch_start_offset())?;
+                Ok(leader)
+            })
+            .unwrap();
+        replica.leader = 1;
+        replica.partition_epoch = 7;
+        replica.role = Role::Leader(Mutex::new(leader));
+    }
+
+    fn append(partition: &Partition, records: usize) -> strom_log::AppendInfo {
+        let mut batch = batch_bytes(0, 0, &vec![b"v".as_slice(); records]).to_vec();
+        partition.append(&mut batch, now_ms()).unwrap()
+    }
+
+    fn fetch(replica_id: NodeId, fetch_offset: i64, last_fetched_epoch: i32) -> ReplicaFetchRead {
+        ReplicaFetchRead {
+            replica_id,
+            broker_epoch: 20 + i64::from(replica_id),
+            current_leader_epoch: EPOCH,
+            fetch_offset,
+            last_fetched_epoch,
+            log_start_offset: 0,
+        }
+    }
+
+    #[test]
+    fn only_a_leader_appends_and_a_sole_replica_moves_the_high_watermark_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = partition(dir.path());
+        let mut batch = batch_bytes(0, 0, &[b"a"]).to_vec();
+        assert!(partition.append(&mut batch, now_ms()).is_err());
+        assert_eq!(
+            check_leader(&partition, -1),
+            Err(ReplicationError::NotLeaderOrFollower)
+        );
+        make_sole_leader(&partition, 1);
+        assert_eq!(check_leader(&partition, EPOCH), Ok(()));
+        assert!(matches!(
+            check_leader(&partition, EPOCH - 1),
+            Err(ReplicationError::FencedLeaderEpoch { .. })
+        ));
+        assert!(matches!(
+            check_leader(&partition, EPOCH + 1),
+            Err(ReplicationError::UnknownLeaderEpoch { .. })
+        ));
+        let info = append(&partition, 3);
+        assert_eq!((info.base_offset, info.last_offset), (0, 2));
+        assert_eq!(partition.high_watermark(), 3);
+    }
+
+    #[tokio::test]
+    async fn acks_all_waits_for_the_isr_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = partition(dir.path());
+        lead_three(&partition, 2);
+        let manager = ReplicaManager::default();
+        assert_eq!(check_acks_all_with(&partition), Ok(()));
+        append(&partition, 3);
+        // Followers have not fetched: the high watermark waits for the ISR.
+        assert_eq!(partition.high_watermark(), 0);
+        let waiting = {
+            let (manager, partition) = (&manager, partition.clone());
+            async move { wait_for_acks(manager, &partition, 3, now_ms() + 60_000).await }
+        };
+        let answered = async {
+            tokio::task::yield_now().await;
+            // Follower 2 fetches everything: not enough while 3 lags.
+            let read = fetch(2, 3, EPOCH);
+            assert_eq!(validate_replica_fetch(&partition, &read), Ok(None));
+            assert_eq!(
+                record_replica_fetch(&manager, &partition, &read, 3),
+                Ok(None)
+            );
+            assert_eq!(partition.high_watermark(), 0);
+            let read = fetch(3, 3, EPOCH);
+            assert_eq!(
+                record_replica_fetch(&manager, &partition, &read, 3),
+                Ok(None)
+            );
+            assert_eq!(partition.high_watermark(), 3);
+        };
+        let (result, ()) = tokio::join!(waiting, answered);
+        assert_eq!(result, Ok(()));
+        // Nobody fetches the next append: its wait ends at its deadline.
+        append(&partition, 1);
+        let result = wait_for_acks(&manager, &partition, 4, now_ms() + 50).await;
+        assert_eq!(result, Err(ReplicationError::RequestTimedOut));
+    }
+
+    fn check_acks_all_with(partition: &Partition) -> Result<(), ReplicationError> {
+        let replica = partition.replica();
+        let Role::Leader(state) = &replica.role else {
+            return Err(ReplicationError::NotLeaderOrFollower);
+        };
+        let state = state.lock().unwrap();
+        state.check_produce_acks_all()
+    }
+
+    #[test]
+    fn replica_fetches_are_checked_for_epochs_and_divergence() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = partition(dir.path());
+        let stranger = fetch(2, 0, -1);
+        assert_eq!(
+            validate_replica_fetch(&partition, &stranger),
+            Err(ReplicationError::NotLeaderOrFollower)
+        );
+        lead_three(&partition, 1);
+        append(&partition, 5);
+        // A follower whose last epoch (2) the leader never had: truncate to where the
+        // leader's epochs before 2 end (its first epoch starts at 0).
+        let diverged = fetch(2, 5, 2);
+        let answer = validate_replica_fetch(&partition, &diverged).unwrap();
+        assert_eq!(
+            answer,
+            Some(strom_replication::DivergingEpoch {
+                epoch: 2,
+                end_offset: 0
+            })
+        );
+        // In the leader's epoch, ending past the leader's end: diverges at its end.
+        let ahead = fetch(2, 7, EPOCH);
+        assert_eq!(
+            validate_replica_fetch(&partition, &ahead).unwrap(),
+            Some(strom_replication::DivergingEpoch {
+                epoch: EPOCH,
+                end_offset: 5
+            })
+        );
+        let mut old = fetch(2, 5, EPOCH);
+        old.current_leader_epoch = EPOCH - 1;
+        assert!(matches!(
+            validate_replica_fetch(&partition, &old),
+            Err(ReplicationError::FencedLeaderEpoch { .. })
+        ));
+        // Not a replica of the partition.
+        let outsider = fetch(9, 5, EPOCH);
+        assert!(matches!(
+            record_replica_fetch(&ReplicaManager::default(), &partition, &outsider, 5),
+            Err(ReplicationError::UnknownLeaderEpoch { .. })
+        ));
     }
 }

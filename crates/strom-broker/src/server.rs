@@ -44,8 +44,12 @@ pub async fn run(
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         match role {
-            ListenerRole::Client => info!(listener = %listener.name, %addr, "listening for Kafka clients"),
-            ListenerRole::Controller => info!(listener = %listener.name, %addr, "listening for the controller's peers"),
+            ListenerRole::Client => {
+                info!(listener = %listener.name, %addr, "listening for Kafka clients")
+            }
+            ListenerRole::Controller => {
+                info!(listener = %listener.name, %addr, "listening for the controller's peers")
+            }
         }
         tasks.push(tokio::spawn(accept_loop(
             broker.clone(),

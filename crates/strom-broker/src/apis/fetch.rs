@@ -486,13 +486,19 @@ fn read_partitions(
                 if let Some(fetch) = &replica_fetch {
                     // The follower's progress: its end is the fetch offset (Kafka's
                     // updateFollowerFetchState, with the leader's end before the read).
-                    if let Err(e) = replica_manager::record_replica_fetch(
-                        broker,
+                    match replica_manager::record_replica_fetch(
+                        &broker.replicas,
                         partition,
                         fetch,
                         offsets.log_end_offset,
                     ) {
-                        return Ok(Err(replication_error_code(&e)));
+                        Err(e) => return Ok(Err(replication_error_code(&e))),
+                        Ok(Some(expand)) => crate::alter_partition_sender::send(
+                            broker.clone(),
+                            partition.clone(),
+                            expand,
+                        ),
+                        Ok(None) => {}
                     }
                 }
                 Ok(Ok(records))

@@ -16,6 +16,7 @@ use crate::response_frame::{encode_frame, ResponseFrame};
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+pub(crate) mod alter_partition;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -255,6 +256,7 @@ impl ApiTable {
             erased::<create_partitions::CreatePartitionsHandler>(),
             erased::<alter_configs::AlterConfigsHandler>(),
             erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
+            erased::<alter_partition::AlterPartitionHandler>(),
         ])
     }
 

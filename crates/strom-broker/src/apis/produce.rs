@@ -62,7 +62,7 @@ impl Handler for ProduceHandler {
         // DelayedProduce), or with the wait's error.
         for wait in waits {
             let result = replica_manager::wait_for_acks(
-                &broker,
+                &broker.replicas,
                 &wait.partition,
                 wait.required_offset,
                 deadline_ms,
