@@ -482,7 +482,7 @@ fn read_partitions(
                     })
                     .map(Some)
             };
-            let read = read.and_then(|records| {
+            if read.is_ok() {
                 if let Some(fetch) = &replica_fetch {
                     // The follower's progress: its end is the fetch offset (Kafka's
                     // updateFollowerFetchState, with the leader's end before the read).
@@ -492,7 +492,7 @@ fn read_partitions(
                         fetch,
                         offsets.log_end_offset,
                     ) {
-                        Err(e) => return Ok(Err(replication_error_code(&e))),
+                        Err(e) => return Err(replication_error_code(&e)),
                         Ok(Some(expand)) => crate::alter_partition_sender::send(
                             broker.clone(),
                             partition.clone(),
@@ -501,14 +501,8 @@ fn read_partitions(
                         Ok(None) => {}
                     }
                 }
-                Ok(Ok(records))
-            });
-            match read {
-                Ok(Err(code)) => return Err(code),
-                Ok(Ok(records)) => Ok((offsets, records, None)),
-                Err(e) => Err(e),
             }
-            .map_err(|e| {
+            read.map(|records| (offsets, records, None)).map_err(|e| {
                 let gone = broker
                     .partition(&target.name, index)
                     .is_none_or(|now| !Arc::ptr_eq(&now, partition));
