@@ -122,6 +122,9 @@ struct OpenFailure {
     error: StartupError,
 }
 
+/// How long a voter among several waits at start for its metadata log to be applied.
+const METADATA_CATCH_UP_AT_START: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Producer ids claimed from the metadata log at a time.
 const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
@@ -155,7 +158,7 @@ impl Broker {
                 // As Kafka's LogManager: one marker for the whole dir, read before any log
                 // opens and removed once all are open, before anything is appended to them.
                 let clean_shutdown = strom_log::log_dir_had_clean_shutdown(log_dir);
-                let storage = FileStorage::open(log_dir, &quorum_config)
+                let storage = FileStorage::open_in_log_dir(log_dir, &quorum_config, clean_shutdown)
                     .map_err(StartupError::MetadataLog)?;
                 let checkpointed_high_watermarks: HashMap<(String, i32), i64> =
                     strom_log::read_high_watermarks(log_dir)
@@ -220,7 +223,8 @@ impl Broker {
         let quorum =
             Arc::new(strom_raft::Quorum::start(quorum_config, storage, transport, applier).await?);
         let _ = broker.quorum.set(quorum.clone());
-        tokio::spawn(stop_on_quorum_failure(quorum));
+        tokio::spawn(stop_on_quorum_failure(quorum.clone()));
+        broker.wait_for_metadata_at_start(&quorum).await;
         if let Some(failure) = broker
             .startup_failure
             .lock()
@@ -418,6 +422,31 @@ impl Broker {
         }
         proposed.map_err(|e| MetadataWriteError::Failed(propose_failure(e)))?;
         Ok(result)
+    }
+
+    /// Waits until the metadata this node had at start is applied (its partitions open),
+    /// so it serves nothing from a partial image: a one-voter quorum until everything
+    /// committed is applied; a voter among several until its own log is applied, which
+    /// needs a leader (bounded, since a quorum may not be there yet).
+    async fn wait_for_metadata_at_start(&self, quorum: &MetadataQuorum) {
+        if self.config.cluster.is_single_voter() {
+            if let Err(e) = quorum.catch_up().await {
+                warn!(error = %e, "the one-voter metadata quorum could not catch up");
+            }
+            return;
+        }
+        let target = quorum.status().last_offset;
+        let deadline = tokio::time::Instant::now() + METADATA_CATCH_UP_AT_START;
+        while let Some(target) = target {
+            if quorum.status().applied_offset.is_some_and(|a| a >= target) {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                warn!(target, "starting before the metadata log is applied: no quorum yet");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     fn quorum(&self) -> Result<&Arc<MetadataQuorum>, LogError> {
@@ -821,8 +850,8 @@ impl Broker {
                 }
             }
         });
-        let clean = closing.iter().all(Option::is_some);
-        let closing: Vec<(String, UnsyncedClose)> = partitions
+        let mut clean = closing.iter().all(Option::is_some);
+        let mut closing: Vec<(String, UnsyncedClose)> = partitions
             .iter()
             .zip(closing)
             .filter_map(|(p, c)| Some((format!("{}-{}", p.topic, p.index), c??)))
@@ -830,7 +859,10 @@ impl Broker {
         // The metadata log fsyncs every entry before it counts; its recovery on open
         // does not read the log dir's marker.
         if let Some(quorum) = self.quorum.get() {
-            quorum.shutdown().await;
+            match quorum.shutdown().await {
+                Some(closing_metadata) => closing.push((METADATA_LOG_DIR.into(), closing_metadata)),
+                None => clean = false,
+            }
         }
         let log_dir = &self.config.log_dir;
         if let Err(e) = strom_log::sync_filesystem(&self.log_dir_handle) {

@@ -21,7 +21,7 @@ use crate::node_rpc::{NodeRpcClient, NodeRpcError};
 pub type MetadataQuorum = Quorum<MetadataApplier>;
 
 /// Entries applied between snapshots of the image: the metadata log stays this short.
-const SNAPSHOT_EVERY_ENTRIES: u64 = 20_000;
+const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
 /// The leader's heartbeat, well inside the election timeout.
 const HEARTBEAT_DIVISOR: u64 = 5;
 

@@ -11,11 +11,13 @@
 //!   `<offset>-<term>.checkpoint` files; [`MemStorage`] is its in-memory model for tests and
 //!   simulation. Any storage I/O error stops the node: [`Quorum::fatal`] resolves.
 //!
-//! The crate opens no sockets: the transport is the caller's.
+//! The crate opens no sockets: the transport is the caller's. It runs on tokio ([`Runtime`]);
+//! the random election timeouts come from a generator a simulation can seed ([`seed_rng`]).
 
 mod config;
 mod network;
 mod quorum;
+mod runtime;
 mod state_machine;
 mod storage;
 
@@ -24,15 +26,12 @@ use std::io::Cursor;
 pub use config::QuorumConfig;
 pub use network::{DecodeError, RaftRequest, RaftResponse, RaftTransport, TransportError};
 pub use quorum::{ProposeError, Quorum, QuorumError, QuorumStatus, VoterStatus};
+pub use runtime::{seed_rng, unseed_rng, Runtime, RuntimeRng};
 pub use state_machine::MetadataStateMachine;
 pub use storage::{FaultInjector, FileStorage, MemStorage, Storage, METADATA_LOG_DIR};
 
 /// A voter's id (Kafka's `node.id`).
 pub type NodeId = u64;
-
-/// The async runtime openraft runs on. The one place to swap it: the deterministic
-/// simulation supplies a runtime whose `thread_rng` is seeded.
-pub type Runtime = openraft::TokioRuntime;
 
 /// The records of one normal entry, each kept as its JSON text: the storage and the
 /// transport never need the application's record type.

@@ -82,6 +82,7 @@ pub struct Quorum<SM: MetadataStateMachine> {
     node_id: NodeId,
     voters: Vec<NodeId>,
     contacts: Arc<Contacts>,
+    shared: Arc<Shared>,
     _state_machine: PhantomData<fn(SM)>,
 }
 
@@ -139,7 +140,9 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
             config.node_id,
             Arc::new(raft_config),
             network,
-            LogStore { shared },
+            LogStore {
+                shared: shared.clone(),
+            },
             state_machine,
         )
         .await
@@ -168,6 +171,7 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
             node_id: config.node_id,
             voters: config.voters.keys().copied().collect(),
             contacts,
+            shared,
             _state_machine: PhantomData,
         };
         let bound = Duration::from_millis(config.election_timeout_ms.saturating_mul(4));
@@ -315,10 +319,19 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
     }
 
     /// Stops the node (its storage is left as a restart expects it). Requests after it
-    /// fail with [`ProposeError::Fatal`].
-    pub async fn shutdown(&self) {
+    /// fail with [`ProposeError::Fatal`]. A file log is closed without a sync: the
+    /// caller syncs the filesystem and then finishes the returned close.
+    pub async fn shutdown(&self) -> Option<strom_log::UnsyncedClose> {
         if let Err(e) = self.raft.shutdown().await {
             warn!(error = %e, "metadata quorum did not shut down cleanly");
+            return None;
+        }
+        match self.shared.run(|backend| backend.close()).await {
+            Ok(closing) => closing,
+            Err(e) => {
+                warn!(error = %e, "closing the metadata log failed");
+                None
+            }
         }
     }
 }

@@ -59,7 +59,8 @@ impl FaultInjector {
 /// The metadata quorum's files in one log dir.
 pub struct FileStorage {
     dir: PathBuf,
-    log: PartitionLog,
+    /// `None` once closed at shutdown.
+    log: Option<PartitionLog>,
     state: QuorumState,
     loaded: Option<Loaded>,
     faults: FaultInjector,
@@ -252,6 +253,16 @@ impl FileStorage {
     /// format before the quorum. `config` names the voters a migrated snapshot records as
     /// the membership, and the local node as the writer of the migrated entries.
     pub fn open(log_dir: &Path, config: &QuorumConfig) -> io::Result<Self> {
+        Self::open_in_log_dir(log_dir, config, false)
+    }
+
+    /// [`Self::open`] as one log of a log dir whose clean-shutdown marker says whether
+    /// every log in it was closed cleanly (see `PartitionLog::open_in_log_dir`).
+    pub fn open_in_log_dir(
+        log_dir: &Path,
+        config: &QuorumConfig,
+        log_dir_clean: bool,
+    ) -> io::Result<Self> {
         let dir = log_dir.join(METADATA_LOG_DIR);
         fs::create_dir_all(&dir)?;
         for item in fs::read_dir(&dir)? {
@@ -278,11 +289,12 @@ impl FileStorage {
             }
             None => None,
         };
-        let log = PartitionLog::open(&dir, log_config(), now_ms()).map_err(io_error)?;
+        let log = PartitionLog::open_in_log_dir(&dir, log_config(), now_ms(), log_dir_clean)
+            .map_err(io_error)?;
         let scanned = scan(&log)?;
         let mut storage = Self {
             dir,
-            log,
+            log: Some(log),
             state: QuorumState::default(),
             loaded: None,
             faults: FaultInjector::default(),
@@ -348,6 +360,12 @@ impl FileStorage {
         Ok(storage)
     }
 
+    fn log(&mut self) -> io::Result<&mut PartitionLog> {
+        self.log
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the metadata log is closed"))
+    }
+
     /// A handle that makes the next write fail (see [`FaultInjector`]).
     pub fn fault_injector(&self) -> FaultInjector {
         self.faults.clone()
@@ -383,17 +401,17 @@ impl FileStorage {
     /// Removes the log's entries up to `index`: the log then starts at `index + 1`.
     fn remove_log_up_to(&mut self, index: u64) -> io::Result<()> {
         let start = i64::try_from(index + 1).map_err(io_error)?;
-        if start <= self.log.log_start_offset() {
+        if start <= self.log()?.log_start_offset() {
             return Ok(());
         }
-        if start >= self.log.log_end_offset() {
-            self.log
+        if start >= self.log()?.log_end_offset() {
+            self.log()?
                 .truncate_fully_and_start_at(start, now_ms())
                 .map_err(io_error)?;
         } else {
-            let end = self.log.log_end_offset();
-            self.log.set_high_watermark(end);
-            self.log.delete_records_before(start).map_err(io_error)?;
+            let end = self.log()?.log_end_offset();
+            self.log()?.set_high_watermark(end);
+            self.log()?.delete_records_before(start).map_err(io_error)?;
         }
         Ok(())
     }
@@ -409,7 +427,7 @@ impl Backend for FileStorage {
     fn append(&mut self, entries: &[Entry], done: LogFlushed<TypeConfig>) -> io::Result<()> {
         self.check_fault()?;
         let now = now_ms();
-        let mut next = u64::try_from(self.log.log_end_offset()).map_err(io_error)?;
+        let mut next = u64::try_from(self.log()?.log_end_offset()).map_err(io_error)?;
         // Entries of one term go in one append, stamped with the term as leader epoch.
         for run in entries.chunk_by(|a, b| a.log_id.leader_id.term == b.log_id.leader_id.term) {
             let term = run[0].log_id.leader_id.term;
@@ -426,9 +444,9 @@ impl Backend for FileStorage {
                 encode_entry(&mut buf, entry, now)?;
                 next += 1;
             }
-            self.log.append(&mut buf, epoch, now).map_err(io_error)?;
+            self.log()?.append(&mut buf, epoch, now).map_err(io_error)?;
         }
-        self.log.flush().map_err(io_error)?;
+        self.log()?.flush().map_err(io_error)?;
         done.log_io_completed(Ok(()));
         Ok(())
     }
@@ -436,7 +454,7 @@ impl Backend for FileStorage {
     fn truncate(&mut self, index: u64) -> io::Result<()> {
         self.check_fault()?;
         let offset = i64::try_from(index).map_err(io_error)?;
-        self.log.truncate_to(offset, now_ms()).map_err(io_error)?;
+        self.log()?.truncate_to(offset, now_ms()).map_err(io_error)?;
         Ok(())
     }
 
@@ -466,6 +484,13 @@ impl Backend for FileStorage {
 
     fn blocks(&self) -> bool {
         true
+    }
+
+    fn close(&mut self) -> io::Result<Option<strom_log::UnsyncedClose>> {
+        match self.log.take() {
+            Some(log) => log.close_unsynced().map(Some).map_err(io_error),
+            None => Ok(None),
+        }
     }
 }
 

@@ -80,6 +80,11 @@ pub(crate) trait Backend: Send + 'static {
     fn save_snapshot(&mut self, snapshot: &StoredSnapshot) -> io::Result<()>;
     /// True when operations block on files (run them off the async workers).
     fn blocks(&self) -> bool;
+    /// Closes the medium at shutdown without a sync: the caller syncs the filesystem and
+    /// finishes the close, as for every log of the log dir.
+    fn close(&mut self) -> io::Result<Option<strom_log::UnsyncedClose>> {
+        Ok(None)
+    }
 }
 
 /// The in-memory copy of a node's log and vote.
