@@ -442,7 +442,10 @@ impl Broker {
                 return;
             }
             if tokio::time::Instant::now() >= deadline {
-                warn!(target, "starting before the metadata log is applied: no quorum yet");
+                warn!(
+                    target,
+                    "starting before the metadata log is applied: no quorum yet"
+                );
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -133,6 +133,11 @@ pub fn apply_roles(broker: &Broker, image: &MetadataImage) {
     };
     let broker = &broker;
     let now = now_ms();
+    // Most commits touch few partitions: one whose state and brokers are as before keeps
+    // its role untouched, so an image with many partitions installs in time linear in
+    // what changed (plus one comparison per partition).
+    let previous = broker.image();
+    let brokers_changed = !previous.brokers().eq(image.brokers());
     for partition in broker.all_partitions() {
         let Some(spec) = image
             .topic(&partition.topic)
@@ -142,6 +147,15 @@ pub fn apply_roles(broker: &Broker, image: &MetadataImage) {
             // Deleted: the install removes it.
             continue;
         };
+        let unchanged = !brokers_changed
+            && previous
+                .topic(&partition.topic)
+                .filter(|t| t.id == partition.topic_id)
+                .and_then(|t| t.partitions.get(&partition.index))
+                == Some(spec);
+        if unchanged && !matches!(partition.replica().role, Role::Unassigned) {
+            continue;
+        }
         apply_role(broker, image, &partition, spec, now);
     }
 }

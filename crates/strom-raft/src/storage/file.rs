@@ -454,7 +454,9 @@ impl Backend for FileStorage {
     fn truncate(&mut self, index: u64) -> io::Result<()> {
         self.check_fault()?;
         let offset = i64::try_from(index).map_err(io_error)?;
-        self.log()?.truncate_to(offset, now_ms()).map_err(io_error)?;
+        self.log()?
+            .truncate_to(offset, now_ms())
+            .map_err(io_error)?;
         Ok(())
     }
 
