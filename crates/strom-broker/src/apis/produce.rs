@@ -134,7 +134,9 @@ fn produce(
                 }
             };
             if let (Ok(info), Some(name)) = (&result, &name) {
-                if request.acks == -1 && !info.duplicate {
+                // A retry answered as a duplicate waits too: its original may not be
+                // replicated yet (Kafka's DelayedProduce waits on its offsets as well).
+                if request.acks == -1 {
                     if let Some(partition) = broker.partition(name, data.index) {
                         // One replica (or caught-up followers): already there.
                         if partition.high_watermark() <= info.last_offset {
