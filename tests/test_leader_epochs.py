@@ -92,7 +92,7 @@ def test_offset_for_leader_epoch_answers_as_kafka_does(broker):
         # Several partitions in one request, each answered on its own.
         assert offset_for_leader_epoch(broker, topic, [(0, -1, 0), (1, 0, 0), (9, -1, 0)], version) == {
             0: (NONE, 0, 5),                          # the latest epoch ends at the log end
-            1: (NONE, -1, -1),                        # an empty partition knows no epoch
+            1: (NONE, 0, 0),                          # a leader's epoch starts when it leads
             9: (UNKNOWN_TOPIC_OR_PARTITION, -1, -1),  # no such partition
         }, version
 
@@ -117,9 +117,10 @@ def test_list_offsets_carries_the_epoch_of_each_offset(broker):
         info = adm.list_offsets({tp: spec}, request_timeout=10)[tp].result()
         return info.offset, info.leader_epoch
 
-    # An empty log: latest is offset 0 in the current epoch; earliest has no epoch yet.
+    # An empty log: the leader's epoch starts at offset 0 when it becomes leader (Kafka's
+    # maybeAssignEpochStartOffset), so both ends carry it.
     assert listed(OffsetSpec.latest()) == (0, 0)
-    assert listed(OffsetSpec.earliest()) == (0, None)
+    assert listed(OffsetSpec.earliest()) == (0, 0)
     produce_all(producer(broker), topic, [{"value": b"v%d" % i, "timestamp": 1_700_000_000_000 + i}
                                           for i in range(4)])
     assert listed(OffsetSpec.latest()) == (4, 0)

@@ -101,6 +101,8 @@ pub struct Broker {
     /// What CONTROLLER listeners serve.
     pub controller_apis: ApiTable,
     pub metrics: Metrics,
+    /// Partition roles' shared parts: acks=all waits and replica fetchers.
+    pub replicas: crate::replica_manager::ReplicaManager,
     image: RwLock<Arc<MetadataImage>>,
     /// The offset of the last metadata entry applied to `image` (-1: none yet).
     image_offset: AtomicI64,
@@ -214,6 +216,7 @@ impl Broker {
             apis: ApiTable::new(),
             controller_apis: ApiTable::controller(),
             metrics: Metrics::new(),
+            replicas: Default::default(),
             image: RwLock::new(Arc::new(MetadataImage::default())),
             image_offset: AtomicI64::new(-1),
             quorum: OnceLock::new(),
@@ -241,6 +244,7 @@ impl Broker {
             ),
             log_dir_handle,
         });
+        broker.replicas.set_broker(&broker);
         let applier = MetadataApplier {
             broker: Arc::downgrade(&broker),
         };
@@ -634,6 +638,7 @@ impl Broker {
                     .insert(partition.index, partition);
             }
         }
+        crate::replica_manager::apply_roles(self, &next);
         let previous = {
             let mut guard = self.image.write().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut *guard, Arc::new(next))
@@ -737,7 +742,6 @@ impl Broker {
             topic.name.clone(),
             topic.id,
             index,
-            spec.replicas.clone(),
             spec.leader_epoch,
             log,
             settings,
@@ -747,7 +751,7 @@ impl Broker {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(topic.name.clone(), index));
-        hosted.become_leader(checkpointed);
+        hosted.restore_high_watermark(checkpointed);
         Ok(hosted)
     }
 

@@ -772,15 +772,16 @@ mod tests {
         // A record larger than a segment cannot be appended: the failure under test.
         settings.log.segment_bytes = 4096;
         let log = strom_log::PartitionLog::open(dir, settings.log.clone(), now_ms()).unwrap();
-        Arc::new(Partition::new(
+        let partition = Arc::new(Partition::new(
             "__test_coordinator".into(),
             strom_types::TopicId::new_v4(),
             0,
-            vec![1],
             0,
             log,
             settings,
-        ))
+        ));
+        crate::replica_manager::make_sole_leader(&partition, 1);
+        partition
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 use strom_log::producer_state::ProducerStateError;
 use strom_log::LogError;
 use strom_metadata::ControllerError;
+use strom_replication::{AlterPartitionError, ReplicationError};
 use strom_types::ErrorCode;
 use strom_wire::batch::BatchError;
 
@@ -112,7 +113,7 @@ pub enum ProduceError {
     #[error("{}", refused_records_message(.0))]
     RecordsRefused(Vec<RecordFailure>),
     #[error("{0}")]
-    NotEnoughReplicas(String),
+    Replication(#[from] ReplicationError),
     #[error("{0}")]
     Compression(String),
     #[error("this server does not host this topic-partition")]
@@ -135,10 +136,75 @@ pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
             ErrorCode::InvalidTimestamp
         }
         ProduceError::RecordsRefused(_) => ErrorCode::InvalidRecord,
-        ProduceError::NotEnoughReplicas(_) => ErrorCode::NotEnoughReplicas,
+        ProduceError::Replication(e) => replication_error_code(e),
         ProduceError::Compression(_) => ErrorCode::CorruptMessage,
         ProduceError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
         ProduceError::UnknownTopicId => ErrorCode::UnknownTopicId,
         ProduceError::TransactionVerification(code) => *code,
+    }
+}
+
+/// Kafka's codes for replication's errors (Partition, ReplicaManager, DelayedProduce).
+pub fn replication_error_code(error: &ReplicationError) -> ErrorCode {
+    match error {
+        ReplicationError::NotEnoughReplicas { .. } => ErrorCode::NotEnoughReplicas,
+        ReplicationError::NotEnoughReplicasAfterAppend { .. } => {
+            ErrorCode::NotEnoughReplicasAfterAppend
+        }
+        ReplicationError::RequestTimedOut => ErrorCode::RequestTimedOut,
+        ReplicationError::NotLeaderOrFollower => ErrorCode::NotLeaderOrFollower,
+        ReplicationError::FencedLeaderEpoch { .. } => ErrorCode::FencedLeaderEpoch,
+        ReplicationError::UnknownLeaderEpoch { .. } => ErrorCode::UnknownLeaderEpoch,
+        ReplicationError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        ReplicationError::CorruptRecord(_) => ErrorCode::CorruptMessage,
+        ReplicationError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+        ReplicationError::UnexpectedAppendOffset { .. } => ErrorCode::UnknownServerError,
+        ReplicationError::NetworkException(_) => ErrorCode::NetworkException,
+        ReplicationError::UnknownServerError(_) => ErrorCode::UnknownServerError,
+    }
+}
+
+/// A leader's error code in a response to this broker's fetcher, as replication names it.
+pub fn replication_error_of(code: ErrorCode) -> ReplicationError {
+    match code {
+        ErrorCode::NotLeaderOrFollower => ReplicationError::NotLeaderOrFollower,
+        ErrorCode::FencedLeaderEpoch => ReplicationError::FencedLeaderEpoch {
+            request_epoch: -1,
+            current_epoch: -1,
+        },
+        ErrorCode::UnknownLeaderEpoch => ReplicationError::UnknownLeaderEpoch {
+            request_epoch: -1,
+            current_epoch: -1,
+        },
+        ErrorCode::OffsetOutOfRange => ReplicationError::OffsetOutOfRange {
+            offset: -1,
+            log_start_offset: -1,
+            log_end_offset: -1,
+        },
+        ErrorCode::CorruptMessage => ReplicationError::CorruptRecord("from the leader".into()),
+        ErrorCode::UnknownTopicOrPartition | ErrorCode::UnknownTopicId => {
+            ReplicationError::UnknownTopicOrPartition
+        }
+        ErrorCode::RequestTimedOut => ReplicationError::RequestTimedOut,
+        ErrorCode::NetworkException => ReplicationError::NetworkException(String::new()),
+        other => ReplicationError::UnknownServerError(format!("{other:?}")),
+    }
+}
+
+/// The controller's code for an AlterPartition, as replication names it.
+pub fn alter_partition_error(code: ErrorCode, replica: i32) -> AlterPartitionError {
+    match code {
+        ErrorCode::OperationNotAttempted => AlterPartitionError::OperationNotAttempted,
+        ErrorCode::IneligibleReplica => AlterPartitionError::IneligibleReplica(replica),
+        ErrorCode::UnknownTopicOrPartition => AlterPartitionError::UnknownTopicOrPartition,
+        ErrorCode::UnknownTopicId => AlterPartitionError::UnknownTopicId,
+        ErrorCode::FencedLeaderEpoch => AlterPartitionError::FencedLeaderEpoch,
+        ErrorCode::InvalidUpdateVersion => AlterPartitionError::InvalidUpdateVersion,
+        ErrorCode::InvalidRequest => AlterPartitionError::InvalidRequest,
+        ErrorCode::NewLeaderElected => AlterPartitionError::NewLeaderElected,
+        ErrorCode::NotController => AlterPartitionError::NotController,
+        ErrorCode::RequestTimedOut => AlterPartitionError::RequestTimedOut,
+        ErrorCode::NetworkException => AlterPartitionError::NetworkException(String::new()),
+        other => AlterPartitionError::UnknownServerError(format!("{other:?}")),
     }
 }

@@ -47,6 +47,12 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
             ),
             expire_producers,
         )),
+        // Kafka's isr-expiration task.
+        tokio::spawn(every(
+            broker.clone(),
+            Duration::from_millis((broker.config.cluster.replica_lag_time_max_ms / 2).max(1) as u64),
+            crate::replica_manager::shrink_isrs,
+        )),
         tokio::spawn(crate::group_coordinator::run_timers(broker.clone())),
         tokio::spawn(crate::txn_coordinator::run_timers(broker)),
     ]

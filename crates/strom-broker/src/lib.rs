@@ -4,6 +4,7 @@
 //! (`strom-log`) or a metadata change through the controller path
 //! (`broker::commit`: metadata log first, then the image) -> response.
 
+mod alter_partition_sender;
 pub mod apis;
 pub mod broker;
 pub mod config;
@@ -22,6 +23,8 @@ pub mod metadata_quorum;
 pub mod metrics;
 pub mod node_rpc;
 pub mod partition;
+mod replica_fetcher;
+pub mod replica_manager;
 mod request_memory;
 pub mod response_frame;
 pub mod server;

@@ -2,10 +2,13 @@
 //!
 //! Every reader of "how far may a consumer read" goes through [`Partition::high_watermark`]
 //! (and [`Partition::last_stable_offset`] for read_committed). The high watermark is the
-//! smallest log end offset among the in-sync replicas; with this broker the only replica,
-//! it follows each append, but nothing outside this file assumes so.
+//! smallest log end offset among the maximal ISR, as the partition's [`LeaderState`]
+//! computes it (`replica_manager`); with one replica it follows each append.
+//!
+//! Locks, always in this order: the replica role (read for appends and fetches, write for
+//! a role change, as Kafka's leaderIsrUpdateLock), the log, then a role's state.
 
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -14,14 +17,18 @@ use strom_log::{AppendInfo, LogError, LogReader, PartitionLog};
 use strom_types::TopicId;
 use strom_wire::batch::SplitBatch;
 
+use strom_replication::ReplicaLog;
+
+use crate::broker::now_ms;
+use crate::replica_manager::{Replica, Role};
 use crate::topic_settings::TopicSettings;
 
 pub struct Partition {
     pub topic: String,
     pub topic_id: TopicId,
     pub index: i32,
-    pub replicas: Vec<i32>,
-    pub leader_epoch: i32,
+    /// Leader, follower or neither, with the leader epoch; set from the metadata image.
+    replica: RwLock<Replica>,
     /// `None` once the broker has closed the log for shutdown or deletion.
     log: Mutex<Option<PartitionLog>>,
     /// Reads the log and its published offsets without taking its lock.
@@ -41,7 +48,6 @@ impl Partition {
         topic: String,
         topic_id: TopicId,
         index: i32,
-        replicas: Vec<i32>,
         leader_epoch: i32,
         log: PartitionLog,
         settings: TopicSettings,
@@ -51,13 +57,26 @@ impl Partition {
             topic,
             topic_id,
             index,
-            replicas,
-            leader_epoch,
+            replica: RwLock::new(Replica::unassigned(leader_epoch)),
             log: Mutex::new(Some(log)),
             reader,
             settings: RwLock::new(settings),
             appended: Notify::new(),
         }
+    }
+
+    pub fn replica(&self) -> RwLockReadGuard<'_, Replica> {
+        self.replica.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// For a role change only (`replica_manager`).
+    pub(crate) fn replica_mut(&self) -> RwLockWriteGuard<'_, Replica> {
+        self.replica.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The leader epoch of the partition as this broker last learned it.
+    pub fn leader_epoch(&self) -> i32 {
+        self.replica().leader_epoch
     }
 
     /// Runs `f` with the log locked. Appends and reads are short, page-cache
@@ -137,13 +156,10 @@ impl Partition {
     }
 
     /// Appends as this partition's leader: the batches are stamped with its leader epoch and
-    /// the high watermark moves as far as the in-sync replicas allow.
+    /// the high watermark moves as far as the in-sync replicas allow. Refused when this
+    /// broker does not lead the partition (the callers check first; this is the guard).
     pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
-        self.with_log(|log| {
-            let info = log.append(batches, self.leader_epoch, now_ms)?;
-            self.advance_high_watermark(log);
-            Ok(info)
-        })
+        self.append_as_leader(|log, epoch| log.append(batches, epoch, now_ms))
     }
 
     /// [`Self::append`] of batches whose records stay in the caller's buffer (the request):
@@ -153,11 +169,7 @@ impl Partition {
         batches: &mut [SplitBatch<'_>],
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        self.with_log(|log| {
-            let info = log.append_split(batches, self.leader_epoch, now_ms)?;
-            self.advance_high_watermark(log);
-            Ok(info)
-        })
+        self.append_as_leader(|log, epoch| log.append_split(batches, epoch, now_ms))
     }
 
     /// Writes a transaction marker for `producer_id` as this partition's leader (the
@@ -171,40 +183,67 @@ impl Partition {
         commit: bool,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let info = self.with_log(|log| {
-            let info = log.append_control_marker(
+        let info = self.append_as_leader(|log, epoch| {
+            log.append_control_marker(
                 producer_id,
                 producer_epoch,
                 coordinator_epoch,
                 commit,
-                self.leader_epoch,
+                epoch,
                 now_ms,
-            )?;
-            self.advance_high_watermark(log);
-            Ok(info)
+            )
         })?;
         self.notify_appended();
         Ok(info)
     }
 
-    /// Kafka's maybeIncrementLeaderHW: the high watermark becomes the smallest log end
-    /// offset of the in-sync replicas. This broker is the only one, so that is its own.
-    pub fn advance_high_watermark(&self, log: &mut PartitionLog) -> bool {
-        let in_sync_log_end = log.log_end_offset();
-        log.maybe_increment_high_watermark(in_sync_log_end)
+    fn append_as_leader(
+        &self,
+        append: impl FnOnce(&mut PartitionLog, i32) -> Result<AppendInfo, LogError>,
+    ) -> Result<AppendInfo, LogError> {
+        let replica = self.replica();
+        let Role::Leader(leader) = &replica.role else {
+            return Err(not_leader());
+        };
+        let epoch = replica.leader_epoch;
+        self.with_log(|log| {
+            let info = append(log, epoch)?;
+            let state = leader.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hw) = state.maybe_increment_high_watermark(&*log, now_ms()) {
+                log.maybe_increment_high_watermark(hw);
+            }
+            Ok(info)
+        })
     }
 
-    /// Becoming leader after a load: starts from the checkpointed high watermark (if any),
-    /// then moves it as the in-sync replicas allow.
-    pub fn become_leader(&self, checkpointed_high_watermark: Option<i64>) {
-        let _ = self.with_log(|log| {
-            if let Some(offset) = checkpointed_high_watermark {
-                log.set_high_watermark(offset);
-            }
-            self.advance_high_watermark(log);
-            Ok(())
-        });
+    /// Raises the high watermark to `offset` (a leader's new one after a follower's fetch
+    /// or an ISR change); returns whether it moved.
+    pub fn raise_high_watermark(&self, offset: i64) -> bool {
+        self.with_log(|log| Ok(log.maybe_increment_high_watermark(offset)))
+            .unwrap_or(false)
     }
+
+    /// After a load: starts from the checkpointed high watermark (if any); the role the
+    /// image gives moves it from there.
+    pub fn restore_high_watermark(&self, checkpointed_high_watermark: Option<i64>) {
+        if let Some(offset) = checkpointed_high_watermark {
+            let _ = self.with_log(|log| {
+                log.set_high_watermark(offset);
+                Ok(())
+            });
+        }
+    }
+
+    /// The log's published offsets and epochs, as replication reads them.
+    pub fn replica_log(&self) -> impl ReplicaLog + '_ {
+        &self.reader
+    }
+}
+
+fn not_leader() -> LogError {
+    LogError::Io(std::io::Error::other(
+        "this broker is not the leader of the partition",
+    ))
 }
 
 /// The log cleaner's rounds take the partition's lock only for their short steps.

@@ -190,7 +190,7 @@ impl TransactionCoordinator {
                 continue;
             };
             let fresh =
-                TransactionCoordinatorShard::new(self.config.clone(), partition.leader_epoch);
+                TransactionCoordinatorShard::new(self.config.clone(), partition.leader_epoch());
             match self
                 .runtime
                 .load(*index, partition, fresh, |_, _| TxnShardOutput::default())

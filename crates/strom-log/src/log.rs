@@ -341,6 +341,7 @@ impl PartitionLog {
     /// Publishes the active segment's extent and the offsets to readers.
     pub(crate) fn publish(&self) {
         self.active().publish_extent();
+        self.publish_leader_epochs();
         let log_end_offset = self.log_end_offset();
         let high_watermark = self.high_watermark.min(log_end_offset);
         self.shared.offsets.publish(OffsetsSnapshot {
@@ -349,6 +350,28 @@ impl PartitionLog {
             high_watermark,
             last_stable_offset: self.last_stable_offset().min(high_watermark),
         });
+    }
+
+    /// Publishes the epoch cache to readers when it changed (rarely: a new epoch, a
+    /// truncation, a new log start); an unchanged one costs an uncontended read lock.
+    fn publish_leader_epochs(&self) {
+        let shared = &self.shared.leader_epochs;
+        if *shared.read().unwrap_or_else(|p| p.into_inner()) == self.leader_epochs {
+            return;
+        }
+        *shared.write().unwrap_or_else(|p| p.into_inner()) = self.leader_epochs.clone();
+    }
+
+    /// Kafka's maybeAssignEpochStartOffset: a broker that becomes leader in `epoch`
+    /// records that the epoch starts at `start_offset` (its log end offset) before it
+    /// appends, so OffsetForLeaderEpoch answers for the epoch even before its first batch.
+    /// The checkpoint is written now and synced before the recovery point passes it.
+    pub fn assign_epoch_start(&mut self, epoch: i32, start_offset: i64) -> Result<(), LogError> {
+        if self.leader_epochs.assign(epoch, start_offset) {
+            self.write_leader_epochs_unsynced()?;
+            self.publish();
+        }
+        Ok(())
     }
 
     pub fn leader_epochs(&self) -> &LeaderEpochCache {

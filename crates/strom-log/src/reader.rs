@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use bytes::{Bytes, BytesMut};
 
 use crate::error::LogError;
+use crate::leader_epoch::{LeaderEpochCache, UNDEFINED_EPOCH_OFFSET};
 use crate::offsets::LogOffsets;
 use crate::segment::SegmentView;
 use crate::txn_index::AbortedTxn;
@@ -21,6 +22,9 @@ use crate::txn_index::AbortedTxn;
 pub(crate) struct LogShared {
     pub(crate) offsets: LogOffsets,
     pub(crate) segments: RwLock<Arc<Vec<Arc<SegmentView>>>>,
+    /// The leader-epoch cache as of the last publish; it changes only with a new epoch,
+    /// a truncation or a new log start, so readers take a read lock nobody holds long.
+    pub(crate) leader_epochs: RwLock<LeaderEpochCache>,
 }
 
 /// A cheap, cloneable handle for reading a log from any thread.
@@ -104,6 +108,30 @@ impl LogSlices {
 impl LogReader {
     pub fn offsets(&self) -> &LogOffsets {
         &self.shared.offsets
+    }
+
+    /// The newest leader epoch in the published epoch cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.shared
+            .leader_epochs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .latest_epoch()
+    }
+
+    /// [`crate::PartitionLog::end_offset_for_epoch`] on the published epoch cache and log
+    /// end offset, without the log's lock.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let epochs = self
+            .shared
+            .leader_epochs
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        // Read under the cache's lock: the writer publishes the cache before the offsets,
+        // so the end read here is at least as new as the cache.
+        let log_end_offset = self.shared.offsets.log_end_offset();
+        let (found, end_offset) = epochs.end_offset_for(epoch, log_end_offset);
+        (end_offset != UNDEFINED_EPOCH_OFFSET).then_some((found, end_offset))
     }
 
     fn segments(&self) -> Arc<Vec<Arc<SegmentView>>> {

@@ -1,6 +1,6 @@
 //! What replication reads of a partition's log.
 
-use strom_log::PartitionLog;
+use strom_log::{LogReader, PartitionLog};
 
 /// The offsets and leader epochs replication decides from. Mutations (append, truncate,
 /// high watermark) stay with the caller, which applies the steps the state machines return.
@@ -51,5 +51,25 @@ impl ReplicaLog for PartitionLog {
     }
     fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
         PartitionLog::end_offset_for_epoch(self, epoch)
+    }
+}
+
+/// The log's published state, read without its lock: what a leader decides a follower's
+/// fetch from while appends go on.
+impl ReplicaLog for LogReader {
+    fn log_start_offset(&self) -> i64 {
+        self.offsets().log_start_offset()
+    }
+    fn log_end_offset(&self) -> i64 {
+        self.offsets().log_end_offset()
+    }
+    fn high_watermark(&self) -> i64 {
+        self.offsets().high_watermark()
+    }
+    fn latest_epoch(&self) -> Option<i32> {
+        LogReader::latest_epoch(self)
+    }
+    fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        LogReader::end_offset_for_epoch(self, epoch)
     }
 }

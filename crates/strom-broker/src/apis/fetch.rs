@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
@@ -37,12 +38,13 @@ use tokio::sync::futures::Notified;
 
 use super::{Handler, Reply, RequestContext};
 use crate::broker::{now_ms, Broker};
-use crate::errors::log_error_code;
+use crate::errors::{log_error_code, replication_error_code};
 use crate::fetch_session::{
     FetchContext, FetchMetadata, IncrementalAnswer, PartitionOutcome, PartitionParams,
     SessionPartition,
 };
 use crate::partition::Partition;
+use crate::replica_manager::{self, ReplicaFetchRead};
 
 pub struct FetchHandler;
 
@@ -118,14 +120,15 @@ async fn serve(
         FetchContext::Incremental { partitions, .. } => (partitions.clone(), "incremental"),
     };
     broker.metrics.fetch_served(kind);
-    let answered = read_until_ready(&broker, &request, version, &to_read, zero_copy).await;
+    let (answered, node_endpoints) =
+        read_until_ready(&broker, &request, version, &to_read, zero_copy).await;
     let outcomes: Vec<PartitionOutcome> =
         answered.iter().map(|(data, _)| outcome_of(data)).collect();
     let mut cache = broker
         .fetch_sessions
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    let response = match context {
+    let mut response = match context {
         FetchContext::SessionError(_) | FetchContext::Sessionless => {
             respond(0, &to_read, answered, None)
         }
@@ -168,6 +171,7 @@ async fn serve(
     broker
         .metrics
         .fetch_session_cache(cache.len(), cache.total_partitions(), cache.evictions());
+    response.response.node_endpoints = node_endpoints;
     response
 }
 
@@ -228,13 +232,28 @@ fn partition_key(
 
 /// Followers' sessions are privileged in the session cache, as in Kafka.
 fn is_from_follower(request: &FetchRequest, version: i16) -> bool {
-    let replica_id = if version >= REPLICA_STATE_VERSION {
-        request.replica_state.replica_id
-    } else {
-        request.replica_id
-    };
-    replica_id.0 >= 0
+    follower_of(request, version).is_some()
 }
+
+/// The fetching replica's id and broker epoch (-1 when not sent), for a follower's fetch.
+fn follower_of(request: &FetchRequest, version: i16) -> Option<(i32, i64)> {
+    let (replica_id, epoch) = if version >= REPLICA_STATE_VERSION {
+        (
+            request.replica_state.replica_id,
+            request.replica_state.replica_epoch,
+        )
+    } else {
+        (request.replica_id, -1)
+    };
+    (replica_id.0 >= 0).then_some((replica_id.0, epoch))
+}
+
+/// Consumers may read from a follower from v11 (KIP-392: Kafka serves any replica once
+/// the request carries client metadata); older ones only from the leader.
+const FOLLOWER_FETCH_VERSION: i16 = 11;
+/// current_leader in a partition's error (KIP-951) from v12, node_endpoints from v16.
+const CURRENT_LEADER_VERSION: i16 = 12;
+const NODE_ENDPOINTS_VERSION: i16 = 16;
 
 /// Reads until `min_bytes` are ready, an error shows, or `max_wait_ms` is up.
 async fn read_until_ready(
@@ -243,12 +262,13 @@ async fn read_until_ready(
     version: i16,
     to_read: &[(SessionPartition, PartitionParams)],
     zero_copy: bool,
-) -> Vec<(PartitionData, Option<LogSlices>)> {
+) -> (Vec<(PartitionData, Option<LogSlices>)>, Vec<NodeEndpoint>) {
     let max_bytes = request.max_bytes.clamp(0, broker.config.fetch_max_bytes) as usize;
     let min_bytes = (request.min_bytes.max(0) as usize).min(max_bytes);
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = tokio::time::Instant::now() + max_wait;
     let read_committed = request.isolation_level == READ_COMMITTED;
+    let follower = follower_of(request, version);
     // Shared with each wake-up's blocking read rather than copied into it.
     let wanted: Arc<[(SessionPartition, PartitionParams)]> = to_read.into();
     loop {
@@ -272,6 +292,7 @@ async fn read_until_ready(
         let read = match tokio::task::spawn_blocking(move || {
             read_partitions(
                 &worker,
+                follower,
                 version,
                 read_committed,
                 max_bytes,
@@ -291,7 +312,7 @@ async fn read_until_ready(
             || request.max_wait_ms <= 0
             || tokio::time::Instant::now() >= deadline
         {
-            return read.partitions;
+            return (read.partitions, read.node_endpoints);
         }
         drop(read);
         if wait_for_any(&mut waits, deadline).await {
@@ -355,10 +376,14 @@ struct Read {
     partitions: Vec<(PartitionData, Option<LogSlices>)>,
     bytes: usize,
     has_error: bool,
+    /// KIP-951: where the leaders named in NOT_LEADER_OR_FOLLOWER errors are.
+    node_endpoints: Vec<NodeEndpoint>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn read_partitions(
-    broker: &Broker,
+    broker: &Arc<Broker>,
+    follower: Option<(i32, i64)>,
     version: i16,
     read_committed: bool,
     max_bytes: usize,
@@ -373,6 +398,7 @@ fn read_partitions(
     let mut has_error = false;
     let mut held_files = 0usize;
     let mut partitions = Vec::with_capacity(to_read.len());
+    let mut leaders = Vec::new();
     for ((key, wanted), target) in to_read.iter().zip(targets) {
         let index = match key {
             SessionPartition::ById(_, i) | SessionPartition::ByName(_, i) => *i,
@@ -388,15 +414,36 @@ fn read_partitions(
             data.aborted_transactions = Some(Vec::new());
         }
         let mut aborted = Vec::new();
+        let mut replica_fetch = None;
         let result = target.as_ref().map_err(|code| *code).and_then(|target| {
             let partition = &target.partition;
-            if wanted.current_leader_epoch > partition.leader_epoch {
-                return Err(ErrorCode::UnknownLeaderEpoch);
-            }
-            if wanted.current_leader_epoch >= 0
-                && wanted.current_leader_epoch < partition.leader_epoch
-            {
-                return Err(ErrorCode::FencedLeaderEpoch);
+            if let Some((replica_id, broker_epoch)) = follower {
+                let fetch = ReplicaFetchRead {
+                    replica_id,
+                    broker_epoch,
+                    current_leader_epoch: wanted.current_leader_epoch,
+                    fetch_offset: wanted.fetch_offset,
+                    last_fetched_epoch: wanted.last_fetched_epoch,
+                    log_start_offset: wanted.log_start_offset,
+                };
+                match replica_manager::validate_replica_fetch(partition, &fetch) {
+                    Err(e) => return Err(replication_error_code(&e)),
+                    // KIP-320: the follower truncates first; no records, no progress.
+                    Ok(Some(diverging)) => {
+                        return Ok((
+                            partition.reader().offsets().snapshot(),
+                            None,
+                            Some(diverging),
+                        ))
+                    }
+                    Ok(None) => replica_fetch = Some(fetch),
+                }
+            } else {
+                replica_manager::check_epoch(partition, wanted.current_leader_epoch)
+                    .map_err(|e| replication_error_code(&e))?;
+                if version < FOLLOWER_FETCH_VERSION && !partition.replica().is_leader() {
+                    return Err(ErrorCode::NotLeaderOrFollower);
+                }
             }
             // Never read more than may be sent: this partition's limit and the
             // response's remaining budget (but one whole batch for the first
@@ -406,7 +453,10 @@ fn read_partitions(
             // The log's published state: no lock is taken.
             let reader = partition.reader();
             let offsets = reader.offsets().snapshot();
-            let readable_end = if read_committed {
+            // A follower copies the whole log; consumers see what is replicated.
+            let readable_end = if replica_fetch.is_some() {
+                offsets.log_end_offset
+            } else if read_committed {
                 offsets.last_stable_offset
             } else {
                 offsets.high_watermark
@@ -432,7 +482,27 @@ fn read_partitions(
                     })
                     .map(Some)
             };
-            read.map(|records| (offsets, records)).map_err(|e| {
+            if read.is_ok() {
+                if let Some(fetch) = &replica_fetch {
+                    // The follower's progress: its end is the fetch offset (Kafka's
+                    // updateFollowerFetchState, with the leader's end before the read).
+                    match replica_manager::record_replica_fetch(
+                        &broker.replicas,
+                        partition,
+                        fetch,
+                        offsets.log_end_offset,
+                    ) {
+                        Err(e) => return Err(replication_error_code(&e)),
+                        Ok(Some(expand)) => crate::alter_partition_sender::send(
+                            broker.clone(),
+                            partition.clone(),
+                            expand,
+                        ),
+                        Ok(None) => {}
+                    }
+                }
+            }
+            read.map(|records| (offsets, records, None)).map_err(|e| {
                 let gone = broker
                     .partition(&target.name, index)
                     .is_none_or(|now| !Arc::ptr_eq(&now, partition));
@@ -445,7 +515,12 @@ fn read_partitions(
             })
         });
         match result {
-            Ok((offsets, read)) => {
+            Ok((offsets, read, diverging)) => {
+                if let Some(diverging) = diverging {
+                    data.diverging_epoch = EpochEndOffset::default()
+                        .with_epoch(diverging.epoch)
+                        .with_end_offset(diverging.end_offset);
+                }
                 let (records, slices) = read.unwrap_or_default();
                 region = slices;
                 let size = records.len();
@@ -480,6 +555,21 @@ fn read_partitions(
                             .with_log_start_offset(start_offset(p.log_start_offset()));
                     }
                 }
+                if code == ErrorCode::NotLeaderOrFollower && version >= CURRENT_LEADER_VERSION {
+                    if let Ok(target) = target {
+                        let leader = replica_manager::current_leader(
+                            &broker.image(),
+                            &target.partition,
+                            &broker.config.cluster.inter_broker_listener_name,
+                        );
+                        data.current_leader = LeaderIdAndEpoch::default()
+                            .with_leader_id(BrokerId(leader.leader_id))
+                            .with_leader_epoch(leader.leader_epoch);
+                        if version >= NODE_ENDPOINTS_VERSION {
+                            leaders.push(leader);
+                        }
+                    }
+                }
                 data = data
                     .with_error_code(code.code())
                     .with_records(Some(Default::default()));
@@ -487,10 +577,29 @@ fn read_partitions(
         }
         partitions.push((data, region));
     }
+    let mut node_endpoints: Vec<NodeEndpoint> = Vec::new();
+    for leader in leaders {
+        if node_endpoints
+            .iter()
+            .any(|e| e.node_id.0 == leader.leader_id)
+        {
+            continue;
+        }
+        if let Some((host, port, rack)) = leader.endpoint {
+            node_endpoints.push(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(leader.leader_id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(i32::from(port))
+                    .with_rack(rack.map(StrBytes::from_string)),
+            );
+        }
+    }
     Read {
         partitions,
         bytes: total,
         has_error,
+        node_endpoints,
     }
 }
 

@@ -19,7 +19,7 @@ use strom_types::ErrorCode;
 
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
-use crate::errors::log_error_code;
+use crate::errors::{log_error_code, replication_error_code};
 
 pub struct ListOffsetsHandler;
 
@@ -36,6 +36,7 @@ impl Handler for ListOffsetsHandler {
         // leader_epoch exists from v4.
         let with_epoch = ctx.api_version >= 4;
         let read_committed = request.isolation_level == READ_COMMITTED;
+        let replica_id = request.replica_id.0;
         let topics = request
             .topics
             .into_iter()
@@ -54,17 +55,24 @@ impl Handler for ListOffsetsHandler {
                             return response
                                 .with_error_code(ErrorCode::UnknownTopicOrPartition.code());
                         };
-                        if p.current_leader_epoch > partition.leader_epoch {
-                            return response.with_error_code(ErrorCode::UnknownLeaderEpoch.code());
+                        // Only the debugging replica id may ask a follower (Kafka).
+                        let checked = if replica_id == DEBUGGING_REPLICA_ID {
+                            crate::replica_manager::check_epoch(&partition, p.current_leader_epoch)
+                        } else {
+                            crate::replica_manager::check_leader(&partition, p.current_leader_epoch)
+                        };
+                        if let Err(e) = checked {
+                            return response.with_error_code(replication_error_code(&e).code());
                         }
-                        if p.current_leader_epoch >= 0
-                            && p.current_leader_epoch < partition.leader_epoch
-                        {
-                            return response.with_error_code(ErrorCode::FencedLeaderEpoch.code());
-                        }
-                        let found = partition.with_log(|log| {
-                            lookup(log, p.timestamp, partition.leader_epoch, read_committed)
-                        });
+                        // A replica asks for the log end; consumers for what they may read.
+                        let limit = match replica_id {
+                            CONSUMER_REPLICA_ID if read_committed => Limit::LastStable,
+                            CONSUMER_REPLICA_ID => Limit::HighWatermark,
+                            _ => Limit::LogEnd,
+                        };
+                        let leader_epoch = partition.leader_epoch();
+                        let found =
+                            partition.with_log(|log| lookup(log, p.timestamp, leader_epoch, limit));
                         match found {
                             Ok(Some(found)) => response
                                 .with_offset(found.offset)
@@ -89,6 +97,16 @@ impl Handler for ListOffsetsHandler {
 }
 
 const READ_COMMITTED: i8 = 1;
+const CONSUMER_REPLICA_ID: i32 = -1;
+const DEBUGGING_REPLICA_ID: i32 = -2;
+
+/// How far a ListOffsets lookup may see.
+#[derive(Clone, Copy)]
+enum Limit {
+    LastStable,
+    HighWatermark,
+    LogEnd,
+}
 
 /// What a ListOffsets target resolves to; -1 for an unknown timestamp or epoch.
 struct Found {
@@ -102,12 +120,12 @@ fn lookup(
     log: &PartitionLog,
     target: i64,
     current_leader_epoch: i32,
-    read_committed: bool,
+    limit: Limit,
 ) -> Result<Option<Found>, LogError> {
-    let last_fetchable = if read_committed {
-        log.last_stable_offset()
-    } else {
-        log.high_watermark()
+    let last_fetchable = match limit {
+        Limit::LastStable => log.last_stable_offset(),
+        Limit::HighWatermark => log.high_watermark(),
+        Limit::LogEnd => log.log_end_offset(),
     };
     let epochs = log.leader_epochs();
     let found = |(offset, timestamp): (i64, i64)| Found {

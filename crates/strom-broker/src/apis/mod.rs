@@ -16,6 +16,7 @@ use crate::response_frame::{encode_frame, ResponseFrame};
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+pub(crate) mod alter_partition;
 mod api_versions;
 mod broker_heartbeat;
 mod broker_registration;
@@ -259,6 +260,7 @@ impl ApiTable {
             erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
             erased::<broker_registration::BrokerRegistrationHandler>(),
             erased::<broker_heartbeat::BrokerHeartbeatHandler>(),
+            erased::<alter_partition::AlterPartitionHandler>(),
         ])
     }
 

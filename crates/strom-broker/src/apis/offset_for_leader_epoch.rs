@@ -15,7 +15,7 @@ use strom_types::ErrorCode;
 
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
-use crate::errors::log_error_code;
+use crate::errors::replication_error_code;
 
 pub struct OffsetForLeaderEpochHandler;
 
@@ -57,18 +57,14 @@ fn end_offset(broker: &Broker, topic: &str, wanted: &OffsetForLeaderPartition) -
     let Some(partition) = broker.partition(topic, wanted.partition) else {
         return response.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
     };
-    let current = wanted.current_leader_epoch;
-    if current >= 0 && current < partition.leader_epoch {
-        return response.with_error_code(ErrorCode::FencedLeaderEpoch.code());
+    // Followers and consumers alike ask the leader (Kafka's fetchOnlyFromLeader).
+    if let Err(e) = crate::replica_manager::check_leader(&partition, wanted.current_leader_epoch) {
+        return response.with_error_code(replication_error_code(&e).code());
     }
-    if current > partition.leader_epoch {
-        return response.with_error_code(ErrorCode::UnknownLeaderEpoch.code());
-    }
-    match partition.with_log(|log| Ok(log.end_offset_for_epoch(wanted.leader_epoch))) {
-        Ok(Some((epoch, end_offset))) => response
+    match partition.reader().end_offset_for_epoch(wanted.leader_epoch) {
+        Some((epoch, end_offset)) => response
             .with_leader_epoch(epoch)
             .with_end_offset(end_offset),
-        Ok(None) => response,
-        Err(e) => response.with_error_code(log_error_code(&e).code()),
+        None => response,
     }
 }

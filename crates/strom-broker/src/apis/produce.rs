@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_log::AppendInfo;
 use strom_types::ErrorCode;
@@ -23,6 +24,7 @@ use super::produce_verification::Refused;
 use super::{Handler, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::errors::{produce_error_code, ProduceError, RecordFailure};
+use crate::replica_manager;
 use crate::topic_settings::TopicCompression;
 
 pub struct ProduceHandler;
@@ -46,15 +48,50 @@ impl Handler for ProduceHandler {
     ) -> ProduceResponse {
         let version = ctx.api_version;
         let refused = super::produce_verification::verify(&broker, version, &request).await;
+        let deadline_ms = now_ms() + i64::from(request.timeout_ms.max(0));
         // Validation and the file write block: keep them off the async workers.
         let worker = broker.clone();
-        match tokio::task::spawn_blocking(move || produce(&worker, version, request, &refused))
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        let (mut response, waits) =
+            match tokio::task::spawn_blocking(move || produce(&worker, version, request, &refused))
+                .await
+            {
+                Ok(produced) => produced,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+        // acks=all: answered once the high watermark passes each append (Kafka's
+        // DelayedProduce), or with the wait's error.
+        for wait in waits {
+            let result = replica_manager::wait_for_acks(
+                &broker.replicas,
+                &wait.partition,
+                wait.required_offset,
+                deadline_ms,
+            )
+            .await;
+            if let Err(error) = result {
+                let code = crate::errors::replication_error_code(&error);
+                if let Some(p) = response
+                    .responses
+                    .get_mut(wait.topic)
+                    .and_then(|t| t.partition_responses.get_mut(wait.index))
+                {
+                    p.error_code = code.code();
+                    if version >= 8 {
+                        p.error_message = Some(StrBytes::from_string(error.to_string()));
+                    }
+                }
+            }
         }
+        response
     }
+}
+
+/// An acks=all append still waiting for the high watermark, and its place in the response.
+struct AckWait {
+    topic: usize,
+    index: usize,
+    partition: Arc<crate::partition::Partition>,
+    required_offset: i64,
 }
 
 /// Appends every partition's batch.
@@ -63,11 +100,14 @@ fn produce(
     version: i16,
     request: ProduceRequest,
     refused: &Refused,
-) -> ProduceResponse {
+) -> (ProduceResponse, Vec<AckWait>) {
     let acks_valid = matches!(request.acks, -1..=1);
     let by_id = version >= 13;
     let image = broker.image();
     let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut waits = Vec::new();
+    let mut node_endpoints = Vec::new();
+    let mut leaders: Vec<i32> = Vec::new();
     for topic in request.topic_data {
         let name = if by_id {
             image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
@@ -93,13 +133,45 @@ fn produce(
                     },
                 }
             };
-            partitions.push(partition_response(
-                broker,
-                version,
-                name.as_deref(),
-                data.index,
-                result,
-            ));
+            if let (Ok(info), Some(name)) = (&result, &name) {
+                // A retry answered as a duplicate waits too: its original may not be
+                // replicated yet (Kafka's DelayedProduce waits on its offsets as well).
+                if request.acks == -1 {
+                    if let Some(partition) = broker.partition(name, data.index) {
+                        // One replica (or caught-up followers): already there.
+                        if partition.high_watermark() <= info.last_offset {
+                            waits.push(AckWait {
+                                topic: responses.len(),
+                                index: partitions.len(),
+                                partition,
+                                required_offset: info.last_offset + 1,
+                            });
+                        }
+                    }
+                }
+            }
+            let mut response =
+                partition_response(broker, version, name.as_deref(), data.index, result);
+            if response.error_code == ErrorCode::NotLeaderOrFollower.code() && version >= 10 {
+                if let Some(partition) = name
+                    .as_deref()
+                    .and_then(|n| broker.partition(n, data.index))
+                {
+                    let leader = replica_manager::current_leader(
+                        &image,
+                        &partition,
+                        &broker.config.cluster.inter_broker_listener_name,
+                    );
+                    response.current_leader = LeaderIdAndEpoch::default()
+                        .with_leader_id(BrokerId(leader.leader_id))
+                        .with_leader_epoch(leader.leader_epoch);
+                    if leader.endpoint.is_some() && !leaders.contains(&leader.leader_id) {
+                        leaders.push(leader.leader_id);
+                        node_endpoints.push(node_endpoint(leader));
+                    }
+                }
+            }
+            partitions.push(response);
         }
         responses.push(
             TopicProduceResponse::default()
@@ -108,7 +180,21 @@ fn produce(
                 .with_partition_responses(partitions),
         );
     }
-    ProduceResponse::default().with_responses(responses)
+    (
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(node_endpoints),
+        waits,
+    )
+}
+
+fn node_endpoint(leader: replica_manager::CurrentLeader) -> NodeEndpoint {
+    let (host, port, rack) = leader.endpoint.unwrap_or_default();
+    NodeEndpoint::default()
+        .with_node_id(BrokerId(leader.leader_id))
+        .with_host(StrBytes::from_string(host))
+        .with_port(i32::from(port))
+        .with_rack(rack.map(StrBytes::from_string))
 }
 
 fn partition_response(
@@ -194,12 +280,9 @@ fn produce_partition(
     // A transactional batch that starts a transaction here was checked with the
     // coordinator before (`produce_verification`); the log enforces the epoch, sequence and
     // open-transaction rules.
-    if acks == -1 && partition.replicas.len() < settings.min_insync_replicas {
-        return Err(ProduceError::NotEnoughReplicas(format!(
-            "the in-sync replicas ({}) are fewer than min.insync.replicas ({})",
-            partition.replicas.len(),
-            settings.min_insync_replicas
-        )));
+    replica_manager::check_leader(&partition, -1)?;
+    if acks == -1 {
+        replica_manager::check_acks_all(broker, &partition)?;
     }
     let now = now_ms();
     let window =

@@ -84,6 +84,9 @@ async fn write_one(
     let partition = broker
         .partition(topic, index)
         .ok_or(ErrorCode::UnknownTopicOrPartition)?;
+    // Markers go to the leader only (Kafka's appendRecords to the leader).
+    crate::replica_manager::check_leader(&partition, -1)
+        .map_err(|e| crate::errors::replication_error_code(&e))?;
     if topic == OFFSETS_TOPIC {
         broker.groups.ensure_loaded(broker).await?;
         return broker
