@@ -66,9 +66,8 @@ fn request(
                 )])])
 }
 
-/// The one call to the active controller. Until the broker-to-controller channel
-/// (`Broker::send_to_controller`) lands, the request is carried out here, which the
-/// quorum allows only on the active controller: elsewhere it fails and is resent.
+/// The one call to the active controller: over its CONTROLLER listener in a cluster of
+/// several voters, carried out here on a one-voter node (which is its own controller).
 async fn call_controller(
     broker: &Broker,
     partition: &Partition,
@@ -76,6 +75,17 @@ async fn call_controller(
 ) -> Result<AlterPartitionResponse, AlterPartitionError> {
     let request = request(broker, partition, proposal);
     debug!(topic = %partition.topic, partition = partition.index, isr = ?proposal.isr(), "sending AlterPartition");
+    if !broker.config.cluster.is_single_voter() {
+        return broker
+            .call_controller(&request, ALTER_PARTITION_VERSION)
+            .await
+            .map_err(|e| match e {
+                crate::controller_channel::ControllerCallError::NoController => {
+                    AlterPartitionError::NotController
+                }
+                e => AlterPartitionError::NetworkException(e.to_string()),
+            });
+    }
     Ok(crate::apis::alter_partition::alter_partition_on_controller(
         broker,
         ALTER_PARTITION_VERSION,

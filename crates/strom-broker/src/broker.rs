@@ -106,6 +106,10 @@ pub struct Broker {
     image: RwLock<Arc<MetadataImage>>,
     /// The offset of the last metadata entry applied to `image` (-1: none yet).
     image_offset: AtomicI64,
+    /// Connections to other nodes' CONTROLLER listeners (`controller_channel`).
+    pub(crate) node_rpc: crate::node_rpc::NodeRpcClient,
+    /// Registration and heartbeats with the active controller (several voters only).
+    pub(crate) lifecycle: crate::broker_lifecycle::Lifecycle,
     /// The metadata quorum; set once at start.
     quorum: OnceLock<Arc<MetadataQuorum>>,
     /// Held for the whole read-decide-propose of a metadata change made here, so
@@ -152,7 +156,7 @@ struct OpenFailure {
 const METADATA_CATCH_UP_AT_START: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Producer ids claimed from the metadata log at a time.
-const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+pub(crate) const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 /// Threads that open or close partition logs at once (start-up, shutdown, a new topic):
 /// each log's work is a few small files and fsyncs, which overlap well on any disk.
@@ -162,6 +166,15 @@ impl Broker {
     /// Opens the log dir, starts the metadata quorum (whose committed records, applied
     /// here, open the hosted partitions) and loads the coordinators.
     pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, StartupError> {
+        let broker = Self::start(config).await?;
+        broker.load().await?;
+        Ok(broker)
+    }
+
+    /// Opens the log dir and starts this node's voter of the metadata quorum; the node
+    /// answers Raft messages from here on (its CONTROLLER listeners may be bound). The
+    /// image is not loaded yet: [`Self::load`] does that once the log is applied.
+    pub async fn start(config: BrokerConfig) -> Result<Arc<Self>, StartupError> {
         let log_dir = config.log_dir.clone();
         let log_dir_error = {
             let log_dir = log_dir.clone();
@@ -179,7 +192,11 @@ impl Broker {
                 let log_dir = &config.log_dir;
                 std::fs::create_dir_all(log_dir).map_err(&log_dir_error)?;
                 let log_dir_handle = std::fs::File::open(log_dir).map_err(&log_dir_error)?;
-                let cluster_id = crate::meta_properties::load_or_create(log_dir, config.node_id)?;
+                let cluster_id = crate::meta_properties::load_or_create(
+                    log_dir,
+                    config.node_id,
+                    config.cluster.cluster_id.as_deref(),
+                )?;
                 log_dirs::remove_deleted_dirs(log_dir);
                 // As Kafka's LogManager: one marker for the whole dir, read before any log
                 // opens and removed once all are open, before anything is appended to them.
@@ -219,6 +236,10 @@ impl Broker {
             replicas: Default::default(),
             image: RwLock::new(Arc::new(MetadataImage::default())),
             image_offset: AtomicI64::new(-1),
+            node_rpc: crate::node_rpc::NodeRpcClient::new(
+                config_for_groups.socket_request_max_bytes,
+            ),
+            lifecycle: crate::broker_lifecycle::Lifecycle::new(&log_dir, clean_shutdown),
             quorum: OnceLock::new(),
             controller_lock: Mutex::new(()),
             prepared: std::sync::Mutex::new(HashMap::new()),
@@ -251,7 +272,28 @@ impl Broker {
         let quorum =
             Arc::new(strom_raft::Quorum::start(quorum_config, storage, transport, applier).await?);
         let _ = broker.quorum.set(quorum.clone());
-        tokio::spawn(stop_on_quorum_failure(quorum.clone()));
+        tokio::spawn(stop_on_quorum_failure(quorum));
+        Ok(broker)
+    }
+
+    /// Waits until the metadata log this node had is applied, then installs the image
+    /// once: partitions open, coordinators load. Until then no metadata change is
+    /// decided here.
+    pub async fn load(self: &Arc<Self>) -> Result<(), StartupError> {
+        let broker = self;
+        let log_dir = self.config.log_dir.clone();
+        let log_dir_error = {
+            let log_dir = log_dir.clone();
+            move |source| StartupError::LogDir {
+                path: log_dir.display().to_string(),
+                source,
+            }
+        };
+        let clean_shutdown = self.opening_clean.load(Ordering::Acquire);
+        let quorum = self
+            .quorum()
+            .map_err(|e| StartupError::MetadataLog(std::io::Error::other(e.to_string())))?
+            .clone();
         broker.wait_for_metadata_at_start(&quorum).await;
         tokio::task::block_in_place(|| broker.finish_loading());
         if let Some(failure) = broker
@@ -285,9 +327,9 @@ impl Broker {
             broker.groups.publish_topics(&broker.image());
             broker.groups.publish_group_configs(&broker.image());
             broker.groups.load_shards(&broker);
-            broker.transactions.load_shards(&broker);
+            broker.transactions.load_shards(broker);
         });
-        Ok(broker)
+        Ok(())
     }
 
     /// Registers this broker's endpoints in the metadata log if they changed.
@@ -332,24 +374,55 @@ impl Broker {
     pub async fn next_producer_id(&self) -> Result<i64, LogError> {
         let mut block = self.producer_ids.lock().await;
         if block.is_empty() {
-            let node_id = self.config.node_id;
-            let start = self
-                .write_metadata(|image| {
-                    Ok::<_, std::convert::Infallible>(
-                        strom_metadata::controller::allocate_producer_ids(
-                            image,
-                            node_id,
-                            PRODUCER_ID_BLOCK_SIZE,
-                        ),
-                    )
-                })
-                .await
-                .map_err(MetadataWriteError::into_log_error)?;
-            *block = start..start + PRODUCER_ID_BLOCK_SIZE;
+            *block = if self.config.cluster.is_single_voter() {
+                let start = self
+                    .allocate_producer_id_block(self.config.node_id)
+                    .await
+                    .map_err(|code| LogError::Io(std::io::Error::other(format!("{code:?}"))))?;
+                start..start + PRODUCER_ID_BLOCK_SIZE
+            } else {
+                self.producer_ids_from_controller().await?
+            };
         }
         let id = block.start;
         block.start += 1;
         Ok(id)
+    }
+
+    /// Commits the next block of producer ids for `broker_id` (on the active controller)
+    /// and returns its first id.
+    pub(crate) async fn allocate_producer_id_block(
+        &self,
+        broker_id: i32,
+    ) -> Result<i64, strom_types::ErrorCode> {
+        self.write_metadata(|image| {
+            Ok::<_, std::convert::Infallible>(strom_metadata::controller::allocate_producer_ids(
+                image,
+                broker_id,
+                PRODUCER_ID_BLOCK_SIZE,
+            ))
+        })
+        .await
+        .map_err(|e| e.into_error(|never| match never {}).0)
+    }
+
+    /// A block of producer ids from the active controller (AllocateProducerIds).
+    async fn producer_ids_from_controller(&self) -> Result<std::ops::Range<i64>, LogError> {
+        let request = kafka_protocol::messages::AllocateProducerIdsRequest::default()
+            .with_broker_id(kafka_protocol::messages::BrokerId(self.config.node_id))
+            .with_broker_epoch(self.lifecycle.broker_epoch());
+        let response = self
+            .call_controller(&request, 0)
+            .await
+            .map_err(|e| LogError::Io(std::io::Error::other(e.to_string())))?;
+        if response.error_code != 0 || response.producer_id_len <= 0 {
+            return Err(LogError::Io(std::io::Error::other(format!(
+                "the controller gave no producer ids (error {})",
+                response.error_code
+            ))));
+        }
+        let start = response.producer_id_start.0;
+        Ok(start..start + i64::from(response.producer_id_len))
     }
 
     /// The APIs served on a kind of listener.
@@ -399,6 +472,11 @@ impl Broker {
             .unwrap_or(fallback)
     }
 
+    /// The metadata log offset the image is at (-1 before any).
+    pub fn image_offset(&self) -> i64 {
+        self.image_offset.load(Ordering::Acquire)
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -428,6 +506,10 @@ impl Broker {
     ) -> Result<T, MetadataWriteError<E>> {
         let _serial = self.controller_lock.lock().await;
         let quorum = self.quorum().map_err(MetadataWriteError::Failed)?;
+        if self.is_loading() {
+            // A leader still loading its image would decide on an empty one.
+            return Err(MetadataWriteError::NotController(quorum.leader()));
+        }
         quorum.catch_up().await.map_err(write_failure)?;
         let image = self.image();
         // Only this lock's holder appends on the leader, so the next entry's offset is known.
@@ -555,6 +637,13 @@ impl Broker {
 
     /// Ends the start: installs the image folded from the snapshot and log (opening its
     /// partitions in parallel), and applies every later entry as it commits.
+    fn is_loading(&self) -> bool {
+        self.loading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     fn finish_loading(&self) {
         let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((offset, image)) = loading.take() {
@@ -956,6 +1045,9 @@ impl Broker {
         if !clean || finished.contains(&false) {
             warn!(dir = %log_dir.display(), "not every log closed; the log dir is not marked clean and the next start recovers every log");
             return;
+        }
+        if let Err(e) = self.lifecycle.write_clean_shutdown_epoch(log_dir) {
+            warn!(dir = %log_dir.display(), error = %e, "writing the broker epoch failed; the next start counts as unclean");
         }
         if let Err(e) = strom_log::write_log_dir_clean_shutdown(log_dir, &self.log_dir_handle) {
             warn!(dir = %log_dir.display(), error = %e, "writing the clean-shutdown marker failed; every log is recovered at the next start");

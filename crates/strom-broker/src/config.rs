@@ -99,6 +99,11 @@ pub struct ClusterConfig {
     pub leader_imbalance_check_interval_seconds: i64,
     pub leader_imbalance_per_broker_percentage: i32,
     pub metadata_log_max_record_bytes_between_snapshots: i64,
+    /// `cluster.id`: what Kafka's `kafka-storage format --cluster-id` writes into
+    /// `meta.properties`. Unset on a node of several voters, it is derived from
+    /// `controller.quorum.voters`, so the nodes of one configuration agree with no
+    /// formatting step.
+    pub cluster_id: Option<String>,
 }
 
 impl ClusterConfig {
@@ -681,6 +686,11 @@ fn cluster_config(
         .get("broker.rack")
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty());
+    let cluster_id = map
+        .get("cluster.id")
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+        .or_else(|| (!voters.is_empty()).then(|| cluster_id_of_voters(&voters)));
     Ok(ClusterConfig {
         roles,
         voters,
@@ -734,7 +744,23 @@ fn cluster_config(
             20_971_520i64,
         )?
         .max(1),
+        cluster_id,
     })
+}
+
+/// A cluster id every node configured with the same voters derives alike: Kafka's
+/// format (a UUID in URL-safe base64) of a name-based UUID of the voter list.
+fn cluster_id_of_voters(voters: &[QuorumVoter]) -> String {
+    let mut sorted: Vec<String> = voters
+        .iter()
+        .map(|v| format!("{}@{}:{}", v.id, v.host, v.port))
+        .collect();
+    sorted.sort();
+    let name = format!("strom-cluster:{}", sorted.join(","));
+    crate::meta_properties::cluster_id_of(&uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        name.as_bytes(),
+    ))
 }
 
 impl BrokerConfig {

@@ -105,7 +105,7 @@ async fn run(
         if let Some(frame) = split_frame(&mut buf, max_frame_bytes)? {
             let frame_bytes = frame.len() + LENGTH_PREFIX_BYTES;
             broker.metrics.bytes_in(frame_bytes);
-            if let Some(response) = handle_frame(broker, frame, peer, listener).await? {
+            if let Some(response) = handle_frame(broker, frame, peer, listener, true).await? {
                 broker.metrics.bytes_out(response.len());
                 write_frame(broker, stream, &response).await?;
             }
@@ -143,23 +143,44 @@ async fn run(
     }
 }
 
+/// Answers one request frame. `may_forward` is false for a request another broker
+/// forwarded here, which is never sent on again.
 async fn handle_frame(
     broker: &Arc<Broker>,
     frame: BytesMut,
     peer: SocketAddr,
     listener: ListenerRole,
+    may_forward: bool,
 ) -> Result<Option<ResponseFrame>, ConnectionError> {
     let started = Instant::now();
     let prefix = peek_request_prefix(&frame).ok_or(ConnectionError::ShortRequest(frame.len()))?;
     if listener == ListenerRole::Controller && prefix.api_key == crate::node_rpc::NODE_RPC_API_KEY {
         let (correlation_id, body) = crate::node_rpc::request_body(&frame)
             .ok_or(ConnectionError::ShortRequest(frame.len()))?;
-        let response = crate::metadata_quorum::handle_node_request(broker, body)
-            .await
-            .map_err(|e| DispatchError::Malformed(e.to_string()))?;
+        let response = if prefix.api_version == crate::controller_channel::FORWARD_VERSION {
+            serve_forwarded(broker, body, peer).await?
+        } else {
+            crate::metadata_quorum::handle_node_request(broker, body)
+                .await
+                .map_err(|e| DispatchError::Malformed(e.to_string()))?
+        };
         return Ok(Some(
             crate::node_rpc::encode_response(correlation_id, &response).into(),
         ));
+    }
+    if may_forward && listener == ListenerRole::Client && broker.forwards(prefix.api_key) {
+        match broker.forward_frame(&frame).await {
+            Ok(response) => {
+                broker.metrics.request_done(
+                    ApiKey::try_from(prefix.api_key).unwrap_or(ApiKey::ApiVersions),
+                    started.elapsed(),
+                );
+                return Ok(Some(response.into()));
+            }
+            // Answered here instead: the change is refused with NOT_CONTROLLER, which
+            // clients retry.
+            Err(e) => debug!(%peer, error = %e, "forwarding to the controller failed"),
+        }
     }
     let apis = broker.apis_for(listener);
     let api = apis
@@ -199,6 +220,38 @@ async fn handle_frame(
         .await?;
     broker.metrics.request_done(key, started.elapsed());
     Ok(response)
+}
+
+/// A client request another broker forwarded: answered as if it came in on a client
+/// listener here, with the metadata offset this node has applied after it.
+async fn serve_forwarded(
+    broker: &Arc<Broker>,
+    body: &[u8],
+    peer: SocketAddr,
+) -> Result<Vec<u8>, ConnectionError> {
+    let prefix = peek_request_prefix(body).ok_or(ConnectionError::ShortRequest(body.len()))?;
+    if !crate::controller_channel::is_forwarded_api(prefix.api_key) {
+        return Err(DispatchError::Malformed(format!(
+            "api key {} is not forwarded to the controller",
+            prefix.api_key
+        ))
+        .into());
+    }
+    let inner = BytesMut::from(body);
+    let response = Box::pin(handle_frame(
+        broker,
+        inner,
+        peer,
+        ListenerRole::Client,
+        false,
+    ))
+    .await?
+    .ok_or_else(|| DispatchError::Malformed("a forwarded request got no answer".into()))?
+    .materialise()?;
+    Ok(crate::controller_channel::encode_forwarded_answer(
+        broker.image_offset(),
+        &response,
+    ))
 }
 
 /// Writes a response frame in order: memory parts as they are, file parts

@@ -81,6 +81,19 @@ impl Broker {
         .await
     }
 
+    /// The active controller's session timer: fences expired brokers, twice a second.
+    pub async fn run_session_timer(self: std::sync::Arc<Self>) {
+        let broker = std::sync::Arc::downgrade(&self);
+        drop(self);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let Some(broker) = broker.upgrade() else {
+                return;
+            };
+            broker.controller_fence_expired().await;
+        }
+    }
+
     /// Fences the brokers whose sessions expired (the active controller's timer).
     pub async fn controller_fence_expired(&self) {
         if !self.is_active_controller() {

@@ -28,25 +28,42 @@ pub async fn ensure_created(broker: &Broker, topic: &InternalTopic) -> Result<()
         num_partitions: broker.config.num_partitions,
         replication_factor: broker.config.default_replication_factor,
     };
+    let settings = |image: &strom_metadata::MetadataImage| {
+        let live_brokers = image.brokers().filter(|b| !b.fenced).count().max(1) as i16;
+        let replication_factor = topic.replication_factor.min(live_brokers).max(1);
+        let mut configs: Vec<(String, Option<String>)> = vec![
+            ("cleanup.policy".into(), Some("compact".into())),
+            ("compression.type".into(), Some(topic.compression.into())),
+            (
+                "segment.bytes".into(),
+                Some(topic.segment_bytes.to_string()),
+            ),
+        ];
+        if let Some(min_isr) = topic.min_insync_replicas {
+            let min_isr = min_isr.clamp(1, i32::from(replication_factor));
+            configs.push(("min.insync.replicas".into(), Some(min_isr.to_string())));
+        }
+        (replication_factor, configs)
+    };
+    if broker.forwards(kafka_protocol::messages::ApiKey::CreateTopics as i16) {
+        if broker.image().topic(name).is_some() {
+            return Ok(());
+        }
+        let (replication_factor, configs) = settings(&broker.image());
+        return broker
+            .create_topic_on_controller(name, topic.partitions, replication_factor, &configs)
+            .await
+            .map_err(|code| {
+                warn!(error = ?code, "creating {name} through the controller failed");
+                ErrorCode::CoordinatorNotAvailable
+            });
+    }
     let created = broker
         .write_metadata(|image| {
             if image.topic(name).is_some() {
                 return Ok((Vec::new(), false));
             }
-            let live_brokers = image.brokers().count().max(1) as i16;
-            let replication_factor = topic.replication_factor.min(live_brokers).max(1);
-            let mut configs = vec![
-                ("cleanup.policy".into(), Some("compact".into())),
-                ("compression.type".into(), Some(topic.compression.into())),
-                (
-                    "segment.bytes".into(),
-                    Some(topic.segment_bytes.to_string()),
-                ),
-            ];
-            if let Some(min_isr) = topic.min_insync_replicas {
-                let min_isr = min_isr.clamp(1, i32::from(replication_factor));
-                configs.push(("min.insync.replicas".into(), Some(min_isr.to_string())));
-            }
+            let (replication_factor, configs) = settings(image);
             let spec = NewTopic {
                 name: name.to_string(),
                 num_partitions: topic.partitions,

@@ -7,8 +7,10 @@
 mod alter_partition_sender;
 pub mod apis;
 pub mod broker;
+mod broker_lifecycle;
 pub mod config;
 mod connection;
+pub mod controller_channel;
 mod controller_ops;
 mod coordinator_runtime;
 pub mod errors;

@@ -12,6 +12,14 @@ pub enum MetaPropertiesError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "{path} belongs to cluster {found}, but this node is configured for cluster {expected}"
+    )]
+    ClusterIdMismatch {
+        path: String,
+        found: String,
+        expected: String,
+    },
     #[error("{path} belongs to node.id {found}, but this broker is node.id {expected}")]
     NodeIdMismatch {
         path: String,
@@ -22,7 +30,12 @@ pub enum MetaPropertiesError {
 
 /// Kafka's cluster ids are a random UUID in unpadded URL-safe base64.
 pub fn new_cluster_id() -> String {
-    base64_url(uuid::Uuid::new_v4().as_bytes())
+    cluster_id_of(&uuid::Uuid::new_v4())
+}
+
+/// A UUID written as Kafka writes cluster ids.
+pub fn cluster_id_of(id: &uuid::Uuid) -> String {
+    base64_url(id.as_bytes())
 }
 
 fn base64_url(bytes: &[u8]) -> String {
@@ -40,8 +53,13 @@ fn base64_url(bytes: &[u8]) -> String {
     out
 }
 
-/// Reads the cluster id from `meta.properties`, creating the file on first start.
-pub fn load_or_create(log_dir: &Path, node_id: i32) -> Result<String, MetaPropertiesError> {
+/// Reads the cluster id from `meta.properties`, creating the file on first start with
+/// `configured` (or a new random id). A dir of another cluster is refused.
+pub fn load_or_create(
+    log_dir: &Path,
+    node_id: i32,
+    configured: Option<&str>,
+) -> Result<String, MetaPropertiesError> {
     let path = log_dir.join("meta.properties");
     let io = |source| MetaPropertiesError::Io {
         path: path.display().to_string(),
@@ -65,13 +83,20 @@ pub fn load_or_create(log_dir: &Path, node_id: i32) -> Result<String, MetaProper
                 }
             }
             if let Some(cluster_id) = props.get("cluster.id") {
+                if let Some(expected) = configured.filter(|c| c != cluster_id) {
+                    return Err(MetaPropertiesError::ClusterIdMismatch {
+                        path: path.display().to_string(),
+                        found: cluster_id.to_string(),
+                        expected: expected.to_string(),
+                    });
+                }
                 return Ok(cluster_id.to_string());
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    let cluster_id = new_cluster_id();
+    let cluster_id = configured.map_or_else(new_cluster_id, str::to_string);
     let text = format!(
         "#Written by strom\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
         base64_url(uuid::Uuid::new_v4().as_bytes())
@@ -100,11 +125,21 @@ mod tests {
     #[test]
     fn cluster_id_is_created_once_and_node_id_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_or_create(dir.path(), 1).unwrap();
-        assert_eq!(load_or_create(dir.path(), 1).unwrap(), first);
+        let first = load_or_create(dir.path(), 1, None).unwrap();
+        assert_eq!(load_or_create(dir.path(), 1, None).unwrap(), first);
+        assert_eq!(load_or_create(dir.path(), 1, Some(&first)).unwrap(), first);
         assert!(matches!(
-            load_or_create(dir.path(), 2),
+            load_or_create(dir.path(), 2, None),
             Err(MetaPropertiesError::NodeIdMismatch { .. })
         ));
+        assert!(matches!(
+            load_or_create(dir.path(), 1, Some("another")),
+            Err(MetaPropertiesError::ClusterIdMismatch { .. })
+        ));
+        let configured = tempfile::tempdir().unwrap();
+        assert_eq!(
+            load_or_create(configured.path(), 1, Some("abc")).unwrap(),
+            "abc"
+        );
     }
 }

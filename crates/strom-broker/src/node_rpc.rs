@@ -43,11 +43,11 @@ pub enum NodeRpcError {
 }
 
 /// Encodes a node request frame.
-pub fn encode_request(correlation_id: i32, body: &[u8]) -> BytesMut {
+pub fn encode_request(correlation_id: i32, version: i16, body: &[u8]) -> BytesMut {
     let mut frame = BytesMut::with_capacity(4 + 10 + body.len());
     frame.put_i32(0);
     frame.put_i16(NODE_RPC_API_KEY);
-    frame.put_i16(NODE_RPC_API_VERSION);
+    frame.put_i16(version);
     frame.put_i32(correlation_id);
     frame.put_i16(-1); // no client id
     frame.extend_from_slice(body);
@@ -103,6 +103,18 @@ impl NodeRpcClient {
         body: &[u8],
         timeout: Duration,
     ) -> Result<Bytes, NodeRpcError> {
+        self.call_versioned(addr, NODE_RPC_API_VERSION, body, timeout)
+            .await
+    }
+
+    /// [`Self::call`] with a node request version other than the Raft messages' 0.
+    pub async fn call_versioned(
+        &self,
+        addr: &str,
+        version: i16,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Bytes, NodeRpcError> {
         let permits = self
             .permits
             .lock()
@@ -116,7 +128,7 @@ impl NodeRpcClient {
             ms: timeout.as_millis() as u64,
         };
         let correlation_id = self.next_correlation_id();
-        let frame = encode_request(correlation_id, body);
+        let frame = encode_request(correlation_id, version, body);
         let mut response = tokio::time::timeout(timeout, self.exchange(addr, &frame))
             .await
             .map_err(|_| timed_out())??;
@@ -321,7 +333,7 @@ mod tests {
 
     #[test]
     fn request_frames_round_trip_and_other_keys_are_not_node_requests() {
-        let frame = encode_request(7, b"abc");
+        let frame = encode_request(7, NODE_RPC_API_VERSION, b"abc");
         let (correlation_id, body) = request_body(&frame[4..]).unwrap();
         assert_eq!((correlation_id, body), (7, &b"abc"[..]));
         let mut other = frame[4..].to_vec();

@@ -22,26 +22,35 @@ pub async fn run(
         .log_max_open_files
         .unwrap_or_else(|| (soft_open_file_limit() / 2) as usize);
     strom_log::set_max_open_files(max_open_files);
-    if !config.cluster.roles.broker || !config.cluster.is_single_voter() {
+    if !config.cluster.roles.broker {
         anyhow::bail!(
-            "controller.quorum.voters and process.roles=controller are read, but brokers of \
-             several nodes do not join one cluster yet: leave controller.quorum.voters unset"
+            "process.roles=controller is read, but controller-only nodes are not served yet: \
+             use process.roles=broker,controller"
         );
     }
     info!(max_open_files, "segment files kept open at most");
-    let broker = Broker::open(config).await?;
-    broker.register().await?;
+    let broker = Broker::start(config).await?;
     let mut tasks = Vec::new();
     let connections = Arc::new(ConnectionCount::default());
     let request_memory =
         crate::request_memory::RequestMemory::new(broker.config.queued_max_request_bytes)
             .map(Arc::new);
-    for listener in &broker.config.listeners {
+    // The quorum's peers reach this voter before it has loaded its image: an election
+    // may need it, and loading needs a leader.
+    let (controller_listeners, client_listeners): (Vec<_>, Vec<_>) = broker
+        .config
+        .listeners
+        .iter()
+        .partition(|l| broker.config.cluster.is_controller_listener(&l.name));
+    for listener in controller_listeners.into_iter().chain(client_listeners) {
         let role = if broker.config.cluster.is_controller_listener(&listener.name) {
             ListenerRole::Controller
         } else {
             ListenerRole::Client
         };
+        if role == ListenerRole::Client && tasks.len() == controller_count(&broker) {
+            open_for_clients(&broker).await?;
+        }
         let addr = listener.socket_addr()?;
         let socket = TcpListener::bind(addr)
             .await
@@ -62,6 +71,9 @@ pub async fn run(
             role,
         )));
     }
+    if tasks.len() == controller_count(&broker) {
+        open_for_clients(&broker).await?;
+    }
     if let Some(addr) = broker.config.metrics_listener {
         let socket = TcpListener::bind(addr)
             .await
@@ -73,10 +85,33 @@ pub async fn run(
     info!(node_id = broker.config.node_id, cluster_id = %broker.cluster_id, "strom broker started");
     shutdown.await;
     info!("shutting down");
+    broker.controlled_shutdown().await;
     for task in &tasks {
         task.abort();
     }
     broker.shutdown().await;
+    Ok(())
+}
+
+fn controller_count(broker: &Broker) -> usize {
+    broker
+        .config
+        .listeners
+        .iter()
+        .filter(|l| broker.config.cluster.is_controller_listener(&l.name))
+        .count()
+}
+
+/// Loads the image and joins the cluster: a one-voter node registers itself; a node of
+/// several registers with the active controller and waits until it is unfenced.
+async fn open_for_clients(broker: &Arc<Broker>) -> anyhow::Result<()> {
+    broker.load().await?;
+    if broker.config.cluster.is_single_voter() {
+        broker.register().await?;
+    } else {
+        tokio::spawn(broker.clone().run_session_timer());
+        broker.join_cluster().await;
+    }
     Ok(())
 }
 

@@ -175,6 +175,11 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
             _state_machine: PhantomData,
         };
         let bound = Duration::from_millis(config.election_timeout_ms.saturating_mul(4));
+        // A voter among several returns at once: its peers may need it to elect anyone,
+        // and they reach it only once the caller serves its transport.
+        if !config.is_single_voter() {
+            return Ok(quorum);
+        }
         let known = quorum
             .raft
             .wait(Some(bound))

@@ -134,6 +134,9 @@ async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), ErrorCode> 
         replication_factor: -1,
         ..Default::default()
     };
+    if broker.forwards(ApiKey::CreateTopics as i16) {
+        return broker.create_topic_on_controller(name, -1, -1, &[]).await;
+    }
     let defaults = TopicDefaults {
         num_partitions: broker.config.num_partitions,
         replication_factor: broker.config.default_replication_factor,

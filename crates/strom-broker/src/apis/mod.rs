@@ -15,6 +15,7 @@ use crate::response_frame::{encode_frame, ResponseFrame};
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod allocate_producer_ids;
 mod alter_configs;
 pub(crate) mod alter_partition;
 mod api_versions;
@@ -261,6 +262,7 @@ impl ApiTable {
             erased::<broker_registration::BrokerRegistrationHandler>(),
             erased::<broker_heartbeat::BrokerHeartbeatHandler>(),
             erased::<alter_partition::AlterPartitionHandler>(),
+            erased::<allocate_producer_ids::AllocateProducerIdsHandler>(),
         ])
     }
 

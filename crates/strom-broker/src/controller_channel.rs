@@ -1,0 +1,242 @@
+//! A broker's way to the active controller, as Kafka's NodeToControllerChannelManager:
+//! requests brokers send the controller (registration, heartbeats, AlterPartition,
+//! AllocateProducerIds) go to the quorum leader's CONTROLLER listener, this node's own
+//! included; client requests that change metadata (CreateTopics and the like) are
+//! forwarded there whole, as Kafka's Envelope does, and answered once this node's image
+//! has caught up with the change, so a client's next Metadata here sees it.
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use tracing::debug;
+
+use crate::broker::Broker;
+use crate::node_rpc::NodeRpcError;
+
+/// The node request version that carries a forwarded client request.
+pub const FORWARD_VERSION: i16 = 1;
+/// How long a broker waits for a quorum leader before giving up on a call.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// How long a forwarded change's answer waits for this node's image to catch up.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(5);
+/// One call's time limit (Kafka's request.timeout.ms for the controller channel).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Client requests a broker forwards to the active controller (Kafka's forwarded APIs).
+const FORWARDED: &[ApiKey] = &[
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::ElectLeaders,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
+    ApiKey::AlterClientQuotas,
+    ApiKey::AlterUserScramCredentials,
+    ApiKey::UpdateFeatures,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerCallError {
+    #[error("no active controller is known")]
+    NoController,
+    #[error(transparent)]
+    Rpc(#[from] NodeRpcError),
+    #[error("malformed answer from the controller: {0}")]
+    Malformed(String),
+}
+
+impl Broker {
+    /// The CONTROLLER listener of the quorum leader (this node's own when it leads),
+    /// waiting a while for an election; `None` on a one-voter node, which has none.
+    pub async fn controller_address(&self) -> Option<String> {
+        let quorum = self.metadata_quorum()?;
+        if self.config.cluster.is_single_voter() {
+            return None;
+        }
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            if let Some(leader) = quorum.leader() {
+                return self
+                    .config
+                    .cluster
+                    .voters
+                    .iter()
+                    .find(|v| v.id as u64 == leader)
+                    .map(|v| format!("{}:{}", v.host, v.port));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends a broker-to-controller request (served on CONTROLLER listeners).
+    pub async fn call_controller<R>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, ControllerCallError>
+    where
+        R: Request + Encodable,
+    {
+        let addr = self
+            .controller_address()
+            .await
+            .ok_or(ControllerCallError::NoController)?;
+        Ok(self
+            .node_rpc
+            .call_kafka(&addr, request, version, CALL_TIMEOUT)
+            .await?)
+    }
+
+    /// Whether a client request with `api_key` goes to the active controller instead of
+    /// being answered here.
+    pub fn forwards(&self, api_key: i16) -> bool {
+        !self.config.cluster.is_single_voter()
+            && !self.is_active_controller()
+            && ApiKey::try_from(api_key).is_ok_and(|key| FORWARDED.contains(&key))
+    }
+
+    /// Forwards a client request frame (header and body, no size prefix) to the active
+    /// controller and returns its response frame (size prefix included) once this
+    /// node's image has the change.
+    pub async fn forward_frame(&self, frame: &[u8]) -> Result<BytesMut, ControllerCallError> {
+        let addr = self
+            .controller_address()
+            .await
+            .ok_or(ControllerCallError::NoController)?;
+        let mut answer = self
+            .node_rpc
+            .call_versioned(&addr, FORWARD_VERSION, frame, CALL_TIMEOUT)
+            .await?;
+        if answer.len() < 8 {
+            return Err(ControllerCallError::Malformed(format!(
+                "{} bytes",
+                answer.len()
+            )));
+        }
+        let offset = answer.get_i64();
+        self.wait_for_image_offset(offset, CATCH_UP_WAIT).await;
+        let mut response = BytesMut::with_capacity(4 + answer.len());
+        response.put_i32(answer.len() as i32);
+        response.extend_from_slice(&answer);
+        Ok(response)
+    }
+
+    /// Forwards a request this broker makes itself (an auto-created topic) as a client's
+    /// would be, and decodes the answer.
+    pub async fn forward<R>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, ControllerCallError>
+    where
+        R: Request + Encodable,
+    {
+        let malformed = |e: String| ControllerCallError::Malformed(e);
+        let key = ApiKey::try_from(R::KEY).map_err(|_| malformed(format!("api key {}", R::KEY)))?;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(0)
+            .with_client_id(Some(StrBytes::from_static_str("strom-broker")));
+        let mut frame = BytesMut::with_capacity(256);
+        header
+            .encode(&mut frame, key.request_header_version(version))
+            .map_err(|e| malformed(e.to_string()))?;
+        request
+            .encode(&mut frame, version)
+            .map_err(|e| malformed(e.to_string()))?;
+        let mut response: Bytes = self.forward_frame(&frame).await?.freeze();
+        response.advance(4);
+        ResponseHeader::decode(&mut response, key.response_header_version(version))
+            .map_err(|e| malformed(e.to_string()))?;
+        R::Response::decode(&mut response, version).map_err(|e| malformed(e.to_string()))
+    }
+
+    /// Waits (bounded) until this node has applied the metadata log up to `offset`.
+    pub async fn wait_for_image_offset(&self, offset: i64, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.image_offset() < offset {
+            if tokio::time::Instant::now() >= deadline {
+                debug!(offset, "a forwarded change is not applied here yet");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Whether a forwarded request's api key may be forwarded at all.
+pub fn is_forwarded_api(api_key: i16) -> bool {
+    ApiKey::try_from(api_key).is_ok_and(|key| FORWARDED.contains(&key))
+}
+
+/// The active controller's answer to a forwarded request: the metadata offset this node
+/// had applied after handling it, then the response frame without its size prefix.
+pub fn encode_forwarded_answer(applied_offset: i64, response: &[u8]) -> Vec<u8> {
+    let mut answer = Vec::with_capacity(8 + response.len());
+    answer.put_i64(applied_offset);
+    answer.extend_from_slice(response.get(4..).unwrap_or_default());
+    answer
+}
+
+impl Broker {
+    /// Creates a topic through the active controller, as a CreateTopics a client sent
+    /// (Kafka's brokers auto-create topics so). An existing topic is no error.
+    pub async fn create_topic_on_controller(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: &[(String, Option<String>)],
+    ) -> Result<(), strom_types::ErrorCode> {
+        use kafka_protocol::messages::create_topics_request::{
+            CreatableTopic, CreatableTopicConfig,
+        };
+        use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+        use strom_types::ErrorCode;
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(num_partitions)
+            .with_replication_factor(replication_factor)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(key, value)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(key.clone()))
+                            .with_value(value.clone().map(StrBytes::from_string))
+                    })
+                    .collect(),
+            );
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(CALL_TIMEOUT.as_millis() as i32);
+        let response = self
+            .forward(&request, CREATE_TOPICS_VERSION)
+            .await
+            .map_err(|e| {
+                debug!(topic = name, error = %e, "creating a topic through the controller failed");
+                ErrorCode::NotController
+            })?;
+        let code = response
+            .topics
+            .first()
+            .map_or(ErrorCode::UnknownServerError.code(), |t| t.error_code);
+        match ErrorCode::try_from_code(code) {
+            None | Some(ErrorCode::TopicAlreadyExists) => Ok(()),
+            Some(code) => Err(code),
+        }
+    }
+}
+
+/// CreateTopics as a broker sends it to the controller.
+const CREATE_TOPICS_VERSION: i16 = 7;
