@@ -92,6 +92,12 @@ class Broker:
         return cmd
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> "Broker":
+        self.launch()
+        self.wait_ready(timeout_s)
+        return self
+
+    def launch(self) -> None:
+        """Starts the process without waiting for it to serve."""
         if self.running():
             raise BrokerError("broker already running")
         if not strom_bin().exists():
@@ -112,8 +118,6 @@ class Broker:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, env=env,
                                          stdout=log, stderr=log, cwd=self.workdir,
                                          preexec_fn=limit_descriptors)
-        self.wait_ready(timeout_s)
-        return self
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

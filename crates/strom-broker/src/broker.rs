@@ -108,6 +108,8 @@ pub struct Broker {
     image_offset: AtomicI64,
     /// Connections to other nodes' CONTROLLER listeners (`controller_channel`).
     pub(crate) node_rpc: crate::node_rpc::NodeRpcClient,
+    /// The first image is installed ([`Self::load`] is done with the log).
+    image_loaded: AtomicBool,
     /// Registration and heartbeats with the active controller (several voters only).
     pub(crate) lifecycle: crate::broker_lifecycle::Lifecycle,
     /// The metadata quorum; set once at start.
@@ -236,6 +238,7 @@ impl Broker {
             replicas: Default::default(),
             image: RwLock::new(Arc::new(MetadataImage::default())),
             image_offset: AtomicI64::new(-1),
+            image_loaded: AtomicBool::new(false),
             node_rpc: crate::node_rpc::NodeRpcClient::new(
                 config_for_groups.socket_request_max_bytes,
             ),
@@ -637,11 +640,10 @@ impl Broker {
 
     /// Ends the start: installs the image folded from the snapshot and log (opening its
     /// partitions in parallel), and applies every later entry as it commits.
+    /// Still folding the log into the first image (no lock: `finish_loading` holds that
+    /// of `loading` while it installs).
     fn is_loading(&self) -> bool {
-        self.loading
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
+        !self.image_loaded.load(Ordering::Acquire)
     }
 
     fn finish_loading(&self) {
@@ -651,6 +653,7 @@ impl Broker {
                 self.install_committed(offset, image);
             }
         }
+        self.image_loaded.store(true, Ordering::Release);
     }
 
     /// Replaces the image with a snapshot's (at start, or one installed from the leader).
@@ -708,9 +711,14 @@ impl Broker {
         }
         self.install(next, opened);
         self.image_offset.store(offset as i64, Ordering::Release);
-        if self.quorum.get().is_some() {
+        if self.quorum.get().is_some() && !self.is_loading() {
             self.groups.publish_topics(&self.image());
             self.groups.publish_group_configs(&self.image());
+            // Coordinators follow their partitions' leadership.
+            if let Some(broker) = self.replicas.broker_arc() {
+                self.groups.load_shards(&broker);
+                self.transactions.load_shards(&broker);
+            }
         }
     }
 

@@ -52,6 +52,17 @@ pub enum ControllerCallError {
 }
 
 impl Broker {
+    /// The controller id Metadata and DescribeCluster report: the active controller when
+    /// it is a live broker (every voter is one here), else this broker, as Kafka's
+    /// KRaft brokers point clients at any live broker (which forwards).
+    pub fn controller_id_for_clients(&self) -> i32 {
+        let leader = self.metadata_quorum().and_then(|q| q.leader());
+        leader
+            .and_then(|id| i32::try_from(id).ok())
+            .filter(|id| self.image().broker(*id).is_some_and(|b| !b.fenced))
+            .unwrap_or(self.config.node_id)
+    }
+
     /// The CONTROLLER listener of the quorum leader (this node's own when it leads),
     /// waiting a while for an election; `None` on a one-voter node, which has none.
     pub async fn controller_address(&self) -> Option<String> {

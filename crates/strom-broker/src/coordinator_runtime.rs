@@ -133,6 +133,9 @@ struct ShardCopies<S: CoordinatorShard> {
 
 pub struct LoadedShard<S: CoordinatorShard> {
     pub partition: Arc<Partition>,
+    /// The partition's leader epoch the shard was loaded in: a shard serves one term of
+    /// leadership, and is loaded again from the log in the next.
+    pub leader_epoch: i32,
     copies: Mutex<ShardCopies<S>>,
 }
 
@@ -185,13 +188,6 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     pub fn with_append_linger(mut self, linger: Duration) -> Self {
         self.append_linger = linger;
         self
-    }
-
-    pub fn is_loaded(&self, index: i32) -> bool {
-        self.shards
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&index)
     }
 
     pub fn loaded_count(&self) -> usize {
@@ -251,6 +247,7 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         })
         .map_err(|e| e.to_string())?;
         let loaded = Arc::new(LoadedShard {
+            leader_epoch: partition.leader_epoch(),
             partition,
             copies: Mutex::new(ShardCopies {
                 committed: shard.clone(),
@@ -278,6 +275,31 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         );
         self.deadlines_changed.notify_one();
         Ok(effects)
+    }
+
+    /// Stops serving shard `index` (its partition is led elsewhere now): requests waiting
+    /// on it fail, and the coordinator's clients look it up again.
+    pub fn unload(&self, index: i32) {
+        let removed = self
+            .shards
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&index);
+        if let Some(loaded) = removed {
+            loaded.lock().pending.clear();
+            info!(
+                kind = self.kind,
+                partition = index,
+                "coordinator shard unloaded"
+            );
+        }
+    }
+
+    /// Whether shard `index` must be loaded (again) to serve `partition`'s current
+    /// leadership: not loaded yet, or loaded in an earlier leader epoch.
+    pub fn needs_load(&self, index: i32, partition: &Partition) -> bool {
+        self.shard(index)
+            .is_none_or(|s| s.leader_epoch != partition.leader_epoch())
     }
 
     /// Runs `f` on every loaded shard's live copy and persists what it returns

@@ -254,12 +254,19 @@ impl GroupCoordinator {
             return;
         };
         for index in topic.partitions.keys() {
-            if self.runtime.is_loaded(*index) {
-                continue;
-            }
             let Some(partition) = broker.partition(OFFSETS_TOPIC, *index) else {
+                self.runtime.unload(*index);
                 continue;
             };
+            // The coordinator of a group is its partition's leader.
+            if !partition.replica().is_leader() {
+                self.runtime.unload(*index);
+                continue;
+            }
+            if !self.runtime.needs_load(*index, &partition) {
+                continue;
+            }
+            self.runtime.unload(*index);
             let mut fresh =
                 GroupCoordinatorShard::new(self.config.clone()).with_member_id_seed(random_seed());
             fresh.set_group_configs(

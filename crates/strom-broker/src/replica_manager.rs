@@ -83,6 +83,10 @@ impl ReplicaManager {
     pub fn set_broker(&self, broker: &Arc<Broker>) {
         let _ = self.broker.set(Arc::downgrade(broker));
     }
+
+    pub(crate) fn broker_arc(&self) -> Option<Arc<Broker>> {
+        self.broker.get().and_then(std::sync::Weak::upgrade)
+    }
 }
 
 fn partition_state(spec: &PartitionImage) -> PartitionState {

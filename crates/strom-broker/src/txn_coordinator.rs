@@ -183,12 +183,19 @@ impl TransactionCoordinator {
             return;
         };
         for index in topic.partitions.keys() {
-            if self.runtime.is_loaded(*index) {
-                continue;
-            }
             let Some(partition) = broker.partition(TRANSACTION_STATE_TOPIC, *index) else {
+                self.runtime.unload(*index);
                 continue;
             };
+            // The coordinator of a transactional id is its partition's leader.
+            if !partition.replica().is_leader() {
+                self.runtime.unload(*index);
+                continue;
+            }
+            if !self.runtime.needs_load(*index, &partition) {
+                continue;
+            }
+            self.runtime.unload(*index);
             let fresh =
                 TransactionCoordinatorShard::new(self.config.clone(), partition.leader_epoch());
             match self

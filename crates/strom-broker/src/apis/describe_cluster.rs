@@ -57,7 +57,7 @@ impl Handler for DescribeClusterHandler {
         DescribeClusterResponse::default()
             .with_endpoint_type(1)
             .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
-            .with_controller_id(BrokerId(broker.config.node_id))
+            .with_controller_id(BrokerId(broker.controller_id_for_clients()))
             .with_brokers(listed)
             .with_cluster_authorized_operations(i32::MIN)
     }

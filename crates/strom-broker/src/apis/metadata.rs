@@ -65,7 +65,7 @@ impl Handler for MetadataHandler {
                 (ctx.api_version >= 2).then(|| StrBytes::from_string(broker.cluster_id.clone())),
             )
             .with_controller_id(BrokerId(if ctx.api_version >= 1 {
-                broker.config.node_id
+                broker.controller_id_for_clients()
             } else {
                 -1
             }))

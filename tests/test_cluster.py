@@ -1,0 +1,298 @@
+"""Three (or five) strom processes as one cluster, driven by real clients: topics with replication
+factor 3, kill -9 of partition leaders and of the active controller, a paused follower, two replicas
+down, and a consumer group across a coordinator failover."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from cluster import Cluster
+
+
+@pytest.fixture
+def cluster_factory(tmp_path, request):
+    clusters: list[Cluster] = []
+
+    def make(size: int = 3, configs: dict[str, str] | None = None) -> Cluster:
+        c = Cluster(tmp_path / f"cluster{len(clusters)}", size, configs)
+        clusters.append(c)
+        return c.start()
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for c in clusters:
+        c.stop_all()
+        for node in c.nodes.values():
+            if "panicked at" in node.log():
+                failed = True
+                print(f"\n----- node {node.node_id} panicked -----\n{node.log_tail(120)}")
+        if failed:
+            print(c.logs())
+    if not failed and os.environ.get("STROM_KEEP_DATA") != "1":
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    assert not any("panicked at" in n.log() for c in clusters for n in c.nodes.values()), "a node panicked"
+
+
+def create_topic(cluster: Cluster, name: str, partitions: int = 1, replication: int = 3,
+                 min_isr: int = 2, assignment: list[list[int]] | None = None) -> None:
+    if assignment is not None:
+        topic = NewTopic(name, num_partitions=len(assignment), replica_assignment=assignment,
+                         config={"min.insync.replicas": str(min_isr)})
+    else:
+        topic = NewTopic(name, partitions, replication, config={"min.insync.replicas": str(min_isr)})
+    admin = cluster.admin()  # kept alive until its futures resolve
+    for f in admin.create_topics([topic], operation_timeout=30).values():
+        f.result()
+    cluster.wait_for(f"{name} led with a full ISR", lambda: all(
+        cluster.partition(name, i)[0] >= 0 and len(cluster.partition(name, i)[2]) == replication
+        for i in range(partitions)))
+
+
+def read_partition(bootstrap: str, topic: str, index: int, expected: int, timeout_s: float = 30) -> list[bytes]:
+    """Every record value of a partition from offset 0 (stops at `expected` records or the timeout)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.monotonic_ns()}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, index, 0)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while len(values) < expected and time.monotonic() < deadline:
+        for m in c.consume(500, 0.5):
+            if m.error() is None:
+                values.append(m.value())
+    # Anything past `expected` would be a duplicate or an unacknowledged record: read a little longer.
+    for m in c.consume(500, 1.0):
+        if m.error() is None:
+            values.append(m.value())
+    c.close()
+    return values
+
+
+class ContinuousProducer:
+    """An idempotent acks=all producer writing to partition 0 from a thread; records every ack."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                  "linger.ms": 5, "message.timeout.ms": 120000})
+        self.topic = topic
+        self.acked: list[tuple[int, bytes]] = []
+        self.errors: list[str] = []
+        self.sent = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def on_delivery(self, err, msg):
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.acked.append((msg.offset(), msg.value()))
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                self.producer.produce(self.topic, value=b"r%08d" % self.sent, partition=0,
+                                      on_delivery=self.on_delivery)
+                self.sent += 1
+            except BufferError:
+                pass
+            self.producer.poll(0.002)
+        self.producer.flush(120)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(150)
+
+
+class ContinuousConsumer:
+    """Reads partition 0 from the start while the cluster changes; remembers every value it was given."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watcher",
+                                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        self.consumer.assign([TopicPartition(topic, 0, 0)])
+        self.seen: list[bytes] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stopping.is_set():
+            for m in self.consumer.consume(200, 0.2):
+                if m.error() is None:
+                    self.seen.append(m.value())
+        self.consumer.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(30)
+
+
+def assert_acked_exactly_once_in_order(acked: list[tuple[int, bytes]], log: list[bytes]) -> None:
+    assert len(set(log)) == len(log), "a record is in the log twice"
+    position = {v: i for i, v in enumerate(log)}
+    missing = [v for _, v in acked if v not in position]
+    assert not missing, f"{len(missing)} acknowledged records lost, first {missing[:3]}"
+    in_log_order = [position[v] for _, v in sorted(acked)]
+    assert in_log_order == sorted(in_log_order), "acknowledged records out of order"
+    misplaced = [(o, v) for o, v in acked if o >= 0 and position[v] != o]
+    assert not misplaced, f"records not at their acknowledged offsets: {misplaced[:3]}"
+
+
+def test_acks_all_records_survive_repeated_kill_9_of_the_leader(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "orders")
+    killed = []
+    with ContinuousConsumer(cluster.bootstrap, "orders") as watcher:
+        with ContinuousProducer(cluster.bootstrap, "orders") as producer:
+            cluster.wait_for("first acks", lambda: len(producer.acked) > 200)
+            for _ in range(3):
+                leader, _, _ = cluster.partition("orders")
+                acked_before = len(producer.acked)
+                cluster.nodes[leader].kill()
+                killed.append(leader)
+                cluster.wait_for("a new leader", lambda: cluster.partition("orders")[0] not in (-1, leader))
+                cluster.wait_for("acks from the new leader", lambda: len(producer.acked) > acked_before + 200)
+                cluster.nodes[leader].start()
+                cluster.wait_for("the old leader back in the ISR",
+                                 lambda: cluster.partition("orders")[2] == [1, 2, 3])
+        assert producer.errors == []
+        acked = producer.acked
+        assert len(acked) == producer.sent
+        log = read_partition(cluster.bootstrap, "orders", 0, len(acked))
+        assert len(log) == len(acked), "the log holds records that were never acknowledged"
+        assert_acked_exactly_once_in_order(acked, log)
+        cluster.wait_for("the watcher caught up", lambda: len(watcher.seen) >= len(log))
+    assert set(watcher.seen) <= set(log), "a consumer read a record that was later lost"
+    # Every replica holds the same bytes once all are in the ISR and nothing is written.
+    cluster.wait_for("identical replicas", lambda: len({cluster.segment_bytes(i, "orders", 0) for i in (1, 2, 3)}) == 1)
+    assert len(set(killed)) >= 1
+
+
+def test_killing_the_active_controller_elects_another_and_changes_keep_working(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "before")
+    old = cluster.controller()
+    cluster.nodes[old].kill()
+    new = cluster.wait_for("another controller", lambda: (c := cluster.controller()) != old and c)
+    assert new in cluster.nodes and new != old
+
+    def created():
+        admin = cluster.admin()
+        fs = admin.create_topics([NewTopic("after", 2, 2)], operation_timeout=10)
+        try:
+            fs["after"].result()
+        except KafkaException as e:
+            if e.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+        return True
+
+    cluster.wait_for("a topic created after the failover", created)
+    cluster.nodes[old].start()
+    # The old controller caught up with the change made without it.
+    md = cluster.nodes[old]
+    from confluent_kafka.admin import AdminClient
+    topics = AdminClient({"bootstrap.servers": md.bootstrap}).list_topics(timeout=10).topics
+    assert {"before", "after"} <= set(topics)
+    assert len(topics["after"].partitions) == 2
+
+
+def test_a_paused_follower_leaves_the_isr_and_returns(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "paused")
+    leader, replicas, _ = cluster.partition("paused")
+    follower = next(r for r in replicas if r != leader)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    acked = []
+
+    def produce(n, start):
+        for i in range(start, start + n):
+            p.produce("paused", value=b"p%05d" % i, partition=0,
+                      on_delivery=lambda err, msg: acked.append((msg.offset(), msg.value())) if err is None else None)
+        assert p.flush(60) == 0
+
+    produce(100, 0)
+    cluster.nodes[follower].pause()
+    cluster.wait_for("the paused follower out of the ISR", lambda: follower not in cluster.partition("paused")[2])
+    produce(100, 100)  # min.insync.replicas=2 still holds
+    cluster.nodes[follower].resume()
+    cluster.wait_for("the follower back in the ISR", lambda: cluster.partition("paused")[2] == [1, 2, 3], 60)
+    produce(100, 200)
+    log = read_partition(cluster.bootstrap, "paused", 0, 300)
+    assert log == [b"p%05d" % i for i in range(300)]
+    assert_acked_exactly_once_in_order(acked, log)
+    cluster.wait_for("identical replicas", lambda: len({cluster.segment_bytes(i, "paused", 0) for i in (1, 2, 3)}) == 1)
+
+
+def test_two_replicas_down_gives_not_enough_replicas_and_loses_nothing(cluster_factory):
+    from kafka import KafkaProducer
+    from kafka.errors import NotEnoughReplicasError
+
+    # Five voters: with two of the partition's three replicas down the quorum still has three.
+    cluster = cluster_factory(5)
+    create_topic(cluster, "scarce", partitions=1, assignment=[[1, 2, 3]])
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    for i in range(100):
+        p.produce("scarce", value=b"s%03d" % i, partition=0)
+    assert p.flush(60) == 0
+    leader = cluster.partition("scarce")[0]
+    down = [r for r in (1, 2, 3) if r != leader]
+    for r in down:
+        cluster.nodes[r].kill()
+    cluster.wait_for("the ISR down to the leader", lambda: cluster.partition("scarce")[2] == [leader])
+    kp = KafkaProducer(bootstrap_servers=cluster.live_bootstrap(), acks="all", retries=0)
+    with pytest.raises(NotEnoughReplicasError):
+        kp.send("scarce", value=b"refused", partition=0).get(timeout=30)
+    kp.close()
+    for r in down:
+        cluster.nodes[r].start()
+    cluster.wait_for("the ISR full again", lambda: cluster.partition("scarce")[2] == [1, 2, 3], 60)
+    log = read_partition(cluster.bootstrap, "scarce", 0, 100)
+    assert log == [b"s%03d" % i for i in range(100)]
+
+
+def test_a_consumer_group_keeps_its_offsets_across_a_coordinator_failover(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "work", partitions=3)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    for i in range(300):
+        p.produce("work", key=b"k%d" % i, value=b"w%03d" % i, partition=i % 3)
+    assert p.flush(60) == 0
+
+    def consume(n):
+        c = Consumer({"bootstrap.servers": cluster.live_bootstrap(), "group.id": "workers",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        c.subscribe(["work"])
+        got = []
+        deadline = time.monotonic() + 60
+        while len(got) < n and time.monotonic() < deadline:
+            for m in c.consume(n - len(got), 0.5):
+                if m.error() is None:
+                    got.append(m.value())
+        c.commit(asynchronous=False)
+        c.close()
+        return got
+
+    first = consume(150)
+    assert len(first) == 150
+    def coordinator_of_group():
+        admin = cluster.admin()
+        return admin.describe_consumer_groups(["workers"])["workers"].result().coordinator.id
+
+    coordinator = coordinator_of_group()
+    cluster.nodes[coordinator].kill()
+    cluster.wait_for("the group's partition led elsewhere", lambda: coordinator_of_group() != coordinator)
+    rest = consume(150)
+    assert sorted(first + rest) == sorted(b"w%03d" % i for i in range(300))
