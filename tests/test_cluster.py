@@ -296,3 +296,53 @@ def test_a_consumer_group_keeps_its_offsets_across_a_coordinator_failover(cluste
     cluster.wait_for("the group's partition led elsewhere", lambda: coordinator_of_group() != coordinator)
     rest = consume(150)
     assert sorted(first + rest) == sorted(b"w%03d" % i for i in range(300))
+
+
+def test_transactions_commit_across_brokers_and_survive_a_coordinator_failover(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "txn-out", partitions=3)
+
+    def transactional():
+        p = Producer({"bootstrap.servers": cluster.live_bootstrap(), "transactional.id": "pipeline",
+                      "enable.idempotence": True, "acks": "all"})
+        p.init_transactions(60)
+        return p
+
+    def write(p, tag, commit):
+        p.begin_transaction()
+        for i in range(30):  # every partition, so markers go to every leader
+            p.produce("txn-out", value=b"%s-%02d" % (tag, i), partition=i % 3)
+        if commit:
+            p.commit_transaction(60)
+        else:
+            p.abort_transaction(60)
+
+    p = transactional()
+    write(p, b"one", True)
+    write(p, b"aborted", False)
+
+    # The coordinator is the leader of the transactional id's __transaction_state partition
+    # (Kafka's partitionFor: the id's Java hashCode, made non-negative, modulo 50 partitions).
+    h = 0
+    for ch in "pipeline":
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    coordinator = cluster.partition("__transaction_state", (0 if h == -(1 << 31) else abs(h)) % 50)[0]
+    del p
+    cluster.nodes[coordinator].kill()
+    p = cluster.wait_for("a producer initialized after the failover", transactional, 60)
+    write(p, b"two", True)
+    c = Consumer({"bootstrap.servers": cluster.live_bootstrap(), "group.id": "txn-reader",
+                  "isolation.level": "read_committed", "auto.offset.reset": "earliest"})
+    c.subscribe(["txn-out"])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < 60 and time.monotonic() < deadline:
+        for m in c.consume(100, 0.5):
+            if m.error() is None:
+                got.append(m.value())
+    for m in c.consume(100, 2.0):
+        if m.error() is None:
+            got.append(m.value())
+    c.close()
+    assert sorted(got) == sorted([b"one-%02d" % i for i in range(30)] + [b"two-%02d" % i for i in range(30)])

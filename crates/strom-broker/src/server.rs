@@ -22,10 +22,10 @@ pub async fn run(
         .log_max_open_files
         .unwrap_or_else(|| (soft_open_file_limit() / 2) as usize);
     strom_log::set_max_open_files(max_open_files);
-    if !config.cluster.roles.broker {
+    if !config.cluster.roles.broker || !config.cluster.roles.controller {
         anyhow::bail!(
-            "process.roles=controller is read, but controller-only nodes are not served yet: \
-             use process.roles=broker,controller"
+            "process.roles is read, but broker-only nodes (observers of the metadata log) and \
+             controller-only nodes are not served yet: use process.roles=broker,controller"
         );
     }
     info!(max_open_files, "segment files kept open at most");

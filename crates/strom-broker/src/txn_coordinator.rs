@@ -9,18 +9,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+use kafka_protocol::protocol::StrBytes;
+
 use strom_transactions::{
     MarkerRequest, TransactionCoordinatorShard, TxnConfig, TxnOutput, TxnRecord, TxnReply,
 };
 use strom_types::ErrorCode;
 use tracing::{debug, warn};
 
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::coordinator_runtime::{
     CoordinatorRuntime, CoordinatorShard, ReplayFailed, Replayed, ShardOutput, ShardRecord,
 };
-use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::internal_log::BatchProducer;
 use crate::internal_topics::{ensure_created, InternalTopic};
 
@@ -354,8 +359,9 @@ pub async fn write_markers(broker: &Arc<Broker>, index: i32, request: MarkerRequ
     }
 }
 
-/// One partition's marker. A partition that no longer exists counts as written, as in
-/// Kafka; `__consumer_offsets` markers go through the group coordinator's shard.
+/// One partition's marker, written by the partition's leader: here, or sent to it as
+/// WriteTxnMarkers (Kafka's TransactionMarkerChannelManager). A partition that no longer
+/// exists counts as written, as in Kafka.
 async fn write_marker(
     broker: &Arc<Broker>,
     topic: &str,
@@ -363,40 +369,70 @@ async fn write_marker(
     producer: BatchProducer,
     request: &MarkerRequest,
 ) -> Result<(), ErrorCode> {
-    if topic == OFFSETS_TOPIC {
-        if broker.partition(topic, partition).is_none() {
-            return Ok(());
-        }
-        broker.groups.ensure_loaded(broker).await?;
-        return broker
-            .groups
-            .write_marker(
-                partition,
-                producer,
-                request.coordinator_epoch,
-                request.commit,
-            )
-            .await;
-    }
-    let Some(hosted) = broker.partition(topic, partition) else {
+    let image = broker.image();
+    let Some(spec) = image
+        .topic(topic)
+        .and_then(|t| t.partitions.get(&partition))
+    else {
         return Ok(());
     };
-    let (coordinator_epoch, commit) = (request.coordinator_epoch, request.commit);
-    tokio::task::spawn_blocking(move || {
-        let written = hosted.append_control_marker(
-            producer.producer_id,
-            producer.producer_epoch,
-            coordinator_epoch,
-            commit,
-            now_ms(),
-        );
-        written
-            .map(|_marker| ())
-            .map_err(|e| crate::errors::log_error_code(&e))
-    })
-    .await
-    .unwrap_or(Err(ErrorCode::UnknownServerError))
+    if spec.leader == broker.config.node_id || broker.config.cluster.is_single_voter() {
+        return crate::apis::write_txn_markers::write_one(
+            broker,
+            topic,
+            partition,
+            producer,
+            request.coordinator_epoch,
+            request.commit,
+        )
+        .await;
+    }
+    let address = image
+        .broker(spec.leader)
+        .and_then(|b| {
+            b.endpoints
+                .iter()
+                .find(|e| e.listener == broker.config.cluster.inter_broker_listener_name)
+        })
+        .map(|e| format!("{}:{}", e.host, e.port))
+        .ok_or(ErrorCode::NotLeaderOrFollower)?;
+    drop(image);
+    let marker = WritableTxnMarker::default()
+        .with_producer_id(ProducerId(producer.producer_id))
+        .with_producer_epoch(producer.producer_epoch)
+        .with_transaction_result(request.commit)
+        .with_coordinator_epoch(request.coordinator_epoch)
+        .with_topics(vec![WritableTxnMarkerTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_indexes(vec![partition])]);
+    let response = broker
+        .node_rpc
+        .call_kafka(
+            &address,
+            &WriteTxnMarkersRequest::default().with_markers(vec![marker]),
+            1,
+            MARKER_REQUEST_TIMEOUT,
+        )
+        .await
+        .map_err(|e| {
+            debug!(topic, partition, error = %e, "sending a transaction marker failed");
+            ErrorCode::NetworkException
+        })?;
+    let code = response
+        .markers
+        .iter()
+        .flat_map(|m| m.topics.iter())
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == partition)
+        .map_or(ErrorCode::UnknownServerError.code(), |p| p.error_code);
+    match ErrorCode::try_from_code(code) {
+        None => Ok(()),
+        Some(code) => Err(code),
+    }
 }
+
+/// How long a marker sent to another broker may take.
+const MARKER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the transaction shards' timers (timeouts, expiry) until the task is dropped.
 pub async fn run_timers(broker: Arc<Broker>) {

@@ -57,7 +57,7 @@ mod produce_verification;
 mod sync_group;
 mod txn_common;
 mod txn_offset_commit;
-mod write_txn_markers;
+pub(crate) mod write_txn_markers;
 
 /// Which kind of listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

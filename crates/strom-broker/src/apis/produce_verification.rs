@@ -74,21 +74,38 @@ pub async fn verify(broker: &Arc<Broker>, version: i16, request: &ProduceRequest
         } else {
             TransactionVersion::V1
         };
+    let coordinator = coordinator_elsewhere(broker, &transactional_id);
     for ((producer_id, epoch), partitions) in to_check {
-        let result = broker
-            .transactions
-            .call(broker, &transactional_id, |shard, now, id, _| {
-                shard.verify_for_produce(
-                    now,
-                    id,
+        let result = match &coordinator {
+            Some(address) => {
+                ask_coordinator(
+                    broker,
+                    address,
                     &transactional_id,
                     producer_id,
                     epoch,
                     &partitions,
                     transaction_version,
                 )
-            })
-            .await;
+                .await
+            }
+            None => {
+                broker
+                    .transactions
+                    .call(broker, &transactional_id, |shard, now, id, _| {
+                        shard.verify_for_produce(
+                            now,
+                            id,
+                            &transactional_id,
+                            producer_id,
+                            epoch,
+                            &partitions,
+                            transaction_version,
+                        )
+                    })
+                    .await
+            }
+        };
         match result {
             Ok(TxnReply::AddPartitionsToTxnResult(result)) => {
                 for topic in result.topic_results {
@@ -119,6 +136,89 @@ pub async fn verify(broker: &Arc<Broker>, version: i16, request: &ProduceRequest
     }
     refused
 }
+
+/// The inter-broker address of the transactional id's coordinator (its
+/// `__transaction_state` partition's leader) when that is another broker.
+fn coordinator_elsewhere(broker: &Arc<Broker>, transactional_id: &str) -> Option<String> {
+    if broker.config.cluster.is_single_voter() {
+        return None;
+    }
+    let index = broker.transactions.partition_for(broker, transactional_id);
+    let image = broker.image();
+    let leader = image
+        .topic(crate::txn_coordinator::TRANSACTION_STATE_TOPIC)?
+        .partitions
+        .get(&index)?
+        .leader;
+    if leader == broker.config.node_id {
+        return None;
+    }
+    image
+        .broker(leader)?
+        .endpoints
+        .iter()
+        .find(|e| e.listener == broker.config.cluster.inter_broker_listener_name)
+        .map(|e| format!("{}:{}", e.host, e.port))
+}
+
+/// The check as Kafka's AddPartitionsToTxnManager makes it: AddPartitionsToTxn v5 to the
+/// coordinator, verify-only for a version 1 producer.
+async fn ask_coordinator(
+    broker: &Broker,
+    address: &str,
+    transactional_id: &str,
+    producer_id: i64,
+    epoch: i16,
+    partitions: &[(String, i32)],
+    version: TransactionVersion,
+) -> Result<TxnReply, ErrorCode> {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+    for (name, index) in partitions {
+        match topics.iter_mut().find(|t| t.name.as_str() == name) {
+            Some(topic) => topic.partitions.push(*index),
+            None => topics.push(
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name.clone())))
+                    .with_partitions(vec![*index]),
+            ),
+        }
+    }
+    let transaction = AddPartitionsToTxnTransaction::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_string(
+            transactional_id.to_string(),
+        )))
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
+        .with_verify_only(version == TransactionVersion::V1)
+        .with_topics(topics);
+    let request = AddPartitionsToTxnRequest::default().with_transactions(vec![transaction]);
+    let response = broker
+        .node_rpc
+        .call_kafka(address, &request, 5, COORDINATOR_CALL_TIMEOUT)
+        .await
+        .map_err(|e| {
+            tracing::debug!(error = %e, "asking the transaction coordinator failed");
+            ErrorCode::CoordinatorNotAvailable
+        })?;
+    if let Some(code) = ErrorCode::try_from_code(response.error_code) {
+        return Err(code);
+    }
+    response
+        .results_by_transaction
+        .into_iter()
+        .next()
+        .map(TxnReply::AddPartitionsToTxnResult)
+        .ok_or(ErrorCode::CoordinatorNotAvailable)
+}
+
+const COORDINATOR_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The coordinator could not decide yet: as in Kafka, the producer gets NOT_ENOUGH_REPLICAS,
 /// which every client retries.

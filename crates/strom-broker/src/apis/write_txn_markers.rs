@@ -73,7 +73,8 @@ impl Handler for WriteTxnMarkersHandler {
     }
 }
 
-async fn write_one(
+/// Writes one marker on this node, which must lead the partition.
+pub(crate) async fn write_one(
     broker: &Arc<Broker>,
     topic: &str,
     index: i32,
