@@ -33,6 +33,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
 mod describe_transactions;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -261,6 +262,7 @@ impl ApiTable {
             erased::<broker_registration::BrokerRegistrationHandler>(),
             erased::<broker_heartbeat::BrokerHeartbeatHandler>(),
             erased::<alter_partition::AlterPartitionHandler>(),
+            erased::<elect_leaders::ElectLeadersHandler>(),
         ])
     }
 
@@ -293,6 +295,7 @@ impl ApiTable {
             erased::<list_groups::ListGroupsHandler>(),
             erased::<describe_groups::DescribeGroupsHandler>(),
             erased::<delete_groups::DeleteGroupsHandler>(),
+            erased::<elect_leaders::ElectLeadersHandler>(),
             erased::<consumer_group_heartbeat::ConsumerGroupHeartbeatHandler>(),
             erased::<consumer_group_describe::ConsumerGroupDescribeHandler>(),
             erased::<list_config_resources::ListConfigResourcesHandler>(),
@@ -374,6 +377,7 @@ mod tests {
         (35, 1, 4), // DescribeLogDirs
         (37, 0, 3), // CreatePartitions
         (42, 0, 2), // DeleteGroups
+        (43, 0, 2), // ElectLeaders
         (44, 0, 1), // IncrementalAlterConfigs
         (47, 0, 0), // OffsetDelete
         (60, 0, 2), // DescribeCluster

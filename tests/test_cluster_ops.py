@@ -1,0 +1,42 @@
+"""Cluster operations on one broker, through real admin clients: ElectLeaders
+(confluent-kafka), AlterPartitionReassignments and ListPartitionReassignments
+(kafka-python), with Kafka's per-partition error codes."""
+
+from __future__ import annotations
+
+from confluent_kafka import TopicPartition
+from confluent_kafka import ElectionType
+
+from helpers import admin, create_topic, unique
+
+ELECTION_NOT_NEEDED = 84
+UNKNOWN_TOPIC_OR_PARTITION = 3
+
+
+def election_codes(result: dict) -> dict:
+    """{(topic, partition): error code or 0} from elect_leaders' result (KafkaError values)."""
+    return {(tp.topic, tp.partition): (0 if err is None else err.code())
+            for tp, err in result.items()}
+
+
+def test_preferred_election_of_rf1_partitions_is_not_needed_and_unknown_ones_are_named(broker):
+    adm = admin(broker)
+    topic = unique("elect")
+    create_topic(broker, topic, partitions=2, adm=adm)
+    missing = unique("missing")
+    result = adm.elect_leaders(
+        ElectionType.PREFERRED,
+        [TopicPartition(topic, 0), TopicPartition(topic, 1), TopicPartition(topic, 7),
+         TopicPartition(missing, 0)]).result(timeout=30)
+    assert election_codes(result) == {
+        (topic, 0): ELECTION_NOT_NEEDED,
+        (topic, 1): ELECTION_NOT_NEEDED,
+        (topic, 7): UNKNOWN_TOPIC_OR_PARTITION,
+        (missing, 0): UNKNOWN_TOPIC_OR_PARTITION,
+    }
+    # Each partition has its leader: an unclean election is not needed either.
+    result = adm.elect_leaders(ElectionType.UNCLEAN, [TopicPartition(topic, 0)]).result(timeout=30)
+    assert election_codes(result) == {(topic, 0): ELECTION_NOT_NEEDED}
+    # Every partition (a null list): those needing no election are left out.
+    assert adm.elect_leaders(ElectionType.PREFERRED, None).result(timeout=30) == {}
+
