@@ -7,7 +7,7 @@ from __future__ import annotations
 from confluent_kafka import TopicPartition
 from confluent_kafka import ElectionType
 
-from helpers import admin, create_topic, unique
+from helpers import admin, create_topic, kp_admin, unique
 
 ELECTION_NOT_NEEDED = 84
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -40,3 +40,32 @@ def test_preferred_election_of_rf1_partitions_is_not_needed_and_unknown_ones_are
     # Every partition (a null list): those needing no election are left out.
     assert adm.elect_leaders(ElectionType.PREFERRED, None).result(timeout=30) == {}
 
+
+def test_reassignments_through_kafka_python(broker):
+    from kafka import TopicPartition as KpTopicPartition
+    from kafka.errors import for_code
+
+    invalid_assignment, no_reassignment, unknown = for_code(39), for_code(85), for_code(3)
+    assert (invalid_assignment.errno, no_reassignment.errno, unknown.errno) == (39, 85, 3)
+
+    topic = unique("move")
+    create_topic(broker, topic, partitions=2)
+    kp = kp_admin(broker)
+    try:
+        tp0, tp1 = KpTopicPartition(topic, 0), KpTopicPartition(topic, 1)
+        missing = KpTopicPartition(unique("missing"), 0)
+        # To its own broker: nothing to move, so it completes at once; broker 2 does not exist.
+        result = kp.alter_partition_reassignments({tp0: [1], tp1: [1, 2], missing: [1],
+                                                   KpTopicPartition(topic, 5): [1]})
+        assert result == {tp0: None, tp1: invalid_assignment,
+                          missing: unknown,
+                          KpTopicPartition(topic, 5): unknown}
+        assert kp.list_partition_reassignments() == {}
+        assert kp.list_partition_reassignments([tp0, tp1]) == {}
+        # Cancelling when nothing moves.
+        assert kp.alter_partition_reassignments({tp0: None}) == {tp0: no_reassignment}
+        described = kp.describe_topics([topic])[0]["partitions"]
+        assert sorted((p["partition_index"], p["leader_id"], p["replica_nodes"], p["isr_nodes"]) for p in described) == [
+            (0, 1, [1], [1]), (1, 1, [1], [1])]
+    finally:
+        kp.close()

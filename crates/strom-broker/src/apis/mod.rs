@@ -17,6 +17,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 pub(crate) mod alter_partition;
+mod alter_partition_reassignments;
 mod api_versions;
 mod broker_heartbeat;
 mod broker_registration;
@@ -46,6 +47,7 @@ mod leave_group;
 mod list_config_resources;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 mod metadata;
 mod offset_commit;
@@ -263,6 +265,8 @@ impl ApiTable {
             erased::<broker_heartbeat::BrokerHeartbeatHandler>(),
             erased::<alter_partition::AlterPartitionHandler>(),
             erased::<elect_leaders::ElectLeadersHandler>(),
+            erased::<alter_partition_reassignments::AlterPartitionReassignmentsHandler>(),
+            erased::<list_partition_reassignments::ListPartitionReassignmentsHandler>(),
         ])
     }
 
@@ -296,6 +300,8 @@ impl ApiTable {
             erased::<describe_groups::DescribeGroupsHandler>(),
             erased::<delete_groups::DeleteGroupsHandler>(),
             erased::<elect_leaders::ElectLeadersHandler>(),
+            erased::<alter_partition_reassignments::AlterPartitionReassignmentsHandler>(),
+            erased::<list_partition_reassignments::ListPartitionReassignmentsHandler>(),
             erased::<consumer_group_heartbeat::ConsumerGroupHeartbeatHandler>(),
             erased::<consumer_group_describe::ConsumerGroupDescribeHandler>(),
             erased::<list_config_resources::ListConfigResourcesHandler>(),
@@ -379,6 +385,8 @@ mod tests {
         (42, 0, 2), // DeleteGroups
         (43, 0, 2), // ElectLeaders
         (44, 0, 1), // IncrementalAlterConfigs
+        (45, 0, 0), // AlterPartitionReassignments
+        (46, 0, 0), // ListPartitionReassignments
         (47, 0, 0), // OffsetDelete
         (60, 0, 2), // DescribeCluster
         (61, 0, 0), // DescribeProducers
