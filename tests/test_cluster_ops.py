@@ -1,13 +1,14 @@
 """Cluster operations on one broker, through real admin clients: ElectLeaders
 (confluent-kafka), AlterPartitionReassignments and ListPartitionReassignments
-(kafka-python), with Kafka's per-partition error codes."""
+(kafka-python), with Kafka's per-partition error codes; the replication throttle configs."""
 
 from __future__ import annotations
 
-from confluent_kafka import TopicPartition
-from confluent_kafka import ElectionType
+import pytest
+from confluent_kafka import ElectionType, KafkaException, TopicPartition
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from helpers import admin, create_topic, kp_admin, unique
+from helpers import admin, create_topic, error_code, kp_admin, unique
 
 ELECTION_NOT_NEEDED = 84
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -69,3 +70,33 @@ def test_reassignments_through_kafka_python(broker):
             (0, 1, [1], [1]), (1, 1, [1], [1])]
     finally:
         kp.close()
+
+
+def test_replication_throttle_configs_are_checked_and_kept(broker):
+
+    adm = admin(broker)
+    topic = unique("throttle")
+    create_topic(broker, topic, partitions=1, adm=adm)
+
+    def alter(resource, name, value):
+        entry = ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        res = ConfigResource(resource, target[resource], incremental_configs=[entry])
+        return adm.incremental_alter_configs([res])[res]
+
+    target = {ResourceType.TOPIC: topic, ResourceType.BROKER: "1"}
+    alter(ResourceType.TOPIC, "leader.replication.throttled.replicas", "0:1,0:2").result(timeout=30)
+    alter(ResourceType.TOPIC, "follower.replication.throttled.replicas", "*").result(timeout=30)
+    with pytest.raises(KafkaException) as exc:
+        alter(ResourceType.TOPIC, "leader.replication.throttled.replicas", "0-1").result(timeout=30)
+    assert error_code(exc.value) == 40  # INVALID_CONFIG
+    alter(ResourceType.BROKER, "leader.replication.throttled.rate", "1048576").result(timeout=30)
+    alter(ResourceType.BROKER, "follower.replication.throttled.rate", "2097152").result(timeout=30)
+
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    configs = adm.describe_configs([res])[res].result(timeout=30)
+    assert (configs["leader.replication.throttled.replicas"].value,
+            configs["follower.replication.throttled.replicas"].value) == ("0:1,0:2", "*")
+    res = ConfigResource(ResourceType.BROKER, "1")
+    configs = adm.describe_configs([res])[res].result(timeout=30)
+    assert (configs["leader.replication.throttled.rate"].value,
+            configs["follower.replication.throttled.rate"].value) == ("1048576", "2097152")
