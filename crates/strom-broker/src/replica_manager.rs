@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use strom_metadata::{MetadataImage, PartitionImage, NO_LEADER};
+use strom_replication::quota::{ReplicationQuota, ThrottledReplicas, UNLIMITED_RATE};
 use strom_replication::{
     AckWaiters, AlterPartitionProposal, BrokerStatus, FetchOutcome, FollowerConfig, FollowerFetch,
     FollowerState, LeaderConfig, LeaderState, MetadataOutcome, PartitionState, ReplicationError,
 };
-use strom_replication::quota::{ReplicationQuota, ThrottledReplicas, UNLIMITED_RATE};
 use strom_types::{NodeId, TopicId};
 use tokio::sync::oneshot;
 use tracing::{info, warn};

@@ -2,11 +2,11 @@
 
 use kafka_protocol::messages::{
     alter_configs_request,
+    alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
     create_partitions_request::CreatePartitionsTopic,
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
     delete_topics_request::DeleteTopicState,
     describe_configs_request::DescribeConfigsResource,
-    alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
     elect_leaders_request::TopicPartitions,
     incremental_alter_configs_request,
     list_partition_reassignments_request::ListPartitionReassignmentsTopics,
@@ -532,15 +532,18 @@ impl Admin {
             .into_iter()
             .flat_map(|topic| {
                 let name = topic.topic.to_string();
-                topic.partition_result.into_iter().map(move |p| PartitionOutcome {
-                    topic: name.clone(),
-                    partition: p.partition_id,
-                    result: check(
-                        p.error_code,
-                        p.error_message.as_deref(),
-                        format!("{name}-{}", p.partition_id),
-                    ),
-                })
+                topic
+                    .partition_result
+                    .into_iter()
+                    .map(move |p| PartitionOutcome {
+                        topic: name.clone(),
+                        partition: p.partition_id,
+                        result: check(
+                            p.error_code,
+                            p.error_message.as_deref(),
+                            format!("{name}-{}", p.partition_id),
+                        ),
+                    })
             })
             .collect())
     }

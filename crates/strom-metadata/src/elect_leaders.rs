@@ -485,10 +485,7 @@ mod tests {
 
     #[test]
     fn a_fenced_preferred_replica_is_not_made_leader() {
-        let image = fence(
-            &cluster(vec![partition_record(0, &[2, 1], &[1, 2], 1)]),
-            2,
-        );
+        let image = fence(&cluster(vec![partition_record(0, &[2, 1], &[1, 2], 1)]), 2);
         assert_eq!(imbalanced_brokers(&image, 10), vec![2]);
         assert_eq!(
             rebalance_imbalanced_brokers(&image, &defaults(), 10, 1000),

@@ -10,12 +10,26 @@ fn elect_leaders_reports_each_partition_as_kafka_answers() {
     broker.ok(&["topic", "create", "orders", "-p", "2"]);
 
     assert_eq!(
-        broker.ok(&["cluster", "elect-leaders", "--topic", "orders", "--partition", "1"]),
+        broker.ok(&[
+            "cluster",
+            "elect-leaders",
+            "--topic",
+            "orders",
+            "--partition",
+            "1"
+        ]),
         "TOPIC   PARTITION  RESULT\n\
          orders  1          ELECTION_NOT_NEEDED\n"
     );
     assert_eq!(
-        broker.ok(&["cluster", "elect-leaders", "--type", "unclean", "--topic", "orders"]),
+        broker.ok(&[
+            "cluster",
+            "elect-leaders",
+            "--type",
+            "unclean",
+            "--topic",
+            "orders"
+        ]),
         "TOPIC   PARTITION  RESULT\n\
          orders  0          ELECTION_NOT_NEEDED\n\
          orders  1          ELECTION_NOT_NEEDED\n"
@@ -26,7 +40,14 @@ fn elect_leaders_reports_each_partition_as_kafka_answers() {
         "No partition needed an election.\n"
     );
 
-    let args = ["cluster", "elect-leaders", "--topic", "missing", "--partition", "0"];
+    let args = [
+        "cluster",
+        "elect-leaders",
+        "--topic",
+        "missing",
+        "--partition",
+        "0",
+    ];
     let out = broker.strom(&args);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -48,7 +69,14 @@ fn reassign_moves_lists_and_cancels_with_kafkas_errors() {
     // To its own broker: nothing to copy, the move is done at once.
     assert_eq!(
         broker.ok(&[
-            "cluster", "reassign", "--topic", "orders", "--partition", "0", "--replicas", "1"
+            "cluster",
+            "reassign",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+            "--replicas",
+            "1"
         ]),
         "Reassignment of orders-0 to replicas 1 started.\n"
     );
@@ -58,18 +86,40 @@ fn reassign_moves_lists_and_cancels_with_kafkas_errors() {
     );
     assert_eq!(
         broker.fails(&[
-            "cluster", "reassign", "--topic", "orders", "--partition", "0", "--replicas", "1,2"
+            "cluster",
+            "reassign",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+            "--replicas",
+            "1,2"
         ]),
         "error: orders-0: INVALID_REPLICA_ASSIGNMENT: The manual partition assignment \
          includes broker 2, but no such broker is registered.\n"
     );
     assert_eq!(
-        broker.fails(&["cluster", "reassign", "--topic", "orders", "--partition", "0", "--cancel"]),
+        broker.fails(&[
+            "cluster",
+            "reassign",
+            "--topic",
+            "orders",
+            "--partition",
+            "0",
+            "--cancel"
+        ]),
         "error: orders-0: NO_REASSIGNMENT_IN_PROGRESS: No partition reassignment is in progress.\n"
     );
     assert_eq!(
         broker.fails(&[
-            "cluster", "reassign", "--topic", "orders", "--partition", "3", "--replicas", "1"
+            "cluster",
+            "reassign",
+            "--topic",
+            "orders",
+            "--partition",
+            "3",
+            "--replicas",
+            "1"
         ]),
         "error: orders-3: UNKNOWN_TOPIC_OR_PARTITION: Unable to find partition orders:3.\n"
     );

@@ -49,10 +49,7 @@ impl Handler for AlterPartitionReassignmentsHandler {
                     .iter()
                     .map(|p| ReassignPartition {
                         partition: p.partition_index,
-                        replicas: p
-                            .replicas
-                            .as_ref()
-                            .map(|r| r.iter().map(|b| b.0).collect()),
+                        replicas: p.replicas.as_ref().map(|r| r.iter().map(|b| b.0).collect()),
                     })
                     .collect();
                 (t.name.to_string(), partitions)
@@ -72,7 +69,8 @@ impl Handler for AlterPartitionReassignmentsHandler {
                 if accepted > 0 {
                     info!(accepted, "altered partition reassignments");
                 }
-                AlterPartitionReassignmentsResponse::default().with_responses(topic_responses(results))
+                AlterPartitionReassignmentsResponse::default()
+                    .with_responses(topic_responses(results))
             }
             Err(e) => {
                 let (code, message) = e.into_error(|never| match never {});

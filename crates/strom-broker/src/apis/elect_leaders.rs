@@ -28,11 +28,12 @@ impl Handler for ElectLeadersHandler {
         _ctx: RequestContext,
         request: ElectLeadersRequest,
     ) -> ElectLeadersResponse {
-        let requested: Option<Vec<(String, Vec<i32>)>> = request.topic_partitions.as_ref().map(|t| {
-            t.iter()
-                .map(|t| (t.topic.to_string(), t.partitions.clone()))
-                .collect()
-        });
+        let requested: Option<Vec<(String, Vec<i32>)>> =
+            request.topic_partitions.as_ref().map(|t| {
+                t.iter()
+                    .map(|t| (t.topic.to_string(), t.partitions.clone()))
+                    .collect()
+            });
         // An empty list (not null) asks for nothing; null asks for every partition.
         if requested.as_ref().is_some_and(Vec::is_empty) {
             return ElectLeadersResponse::default();
@@ -58,9 +59,8 @@ impl Handler for ElectLeadersHandler {
                 if elected > 0 {
                     info!(elected, ?election, "elected leaders");
                 }
-                ElectLeadersResponse::default().with_replica_election_results(
-                    results.into_iter().map(topic_result).collect(),
-                )
+                ElectLeadersResponse::default()
+                    .with_replica_election_results(results.into_iter().map(topic_result).collect())
             }
             Err(e) => {
                 let (code, message) = e.into_error(|never| match never {});

@@ -59,7 +59,9 @@ impl Handler for ListPartitionReassignmentsHandler {
     }
 }
 
-fn ongoing_topic((name, partitions): (String, Vec<OngoingReassignment>)) -> OngoingTopicReassignment {
+fn ongoing_topic(
+    (name, partitions): (String, Vec<OngoingReassignment>),
+) -> OngoingTopicReassignment {
     let ids = |ids: Vec<i32>| ids.into_iter().map(BrokerId).collect();
     OngoingTopicReassignment::default()
         .with_name(TopicName(StrBytes::from_string(name)))

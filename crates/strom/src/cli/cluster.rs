@@ -210,10 +210,7 @@ async fn list_reassignments(
 }
 
 fn join(ids: &[i32]) -> String {
-    ids.iter()
-        .map(i32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
 fn or_dash(text: String) -> String {
