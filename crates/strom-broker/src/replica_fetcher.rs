@@ -577,9 +577,15 @@ async fn send_fetch(
     // sync or not (Kafka's processPartitionData).
     let throttled_bytes: usize = pending
         .iter()
-        .filter(|p| replica_manager::is_throttled(broker, &p.partition, ThrottleSide::Follower))
-        .filter_map(|p| answer_for(&response, &p.partition, by_id))
-        .map(|r| r.records.as_ref().map_or(0, |records| records.len()))
+        .filter_map(|p| {
+            let bytes = answer_for(&response, &p.partition, by_id)?
+                .records
+                .as_ref()
+                .map_or(0, |records| records.len());
+            (bytes > 0
+                && replica_manager::is_throttled(broker, &p.partition, ThrottleSide::Follower))
+            .then_some(bytes)
+        })
         .sum();
     replica_manager::record_throttled_bytes(broker, ThrottleSide::Follower, throttled_bytes);
     blocking(move || {
