@@ -303,13 +303,17 @@ where
     }
 }
 
-/// An int config with Kafka's `atLeast(min)` validator.
-fn at_least(
+/// A number config with Kafka's `atLeast(min)` validator.
+fn at_least<T>(
     map: &BTreeMap<String, String>,
     name: &str,
-    default: i32,
-    min: i32,
-) -> Result<i32, ConfigError> {
+    default: T,
+    min: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
     let value = parse(map, name, default)?;
     if value < min {
         return Err(ConfigError::Invalid {
@@ -726,17 +730,17 @@ fn cluster_config(
         )?,
         replica_fetch_backoff_ms: at_least(map, "replica.fetch.backoff.ms", 1_000, 0)?,
         auto_leader_rebalance_enable: parse(map, "auto.leader.rebalance.enable", true)?,
-        leader_imbalance_check_interval_seconds: parse(
+        leader_imbalance_check_interval_seconds: at_least(
             map,
             "leader.imbalance.check.interval.seconds",
-            300i64,
-        )?
-        .max(1),
-        leader_imbalance_per_broker_percentage: at_least(
+            300,
+            1,
+        )?,
+        // Kafka puts no bound on it: below 0 every imbalance counts.
+        leader_imbalance_per_broker_percentage: parse(
             map,
             "leader.imbalance.per.broker.percentage",
             10,
-            0,
         )?,
         metadata_log_max_record_bytes_between_snapshots: parse(
             map,
@@ -869,6 +873,30 @@ mod tests {
         assert_eq!(cluster.broker_session_timeout_ms, 9_000);
         assert_eq!(cluster.replica_lag_time_max_ms, 30_000);
         assert_eq!(cluster.rack, None);
+        assert!(cluster.auto_leader_rebalance_enable);
+        assert_eq!(cluster.leader_imbalance_check_interval_seconds, 300);
+        assert_eq!(cluster.leader_imbalance_per_broker_percentage, 10);
+    }
+
+    #[test]
+    fn leader_balancing_configs_have_kafkas_names_and_bounds() {
+        let c = config(&[
+            ("auto.leader.rebalance.enable", "false"),
+            ("leader.imbalance.check.interval.seconds", "7"),
+            ("leader.imbalance.per.broker.percentage", "25"),
+        ])
+        .unwrap()
+        .cluster;
+        assert_eq!(
+            (
+                c.auto_leader_rebalance_enable,
+                c.leader_imbalance_check_interval_seconds,
+                c.leader_imbalance_per_broker_percentage
+            ),
+            (false, 7, 25)
+        );
+        assert!(config(&[("leader.imbalance.check.interval.seconds", "0")]).is_err());
+        assert!(config(&[("auto.leader.rebalance.enable", "yes")]).is_err());
     }
 
     #[test]

@@ -9,10 +9,15 @@ use strom_metadata::cluster_control::{
     BrokerHeartbeatReply, BrokerHeartbeatRequest, BrokerRegistrationReply,
     BrokerRegistrationRequest, ClusterControl, ClusterControlConfig,
 };
+use strom_metadata::elect_leaders::rebalance_imbalanced_brokers;
+use strom_metadata::partition_change::ClusterElectionDefaults;
 use strom_metadata::{ControllerError, MetadataImage};
 use tracing::info;
 
 use crate::broker::{now_ms, Broker, MetadataWriteError};
+
+/// Kafka's bound on the elections of one balancing round (MAX_ELECTIONS_PER_IMBALANCE).
+const MAX_ELECTIONS_PER_IMBALANCE: usize = 1000;
 
 /// The term a `ClusterControl` was made in, and the state.
 pub(crate) type ClusterControlSlot = std::sync::Mutex<Option<(u64, ClusterControl)>>;
@@ -112,6 +117,41 @@ impl Broker {
             if records > 0 {
                 info!(records, "fenced brokers whose sessions expired");
             }
+        }
+    }
+
+    /// One round of automatic preferred-leader balancing (`auto.leader.rebalance.enable`)
+    /// on the active controller; true when the bound was reached and more may remain.
+    pub async fn controller_balance_leaders(&self) -> bool {
+        if !self.is_active_controller() {
+            return false;
+        }
+        let percentage = self
+            .config
+            .cluster
+            .leader_imbalance_per_broker_percentage
+            .max(0) as u32;
+        let defaults = ClusterElectionDefaults::default();
+        let balanced = self
+            .write_metadata(|image| {
+                let (records, more) = rebalance_imbalanced_brokers(
+                    image,
+                    &defaults,
+                    percentage,
+                    MAX_ELECTIONS_PER_IMBALANCE,
+                );
+                let elected = records.len();
+                Ok::<_, std::convert::Infallible>((records, (elected, more)))
+            })
+            .await;
+        match balanced {
+            Ok((elected, more)) => {
+                if elected > 0 {
+                    info!(elected, "moved leaders back to their preferred replicas");
+                }
+                more
+            }
+            Err(_) => false,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! (log.retention.check.interval.ms), rolling, flushing and deleting the files of
 //! removed segments (file.delete.delay.ms) every second, and the
 //! high watermark checkpoint (replica.high.watermark.checkpoint.interval.ms), and the
-//! expiry of idle producers (producer.id.expiration.check.interval.ms).
+//! expiry of idle producers (producer.id.expiration.check.interval.ms), and on the
+//! active controller, preferred-leader balancing (leader.imbalance.check.interval.seconds).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,7 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
             Duration::from_millis((broker.config.cluster.replica_lag_time_max_ms / 2).max(1) as u64),
             crate::replica_manager::shrink_isrs,
         )),
+        tokio::spawn(balance_leaders(broker.clone())),
         tokio::spawn(crate::group_coordinator::run_timers(broker.clone())),
         tokio::spawn(crate::txn_coordinator::run_timers(broker)),
     ]
@@ -67,6 +69,26 @@ async fn every(broker: Arc<Broker>, period: Duration, job: fn(&Broker)) {
         let broker = broker.clone();
         // File work blocks; keep it off the request threads.
         let _ = tokio::task::spawn_blocking(move || job(&broker)).await;
+    }
+}
+
+/// Kafka's automatic preferred-leader balancing: every
+/// `leader.imbalance.check.interval.seconds` while `auto.leader.rebalance.enable`, on
+/// the active controller only; a round that hit its bound runs again at once.
+async fn balance_leaders(broker: Arc<Broker>) {
+    if !broker.config.cluster.auto_leader_rebalance_enable {
+        return;
+    }
+    let period = Duration::from_secs(
+        broker
+            .config
+            .cluster
+            .leader_imbalance_check_interval_seconds
+            .max(1) as u64,
+    );
+    loop {
+        tokio::time::sleep(period).await;
+        while broker.controller_balance_leaders().await {}
     }
 }
 

@@ -20,8 +20,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use strom_client::connection::{Connection, ConnectionConfig};
 use strom_replication::{
-    DivergingEpoch, FetchedPartition, FollowerAction, FollowerRequest, FollowerStep, LeaderOffsets,
-    ReplicationError,
+    DivergingEpoch, FetchedPartition, FollowerAction, FollowerPhase, FollowerRequest, FollowerStep,
+    LeaderOffsets, ReplicationError,
 };
 use strom_types::{ErrorCode, NodeId};
 use tokio::sync::Notify;
@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use crate::broker::{now_ms, Broker};
 use crate::errors::replication_error_of;
 use crate::partition::Partition;
-use crate::replica_manager::{local_broker_epoch, Role};
+use crate::replica_manager::{self, local_broker_epoch, Role, ThrottleSide};
 
 /// A round with nothing to send waits at most this long before polling again (backoffs
 /// end, new partitions arrive through `wake`).
@@ -129,6 +129,9 @@ async fn run(broker: Weak<Broker>, fetcher: Arc<Fetcher>) {
         let now = now_ms();
         let mut pending = Vec::new();
         let mut local = Vec::new();
+        let image = broker.image();
+        // Asked at most once per round.
+        let mut quota_exceeded: Option<bool> = None;
         for partition in partitions {
             let replica = partition.replica();
             let Role::Follower(state) = &replica.role else {
@@ -136,6 +139,21 @@ async fn run(broker: Weak<Broker>, fetcher: Arc<Fetcher>) {
             };
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
             if state.leader_id() != fetcher.leader {
+                continue;
+            }
+            // Kafka's shouldFollowerThrottle: an out-of-sync replica of a throttled
+            // partition is left out of the fetch while the follower's quota is exceeded
+            // (truncation is never held back).
+            if state.phase() == FollowerPhase::Fetching
+                && state.in_flight().is_none()
+                && !image
+                    .partition(&partition.topic_id, partition.index)
+                    .is_some_and(|p| p.isr.contains(&broker.config.node_id))
+                && replica_manager::is_throttled(&broker, &partition, ThrottleSide::Follower)
+                && *quota_exceeded.get_or_insert_with(|| {
+                    replica_manager::is_quota_exceeded(&broker, ThrottleSide::Follower)
+                })
+            {
                 continue;
             }
             let leader_epoch = state.leader_epoch();
@@ -555,6 +573,21 @@ async fn send_fetch(
     };
     let leader = fetcher.leader;
     let by_id = version >= TOPIC_IDS_VERSION;
+    // Bytes fetched for throttled partitions count against the follower's quota, in
+    // sync or not (Kafka's processPartitionData).
+    let throttled_bytes: usize = pending
+        .iter()
+        .filter_map(|p| {
+            let bytes = answer_for(&response, &p.partition, by_id)?
+                .records
+                .as_ref()
+                .map_or(0, |records| records.len());
+            (bytes > 0
+                && replica_manager::is_throttled(broker, &p.partition, ThrottleSide::Follower))
+            .then_some(bytes)
+        })
+        .sum();
+    replica_manager::record_throttled_bytes(broker, ThrottleSide::Follower, throttled_bytes);
     blocking(move || {
         let now = now_ms();
         if response.error_code != 0 {
@@ -567,19 +600,7 @@ async fn send_fetch(
             return;
         }
         for p in pending {
-            let answer = response
-                .responses
-                .iter()
-                .filter(|t| {
-                    if by_id {
-                        t.topic_id == p.partition.topic_id
-                    } else {
-                        t.topic.as_str() == p.partition.topic
-                    }
-                })
-                .flat_map(|t| t.partitions.iter())
-                .find(|r| r.partition_index == p.partition.index);
-            let result = match answer {
+            let result = match answer_for(&response, &p.partition, by_id) {
                 None => Err(ReplicationError::UnknownTopicOrPartition),
                 Some(r) => code_result(r.error_code).map(|()| FetchedPartition {
                     high_watermark: r.high_watermark,
@@ -600,4 +621,24 @@ async fn send_fetch(
     })
     .await;
     true
+}
+
+/// The partition's answer in a Fetch response.
+fn answer_for<'a>(
+    response: &'a kafka_protocol::messages::FetchResponse,
+    partition: &Partition,
+    by_id: bool,
+) -> Option<&'a kafka_protocol::messages::fetch_response::PartitionData> {
+    response
+        .responses
+        .iter()
+        .filter(|t| {
+            if by_id {
+                t.topic_id == partition.topic_id
+            } else {
+                t.topic.as_str() == partition.topic
+            }
+        })
+        .flat_map(|t| t.partitions.iter())
+        .find(|r| r.partition_index == partition.index)
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use strom_metadata::{MetadataImage, PartitionImage, NO_LEADER};
+use strom_replication::quota::{ReplicationQuota, ThrottledReplicas, UNLIMITED_RATE};
 use strom_replication::{
     AckWaiters, AlterPartitionProposal, BrokerStatus, FetchOutcome, FollowerConfig, FollowerFetch,
     FollowerState, LeaderConfig, LeaderState, MetadataOutcome, PartitionState, ReplicationError,
@@ -66,6 +67,10 @@ pub struct ReplicaManager {
     acks: Mutex<AckWaiters<(TopicId, i32), AckSender>>,
     /// One fetcher per leader broker this node follows partitions of.
     pub(crate) fetchers: Mutex<HashMap<NodeId, Arc<crate::replica_fetcher::Fetcher>>>,
+    /// Bytes this leader serves to throttled followers (`leader.replication.throttled.rate`).
+    leader_quota: Mutex<ReplicationQuota>,
+    /// Bytes this follower fetches for throttled partitions (`follower.replication.throttled.rate`).
+    follower_quota: Mutex<ReplicationQuota>,
 }
 
 impl Default for ReplicaManager {
@@ -74,6 +79,8 @@ impl Default for ReplicaManager {
             broker: std::sync::OnceLock::new(),
             acks: Mutex::new(AckWaiters::new(ACK_WAITERS_CAPACITY)),
             fetchers: Mutex::new(HashMap::new()),
+            leader_quota: Mutex::new(ReplicationQuota::new(UNLIMITED_RATE, 0)),
+            follower_quota: Mutex::new(ReplicationQuota::new(UNLIMITED_RATE, 0)),
         }
     }
 }
@@ -86,6 +93,85 @@ impl ReplicaManager {
 
     pub(crate) fn broker_arc(&self) -> Option<Arc<Broker>> {
         self.broker.get().and_then(std::sync::Weak::upgrade)
+    }
+}
+
+/// Which side of replication a throttle applies to (Kafka's leader and follower
+/// ReplicationQuotaManagers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleSide {
+    Leader,
+    Follower,
+}
+
+impl ThrottleSide {
+    fn rate_config(self) -> &'static str {
+        match self {
+            Self::Leader => "leader.replication.throttled.rate",
+            Self::Follower => "follower.replication.throttled.rate",
+        }
+    }
+}
+
+/// Whether the topic's `*.replication.throttled.replicas` names this partition on this
+/// broker (Kafka's isThrottled).
+pub fn is_throttled(broker: &Broker, partition: &Partition, side: ThrottleSide) -> bool {
+    let settings = partition.settings();
+    let listed = match side {
+        ThrottleSide::Leader => &settings.leader_throttled_replicas,
+        ThrottleSide::Follower => &settings.follower_throttled_replicas,
+    };
+    !listed.trim().is_empty()
+        && ThrottledReplicas::parse(listed, broker.config.node_id).is_throttled(partition.index)
+}
+
+impl ReplicaManager {
+    fn quota(&self, side: ThrottleSide) -> &Mutex<ReplicationQuota> {
+        match side {
+            ThrottleSide::Leader => &self.leader_quota,
+            ThrottleSide::Follower => &self.follower_quota,
+        }
+    }
+}
+
+/// Kafka's isQuotaExceeded, at the rate the broker's dynamic config says now.
+pub fn is_quota_exceeded(broker: &Broker, side: ThrottleSide) -> bool {
+    let rate = broker
+        .effective_config::<i64>(side.rate_config(), i64::MAX)
+        .max(0) as u64;
+    let now = now_ms();
+    let mut quota = broker
+        .replicas
+        .quota(side)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    quota.set_rate(rate, now);
+    quota.is_exceeded(now)
+}
+
+/// Counts bytes replicated for throttled partitions, in sync or not (as Kafka does, so
+/// the total stays under the rate).
+pub fn record_throttled_bytes(broker: &Broker, side: ThrottleSide, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    broker
+        .replicas
+        .quota(side)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .record(bytes, now_ms());
+}
+
+/// Whether `replica` is in the ISR of a partition this broker leads.
+pub fn is_in_sync(partition: &Partition, replica: NodeId) -> bool {
+    match &partition.replica().role {
+        Role::Leader(state) => state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .isr()
+            .contains(&replica),
+        _ => false,
     }
 }
 

@@ -31,6 +31,10 @@ pub struct TopicSettings {
     /// `cleanup.policy` includes `compact`: the cleaner keeps the latest record per key.
     pub cleanup_compact: bool,
     pub compaction: CompactionPolicy,
+    /// `leader.replication.throttled.replicas`, as set (parsed per broker where used).
+    pub leader_throttled_replicas: String,
+    /// `follower.replication.throttled.replicas`, as set.
+    pub follower_throttled_replicas: String,
 }
 
 pub fn resolve(
@@ -121,5 +125,7 @@ fn from_resolved(configs: &[ResolvedConfig]) -> TopicSettings {
             max_compaction_lag_ms,
             ..CompactionPolicy::default()
         },
+        leader_throttled_replicas: get("leader.replication.throttled.replicas").to_string(),
+        follower_throttled_replicas: get("follower.replication.throttled.replicas").to_string(),
     }
 }

@@ -2,13 +2,18 @@
 
 use kafka_protocol::messages::{
     alter_configs_request,
+    alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
     create_partitions_request::CreatePartitionsTopic,
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
     delete_topics_request::DeleteTopicState,
     describe_configs_request::DescribeConfigsResource,
-    incremental_alter_configs_request, AlterConfigsRequest, ApiKey, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, TopicName,
+    elect_leaders_request::TopicPartitions,
+    incremental_alter_configs_request,
+    list_partition_reassignments_request::ListPartitionReassignmentsTopics,
+    AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey, BrokerId,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, ElectLeadersRequest, IncrementalAlterConfigsRequest,
+    ListPartitionReassignmentsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -140,6 +145,31 @@ pub struct ClusterInfo {
     pub cluster_id: String,
     pub controller_id: i32,
     pub brokers: Vec<BrokerInfo>,
+}
+
+/// Kafka's leader election types (ElectLeaders).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionType {
+    Preferred = 0,
+    Unclean = 1,
+}
+
+/// One partition's outcome in ElectLeaders or AlterPartitionReassignments.
+#[derive(Debug)]
+pub struct PartitionOutcome {
+    pub topic: String,
+    pub partition: i32,
+    pub result: Result<()>,
+}
+
+/// A partition being moved, as ListPartitionReassignments reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub adding_replicas: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
 }
 
 /// Admin operations over a [`Client`].
@@ -468,6 +498,156 @@ impl Admin {
             controller_id: response.controller_id.0,
             brokers,
         })
+    }
+
+    /// Elects leaders: `None` asks for every partition (the broker then leaves out
+    /// those that need no election). The outer error is the request's.
+    pub async fn elect_leaders(
+        &mut self,
+        election: ElectionType,
+        partitions: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<PartitionOutcome>> {
+        let request = ElectLeadersRequest::default()
+            .with_election_type(election as i8)
+            .with_topic_partitions(partitions.map(|topics| {
+                topics
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        TopicPartitions::default()
+                            .with_topic(topic_name(topic))
+                            .with_partitions(partitions.clone())
+                    })
+                    .collect()
+            }))
+            .with_timeout_ms(self.timeout_ms());
+        let response = self
+            .client
+            .controller_connection()
+            .await?
+            .send(&request)
+            .await?;
+        check(response.error_code, None, "elect leaders")?;
+        Ok(response
+            .replica_election_results
+            .into_iter()
+            .flat_map(|topic| {
+                let name = topic.topic.to_string();
+                topic
+                    .partition_result
+                    .into_iter()
+                    .map(move |p| PartitionOutcome {
+                        topic: name.clone(),
+                        partition: p.partition_id,
+                        result: check(
+                            p.error_code,
+                            p.error_message.as_deref(),
+                            format!("{name}-{}", p.partition_id),
+                        ),
+                    })
+            })
+            .collect())
+    }
+
+    /// Moves partitions to new replicas (`Some`) or cancels their moves (`None`).
+    pub async fn alter_partition_reassignments(
+        &mut self,
+        targets: &[(String, i32, Option<Vec<i32>>)],
+    ) -> Result<Vec<PartitionOutcome>> {
+        let mut topics: Vec<ReassignableTopic> = Vec::new();
+        for (topic, partition, replicas) in targets {
+            let entry = ReassignablePartition::default()
+                .with_partition_index(*partition)
+                .with_replicas(
+                    replicas
+                        .as_ref()
+                        .map(|r| r.iter().copied().map(BrokerId).collect()),
+                );
+            match topics.iter_mut().find(|t| t.name.as_str() == topic) {
+                Some(t) => t.partitions.push(entry),
+                None => topics.push(
+                    ReassignableTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_partitions(vec![entry]),
+                ),
+            }
+        }
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_topics(topics)
+            .with_timeout_ms(self.timeout_ms());
+        let response = self
+            .client
+            .controller_connection()
+            .await?
+            .send(&request)
+            .await?;
+        check(
+            response.error_code,
+            response.error_message.as_deref(),
+            "alter partition reassignments",
+        )?;
+        Ok(response
+            .responses
+            .into_iter()
+            .flat_map(|topic| {
+                let name = topic.name.to_string();
+                topic.partitions.into_iter().map(move |p| PartitionOutcome {
+                    topic: name.clone(),
+                    partition: p.partition_index,
+                    result: check(
+                        p.error_code,
+                        p.error_message.as_deref(),
+                        format!("{name}-{}", p.partition_index),
+                    ),
+                })
+            })
+            .collect())
+    }
+
+    /// The partitions being moved: all (`None`) or among those given.
+    pub async fn list_partition_reassignments(
+        &mut self,
+        partitions: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<Reassignment>> {
+        let request = ListPartitionReassignmentsRequest::default()
+            .with_topics(partitions.map(|topics| {
+                topics
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        ListPartitionReassignmentsTopics::default()
+                            .with_name(topic_name(topic))
+                            .with_partition_indexes(partitions.clone())
+                    })
+                    .collect()
+            }))
+            .with_timeout_ms(self.timeout_ms());
+        let response = self
+            .client
+            .controller_connection()
+            .await?
+            .send(&request)
+            .await?;
+        check(
+            response.error_code,
+            response.error_message.as_deref(),
+            "list partition reassignments",
+        )?;
+        let ids = |ids: Vec<BrokerId>| ids.into_iter().map(|b| b.0).collect();
+        let mut listed: Vec<Reassignment> = response
+            .topics
+            .into_iter()
+            .flat_map(|topic| {
+                let name = topic.name.to_string();
+                topic.partitions.into_iter().map(move |p| Reassignment {
+                    topic: name.clone(),
+                    partition: p.partition_index,
+                    replicas: ids(p.replicas),
+                    adding_replicas: ids(p.adding_replicas),
+                    removing_replicas: ids(p.removing_replicas),
+                })
+            })
+            .collect();
+        listed.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(listed)
     }
 
     /// Broker configs must be asked of that broker; others of any broker.

@@ -65,6 +65,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("inter.broker.listener.name", None, String, ReadOnly),
     ("fetch.max.bytes", Some("57671680"), Int, ReadOnly),
     (
+        "follower.replication.throttled.rate",
+        Some("9223372036854775807"),
+        Long,
+        PerBroker
+    ),
+    (
         "group.consumer.heartbeat.interval.ms",
         Some("5000"),
         Int,

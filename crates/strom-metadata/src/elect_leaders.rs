@@ -178,6 +178,63 @@ pub fn balance_partition_leaders(
     (records, more)
 }
 
+/// Brokers whose leader imbalance is above `percentage`: of the partitions a broker
+/// is the preferred (first) replica of, more than `percentage` percent are led by
+/// another broker (or by none). Exact: 1 of 9 (11.1%) is above 11.
+pub fn imbalanced_brokers(image: &MetadataImage, percentage: u32) -> Vec<NodeId> {
+    let mut preferred = BTreeMap::<NodeId, (u64, u64)>::new();
+    for topic in image.topics() {
+        for p in topic.partitions.values() {
+            if let Some(first) = p.preferred_leader() {
+                let entry = preferred.entry(first).or_default();
+                entry.0 += 1;
+                if p.leader != first {
+                    entry.1 += 1;
+                }
+            }
+        }
+    }
+    preferred
+        .into_iter()
+        .filter(|&(_, (total, off))| off * 100 > u64::from(percentage) * total)
+        .map(|(broker, _)| broker)
+        .collect()
+}
+
+/// The periodic check of `auto.leader.rebalance.enable`: for every broker whose
+/// imbalance is above `leader.imbalance.per.broker.percentage`, a preferred election
+/// for each partition it should lead and does not, as long as it can lead it (alive,
+/// in the ISR); at most `max_elections`. Returns the records and whether more may
+/// remain (then the caller runs again at once, as Kafka reschedules immediately).
+pub fn rebalance_imbalanced_brokers(
+    image: &MetadataImage,
+    defaults: &ClusterElectionDefaults,
+    percentage: u32,
+    max_elections: usize,
+) -> (Vec<MetadataRecord>, bool) {
+    let imbalanced = imbalanced_brokers(image, percentage);
+    if imbalanced.is_empty() {
+        return (Vec::new(), false);
+    }
+    let acceptable = |id: NodeId| image.is_broker_active(id);
+    let records = changes(image, max_elections, |topic, p| {
+        let preferred = p.preferred_leader()?;
+        if p.leader == preferred || !imbalanced.contains(&preferred) {
+            return None;
+        }
+        let change =
+            PartitionChangeBuilder::new(p, topic.id, &acceptable, defaults.for_topic(image, topic))
+                .election(Election::Preferred)
+                .build()?;
+        // Only a move to the preferred replica balances; any other change waits for
+        // the path that needs it.
+        matches!(change, MetadataRecord::PartitionChange { leader: Some(l), .. } if l == preferred)
+            .then_some(change)
+    });
+    let more = records.len() >= max_elections;
+    (records, more)
+}
+
 /// Unclean elections for leaderless partitions of topics with
 /// `unclean.leader.election.enable` (Kafka's maybeElectUncleanLeaders, run when
 /// that config is turned on).
@@ -379,6 +436,61 @@ mod tests {
         assert!(!more);
         let (records, more) = balance_partition_leaders(&image, &defaults(), 0);
         assert!(records.is_empty() && more);
+    }
+
+    #[test]
+    fn only_brokers_above_the_percentage_get_their_leadership_back() {
+        // Broker 1 prefers 0..=9 and leads 9 of them (10% off); broker 2 prefers 10, 11
+        // and leads neither (100% off); broker 3 prefers 12, led by 1, but is out of the ISR.
+        let mut partitions: Vec<MetadataRecord> = (0..9)
+            .map(|i| partition_record(i, &[1, 2], &[1, 2], 1))
+            .collect();
+        partitions.push(partition_record(9, &[1, 2], &[1, 2], 2));
+        partitions.push(partition_record(10, &[2, 1], &[1, 2], 1));
+        partitions.push(partition_record(11, &[2, 3], &[2, 3], 3));
+        partitions.push(partition_record(12, &[3, 1], &[1], 1));
+        let image = cluster(partitions);
+        assert_eq!(imbalanced_brokers(&image, 10), vec![2, 3]);
+        assert_eq!(imbalanced_brokers(&image, 9), vec![1, 2, 3]);
+        assert_eq!(imbalanced_brokers(&image, 100), Vec::<NodeId>::new());
+
+        let (records, more) = rebalance_imbalanced_brokers(&image, &defaults(), 10, 1000);
+        assert_eq!(
+            records,
+            vec![
+                with(change(10), |leader, _, _, _| *leader = Some(2)),
+                with(change(11), |leader, _, _, _| *leader = Some(2)),
+            ]
+        );
+        assert!(!more);
+        // At 9%, broker 1 is imbalanced too: partition 9 moves back to it first.
+        let (records, more) = rebalance_imbalanced_brokers(&image, &defaults(), 9, 2);
+        assert_eq!(
+            records,
+            vec![
+                with(change(9), |leader, _, _, _| *leader = Some(1)),
+                with(change(10), |leader, _, _, _| *leader = Some(2)),
+            ]
+        );
+        assert!(more, "the bound was reached: run again");
+        // Once applied, nothing is left to do.
+        let (records, _) = rebalance_imbalanced_brokers(&image, &defaults(), 0, 1000);
+        let image = image.apply(&records);
+        assert_eq!(imbalanced_brokers(&image, 0), vec![3]);
+        assert_eq!(
+            rebalance_imbalanced_brokers(&image, &defaults(), 0, 1000),
+            (vec![], false)
+        );
+    }
+
+    #[test]
+    fn a_fenced_preferred_replica_is_not_made_leader() {
+        let image = fence(&cluster(vec![partition_record(0, &[2, 1], &[1, 2], 1)]), 2);
+        assert_eq!(imbalanced_brokers(&image, 10), vec![2]);
+        assert_eq!(
+            rebalance_imbalanced_brokers(&image, &defaults(), 10, 1000),
+            (vec![], false)
+        );
     }
 
     #[test]

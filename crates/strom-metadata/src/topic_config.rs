@@ -35,6 +35,8 @@ enum Rule {
     Ratio,
     OneOf(&'static [&'static str]),
     ListOf(&'static [&'static str]),
+    /// Kafka's ThrottledReplicaListValidator: `*` or `partition:broker` pairs.
+    ThrottledReplicas,
 }
 
 /// One broker config that stands in for a topic config, and how its unit
@@ -150,7 +152,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "follower.replication.throttled.replicas",
         List,
         "",
-        Rule::Any,
+        Rule::ThrottledReplicas,
         [],
         "Replicas whose follower replication is throttled."
     ),
@@ -166,7 +168,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "leader.replication.throttled.replicas",
         List,
         "",
-        Rule::Any,
+        Rule::ThrottledReplicas,
         [],
         "Replicas whose leader replication is throttled."
     ),
@@ -432,6 +434,16 @@ impl TopicConfigDef {
                     )))
                 }
             }
+            Rule::ThrottledReplicas => {
+                if is_valid_throttled_replicas(value) {
+                    Ok(())
+                } else {
+                    Err(invalid(&format!(
+                        "{} must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],...",
+                        self.name
+                    )))
+                }
+            }
             Rule::ListOf(allowed) => {
                 for item in split_list(value) {
                     if !allowed.contains(&item) {
@@ -527,6 +539,24 @@ fn resolve_one(
     }
 }
 
+/// Kafka's ThrottledReplicaListValidator: every comma-separated item, trimmed, is empty
+/// or `partition:broker` in digits (trailing empty items dropped, as Java's split does),
+/// or the items together are `*`.
+pub fn is_valid_throttled_replicas(value: &str) -> bool {
+    let mut items: Vec<&str> = value.split(',').map(str::trim).collect();
+    while items.len() > 1 && items.last() == Some(&"") {
+        items.pop();
+    }
+    let pair = |item: &str| {
+        item.is_empty()
+            || item.split_once(':').is_some_and(|(p, b)| {
+                let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+                digits(p) && digits(b)
+            })
+    };
+    items.iter().all(|item| pair(item)) || items.concat() == "*"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +569,26 @@ mod tests {
                 .filter(|(n, _, _)| *n == name)
                 .map(|(_, v, s)| (v.to_string(), *s))
                 .collect()
+        }
+    }
+
+    #[test]
+    fn throttled_replica_lists_are_checked_as_kafka_checks_them() {
+        for valid in ["", "*", " * ", "0:1", "0:1, 1:2", "0:1,", "0:1,,1:2"] {
+            assert_eq!(
+                validate_topic_config("leader.replication.throttled.replicas", valid),
+                Ok(()),
+                "{valid:?}"
+            );
+        }
+        for invalid in ["a", "0", "0:", ":1", "0 : 1", "0:-1", "*,0:1"] {
+            assert_eq!(
+                validate_topic_config("follower.replication.throttled.replicas", invalid),
+                Err(format!(
+                    "Invalid value {invalid} for configuration follower.replication.throttled.replicas: follower.replication.throttled.replicas must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+                )),
+                "{invalid:?}"
+            );
         }
     }
 

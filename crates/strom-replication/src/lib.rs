@@ -13,6 +13,9 @@
 //! - [`ReplicaLog`]: what replication reads of a log; implemented for strom-log's
 //!   `PartitionLog` and for [`MemLog`], the in-memory model.
 //!
+//! - [`quota`]: replication throttling (Kafka's ReplicationQuotaManager) as a token
+//!   bucket over passed-in time, and the throttled-replicas topic configs.
+//!
 //! Errors carry Kafka's names; the broker maps them to error codes.
 
 mod acks;
@@ -22,6 +25,7 @@ mod follower;
 mod leader;
 mod log;
 mod mem_log;
+pub mod quota;
 pub mod testing;
 
 pub use acks::{AckWaiters, AckWaitersFull, CompletedAck};

@@ -44,7 +44,7 @@ use crate::fetch_session::{
     SessionPartition,
 };
 use crate::partition::Partition;
-use crate::replica_manager::{self, ReplicaFetchRead};
+use crate::replica_manager::{self, ReplicaFetchRead, ThrottleSide};
 
 pub struct FetchHandler;
 
@@ -312,6 +312,11 @@ async fn read_until_ready(
             || request.max_wait_ms <= 0
             || tokio::time::Instant::now() >= deadline
         {
+            replica_manager::record_throttled_bytes(
+                broker,
+                ThrottleSide::Leader,
+                read.throttled_bytes,
+            );
             return (read.partitions, read.node_endpoints);
         }
         drop(read);
@@ -378,6 +383,8 @@ struct Read {
     has_error: bool,
     /// KIP-951: where the leaders named in NOT_LEADER_OR_FOLLOWER errors are.
     node_endpoints: Vec<NodeEndpoint>,
+    /// Record bytes of leader-throttled partitions, counted once the read is sent.
+    throttled_bytes: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -397,6 +404,9 @@ fn read_partitions(
     let mut total = 0usize;
     let mut has_error = false;
     let mut held_files = 0usize;
+    // Asked at most once per response; bytes sent for leader-throttled partitions.
+    let mut leader_quota_exceeded: Option<bool> = None;
+    let mut throttled_bytes = 0usize;
     let mut partitions = Vec::with_capacity(to_read.len());
     let mut leaders = Vec::new();
     for ((key, wanted), target) in to_read.iter().zip(targets) {
@@ -461,7 +471,18 @@ fn read_partitions(
             } else {
                 offsets.high_watermark
             };
-            let read = if limit == 0 && !min_one_batch {
+            // Kafka's shouldLeaderThrottle: an out-of-sync follower of a throttled
+            // partition gets no records while the leader's quota is exceeded.
+            let leader_throttled = replica_fetch.is_some()
+                && replica_manager::is_throttled(broker, partition, ThrottleSide::Leader);
+            let hold_back = leader_throttled
+                && replica_fetch
+                    .as_ref()
+                    .is_some_and(|f| !replica_manager::is_in_sync(partition, f.replica_id))
+                && *leader_quota_exceeded.get_or_insert_with(|| {
+                    replica_manager::is_quota_exceeded(broker, ThrottleSide::Leader)
+                });
+            let read = if hold_back || (limit == 0 && !min_one_batch) {
                 Ok(None)
             } else {
                 reader
@@ -482,6 +503,9 @@ fn read_partitions(
                     })
                     .map(Some)
             };
+            if let (true, Ok(Some((records, _)))) = (leader_throttled, &read) {
+                throttled_bytes += records.len();
+            }
             if read.is_ok() {
                 if let Some(fetch) = &replica_fetch {
                     // The follower's progress: its end is the fetch offset (Kafka's
@@ -600,6 +624,7 @@ fn read_partitions(
         bytes: total,
         has_error,
         node_endpoints,
+        throttled_bytes,
     }
 }
 

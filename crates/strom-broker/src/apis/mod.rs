@@ -18,6 +18,7 @@ mod add_partitions_to_txn;
 mod allocate_producer_ids;
 mod alter_configs;
 pub(crate) mod alter_partition;
+mod alter_partition_reassignments;
 mod api_versions;
 mod broker_heartbeat;
 mod broker_registration;
@@ -34,6 +35,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
 mod describe_transactions;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -46,6 +48,7 @@ mod leave_group;
 mod list_config_resources;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 mod metadata;
 mod offset_commit;
@@ -263,6 +266,9 @@ impl ApiTable {
             erased::<broker_heartbeat::BrokerHeartbeatHandler>(),
             erased::<alter_partition::AlterPartitionHandler>(),
             erased::<allocate_producer_ids::AllocateProducerIdsHandler>(),
+            erased::<elect_leaders::ElectLeadersHandler>(),
+            erased::<alter_partition_reassignments::AlterPartitionReassignmentsHandler>(),
+            erased::<list_partition_reassignments::ListPartitionReassignmentsHandler>(),
         ])
     }
 
@@ -295,6 +301,9 @@ impl ApiTable {
             erased::<list_groups::ListGroupsHandler>(),
             erased::<describe_groups::DescribeGroupsHandler>(),
             erased::<delete_groups::DeleteGroupsHandler>(),
+            erased::<elect_leaders::ElectLeadersHandler>(),
+            erased::<alter_partition_reassignments::AlterPartitionReassignmentsHandler>(),
+            erased::<list_partition_reassignments::ListPartitionReassignmentsHandler>(),
             erased::<consumer_group_heartbeat::ConsumerGroupHeartbeatHandler>(),
             erased::<consumer_group_describe::ConsumerGroupDescribeHandler>(),
             erased::<list_config_resources::ListConfigResourcesHandler>(),
@@ -376,7 +385,10 @@ mod tests {
         (35, 1, 4), // DescribeLogDirs
         (37, 0, 3), // CreatePartitions
         (42, 0, 2), // DeleteGroups
+        (43, 0, 2), // ElectLeaders
         (44, 0, 1), // IncrementalAlterConfigs
+        (45, 0, 0), // AlterPartitionReassignments
+        (46, 0, 0), // ListPartitionReassignments
         (47, 0, 0), // OffsetDelete
         (60, 0, 2), // DescribeCluster
         (61, 0, 0), // DescribeProducers
