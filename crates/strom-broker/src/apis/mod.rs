@@ -32,6 +32,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -261,6 +262,7 @@ impl ApiTable {
             erased::<broker_registration::BrokerRegistrationHandler>(),
             erased::<broker_heartbeat::BrokerHeartbeatHandler>(),
             erased::<alter_partition::AlterPartitionHandler>(),
+            erased::<describe_quorum::DescribeQuorumHandler>(),
         ])
     }
 
@@ -279,6 +281,7 @@ impl ApiTable {
             erased::<describe_log_dirs::DescribeLogDirsHandler>(),
             erased::<create_partitions::CreatePartitionsHandler>(),
             erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
+            erased::<describe_quorum::DescribeQuorumHandler>(),
             erased::<describe_cluster::DescribeClusterHandler>(),
             erased::<offset_for_leader_epoch::OffsetForLeaderEpochHandler>(),
             erased::<init_producer_id::InitProducerIdHandler>(),
@@ -376,6 +379,7 @@ mod tests {
         (42, 0, 2), // DeleteGroups
         (44, 0, 1), // IncrementalAlterConfigs
         (47, 0, 0), // OffsetDelete
+        (55, 0, 2), // DescribeQuorum
         (60, 0, 2), // DescribeCluster
         (61, 0, 0), // DescribeProducers
         (65, 0, 0), // DescribeTransactions
