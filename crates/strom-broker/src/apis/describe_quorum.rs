@@ -29,10 +29,6 @@ use crate::broker::Broker;
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 pub const METADATA_PARTITION: i32 = 0;
 
-// Kafka's Errors.message() texts for the two partition errors.
-const NOT_LEADER_MESSAGE: &str = "For requests intended only for the leader, this error indicates that the broker is not the current leader. For requests intended for any replica, this error indicates that the broker is not a replica of the topic partition.";
-const UNKNOWN_PARTITION_MESSAGE: &str = "This server does not host this topic-partition.";
-
 pub struct DescribeQuorumHandler;
 
 impl Handler for DescribeQuorumHandler {
@@ -74,15 +70,12 @@ fn names_metadata_partition(request: &DescribeQuorumRequest) -> bool {
     }
 }
 
+/// The error with Kafka's message for it (Errors.message(), which the codec's Display is).
 fn partition_error(partition: i32, code: ErrorCode) -> PartitionData {
-    let message = match code {
-        ErrorCode::NotLeaderOrFollower => NOT_LEADER_MESSAGE,
-        _ => UNKNOWN_PARTITION_MESSAGE,
-    };
     PartitionData::default()
         .with_partition_index(partition)
         .with_error_code(code.code())
-        .with_error_message(Some(StrBytes::from_static_str(message)))
+        .with_error_message(Some(StrBytes::from_string(code.to_string())))
 }
 
 /// Every requested partition with the error (Kafka's getPartitionLevelErrorResponse).
