@@ -21,7 +21,8 @@ pub mod producer;
 pub mod transactions;
 
 pub use admin::{
-    Admin, AlterConfigOp, ClusterInfo, ConfigEntry, ConfigSource, NewTopic, ResourceType,
+    Admin, AlterConfigOp, ClusterInfo, ConfigEntry, ConfigSource, NewTopic, QuorumInfo,
+    QuorumReplica, ResourceType,
 };
 pub use client::{BrokerInfo, Client, Metadata, PartitionMetadata, TopicMetadata};
 pub use connection::{Connection, ConnectionConfig, RequestWriter, ResponseReader};

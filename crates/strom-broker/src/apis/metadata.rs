@@ -85,7 +85,7 @@ impl Handler for MetadataHandler {
 }
 
 /// The listener clients reach this broker on: the first advertised one.
-fn client_listener(broker: &Broker) -> &str {
+pub fn client_listener(broker: &Broker) -> &str {
     broker
         .config
         .advertised_listeners
@@ -343,6 +343,9 @@ mod tests {
         ])
     }
 
+    /// Index, error, leader, leader epoch, replicas, ISR, offline replicas.
+    type PartitionRow = (i32, i16, i32, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
     fn ids(ids: &[BrokerId]) -> Vec<i32> {
         ids.iter().map(|b| b.0).collect()
     }
@@ -373,7 +376,7 @@ mod tests {
         let image = image();
         let topic = image.topic("orders").unwrap();
         let response = topic_response(&image, "PLAINTEXT", topic, 13);
-        let got: Vec<(i32, i16, i32, i32, Vec<i32>, Vec<i32>, Vec<i32>)> = response
+        let got: Vec<PartitionRow> = response
             .partitions
             .iter()
             .map(|p| {
