@@ -92,6 +92,13 @@ class Broker:
         return cmd
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> "Broker":
+        self.spawn()
+        self.wait_ready(timeout_s)
+        return self
+
+    def spawn(self) -> None:
+        """Starts the process without waiting for it to be ready (nodes of a cluster wait
+        for each other)."""
         if self.running():
             raise BrokerError("broker already running")
         if not strom_bin().exists():
@@ -112,8 +119,6 @@ class Broker:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, env=env,
                                          stdout=log, stderr=log, cwd=self.workdir,
                                          preexec_fn=limit_descriptors)
-        self.wait_ready(timeout_s)
-        return self
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -262,3 +267,37 @@ def broker_factory(tmp_path, request):
 @pytest.fixture
 def broker(broker_factory) -> Broker:
     return broker_factory()
+
+
+@pytest.fixture
+def cluster_factory(tmp_path, request):
+    """Returns start(size, configs=None, env=None) -> a started `cluster.Cluster` of `size` KRaft
+    nodes; every node is killed at teardown, a failing test prints their logs, and a node that
+    panicked fails the test."""
+    from cluster import Cluster  # cluster.py imports this module
+
+    clusters: list = []
+
+    def start(size: int, configs: dict[str, str] | None = None, env: dict[str, str] | None = None,
+              wait: bool = True):
+        c = Cluster(tmp_path / f"cluster{len(clusters)}", size, configs, env)
+        clusters.append(c)
+        return c.start() if wait else c
+
+    yield start
+
+    failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
+                 for w in ("setup", "call"))
+    panics = []
+    for c in clusters:
+        c.close()
+        for node in c.nodes.values():
+            text = node.log()
+            if "panicked at" in text:
+                panics.append(node.node_id)
+            if failed or "panicked at" in text:
+                print(f"\n----- node {node.node_id} {node.bootstrap} log ({node.workdir}) -----\n{node.log_tail(120)}")
+    if not failed and os.environ.get("STROM_KEEP_DATA") != "1":
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    if panics:
+        pytest.fail(f"cluster nodes panicked (see logs above): {panics}")
