@@ -71,6 +71,7 @@ ADVERTISED = {
     45: (0, 0),   # AlterPartitionReassignments
     46: (0, 0),   # ListPartitionReassignments
     47: (0, 0),   # OffsetDelete
+    55: (0, 2),   # DescribeQuorum
     60: (0, 2),   # DescribeCluster
     61: (0, 0),   # DescribeProducers
     65: (0, 0),   # DescribeTransactions

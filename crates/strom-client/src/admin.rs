@@ -7,13 +7,13 @@ use kafka_protocol::messages::{
     create_topics_request::{CreatableTopic, CreatableTopicConfig},
     delete_topics_request::DeleteTopicState,
     describe_configs_request::DescribeConfigsResource,
-    elect_leaders_request::TopicPartitions,
+    describe_quorum_request, describe_quorum_response, elect_leaders_request::TopicPartitions,
     incremental_alter_configs_request,
     list_partition_reassignments_request::ListPartitionReassignmentsTopics,
     AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey, BrokerId,
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, ElectLeadersRequest, IncrementalAlterConfigsRequest,
-    ListPartitionReassignmentsRequest, TopicName,
+    DescribeConfigsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest,
+    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -145,6 +145,29 @@ pub struct ClusterInfo {
     pub cluster_id: String,
     pub controller_id: i32,
     pub brokers: Vec<BrokerInfo>,
+    /// Ids of the listed brokers that are fenced (only listed when asked for, KIP-1073).
+    pub fenced: Vec<i32>,
+}
+
+/// One replica of the metadata log as the quorum's leader sees it (Kafka's
+/// QuorumInfo.ReplicaState); offsets are exclusive ends, timestamps the leader's wall clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    pub replica_id: i32,
+    /// -1 when unknown.
+    pub log_end_offset: i64,
+    pub last_fetch_timestamp: Option<i64>,
+    pub last_caught_up_timestamp: Option<i64>,
+}
+
+/// The metadata quorum, from DescribeQuorum (Kafka's QuorumInfo).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumInfo {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumReplica>,
+    pub observers: Vec<QuorumReplica>,
 }
 
 /// Kafka's leader election types (ElectLeaders).
@@ -473,15 +496,42 @@ impl Admin {
                 cluster_id: metadata.cluster_id.unwrap_or_default(),
                 controller_id: metadata.controller_id,
                 brokers: metadata.brokers,
+                fenced: Vec::new(),
             });
         }
-        let request = DescribeClusterRequest::default().with_endpoint_type(1);
+        self.describe_cluster_brokers(false).await
+    }
+
+    /// As [`Admin::describe_cluster`], with fenced brokers listed and marked where the
+    /// broker serves DescribeCluster v2 (KIP-1073).
+    pub async fn describe_cluster_with_fenced(&mut self) -> Result<ClusterInfo> {
+        let conn = self.client.any_connection().await?;
+        if !conn.supports(ApiKey::DescribeCluster) {
+            return self.describe_cluster().await;
+        }
+        self.describe_cluster_brokers(true).await
+    }
+
+    async fn describe_cluster_brokers(&mut self, include_fenced: bool) -> Result<ClusterInfo> {
+        let conn = self.client.any_connection().await?;
+        let request = DescribeClusterRequest::default()
+            .with_endpoint_type(1)
+            .with_include_fenced_brokers(
+                include_fenced && conn.version(ApiKey::DescribeCluster)? >= 2,
+            );
         let response = conn.send(&request).await?;
         check(
             response.error_code,
             response.error_message.as_deref(),
             "describe cluster",
         )?;
+        let mut fenced: Vec<i32> = response
+            .brokers
+            .iter()
+            .filter(|b| b.is_fenced)
+            .map(|b| b.broker_id.0)
+            .collect();
+        fenced.sort_unstable();
         let mut brokers: Vec<_> = response
             .brokers
             .into_iter()
@@ -497,6 +547,7 @@ impl Admin {
             cluster_id: response.cluster_id.to_string(),
             controller_id: response.controller_id.0,
             brokers,
+            fenced,
         })
     }
 
@@ -650,6 +701,49 @@ impl Admin {
         Ok(listed)
     }
 
+    /// The metadata quorum (`__cluster_metadata-0`) as its leader describes it. Only the
+    /// leader answers: a node that is not says NOT_LEADER_OR_FOLLOWER, and the next
+    /// known broker is asked.
+    pub async fn describe_quorum(&mut self) -> Result<QuorumInfo> {
+        let request = DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(topic_name(METADATA_TOPIC))
+                .with_partitions(vec![
+                    describe_quorum_request::PartitionData::default().with_partition_index(0)
+                ]),
+        ]);
+        let first = {
+            let conn = self.client.any_connection().await?;
+            quorum_info(conn.send(&request).await?)
+        };
+        let Err(error) = first else {
+            return first;
+        };
+        if error.code() != Some(NOT_LEADER_OR_FOLLOWER) {
+            return Err(error);
+        }
+        let ids: Vec<i32> = self
+            .client
+            .metadata(Some(&[]), false)
+            .await?
+            .brokers
+            .iter()
+            .map(|b| b.id)
+            .collect();
+        let mut last = error;
+        for id in ids {
+            let answer = match self.client.broker_connection(id).await {
+                Ok(conn) => conn.send(&request).await.and_then(quorum_info),
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(info) => return Ok(info),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
     /// Broker configs must be asked of that broker; others of any broker.
     async fn resource_connection(
         &mut self,
@@ -663,6 +757,50 @@ impl Admin {
             _ => self.client.controller_connection().await,
         }
     }
+}
+
+const METADATA_TOPIC: &str = "__cluster_metadata";
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+fn quorum_info(response: DescribeQuorumResponse) -> Result<QuorumInfo> {
+    check(
+        response.error_code,
+        response.error_message.as_deref(),
+        "describe quorum",
+    )?;
+    let partition = response
+        .topics
+        .into_iter()
+        .find(|t| t.topic_name.as_str() == METADATA_TOPIC)
+        .and_then(|t| t.partitions.into_iter().find(|p| p.partition_index == 0))
+        .ok_or_else(|| {
+            Error::Protocol(format!("the response does not describe {METADATA_TOPIC}-0"))
+        })?;
+    check(
+        partition.error_code,
+        partition.error_message.as_deref(),
+        format!("{METADATA_TOPIC}-0"),
+    )?;
+    let replicas = |states: Vec<describe_quorum_response::ReplicaState>| {
+        states
+            .into_iter()
+            .map(|r| QuorumReplica {
+                replica_id: r.replica_id.0,
+                log_end_offset: r.log_end_offset,
+                last_fetch_timestamp: (r.last_fetch_timestamp >= 0)
+                    .then_some(r.last_fetch_timestamp),
+                last_caught_up_timestamp: (r.last_caught_up_timestamp >= 0)
+                    .then_some(r.last_caught_up_timestamp),
+            })
+            .collect()
+    };
+    Ok(QuorumInfo {
+        leader_id: partition.leader_id.0,
+        leader_epoch: partition.leader_epoch,
+        high_watermark: partition.high_watermark,
+        voters: replicas(partition.current_voters),
+        observers: replicas(partition.observers),
+    })
 }
 
 fn context(resource_type: ResourceType, name: &str) -> String {

@@ -22,7 +22,7 @@ pub mod transactions;
 
 pub use admin::{
     Admin, AlterConfigOp, ClusterInfo, ConfigEntry, ConfigSource, ElectionType, NewTopic,
-    PartitionOutcome, Reassignment, ResourceType,
+    PartitionOutcome, QuorumInfo, QuorumReplica, Reassignment, ResourceType,
 };
 pub use client::{BrokerInfo, Client, Metadata, PartitionMetadata, TopicMetadata};
 pub use connection::{Connection, ConnectionConfig, RequestWriter, ResponseReader};

@@ -23,6 +23,7 @@ use openraft::{EmptyNode, RaftNetwork, RaftNetworkFactory};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::storage::Shared;
 use crate::{NodeId, TypeConfig};
 
 /// A raft RPC from one voter to another.
@@ -92,22 +93,49 @@ pub trait RaftTransport: Send + Sync + 'static {
     ) -> Result<RaftResponse, TransportError>;
 }
 
-/// When each peer last answered.
+/// When each peer last answered, and when it last had everything the leader had.
 #[derive(Default)]
-pub(crate) struct Contacts(Mutex<HashMap<NodeId, Instant>>);
+pub(crate) struct Contacts(Mutex<HashMap<NodeId, Contact>>);
+
+#[derive(Clone, Copy)]
+struct Contact {
+    answered: Instant,
+    /// When an AppendEntries was sent that brought the peer to the leader's log end then
+    /// (Kafka's last caught-up time).
+    caught_up: Option<Instant>,
+}
 
 impl Contacts {
-    fn touch(&self, node: NodeId) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(node, Instant::now());
+    fn touch(&self, node: NodeId, caught_up_since: Option<Instant>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let contact = map.entry(node).or_insert(Contact {
+            answered: now,
+            caught_up: None,
+        });
+        contact.answered = now;
+        if let Some(at) = caught_up_since {
+            contact.caught_up = Some(contact.caught_up.map_or(at, |c| c.max(at)));
+        }
+    }
+
+    fn millis_since_each(
+        &self,
+        node: NodeId,
+        pick: impl Fn(&Contact) -> Option<Instant>,
+    ) -> Option<u64> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&node)
+            .and_then(pick)
+            .map(|at| at.elapsed().as_millis().try_into().unwrap_or(u64::MAX))
     }
 
     pub(crate) fn millis_since(&self, node: NodeId) -> Option<u64> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&node)
-            .map(|at| at.elapsed().as_millis().try_into().unwrap_or(u64::MAX))
+        self.millis_since_each(node, |c| Some(c.answered))
+    }
+
+    pub(crate) fn millis_since_caught_up(&self, node: NodeId) -> Option<u64> {
+        self.millis_since_each(node, |c| c.caught_up)
     }
 }
 
@@ -116,6 +144,8 @@ pub(crate) struct NetworkFactory {
     pub(crate) transport: Arc<dyn RaftTransport>,
     pub(crate) addresses: Arc<BTreeMap<NodeId, String>>,
     pub(crate) contacts: Arc<Contacts>,
+    /// The leader's own log, to tell whether an AppendEntries reaches its end.
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -145,6 +175,20 @@ impl PeerClient {
         &self,
         request: RaftRequest,
     ) -> Result<RaftResponse, RPCError<NodeId, EmptyNode, RaftError<NodeId, E>>> {
+        let sent_at = Instant::now();
+        // The entries end where the leader's log ended when sent: a success means the
+        // peer was caught up at `sent_at`.
+        let reaches_log_end = match &request {
+            RaftRequest::AppendEntries(r) => {
+                let request_end = r
+                    .entries
+                    .last()
+                    .map(|e| e.log_id.index)
+                    .or(r.prev_log_id.map(|l| l.index));
+                request_end >= self.factory.shared.cache().last_index()
+            }
+            _ => false,
+        };
         let response = self
             .factory
             .transport
@@ -154,7 +198,14 @@ impl PeerClient {
                 TransportError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
                 TransportError::Network(..) => RPCError::Network(NetworkError::new(&e)),
             })?;
-        self.factory.contacts.touch(self.target);
+        let caught_up = reaches_log_end
+            && matches!(
+                response,
+                RaftResponse::AppendEntries(Ok(AppendEntriesResponse::Success))
+            );
+        self.factory
+            .contacts
+            .touch(self.target, caught_up.then_some(sent_at));
         Ok(response)
     }
 

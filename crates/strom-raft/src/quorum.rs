@@ -59,6 +59,9 @@ pub struct VoterStatus {
     pub matched_offset: Option<u64>,
     /// Milliseconds since the voter last answered this node.
     pub last_contact_ms_ago: Option<u64>,
+    /// Milliseconds since the voter last had this node's whole log (leader only; Kafka's
+    /// last caught-up time).
+    pub last_caught_up_ms_ago: Option<u64>,
 }
 
 /// What DescribeQuorum reports.
@@ -135,6 +138,7 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
             transport,
             addresses: Arc::new(config.voters.clone()),
             contacts: contacts.clone(),
+            shared: shared.clone(),
         };
         let raft = Raft::new(
             config.node_id,
@@ -282,6 +286,11 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
                         Some(0)
                     } else {
                         self.contacts.millis_since(node_id)
+                    },
+                    last_caught_up_ms_ago: if node_id == self.node_id {
+                        Some(0)
+                    } else {
+                        self.contacts.millis_since_caught_up(node_id)
                     },
                 })
                 .collect(),

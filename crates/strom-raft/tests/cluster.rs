@@ -135,6 +135,9 @@ async fn three_voters_elect_replicate_and_fail_over() {
     for voter in &status.voters {
         assert_eq!(voter.matched_offset, Some(later[1]), "{status:?}");
         assert!(voter.last_contact_ms_ago.is_some(), "{status:?}");
+        // Matched at the leader's last entry: the AppendEntries that got it there ended
+        // at the leader's log end, so the voter counts as caught up.
+        assert!(voter.last_caught_up_ms_ago.is_some(), "{status:?}");
     }
     for (q, _) in &nodes {
         q.shutdown().await;

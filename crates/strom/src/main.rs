@@ -3,6 +3,7 @@
 
 mod alloc;
 mod cli;
+mod dev;
 mod server;
 
 #[global_allocator]
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run a broker (zero configuration: 127.0.0.1:9092, data in ./data).
     Server(server::ServerArgs),
+    /// Developer tools: `strom dev cluster --brokers 3` runs a local cluster.
+    Dev(dev::DevArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -33,6 +36,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Dev(args) => dev::run(args),
         Command::Client(command) => cli::run(command),
     }
 }

@@ -68,13 +68,8 @@ fn topic_lifecycle() {
     assert_eq!(row(&describe, "REPLICAS"), ["REPLICAS", "1"]);
     for p in ["0", "1", "2"] {
         let r = row(&describe, p);
-        // PARTITION LEADER EPOCH REPLICAS ISR LOG-START HIGH-WATERMARK
-        assert_eq!(
-            (r[1].as_str(), r[3].as_str(), r[4].as_str()),
-            ("1", "1", "1"),
-            "{r:?}"
-        );
-        assert_eq!((r[5].as_str(), r[6].as_str()), ("0", "0"), "{r:?}");
+        // PARTITION LEADER EPOCH REPLICAS ISR OFFLINE LOG-START HIGH-WATERMARK
+        assert_eq!(r, [p, "1", "0", "1", "1", "-", "0", "0"], "{r:?}");
     }
     assert_eq!(
         row(&describe, "cleanup.policy"),
@@ -481,5 +476,58 @@ fn keyed_partitions_match_librdkafka() {
     assert!(
         used.len() >= 3,
         "keys should spread over partitions: {by_key:?}"
+    );
+}
+
+#[test]
+fn cluster_status_of_one_node() {
+    let broker = Broker::start();
+    let info = rows(&broker.ok(&["cluster", "info"]));
+    let cluster_id = info[0][1].clone();
+    broker.ok(&["topic", "create", "orders", "-p", "2"]);
+    let status = broker.ok(&["cluster", "status"]);
+    // A fresh node's metadata log: membership (0), term 1's first entry (1), the broker's
+    // registration (2), then the topic (3): its end is 4.
+    let port = broker.port.to_string();
+    let width = port.len().max("PORT".len());
+    let expected = format!(
+        "CLUSTER     {cluster_id}\n\
+         CONTROLLER  1\n\
+         \n\
+         BROKER  HOST       {:<width$}  RACK  STATE\n\
+         1       127.0.0.1  {port:<width$}  -     unfenced\n\
+         \n\
+         QUORUM-LEADER   1\n\
+         LEADER-EPOCH    1\n\
+         HIGH-WATERMARK  4\n\
+         \n\
+         VOTER  STATUS  LOG-END-OFFSET  LAG  LAST-FETCH-MS-AGO  CAUGHT-UP-MS-AGO\n\
+         1      leader  4               0    0                  0\n\
+         \n\
+         UNDER-REPLICATED-PARTITIONS  0\n\
+         \n\
+         OFFLINE-PARTITIONS  0\n",
+        "PORT"
+    );
+    assert_eq!(status, expected);
+}
+
+#[test]
+fn topic_describe_shows_leader_epoch_replicas_isr_and_offline_replicas() {
+    let broker = Broker::start();
+    broker.ok(&["topic", "create", "orders", "-p", "2"]);
+    let out = broker.ok(&["topic", "describe", "orders"]);
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("PARTITION "))
+        .take(3)
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "PARTITION  LEADER  EPOCH  REPLICAS  ISR  OFFLINE  LOG-START  HIGH-WATERMARK",
+            "0          1       0      1         1    -        0          0",
+            "1          1       0      1         1    -        0          0",
+        ]
     );
 }

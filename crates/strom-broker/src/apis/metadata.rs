@@ -10,7 +10,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::controller::{create_topic, NewTopic, TopicDefaults};
-use strom_metadata::{MetadataImage, TopicImage};
+use strom_metadata::{MetadataImage, PartitionImage, TopicImage};
 use strom_types::{validate_topic_name, ErrorCode, TopicId};
 use tracing::info;
 
@@ -43,7 +43,12 @@ impl Handler for MetadataHandler {
         match requested {
             None => {
                 let image = broker.image();
-                topics.extend(image.topics().map(|t| topic_response(t, ctx.api_version)));
+                let listener = client_listener(&broker);
+                topics.extend(
+                    image
+                        .topics()
+                        .map(|t| topic_response(&image, listener, t, ctx.api_version)),
+                );
             }
             Some(requested) => {
                 for wanted in requested {
@@ -51,7 +56,12 @@ impl Handler for MetadataHandler {
                         Some(name) => {
                             by_name(&broker, name, allow_auto_create, ctx.api_version).await
                         }
-                        None => by_id(&broker.image(), wanted.topic_id, ctx.api_version),
+                        None => by_id(
+                            &broker.image(),
+                            client_listener(&broker),
+                            wanted.topic_id,
+                            ctx.api_version,
+                        ),
                     };
                     topics.push(response);
                 }
@@ -74,15 +84,26 @@ impl Handler for MetadataHandler {
     }
 }
 
-pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
-    let listener = broker
+/// The listener clients reach this broker on: the first advertised one.
+pub fn client_listener(broker: &Broker) -> &str {
+    broker
         .config
         .advertised_listeners
         .first()
         .map(|l| l.name.as_str())
-        .unwrap_or("PLAINTEXT");
+        .unwrap_or("PLAINTEXT")
+}
+
+pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    alive_brokers(image, client_listener(broker))
+}
+
+/// The brokers clients may use, as Kafka's MetadataCache lists them: registered, not
+/// fenced, with an endpoint on the listener. Partitions still name the others.
+pub fn alive_brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
         .brokers()
+        .filter(|b| !b.fenced)
         .filter_map(|b| {
             let endpoint = b.endpoints.iter().find(|e| e.listener == listener)?;
             Some(
@@ -96,6 +117,13 @@ pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBr
         .collect()
 }
 
+/// A replica clients can reach: its broker is registered, unfenced and on the listener.
+fn is_alive(image: &MetadataImage, id: i32, listener: &str) -> bool {
+    image
+        .broker(id)
+        .is_some_and(|b| !b.fenced && b.endpoints.iter().any(|e| e.listener == listener))
+}
+
 async fn by_name(
     broker: &Arc<Broker>,
     name: &TopicName,
@@ -103,8 +131,9 @@ async fn by_name(
     version: i16,
 ) -> MetadataResponseTopic {
     let image = broker.image();
+    let listener = client_listener(broker);
     if let Some(topic) = image.topic(name) {
-        return topic_response(topic, version);
+        return topic_response(&image, listener, topic, version);
     }
     let error = |code: ErrorCode| {
         MetadataResponseTopic::default()
@@ -119,10 +148,13 @@ async fn by_name(
         return error(ErrorCode::UnknownTopicOrPartition);
     }
     match auto_create(broker, name).await {
-        Ok(()) => match broker.image().topic(name) {
-            Some(topic) => topic_response(topic, version),
-            None => error(ErrorCode::LeaderNotAvailable),
-        },
+        Ok(()) => {
+            let image = broker.image();
+            match image.topic(name) {
+                Some(topic) => topic_response(&image, listener, topic, version),
+                None => error(ErrorCode::LeaderNotAvailable),
+            }
+        }
         Err(code) => error(code),
     }
 }
@@ -164,9 +196,14 @@ async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), ErrorCode> 
     Ok(())
 }
 
-fn by_id(image: &MetadataImage, id: TopicId, version: i16) -> MetadataResponseTopic {
+fn by_id(
+    image: &MetadataImage,
+    listener: &str,
+    id: TopicId,
+    version: i16,
+) -> MetadataResponseTopic {
     match image.topic_by_id(&id) {
-        Some(topic) => topic_response(topic, version),
+        Some(topic) => topic_response(image, listener, topic, version),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)
             .with_error_code(ErrorCode::UnknownTopicId.code())
@@ -174,19 +211,72 @@ fn by_id(image: &MetadataImage, id: TopicId, version: i16) -> MetadataResponseTo
     }
 }
 
+/// One partition as Kafka's KRaftMetadataCache reports it: offline replicas are those on
+/// brokers that are unregistered, fenced or not on the listener; a leader that is not
+/// registered (or none, -1) is LEADER_NOT_AVAILABLE, one without the listener
+/// LISTENER_NOT_FOUND (v6+), both with leader -1. v0 lists only reachable replicas and
+/// says REPLICA_NOT_AVAILABLE when it left some out.
+fn partition_response(
+    image: &MetadataImage,
+    listener: &str,
+    p: &PartitionImage,
+    version: i16,
+) -> MetadataResponsePartition {
+    let reachable_only = version == 0;
+    let listed = |ids: &[i32]| -> Vec<BrokerId> {
+        ids.iter()
+            .copied()
+            .filter(|&id| !reachable_only || is_alive(image, id, listener))
+            .map(BrokerId)
+            .collect()
+    };
+    let replicas = listed(&p.replicas);
+    let isr = listed(&p.isr);
+    let offline: Vec<BrokerId> = p
+        .replicas
+        .iter()
+        .copied()
+        .filter(|&id| !is_alive(image, id, listener))
+        .map(BrokerId)
+        .collect();
+    let leader = image.broker(p.leader);
+    let leader_reachable =
+        leader.is_some_and(|b| b.endpoints.iter().any(|e| e.listener == listener));
+    let (error, leader_id) = if leader.is_none() {
+        (Some(ErrorCode::LeaderNotAvailable), -1)
+    } else if !leader_reachable {
+        let error = if version >= 6 {
+            ErrorCode::ListenerNotFound
+        } else {
+            ErrorCode::LeaderNotAvailable
+        };
+        (Some(error), -1)
+    } else if replicas.len() < p.replicas.len() || isr.len() < p.isr.len() {
+        (Some(ErrorCode::ReplicaNotAvailable), p.leader)
+    } else {
+        (None, p.leader)
+    };
+    MetadataResponsePartition::default()
+        .with_error_code(error.map_or(0, |e| e.code()))
+        .with_partition_index(p.partition)
+        .with_leader_id(BrokerId(leader_id))
+        .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
+        .with_replica_nodes(replicas)
+        .with_isr_nodes(isr)
+        .with_offline_replicas(offline)
+}
+
 /// Fields by version: is_internal v1+, offline_replicas v5+, leader_epoch v7+, topic_id v10+.
-fn topic_response(topic: &TopicImage, version: i16) -> MetadataResponseTopic {
+fn topic_response(
+    image: &MetadataImage,
+    listener: &str,
+    topic: &TopicImage,
+    version: i16,
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .values()
-        .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p.partition)
-                .with_leader_id(BrokerId(p.leader))
-                .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
-                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
-                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
-        })
+        .map(|p| partition_response(image, listener, p, version))
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
@@ -198,4 +288,152 @@ fn topic_response(topic: &TopicImage, version: i16) -> MetadataResponseTopic {
         .with_is_internal(version >= 1 && topic.is_internal())
         .with_partitions(partitions)
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_metadata::{BrokerEndpoint, MetadataRecord, NO_LEADER};
+
+    fn register(id: i32, listener: &str, fenced: bool) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            broker_id: id,
+            endpoints: vec![BrokerEndpoint {
+                listener: listener.to_owned(),
+                host: "127.0.0.1".to_owned(),
+                port: 9090 + id as u16,
+            }],
+            rack: None,
+            incarnation_id: None,
+            broker_epoch: 10 + i64::from(id),
+            fenced,
+            in_controlled_shutdown: false,
+        }
+    }
+
+    fn partition(topic_id: TopicId, index: i32, replicas: &[i32], leader: i32) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition: index,
+            replicas: replicas.to_vec(),
+            isr: replicas.to_vec(),
+            leader,
+            leader_epoch: 4,
+            partition_epoch: 6,
+            removing_replicas: Vec::new(),
+            adding_replicas: Vec::new(),
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
+            leader_recovery_state: Default::default(),
+        }
+    }
+
+    /// Brokers 1 (alive), 2 (fenced), 4 (alive but only on another listener); 3 never
+    /// registered. Partition 0 on 1,2,3 led by 1; 1 has no leader; 2 is led by 4.
+    fn image() -> MetadataImage {
+        let id = TopicId::from_u128(7);
+        MetadataImage::default().apply(&[
+            register(1, "PLAINTEXT", false),
+            register(2, "PLAINTEXT", true),
+            register(4, "INTERNAL", false),
+            MetadataRecord::Topic {
+                name: "orders".to_owned(),
+                topic_id: id,
+            },
+            partition(id, 0, &[1, 2, 3], 1),
+            partition(id, 1, &[2, 3], NO_LEADER),
+            partition(id, 2, &[4, 1], 4),
+        ])
+    }
+
+    /// Index, error, leader, leader epoch, replicas, ISR, offline replicas.
+    type PartitionRow = (i32, i16, i32, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+    fn ids(ids: &[BrokerId]) -> Vec<i32> {
+        ids.iter().map(|b| b.0).collect()
+    }
+
+    #[test]
+    fn fenced_and_unreachable_brokers_are_left_out_of_the_broker_list() {
+        let listed: Vec<(i32, i32)> = alive_brokers(&image(), "PLAINTEXT")
+            .iter()
+            .map(|b| (b.node_id.0, b.port))
+            .collect();
+        assert_eq!(listed, vec![(1, 9091)]);
+        // Unfencing lists it.
+        let unfenced = image().apply(&[MetadataRecord::BrokerRegistrationChange {
+            broker_id: 2,
+            broker_epoch: 12,
+            fenced: Some(false),
+            in_controlled_shutdown: None,
+        }]);
+        let listed: Vec<i32> = alive_brokers(&unfenced, "PLAINTEXT")
+            .iter()
+            .map(|b| b.node_id.0)
+            .collect();
+        assert_eq!(listed, vec![1, 2]);
+    }
+
+    #[test]
+    fn partitions_name_offline_replicas_and_a_missing_leader() {
+        let image = image();
+        let topic = image.topic("orders").unwrap();
+        let response = topic_response(&image, "PLAINTEXT", topic, 13);
+        let got: Vec<PartitionRow> = response
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    p.error_code,
+                    p.leader_id.0,
+                    p.leader_epoch,
+                    ids(&p.replica_nodes),
+                    ids(&p.isr_nodes),
+                    ids(&p.offline_replicas),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, 1, 4, vec![1, 2, 3], vec![1, 2, 3], vec![2, 3]),
+                // LEADER_NOT_AVAILABLE
+                (1, 5, -1, 4, vec![2, 3], vec![2, 3], vec![2, 3]),
+                // LISTENER_NOT_FOUND: the leader has no PLAINTEXT endpoint.
+                (2, 72, -1, 4, vec![4, 1], vec![4, 1], vec![4]),
+            ]
+        );
+    }
+
+    #[test]
+    fn old_versions_get_their_errors_and_v0_only_reachable_replicas() {
+        let image = image();
+        let topic = image.topic("orders").unwrap();
+        let v5 = topic_response(&image, "PLAINTEXT", topic, 5);
+        let codes: Vec<i16> = v5.partitions.iter().map(|p| p.error_code).collect();
+        assert_eq!(codes, vec![0, 5, 5]);
+        let v0 = topic_response(&image, "PLAINTEXT", topic, 0);
+        let got: Vec<(i16, i32, Vec<i32>, Vec<i32>)> = v0
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.error_code,
+                    p.leader_id.0,
+                    ids(&p.replica_nodes),
+                    ids(&p.isr_nodes),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                // REPLICA_NOT_AVAILABLE: 2 and 3 left out.
+                (9, 1, vec![1], vec![1]),
+                (5, -1, vec![], vec![]),
+                (5, -1, vec![1], vec![1]),
+            ]
+        );
+    }
 }

@@ -34,6 +34,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_transactions;
 mod elect_leaders;
 mod end_txn;
@@ -269,6 +270,7 @@ impl ApiTable {
             erased::<elect_leaders::ElectLeadersHandler>(),
             erased::<alter_partition_reassignments::AlterPartitionReassignmentsHandler>(),
             erased::<list_partition_reassignments::ListPartitionReassignmentsHandler>(),
+            erased::<describe_quorum::DescribeQuorumHandler>(),
         ])
     }
 
@@ -287,6 +289,7 @@ impl ApiTable {
             erased::<describe_log_dirs::DescribeLogDirsHandler>(),
             erased::<create_partitions::CreatePartitionsHandler>(),
             erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
+            erased::<describe_quorum::DescribeQuorumHandler>(),
             erased::<describe_cluster::DescribeClusterHandler>(),
             erased::<offset_for_leader_epoch::OffsetForLeaderEpochHandler>(),
             erased::<init_producer_id::InitProducerIdHandler>(),
@@ -390,6 +393,7 @@ mod tests {
         (45, 0, 0), // AlterPartitionReassignments
         (46, 0, 0), // ListPartitionReassignments
         (47, 0, 0), // OffsetDelete
+        (55, 0, 2), // DescribeQuorum
         (60, 0, 2), // DescribeCluster
         (61, 0, 0), // DescribeProducers
         (65, 0, 0), // DescribeTransactions

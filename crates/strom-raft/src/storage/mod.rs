@@ -64,6 +64,16 @@ pub(crate) struct Loaded {
     pub snapshot: Option<StoredSnapshot>,
 }
 
+impl Cache {
+    /// The index of the last entry, also when the log was purged up to a snapshot.
+    pub(crate) fn last_index(&self) -> Option<u64> {
+        self.entries
+            .last_key_value()
+            .map(|(index, _)| *index)
+            .or(self.last_purged.map(|l| l.index))
+    }
+}
+
 /// Blocking operations of a medium. Each is durable when it returns `Ok`, except that
 /// `append` reports durability through its callback.
 pub(crate) trait Backend: Send + 'static {

@@ -144,6 +144,15 @@ fn ids(ids: &[i32]) -> String {
     ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// Ids, or "-" for none (an empty cell would shift the columns after it).
+pub(crate) fn ids_or_dash(list: &[i32]) -> String {
+    if list.is_empty() {
+        "-".to_owned()
+    } else {
+        ids(list)
+    }
+}
+
 async fn describe(admin: &mut Admin, brokers: &BrokerArgs, name: &str) -> anyhow::Result<()> {
     let topic = admin
         .describe_topics(&[name.to_owned()])
@@ -197,6 +206,7 @@ async fn describe(admin: &mut Admin, brokers: &BrokerArgs, name: &str) -> anyhow
                 p.leader_epoch.to_string(),
                 ids(&p.replicas),
                 ids(&p.isr),
+                ids_or_dash(&p.offline_replicas),
                 offset(&start, p.partition),
                 offset(&end, p.partition),
             ]
@@ -209,6 +219,7 @@ async fn describe(admin: &mut Admin, brokers: &BrokerArgs, name: &str) -> anyhow
             "EPOCH",
             "REPLICAS",
             "ISR",
+            "OFFLINE",
             "LOG-START",
             "HIGH-WATERMARK",
         ],
