@@ -329,7 +329,7 @@ impl Broker {
             broker.remove_stray_partition_dirs();
             broker.groups.publish_topics(&broker.image());
             broker.groups.publish_group_configs(&broker.image());
-            broker.groups.load_shards(&broker);
+            broker.groups.load_shards(broker);
             broker.transactions.load_shards(broker);
         });
         Ok(())
