@@ -12,6 +12,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tracing::debug;
 
+use strom_metadata::MetadataImage;
+
 use crate::broker::Broker;
 use crate::node_rpc::NodeRpcError;
 
@@ -52,6 +54,18 @@ pub enum ControllerCallError {
 }
 
 impl Broker {
+    /// Where this broker reaches broker `node` (its `inter.broker.listener.name`
+    /// endpoint in the image).
+    pub fn inter_broker_address(&self, image: &MetadataImage, node: i32) -> Option<String> {
+        let listener = &self.config.cluster.inter_broker_listener_name;
+        image
+            .broker(node)?
+            .endpoints
+            .iter()
+            .find(|e| &e.listener == listener)
+            .map(|e| format!("{}:{}", e.host, e.port))
+    }
+
     /// The controller id Metadata and DescribeCluster report: the active controller when
     /// it is a live broker (every voter is one here), else this broker, as Kafka's
     /// KRaft brokers point clients at any live broker (which forwards).
@@ -88,6 +102,12 @@ impl Broker {
         }
     }
 
+    async fn active_controller(&self) -> Result<String, ControllerCallError> {
+        self.controller_address()
+            .await
+            .ok_or(ControllerCallError::NoController)
+    }
+
     /// Sends a broker-to-controller request (served on CONTROLLER listeners).
     pub async fn call_controller<R>(
         &self,
@@ -97,10 +117,7 @@ impl Broker {
     where
         R: Request + Encodable,
     {
-        let addr = self
-            .controller_address()
-            .await
-            .ok_or(ControllerCallError::NoController)?;
+        let addr = self.active_controller().await?;
         Ok(self
             .node_rpc
             .call_kafka(&addr, request, version, CALL_TIMEOUT)
@@ -119,10 +136,7 @@ impl Broker {
     /// controller and returns its response frame (size prefix included) once this
     /// node's image has the change.
     pub async fn forward_frame(&self, frame: &[u8]) -> Result<BytesMut, ControllerCallError> {
-        let addr = self
-            .controller_address()
-            .await
-            .ok_or(ControllerCallError::NoController)?;
+        let addr = self.active_controller().await?;
         let mut answer = self
             .node_rpc
             .call_versioned(&addr, FORWARD_VERSION, frame, CALL_TIMEOUT)

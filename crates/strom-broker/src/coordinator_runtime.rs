@@ -295,11 +295,22 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
         }
     }
 
-    /// Whether shard `index` must be loaded (again) to serve `partition`'s current
-    /// leadership: not loaded yet, or loaded in an earlier leader epoch.
-    pub fn needs_load(&self, index: i32, partition: &Partition) -> bool {
-        self.shard(index)
-            .is_none_or(|s| s.leader_epoch != partition.leader_epoch())
+    /// Brings shard `index` in line with its partition's leadership here (a coordinator
+    /// lives on its partition's leader): unloads it where this node does not lead, or
+    /// leads in a newer epoch than the shard was loaded in. True when the caller must
+    /// load it (again).
+    pub fn follow_leadership(&self, index: i32, partition: Option<&Partition>) -> bool {
+        let Some(partition) = partition.filter(|p| p.replica().is_leader()) else {
+            self.unload(index);
+            return false;
+        };
+        let current = self
+            .shard(index)
+            .is_some_and(|s| s.leader_epoch == partition.leader_epoch());
+        if !current {
+            self.unload(index);
+        }
+        !current
     }
 
     /// Runs `f` on every loaded shard's live copy and persists what it returns

@@ -254,19 +254,11 @@ impl GroupCoordinator {
             return;
         };
         for index in topic.partitions.keys() {
-            let Some(partition) = broker.partition(OFFSETS_TOPIC, *index) else {
-                self.runtime.unload(*index);
-                continue;
-            };
-            // The coordinator of a group is its partition's leader.
-            if !partition.replica().is_leader() {
-                self.runtime.unload(*index);
+            let partition = broker.partition(OFFSETS_TOPIC, *index);
+            if !self.runtime.follow_leadership(*index, partition.as_deref()) {
                 continue;
             }
-            if !self.runtime.needs_load(*index, &partition) {
-                continue;
-            }
-            self.runtime.unload(*index);
+            let Some(partition) = partition else { continue };
             let mut fresh =
                 GroupCoordinatorShard::new(self.config.clone()).with_member_id_seed(random_seed());
             fresh.set_group_configs(

@@ -218,13 +218,7 @@ async fn blocking(f: impl FnOnce() + Send + 'static) {
 }
 
 async fn connect(broker: &Broker, leader: NodeId) -> Option<Connection> {
-    let listener = &broker.config.cluster.inter_broker_listener_name;
-    let address = broker.image().broker(leader).and_then(|b| {
-        b.endpoints
-            .iter()
-            .find(|e| &e.listener == listener)
-            .map(|e| format!("{}:{}", e.host, e.port))
-    })?;
+    let address = broker.inter_broker_address(&broker.image(), leader)?;
     let config = ConnectionConfig {
         client_id: format!("broker-{}-fetcher-0", broker.config.node_id),
         request_timeout: Duration::from_millis(30_000),

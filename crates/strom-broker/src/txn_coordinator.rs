@@ -188,19 +188,11 @@ impl TransactionCoordinator {
             return;
         };
         for index in topic.partitions.keys() {
-            let Some(partition) = broker.partition(TRANSACTION_STATE_TOPIC, *index) else {
-                self.runtime.unload(*index);
-                continue;
-            };
-            // The coordinator of a transactional id is its partition's leader.
-            if !partition.replica().is_leader() {
-                self.runtime.unload(*index);
+            let partition = broker.partition(TRANSACTION_STATE_TOPIC, *index);
+            if !self.runtime.follow_leadership(*index, partition.as_deref()) {
                 continue;
             }
-            if !self.runtime.needs_load(*index, &partition) {
-                continue;
-            }
-            self.runtime.unload(*index);
+            let Some(partition) = partition else { continue };
             let fresh =
                 TransactionCoordinatorShard::new(self.config.clone(), partition.leader_epoch());
             match self
@@ -387,14 +379,8 @@ async fn write_marker(
         )
         .await;
     }
-    let address = image
-        .broker(spec.leader)
-        .and_then(|b| {
-            b.endpoints
-                .iter()
-                .find(|e| e.listener == broker.config.cluster.inter_broker_listener_name)
-        })
-        .map(|e| format!("{}:{}", e.host, e.port))
+    let address = broker
+        .inter_broker_address(&image, spec.leader)
         .ok_or(ErrorCode::NotLeaderOrFollower)?;
     drop(image);
     let marker = WritableTxnMarker::default()

@@ -153,12 +153,7 @@ fn coordinator_elsewhere(broker: &Arc<Broker>, transactional_id: &str) -> Option
     if leader == broker.config.node_id {
         return None;
     }
-    image
-        .broker(leader)?
-        .endpoints
-        .iter()
-        .find(|e| e.listener == broker.config.cluster.inter_broker_listener_name)
-        .map(|e| format!("{}:{}", e.host, e.port))
+    broker.inter_broker_address(&image, leader)
 }
 
 /// The check as Kafka's AddPartitionsToTxnManager makes it: AddPartitionsToTxn v5 to the
