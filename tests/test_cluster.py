@@ -346,3 +346,79 @@ def test_transactions_commit_across_brokers_and_survive_a_coordinator_failover(c
             got.append(m.value())
     c.close()
     assert sorted(got) == sorted([b"one-%02d" % i for i in range(30)] + [b"two-%02d" % i for i in range(30)])
+
+
+def test_unclean_election_by_request_and_by_topic_config_then_the_old_leader_truncates(cluster_factory):
+    from confluent_kafka import ElectionType
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    # Five voters, so the quorum outlives both replicas of [1, 2].
+    cluster = cluster_factory(5, {"unclean.leader.election.interval.ms": "300"})
+    topics = ("by-request", "by-config")
+    for t in topics:
+        create_topic(cluster, t, replication=2, assignment=[[1, 2]], min_isr=1)
+
+    def produce(prefix: bytes, n: int, bootstrap: str) -> None:
+        p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+        for t in topics:
+            for i in range(n):
+                p.produce(t, value=prefix + b"%03d" % i, partition=0)
+        assert p.flush(60) == 0
+
+    produce(b"a", 100, cluster.bootstrap)
+    leader = cluster.partition(topics[0])[0]
+    assert all(cluster.partition(t)[0] == leader for t in topics)
+    followers = [r for r in (1, 2) if r != leader]
+    for f in followers:
+        cluster.nodes[f].kill()
+    cluster.wait_for("the ISRs down to the leader", lambda: all(cluster.partition(t)[2] == [leader] for t in topics))
+    # Acknowledged by the leader alone (min.insync.replicas=1): lost by the unclean elections below.
+    produce(b"b", 50, cluster.live_bootstrap())
+    cluster.nodes[leader].kill()
+    cluster.wait_for("both partitions leaderless", lambda: all(cluster.partition(t)[0] == -1 for t in topics))
+    for f in followers:
+        cluster.nodes[f].start()
+    # Back and unfenced, but out of sync: a clean election cannot pick them.
+    time.sleep(1.5)  # five rounds of the controller's unclean-election check
+    assert [cluster.partition(t)[0] for t in topics] == [-1, -1]
+
+    admin = cluster.admin()
+    elected = admin.elect_leaders(ElectionType.UNCLEAN, [TopicPartition("by-request", 0)]).result()
+    assert {tp.topic: err for tp, err in elected.items()} == {"by-request": None}
+    cluster.wait_for("an unclean leader by request", lambda: cluster.partition("by-request")[0] in followers)
+    assert cluster.partition("by-config")[0] == -1
+    resource = ConfigResource("topic", "by-config", incremental_configs=[
+        ConfigEntry("unclean.leader.election.enable", "true", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([resource])[resource].result()
+    cluster.wait_for("an unclean leader by config", lambda: cluster.partition("by-config")[0] in followers)
+
+    produce(b"c", 100, cluster.live_bootstrap())
+    expected = [b"a%03d" % i for i in range(100)] + [b"c%03d" % i for i in range(100)]
+    for t in topics:
+        assert read_partition(cluster.live_bootstrap(), t, 0, 200) == expected
+    # The old leader returns, drops its divergent tail of b-records and follows.
+    cluster.nodes[leader].start()
+    for t in topics:
+        cluster.wait_for(f"{t}: the ISR full again", lambda: cluster.partition(t)[2] == [1, 2], 60)
+        assert read_partition(cluster.bootstrap, t, 0, 200) == expected
+        cluster.wait_for(f"{t}: identical replicas",
+                         lambda: len({cluster.segment_bytes(i, t, 0) for i in (1, 2)}) == 1)
+
+
+def test_every_node_killed_and_restarted_keeps_every_acknowledged_record(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "kept", partitions=3)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    for i in range(300):
+        p.produce("kept", key=b"k%d" % i, value=b"v%03d" % i, partition=i % 3)
+    assert p.flush(60) == 0
+    for node in cluster.nodes.values():
+        node.kill()
+    # A node starts before it has heard the committed metadata log from a quorum: it must not
+    # take its partitions for strays meanwhile.
+    cluster.start()
+    for i in range(3):
+        cluster.wait_for(f"kept-{i} led with a full ISR", lambda: cluster.partition("kept", i)[2] == [1, 2, 3], 60)
+        assert read_partition(cluster.bootstrap, "kept", i, 100) == [b"v%03d" % j for j in range(i, 300, 3)]
+    for node in cluster.nodes.values():
+        assert "no topic owns" not in node.log()

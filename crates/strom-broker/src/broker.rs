@@ -120,6 +120,9 @@ pub struct Broker {
     /// Logs opened for a change being proposed here, by (topic, partition): applying the
     /// committed change hosts them, a change that fails removes them.
     prepared: std::sync::Mutex<HashMap<(String, i32), Arc<Partition>>>,
+    /// Held while partition dirs are created and hosted, and while stray dirs are
+    /// removed, so a dir made for an image being installed is never taken for a stray.
+    partition_dirs: std::sync::Mutex<()>,
     /// True while the node starts: logs open trusting the log dir's clean-shutdown marker.
     opening_clean: AtomicBool,
     /// The active controller's broker sessions (strom-metadata's ClusterControl).
@@ -246,6 +249,7 @@ impl Broker {
             quorum: OnceLock::new(),
             controller_lock: Mutex::new(()),
             prepared: std::sync::Mutex::new(HashMap::new()),
+            partition_dirs: std::sync::Mutex::new(()),
             opening_clean: AtomicBool::new(clean_shutdown),
             startup_failure: std::sync::Mutex::new(None),
             cluster_control: std::sync::Mutex::new(None),
@@ -326,7 +330,11 @@ impl Broker {
             "metadata applied and partition logs opened"
         );
         tokio::task::block_in_place(|| {
-            broker.remove_stray_partition_dirs();
+            // A node of several voters may start before it has the committed log: it
+            // removes strays once the controller has seen it caught up (`join_cluster`).
+            if broker.config.cluster.is_single_voter() {
+                broker.remove_stray_partition_dirs();
+            }
             broker.groups.publish_topics(&broker.image());
             broker.groups.publish_group_configs(&broker.image());
             broker.groups.load_shards(broker);
@@ -557,8 +565,14 @@ impl Broker {
             }
             return;
         }
-        let target = quorum.status().last_offset;
         let deadline = tokio::time::Instant::now() + METADATA_CATCH_UP_AT_START;
+        // The quorum reports its log's end once its core has loaded the storage.
+        let reported = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut target = quorum.status().last_offset;
+        while target.is_none() && tokio::time::Instant::now() < reported {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            target = quorum.status().last_offset;
+        }
         while let Some(target) = target {
             if quorum.status().applied_offset.is_some_and(|a| a >= target) {
                 return;
@@ -583,6 +597,10 @@ impl Broker {
     /// Opens the logs of the partitions `next` hosts here that are not open yet, and holds
     /// them for the apply of the committed change. On failure none is left behind.
     fn prepare_partitions(&self, next: &MetadataImage) -> Result<Vec<Arc<Partition>>, LogError> {
+        let _dirs = self
+            .partition_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let opened = match self.open_partitions(next, false) {
             Ok(opened) => opened,
             Err(failure) => {
@@ -671,6 +689,10 @@ impl Broker {
     /// Installs a committed image: the partitions it hosts here are taken from those
     /// prepared for it or opened now.
     fn install_committed(&self, offset: u64, next: MetadataImage) {
+        let dirs = self
+            .partition_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let taken: Vec<Arc<Partition>> = {
             let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
             let wanted: Vec<(String, i32)> = prepared
@@ -711,6 +733,7 @@ impl Broker {
         }
         self.install(next, opened);
         self.image_offset.store(offset as i64, Ordering::Release);
+        drop(dirs);
         if self.quorum.get().is_some() && !self.is_loading() {
             self.groups.publish_topics(&self.image());
             self.groups.publish_group_configs(&self.image());
@@ -920,12 +943,20 @@ impl Broker {
         }
     }
 
-    /// Removes partition dirs that no topic in the image owns (left by a crash
-    /// between a topic's deletion being committed and its files going).
-    fn remove_stray_partition_dirs(&self) {
+    /// Removes partition dirs that no topic in the image assigns here (left by a crash
+    /// between a topic's deletion being committed and its files going). Only call it
+    /// with an image caught up with the committed metadata log: any other would take
+    /// live partitions for strays.
+    pub(crate) fn remove_stray_partition_dirs(&self) {
+        let _dirs = self
+            .partition_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let Ok(entries) = std::fs::read_dir(&self.config.log_dir) else {
             return;
         };
+        let image = self.image();
+        let prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             // Only directories strom made (they carry partition.metadata) are ever removed.
@@ -943,7 +974,15 @@ impl Broker {
             let Ok(index) = index.parse::<i32>() else {
                 continue;
             };
-            if self.partition(topic, index).is_none() {
+            let assigned_here = image.topic(topic).is_some_and(|t| {
+                t.partitions
+                    .get(&index)
+                    .is_some_and(|p| p.replicas.contains(&self.config.node_id))
+            });
+            if self.partition(topic, index).is_none()
+                && !assigned_here
+                && !prepared.contains_key(&(topic.to_owned(), index))
+            {
                 warn!(dir = %name, "removing a partition dir that no topic owns");
                 let _ = std::fs::remove_dir_all(entry.path());
             }

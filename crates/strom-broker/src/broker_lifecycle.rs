@@ -114,6 +114,10 @@ impl Broker {
             broker_epoch = lifecycle.broker_epoch(),
             "the controller unfenced this broker"
         );
+        // Unfenced means caught up with the committed metadata log: only now does the
+        // image tell which partition dirs no topic owns.
+        let broker = self.clone();
+        let _ = tokio::task::spawn_blocking(move || broker.remove_stray_partition_dirs()).await;
     }
 
     /// Registers until a controller accepts; sets the broker epoch.

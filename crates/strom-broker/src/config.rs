@@ -98,6 +98,9 @@ pub struct ClusterConfig {
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: i64,
     pub leader_imbalance_per_broker_percentage: i32,
+    /// `unclean.leader.election.interval.ms`: how often the active controller elects
+    /// leaders for leaderless partitions of topics with `unclean.leader.election.enable`.
+    pub unclean_leader_election_interval_ms: i64,
     pub metadata_log_max_record_bytes_between_snapshots: i64,
     /// `cluster.id`: what Kafka's `kafka-storage format --cluster-id` writes into
     /// `meta.properties`. Unset on a node of several voters, it is derived from
@@ -734,6 +737,12 @@ fn cluster_config(
             map,
             "leader.imbalance.check.interval.seconds",
             300,
+            1,
+        )?,
+        unclean_leader_election_interval_ms: at_least(
+            map,
+            "unclean.leader.election.interval.ms",
+            300_000,
             1,
         )?,
         // Kafka puts no bound on it: below 0 every imbalance counts.

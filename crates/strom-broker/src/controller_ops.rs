@@ -9,10 +9,10 @@ use strom_metadata::cluster_control::{
     BrokerHeartbeatReply, BrokerHeartbeatRequest, BrokerRegistrationReply,
     BrokerRegistrationRequest, ClusterControl, ClusterControlConfig,
 };
-use strom_metadata::elect_leaders::rebalance_imbalanced_brokers;
+use strom_metadata::elect_leaders::{elect_unclean_leaders, rebalance_imbalanced_brokers};
 use strom_metadata::partition_change::ClusterElectionDefaults;
-use strom_metadata::{ControllerError, MetadataImage};
-use tracing::info;
+use strom_metadata::{ControllerError, MetadataImage, MetadataRecord};
+use tracing::{info, warn};
 
 use crate::broker::{now_ms, Broker, MetadataWriteError};
 
@@ -26,7 +26,25 @@ impl Broker {
     fn cluster_control_config(&self) -> ClusterControlConfig {
         ClusterControlConfig {
             session_timeout_ms: self.config.cluster.broker_session_timeout_ms.max(1) as u64,
-            ..ClusterControlConfig::default()
+            election: self.election_defaults(),
+        }
+    }
+
+    /// The election settings a topic falls back to: this node's static
+    /// `min.insync.replicas` and `unclean.leader.election.enable`, else Kafka's defaults.
+    /// (Dynamic cluster defaults and topic configs are looked up in the image.)
+    pub(crate) fn election_defaults(&self) -> ClusterElectionDefaults {
+        let fallback = ClusterElectionDefaults::default();
+        let explicit = |name: &str| self.config.explicit.get(name).map(|v| v.trim());
+        ClusterElectionDefaults {
+            min_insync_replicas: explicit("min.insync.replicas")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(fallback.min_insync_replicas),
+            unclean_leader_election: explicit("unclean.leader.election.enable")
+                .map_or(fallback.unclean_leader_election, |v| {
+                    v.eq_ignore_ascii_case("true")
+                }),
+            ..fallback
         }
     }
 
@@ -123,35 +141,58 @@ impl Broker {
     /// One round of automatic preferred-leader balancing (`auto.leader.rebalance.enable`)
     /// on the active controller; true when the bound was reached and more may remain.
     pub async fn controller_balance_leaders(&self) -> bool {
-        if !self.is_active_controller() {
-            return false;
-        }
         let percentage = self
             .config
             .cluster
             .leader_imbalance_per_broker_percentage
             .max(0) as u32;
-        let defaults = ClusterElectionDefaults::default();
-        let balanced = self
-            .write_metadata(|image| {
-                let (records, more) = rebalance_imbalanced_brokers(
+        let (elected, more) = self
+            .controller_election_round(|image, defaults| {
+                rebalance_imbalanced_brokers(
                     image,
-                    &defaults,
+                    defaults,
                     percentage,
                     MAX_ELECTIONS_PER_IMBALANCE,
-                );
-                let elected = records.len();
-                Ok::<_, std::convert::Infallible>((records, (elected, more)))
+                )
             })
             .await;
-        match balanced {
-            Ok((elected, more)) => {
-                if elected > 0 {
-                    info!(elected, "moved leaders back to their preferred replicas");
-                }
-                more
-            }
-            Err(_) => false,
+        if elected > 0 {
+            info!(elected, "moved leaders back to their preferred replicas");
         }
+        more
+    }
+
+    /// One round of unclean elections for leaderless partitions of topics with
+    /// `unclean.leader.election.enable`, on the active controller; true when the bound
+    /// was reached and more may remain.
+    pub async fn controller_elect_unclean_leaders(&self) -> bool {
+        let (elected, more) = self
+            .controller_election_round(|image, defaults| {
+                elect_unclean_leaders(image, defaults, MAX_ELECTIONS_PER_IMBALANCE)
+            })
+            .await;
+        if elected > 0 {
+            warn!(elected, "elected unclean leaders for leaderless partitions");
+        }
+        more
+    }
+
+    /// Writes the elections `compute` decides, on the active controller only: how many
+    /// partitions changed, and whether the round hit its bound.
+    async fn controller_election_round(
+        &self,
+        compute: impl Fn(&MetadataImage, &ClusterElectionDefaults) -> (Vec<MetadataRecord>, bool),
+    ) -> (usize, bool) {
+        if !self.is_active_controller() {
+            return (0, false);
+        }
+        let defaults = self.election_defaults();
+        self.write_metadata(|image| {
+            let (records, more) = compute(image, &defaults);
+            let elected = records.len();
+            Ok::<_, std::convert::Infallible>((records, (elected, more)))
+        })
+        .await
+        .unwrap_or((0, false))
     }
 }

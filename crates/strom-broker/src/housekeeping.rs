@@ -55,6 +55,7 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
             crate::replica_manager::shrink_isrs,
         )),
         tokio::spawn(balance_leaders(broker.clone())),
+        tokio::spawn(elect_unclean_leaders(broker.clone())),
         tokio::spawn(crate::group_coordinator::run_timers(broker.clone())),
         tokio::spawn(crate::txn_coordinator::run_timers(broker)),
     ]
@@ -89,6 +90,23 @@ async fn balance_leaders(broker: Arc<Broker>) {
     loop {
         tokio::time::sleep(period).await;
         while broker.controller_balance_leaders().await {}
+    }
+}
+
+/// Kafka's maybeElectUncleanLeaders: every `unclean.leader.election.interval.ms`, the
+/// active controller gives leaderless partitions of topics that allow it an unclean
+/// leader; a round that hit its bound runs again at once.
+async fn elect_unclean_leaders(broker: Arc<Broker>) {
+    let period = Duration::from_millis(
+        broker
+            .config
+            .cluster
+            .unclean_leader_election_interval_ms
+            .max(1) as u64,
+    );
+    loop {
+        tokio::time::sleep(period).await;
+        while broker.controller_elect_unclean_leaders().await {}
     }
 }
 

@@ -134,6 +134,12 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
         ReadOnly
     ),
     (
+        "unclean.leader.election.interval.ms",
+        Some("300000"),
+        Long,
+        ReadOnly
+    ),
+    (
         "leader.imbalance.per.broker.percentage",
         Some("10"),
         Int,

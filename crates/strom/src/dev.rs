@@ -1,8 +1,8 @@
 //! `strom dev cluster`: a local cluster for developers. Each broker is a child process of
 //! this same binary (`strom server`) with its own data folder and ports on 127.0.0.1;
 //! the command prints the bootstrap servers once every broker is listed, and stops them
-//! all (SIGTERM, then SIGKILL after a grace period) on Ctrl-C or SIGTERM, or when one of
-//! them exits.
+//! all (SIGTERM, then SIGKILL after a grace period) on Ctrl-C or SIGTERM. A broker that
+//! exits leaves the others running (to watch a failover), until none is left.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -36,6 +36,18 @@ struct ClusterArgs {
     /// BASE+100+i-1 and serves metrics on BASE+200+i-1.
     #[arg(long, default_value_t = 19092)]
     base_port: u16,
+    /// A config every broker gets, after the planned ones (`--set broker.session.timeout.ms=2000`).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
 }
 
 /// How long the brokers have to be listed by every one of them.
@@ -177,10 +189,12 @@ impl Brokers {
         self.0.clear();
     }
 
-    fn exited(&mut self) -> Option<(u16, std::process::ExitStatus)> {
+    /// The brokers that have exited, with their status.
+    fn exited(&mut self) -> Vec<(u16, std::process::ExitStatus)> {
         self.0
             .iter_mut()
-            .find_map(|(id, child)| child.try_wait().ok().flatten().map(|s| (*id, s)))
+            .filter_map(|(id, child)| child.try_wait().ok().flatten().map(|s| (*id, s)))
+            .collect()
     }
 }
 
@@ -191,7 +205,10 @@ impl Drop for Brokers {
 }
 
 async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
-    let nodes = plan(args.brokers, &args.dir, args.base_port)?;
+    let mut nodes = plan(args.brokers, &args.dir, args.base_port)?;
+    for node in &mut nodes {
+        node.settings.extend(args.settings.iter().cloned());
+    }
     let exe = std::env::current_exe().context("finding the strom binary")?;
     let mut brokers = Brokers(Vec::new());
     for node in &nodes {
@@ -237,7 +254,7 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let bootstrap = bootstrap.join(",");
     let deadline = Instant::now() + READY_TIMEOUT;
     while !all_listed(&nodes).await {
-        if let Some((id, status)) = brokers.exited() {
+        if let Some((id, status)) = brokers.exited().first() {
             bail!("broker {id} exited while starting ({status}); see its log");
         }
         if Instant::now() >= deadline {
@@ -258,10 +275,7 @@ async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
             brokers.stop();
             Ok(())
         }
-        Stop::Exited(id, status) => {
-            brokers.stop();
-            bail!("broker {id} exited ({status}); stopped the others")
-        }
+        Stop::AllExited => bail!("every broker exited"),
     }
 }
 
@@ -307,7 +321,7 @@ async fn all_listed(nodes: &[NodePlan]) -> bool {
 
 enum Stop {
     Signal,
-    Exited(u16, std::process::ExitStatus),
+    AllExited,
 }
 
 async fn wait_for_stop(brokers: &mut Brokers) -> Stop {
@@ -316,13 +330,22 @@ async fn wait_for_stop(brokers: &mut Brokers) -> Stop {
         return Stop::Signal;
     };
     let mut poll = tokio::time::interval(Duration::from_millis(200));
+    let mut reported = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Stop::Signal,
             _ = terminate.recv() => return Stop::Signal,
             _ = poll.tick() => {
-                if let Some((id, status)) = brokers.exited() {
-                    return Stop::Exited(id, status);
+                // A broker that dies (a developer's `kill -9` to watch a failover) leaves
+                // the others running.
+                let exited = brokers.exited();
+                for (id, status) in &exited {
+                    if reported.insert(*id) {
+                        eprintln!("broker {id} exited ({status}); the others keep running");
+                    }
+                }
+                if exited.len() == brokers.0.len() {
+                    return Stop::AllExited;
                 }
             }
         }

@@ -37,6 +37,20 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Server(args) => server::run(args),
         Command::Dev(args) => dev::run(args),
-        Command::Client(command) => cli::run(command),
+        Command::Client(command) => {
+            restore_default_sigpipe();
+            cli::run(command)
+        }
+    }
+}
+
+/// A client command piped into `head` should stop quietly when the pipe closes, as
+/// other command-line tools do, instead of panicking in `println!` (Rust ignores
+/// SIGPIPE by default; the server keeps that, so a closed socket is an error it handles).
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default at start-up, before any
+    // thread exists, has no memory effects.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

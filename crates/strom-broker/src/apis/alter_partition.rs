@@ -12,7 +12,6 @@ use strom_metadata::alter_partition::{
     alter_partition, AlterPartitionData, AlterPartitionRequest as Change, AlterPartitionTopic,
     IsrMember,
 };
-use strom_metadata::partition_change::ClusterElectionDefaults;
 use strom_metadata::LeaderRecoveryState;
 
 use super::{Handler, RequestContext};
@@ -88,7 +87,7 @@ pub(crate) async fn alter_partition_on_controller(
             })
             .collect(),
     };
-    let defaults = ClusterElectionDefaults::default();
+    let defaults = broker.election_defaults();
     let written = broker
         .write_metadata(|image| alter_partition(image, &defaults, &change))
         .await;

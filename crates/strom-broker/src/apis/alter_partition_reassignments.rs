@@ -13,7 +13,6 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, TopicName,
 };
 use kafka_protocol::protocol::{StrBytes, VersionRange};
-use strom_metadata::partition_change::ClusterElectionDefaults;
 use strom_metadata::reassignment::{
     alter_partition_reassignments, ReassignPartition, ReassignmentResults,
 };
@@ -55,7 +54,7 @@ impl Handler for AlterPartitionReassignmentsHandler {
                 (t.name.to_string(), partitions)
             })
             .collect();
-        let defaults = ClusterElectionDefaults::default();
+        let defaults = broker.election_defaults();
         let written = broker
             .write_metadata(|image| {
                 Ok::<_, std::convert::Infallible>(alter_partition_reassignments(

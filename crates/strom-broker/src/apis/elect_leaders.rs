@@ -8,7 +8,6 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::elect_leaders::{elect_leaders, ElectionType, TopicElectionResults};
-use strom_metadata::partition_change::ClusterElectionDefaults;
 use strom_types::ErrorCode;
 use tracing::info;
 
@@ -45,7 +44,7 @@ impl Handler for ElectLeadersHandler {
                 return error_response(&request, controller_error_code(&e), e.to_string());
             }
         };
-        let defaults = ClusterElectionDefaults::default();
+        let defaults = broker.election_defaults();
         let written = broker
             .write_metadata(|image| {
                 let (records, results) =

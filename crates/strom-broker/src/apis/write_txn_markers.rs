@@ -73,7 +73,11 @@ impl Handler for WriteTxnMarkersHandler {
     }
 }
 
-/// Writes one marker on this node, which must lead the partition.
+/// How long a marker waits for the in-sync replicas (Kafka's request.timeout.ms default).
+const MARKER_REPLICATION_TIMEOUT_MS: i64 = 30_000;
+
+/// Writes one marker on this node, which must lead the partition, and waits until the
+/// in-sync replicas have it.
 pub(crate) async fn write_one(
     broker: &Arc<Broker>,
     topic: &str,
@@ -95,18 +99,33 @@ pub(crate) async fn write_one(
             .write_marker(index, producer, coordinator_epoch, commit)
             .await;
     }
-    tokio::task::spawn_blocking(move || {
-        let written = partition.append_control_marker(
-            producer.producer_id,
-            producer.producer_epoch,
-            coordinator_epoch,
-            commit,
-            now_ms(),
-        );
-        written
-            .map(|_marker| ())
-            .map_err(|e| crate::errors::log_error_code(&e))
-    })
-    .await
-    .unwrap_or(Err(ErrorCode::UnknownServerError))
+    let appended = {
+        let partition = partition.clone();
+        tokio::task::spawn_blocking(move || {
+            partition
+                .append_control_marker(
+                    producer.producer_id,
+                    producer.producer_epoch,
+                    coordinator_epoch,
+                    commit,
+                    now_ms(),
+                )
+                .map_err(|e| crate::errors::log_error_code(&e))
+        })
+        .await
+        .unwrap_or(Err(ErrorCode::UnknownServerError))?
+    };
+    // As Kafka appends markers with acks=all: the coordinator completes the transaction
+    // only once every in-sync replica has its markers.
+    if partition.high_watermark() <= appended.last_offset {
+        crate::replica_manager::wait_for_acks(
+            &broker.replicas,
+            &partition,
+            appended.last_offset + 1,
+            now_ms() + MARKER_REPLICATION_TIMEOUT_MS,
+        )
+        .await
+        .map_err(|e| crate::errors::replication_error_code(&e))?;
+    }
+    Ok(())
 }

@@ -154,9 +154,10 @@ pub async fn start_node(
     (quorum, sm)
 }
 
-/// Polls `check` every 10 ms for up to 10 s.
+/// Polls `check` every 10 ms for up to 30 s (elections on a loaded 2-core machine can
+/// take seconds).
 pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..1000 {
+    for _ in 0..3000 {
         if let Some(value) = check() {
             return value;
         }
