@@ -44,10 +44,10 @@ pub use leader::{
     LeaderConfig, LeaderState, MetadataOutcome, PartitionState,
 };
 pub use log::ReplicaLog;
+pub use mem_log::{MemBatch, MemLog, MemLogError, PrefixMismatch};
 pub use read_replica::{
     preferred_read_replica, ReplicaSelector, ReplicaView, RACK_AWARE_REPLICA_SELECTOR,
 };
-pub use mem_log::{MemBatch, MemLog, MemLogError, PrefixMismatch};
 
 /// A broker id, as Kafka's replica ids.
 pub type ReplicaId = i32;

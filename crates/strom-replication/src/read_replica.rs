@@ -50,7 +50,10 @@ pub struct ReplicaView<'a> {
 fn most_caught_up(a: &ReplicaView<'_>, b: &ReplicaView<'_>) -> Ordering {
     a.log_end_offset
         .cmp(&b.log_end_offset)
-        .then(b.time_since_last_caught_up_ms.cmp(&a.time_since_last_caught_up_ms))
+        .then(
+            b.time_since_last_caught_up_ms
+                .cmp(&a.time_since_last_caught_up_ms),
+        )
         .then(a.id.cmp(&b.id))
 }
 
@@ -171,7 +174,10 @@ mod tests {
         assert_eq!(rack_aware.select("a", &leader, &followers), 1);
         assert_eq!(rack_aware.select("z", &leader, &followers), 1);
         assert_eq!(rack_aware.select("", &leader, &followers), 1);
-        assert_eq!(ReplicaSelector::LeaderOnly.select("b", &leader, &followers), 1);
+        assert_eq!(
+            ReplicaSelector::LeaderOnly.select("b", &leader, &followers),
+            1
+        );
         // Equal ends: caught up more recently wins, then the higher id.
         let tied = [view(2, "b", 95, 10), view(3, "b", 95, 20)];
         assert_eq!(rack_aware.select("b", &leader, &tied), 2);
@@ -248,15 +254,7 @@ mod tests {
         let two_fenced = |id| if id == 2 { None } else { rack(id) };
         assert_eq!(prefer("b", 10, &two_fenced), None);
         assert_eq!(
-            preferred_read_replica(
-                ReplicaSelector::LeaderOnly,
-                &leader,
-                10,
-                "b",
-                10,
-                NOW,
-                rack
-            ),
+            preferred_read_replica(ReplicaSelector::LeaderOnly, &leader, 10, "b", 10, NOW, rack),
             None
         );
     }
