@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use strom_metadata::broker_config::{BrokerConfigLayers, GroupConfigLimits};
 use strom_metadata::topic_config::TOPIC_CONFIGS;
 use strom_metadata::{ConfigResource, MetadataImage};
+use strom_replication::ReplicaSelector;
 use strom_types::NodeId;
 use thiserror::Error;
 
@@ -85,6 +86,9 @@ pub struct ClusterConfig {
     pub inter_broker_listener_name: String,
     /// `broker.rack`, for rack-aware placement and fetching from the closest replica.
     pub rack: Option<String>,
+    /// `replica.selector.class` (KIP-392): unset, the leader serves every consumer fetch;
+    /// Kafka's RackAwareReplicaSelector sends consumers to a replica in their `client.rack`.
+    pub replica_selector: ReplicaSelector,
     pub broker_session_timeout_ms: i64,
     pub broker_heartbeat_interval_ms: i64,
     pub controller_quorum_election_timeout_ms: i64,
@@ -693,6 +697,15 @@ fn cluster_config(
         .get("broker.rack")
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty());
+    let replica_selector =
+        ReplicaSelector::from_class_name(map.get("replica.selector.class").map(String::as_str))
+            .map_err(|why| {
+                invalid(
+                    "replica.selector.class",
+                    map.get("replica.selector.class").map_or("", String::as_str),
+                    why,
+                )
+            })?;
     let cluster_id = map
         .get("cluster.id")
         .map(|id| id.trim().to_string())
@@ -704,6 +717,7 @@ fn cluster_config(
         controller_listener_names,
         inter_broker_listener_name,
         rack,
+        replica_selector,
         broker_session_timeout_ms: at_least(map, "broker.session.timeout.ms", 9_000, 1)?.into(),
         broker_heartbeat_interval_ms: at_least(map, "broker.heartbeat.interval.ms", 2_000, 1)?
             .into(),
@@ -882,6 +896,7 @@ mod tests {
         assert_eq!(cluster.broker_session_timeout_ms, 9_000);
         assert_eq!(cluster.replica_lag_time_max_ms, 30_000);
         assert_eq!(cluster.rack, None);
+        assert_eq!(cluster.replica_selector, ReplicaSelector::LeaderOnly);
         assert!(cluster.auto_leader_rebalance_enable);
         assert_eq!(cluster.leader_imbalance_check_interval_seconds, 300);
         assert_eq!(cluster.leader_imbalance_per_broker_percentage, 10);
@@ -909,6 +924,18 @@ mod tests {
     }
 
     #[test]
+    fn the_replica_selector_is_kafkas_class_name() {
+        let c = config(&[(
+            "replica.selector.class",
+            "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+        )])
+        .unwrap();
+        assert_eq!(c.cluster.replica_selector, ReplicaSelector::RackAware);
+        // Kafka fails to start on a class it cannot load.
+        assert!(config(&[("replica.selector.class", "com.example.Nearest")]).is_err());
+    }
+
+    #[test]
     fn a_three_voter_cluster_is_read_with_kraft_names() {
         let c = config(&[
             ("node.id", "2"),
@@ -933,6 +960,7 @@ mod tests {
             }
         );
         assert_eq!(c.cluster.rack.as_deref(), Some("rack-b"));
+        assert_eq!(c.cluster.replica_selector, ReplicaSelector::LeaderOnly);
         // The controller listener is not advertised to clients.
         assert_eq!(c.advertised_listeners.len(), 1);
         assert_eq!(c.advertised_listeners[0].name, "PLAINTEXT");

@@ -67,6 +67,8 @@ pub struct PartitionOutcome {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub error_code: i16,
+    /// A preferred read replica (KIP-392) or a diverging epoch (KIP-320): always sent.
+    pub redirects: bool,
 }
 
 /// A request's session id and epoch (Fetch v7+; older versions send no session).
@@ -144,7 +146,7 @@ impl CachedPartition {
             self.high_watermark = -1;
             respond = true;
         }
-        respond
+        respond || outcome.redirects
     }
 }
 
@@ -495,6 +497,7 @@ mod tests {
             high_watermark,
             log_start_offset: 0,
             error_code: 0,
+            redirects: false,
         }
     }
 
@@ -647,6 +650,34 @@ mod tests {
                 IncrementalAnswer::Include(vec![false]),
             ]
         );
+    }
+
+    #[test]
+    fn preferred_replicas_and_diverging_epochs_are_always_answered() {
+        let mut cache = FetchSessionCache::new(10, EVICTION_MS, 7);
+        let id = session_of(&mut cache, 0, &[("a", 0)]);
+        let redirect = PartitionOutcome {
+            redirects: true,
+            ..outcome(0, 10)
+        };
+        let answers: Vec<_> = [outcome(0, 10), redirect, redirect, outcome(0, 10)]
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let epoch = i as i32 + 1;
+                cache.new_context(12, incremental(id, epoch), &[], &[], 1);
+                cache.incremental_response(id, epoch, &[(key("a", 0), *o)])
+            })
+            .collect();
+        let included: Vec<_> = answers
+            .into_iter()
+            .map(|a| match a {
+                IncrementalAnswer::Include(v) => v[0],
+                IncrementalAnswer::EpochChanged => panic!("epoch changed"),
+            })
+            .collect();
+        // Nothing new is left out; a redirect is sent every time, though nothing else changed.
+        assert_eq!(included, vec![false, true, true, false]);
     }
 
     #[test]

@@ -24,6 +24,11 @@ struct FetchKindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaRoleLabels {
+    replica: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabels {
     pub topic: String,
     pub partition: String,
@@ -43,6 +48,8 @@ pub struct Metrics {
     fetch_session_evictions: Gauge<i64, AtomicI64>,
     fetch_wakeups: Counter,
     fetch_bytes_zero_copy: Counter,
+    consumer_fetch_bytes: Family<ReplicaRoleLabels, Counter>,
+    preferred_read_replica_answers: Counter,
     queued_request_bytes: Gauge<i64, AtomicI64>,
 }
 
@@ -123,6 +130,18 @@ impl Metrics {
             "Fetched record bytes sent from the log files to sockets without passing through memory (sendfile)",
             fetch_bytes_zero_copy.clone(),
         );
+        let consumer_fetch_bytes = Family::<ReplicaRoleLabels, Counter>::default();
+        registry.register(
+            "strom_fetch_consumer_record_bytes",
+            "Record bytes read for consumers' fetches, by this broker's role for the partition (leader, or follower: KIP-392 fetch from the closest replica)",
+            consumer_fetch_bytes.clone(),
+        );
+        let preferred_read_replica_answers = Counter::default();
+        registry.register(
+            "strom_fetch_preferred_read_replica",
+            "Partitions of consumers' fetches this leader answered with a preferred read replica instead of records (replica.selector.class, KIP-392)",
+            preferred_read_replica_answers.clone(),
+        );
         let queued_request_bytes = Gauge::<i64, AtomicI64>::default();
         registry.register(
             "strom_queued_request_bytes",
@@ -143,6 +162,8 @@ impl Metrics {
             fetch_session_evictions,
             fetch_wakeups,
             fetch_bytes_zero_copy,
+            consumer_fetch_bytes,
+            preferred_read_replica_answers,
             queued_request_bytes,
         }
     }
@@ -150,6 +171,19 @@ impl Metrics {
     /// Counts a fetch by how its session treated it.
     pub fn fetch_served(&self, kind: &'static str) {
         self.fetches.get_or_create(&FetchKindLabels { kind }).inc();
+    }
+
+    /// Record bytes a consumer's fetch read here, as the partition's `leader` or `follower`.
+    pub fn consumer_fetch_bytes(&self, replica: &'static str, bytes: usize) {
+        if bytes > 0 {
+            self.consumer_fetch_bytes
+                .get_or_create(&ReplicaRoleLabels { replica })
+                .inc_by(bytes as u64);
+        }
+    }
+
+    pub fn preferred_read_replica_answered(&self) {
+        self.preferred_read_replica_answers.inc();
     }
 
     pub fn fetch_woken(&self) {

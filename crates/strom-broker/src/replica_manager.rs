@@ -13,7 +13,8 @@ use strom_metadata::{MetadataImage, PartitionImage, NO_LEADER};
 use strom_replication::quota::{ReplicationQuota, ThrottledReplicas, UNLIMITED_RATE};
 use strom_replication::{
     AckWaiters, AlterPartitionProposal, BrokerStatus, FetchOutcome, FollowerConfig, FollowerFetch,
-    FollowerState, LeaderConfig, LeaderState, MetadataOutcome, PartitionState, ReplicationError,
+    FollowerState, LeaderConfig, LeaderState, MetadataOutcome, PartitionState, ReplicaSelector,
+    ReplicationError,
 };
 use strom_types::{NodeId, TopicId};
 use tokio::sync::oneshot;
@@ -430,6 +431,47 @@ pub fn current_leader(
         leader_epoch,
         endpoint,
     }
+}
+
+/// KIP-392 on the leader (Kafka's findPreferredReadReplica): the follower a consumer in
+/// `client_rack` fetching `fetch_offset` should read from instead, per
+/// `replica.selector.class`; `None` when this broker should serve the fetch (it does not
+/// lead the partition, no selector is configured, or the selector chose the leader).
+pub fn preferred_read_replica(
+    broker: &Broker,
+    partition: &Partition,
+    client_rack: &str,
+    fetch_offset: i64,
+) -> Option<NodeId> {
+    let selector = broker.config.cluster.replica_selector;
+    if selector == ReplicaSelector::LeaderOnly {
+        return None;
+    }
+    let image = broker.image();
+    let listener = &broker.config.cluster.inter_broker_listener_name;
+    let replica = partition.replica();
+    let Role::Leader(state) = &replica.role else {
+        return None;
+    };
+    let state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let log_end_offset = partition.reader().offsets().snapshot().log_end_offset;
+    // Kafka's metadata cache gives endpoints of unfenced brokers only.
+    let rack_of = |id: NodeId| {
+        let b = image.broker(id).filter(|b| !b.fenced)?;
+        b.endpoints
+            .iter()
+            .any(|e| e.listener == *listener)
+            .then_some(b.rack.as_deref())
+    };
+    strom_replication::preferred_read_replica(
+        selector,
+        &state,
+        log_end_offset,
+        client_rack,
+        fetch_offset,
+        now_ms(),
+        rack_of,
+    )
 }
 
 /// A request's current_leader_epoch (-1: none) against what this broker knows (Kafka's

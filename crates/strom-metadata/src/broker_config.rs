@@ -228,6 +228,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
         ReadOnly
     ),
     ("replica.lag.time.max.ms", Some("30000"), Long, ReadOnly),
+    ("replica.selector.class", None, String, ReadOnly),
     ("queued.max.request.bytes", Some("-1"), Long, ReadOnly),
     ("socket.request.max.bytes", Some("104857600"), Int, ReadOnly),
     ("strom.fetch.zero.copy", Some("true"), Boolean, ReadOnly),

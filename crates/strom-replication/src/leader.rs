@@ -289,6 +289,11 @@ impl LeaderState {
         })
     }
 
+    /// This broker, the leader.
+    pub fn local_id(&self) -> ReplicaId {
+        self.local_id
+    }
+
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch
     }

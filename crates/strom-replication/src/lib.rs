@@ -13,6 +13,8 @@
 //! - [`ReplicaLog`]: what replication reads of a log; implemented for strom-log's
 //!   `PartitionLog` and for [`MemLog`], the in-memory model.
 //!
+//! - [`preferred_read_replica`]: KIP-392, the replica a consumer should fetch from
+//!   (`replica.selector.class`, Kafka's RackAwareReplicaSelector).
 //! - [`quota`]: replication throttling (Kafka's ReplicationQuotaManager) as a token
 //!   bucket over passed-in time, and the throttled-replicas topic configs.
 //!
@@ -26,6 +28,7 @@ mod leader;
 mod log;
 mod mem_log;
 pub mod quota;
+mod read_replica;
 pub mod testing;
 
 pub use acks::{AckWaiters, AckWaitersFull, CompletedAck};
@@ -42,6 +45,9 @@ pub use leader::{
 };
 pub use log::ReplicaLog;
 pub use mem_log::{MemBatch, MemLog, MemLogError, PrefixMismatch};
+pub use read_replica::{
+    preferred_read_replica, ReplicaSelector, ReplicaView, RACK_AWARE_REPLICA_SELECTOR,
+};
 
 /// A broker id, as Kafka's replica ids.
 pub type ReplicaId = i32;

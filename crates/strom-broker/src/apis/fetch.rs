@@ -45,6 +45,7 @@ use crate::fetch_session::{
 };
 use crate::partition::Partition;
 use crate::replica_manager::{self, ReplicaFetchRead, ThrottleSide};
+use strom_replication::ReplicaSelector;
 
 pub struct FetchHandler;
 
@@ -269,6 +270,12 @@ async fn read_until_ready(
     let deadline = tokio::time::Instant::now() + max_wait;
     let read_committed = request.isolation_level == READ_COMMITTED;
     let follower = follower_of(request, version);
+    // KIP-392: a consumer's rack, for the leader to send it to a replica in that rack.
+    let client_rack: Option<Arc<str>> = (follower.is_none()
+        && version >= FOLLOWER_FETCH_VERSION
+        && broker.config.cluster.replica_selector != ReplicaSelector::LeaderOnly
+        && !request.rack_id.is_empty())
+    .then(|| Arc::from(request.rack_id.as_str()));
     // Shared with each wake-up's blocking read rather than copied into it.
     let wanted: Arc<[(SessionPartition, PartitionParams)]> = to_read.into();
     loop {
@@ -289,10 +296,12 @@ async fn read_until_ready(
             .collect();
         // Reads walk batch headers and copy bytes out of the files: off the async workers.
         let (worker, wanted, found) = (broker.clone(), wanted.clone(), targets.clone());
+        let rack = client_rack.clone();
         let read = match tokio::task::spawn_blocking(move || {
             read_partitions(
                 &worker,
                 follower,
+                rack.as_deref(),
                 version,
                 read_committed,
                 max_bytes,
@@ -308,7 +317,7 @@ async fn read_until_ready(
         };
         if to_read.is_empty()
             || read.bytes >= min_bytes
-            || read.has_error
+            || read.respond_now
             || request.max_wait_ms <= 0
             || tokio::time::Instant::now() >= deadline
         {
@@ -380,7 +389,9 @@ struct Read {
     /// file regions they stand for.
     partitions: Vec<(PartitionData, Option<LogSlices>)>,
     bytes: usize,
-    has_error: bool,
+    /// An error, a diverging epoch or a preferred read replica: answered without waiting
+    /// for `min_bytes` (Kafka's immediate response).
+    respond_now: bool,
     /// KIP-951: where the leaders named in NOT_LEADER_OR_FOLLOWER errors are.
     node_endpoints: Vec<NodeEndpoint>,
     /// Record bytes of leader-throttled partitions, counted once the read is sent.
@@ -391,6 +402,7 @@ struct Read {
 fn read_partitions(
     broker: &Arc<Broker>,
     follower: Option<(i32, i64)>,
+    client_rack: Option<&str>,
     version: i16,
     read_committed: bool,
     max_bytes: usize,
@@ -402,7 +414,7 @@ fn read_partitions(
     let start_offset = |offset: i64| if version >= 5 { offset } else { -1 };
     let mut budget = max_bytes;
     let mut total = 0usize;
-    let mut has_error = false;
+    let mut respond_now = false;
     let mut held_files = 0usize;
     // Asked at most once per response; bytes sent for leader-throttled partitions.
     let mut leader_quota_exceeded: Option<bool> = None;
@@ -425,6 +437,9 @@ fn read_partitions(
         }
         let mut aborted = Vec::new();
         let mut replica_fetch = None;
+        let mut preferred_replica = None;
+        // Which role served a consumer its records (the fetch-from-follower metric).
+        let mut consumer_read_role = None;
         let result = target.as_ref().map_err(|code| *code).and_then(|target| {
             let partition = &target.partition;
             if let Some((replica_id, broker_epoch)) = follower {
@@ -451,9 +466,24 @@ fn read_partitions(
             } else {
                 replica_manager::check_epoch(partition, wanted.current_leader_epoch)
                     .map_err(|e| replication_error_code(&e))?;
-                if version < FOLLOWER_FETCH_VERSION && !partition.replica().is_leader() {
+                let is_leader = partition.replica().is_leader();
+                if version < FOLLOWER_FETCH_VERSION && !is_leader {
                     return Err(ErrorCode::NotLeaderOrFollower);
                 }
+                // KIP-392: the leader names a closer replica instead of reading; the
+                // consumer gets the leader's offsets and no records.
+                if let Some(rack) = client_rack {
+                    preferred_replica = replica_manager::preferred_read_replica(
+                        broker,
+                        partition,
+                        rack,
+                        wanted.fetch_offset,
+                    );
+                    if preferred_replica.is_some() {
+                        return Ok((partition.reader().offsets().snapshot(), None, None));
+                    }
+                }
+                consumer_read_role = Some(if is_leader { "leader" } else { "follower" });
             }
             // Never read more than may be sent: this partition's limit and the
             // response's remaining budget (but one whole batch for the first
@@ -506,6 +536,9 @@ fn read_partitions(
             if let (true, Ok(Some((records, _)))) = (leader_throttled, &read) {
                 throttled_bytes += records.len();
             }
+            if let (Some(role), Ok(Some((records, _)))) = (consumer_read_role, &read) {
+                broker.metrics.consumer_fetch_bytes(role, records.len());
+            }
             if read.is_ok() {
                 if let Some(fetch) = &replica_fetch {
                     // The follower's progress: its end is the fetch offset (Kafka's
@@ -541,9 +574,15 @@ fn read_partitions(
         match result {
             Ok((offsets, read, diverging)) => {
                 if let Some(diverging) = diverging {
+                    respond_now = true;
                     data.diverging_epoch = EpochEndOffset::default()
                         .with_epoch(diverging.epoch)
                         .with_end_offset(diverging.end_offset);
+                }
+                if let Some(replica) = preferred_replica {
+                    respond_now = true;
+                    broker.metrics.preferred_read_replica_answered();
+                    data.preferred_read_replica = BrokerId(replica);
                 }
                 let (records, slices) = read.unwrap_or_default();
                 region = slices;
@@ -569,7 +608,7 @@ fn read_partitions(
                 }
             }
             Err(code) => {
-                has_error = true;
+                respond_now = true;
                 if code == ErrorCode::OffsetOutOfRange {
                     if let Ok(target) = target {
                         let p = &target.partition;
@@ -622,7 +661,7 @@ fn read_partitions(
     Read {
         partitions,
         bytes: total,
-        has_error,
+        respond_now,
         node_endpoints,
         throttled_bytes,
     }
@@ -658,6 +697,7 @@ fn outcome_of(data: &PartitionData) -> PartitionOutcome {
         high_watermark: data.high_watermark,
         log_start_offset: data.log_start_offset,
         error_code: data.error_code,
+        redirects: data.preferred_read_replica.0 >= 0 || data.diverging_epoch.epoch >= 0,
     }
 }
 
