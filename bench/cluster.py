@@ -29,6 +29,10 @@ BROKERS = 3
 FAST_SESSION = {"broker.session.timeout.ms": "2000", "broker.heartbeat.interval.ms": "250"}
 
 
+class CliError(Exception):
+    pass
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -79,7 +83,7 @@ class DevCluster:
         proc = subprocess.run([str(self.strom), *args, "--brokers", self.bootstrap], capture_output=True,
                               text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
-            raise SystemExit(f"bench/run: strom {' '.join(args)} exited {proc.returncode}: {proc.stderr[-1000:]}")
+            raise CliError(f"bench/run: strom {' '.join(args)} exited {proc.returncode}: {proc.stderr[-1000:]}")
         return proc.stdout
 
     def partitions(self, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
@@ -99,13 +103,17 @@ class DevCluster:
             args += ["--config", f"{name}={value}"]
         self.cli(*args)
         deadline = time.monotonic() + timeout_s
+        last: object = None
         while time.monotonic() < deadline:
-            rows = self.partitions(topic)
+            try:
+                rows = self.partitions(topic)
+            except CliError as e:  # a broker that has not applied the creation yet
+                rows, last = {}, e
             if len(rows) == partitions and all(leader >= 0 and len(isr) == replication
                                                for leader, _, isr in rows.values()):
                 return
             time.sleep(0.2)
-        raise SystemExit(f"bench/run: topic {topic} was not led with a full ISR within {timeout_s} s")
+        raise SystemExit(f"bench/run: topic {topic} was not led with a full ISR within {timeout_s} s ({last})")
 
     def controller(self) -> int | None:
         m = re.search(r"CONTROLLER\s+(\d+)", self.cli("cluster", "status"))

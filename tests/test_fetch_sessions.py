@@ -76,13 +76,15 @@ def test_librdkafka_consumes_many_partitions_with_sessionless_fetches(broker):
 @pytest.mark.timeout(240)
 def test_kafka_python_consumes_many_partitions_through_incremental_fetches(broker):
     from kafka import TopicPartition as KTP
-    topic, partitions, per_partition = "sessions-kp", 16, 300
+    topic, partitions, per_partition = "sessions-kp", 16, 1000
     create_topic(broker, topic, partitions)
-    produce_all(producer(broker, **{"linger.ms": 20}), topic,
+    # Batches of at most 1 KiB, and fetches of at most 16 KiB: reading the ~320 KB takes twenty
+    # fetches or more, however the producer happened to batch under load.
+    produce_all(producer(broker, **{"linger.ms": 20, "batch.size": 1024}), topic,
                 [{"value": b"p%02d-%05d" % (p, i), "partition": p}
                  for i in range(per_partition) for p in range(partitions)])
     before = fetch_kinds(broker)
-    kc = kp_consumer(broker, fetch_max_wait_ms=100, max_partition_fetch_bytes=2048, fetch_max_bytes=32 * 1024)
+    kc = kp_consumer(broker, fetch_max_wait_ms=100, max_partition_fetch_bytes=2048, fetch_max_bytes=16 * 1024)
     try:
         tps = [KTP(topic, part) for part in range(partitions)]
         kc.assign(tps)
