@@ -114,13 +114,15 @@ class ContinuousProducer:
 
 
 class ContinuousConsumer:
-    """Reads partition 0 from the start while the cluster changes; remembers every value it was given."""
+    """Reads partition 0 from the start while the cluster changes; remembers `keep(message)` of
+    every record it was given (its value unless told otherwise)."""
 
-    def __init__(self, bootstrap: str, topic: str):
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watcher",
-                                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    def __init__(self, bootstrap: str, topic: str, extra: dict | None = None, keep=lambda m: m.value()):
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"watcher-{time.monotonic_ns()}",
+                                  "enable.auto.commit": False, "auto.offset.reset": "earliest", **(extra or {})})
         self.consumer.assign([TopicPartition(topic, 0, 0)])
-        self.seen: list[bytes] = []
+        self.keep = keep
+        self.seen: list = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -128,7 +130,7 @@ class ContinuousConsumer:
         while not self.stopping.is_set():
             for m in self.consumer.consume(200, 0.2):
                 if m.error() is None:
-                    self.seen.append(m.value())
+                    self.seen.append(self.keep(m))
         self.consumer.close()
 
     def __enter__(self):

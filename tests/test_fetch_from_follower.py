@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 import kwire
 from cluster import Cluster
 from helpers import metric
-from test_cluster import create_topic
+from test_cluster import ContinuousConsumer, create_topic
 
 RACK_AWARE = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 TOPIC = "nearby"
@@ -73,35 +73,12 @@ def produce(cluster: Cluster, first: int, count: int) -> list[tuple[int, bytes, 
     return sorted(acked)
 
 
-class RackConsumer:
+def RackConsumer(cluster: Cluster, rack: str | None) -> ContinuousConsumer:
     """A consumer in `rack` reading partition 0 from offset 0 on a thread; keeps (offset, key, value)."""
-
-    def __init__(self, cluster: Cluster, rack: str | None):
-        conf = {"bootstrap.servers": cluster.bootstrap, "group.id": f"rack-{time.monotonic_ns()}",
-                "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                "reconnect.backoff.max.ms": 1000, "topic.metadata.refresh.interval.ms": 2000}
-        if rack is not None:
-            conf["client.rack"] = rack
-        self.consumer = Consumer(conf)
-        self.consumer.assign([TopicPartition(TOPIC, 0, 0)])
-        self.seen: list[tuple[int, bytes, bytes]] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.stopping.is_set():
-            for m in self.consumer.consume(500, 0.2):
-                if m.error() is None:
-                    self.seen.append((m.offset(), m.key(), m.value()))
-        self.consumer.close()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        self.thread.join(30)
+    extra = {"reconnect.backoff.max.ms": 1000, "topic.metadata.refresh.interval.ms": 2000}
+    if rack is not None:
+        extra["client.rack"] = rack
+    return ContinuousConsumer(cluster.bootstrap, TOPIC, extra, keep=lambda m: (m.offset(), m.key(), m.value()))
 
 
 def consumer_bytes(cluster: Cluster, node: int, role: str) -> float:
