@@ -14,7 +14,7 @@ use strom_metadata::partition_change::ClusterElectionDefaults;
 use strom_metadata::{ControllerError, MetadataImage};
 use tracing::info;
 
-use crate::broker::{now_ms, Broker, MetadataWriteError};
+use crate::broker::{now_ms, write_failure, Broker, MetadataWriteError};
 
 /// Kafka's bound on the elections of one balancing round (MAX_ELECTIONS_PER_IMBALANCE).
 const MAX_ELECTIONS_PER_IMBALANCE: usize = 1000;
@@ -70,7 +70,50 @@ impl Broker {
             epoch = reply.broker_epoch,
             "broker registered"
         );
+        self.ensure_observer(request.broker_id).await?;
         Ok(reply)
+    }
+
+    /// Makes a registered broker that is not a voter an observer of the metadata log (an
+    /// openraft learner the leader sends the log to). Run after its registration and at
+    /// each heartbeat, so a registration committed just before a failover still gets one.
+    async fn ensure_observer<E>(&self, broker_id: i32) -> Result<(), MetadataWriteError<E>> {
+        let Some(quorum) = self.metadata_quorum() else {
+            return Ok(());
+        };
+        let Ok(node) = u64::try_from(broker_id) else {
+            return Ok(());
+        };
+        let voter = self.config.cluster.voters.iter().any(|v| v.id == broker_id);
+        if voter || self.config.cluster.is_single_voter() || quorum.observers().contains(&node) {
+            return Ok(());
+        }
+        // Under the controller lock: only its holder appends, so a registration's epoch
+        // (the offset its record gets) stays right.
+        let _serial = self.controller_lock().await;
+        quorum.add_observer(node).await.map_err(write_failure)
+    }
+
+    /// UnregisterBroker on the active controller (Kafka's ReplicationControlManager
+    /// `unregisterBroker`): the broker leaves every ISR and ELR and the cluster, and stops
+    /// receiving the metadata log. As in Kafka, a live broker is not refused.
+    pub async fn controller_unregister(
+        &self,
+        broker_id: i32,
+    ) -> Result<(), MetadataWriteError<ControllerError>> {
+        self.write_metadata(|image| {
+            let records = self.with_cluster_control(image, |control| {
+                control.unregister_broker(image, broker_id)
+            })?;
+            Ok((records, ()))
+        })
+        .await?;
+        info!(broker = broker_id, "broker unregistered");
+        if let (Some(quorum), Ok(node)) = (self.metadata_quorum(), u64::try_from(broker_id)) {
+            let _serial = self.controller_lock().await;
+            quorum.remove_observer(node).await.map_err(write_failure)?;
+        }
+        Ok(())
     }
 
     /// BrokerHeartbeat on the active controller.
@@ -78,12 +121,15 @@ impl Broker {
         &self,
         request: BrokerHeartbeatRequest,
     ) -> Result<BrokerHeartbeatReply, MetadataWriteError<ControllerError>> {
-        self.write_metadata_at(|image, next_offset| {
-            self.with_cluster_control(image, |control| {
-                control.heartbeat(image, &request, next_offset, now_ms() as u64)
+        let reply = self
+            .write_metadata_at(|image, next_offset| {
+                self.with_cluster_control(image, |control| {
+                    control.heartbeat(image, &request, next_offset, now_ms() as u64)
+                })
             })
-        })
-        .await
+            .await?;
+        self.ensure_observer(request.broker_id).await?;
+        Ok(reply)
     }
 
     /// The active controller's session timer: fences expired brokers, twice a second.
