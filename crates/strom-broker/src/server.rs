@@ -45,8 +45,7 @@ pub async fn run(
         } else {
             ListenerRole::Client
         };
-        if role == ListenerRole::Client && !observer && tasks.len() == controller_count(&broker)
-        {
+        if role == ListenerRole::Client && !observer && tasks.len() == controller_count(&broker) {
             open_for_clients(&broker).await?;
         }
         let addr = listener.socket_addr()?;

@@ -341,7 +341,10 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
         if self.voters.contains(&node) || self.observers().contains(&node) {
             return Ok(());
         }
-        let added = self.raft.add_learner(node, openraft::EmptyNode {}, false).await;
+        let added = self
+            .raft
+            .add_learner(node, openraft::EmptyNode {}, false)
+            .await;
         self.membership_result(added)?;
         info!(node, "added an observer of the metadata log");
         Ok(())

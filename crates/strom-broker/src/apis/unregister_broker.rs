@@ -29,8 +29,7 @@ impl Handler for UnregisterBrokerHandler {
         match broker.controller_unregister(request.broker_id.0).await {
             Ok(()) => UnregisterBrokerResponse::default(),
             Err(e) => {
-                let (code, message) =
-                    e.into_error(|e| (controller_error_code(&e), e.to_string()));
+                let (code, message) = e.into_error(|e| (controller_error_code(&e), e.to_string()));
                 UnregisterBrokerResponse::default()
                     .with_error_code(code.code())
                     .with_error_message(Some(StrBytes::from_string(message)))
