@@ -12,7 +12,7 @@ use strom_metadata::cluster_control::{
 use strom_metadata::elect_leaders::rebalance_imbalanced_brokers;
 use strom_metadata::partition_change::ClusterElectionDefaults;
 use strom_metadata::{ControllerError, MetadataImage};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::broker::{now_ms, write_failure, Broker, MetadataWriteError};
 
@@ -109,11 +109,29 @@ impl Broker {
         })
         .await?;
         info!(broker = broker_id, "broker unregistered");
-        if let (Some(quorum), Ok(node)) = (self.metadata_quorum(), u64::try_from(broker_id)) {
-            let _serial = self.controller_lock().await;
-            quorum.remove_observer(node).await.map_err(write_failure)?;
-        }
+        // Should this fail, the session timer's sweep removes the learner later.
+        self.remove_unregistered_observers().await;
         Ok(())
+    }
+
+    /// Removes the learners whose brokers are no longer registered (an unregistration
+    /// whose membership change failed, or was cut short by a failover). A registration
+    /// is committed before its learner is added, so no registering broker is removed; a
+    /// race with a new registration is mended by that broker's next heartbeat.
+    async fn remove_unregistered_observers(&self) {
+        let Some(quorum) = self.metadata_quorum() else {
+            return;
+        };
+        let image = self.image();
+        for node in quorum.observers() {
+            if i32::try_from(node).is_ok_and(|id| image.broker(id).is_some()) {
+                continue;
+            }
+            let _serial = self.controller_lock().await;
+            if let Err(e) = quorum.remove_observer(node).await {
+                warn!(node, error = %e, "removing the learner of an unregistered broker failed; retrying later");
+            }
+        }
     }
 
     /// BrokerHeartbeat on the active controller.
@@ -128,7 +146,15 @@ impl Broker {
                 })
             })
             .await?;
-        self.ensure_observer(request.broker_id).await?;
+        // The heartbeat is committed either way; the next one tries again.
+        if let Err(e) = self
+            .ensure_observer::<ControllerError>(request.broker_id)
+            .await
+        {
+            let (_, message) =
+                e.into_error(|e| (crate::errors::controller_error_code(&e), e.to_string()));
+            warn!(broker = request.broker_id, error = %message, "adding the broker as a learner failed");
+        }
         Ok(reply)
     }
 
@@ -150,6 +176,7 @@ impl Broker {
         if !self.is_active_controller() {
             return;
         }
+        self.remove_unregistered_observers().await;
         let fenced = self
             .write_metadata(|image| {
                 let records = self.with_cluster_control(image, |control| {

@@ -156,6 +156,18 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
         )
         .await
         .map_err(|e| QuorumError::Fatal(e.to_string()))?;
+        // The core publishes its first metrics from its own task: until then the status
+        // says "empty log", and a caller waiting to apply its stored log would not wait.
+        let stored_last = shared.cache().last_index();
+        let _ = raft
+            .wait(Some(Duration::from_millis(
+                config.election_timeout_ms.saturating_mul(4),
+            )))
+            .metrics(
+                |m| m.last_log_index >= stored_last || m.running_state.is_err(),
+                "the stored log is loaded",
+            )
+            .await;
 
         // An observer never initializes a membership: the leader's first AppendEntries
         // (once it added this node) brings the log and its membership.
