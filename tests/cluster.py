@@ -1,6 +1,8 @@
-"""Several `strom server` processes on 127.0.0.1 forming one cluster: every node is a broker and a
-voter of the metadata quorum (process.roles=broker,controller), each with its own data dir, client
-port, CONTROLLER port and metrics port."""
+"""Several `strom server` processes on 127.0.0.1 forming one cluster, each with its own data dir and
+ports. By default every node is a broker and a voter of the metadata quorum
+(process.roles=broker,controller); `roles` makes some controller-only (a CONTROLLER port only) or
+broker-only (a client port only: an observer of the metadata log, which can also be added later
+with `add_node`)."""
 
 from __future__ import annotations
 
@@ -22,25 +24,46 @@ FAST_FAILOVER = {
 
 
 class ClusterNode(Broker):
-    def __init__(self, workdir: Path, node_id: int, controller_port: int, configs: dict[str, str]):
+    def __init__(self, workdir: Path, node_id: int, controller_port: int | None, configs: dict[str, str],
+                 roles: str = "broker,controller"):
         super().__init__(workdir, configs)
         self.node_id = node_id
         self.controller_port = controller_port
+        self.roles = roles
         self.paused = False
+
+    @property
+    def is_broker(self) -> bool:
+        return "broker" in self.roles.split(",")
+
+    @property
+    def is_controller(self) -> bool:
+        return "controller" in self.roles.split(",")
 
     def command(self) -> list[str]:
         cmd = super().command()
-        listeners = f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
-        cmd[cmd.index(f"listeners=PLAINTEXT://{self.host}:{self.port}")] = f"listeners={listeners}"
-        return cmd + ["--set", f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}"]
+        listeners = []
+        if self.is_broker:
+            listeners.append(f"PLAINTEXT://{self.host}:{self.port}")
+        if self.is_controller:
+            listeners.append(f"CONTROLLER://{self.host}:{self.controller_port}")
+        cmd[cmd.index(f"listeners=PLAINTEXT://{self.host}:{self.port}")] = f"listeners={','.join(listeners)}"
+        if self.is_broker:
+            cmd += ["--set", f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}"]
+        return cmd
 
     def start(self, timeout_s: float = 60) -> "ClusterNode":
         self.paused = False
         return super().start(timeout_s)
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Ready: the node serves clients (it does once the controller unfenced it) and lists itself."""
+        """Ready: a broker serves clients (it does once the controller unfenced it) and lists itself; a
+        controller-only node has started (its quorum runs; it serves no clients)."""
         deadline = time.monotonic() + timeout_s
+        if not self.is_broker:
+            earlier_runs = sum(len(p.read_text(errors="replace")) for p in self.log_paths[:-1] if p.exists())
+            self.wait_for_log("strom broker started", timeout_s, since=earlier_runs)
+            return
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -66,20 +89,38 @@ class ClusterNode(Broker):
 
 
 class Cluster:
-    def __init__(self, workdir: Path, size: int = 3, configs: dict[str, str] | None = None):
-        controller_ports = {i: free_port() for i in range(1, size + 1)}
-        voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in controller_ports.items())
+    def __init__(self, workdir: Path, size: int = 3, configs: dict[str, str] | None = None,
+                 roles: dict[int, str] | None = None):
+        """`size` nodes 1..size; `roles` gives some of them other process.roles than broker,controller."""
+        self.workdir = workdir
+        self.configs = dict(configs or {})
+        roles = {i: (roles or {}).get(i, "broker,controller") for i in range(1, size + 1)}
+        controller_ports = {i: free_port() for i, r in roles.items() if "controller" in r.split(",")}
+        self.voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in controller_ports.items())
         self.nodes: dict[int, ClusterNode] = {}
-        for i, port in controller_ports.items():
-            node_configs = {
-                "node.id": str(i),
-                "process.roles": "broker,controller",
-                "controller.quorum.voters": voters,
-                "controller.listener.names": "CONTROLLER",
-                **FAST_FAILOVER,
-                **(configs or {}),
-            }
-            self.nodes[i] = ClusterNode(workdir / f"node{i}", i, port, node_configs)
+        for i, node_roles in roles.items():
+            self.nodes[i] = self._node(i, node_roles, controller_ports.get(i))
+
+    def _node(self, node_id: int, roles: str, controller_port: int | None) -> ClusterNode:
+        node_configs = {
+            "node.id": str(node_id),
+            "process.roles": roles,
+            "controller.quorum.voters": self.voters,
+            "controller.listener.names": "CONTROLLER",
+            **FAST_FAILOVER,
+            **self.configs,
+        }
+        return ClusterNode(self.workdir / f"node{node_id}", node_id, controller_port, node_configs, roles)
+
+    def add_node(self, node_id: int, roles: str = "broker") -> ClusterNode:
+        """A broker-only node joining the running cluster (not started yet)."""
+        assert node_id not in self.nodes and "controller" not in roles.split(",")
+        self.nodes[node_id] = self._node(node_id, roles, None)
+        return self.nodes[node_id]
+
+    @property
+    def brokers(self) -> dict[int, ClusterNode]:
+        return {i: n for i, n in self.nodes.items() if n.is_broker}
 
     def start(self) -> "Cluster":
         # A node waits for a quorum before it serves clients: start all, then wait for each.
@@ -91,10 +132,10 @@ class Cluster:
 
     @property
     def bootstrap(self) -> str:
-        return ",".join(n.bootstrap for n in self.nodes.values())
+        return ",".join(n.bootstrap for n in self.brokers.values())
 
     def live_bootstrap(self) -> str:
-        return ",".join(n.bootstrap for n in self.nodes.values() if n.running() and not n.paused)
+        return ",".join(n.bootstrap for n in self.brokers.values() if n.running() and not n.paused)
 
     def admin(self) -> AdminClient:
         return AdminClient({"bootstrap.servers": self.live_bootstrap()})

@@ -20,8 +20,9 @@ from cluster import Cluster
 def cluster_factory(tmp_path, request):
     clusters: list[Cluster] = []
 
-    def make(size: int = 3, configs: dict[str, str] | None = None) -> Cluster:
-        c = Cluster(tmp_path / f"cluster{len(clusters)}", size, configs)
+    def make(size: int = 3, configs: dict[str, str] | None = None,
+             roles: dict[int, str] | None = None) -> Cluster:
+        c = Cluster(tmp_path / f"cluster{len(clusters)}", size, configs, roles)
         clusters.append(c)
         return c.start()
 

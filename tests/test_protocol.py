@@ -74,6 +74,7 @@ ADVERTISED = {
     55: (0, 2),   # DescribeQuorum
     60: (0, 2),   # DescribeCluster
     61: (0, 0),   # DescribeProducers
+    64: (0, 0),   # UnregisterBroker
     65: (0, 0),   # DescribeTransactions
     66: (0, 2),   # ListTransactions
     68: (0, 1),   # ConsumerGroupHeartbeat

@@ -110,6 +110,9 @@ pub struct Broker {
     pub(crate) node_rpc: crate::node_rpc::NodeRpcClient,
     /// The first image is installed ([`Self::load`] is done with the log).
     image_loaded: AtomicBool,
+    /// True once the node serves clients (a broker-only node's listeners are bound
+    /// before, for the controller to send it the log).
+    open_to_clients: tokio::sync::watch::Sender<bool>,
     /// Registration and heartbeats with the active controller (several voters only).
     pub(crate) lifecycle: crate::broker_lifecycle::Lifecycle,
     /// The metadata quorum; set once at start.
@@ -242,6 +245,7 @@ impl Broker {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             image_offset: AtomicI64::new(-1),
             image_loaded: AtomicBool::new(false),
+            open_to_clients: tokio::sync::watch::Sender::new(false),
             node_rpc: crate::node_rpc::NodeRpcClient::new(
                 config_for_groups.socket_request_max_bytes,
             ),
@@ -444,6 +448,21 @@ impl Broker {
         }
     }
 
+    /// From here on clients' requests are served (see [`Self::wait_open_to_clients`]).
+    pub fn open_to_clients(&self) {
+        self.open_to_clients.send_replace(true);
+    }
+
+    /// Holds a client's request on a broker-only node until it has joined the cluster;
+    /// other nodes bind their client listeners only then, so nothing waits there.
+    pub async fn wait_open_to_clients(&self) {
+        if self.config.cluster.roles.controller || *self.open_to_clients.borrow() {
+            return;
+        }
+        let mut open = self.open_to_clients.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
+
     /// The metadata quorum, once started.
     pub fn metadata_quorum(&self) -> Option<&Arc<MetadataQuorum>> {
         self.quorum.get()
@@ -461,12 +480,7 @@ impl Broker {
         if leader == quorum.node_id() {
             return None;
         }
-        self.config
-            .cluster
-            .voters
-            .iter()
-            .find(|v| v.id as u64 == leader)
-            .map(|v| format!("{}:{}", v.host, v.port))
+        self.voter_address(leader)
     }
 
     /// This broker's dynamic configs as of the current image.
@@ -552,6 +566,12 @@ impl Broker {
         }
         proposed.map_err(write_failure)?;
         Ok(result)
+    }
+
+    /// The lock every change of the metadata log made here holds (see
+    /// [`Self::write_metadata`]); membership changes take it too.
+    pub(crate) async fn controller_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.controller_lock.lock().await
     }
 
     /// Waits until the metadata this node had at start is applied (its partitions open),
@@ -734,6 +754,7 @@ impl Broker {
         self.install(next, opened);
         self.image_offset.store(offset as i64, Ordering::Release);
         drop(dirs);
+        self.publish_observer_addresses();
         if self.quorum.get().is_some() && !self.is_loading() {
             self.groups.publish_topics(&self.image());
             self.groups.publish_group_configs(&self.image());
@@ -743,6 +764,28 @@ impl Broker {
                 self.transactions.load_shards(&broker);
             }
         }
+    }
+
+    /// Tells the quorum where the registered brokers that are not voters (the metadata
+    /// log's observers) are reached: their inter-broker listeners. Every node does it
+    /// from the committed image, so whichever becomes the leader knows them.
+    fn publish_observer_addresses(&self) {
+        let Some(quorum) = self.quorum.get() else {
+            return;
+        };
+        if self.config.cluster.is_single_voter() {
+            return;
+        }
+        let image = self.image();
+        let addresses = image
+            .brokers()
+            .filter(|b| !self.config.cluster.voters.iter().any(|v| v.id == b.id))
+            .filter_map(|b| {
+                let address = self.inter_broker_address(&image, b.id)?;
+                Some((u64::try_from(b.id).ok()?, address))
+            })
+            .collect();
+        quorum.set_observer_addresses(addresses);
     }
 
     /// Makes `next` the current image, with the partitions opened for it, and brings the
@@ -899,14 +942,24 @@ impl Broker {
         let removed: Vec<Arc<Partition>> = {
             let mut partitions = self.partitions.write().unwrap_or_else(|p| p.into_inner());
             let mut removed = Vec::new();
+            let node = self.config.node_id;
             partitions.retain(|name, by_index| {
-                let keep = image
+                let topic = image
                     .topic(name)
-                    .is_some_and(|t| by_index.values().next().is_none_or(|p| p.topic_id == t.id));
-                if !keep {
-                    removed.extend(by_index.values().cloned());
-                }
-                keep
+                    .filter(|t| by_index.values().next().is_none_or(|p| p.topic_id == t.id));
+                // A partition moved off this broker goes as a deleted one does.
+                by_index.retain(|index, partition| {
+                    let keep = topic.is_some_and(|t| {
+                        t.partitions
+                            .get(index)
+                            .is_some_and(|p| p.replicas.contains(&node))
+                    });
+                    if !keep {
+                        removed.push(partition.clone());
+                    }
+                    keep
+                });
+                !by_index.is_empty()
             });
             removed
         };
@@ -916,7 +969,7 @@ impl Broker {
             partition.notify_appended();
             let dir = partition_dir(&self.config.log_dir, &partition.topic, partition.index);
             retire_partition_dir(&dir, partition.topic_id, &self.deleter);
-            info!(topic = %partition.topic, partition = partition.index, "partition deleted");
+            info!(topic = %partition.topic, partition = partition.index, "partition removed from this broker");
         }
     }
 
@@ -1106,7 +1159,7 @@ impl Broker {
 
 /// A metadata change that did not commit: this node does not lead the quorum (the
 /// client retries with the controller), or the commit failed.
-fn write_failure<E>(e: ProposeError) -> MetadataWriteError<E> {
+pub(crate) fn write_failure<E>(e: ProposeError) -> MetadataWriteError<E> {
     match e {
         ProposeError::NotLeader { leader } => MetadataWriteError::NotController(leader),
         e => MetadataWriteError::Failed(LogError::Io(std::io::Error::other(format!(

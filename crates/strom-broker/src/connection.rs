@@ -154,19 +154,38 @@ async fn handle_frame(
 ) -> Result<Option<ResponseFrame>, ConnectionError> {
     let started = Instant::now();
     let prefix = peek_request_prefix(&frame).ok_or(ConnectionError::ShortRequest(frame.len()))?;
-    if listener == ListenerRole::Controller && prefix.api_key == crate::node_rpc::NODE_RPC_API_KEY {
+    // Node requests: on CONTROLLER listeners all of them; on a broker-only node's broker
+    // listeners only the Raft messages the active controller sends its observers.
+    let node_request = prefix.api_key == crate::node_rpc::NODE_RPC_API_KEY
+        && match listener {
+            ListenerRole::Controller => true,
+            ListenerRole::Client => {
+                !broker.config.cluster.roles.controller
+                    && prefix.api_version == crate::node_rpc::RAFT_VERSION
+            }
+        };
+    if node_request {
         let (correlation_id, body) = crate::node_rpc::request_body(&frame)
             .ok_or(ConnectionError::ShortRequest(frame.len()))?;
-        let response = if prefix.api_version == crate::controller_channel::FORWARD_VERSION {
-            serve_forwarded(broker, body, peer).await?
-        } else {
-            crate::metadata_quorum::handle_node_request(broker, body)
+        let response = match prefix.api_version {
+            crate::controller_channel::FORWARD_VERSION => {
+                serve_forwarded(broker, body, peer).await?
+            }
+            crate::controller_channel::LEADER_QUERY_VERSION => {
+                crate::controller_channel::encode_known_leader(broker)
+            }
+            _ => crate::metadata_quorum::handle_node_request(broker, body)
                 .await
-                .map_err(|e| DispatchError::Malformed(e.to_string()))?
+                .map_err(|e| DispatchError::Malformed(e.to_string()))?,
         };
         return Ok(Some(
             crate::node_rpc::encode_response(correlation_id, &response).into(),
         ));
+    }
+    if listener == ListenerRole::Client {
+        // A broker-only node binds its listeners before it is unfenced (the controller
+        // sends it the log there): clients wait until it serves them.
+        broker.wait_open_to_clients().await;
     }
     if may_forward && listener == ListenerRole::Client && broker.forwards(prefix.api_key) {
         match broker.forward_frame(&frame).await {

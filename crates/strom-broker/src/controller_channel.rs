@@ -19,6 +19,11 @@ use crate::node_rpc::NodeRpcError;
 
 /// The node request version that carries a forwarded client request.
 pub const FORWARD_VERSION: i16 = 1;
+/// The node request version that asks a voter which leader it knows (empty body; the
+/// answer is the leader's id as an i64, -1 for none).
+pub const LEADER_QUERY_VERSION: i16 = 2;
+/// How long a broker-only node waits for one voter to say whom it knows as the leader.
+const LEADER_QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a broker waits for a quorum leader before giving up on a call.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
 /// How long a forwarded change's answer waits for this node's image to catch up.
@@ -41,6 +46,8 @@ const FORWARDED: &[ApiKey] = &[
     ApiKey::AlterClientQuotas,
     ApiKey::AlterUserScramCredentials,
     ApiKey::UpdateFeatures,
+    ApiKey::UnregisterBroker,
+    ApiKey::DescribeQuorum,
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +85,9 @@ impl Broker {
     }
 
     /// The CONTROLLER listener of the quorum leader (this node's own when it leads),
-    /// waiting a while for an election; `None` on a one-voter node, which has none.
+    /// waiting a while for an election; `None` on a one-voter node, which has none. A
+    /// broker-only node knows the leader once it sends it the log; before that (its
+    /// first registration) it asks the voters whom they know.
     pub async fn controller_address(&self) -> Option<String> {
         let quorum = self.metadata_quorum()?;
         if self.config.cluster.is_single_voter() {
@@ -86,20 +95,49 @@ impl Broker {
         }
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            if let Some(leader) = quorum.leader() {
-                return self
-                    .config
-                    .cluster
-                    .voters
-                    .iter()
-                    .find(|v| v.id as u64 == leader)
-                    .map(|v| format!("{}:{}", v.host, v.port));
+            let leader = match quorum.leader() {
+                Some(leader) => Some(leader),
+                None if !self.config.cluster.roles.controller => self.ask_voters_for_leader().await,
+                None => None,
+            };
+            if let Some(leader) = leader {
+                return self.voter_address(leader);
             }
             if tokio::time::Instant::now() >= deadline {
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The CONTROLLER listener address of voter `id`, from `controller.quorum.voters`.
+    pub fn voter_address(&self, id: u64) -> Option<String> {
+        self.config
+            .cluster
+            .voters
+            .iter()
+            .find(|v| v.id as u64 == id)
+            .map(|v| format!("{}:{}", v.host, v.port))
+    }
+
+    /// The first leader a voter names (a node request of [`LEADER_QUERY_VERSION`]).
+    async fn ask_voters_for_leader(&self) -> Option<u64> {
+        for voter in &self.config.cluster.voters {
+            let addr = format!("{}:{}", voter.host, voter.port);
+            let Ok(mut answer) = self
+                .node_rpc
+                .call_versioned(&addr, LEADER_QUERY_VERSION, &[], LEADER_QUERY_TIMEOUT)
+                .await
+            else {
+                continue;
+            };
+            if answer.len() == 8 {
+                if let Ok(leader) = u64::try_from(answer.get_i64()) {
+                    return Some(leader);
+                }
+            }
+        }
+        None
     }
 
     async fn active_controller(&self) -> Result<String, ControllerCallError> {
@@ -197,6 +235,16 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+}
+
+/// A voter's answer to [`LEADER_QUERY_VERSION`]: the leader it knows, -1 for none.
+pub fn encode_known_leader(broker: &Broker) -> Vec<u8> {
+    let leader = broker
+        .metadata_quorum()
+        .and_then(|q| q.leader())
+        .and_then(|l| i64::try_from(l).ok())
+        .unwrap_or(-1);
+    leader.to_be_bytes().to_vec()
 }
 
 /// Whether a forwarded request's api key may be forwarded at all.

@@ -14,7 +14,7 @@ use strom_metadata::partition_change::ClusterElectionDefaults;
 use strom_metadata::{ControllerError, MetadataImage, MetadataRecord};
 use tracing::{info, warn};
 
-use crate::broker::{now_ms, Broker, MetadataWriteError};
+use crate::broker::{now_ms, write_failure, Broker, MetadataWriteError};
 
 /// Kafka's bound on the elections of one balancing round (MAX_ELECTIONS_PER_IMBALANCE).
 const MAX_ELECTIONS_PER_IMBALANCE: usize = 1000;
@@ -88,7 +88,68 @@ impl Broker {
             epoch = reply.broker_epoch,
             "broker registered"
         );
+        self.ensure_observer(request.broker_id).await?;
         Ok(reply)
+    }
+
+    /// Makes a registered broker that is not a voter an observer of the metadata log (an
+    /// openraft learner the leader sends the log to). Run after its registration and at
+    /// each heartbeat, so a registration committed just before a failover still gets one.
+    async fn ensure_observer<E>(&self, broker_id: i32) -> Result<(), MetadataWriteError<E>> {
+        let Some(quorum) = self.metadata_quorum() else {
+            return Ok(());
+        };
+        let Ok(node) = u64::try_from(broker_id) else {
+            return Ok(());
+        };
+        let voter = self.config.cluster.voters.iter().any(|v| v.id == broker_id);
+        if voter || self.config.cluster.is_single_voter() || quorum.observers().contains(&node) {
+            return Ok(());
+        }
+        // Under the controller lock: only its holder appends, so a registration's epoch
+        // (the offset its record gets) stays right.
+        let _serial = self.controller_lock().await;
+        quorum.add_observer(node).await.map_err(write_failure)
+    }
+
+    /// UnregisterBroker on the active controller (Kafka's ReplicationControlManager
+    /// `unregisterBroker`): the broker leaves every ISR and ELR and the cluster, and stops
+    /// receiving the metadata log. As in Kafka, a live broker is not refused.
+    pub async fn controller_unregister(
+        &self,
+        broker_id: i32,
+    ) -> Result<(), MetadataWriteError<ControllerError>> {
+        self.write_metadata(|image| {
+            let records = self.with_cluster_control(image, |control| {
+                control.unregister_broker(image, broker_id)
+            })?;
+            Ok((records, ()))
+        })
+        .await?;
+        info!(broker = broker_id, "broker unregistered");
+        // Should this fail, the session timer's sweep removes the learner later.
+        self.remove_unregistered_observers().await;
+        Ok(())
+    }
+
+    /// Removes the learners whose brokers are no longer registered (an unregistration
+    /// whose membership change failed, or was cut short by a failover). A registration
+    /// is committed before its learner is added, so no registering broker is removed; a
+    /// race with a new registration is mended by that broker's next heartbeat.
+    async fn remove_unregistered_observers(&self) {
+        let Some(quorum) = self.metadata_quorum() else {
+            return;
+        };
+        let image = self.image();
+        for node in quorum.observers() {
+            if i32::try_from(node).is_ok_and(|id| image.broker(id).is_some()) {
+                continue;
+            }
+            let _serial = self.controller_lock().await;
+            if let Err(e) = quorum.remove_observer(node).await {
+                warn!(node, error = %e, "removing the learner of an unregistered broker failed; retrying later");
+            }
+        }
     }
 
     /// BrokerHeartbeat on the active controller.
@@ -96,12 +157,23 @@ impl Broker {
         &self,
         request: BrokerHeartbeatRequest,
     ) -> Result<BrokerHeartbeatReply, MetadataWriteError<ControllerError>> {
-        self.write_metadata_at(|image, next_offset| {
-            self.with_cluster_control(image, |control| {
-                control.heartbeat(image, &request, next_offset, now_ms() as u64)
+        let reply = self
+            .write_metadata_at(|image, next_offset| {
+                self.with_cluster_control(image, |control| {
+                    control.heartbeat(image, &request, next_offset, now_ms() as u64)
+                })
             })
-        })
-        .await
+            .await?;
+        // The heartbeat is committed either way; the next one tries again.
+        if let Err(e) = self
+            .ensure_observer::<ControllerError>(request.broker_id)
+            .await
+        {
+            let (_, message) =
+                e.into_error(|e| (crate::errors::controller_error_code(&e), e.to_string()));
+            warn!(broker = request.broker_id, error = %message, "adding the broker as a learner failed");
+        }
+        Ok(reply)
     }
 
     /// The active controller's session timer: fences expired brokers, twice a second.
@@ -122,6 +194,7 @@ impl Broker {
         if !self.is_active_controller() {
             return;
         }
+        self.remove_unregistered_observers().await;
         let fenced = self
             .write_metadata(|image| {
                 let records = self.with_cluster_control(image, |control| {

@@ -14,9 +14,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The api key of strom's node-to-node requests. Kafka's keys are small and dense; this
-/// one is far from them and is only accepted on controller listeners.
+/// one is far from them and is only accepted on controller listeners (and, for the Raft
+/// messages an observer is sent, on a broker-only node's broker listeners).
 pub const NODE_RPC_API_KEY: i16 = 32_700;
-const NODE_RPC_API_VERSION: i16 = 0;
+/// The node request version of the metadata quorum's Raft messages.
+pub const RAFT_VERSION: i16 = 0;
+const NODE_RPC_API_VERSION: i16 = RAFT_VERSION;
 /// Connections kept open to one node; more calls at once wait for one.
 const CONNECTIONS_PER_NODE: usize = 4;
 

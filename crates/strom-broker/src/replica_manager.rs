@@ -260,6 +260,16 @@ fn apply_role(
 ) {
     let node = broker.config.node_id;
     let mut replica = partition.replica_mut();
+    if !spec.replicas.contains(&node) {
+        // Moved off this broker (a completed reassignment): it stops here, and the install
+        // removes its files, as Kafka deletes a replica it no longer hosts.
+        let previous_leader = replica.leader;
+        replica.role = Role::Unassigned;
+        drop(replica);
+        stop_following(broker, partition, previous_leader);
+        partition.notify_appended();
+        return;
+    }
     let newer_epoch = spec.leader_epoch > replica.leader_epoch;
     let fresh = matches!(replica.role, Role::Unassigned);
     if spec.leader == node {

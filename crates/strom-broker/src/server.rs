@@ -22,12 +22,6 @@ pub async fn run(
         .log_max_open_files
         .unwrap_or_else(|| (soft_open_file_limit() / 2) as usize);
     strom_log::set_max_open_files(max_open_files);
-    if !config.cluster.roles.broker || !config.cluster.roles.controller {
-        anyhow::bail!(
-            "process.roles is read, but broker-only nodes (observers of the metadata log) and \
-             controller-only nodes are not served yet: use process.roles=broker,controller"
-        );
-    }
     info!(max_open_files, "segment files kept open at most");
     let broker = Broker::start(config).await?;
     let mut tasks = Vec::new();
@@ -36,7 +30,10 @@ pub async fn run(
         crate::request_memory::RequestMemory::new(broker.config.queued_max_request_bytes)
             .map(Arc::new);
     // The quorum's peers reach this voter before it has loaded its image: an election
-    // may need it, and loading needs a leader.
+    // may need it, and loading needs a leader. A broker-only node (an observer of the
+    // metadata log) is sent the log on its broker listeners, so it binds them all first
+    // and holds clients' requests until it is unfenced.
+    let observer = !broker.config.cluster.roles.controller;
     let (controller_listeners, client_listeners): (Vec<_>, Vec<_>) = broker
         .config
         .listeners
@@ -48,7 +45,7 @@ pub async fn run(
         } else {
             ListenerRole::Client
         };
-        if role == ListenerRole::Client && tasks.len() == controller_count(&broker) {
+        if role == ListenerRole::Client && !observer && tasks.len() == controller_count(&broker) {
             open_for_clients(&broker).await?;
         }
         let addr = listener.socket_addr()?;
@@ -71,7 +68,7 @@ pub async fn run(
             role,
         )));
     }
-    if tasks.len() == controller_count(&broker) {
+    if observer || tasks.len() == controller_count(&broker) {
         open_for_clients(&broker).await?;
     }
     if let Some(addr) = broker.config.metrics_listener {
@@ -102,16 +99,24 @@ fn controller_count(broker: &Broker) -> usize {
         .count()
 }
 
-/// Loads the image and joins the cluster: a one-voter node registers itself; a node of
-/// several registers with the active controller and waits until it is unfenced.
+/// Loads the image and joins the cluster: a one-voter node registers itself; a broker of
+/// several nodes registers with the active controller and waits until it is unfenced; a
+/// controller-only node registers nothing (it hosts no partitions). Voters run the
+/// active controller's session timer.
 async fn open_for_clients(broker: &Arc<Broker>) -> anyhow::Result<()> {
     broker.load().await?;
+    let roles = broker.config.cluster.roles;
     if broker.config.cluster.is_single_voter() {
         broker.register().await?;
     } else {
-        tokio::spawn(broker.clone().run_session_timer());
-        broker.join_cluster().await;
+        if roles.controller {
+            tokio::spawn(broker.clone().run_session_timer());
+        }
+        if roles.broker {
+            broker.join_cluster().await;
+        }
     }
+    broker.open_to_clients();
     Ok(())
 }
 

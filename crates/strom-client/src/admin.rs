@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest,
     IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, TopicName,
+    UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -550,6 +551,18 @@ impl Admin {
             brokers,
             fenced,
         })
+    }
+
+    /// Decommissions a broker (UnregisterBroker, Kafka's `kafka-cluster.sh unregister`):
+    /// sent to any broker, which forwards it to the active controller.
+    pub async fn unregister_broker(&mut self, broker_id: i32) -> Result<()> {
+        let request = UnregisterBrokerRequest::default().with_broker_id(BrokerId(broker_id));
+        let response = self.client.any_connection().await?.send(&request).await?;
+        check(
+            response.error_code,
+            response.error_message.as_deref(),
+            format!("unregister broker {broker_id}"),
+        )
     }
 
     /// Elects leaders: `None` asks for every partition (the broker then leaves out

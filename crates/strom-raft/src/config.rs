@@ -7,7 +7,9 @@ use crate::NodeId;
 pub struct QuorumConfig {
     pub node_id: NodeId,
     /// Voter id -> "host:port" of its CONTROLLER listener (ignored for the local node).
-    /// A node with no configured voters passes only itself: a one-voter quorum.
+    /// A node with no configured voters passes only itself: a one-voter quorum. A node
+    /// not among them is an observer: it never votes, and follows the committed log once
+    /// the leader adds it ([`crate::Quorum::add_observer`]).
     pub voters: BTreeMap<NodeId, String>,
     /// Kafka's `controller.quorum.election.timeout.ms` (1000): elections time out after a
     /// random time between this and twice this.
@@ -33,6 +35,11 @@ impl QuorumConfig {
 
     pub fn voter_ids(&self) -> BTreeSet<NodeId> {
         self.voters.keys().copied().collect()
+    }
+
+    /// True when this node is not a voter: it follows the log as an openraft learner.
+    pub fn is_observer(&self) -> bool {
+        !self.voters.contains_key(&self.node_id)
     }
 
     /// True when this node is the only voter (it elects itself at once).

@@ -8,7 +8,7 @@
 //! chunks cost more as JSON arrays of bytes, which the metadata log's size makes fine.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use openraft::error::{
@@ -73,18 +73,19 @@ impl RaftResponse {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
     /// The peer cannot be reached now (refused, no route): openraft backs off.
-    #[error("voter {0} unreachable: {1}")]
+    #[error("node {0} unreachable: {1}")]
     Unreachable(NodeId, String),
     /// The request or its response was lost or timed out.
-    #[error("network error talking to voter {0}: {1}")]
+    #[error("network error talking to node {0}: {1}")]
     Network(NodeId, String),
 }
 
-/// Sends raft RPCs to other voters (the caller's sockets; an in-memory network in tests).
+/// Sends raft RPCs to other nodes (the caller's sockets; an in-memory network in tests).
 #[async_trait]
 pub trait RaftTransport: Send + Sync + 'static {
-    /// Sends `request` to voter `target` at `address` (its CONTROLLER listener, from the
-    /// configured voters) and waits for its response.
+    /// Sends `request` to node `target` at `address` (a voter's CONTROLLER listener from
+    /// the configured voters, or the address the application gave an observer) and waits
+    /// for its response.
     async fn send(
         &self,
         target: NodeId,
@@ -139,10 +140,43 @@ impl Contacts {
     }
 }
 
+/// Where each node is reached: the configured voters, and the observers the application
+/// names (from its own committed state, so every voter knows them once it leads).
+pub(crate) struct AddressBook {
+    voters: BTreeMap<NodeId, String>,
+    observers: RwLock<BTreeMap<NodeId, String>>,
+}
+
+impl AddressBook {
+    pub(crate) fn new(voters: BTreeMap<NodeId, String>) -> Self {
+        Self {
+            voters,
+            observers: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Looked up at each send: an observer's address may be learned after its
+    /// replication stream started.
+    fn address(&self, node: NodeId) -> Option<String> {
+        self.voters.get(&node).cloned().or_else(|| {
+            self.observers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&node)
+                .cloned()
+        })
+    }
+
+    pub(crate) fn set_observers(&self, mut observers: BTreeMap<NodeId, String>) {
+        observers.retain(|id, _| !self.voters.contains_key(id));
+        *self.observers.write().unwrap_or_else(|e| e.into_inner()) = observers;
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct NetworkFactory {
     pub(crate) transport: Arc<dyn RaftTransport>,
-    pub(crate) addresses: Arc<BTreeMap<NodeId, String>>,
+    pub(crate) addresses: Arc<AddressBook>,
     pub(crate) contacts: Arc<Contacts>,
     /// The leader's own log, to tell whether an AppendEntries reaches its end.
     pub(crate) shared: Arc<Shared>,
@@ -154,7 +188,6 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, _node: &EmptyNode) -> PeerClient {
         PeerClient {
             target,
-            address: self.addresses.get(&target).cloned().unwrap_or_default(),
             factory: self.clone(),
         }
     }
@@ -162,7 +195,6 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
 pub(crate) struct PeerClient {
     target: NodeId,
-    address: String,
     factory: NetworkFactory,
 }
 
@@ -189,10 +221,14 @@ impl PeerClient {
             }
             _ => false,
         };
+        let Some(address) = self.factory.addresses.address(self.target) else {
+            let e = TransportError::Unreachable(self.target, "no known address".into());
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        };
         let response = self
             .factory
             .transport
-            .send(self.target, &self.address, request)
+            .send(self.target, &address, request)
             .await
             .map_err(|e| match e {
                 TransportError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),

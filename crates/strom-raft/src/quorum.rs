@@ -9,7 +9,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, Raf
 use openraft::{Config, Raft, ServerState, SnapshotPolicy};
 use tracing::{info, warn};
 
-use crate::network::{Contacts, NetworkFactory};
+use crate::network::{AddressBook, Contacts, NetworkFactory};
 use crate::state_machine::{encode_records, StateMachineStore};
 use crate::storage::{LogStore, Shared, Storage};
 use crate::{
@@ -45,6 +45,10 @@ pub enum ProposeError {
     /// A record could not be serialized.
     #[error("record cannot be encoded: {0}")]
     Encode(String),
+    /// A membership change (adding or removing an observer) was refused, e.g. while the
+    /// previous one is not committed yet: try again.
+    #[error("membership change refused: {0}")]
+    Membership(String),
     /// The node stopped (see [`Quorum::fatal`]).
     #[error("metadata quorum stopped: {0}")]
     Fatal(String),
@@ -77,6 +81,9 @@ pub struct QuorumStatus {
     /// The last offset the newest snapshot covers.
     pub snapshot_offset: Option<u64>,
     pub voters: Vec<VoterStatus>,
+    /// The observers (openraft learners) of the current membership, as the voters are
+    /// reported.
+    pub observers: Vec<VoterStatus>,
 }
 
 /// One node of the metadata quorum (see the crate docs).
@@ -86,6 +93,7 @@ pub struct Quorum<SM: MetadataStateMachine> {
     voters: Vec<NodeId>,
     contacts: Arc<Contacts>,
     shared: Arc<Shared>,
+    addresses: Arc<AddressBook>,
     _state_machine: PhantomData<fn(SM)>,
 }
 
@@ -101,12 +109,8 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
         transport: Arc<dyn RaftTransport>,
         sm: SM,
     ) -> Result<Self, QuorumError> {
-        if !config.voters.contains_key(&config.node_id) {
-            return Err(QuorumError::Config(format!(
-                "node {} is not among the voters {:?}",
-                config.node_id,
-                config.voters.keys().collect::<Vec<_>>()
-            )));
+        if config.voters.is_empty() {
+            return Err(QuorumError::Config("no voters".into()));
         }
         let raft_config = Config {
             cluster_name: "strom-metadata".to_string(),
@@ -134,9 +138,10 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
         let state_machine = StateMachineStore::new(sm, shared.clone())
             .map_err(|e| QuorumError::Storage(format!("restoring the snapshot: {e}")))?;
         let contacts = Arc::new(Contacts::default());
+        let addresses = Arc::new(AddressBook::new(config.voters.clone()));
         let network = NetworkFactory {
             transport,
-            addresses: Arc::new(config.voters.clone()),
+            addresses: addresses.clone(),
             contacts: contacts.clone(),
             shared: shared.clone(),
         };
@@ -151,8 +156,22 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
         )
         .await
         .map_err(|e| QuorumError::Fatal(e.to_string()))?;
+        // The core publishes its first metrics from its own task: until then the status
+        // says "empty log", and a caller waiting to apply its stored log would not wait.
+        let stored_last = shared.cache().last_index();
+        let _ = raft
+            .wait(Some(Duration::from_millis(
+                config.election_timeout_ms.saturating_mul(4),
+            )))
+            .metrics(
+                |m| m.last_log_index >= stored_last || m.running_state.is_err(),
+                "the stored log is loaded",
+            )
+            .await;
 
-        if fresh {
+        // An observer never initializes a membership: the leader's first AppendEntries
+        // (once it added this node) brings the log and its membership.
+        if fresh && !config.is_observer() {
             match raft.initialize(config.voter_ids()).await {
                 Ok(()) => {
                     info!(node_id = config.node_id, voters = ?config.voter_ids(), "initialized the metadata quorum")
@@ -176,11 +195,13 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
             voters: config.voters.keys().copied().collect(),
             contacts,
             shared,
+            addresses,
             _state_machine: PhantomData,
         };
         let bound = Duration::from_millis(config.election_timeout_ms.saturating_mul(4));
         // A voter among several returns at once: its peers may need it to elect anyone,
-        // and they reach it only once the caller serves its transport.
+        // and they reach it only once the caller serves its transport. So does an
+        // observer: the leader reaches it there.
         if !config.is_single_voter() {
             return Ok(quorum);
         }
@@ -270,6 +291,17 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
             applied_offset: metrics.last_applied.map(|l| l.index),
             last_offset: metrics.last_log_index,
             snapshot_offset: metrics.snapshot.map(|l| l.index),
+            observers: metrics
+                .membership_config
+                .membership()
+                .learner_ids()
+                .map(|node_id| VoterStatus {
+                    node_id,
+                    matched_offset: matched.get(&node_id).copied().flatten(),
+                    last_contact_ms_ago: self.contacts.millis_since(node_id),
+                    last_caught_up_ms_ago: self.contacts.millis_since_caught_up(node_id),
+                })
+                .collect(),
             voters: self
                 .voters
                 .iter()
@@ -294,6 +326,74 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
                     },
                 })
                 .collect(),
+        }
+    }
+
+    /// Where observers are reached; the application sets it from its committed state on
+    /// every node, so a new leader knows them. Voters' entries are ignored.
+    pub fn set_observer_addresses(&self, addresses: BTreeMap<NodeId, String>) {
+        self.addresses.set_observers(addresses);
+    }
+
+    /// The observers (learners) of the membership this node knows.
+    pub fn observers(&self) -> Vec<NodeId> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .learner_ids()
+            .collect()
+    }
+
+    /// On the leader: makes `node` an observer (an openraft learner, which the leader
+    /// sends the log to and which applies only what is committed). Returns once the
+    /// membership entry is committed; nothing to do when it already is one.
+    pub async fn add_observer(&self, node: NodeId) -> Result<(), ProposeError> {
+        if self.voters.contains(&node) || self.observers().contains(&node) {
+            return Ok(());
+        }
+        let added = self
+            .raft
+            .add_learner(node, openraft::EmptyNode {}, false)
+            .await;
+        self.membership_result(added)?;
+        info!(node, "added an observer of the metadata log");
+        Ok(())
+    }
+
+    /// On the leader: stops sending the log to observer `node` (a decommissioned broker).
+    pub async fn remove_observer(&self, node: NodeId) -> Result<(), ProposeError> {
+        if !self.observers().contains(&node) {
+            return Ok(());
+        }
+        let removed = self
+            .raft
+            .change_membership(
+                openraft::ChangeMembers::RemoveNodes([node].into_iter().collect()),
+                false,
+            )
+            .await;
+        self.membership_result(removed)?;
+        info!(node, "removed an observer of the metadata log");
+        Ok(())
+    }
+
+    fn membership_result<T>(
+        &self,
+        result: Result<T, RaftError<NodeId, ClientWriteError<NodeId, openraft::EmptyNode>>>,
+    ) -> Result<(), ProposeError> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(ProposeError::Membership(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(ProposeError::Fatal(e.to_string())),
         }
     }
 

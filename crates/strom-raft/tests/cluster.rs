@@ -247,3 +247,96 @@ async fn lagging_voter_gets_the_snapshot_installed() {
         q.shutdown().await;
     }
 }
+
+/// An observer (a learner: not in `voters`) applies only committed entries, follows a new
+/// leader after a failover, restarts from its own files, and stops receiving the log once
+/// removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observer_follows_the_committed_log_across_failover_and_restart() {
+    const OBSERVER: u64 = 4;
+    let net = Arc::new(Net::default());
+    let dirs: Vec<_> = VOTERS
+        .iter()
+        .map(|_| tempfile::tempdir().unwrap())
+        .collect();
+    let nodes = start_three(&net, &dirs, 1000).await;
+    let all: Vec<_> = nodes.iter().map(|(q, _)| q).collect();
+    let leader_id = agreed_leader(&all).await;
+    let (leader, _) = node(&nodes, leader_id);
+    propose_all(leader, &[strings(&["a"])]).await;
+
+    let observer_dir = tempfile::tempdir().unwrap();
+    let observer_config = config(OBSERVER, &VOTERS, 1000);
+    assert!(observer_config.is_observer());
+    let (observer, observer_sm) =
+        start_file_node(&net, observer_dir.path(), observer_config.clone()).await;
+    // Not added yet: it hears nothing and never elects itself.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(observer.leader(), None);
+    assert!(observer_sm.seen().applied.is_empty());
+
+    // Every voter learns where the observer is (the application does it from its state).
+    for (q, _) in &nodes {
+        q.set_observer_addresses([(OBSERVER, "127.0.0.1:19004".to_string())].into());
+    }
+    leader.add_observer(OBSERVER).await.unwrap();
+    leader.add_observer(OBSERVER).await.unwrap(); // already one: nothing to do
+    assert_eq!(leader.observers(), vec![OBSERVER]);
+    let first = propose_all(leader, &[strings(&["b"])]).await;
+    let seen = wait_applied(&observer_sm, first[0]).await;
+    assert_eq!(seen.state, strings(&["a", "b"]));
+    assert_eq!(observer.leader(), Some(leader_id));
+    assert_eq!(
+        observer.propose(strings(&["x"])).await,
+        Err(ProposeError::NotLeader {
+            leader: Some(leader_id)
+        })
+    );
+    let status = leader.status();
+    assert_eq!(status.voters.len(), 3);
+    assert_eq!(status.observers.len(), 1);
+    assert_eq!(status.observers[0].node_id, OBSERVER);
+
+    // The leader goes away: the new leader sends the observer the log (membership is in it).
+    net.cut(leader_id, true);
+    let rest: Vec<_> = nodes
+        .iter()
+        .filter(|(q, _)| q.node_id() != leader_id)
+        .map(|(q, _)| q)
+        .collect();
+    let new_leader_id = agreed_leader(&rest).await;
+    let (new_leader, _) = node(&nodes, new_leader_id);
+    let later = propose_all(new_leader, &[strings(&["c"])]).await;
+    let seen = wait_applied(&observer_sm, later[0]).await;
+    assert_eq!(seen.state, strings(&["a", "b", "c"]));
+    eventually("the observer knows the new leader", || {
+        (observer.leader() == Some(new_leader_id)).then_some(())
+    })
+    .await;
+
+    // Restarted from its files, it applies its own log again and keeps following.
+    net.remove(OBSERVER);
+    observer.shutdown().await;
+    drop(observer);
+    let (observer, observer_sm) =
+        start_file_node(&net, observer_dir.path(), observer_config.clone()).await;
+    let more = propose_all(new_leader, &[strings(&["d"])]).await;
+    let seen = wait_applied(&observer_sm, more[0]).await;
+    assert_eq!(seen.state, strings(&["a", "b", "c", "d"]));
+
+    // Removed: it gets nothing after the removal.
+    new_leader.remove_observer(OBSERVER).await.unwrap();
+    assert!(new_leader.observers().is_empty());
+    let applied_at_removal = observer_sm.seen().applied.len();
+    let after = propose_all(new_leader, &[strings(&["e"])]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let seen = observer_sm.seen();
+    assert!(
+        seen.applied.iter().all(|(o, _)| *o < after[0]),
+        "{seen:?} (applied {applied_at_removal} at removal)"
+    );
+    observer.shutdown().await;
+    for (q, _) in &nodes {
+        q.shutdown().await;
+    }
+}

@@ -1,10 +1,10 @@
 //! DescribeQuorum (key 55): the metadata quorum as its leader sees it, answered as Kafka's
 //! KafkaRaftClient does: one partition, `__cluster_metadata-0`; the leader id, the leader
 //! epoch (the Raft term), the high watermark, and each voter's log end offset with the
-//! times it last fetched and was last caught up. Only the leader answers; other nodes say
-//! NOT_LEADER_OR_FOLLOWER. Served on client and CONTROLLER listeners (Kafka's brokers
-//! forward it to the active controller; strom's answer it themselves, from the same
-//! quorum).
+//! times it last fetched and was last caught up (and the same of each observer, a
+//! broker-only node). Only the leader answers; other nodes say NOT_LEADER_OR_FOLLOWER.
+//! Served on CONTROLLER listeners; brokers forward it to the active controller, as
+//! Kafka's do (a one-voter node answers itself).
 //!
 //! Offsets: a Raft index is the metadata log's offset, so an end offset (Kafka's are
 //! exclusive: the next offset to be written) is the last index + 1.
@@ -180,23 +180,22 @@ pub fn describe(
             now_ms.saturating_sub(i64::try_from(ago).unwrap_or(i64::MAX))
         })
     };
-    let voters = status
-        .voters
-        .iter()
-        .map(|v| {
-            let id = node_id(v.node_id);
-            let (fetched, caught_up) = if id.0 == leader {
-                (now_ms, now_ms)
-            } else {
-                (at(v.last_contact_ms_ago), at(v.last_caught_up_ms_ago))
-            };
-            ReplicaState::default()
-                .with_replica_id(id)
-                .with_log_end_offset(v.matched_offset.map_or(-1, end_offset))
-                .with_last_fetch_timestamp(fetched)
-                .with_last_caught_up_timestamp(caught_up)
-        })
-        .collect();
+    let replica_state = |v: &strom_raft::VoterStatus| {
+        let id = node_id(v.node_id);
+        let (fetched, caught_up) = if id.0 == leader {
+            (now_ms, now_ms)
+        } else {
+            (at(v.last_contact_ms_ago), at(v.last_caught_up_ms_ago))
+        };
+        ReplicaState::default()
+            .with_replica_id(id)
+            .with_log_end_offset(v.matched_offset.map_or(-1, end_offset))
+            .with_last_fetch_timestamp(fetched)
+            .with_last_caught_up_timestamp(caught_up)
+    };
+    let voters = status.voters.iter().map(replica_state).collect();
+    // Broker-only nodes follow the log as observers, as Kafka's do.
+    let observers = status.observers.iter().map(replica_state).collect();
     let partition = PartitionData::default()
         .with_partition_index(METADATA_PARTITION)
         .with_error_code(0)
@@ -205,7 +204,7 @@ pub fn describe(
         // Everything applied is committed; on the leader applying follows the commit at once.
         .with_high_watermark(status.applied_offset.map_or(-1, end_offset))
         .with_current_voters(voters)
-        .with_observers(Vec::new());
+        .with_observers(observers);
     DescribeQuorumResponse::default()
         .with_topics(vec![metadata_topic(partition)])
         .with_nodes(if version >= 2 { nodes } else { Vec::new() })
@@ -251,6 +250,12 @@ mod tests {
                     last_caught_up_ms_ago: None,
                 },
             ],
+            observers: vec![VoterStatus {
+                node_id: 4,
+                matched_offset: Some(41),
+                last_contact_ms_ago: Some(10),
+                last_caught_up_ms_ago: Some(10),
+            }],
         }
     }
 
@@ -318,7 +323,19 @@ mod tests {
                 (3, -1, -1, -1),
             ]
         );
-        assert!(p.observers.is_empty());
+        let observers: Vec<_> = p
+            .observers
+            .iter()
+            .map(|o| {
+                (
+                    o.replica_id.0,
+                    o.log_end_offset,
+                    o.last_fetch_timestamp,
+                    o.last_caught_up_timestamp,
+                )
+            })
+            .collect();
+        assert_eq!(observers, vec![(4, 42, now - 10, now - 10)]);
         assert_eq!(response.nodes, vec![node(1, 9001), node(2, 9002)]);
     }
 

@@ -61,6 +61,7 @@ mod produce_verification;
 mod sync_group;
 mod txn_common;
 mod txn_offset_commit;
+mod unregister_broker;
 pub(crate) mod write_txn_markers;
 
 /// Which kind of listener a request came in on.
@@ -271,6 +272,7 @@ impl ApiTable {
             erased::<alter_partition_reassignments::AlterPartitionReassignmentsHandler>(),
             erased::<list_partition_reassignments::ListPartitionReassignmentsHandler>(),
             erased::<describe_quorum::DescribeQuorumHandler>(),
+            erased::<unregister_broker::UnregisterBrokerHandler>(),
         ])
     }
 
@@ -318,6 +320,7 @@ impl ApiTable {
             erased::<list_transactions::ListTransactionsHandler>(),
             erased::<txn_offset_commit::TxnOffsetCommitHandler>(),
             erased::<describe_producers::DescribeProducersHandler>(),
+            erased::<unregister_broker::UnregisterBrokerHandler>(),
         ];
         Self::of(apis)
     }
@@ -396,6 +399,7 @@ mod tests {
         (55, 0, 2), // DescribeQuorum
         (60, 0, 2), // DescribeCluster
         (61, 0, 0), // DescribeProducers
+        (64, 0, 0), // UnregisterBroker
         (65, 0, 0), // DescribeTransactions
         (66, 0, 2), // ListTransactions
         (68, 0, 1), // ConsumerGroupHeartbeat

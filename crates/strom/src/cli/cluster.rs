@@ -52,6 +52,13 @@ enum ClusterCommand {
     /// Show the brokers (fenced or not), the active controller, each metadata quorum
     /// voter's lag, and the under-replicated and offline partitions.
     Status,
+    /// Decommission a broker (Kafka's `kafka-cluster.sh unregister`): move its
+    /// partitions away and stop it first.
+    Unregister {
+        /// The id of the broker to unregister.
+        #[arg(long)]
+        id: i32,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -123,6 +130,11 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 ),
                 None => println!("Reassignment of {topic}-{partition} cancelled."),
             }
+            Ok(())
+        }
+        ClusterCommand::Unregister { id } => {
+            admin.unregister_broker(id).await?;
+            println!("Broker {id} is no longer registered.");
             Ok(())
         }
         ClusterCommand::Status => {
