@@ -67,9 +67,13 @@ impl PartitionLog {
             });
         }
         if offset >= self.log_end_offset() {
+            // A leader that appended nothing in its epoch leaves an entry at the log end;
+            // readers (the follower's next fetch names its latest epoch) must stop seeing it
+            // too, or the leader answers the same diverging epoch forever.
             let log_end_offset = self.log_end_offset();
             if self.leader_epochs.truncate_from_end(log_end_offset) {
                 self.write_leader_epochs()?;
+                self.publish();
             }
             return Ok(false);
         }

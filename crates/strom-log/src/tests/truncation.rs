@@ -120,6 +120,26 @@ fn truncate_to_past_the_end_only_drops_epochs_past_it() {
 }
 
 #[test]
+fn truncate_to_the_end_drops_an_empty_epoch_for_readers_too() {
+    // A broker led epoch 5 from the log end without appending, then follows a leader
+    // whose log never had epoch 5: the truncation to the end removes it everywhere.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = scenario(dir.path());
+    let reader = log.reader();
+    log.assign_epoch_start(5, 10).unwrap();
+    assert_eq!(reader.latest_epoch(), Some(5));
+    assert_eq!(reader.end_offset_for_epoch(3), Some((3, 10)));
+    assert!(!log.truncate_to(10, NOW_MS).unwrap());
+    assert_eq!(epoch_pairs(&log), vec![(0, 0), (1, 3), (3, 7)]);
+    assert_eq!(reader.latest_epoch(), Some(3));
+    assert_eq!(reader.end_offset_for_epoch(3), Some((3, 10)));
+    assert_eq!(reader.end_offset_for_epoch(5), None);
+    drop(log);
+    let log = open(dir.path(), config());
+    assert_eq!(epoch_pairs(&log), vec![(0, 0), (1, 3), (3, 7)]);
+}
+
+#[test]
 fn truncate_to_a_segment_boundary_and_inside_a_multi_record_batch() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = scenario(dir.path());
