@@ -22,7 +22,7 @@ pub type MetadataQuorum = Quorum<MetadataApplier>;
 
 /// Entries applied between snapshots of the image: the metadata log stays this short.
 const SNAPSHOT_EVERY_ENTRIES: u64 = 2_000;
-/// The leader's heartbeat, well inside the election timeout.
+/// The leader's heartbeat, well inside the shortest election timeout.
 const HEARTBEAT_DIVISOR: u64 = 5;
 
 /// The quorum settings of a node, from its KRaft configs. With no voters configured the
@@ -38,8 +38,15 @@ pub fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
             .map(|v| (v.id as NodeId, format!("{}:{}", v.host, v.port)))
             .collect();
     }
-    quorum.election_timeout_ms = cluster.controller_quorum_election_timeout_ms.max(1) as u64;
-    quorum.heartbeat_interval_ms = (quorum.election_timeout_ms / HEARTBEAT_DIVISOR).max(10);
+    // KRaft starts an election once a follower has not fetched from the leader for
+    // `controller.quorum.fetch.timeout.ms` (2000), and a candidate retries after about
+    // `controller.quorum.election.timeout.ms` (1000). openraft waits its leader lease plus
+    // a random election timeout, 1.5 to 2 of its longest election timeout: half the fetch
+    // timeout keeps that within it.
+    let fetch_timeout = cluster.controller_quorum_fetch_timeout_ms.max(2) as u64;
+    let election_timeout = cluster.controller_quorum_election_timeout_ms.max(2) as u64;
+    quorum.election_timeout_ms = election_timeout.min(fetch_timeout / 2).max(2);
+    quorum.heartbeat_interval_ms = (quorum.election_timeout_ms / 2 / HEARTBEAT_DIVISOR).max(1);
     quorum.snapshot_every_entries = SNAPSHOT_EVERY_ENTRIES;
     quorum
 }
@@ -133,5 +140,40 @@ impl RaftTransport for NodeTransport {
                 other => TransportError::Network(target, other.to_string()),
             })?;
         RaftResponse::decode(&body).map_err(|e| TransportError::Network(target, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn quorum_with(settings: &[(&str, &str)]) -> QuorumConfig {
+        let map: BTreeMap<String, String> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        quorum_config(&BrokerConfig::from_map(map).unwrap())
+    }
+
+    #[test]
+    fn a_lost_leader_is_replaced_within_the_fetch_timeout() {
+        // Kafka's defaults: election 1000 ms, fetch 2000 ms. A follower waits openraft's
+        // lease (the longest election timeout) plus at most that again.
+        let q = quorum_with(&[]);
+        assert_eq!(q.election_timeout_ms, 1000);
+        assert_eq!(q.heartbeat_interval_ms, 100);
+
+        let q = quorum_with(&[("controller.quorum.fetch.timeout.ms", "800")]);
+        assert_eq!(q.election_timeout_ms, 400);
+        assert!(q.heartbeat_interval_ms < q.election_timeout_ms / 2);
+
+        let q = quorum_with(&[
+            ("controller.quorum.election.timeout.ms", "300"),
+            ("controller.quorum.fetch.timeout.ms", "5000"),
+        ]);
+        assert_eq!(q.election_timeout_ms, 300);
+        assert_eq!(q.heartbeat_interval_ms, 30);
     }
 }

@@ -11,8 +11,10 @@ pub struct QuorumConfig {
     /// not among them is an observer: it never votes, and follows the committed log once
     /// the leader adds it ([`crate::Quorum::add_observer`]).
     pub voters: BTreeMap<NodeId, String>,
-    /// Kafka's `controller.quorum.election.timeout.ms` (1000): elections time out after a
-    /// random time between this and twice this.
+    /// openraft's longest election timeout. A follower that has not heard from a leader
+    /// for its lease (this long) plus a random election timeout (half of this up to this)
+    /// starts an election, so a lost leader is replaced after 1.5 to 2 of these; a
+    /// candidate that wins no majority retries after the random election timeout.
     pub election_timeout_ms: u64,
     /// How often the leader sends heartbeats; well below the election timeout.
     pub heartbeat_interval_ms: u64,

@@ -114,8 +114,8 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
         }
         let raft_config = Config {
             cluster_name: "strom-metadata".to_string(),
-            election_timeout_min: config.election_timeout_ms,
-            election_timeout_max: config.election_timeout_ms * 2,
+            election_timeout_min: (config.election_timeout_ms / 2).max(1),
+            election_timeout_max: config.election_timeout_ms.max(2),
             heartbeat_interval: config.heartbeat_interval_ms,
             install_snapshot_timeout: config.election_timeout_ms.max(200),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
