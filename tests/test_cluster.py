@@ -21,8 +21,11 @@ def cluster_factory(tmp_path, request):
     clusters: list[Cluster] = []
 
     def make(size: int = 3, configs: dict[str, str] | None = None,
-             roles: dict[int, str] | None = None) -> Cluster:
+             roles: dict[int, str] | None = None, node_configs: dict[int, dict[str, str]] | None = None) -> Cluster:
+        """`size` nodes with the same `configs`, plus each node's own `node_configs`."""
         c = Cluster(tmp_path / f"cluster{len(clusters)}", size, configs, roles)
+        for i, own in (node_configs or {}).items():
+            c.nodes[i].configs.update(own)
         clusters.append(c)
         return c.start()
 

@@ -5,8 +5,6 @@ without it the leader serves everyone; a consumer whose replica dies goes back t
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 import threading
 import time
@@ -17,7 +15,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 import kwire
 from cluster import Cluster
 from helpers import metric
-from test_cluster import ContinuousConsumer, create_topic
+from test_cluster import ContinuousConsumer, cluster_factory, create_topic  # noqa: F401
 
 RACK_AWARE = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 TOPIC = "nearby"
@@ -27,28 +25,12 @@ UNKNOWN_LEADER_EPOCH = 75
 
 
 @pytest.fixture
-def rack_cluster(tmp_path, request):
+def rack_cluster(cluster_factory):
     """make(selector): three nodes, node i in rack-i, with `replica.selector.class` if given."""
-    clusters: list[Cluster] = []
-
     def make(selector: str | None) -> Cluster:
-        configs = {"replica.selector.class": selector} if selector else {}
-        c = Cluster(tmp_path / f"cluster{len(clusters)}", 3, configs)
-        for i, node in c.nodes.items():
-            node.configs["broker.rack"] = f"rack-{i}"
-        clusters.append(c)
-        return c.start()
-
-    yield make
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for c in clusters:
-        c.stop_all()
-        if failed:
-            print(c.logs())
-    panicked = any("panicked at" in n.log() for c in clusters for n in c.nodes.values())
-    if not failed and not panicked and os.environ.get("STROM_KEEP_DATA") != "1":
-        shutil.rmtree(tmp_path, ignore_errors=True)
-    assert not panicked, "a node panicked"
+        return cluster_factory(3, {"replica.selector.class": selector} if selector else {},
+                               node_configs={i: {"broker.rack": f"rack-{i}"} for i in (1, 2, 3)})
+    return make
 
 
 def produce(cluster: Cluster, first: int, count: int) -> list[tuple[int, bytes, bytes]]:
