@@ -473,16 +473,6 @@ impl Broker {
         self.quorum.get().is_some_and(|q| q.is_leader())
     }
 
-    /// The CONTROLLER listener address of the active controller, if known and not here.
-    pub fn active_controller_address(&self) -> Option<String> {
-        let quorum = self.quorum.get()?;
-        let leader = quorum.leader()?;
-        if leader == quorum.node_id() {
-            return None;
-        }
-        self.voter_address(leader)
-    }
-
     /// This broker's dynamic configs as of the current image.
     pub fn dynamic_configs(&self) -> DynamicBrokerConfigs {
         DynamicBrokerConfigs::from_image(&self.image(), self.config.node_id)

@@ -73,29 +73,31 @@ async fn every(broker: Arc<Broker>, period: Duration, job: fn(&Broker)) {
     }
 }
 
-/// Kafka's automatic preferred-leader balancing: every
-/// `leader.imbalance.check.interval.seconds` while `auto.leader.rebalance.enable`, on
-/// the active controller only; a round that hit its bound runs again at once.
-async fn balance_leaders(broker: Arc<Broker>) {
-    if !broker.config.cluster.auto_leader_rebalance_enable {
-        return;
-    }
-    let period = Duration::from_secs(
-        broker
-            .config
-            .cluster
-            .leader_imbalance_check_interval_seconds
-            .max(1) as u64,
-    );
+/// A job of the active controller every `period`; a round that hit its bound (the job
+/// returns true) runs again at once.
+async fn on_controller_every<F>(period: Duration, mut round: impl FnMut() -> F)
+where
+    F: std::future::Future<Output = bool>,
+{
     loop {
         tokio::time::sleep(period).await;
-        while broker.controller_balance_leaders().await {}
+        while round().await {}
     }
 }
 
+/// Kafka's automatic preferred-leader balancing: every
+/// `leader.imbalance.check.interval.seconds` while `auto.leader.rebalance.enable`.
+async fn balance_leaders(broker: Arc<Broker>) {
+    let cluster = &broker.config.cluster;
+    if !cluster.auto_leader_rebalance_enable {
+        return;
+    }
+    let period = Duration::from_secs(cluster.leader_imbalance_check_interval_seconds.max(1) as u64);
+    on_controller_every(period, || broker.controller_balance_leaders()).await
+}
+
 /// Kafka's maybeElectUncleanLeaders: every `unclean.leader.election.interval.ms`, the
-/// active controller gives leaderless partitions of topics that allow it an unclean
-/// leader; a round that hit its bound runs again at once.
+/// active controller gives leaderless partitions of topics that allow it an unclean leader.
 async fn elect_unclean_leaders(broker: Arc<Broker>) {
     let period = Duration::from_millis(
         broker
@@ -104,10 +106,7 @@ async fn elect_unclean_leaders(broker: Arc<Broker>) {
             .unclean_leader_election_interval_ms
             .max(1) as u64,
     );
-    loop {
-        tokio::time::sleep(period).await;
-        while broker.controller_elect_unclean_leaders().await {}
-    }
+    on_controller_every(period, || broker.controller_elect_unclean_leaders()).await
 }
 
 /// Compaction rounds every `log.cleaner.backoff.ms`, a dynamic config, so the

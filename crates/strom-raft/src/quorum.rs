@@ -284,6 +284,26 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
             .as_ref()
             .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
             .unwrap_or_default();
+        let replica_status = |node_id: NodeId| {
+            if node_id == self.node_id {
+                // This node: up to date with itself; matched only as the leader.
+                VoterStatus {
+                    node_id,
+                    matched_offset: (metrics.state == ServerState::Leader)
+                        .then_some(metrics.last_log_index)
+                        .flatten(),
+                    last_contact_ms_ago: Some(0),
+                    last_caught_up_ms_ago: Some(0),
+                }
+            } else {
+                VoterStatus {
+                    node_id,
+                    matched_offset: matched.get(&node_id).copied().flatten(),
+                    last_contact_ms_ago: self.contacts.millis_since(node_id),
+                    last_caught_up_ms_ago: self.contacts.millis_since_caught_up(node_id),
+                }
+            }
+        };
         QuorumStatus {
             node_id: self.node_id,
             leader: metrics.current_leader,
@@ -295,37 +315,9 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
                 .membership_config
                 .membership()
                 .learner_ids()
-                .map(|node_id| VoterStatus {
-                    node_id,
-                    matched_offset: matched.get(&node_id).copied().flatten(),
-                    last_contact_ms_ago: self.contacts.millis_since(node_id),
-                    last_caught_up_ms_ago: self.contacts.millis_since_caught_up(node_id),
-                })
+                .map(replica_status)
                 .collect(),
-            voters: self
-                .voters
-                .iter()
-                .map(|&node_id| VoterStatus {
-                    node_id,
-                    matched_offset: if node_id == self.node_id
-                        && metrics.state == ServerState::Leader
-                    {
-                        metrics.last_log_index
-                    } else {
-                        matched.get(&node_id).copied().flatten()
-                    },
-                    last_contact_ms_ago: if node_id == self.node_id {
-                        Some(0)
-                    } else {
-                        self.contacts.millis_since(node_id)
-                    },
-                    last_caught_up_ms_ago: if node_id == self.node_id {
-                        Some(0)
-                    } else {
-                        self.contacts.millis_since_caught_up(node_id)
-                    },
-                })
-                .collect(),
+            voters: self.voters.iter().copied().map(replica_status).collect(),
         }
     }
 
