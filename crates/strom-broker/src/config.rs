@@ -101,6 +101,8 @@ pub struct ClusterConfig {
     pub replica_fetch_backoff_ms: i32,
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_check_interval_seconds: i64,
+    /// Parsed and shown as Kafka 4 does, but, as in its KRaft controller, balancing
+    /// moves every partition not led by its preferred replica whatever this share.
     pub leader_imbalance_per_broker_percentage: i32,
     /// `unclean.leader.election.interval.ms`: how often the active controller elects
     /// leaders for leaderless partitions of topics with `unclean.leader.election.enable`.
@@ -759,7 +761,6 @@ fn cluster_config(
             300_000,
             1,
         )?,
-        // Kafka puts no bound on it: below 0 every imbalance counts.
         leader_imbalance_per_broker_percentage: parse(
             map,
             "leader.imbalance.per.broker.percentage",

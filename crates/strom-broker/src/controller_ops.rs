@@ -9,7 +9,7 @@ use strom_metadata::cluster_control::{
     BrokerHeartbeatReply, BrokerHeartbeatRequest, BrokerRegistrationReply,
     BrokerRegistrationRequest, ClusterControl, ClusterControlConfig,
 };
-use strom_metadata::elect_leaders::{elect_unclean_leaders, rebalance_imbalanced_brokers};
+use strom_metadata::elect_leaders::{balance_partition_leaders, elect_unclean_leaders};
 use strom_metadata::partition_change::ClusterElectionDefaults;
 use strom_metadata::{ControllerError, MetadataImage, MetadataRecord};
 use tracing::{info, warn};
@@ -214,19 +214,9 @@ impl Broker {
     /// One round of automatic preferred-leader balancing (`auto.leader.rebalance.enable`)
     /// on the active controller; true when the bound was reached and more may remain.
     pub async fn controller_balance_leaders(&self) -> bool {
-        let percentage = self
-            .config
-            .cluster
-            .leader_imbalance_per_broker_percentage
-            .max(0) as u32;
         let (elected, more) = self
             .controller_election_round(|image, defaults| {
-                rebalance_imbalanced_brokers(
-                    image,
-                    defaults,
-                    percentage,
-                    MAX_ELECTIONS_PER_IMBALANCE,
-                )
+                balance_partition_leaders(image, defaults, MAX_ELECTIONS_PER_IMBALANCE)
             })
             .await;
         if elected > 0 {

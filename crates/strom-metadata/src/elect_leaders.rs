@@ -1,17 +1,12 @@
 //! ElectLeaders (preferred and unclean), automatic preferred-leader balancing, and
 //! unclean elections for leaderless partitions, as Kafka's controller does them.
 
-use std::collections::BTreeMap;
-
 use strom_types::NodeId;
 
 use crate::error::ControllerError;
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
 use crate::partition_change::{ClusterElectionDefaults, Election, PartitionChangeBuilder};
 use crate::records::MetadataRecord;
-
-/// Kafka's `leader.imbalance.per.broker.percentage` default.
-pub const DEFAULT_LEADER_IMBALANCE_PER_BROKER_PERCENTAGE: u32 = 10;
 
 /// Kafka's ElectionType codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,39 +122,11 @@ fn has_preferred_leader(p: &PartitionImage) -> bool {
     p.preferred_leader() == Some(p.leader)
 }
 
-/// Per broker, the share (in percent) of the partitions it is preferred leader of
-/// that another broker leads. A broker above `leader.imbalance.per.broker.percentage`
-/// is what the ZooKeeper-era controller rebalanced for; Kafka's KRaft controller
-/// rebalances every imbalanced partition instead ([`balance_partition_leaders`]).
-pub fn leader_imbalance_by_broker(image: &MetadataImage) -> BTreeMap<NodeId, u32> {
-    let mut preferred = BTreeMap::<NodeId, (u32, u32)>::new();
-    for topic in image.topics() {
-        for p in topic.partitions.values() {
-            if let Some(first) = p.preferred_leader() {
-                let entry = preferred.entry(first).or_default();
-                entry.0 += 1;
-                if p.leader != first {
-                    entry.1 += 1;
-                }
-            }
-        }
-    }
-    preferred
-        .into_iter()
-        .map(|(broker, (total, off))| (broker, off * 100 / total))
-        .collect()
-}
-
-/// Whether any broker's imbalance is above `percentage`.
-pub fn is_leader_imbalanced(image: &MetadataImage, percentage: u32) -> bool {
-    leader_imbalance_by_broker(image)
-        .values()
-        .any(|&share| share > percentage)
-}
-
-/// Automatic rebalancing (`auto.leader.rebalance.enable`): a preferred election for
-/// up to `max_elections` partitions not led by their first replica. Returns the
-/// records and whether more may remain.
+/// Automatic rebalancing (`auto.leader.rebalance.enable`), as Kafka's KRaft controller
+/// does it: a preferred election for up to `max_elections` partitions not led by their
+/// first replica, whatever share of a broker's partitions that is
+/// (`leader.imbalance.per.broker.percentage` was the ZooKeeper controller's threshold).
+/// Returns the records and whether more may remain (then the caller runs again at once).
 pub fn balance_partition_leaders(
     image: &MetadataImage,
     defaults: &ClusterElectionDefaults,
@@ -173,63 +140,6 @@ pub fn balance_partition_leaders(
         PartitionChangeBuilder::new(p, topic.id, &acceptable, defaults.for_topic(image, topic))
             .election(Election::Preferred)
             .build()
-    });
-    let more = records.len() >= max_elections;
-    (records, more)
-}
-
-/// Brokers whose leader imbalance is above `percentage`: of the partitions a broker
-/// is the preferred (first) replica of, more than `percentage` percent are led by
-/// another broker (or by none). Exact: 1 of 9 (11.1%) is above 11.
-pub fn imbalanced_brokers(image: &MetadataImage, percentage: u32) -> Vec<NodeId> {
-    let mut preferred = BTreeMap::<NodeId, (u64, u64)>::new();
-    for topic in image.topics() {
-        for p in topic.partitions.values() {
-            if let Some(first) = p.preferred_leader() {
-                let entry = preferred.entry(first).or_default();
-                entry.0 += 1;
-                if p.leader != first {
-                    entry.1 += 1;
-                }
-            }
-        }
-    }
-    preferred
-        .into_iter()
-        .filter(|&(_, (total, off))| off * 100 > u64::from(percentage) * total)
-        .map(|(broker, _)| broker)
-        .collect()
-}
-
-/// The periodic check of `auto.leader.rebalance.enable`: for every broker whose
-/// imbalance is above `leader.imbalance.per.broker.percentage`, a preferred election
-/// for each partition it should lead and does not, as long as it can lead it (alive,
-/// in the ISR); at most `max_elections`. Returns the records and whether more may
-/// remain (then the caller runs again at once, as Kafka reschedules immediately).
-pub fn rebalance_imbalanced_brokers(
-    image: &MetadataImage,
-    defaults: &ClusterElectionDefaults,
-    percentage: u32,
-    max_elections: usize,
-) -> (Vec<MetadataRecord>, bool) {
-    let imbalanced = imbalanced_brokers(image, percentage);
-    if imbalanced.is_empty() {
-        return (Vec::new(), false);
-    }
-    let acceptable = |id: NodeId| image.is_broker_active(id);
-    let records = changes(image, max_elections, |topic, p| {
-        let preferred = p.preferred_leader()?;
-        if p.leader == preferred || !imbalanced.contains(&preferred) {
-            return None;
-        }
-        let change =
-            PartitionChangeBuilder::new(p, topic.id, &acceptable, defaults.for_topic(image, topic))
-                .election(Election::Preferred)
-                .build()?;
-        // Only a move to the preferred replica balances; any other change waits for
-        // the path that needs it.
-        matches!(change, MetadataRecord::PartitionChange { leader: Some(l), .. } if l == preferred)
-            .then_some(change)
     });
     let more = records.len() >= max_elections;
     (records, more)
@@ -419,14 +329,6 @@ mod tests {
             partition_record(2, &[2, 1], &[2, 1], 2),
             partition_record(3, &[3, 1], &[1], 1),
         ]);
-        assert_eq!(
-            leader_imbalance_by_broker(&image),
-            BTreeMap::from([(1, 50), (2, 0), (3, 100)])
-        );
-        assert!(is_leader_imbalanced(
-            &image,
-            DEFAULT_LEADER_IMBALANCE_PER_BROKER_PERCENTAGE
-        ));
         let (records, more) = balance_partition_leaders(&image, &defaults(), 1000);
         // Partition 3's preferred leader is out of the ISR: nothing to do there.
         assert_eq!(
@@ -439,9 +341,10 @@ mod tests {
     }
 
     #[test]
-    fn only_brokers_above_the_percentage_get_their_leadership_back() {
-        // Broker 1 prefers 0..=9 and leads 9 of them (10% off); broker 2 prefers 10, 11
-        // and leads neither (100% off); broker 3 prefers 12, led by 1, but is out of the ISR.
+    fn every_partition_goes_back_to_its_preferred_leader_however_few_a_broker_has_lost() {
+        // Broker 1 prefers 0..=9 and leads 9 of them (10% off, under the ZooKeeper
+        // controller's 10% threshold); broker 2 prefers 10, 11 and leads neither; broker 3
+        // prefers 12, led by 1, but is out of the ISR.
         let mut partitions: Vec<MetadataRecord> = (0..9)
             .map(|i| partition_record(i, &[1, 2], &[1, 2], 1))
             .collect();
@@ -450,21 +353,8 @@ mod tests {
         partitions.push(partition_record(11, &[2, 3], &[2, 3], 3));
         partitions.push(partition_record(12, &[3, 1], &[1], 1));
         let image = cluster(partitions);
-        assert_eq!(imbalanced_brokers(&image, 10), vec![2, 3]);
-        assert_eq!(imbalanced_brokers(&image, 9), vec![1, 2, 3]);
-        assert_eq!(imbalanced_brokers(&image, 100), Vec::<NodeId>::new());
 
-        let (records, more) = rebalance_imbalanced_brokers(&image, &defaults(), 10, 1000);
-        assert_eq!(
-            records,
-            vec![
-                with(change(10), |leader, _, _, _| *leader = Some(2)),
-                with(change(11), |leader, _, _, _| *leader = Some(2)),
-            ]
-        );
-        assert!(!more);
-        // At 9%, broker 1 is imbalanced too: partition 9 moves back to it first.
-        let (records, more) = rebalance_imbalanced_brokers(&image, &defaults(), 9, 2);
+        let (records, more) = balance_partition_leaders(&image, &defaults(), 2);
         assert_eq!(
             records,
             vec![
@@ -473,12 +363,14 @@ mod tests {
             ]
         );
         assert!(more, "the bound was reached: run again");
-        // Once applied, nothing is left to do.
-        let (records, _) = rebalance_imbalanced_brokers(&image, &defaults(), 0, 1000);
+        let (records, more) = balance_partition_leaders(&image, &defaults(), 1000);
+        assert_eq!(records.len(), 3, "{records:?}");
+        assert!(!more);
         let image = image.apply(&records);
-        assert_eq!(imbalanced_brokers(&image, 0), vec![3]);
+        assert_eq!(image.topic("t").unwrap().partitions[&11].leader, 2);
+        // Only partition 12 is left off its preferred leader, which cannot lead it.
         assert_eq!(
-            rebalance_imbalanced_brokers(&image, &defaults(), 0, 1000),
+            balance_partition_leaders(&image, &defaults(), 1000),
             (vec![], false)
         );
     }
@@ -486,9 +378,8 @@ mod tests {
     #[test]
     fn a_fenced_preferred_replica_is_not_made_leader() {
         let image = fence(&cluster(vec![partition_record(0, &[2, 1], &[1, 2], 1)]), 2);
-        assert_eq!(imbalanced_brokers(&image, 10), vec![2]);
         assert_eq!(
-            rebalance_imbalanced_brokers(&image, &defaults(), 10, 1000),
+            balance_partition_leaders(&image, &defaults(), 1000),
             (vec![], false)
         );
     }
