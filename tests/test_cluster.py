@@ -49,6 +49,7 @@ def create_topic(cluster: Cluster, name: str, partitions: int = 1, replication: 
     if assignment is not None:
         topic = NewTopic(name, num_partitions=len(assignment), replica_assignment=assignment,
                          config={"min.insync.replicas": str(min_isr)})
+        partitions, replication = len(assignment), len(assignment[0])
     else:
         topic = NewTopic(name, partitions, replication, config={"min.insync.replicas": str(min_isr)})
     admin = cluster.admin()  # kept alive until its futures resolve
@@ -213,6 +214,40 @@ def test_killing_the_active_controller_elects_another_and_changes_keep_working(c
     topics = AdminClient({"bootstrap.servers": md.bootstrap}).list_topics(timeout=10).topics
     assert {"before", "after"} <= set(topics)
     assert len(topics["after"].partitions) == 2
+
+
+def test_a_restarted_broker_gets_its_preferred_leaderships_back_automatically(cluster_factory):
+    # At 100% the ZooKeeper-era threshold would never balance; Kafka 4's KRaft controller
+    # ignores it and moves every partition back to its preferred replica.
+    cluster = cluster_factory(3, {"leader.imbalance.check.interval.seconds": "1",
+                                  "leader.imbalance.per.broker.percentage": "100"})
+    create_topic(cluster, "prefs", assignment=[[1, 2, 3], [2, 3, 1], [1, 3, 2]])
+    acked: dict[int, list[bytes]] = {i: [] for i in range(3)}
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+
+    def on_delivery(err, msg):
+        assert err is None, err
+        acked[msg.partition()].append(msg.value())
+
+    def produce(tag: bytes):
+        for i in range(3):
+            for n in range(20):
+                producer.produce("prefs", value=b"%s-%d-%02d" % (tag, i, n), partition=i, on_delivery=on_delivery)
+        assert producer.flush(30) == 0
+
+    produce(b"before")
+    cluster.nodes[1].kill()
+    cluster.wait_for("partitions 0 and 2 led by another broker",
+                     lambda: all(cluster.partition("prefs", i)[0] not in (-1, 1) for i in (0, 2)))
+    produce(b"during")
+    cluster.nodes[1].start()
+    cluster.wait_for("broker 1 leads partitions 0 and 2 again",
+                     lambda: [cluster.partition("prefs", i)[0] for i in range(3)] == [1, 2, 1])
+    produce(b"after")
+    for i in range(3):
+        assert acked[i] == [b"%s-%d-%02d" % (tag, i, n) for tag in (b"before", b"during", b"after")
+                                          for n in range(20)]
+        assert read_partition(cluster.bootstrap, "prefs", i, 60) == acked[i]
 
 
 def test_a_paused_follower_leaves_the_isr_and_returns(cluster_factory):
