@@ -140,6 +140,8 @@ pub struct Broker {
     /// The group coordinator's shards and their timers.
     pub groups: crate::group_coordinator::GroupCoordinator,
     pub transactions: crate::txn_coordinator::TransactionCoordinator,
+    /// Rounds that load and unload coordinator shards as leadership changes.
+    pub(crate) coordinator_loads: crate::coordinator_loads::CoordinatorLoads,
     /// The unused rest of this broker's current block of producer ids.
     producer_ids: Mutex<std::ops::Range<i64>>,
     /// High watermarks read from the log dir's checkpoint at start, taken by each
@@ -274,6 +276,7 @@ impl Broker {
             transactions: crate::txn_coordinator::TransactionCoordinator::new(
                 crate::txn_coordinator::txn_config(&config_for_groups),
             ),
+            coordinator_loads: Default::default(),
             log_dir_handle,
         });
         broker.replicas.set_broker(&broker);
@@ -748,11 +751,8 @@ impl Broker {
         if self.quorum.get().is_some() && !self.is_loading() {
             self.groups.publish_topics(&self.image());
             self.groups.publish_group_configs(&self.image());
-            // Coordinators follow their partitions' leadership.
-            if let Some(broker) = self.replicas.broker_arc() {
-                self.groups.load_shards(&broker);
-                self.transactions.load_shards(&broker);
-            }
+            // Coordinators follow their partitions' leadership, in the background.
+            self.coordinator_loads.request();
         }
     }
 

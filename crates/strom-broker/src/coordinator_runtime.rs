@@ -26,7 +26,7 @@ use strom_types::ErrorCode;
 use tokio::sync::{oneshot, Notify};
 use tracing::{info, warn};
 
-use crate::broker::now_ms;
+use crate::broker::{now_ms, Broker};
 use crate::internal_log::{encode_batch_for, replay_items, BatchProducer, ReplayItem};
 use crate::partition::Partition;
 
@@ -300,17 +300,32 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
     /// leads in a newer epoch than the shard was loaded in. True when the caller must
     /// load it (again).
     pub fn follow_leadership(&self, index: i32, partition: Option<&Partition>) -> bool {
-        let Some(partition) = partition.filter(|p| p.replica().is_leader()) else {
-            self.unload(index);
-            return false;
-        };
-        let current = self
-            .shard(index)
-            .is_some_and(|s| s.leader_epoch == partition.leader_epoch());
-        if !current {
+        let to_load = self.needs_load(index, partition);
+        if to_load || partition.is_none_or(|p| !p.replica().is_leader()) {
             self.unload(index);
         }
-        !current
+        to_load
+    }
+
+    /// True when this node leads `partition` and shard `index` is not loaded in its
+    /// current leader epoch.
+    fn needs_load(&self, index: i32, partition: Option<&Partition>) -> bool {
+        partition
+            .filter(|p| p.replica().is_leader())
+            .is_some_and(|p| {
+                self.shard(index)
+                    .is_none_or(|s| s.leader_epoch != p.leader_epoch())
+            })
+    }
+
+    /// True when this node leads a partition of the coordinator's `topic` whose shard a
+    /// load round has not brought in yet.
+    pub fn has_leadership_to_load(&self, broker: &Broker, topic: &str) -> bool {
+        broker.image().topic(topic).is_some_and(|t| {
+            t.partitions
+                .keys()
+                .any(|i| self.needs_load(*i, broker.partition(topic, *i).as_deref()))
+        })
     }
 
     /// Runs `f` on every loaded shard's live copy and persists what it returns

@@ -202,7 +202,7 @@ impl GroupCoordinator {
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet (as Kafka does on
-    /// the first group request) and loads every shard hosted here.
+    /// the first group request) and waits until every shard this node leads is loaded.
     pub async fn ensure_loaded(&self, broker: &Broker) -> Result<(), ErrorCode> {
         if broker
             .image()
@@ -217,7 +217,16 @@ impl GroupCoordinator {
                 create_offsets_topic(broker).await?;
             }
         }
-        self.load_shards(broker);
+        // The shards load in the background (`coordinator_loads`); a request waits for
+        // the round that brings its shard in, as Kafka answers COORDINATOR_LOAD_IN_PROGRESS.
+        if self.runtime.has_leadership_to_load(broker, OFFSETS_TOPIC)
+            && !broker
+                .coordinator_loads
+                .request_and_wait(crate::coordinator_loads::REQUEST_WAIT)
+                .await
+        {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
         Ok(())
     }
 

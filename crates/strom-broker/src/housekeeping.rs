@@ -56,6 +56,7 @@ pub fn spawn(broker: Arc<Broker>) -> Vec<JoinHandle<()>> {
         )),
         tokio::spawn(balance_leaders(broker.clone())),
         tokio::spawn(elect_unclean_leaders(broker.clone())),
+        tokio::spawn(crate::coordinator_loads::run(broker.clone())),
         tokio::spawn(crate::group_coordinator::run_timers(broker.clone())),
         tokio::spawn(crate::txn_coordinator::run_timers(broker)),
     ]

@@ -12,6 +12,7 @@ pub mod config;
 mod connection;
 pub mod controller_channel;
 mod controller_ops;
+mod coordinator_loads;
 mod coordinator_runtime;
 pub mod errors;
 pub mod fetch_session;

@@ -91,10 +91,6 @@ impl ReplicaManager {
     pub fn set_broker(&self, broker: &Arc<Broker>) {
         let _ = self.broker.set(Arc::downgrade(broker));
     }
-
-    pub(crate) fn broker_arc(&self) -> Option<Arc<Broker>> {
-        self.broker.get().and_then(std::sync::Weak::upgrade)
-    }
 }
 
 /// Which side of replication a throttle applies to (Kafka's leader and follower

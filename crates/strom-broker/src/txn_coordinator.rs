@@ -150,7 +150,8 @@ impl TransactionCoordinator {
         )
     }
 
-    /// Creates `__transaction_state` if needed and loads every shard hosted here.
+    /// Creates `__transaction_state` if needed and waits until every shard this node leads
+    /// is loaded.
     pub async fn ensure_loaded(&self, broker: &Arc<Broker>) -> Result<(), ErrorCode> {
         if broker
             .image()
@@ -177,7 +178,18 @@ impl TransactionCoordinator {
                 .await?;
             }
         }
-        self.load_shards(broker);
+        // The shards load in the background (`coordinator_loads`); a request waits for
+        // the round that brings its shard in, as Kafka answers COORDINATOR_LOAD_IN_PROGRESS.
+        if self
+            .runtime
+            .has_leadership_to_load(broker, TRANSACTION_STATE_TOPIC)
+            && !broker
+                .coordinator_loads
+                .request_and_wait(crate::coordinator_loads::REQUEST_WAIT)
+                .await
+        {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
         Ok(())
     }
 
