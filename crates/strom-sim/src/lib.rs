@@ -48,6 +48,8 @@ pub struct SimConfig {
     pub nodes: NodeId,
     pub partitions: i32,
     pub min_insync_replicas: usize,
+    /// openraft's longest election timeout (strom-raft's `election_timeout_ms`): the
+    /// production default, half of `controller.quorum.fetch.timeout.ms`.
     pub election_timeout_ms: u64,
     pub raft_heartbeat_ms: u64,
     pub snapshot_every_entries: u64,
@@ -76,7 +78,7 @@ impl Default for SimConfig {
             nodes: 3,
             partitions: 3,
             min_insync_replicas: 2,
-            election_timeout_ms: 500,
+            election_timeout_ms: 1000,
             raft_heartbeat_ms: 100,
             snapshot_every_entries: 64,
             heartbeat_interval_ms: 250,
