@@ -318,14 +318,25 @@ impl<S: CoordinatorShard> CoordinatorRuntime<S> {
             })
     }
 
-    /// True when this node leads a partition of the coordinator's `topic` whose shard a
-    /// load round has not brought in yet.
-    pub fn has_leadership_to_load(&self, broker: &Broker, topic: &str) -> bool {
-        broker.image().topic(topic).is_some_and(|t| {
+    /// Shards load in the background (`coordinator_loads`): when this node leads a
+    /// partition of the coordinator's `topic` whose shard is not loaded yet, waits for
+    /// the round that brings it in, and answers COORDINATOR_LOAD_IN_PROGRESS (the
+    /// client retries) if none finishes in time.
+    pub async fn wait_for_loads(&self, broker: &Broker, topic: &str) -> Result<(), ErrorCode> {
+        let to_load = broker.image().topic(topic).is_some_and(|t| {
             t.partitions
                 .keys()
                 .any(|i| self.needs_load(*i, broker.partition(topic, *i).as_deref()))
-        })
+        });
+        if to_load
+            && !broker
+                .coordinator_loads
+                .request_and_wait(crate::coordinator_loads::REQUEST_WAIT)
+                .await
+        {
+            return Err(ErrorCode::CoordinatorLoadInProgress);
+        }
+        Ok(())
     }
 
     /// Runs `f` on every loaded shard's live copy and persists what it returns

@@ -217,17 +217,7 @@ impl GroupCoordinator {
                 create_offsets_topic(broker).await?;
             }
         }
-        // The shards load in the background (`coordinator_loads`); a request waits for
-        // the round that brings its shard in, as Kafka answers COORDINATOR_LOAD_IN_PROGRESS.
-        if self.runtime.has_leadership_to_load(broker, OFFSETS_TOPIC)
-            && !broker
-                .coordinator_loads
-                .request_and_wait(crate::coordinator_loads::REQUEST_WAIT)
-                .await
-        {
-            return Err(ErrorCode::CoordinatorLoadInProgress);
-        }
-        Ok(())
+        self.runtime.wait_for_loads(broker, OFFSETS_TOPIC).await
     }
 
     /// Hands the cluster's topics to every shard when they changed; consumer

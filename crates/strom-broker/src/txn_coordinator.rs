@@ -178,19 +178,9 @@ impl TransactionCoordinator {
                 .await?;
             }
         }
-        // The shards load in the background (`coordinator_loads`); a request waits for
-        // the round that brings its shard in, as Kafka answers COORDINATOR_LOAD_IN_PROGRESS.
-        if self
-            .runtime
-            .has_leadership_to_load(broker, TRANSACTION_STATE_TOPIC)
-            && !broker
-                .coordinator_loads
-                .request_and_wait(crate::coordinator_loads::REQUEST_WAIT)
-                .await
-        {
-            return Err(ErrorCode::CoordinatorLoadInProgress);
-        }
-        Ok(())
+        self.runtime
+            .wait_for_loads(broker, TRANSACTION_STATE_TOPIC)
+            .await
     }
 
     /// Loads a shard for every hosted `__transaction_state` partition not loaded yet;
