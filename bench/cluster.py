@@ -170,13 +170,37 @@ def replication_rows(strom: Path, workloads: list[dict], pairs: list[str], run_t
     return rows
 
 
+def lead_from(cluster: DevCluster, topic: str, target: int, timeout_s: float = 60) -> None:
+    """Makes `target` partition 0's preferred replica (a reordering reassignment) and its leader."""
+    replicas = [target] + sorted(b for b in cluster.pids if b != target)
+    cluster.cli("cluster", "reassign", "--topic", topic, "--partition", "0",
+                "--replicas", ",".join(map(str, replicas)))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        leader, order, isr = cluster.partitions(topic)[0]
+        if leader == target and len(isr) == len(replicas):
+            return
+        if order == replicas:
+            try:
+                cluster.cli("cluster", "elect-leaders", "--topic", topic)
+            except CliError:  # not needed yet, or an election already under way
+                pass
+        time.sleep(0.2)
+    raise SystemExit(f"bench/run: broker {target} did not become the leader of {topic} within {timeout_s} s")
+
+
 def failover_sample(strom: Path, rdkafka: Path, settings: dict[str, str], rate: int, seconds: float,
-                    kill_after_s: float, run_tool) -> dict:
-    """One kill -9 of a partition leader under a fixed-rate idempotent acks=all producer."""
+                    kill_after_s: float, run_tool, kill_controller: bool) -> dict:
+    """One kill -9 of a partition leader under a fixed-rate idempotent acks=all producer; the
+    leader is the active controller too when `kill_controller`, and another broker otherwise."""
     cluster = DevCluster(strom, settings)
     try:
         topic = "failover"
         cluster.create_topic(topic, 1, 3, {"min.insync.replicas": "2"})
+        controller = cluster.controller()
+        if controller is None:
+            raise SystemExit("bench/run: the cluster reports no active controller")
+        lead_from(cluster, topic, controller if kill_controller else min(b for b in cluster.pids if b != controller))
         records = int(rate * seconds)
         cmd = [str(rdkafka), "produce", "--bootstrap", cluster.bootstrap, "--topic", topic,
                "--records", str(records), "--size", "100", "--acks", "-1", "--partitions", "1",
@@ -209,11 +233,16 @@ def failover_sample(strom: Path, rdkafka: Path, settings: dict[str, str], rate: 
 
 def failover_rows(strom: Path, rdkafka: Path, samples: int, rate: int, seconds: float, run_tool,
                   log) -> list[dict]:
+    """`samples` kills for each session setting; the killed leader is by turns another broker
+    and the active controller, counted across both settings so that each has both kinds."""
     out = []
     for settings, label in ((FAST_SESSION, "session 2 s"), ({}, "Kafka's defaults")):
         for i in range(samples):
-            log(f"cluster failover ({label}), sample {i + 1} of {samples}")
-            out.append(failover_sample(strom, rdkafka, settings, rate, seconds, seconds / 3, run_tool))
+            kill_controller = len(out) % 2 == 1
+            log(f"cluster failover ({label}), sample {i + 1} of {samples}, "
+                f"{'the controller' if kill_controller else 'a leader alone'}")
+            out.append(failover_sample(strom, rdkafka, settings, rate, seconds, seconds / 3, run_tool,
+                                       kill_controller))
     return out
 
 
