@@ -955,8 +955,15 @@ impl Broker {
         };
         for partition in removed {
             drop(partition.take_log());
-            // Fetches parked on it answer with the error of a partition that is gone.
+            // Fetches parked on it answer with the error of a partition that is gone, and
+            // so do acks=all produces waiting for its high watermark (a producer would
+            // otherwise wait out its request timeout before it sends to the new leader).
             partition.notify_appended();
+            crate::replica_manager::fail_acks(
+                self,
+                &partition,
+                strom_replication::ReplicationError::NotLeaderOrFollower,
+            );
             let dir = partition_dir(&self.config.log_dir, &partition.topic, partition.index);
             retire_partition_dir(&dir, partition.topic_id, &self.deleter);
             info!(topic = %partition.topic, partition = partition.index, "partition removed from this broker");

@@ -590,7 +590,7 @@ pub fn complete_acks(manager: &ReplicaManager, partition: &Partition) {
     }
 }
 
-fn fail_acks(broker: &Broker, partition: &Partition, error: ReplicationError) {
+pub(crate) fn fail_acks(broker: &Broker, partition: &Partition, error: ReplicationError) {
     let key = (partition.topic_id, partition.index);
     let done = broker
         .replicas
