@@ -54,17 +54,32 @@ impl Broker {
         image: &MetadataImage,
         f: impl FnOnce(&mut ClusterControl) -> T,
     ) -> T {
-        let term = self.metadata_quorum().map_or(0, |q| q.status().term);
+        let quorum = self.metadata_quorum();
+        let term = quorum.map_or(0, |q| q.status().term);
         let mut slot = self
             .cluster_control
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().map(|(t, _)| *t) != Some(term) {
-            let mut control =
-                ClusterControl::new(self.cluster_control_config(), image, now_ms() as u64);
+            let now = now_ms() as u64;
+            let mut control = ClusterControl::new(self.cluster_control_config(), image, now);
             // This node's own broker cannot have another live incarnation: it is this
             // process. Its old session must not hold up its registration.
             control.expire_session(self.config.node_id);
+            // The previous active controller's broker shares its process: its session
+            // runs from when the quorum last heard from it, not from this election (so a
+            // killed controller's partitions move one election sooner than in Kafka). It
+            // keeps two heartbeat intervals, in case it is alive and only lost the vote.
+            if let Some((previous, silent)) = quorum.and_then(|q| q.last_heard_leader()) {
+                let cluster = &self.config.cluster;
+                let grace = (cluster.broker_session_timeout_ms
+                    - 2 * cluster.broker_heartbeat_interval_ms)
+                    .max(0) as u64;
+                let silent_ms = u64::try_from(silent.as_millis()).unwrap_or(u64::MAX);
+                if let Ok(previous) = strom_types::NodeId::try_from(previous) {
+                    control.last_heard_at(previous, now.saturating_sub(silent_ms.min(grace)));
+                }
+            }
             *slot = Some((term, control));
         }
         let (_, control) = slot.as_mut().expect("just set");

@@ -139,6 +139,15 @@ impl ClusterControl {
         self.sessions.remove(&broker_id);
     }
 
+    /// Starts a broker's session no later than `at_ms`: the new active controller knows
+    /// when it last heard from the previous one, and a broker in that process that
+    /// was alive would have found the new controller since.
+    pub fn last_heard_at(&mut self, broker_id: NodeId, at_ms: u64) {
+        if let Some(session) = self.sessions.get_mut(&broker_id) {
+            session.last_contact_ms = session.last_contact_ms.min(at_ms);
+        }
+    }
+
     pub fn config(&self) -> &ClusterControlConfig {
         &self.config
     }
@@ -834,6 +843,27 @@ pub(crate) mod tests {
                 }),
             ]
         );
+    }
+
+    #[test]
+    fn the_previous_controllers_broker_expires_from_when_it_was_last_heard() {
+        let image = cluster(vec![partition_record(0, &[1, 2, 3], &[1, 2, 3], 1)]);
+        // Activated at 5000; the quorum last heard from the old controller, node 1, at 3000.
+        let mut control = ClusterControl::new(ClusterControlConfig::default(), &image, 5000);
+        control.last_heard_at(1, 3000);
+        control.last_heard_at(2, 7000); // never later than the activation
+        assert_eq!(control.next_deadline_ms(), Some(12001));
+        assert!(control.fence_expired(&image, 12000).is_empty());
+        let records = control.fence_expired(&image, 12001);
+        assert_eq!(
+            records.last(),
+            Some(&registration_change(1, 10, Some(true), None))
+        );
+        assert!(records
+            .iter()
+            .all(|r| !matches!(r, MetadataRecord::BrokerRegistrationChange { broker_id, .. } if *broker_id != 1)));
+        // Brokers 2 and 3 keep the full session from the activation.
+        assert_eq!(control.next_deadline_ms(), Some(14001));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::raft::AppendEntriesResponse;
 use openraft::{Config, Raft, ServerState, SnapshotPolicy};
 use tracing::{info, warn};
 
@@ -92,6 +93,8 @@ pub struct Quorum<SM: MetadataStateMachine> {
     node_id: NodeId,
     voters: Vec<NodeId>,
     contacts: Arc<Contacts>,
+    /// The last leader whose AppendEntries this node accepted, and when.
+    leader_heard: std::sync::Mutex<Option<(NodeId, tokio::time::Instant)>>,
     shared: Arc<Shared>,
     addresses: Arc<AddressBook>,
     _state_machine: PhantomData<fn(SM)>,
@@ -194,6 +197,7 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
             node_id: config.node_id,
             voters: config.voters.keys().copied().collect(),
             contacts,
+            leader_heard: std::sync::Mutex::new(None),
             shared,
             addresses,
             _state_machine: PhantomData,
@@ -269,6 +273,15 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
     /// The leader this node knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
+    }
+
+    /// The last leader other than this node that this node accepted entries from, and
+    /// how long ago: when this node leads now, how long that leader has been silent.
+    pub fn last_heard_leader(&self) -> Option<(NodeId, Duration)> {
+        let heard = *self.leader_heard.lock().unwrap_or_else(|p| p.into_inner());
+        heard
+            .filter(|(leader, _)| *leader != self.node_id)
+            .map(|(leader, at)| (leader, at.elapsed()))
     }
 
     pub fn is_leader(&self) -> bool {
@@ -393,7 +406,15 @@ impl<SM: MetadataStateMachine> Quorum<SM> {
     pub async fn handle(&self, request: RaftRequest) -> RaftResponse {
         match request {
             RaftRequest::AppendEntries(r) => {
-                RaftResponse::AppendEntries(self.raft.append_entries(r).await)
+                let leader = r.vote.leader_id().voted_for();
+                let response = self.raft.append_entries(r).await;
+                // Any answer but a higher vote means this node took the sender as leader.
+                let accepted = matches!(&response, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_)));
+                if let (Some(leader), true) = (leader, accepted) {
+                    *self.leader_heard.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((leader, tokio::time::Instant::now()));
+                }
+                RaftResponse::AppendEntries(response)
             }
             RaftRequest::Vote(r) => RaftResponse::Vote(self.raft.vote(r).await),
             RaftRequest::InstallSnapshot(r) => {
