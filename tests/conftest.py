@@ -58,7 +58,7 @@ class Broker:
     """One `strom server` process and its data dir, which outlive restarts."""
 
     def __init__(self, workdir: Path, configs: dict[str, str] | None = None, nofile: int | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, listeners: list[str] | None = None):
         self.workdir = workdir
         self.nofile = nofile
         self.extra_env = dict(env or {})
@@ -67,6 +67,8 @@ class Broker:
         self.configs = dict(configs or {})
         self.host = "127.0.0.1"
         self.port = free_port()
+        # Listeners beside PLAINTEXT (which readiness checks use), each on its own port.
+        self.listener_ports = {name: free_port() for name in listeners or []}
         self.metrics_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.runs = 0
@@ -77,14 +79,20 @@ class Broker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def address(self, listener: str) -> str:
+        """host:port of one of the extra listeners."""
+        return f"{self.host}:{self.listener_ports[listener]}"
+
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
 
     # --- lifecycle -------------------------------------------------------
     def command(self) -> list[str]:
+        listeners = ",".join([f"PLAINTEXT://{self.host}:{self.port}"]
+                             + [f"{name}://{self.host}:{port}" for name, port in self.listener_ports.items()])
         cmd = [str(strom_bin()), "server",
-               "--set", f"listeners=PLAINTEXT://{self.host}:{self.port}",
+               "--set", f"listeners={listeners}",
                "--set", f"log.dirs={self.data_dir}",
                "--set", f"strom.metrics.listener={self.host}:{self.metrics_port}"]
         for name, value in self.configs.items():
@@ -234,13 +242,14 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def broker_factory(tmp_path, request):
-    """Returns start(configs=None, nofile=None, env=None) -> a started Broker (under RLIMIT_NOFILE
-    `nofile` and with the extra environment `env` when given); all are killed at teardown."""
+    """Returns start(configs=None, nofile=None, env=None, listeners=None) -> a started Broker (under
+    RLIMIT_NOFILE `nofile`, with the extra environment `env` and the extra listeners named in
+    `listeners`, beside PLAINTEXT, when given); all are killed at teardown."""
     brokers: list[Broker] = []
 
     def start(configs: dict[str, str] | None = None, nofile: int | None = None,
-              env: dict[str, str] | None = None) -> Broker:
-        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile, env)
+              env: dict[str, str] | None = None, listeners: list[str] | None = None) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile, env, listeners)
         brokers.append(b)
         return b.start()
 

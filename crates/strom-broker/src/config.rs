@@ -13,6 +13,8 @@ use strom_replication::ReplicaSelector;
 use strom_types::NodeId;
 use thiserror::Error;
 
+use crate::security_config::{ListenerSecurity, SecurityProtocol};
+
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("invalid value {value:?} for {name}: {why}")]
@@ -197,6 +199,8 @@ pub struct BrokerConfig {
     pub node_id: i32,
     pub listeners: Vec<Listener>,
     pub advertised_listeners: Vec<Listener>,
+    /// Each listener's security protocol and its TLS and SASL settings, by listener name.
+    pub security: BTreeMap<String, ListenerSecurity>,
     pub log_dir: PathBuf,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -370,19 +374,7 @@ impl BrokerConfig {
                 .map_or("PLAINTEXT://127.0.0.1:9092", String::as_str),
         )?;
         let cluster = cluster_config(&map, &listeners)?;
-        if let Some(other) = listeners
-            .iter()
-            .find(|l| l.name != "PLAINTEXT" && !cluster.is_controller_listener(&l.name))
-        {
-            return Err(ConfigError::Invalid {
-                name: "listeners".into(),
-                value: map["listeners"].clone(),
-                why: format!(
-                    "listener {} is neither PLAINTEXT nor a controller listener; only PLAINTEXT is supported so far",
-                    other.name
-                ),
-            });
-        }
+        let security = listeners_security(&map, &listeners, &cluster)?;
         let advertised_listeners = match map.get("advertised.listeners") {
             Some(v) => parse_listeners("advertised.listeners", v)?,
             // Controller listeners are not advertised to clients, as in Kafka.
@@ -431,6 +423,7 @@ impl BrokerConfig {
             node_id: parse(&map, "node.id", 1)?,
             listeners,
             advertised_listeners,
+            security,
             log_dir,
             num_partitions,
             default_replication_factor: parse(&map, "default.replication.factor", 1)?,
@@ -600,6 +593,49 @@ impl BrokerConfig {
         }
         Ok(config)
     }
+}
+
+/// Every listener's security. Listeners between nodes stay PLAINTEXT for now: the
+/// replica fetcher and the controller's channel have no TLS or SASL client yet.
+fn listeners_security(
+    map: &BTreeMap<String, String>,
+    listeners: &[Listener],
+    cluster: &ClusterConfig,
+) -> Result<BTreeMap<String, ListenerSecurity>, ConfigError> {
+    let protocols = crate::security_config::protocol_map(map, &cluster.controller_listener_names)?;
+    let mut security = BTreeMap::new();
+    for listener in listeners {
+        let protocol = *protocols
+            .get(&listener.name)
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "listener.security.protocol.map".into(),
+                value: map
+                    .get("listener.security.protocol.map")
+                    .cloned()
+                    .unwrap_or_default(),
+                why: format!(
+                    "no security protocol defined for listener {}",
+                    listener.name
+                ),
+            })?;
+        let between_nodes = cluster.is_controller_listener(&listener.name)
+            || (listener.name == cluster.inter_broker_listener_name && !cluster.is_single_voter());
+        if between_nodes && protocol != SecurityProtocol::Plaintext {
+            return Err(ConfigError::Invalid {
+                name: "listener.security.protocol.map".into(),
+                value: format!("{}:{}", listener.name, protocol.name()),
+                why: format!(
+                    "listener {} carries traffic between nodes, which is PLAINTEXT only so far; give clients their own listener",
+                    listener.name
+                ),
+            });
+        }
+        security.insert(
+            listener.name.clone(),
+            crate::security_config::listener_security(map, &listener.name, protocol)?,
+        );
+    }
+    Ok(security)
 }
 
 /// Reads and checks the cluster configs as KafkaConfig validates them for KRaft.

@@ -5,24 +5,33 @@
 //! request's frame size is reserved from the broker-wide budget before its
 //! body is read and given back once its response is written. Responses are
 //! written part by part: memory with `send`, file regions with `sendfile`.
+//! On a TLS listener the handshake comes first (the client certificate, if any,
+//! names the principal) and responses go through rustls, file regions read into
+//! memory; on a SASL listener the connection's `SaslSession` answers the
+//! handshake and authentication requests and admits others only once the client
+//! is authenticated.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Decodable;
-use tokio::io::AsyncReadExt;
-#[cfg(not(target_os = "linux"))]
-use tokio::io::AsyncWriteExt;
+use strom_security::KafkaPrincipal;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use crate::apis::{unsupported_api_versions_response, DispatchError, ListenerRole};
+use crate::apis::{unsupported_api_versions_response, Caller, DispatchError, ListenerRole};
 use crate::broker::Broker;
 use crate::request_memory::{RequestMemory, Reservation};
 use crate::response_frame::{FramePart, ResponseFrame};
+use crate::sasl_session::{SaslSession, Verdict};
+use crate::security_config::ListenerSecurity;
+use crate::tls::TlsListener;
 use strom_wire::frame::{peek_frame_size, peek_request_prefix, split_frame, LENGTH_PREFIX_BYTES};
 
 /// A connection keeps a buffer larger than this only while a frame needs it.
@@ -45,6 +54,40 @@ enum ConnectionError {
     TruncatedFrame(usize),
     #[error("a log segment ended {0} bytes before the region being sent; the response is cut")]
     ShortFile(u64),
+    #[error("failed authentication: {0}")]
+    Authentication(String),
+    #[error("TLS handshake failed: {0}")]
+    TlsHandshake(String),
+}
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One listener as its connections see it.
+pub struct ListenerContext {
+    pub name: Arc<str>,
+    pub role: ListenerRole,
+    pub security: ListenerSecurity,
+    pub tls: Option<Arc<TlsListener>>,
+}
+
+/// The socket, plain or inside a TLS session.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Transport::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
+    }
 }
 
 /// A request's reservation, counted in the metrics while held.
@@ -63,30 +106,80 @@ impl Drop for Held<'_> {
 pub async fn serve(
     broker: Arc<Broker>,
     memory: Option<Arc<RequestMemory>>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
-    listener: ListenerRole,
+    listener: Arc<ListenerContext>,
 ) {
     let _ = stream.set_nodelay(true);
     broker.metrics.connections_opened();
-    match run(&broker, memory.as_deref(), &mut stream, peer, listener).await {
+    let result = match accept(&listener, stream).await {
+        Ok((mut transport, principal)) => {
+            run(
+                &broker,
+                memory.as_deref(),
+                &mut transport,
+                peer,
+                &listener,
+                principal,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => debug!(%peer, "connection closed by peer"),
         Err(ConnectionError::Io(e)) => debug!(%peer, error = %e, "connection i/o error"),
+        // Kafka logs failed authentication at INFO: a client's mistake, not the broker's.
+        Err(e @ (ConnectionError::Authentication(_) | ConnectionError::TlsHandshake(_))) => {
+            info!(%peer, listener = %listener.name, "{e}")
+        }
         Err(e) => warn!(%peer, error = %e, "closing connection"),
     }
     broker.metrics.connections_closed();
 }
 
+/// The TLS handshake on a TLS listener, and who the client is so far: the principal
+/// of its certificate, else ANONYMOUS (SASL names it later).
+async fn accept(
+    listener: &ListenerContext,
+    stream: TcpStream,
+) -> Result<(Transport, KafkaPrincipal), ConnectionError> {
+    let Some(tls) = &listener.tls else {
+        return Ok((Transport::Plain(stream), KafkaPrincipal::anonymous()));
+    };
+    let accepted = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream))
+        .await
+        .map_err(|_| ConnectionError::TlsHandshake("timed out".into()))?
+        .map_err(|e| ConnectionError::TlsHandshake(e.to_string()))?;
+    let principal = tls
+        .principal_of(accepted.get_ref().1.peer_certificates())
+        .map_err(|e| ConnectionError::Authentication(e.to_string()))?;
+    Ok((Transport::Tls(Box::new(accepted)), principal))
+}
+
 async fn run(
     broker: &Arc<Broker>,
     memory: Option<&RequestMemory>,
-    stream: &mut TcpStream,
+    stream: &mut Transport,
     peer: SocketAddr,
-    listener: ListenerRole,
+    listener: &ListenerContext,
+    principal: KafkaPrincipal,
 ) -> Result<(), ConnectionError> {
     let max_frame_bytes = broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(INITIAL_READ_BYTES);
     let mut held: Option<Held<'_>> = None;
+    let mut sasl = listener.security.sasl.clone().map(SaslSession::new);
+    let mut caller = Caller {
+        peer,
+        role: listener.role,
+        listener_name: listener.name.clone(),
+        protocol: listener.security.protocol,
+        principal: Arc::new(principal),
+    };
+    if listener.tls.is_some() {
+        debug!(%peer, listener = %listener.name, principal = %caller.principal, "TLS connection");
+    }
+    let mut sessions_seen = 0;
     loop {
         // Reserve as soon as the size is known, before the body is read; the
         // socket is not read while waiting.
@@ -105,7 +198,39 @@ async fn run(
         if let Some(frame) = split_frame(&mut buf, max_frame_bytes)? {
             let frame_bytes = frame.len() + LENGTH_PREFIX_BYTES;
             broker.metrics.bytes_in(frame_bytes);
-            if let Some(response) = handle_frame(broker, frame, peer, listener, true).await? {
+            if let Some(session) = sasl.as_mut() {
+                match session.on_frame(&frame, crate::broker::now_ms())? {
+                    Verdict::Serve => {}
+                    Verdict::Answer {
+                        response,
+                        close_after,
+                    } => {
+                        if close_after.is_some() {
+                            // Kafka's connection.failed.authentication.delay.ms: slows guessing.
+                            tokio::time::sleep(session.failure_delay()).await;
+                        }
+                        broker.metrics.bytes_out(response.len());
+                        write_frame(broker, stream, &response.into()).await?;
+                        if let Some(why) = close_after {
+                            close_gracefully(stream).await;
+                            return Err(ConnectionError::Authentication(why));
+                        }
+                        if let Some(principal) = session.principal() {
+                            if session.sessions_started() > sessions_seen {
+                                sessions_seen = session.sessions_started();
+                                debug!(%peer, listener = %listener.name, %principal, sessions = sessions_seen, "SASL authenticated");
+                            }
+                            if *caller.principal != *principal {
+                                caller.principal = Arc::new(principal.clone());
+                            }
+                        }
+                        held = None;
+                        continue;
+                    }
+                    Verdict::Close(why) => return Err(ConnectionError::Authentication(why)),
+                }
+            }
+            if let Some(response) = handle_frame(broker, frame, &caller, true).await? {
                 broker.metrics.bytes_out(response.len());
                 write_frame(broker, stream, &response).await?;
             }
@@ -143,16 +268,32 @@ async fn run(
     }
 }
 
+/// Ends the connection after a last answer so the client reads it: the client, having
+/// read the answer, closes first; until then (a second at most) its bytes are drained,
+/// since a close with bytes unread resets the connection and the answer could be lost.
+async fn close_gracefully(stream: &mut Transport) {
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Answers one request frame. `may_forward` is false for a request another broker
 /// forwarded here, which is never sent on again.
 async fn handle_frame(
     broker: &Arc<Broker>,
     frame: BytesMut,
-    peer: SocketAddr,
-    listener: ListenerRole,
+    caller: &Caller,
     may_forward: bool,
 ) -> Result<Option<ResponseFrame>, ConnectionError> {
     let started = Instant::now();
+    let peer = caller.peer;
+    let listener = caller.role;
     let prefix = peek_request_prefix(&frame).ok_or(ConnectionError::ShortRequest(frame.len()))?;
     // Node requests: on CONTROLLER listeners all of them; on a broker-only node's broker
     // listeners only the Raft messages the active controller sends its observers.
@@ -235,7 +376,7 @@ async fn handle_frame(
     let (header, body) = header;
     debug!(%peer, api = ?key, version = prefix.api_version, correlation_id = prefix.correlation_id, "request");
     let response = api
-        .call(broker.clone(), header, body, peer, listener)
+        .call(broker.clone(), header, body, caller.clone())
         .await?;
     broker.metrics.request_done(key, started.elapsed());
     Ok(response)
@@ -257,16 +398,11 @@ async fn serve_forwarded(
         .into());
     }
     let inner = BytesMut::from(body);
-    let response = Box::pin(handle_frame(
-        broker,
-        inner,
-        peer,
-        ListenerRole::Client,
-        false,
-    ))
-    .await?
-    .ok_or_else(|| DispatchError::Malformed("a forwarded request got no answer".into()))?
-    .materialise()?;
+    let caller = Caller::forwarded(peer);
+    let response = Box::pin(handle_frame(broker, inner, &caller, false))
+        .await?
+        .ok_or_else(|| DispatchError::Malformed("a forwarded request got no answer".into()))?
+        .materialise()?;
     Ok(crate::controller_channel::encode_forwarded_answer(
         broker.image_offset(),
         &response,
@@ -274,24 +410,54 @@ async fn serve_forwarded(
 }
 
 /// Writes a response frame in order: memory parts as they are, file parts
-/// straight from the page cache (sendfile on Linux, else read and written).
+/// straight from the page cache (sendfile on Linux, else read and written), or,
+/// through TLS, read into memory off the async workers and encrypted.
 async fn write_frame(
     broker: &Broker,
-    stream: &mut TcpStream,
+    stream: &mut Transport,
     frame: &ResponseFrame,
 ) -> Result<(), ConnectionError> {
     let parts = frame.parts();
-    for (i, part) in parts.iter().enumerate() {
-        let more = i + 1 < parts.len();
-        match part {
-            FramePart::Memory(bytes) => write_memory(stream, bytes, more).await?,
-            FramePart::File(slice) => {
-                send_file(stream, slice).await?;
-                broker.metrics.fetch_bytes_sent_zero_copy(slice.len);
+    match stream {
+        Transport::Plain(stream) => {
+            for (i, part) in parts.iter().enumerate() {
+                let more = i + 1 < parts.len();
+                match part {
+                    FramePart::Memory(bytes) => write_memory(stream, bytes, more).await?,
+                    FramePart::File(slice) => {
+                        send_file(stream, slice).await?;
+                        broker.metrics.fetch_bytes_sent_zero_copy(slice.len);
+                    }
+                }
             }
+        }
+        Transport::Tls(stream) => {
+            for part in parts {
+                match part {
+                    FramePart::Memory(bytes) => stream.write_all(bytes).await?,
+                    FramePart::File(slice) => stream.write_all(&read_region(slice).await?).await?,
+                }
+            }
+            stream.flush().await?;
         }
     }
     Ok(())
+}
+
+/// A log region's bytes, read on a blocking thread.
+async fn read_region(slice: &strom_log::FileSlice) -> Result<bytes::Bytes, ConnectionError> {
+    let region = strom_log::LogSlices {
+        slices: vec![slice.clone()],
+        ..Default::default()
+    };
+    let bytes = tokio::task::spawn_blocking(move || region.to_bytes())
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if (bytes.len() as u64) < slice.len {
+        return Err(ConnectionError::ShortFile(slice.len - bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 #[cfg(target_os = "linux")]
@@ -382,14 +548,6 @@ async fn send_file(
     stream: &mut TcpStream,
     slice: &strom_log::FileSlice,
 ) -> Result<(), ConnectionError> {
-    let region = strom_log::LogSlices {
-        slices: vec![slice.clone()],
-        ..Default::default()
-    };
-    let bytes = tokio::task::spawn_blocking(move || region.to_bytes())
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    stream.write_all(&bytes).await?;
+    stream.write_all(&read_region(slice).await?).await?;
     Ok(())
 }

@@ -30,7 +30,10 @@ mod replica_fetcher;
 pub mod replica_manager;
 mod request_memory;
 pub mod response_frame;
+mod sasl_session;
+pub mod security_config;
 pub mod server;
+mod tls;
 pub mod topic_settings;
 pub mod txn_coordinator;
 

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use crate::apis::ListenerRole;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::connection::ListenerContext;
 
 /// Runs a broker until `shutdown` resolves.
 pub async fn run(
@@ -48,13 +49,17 @@ pub async fn run(
         if role == ListenerRole::Client && !observer && tasks.len() == controller_count(&broker) {
             open_for_clients(&broker).await?;
         }
+        let context = Arc::new(listener_context(&broker, &listener.name, role)?);
+        if let Some(tls) = &context.tls {
+            tasks.push(tokio::spawn(crate::tls::watch_for_changes(tls.clone())));
+        }
         let addr = listener.socket_addr()?;
         let socket = TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         match role {
             ListenerRole::Client => {
-                info!(listener = %listener.name, %addr, "listening for Kafka clients")
+                info!(listener = %listener.name, %addr, security_protocol = context.security.protocol.name(), "listening for Kafka clients")
             }
             ListenerRole::Controller => {
                 info!(listener = %listener.name, %addr, "listening for the controller's peers")
@@ -65,7 +70,7 @@ pub async fn run(
             socket,
             connections.clone(),
             request_memory.clone(),
-            role,
+            context,
         )));
     }
     if observer || tasks.len() == controller_count(&broker) {
@@ -88,6 +93,34 @@ pub async fn run(
     }
     broker.shutdown().await;
     Ok(())
+}
+
+/// A listener's name, role and security; a TLS listener's key and trust stores are
+/// read here, so a bad store stops the start with its reason.
+fn listener_context(
+    broker: &Broker,
+    name: &str,
+    role: ListenerRole,
+) -> anyhow::Result<ListenerContext> {
+    let security = broker
+        .config
+        .security
+        .get(name)
+        .cloned()
+        .unwrap_or_else(crate::security_config::ListenerSecurity::plaintext);
+    let tls = match &security.tls {
+        Some(settings) => Some(Arc::new(
+            crate::tls::TlsListener::new(name, settings.clone())
+                .map_err(|e| anyhow::anyhow!("listener {name}: {e}"))?,
+        )),
+        None => None,
+    };
+    Ok(ListenerContext {
+        name: Arc::from(name),
+        role,
+        security,
+        tls,
+    })
 }
 
 fn controller_count(broker: &Broker) -> usize {
@@ -162,7 +195,7 @@ async fn accept_loop(
     socket: TcpListener,
     connections: Arc<ConnectionCount>,
     request_memory: Option<Arc<crate::request_memory::RequestMemory>>,
-    role: ListenerRole,
+    listener: Arc<ListenerContext>,
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -173,9 +206,10 @@ async fn accept_loop(
                 let broker = broker.clone();
                 let connections = connections.clone();
                 let memory = request_memory.clone();
+                let listener = listener.clone();
                 connections.open.fetch_add(1, Ordering::AcqRel);
                 tokio::spawn(async move {
-                    crate::connection::serve(broker, memory, stream, peer, role).await;
+                    crate::connection::serve(broker, memory, stream, peer, listener).await;
                     connections.open.fetch_sub(1, Ordering::AcqRel);
                     connections.closed.notify_waiters();
                 });

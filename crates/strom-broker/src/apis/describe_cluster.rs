@@ -8,7 +8,7 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::MetadataImage;
 use strom_types::ErrorCode;
 
-use super::metadata::{brokers, client_listener};
+use super::metadata::alive_brokers;
 use super::{Handler, RequestContext};
 use crate::broker::Broker;
 
@@ -24,7 +24,7 @@ impl Handler for DescribeClusterHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: DescribeClusterRequest,
     ) -> DescribeClusterResponse {
         // endpoint_type (v1+; v0 decodes as brokers) names what the client wants; this is a broker.
@@ -47,9 +47,9 @@ impl Handler for DescribeClusterHandler {
         let image = broker.image();
         // KIP-1073 (v2): fenced brokers too, when asked, marked as such.
         let listed = if request.include_fenced_brokers {
-            brokers_with_fenced(&image, client_listener(&broker))
+            brokers_with_fenced(&image, &ctx.listener_name)
         } else {
-            brokers(&broker, &image)
+            alive_brokers(&image, &ctx.listener_name)
                 .into_iter()
                 .map(|b| {
                     DescribeClusterBroker::default()

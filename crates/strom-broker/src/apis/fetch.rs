@@ -75,7 +75,9 @@ impl Handler for FetchHandler {
         ctx: RequestContext,
         request: FetchRequest,
     ) -> Reply<FetchResponse> {
+        // Through TLS the bytes are encrypted in memory: read them in the handler.
         let zero_copy = cfg!(target_os = "linux")
+            && !ctx.protocol.uses_tls()
             && broker.config.fetch_zero_copy
             && crate::response_frame::zero_copy_available();
         serve(broker, ctx, request, zero_copy).await
@@ -121,8 +123,15 @@ async fn serve(
         FetchContext::Incremental { partitions, .. } => (partitions.clone(), "incremental"),
     };
     broker.metrics.fetch_served(kind);
-    let (answered, node_endpoints) =
-        read_until_ready(&broker, &request, version, &to_read, zero_copy).await;
+    let (answered, node_endpoints) = read_until_ready(
+        &broker,
+        &request,
+        version,
+        &to_read,
+        zero_copy,
+        &ctx.listener_name,
+    )
+    .await;
     let outcomes: Vec<PartitionOutcome> =
         answered.iter().map(|(data, _)| outcome_of(data)).collect();
     let mut cache = broker
@@ -263,6 +272,7 @@ async fn read_until_ready(
     version: i16,
     to_read: &[(SessionPartition, PartitionParams)],
     zero_copy: bool,
+    listener: &Arc<str>,
 ) -> (Vec<(PartitionData, Option<LogSlices>)>, Vec<NodeEndpoint>) {
     let max_bytes = request.max_bytes.clamp(0, broker.config.fetch_max_bytes) as usize;
     let min_bytes = (request.min_bytes.max(0) as usize).min(max_bytes);
@@ -297,9 +307,11 @@ async fn read_until_ready(
         // Reads walk batch headers and copy bytes out of the files: off the async workers.
         let (worker, wanted, found) = (broker.clone(), wanted.clone(), targets.clone());
         let rack = client_rack.clone();
+        let listener = listener.clone();
         let read = match tokio::task::spawn_blocking(move || {
             read_partitions(
                 &worker,
+                &listener,
                 follower,
                 rack.as_deref(),
                 version,
@@ -401,6 +413,7 @@ struct Read {
 #[allow(clippy::too_many_arguments)]
 fn read_partitions(
     broker: &Arc<Broker>,
+    listener: &str,
     follower: Option<(i32, i64)>,
     client_rack: Option<&str>,
     version: i16,
@@ -623,7 +636,7 @@ fn read_partitions(
                         let leader = replica_manager::current_leader(
                             &broker.image(),
                             &target.partition,
-                            &broker.config.cluster.inter_broker_listener_name,
+                            listener,
                         );
                         data.current_leader = LeaderIdAndEpoch::default()
                             .with_leader_id(BrokerId(leader.leader_id))

@@ -38,23 +38,27 @@ impl Handler for FindCoordinatorHandler {
         };
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
-            found.push(locate(&broker, request.key_type, &key).await.map_or_else(
-                |(code, message)| {
-                    Coordinator::default()
-                        .with_key(key.clone())
-                        .with_node_id(BrokerId(-1))
-                        .with_port(-1)
-                        .with_error_code(code.code())
-                        .with_error_message(Some(StrBytes::from_string(message)))
-                },
-                |(node, host, port)| {
-                    Coordinator::default()
-                        .with_key(key.clone())
-                        .with_node_id(BrokerId(node))
-                        .with_host(StrBytes::from_string(host))
-                        .with_port(port)
-                },
-            ));
+            found.push(
+                locate(&broker, &ctx.listener_name, request.key_type, &key)
+                    .await
+                    .map_or_else(
+                        |(code, message)| {
+                            Coordinator::default()
+                                .with_key(key.clone())
+                                .with_node_id(BrokerId(-1))
+                                .with_port(-1)
+                                .with_error_code(code.code())
+                                .with_error_message(Some(StrBytes::from_string(message)))
+                        },
+                        |(node, host, port)| {
+                            Coordinator::default()
+                                .with_key(key.clone())
+                                .with_node_id(BrokerId(node))
+                                .with_host(StrBytes::from_string(host))
+                                .with_port(port)
+                        },
+                    ),
+            );
         }
         if batched {
             return FindCoordinatorResponse::default().with_coordinators(found);
@@ -77,6 +81,7 @@ impl Handler for FindCoordinatorHandler {
 
 async fn locate(
     broker: &Arc<Broker>,
+    listener: &str,
     key_type: i8,
     key: &str,
 ) -> Result<(i32, String, i32), (ErrorCode, String)> {
@@ -121,12 +126,6 @@ async fn locate(
             ErrorCode::CoordinatorNotAvailable,
             format!("no leader for partition {index} of {topic}"),
         ))?;
-    let listener = broker
-        .config
-        .advertised_listeners
-        .first()
-        .map(|l| l.name.as_str())
-        .unwrap_or("PLAINTEXT");
     let endpoint = image
         .broker(leader)
         .and_then(|b| b.endpoints.iter().find(|e| e.listener == listener).cloned())

@@ -43,7 +43,7 @@ impl Handler for MetadataHandler {
         match requested {
             None => {
                 let image = broker.image();
-                let listener = client_listener(&broker);
+                let listener = &*ctx.listener_name;
                 topics.extend(
                     image
                         .topics()
@@ -54,11 +54,18 @@ impl Handler for MetadataHandler {
                 for wanted in requested {
                     let response = match &wanted.name {
                         Some(name) => {
-                            by_name(&broker, name, allow_auto_create, ctx.api_version).await
+                            by_name(
+                                &broker,
+                                &ctx.listener_name,
+                                name,
+                                allow_auto_create,
+                                ctx.api_version,
+                            )
+                            .await
                         }
                         None => by_id(
                             &broker.image(),
-                            client_listener(&broker),
+                            &ctx.listener_name,
                             wanted.topic_id,
                             ctx.api_version,
                         ),
@@ -70,7 +77,7 @@ impl Handler for MetadataHandler {
         let image = broker.image();
         // cluster_id exists from v2, controller_id from v1.
         MetadataResponse::default()
-            .with_brokers(brokers(&broker, &image))
+            .with_brokers(alive_brokers(&image, &ctx.listener_name))
             .with_cluster_id(
                 (ctx.api_version >= 2).then(|| StrBytes::from_string(broker.cluster_id.clone())),
             )
@@ -82,20 +89,6 @@ impl Handler for MetadataHandler {
             .with_topics(topics)
             .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
     }
-}
-
-/// The listener clients reach this broker on: the first advertised one.
-pub fn client_listener(broker: &Broker) -> &str {
-    broker
-        .config
-        .advertised_listeners
-        .first()
-        .map(|l| l.name.as_str())
-        .unwrap_or("PLAINTEXT")
-}
-
-pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
-    alive_brokers(image, client_listener(broker))
 }
 
 /// The brokers clients may use, as Kafka's MetadataCache lists them: registered, not
@@ -126,12 +119,12 @@ fn is_alive(image: &MetadataImage, id: i32, listener: &str) -> bool {
 
 async fn by_name(
     broker: &Arc<Broker>,
+    listener: &str,
     name: &TopicName,
     allow_auto_create: bool,
     version: i16,
 ) -> MetadataResponseTopic {
     let image = broker.image();
-    let listener = client_listener(broker);
     if let Some(topic) = image.topic(name) {
         return topic_response(&image, listener, topic, version);
     }

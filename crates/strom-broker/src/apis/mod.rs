@@ -58,6 +58,8 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod produce_verification;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod txn_common;
 mod txn_offset_commit;
@@ -73,6 +75,30 @@ pub enum ListenerRole {
     Controller,
 }
 
+/// Who sent a request, and where it came in.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub peer: std::net::SocketAddr,
+    pub role: ListenerRole,
+    pub listener_name: Arc<str>,
+    pub protocol: crate::security_config::SecurityProtocol,
+    /// `User:ANONYMOUS` until TLS or SASL says otherwise.
+    pub principal: Arc<strom_security::KafkaPrincipal>,
+}
+
+impl Caller {
+    /// A client request another broker forwarded to this controller.
+    pub fn forwarded(peer: std::net::SocketAddr) -> Self {
+        Self {
+            peer,
+            role: ListenerRole::Client,
+            listener_name: Arc::from("PLAINTEXT"),
+            protocol: crate::security_config::SecurityProtocol::Plaintext,
+            principal: Arc::new(strom_security::KafkaPrincipal::anonymous()),
+        }
+    }
+}
+
 /// What a handler knows about the request beyond its body.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -80,6 +106,9 @@ pub struct RequestContext {
     pub client_id: Option<String>,
     pub peer: std::net::SocketAddr,
     pub listener: ListenerRole,
+    pub listener_name: Arc<str>,
+    pub protocol: crate::security_config::SecurityProtocol,
+    pub principal: Arc<strom_security::KafkaPrincipal>,
 }
 
 /// One Kafka API.
@@ -154,8 +183,7 @@ pub trait Api: Send + Sync {
         broker: Arc<Broker>,
         header: RequestHeader,
         body: Bytes,
-        peer: std::net::SocketAddr,
-        listener: ListenerRole,
+        caller: Caller,
     ) -> ResponseFuture;
 }
 
@@ -179,8 +207,7 @@ impl<H: Handler> Api for Erased<H> {
         broker: Arc<Broker>,
         header: RequestHeader,
         mut body: Bytes,
-        peer: std::net::SocketAddr,
-        listener: ListenerRole,
+        caller: Caller,
     ) -> ResponseFuture {
         Box::pin(async move {
             let version = header.request_api_version;
@@ -189,8 +216,11 @@ impl<H: Handler> Api for Erased<H> {
             let ctx = RequestContext {
                 api_version: version,
                 client_id: header.client_id.as_ref().map(|c| c.to_string()),
-                peer,
-                listener,
+                peer: caller.peer,
+                listener: caller.role,
+                listener_name: caller.listener_name,
+                protocol: caller.protocol,
+                principal: caller.principal,
             };
             let reply = H::handle_reply(broker, ctx, request).await;
             if !wants_response {
@@ -321,6 +351,8 @@ impl ApiTable {
             erased::<txn_offset_commit::TxnOffsetCommitHandler>(),
             erased::<describe_producers::DescribeProducersHandler>(),
             erased::<unregister_broker::UnregisterBrokerHandler>(),
+            erased::<sasl_handshake::SaslHandshakeHandler>(),
+            erased::<sasl_authenticate::SaslAuthenticateHandler>(),
         ];
         Self::of(apis)
     }
@@ -375,6 +407,7 @@ mod tests {
         (14, 0, 5), // SyncGroup
         (15, 0, 6), // DescribeGroups
         (16, 0, 5), // ListGroups
+        (17, 0, 1), // SaslHandshake
         (18, 0, 4), // ApiVersions
         (19, 2, 7), // CreateTopics
         (20, 1, 6), // DeleteTopics
@@ -389,6 +422,7 @@ mod tests {
         (32, 1, 4), // DescribeConfigs
         (33, 0, 2), // AlterConfigs
         (35, 1, 4), // DescribeLogDirs
+        (36, 0, 2), // SaslAuthenticate
         (37, 0, 3), // CreatePartitions
         (42, 0, 2), // DeleteGroups
         (43, 0, 2), // ElectLeaders

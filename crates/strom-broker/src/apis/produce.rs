@@ -51,13 +51,15 @@ impl Handler for ProduceHandler {
         let deadline_ms = now_ms() + i64::from(request.timeout_ms.max(0));
         // Validation and the file write block: keep them off the async workers.
         let worker = broker.clone();
-        let (mut response, waits) =
-            match tokio::task::spawn_blocking(move || produce(&worker, version, request, &refused))
-                .await
-            {
-                Ok(produced) => produced,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            };
+        let listener = ctx.listener_name.clone();
+        let (mut response, waits) = match tokio::task::spawn_blocking(move || {
+            produce(&worker, &listener, version, request, &refused)
+        })
+        .await
+        {
+            Ok(produced) => produced,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
         // acks=all: answered once the high watermark passes each append (Kafka's
         // DelayedProduce), or with the wait's error.
         for wait in waits {
@@ -97,6 +99,7 @@ struct AckWait {
 /// Appends every partition's batch.
 fn produce(
     broker: &Broker,
+    listener: &str,
     version: i16,
     request: ProduceRequest,
     refused: &Refused,
@@ -157,11 +160,7 @@ fn produce(
                     .as_deref()
                     .and_then(|n| broker.partition(n, data.index))
                 {
-                    let leader = replica_manager::current_leader(
-                        &image,
-                        &partition,
-                        &broker.config.cluster.inter_broker_listener_name,
-                    );
+                    let leader = replica_manager::current_leader(&image, &partition, listener);
                     response.current_leader = LeaderIdAndEpoch::default()
                         .with_leader_id(BrokerId(leader.leader_id))
                         .with_leader_epoch(leader.leader_epoch);

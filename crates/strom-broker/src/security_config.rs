@@ -1,0 +1,521 @@
+//! Listener security, read with Kafka's names: `listener.security.protocol.map`,
+//! the `ssl.*` settings of a TLS listener and the `sasl.*` ones of a SASL listener,
+//! each first looked up under `listener.name.<listener>.` and then plain.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strom_security::sasl::plain::PlainUsers;
+use strom_security::sasl::Mechanism;
+use strom_security::ssl_principal::SslPrincipalMapper;
+
+use crate::config::ConfigError;
+
+/// Kafka's four security protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Self::Plaintext,
+            "SSL" => Self::Ssl,
+            "SASL_PLAINTEXT" => Self::SaslPlaintext,
+            "SASL_SSL" => Self::SaslSsl,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+}
+
+/// Everything a listener needs to know who its clients are.
+#[derive(Debug, Clone)]
+pub struct ListenerSecurity {
+    pub protocol: SecurityProtocol,
+    pub tls: Option<TlsSettings>,
+    pub sasl: Option<Arc<SaslSettings>>,
+}
+
+impl ListenerSecurity {
+    pub fn plaintext() -> Self {
+        Self {
+            protocol: SecurityProtocol::Plaintext,
+            tls: None,
+            sasl: None,
+        }
+    }
+}
+
+/// Where PEM text comes from: a file (reloaded when it changes) or the config itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PemSource {
+    File(PathBuf),
+    Inline(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// `ssl.keystore.location` (key and chain in one PEM file), or
+    /// `ssl.keystore.key` and `ssl.keystore.certificate.chain`.
+    pub keystore: Keystore,
+    /// `ssl.key.password`: refused, encrypted PEM keys are not read.
+    pub truststore: Option<PemSource>,
+    pub client_auth: ClientAuth,
+    /// `ssl.enabled.protocols` (TLSv1.2,TLSv1.3).
+    pub protocols: Vec<String>,
+    /// `ssl.cipher.suites` (empty: all that rustls offers).
+    pub cipher_suites: Vec<String>,
+    pub principal_mapper: Arc<SslPrincipalMapper>,
+    /// `strom.ssl.reload.check.interval.ms` (10000): how often the PEM files are looked at.
+    pub reload_check_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keystore {
+    File(PathBuf),
+    Inline { chain: String, key: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct SaslSettings {
+    /// `sasl.enabled.mechanisms`, in the order configured.
+    pub mechanisms: Vec<Mechanism>,
+    pub plain_users: Option<Arc<PlainUsers>>,
+    /// `connections.max.reauth.ms` (0: sessions never expire).
+    pub max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms` (100): a failed authentication is
+    /// answered, and the connection closed, only after this long.
+    pub failed_authentication_delay_ms: u64,
+}
+
+const DEFAULT_PROTOCOL_MAP: &str =
+    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+
+/// A listener-scoped config: `listener.name.<listener lowercased>.<name>`, else `<name>`.
+pub fn listener_value<'a>(
+    map: &'a BTreeMap<String, String>,
+    listener: &str,
+    name: &str,
+) -> Option<&'a String> {
+    map.get(&format!(
+        "listener.name.{}.{name}",
+        listener.to_ascii_lowercase()
+    ))
+    .or_else(|| map.get(name))
+}
+
+fn invalid(name: &str, value: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name: name.into(),
+        value: value.into(),
+        why: why.into(),
+    }
+}
+
+/// The protocol of each listener name: `listener.security.protocol.map`, where
+/// controller listeners left out of Kafka's default map are PLAINTEXT (as KRaft does).
+pub fn protocol_map(
+    map: &BTreeMap<String, String>,
+    controller_listener_names: &[String],
+) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
+    let name = "listener.security.protocol.map";
+    let explicit = map.get(name);
+    let value = explicit.map_or(DEFAULT_PROTOCOL_MAP, String::as_str);
+    let mut protocols = BTreeMap::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (listener, protocol) = item
+            .split_once(':')
+            .ok_or_else(|| invalid(name, value, "expected LISTENER:PROTOCOL pairs"))?;
+        let protocol = SecurityProtocol::parse(protocol).ok_or_else(|| {
+            invalid(
+                name,
+                value,
+                format!("unknown security protocol {protocol:?}"),
+            )
+        })?;
+        protocols.insert(listener.trim().to_string(), protocol);
+    }
+    if explicit.is_none() {
+        for controller in controller_listener_names {
+            protocols
+                .entry(controller.clone())
+                .or_insert(SecurityProtocol::Plaintext);
+        }
+    }
+    Ok(protocols)
+}
+
+/// The security of one listener.
+pub fn listener_security(
+    map: &BTreeMap<String, String>,
+    listener: &str,
+    protocol: SecurityProtocol,
+) -> Result<ListenerSecurity, ConfigError> {
+    let tls = if protocol.uses_tls() {
+        Some(tls_settings(map, listener)?)
+    } else {
+        None
+    };
+    let sasl = if protocol.uses_sasl() {
+        Some(Arc::new(sasl_settings(map, listener)?))
+    } else {
+        None
+    };
+    Ok(ListenerSecurity {
+        protocol,
+        tls,
+        sasl,
+    })
+}
+
+fn tls_settings(
+    map: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<TlsSettings, ConfigError> {
+    let get = |name: &str| listener_value(map, listener, name).map(|v| v.trim().to_string());
+    let pem_type = |name: &str| -> Result<(), ConfigError> {
+        match get(name) {
+            None => Ok(()),
+            Some(t) if t.eq_ignore_ascii_case("PEM") => Ok(()),
+            Some(t) => Err(invalid(
+                name,
+                &t,
+                "only PEM key and trust stores are read (convert JKS or PKCS12 with keytool/openssl)",
+            )),
+        }
+    };
+    pem_type("ssl.keystore.type")?;
+    pem_type("ssl.truststore.type")?;
+    if let Some(password) = get("ssl.key.password").filter(|p| !p.is_empty()) {
+        let _ = password;
+        return Err(invalid(
+            "ssl.key.password",
+            "[hidden]",
+            "encrypted private keys are not read; give an unencrypted PKCS#8, PKCS#1 or SEC1 PEM key",
+        ));
+    }
+    let keystore = match (
+        get("ssl.keystore.location").filter(|v| !v.is_empty()),
+        get("ssl.keystore.certificate.chain").filter(|v| !v.is_empty()),
+        get("ssl.keystore.key").filter(|v| !v.is_empty()),
+    ) {
+        (Some(path), None, None) => Keystore::File(path.into()),
+        (None, Some(chain), Some(key)) => Keystore::Inline { chain, key },
+        (None, None, None) => {
+            return Err(invalid(
+                &format!("listener.name.{}.ssl.keystore.location", listener.to_ascii_lowercase()),
+                "",
+                format!("listener {listener} uses TLS and needs ssl.keystore.location (one PEM file with the key and the certificate chain) or ssl.keystore.key with ssl.keystore.certificate.chain"),
+            ))
+        }
+        _ => {
+            return Err(invalid(
+                "ssl.keystore.location",
+                "",
+                "give either ssl.keystore.location or both ssl.keystore.key and ssl.keystore.certificate.chain",
+            ))
+        }
+    };
+    let truststore = match (
+        get("ssl.truststore.location").filter(|v| !v.is_empty()),
+        get("ssl.truststore.certificates").filter(|v| !v.is_empty()),
+    ) {
+        (Some(path), None) => Some(PemSource::File(path.into())),
+        (None, Some(pem)) => Some(PemSource::Inline(pem)),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "ssl.truststore.location",
+                "",
+                "give either ssl.truststore.location or ssl.truststore.certificates",
+            ))
+        }
+    };
+    let client_auth = match get("ssl.client.auth")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("none") => ClientAuth::None,
+        Some("requested") => ClientAuth::Requested,
+        Some("required") => ClientAuth::Required,
+        Some(other) => {
+            return Err(invalid(
+                "ssl.client.auth",
+                other,
+                "must be one of required, requested, none",
+            ))
+        }
+    };
+    if client_auth != ClientAuth::None && truststore.is_none() {
+        return Err(invalid(
+            "ssl.client.auth",
+            "",
+            format!(
+                "listener {listener} checks client certificates and needs ssl.truststore.location"
+            ),
+        ));
+    }
+    let list = |name: &str, default: &str| -> Vec<String> {
+        get(name)
+            .unwrap_or_else(|| default.to_string())
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let protocols = list("ssl.enabled.protocols", "TLSv1.2,TLSv1.3");
+    let cipher_suites = list("ssl.cipher.suites", "");
+    let rules = get("ssl.principal.mapping.rules").unwrap_or_else(|| "DEFAULT".into());
+    let principal_mapper = SslPrincipalMapper::parse(&rules)
+        .map_err(|e| invalid("ssl.principal.mapping.rules", &rules, e.to_string()))?;
+    let reload_ms: u64 = match get("strom.ssl.reload.check.interval.ms") {
+        None => 10_000,
+        Some(v) => v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+            invalid(
+                "strom.ssl.reload.check.interval.ms",
+                &v,
+                "must be a positive number of ms",
+            )
+        })?,
+    };
+    Ok(TlsSettings {
+        keystore,
+        truststore,
+        client_auth,
+        protocols,
+        cipher_suites,
+        principal_mapper: Arc::new(principal_mapper),
+        reload_check_interval: Duration::from_millis(reload_ms),
+    })
+}
+
+fn sasl_settings(
+    map: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<SaslSettings, ConfigError> {
+    let name = "sasl.enabled.mechanisms";
+    // Kafka's default is GSSAPI, which strom does not serve: it must be chosen.
+    let value = listener_value(map, listener, name)
+        .cloned()
+        .unwrap_or_else(|| "GSSAPI".into());
+    let mut mechanisms = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let mechanism = Mechanism::from_name(&item.to_ascii_uppercase()).ok_or_else(|| {
+            invalid(
+                name,
+                &value,
+                format!(
+                    "listener {listener}: mechanism {item} is not served; choose from PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"
+                ),
+            )
+        })?;
+        if !mechanisms.contains(&mechanism) {
+            mechanisms.push(mechanism);
+        }
+    }
+    if mechanisms.is_empty() {
+        return Err(invalid(
+            name,
+            &value,
+            format!("listener {listener} uses SASL and needs at least one mechanism"),
+        ));
+    }
+    if let Some(unserved) = mechanisms.iter().find(|m| **m != Mechanism::Plain) {
+        return Err(invalid(
+            name,
+            &value,
+            format!("{unserved} is not served yet; PLAIN is"),
+        ));
+    }
+    let plain_users = if mechanisms.contains(&Mechanism::Plain) {
+        let key = format!(
+            "listener.name.{}.plain.sasl.jaas.config",
+            listener.to_ascii_lowercase()
+        );
+        let text = map.get(&key).ok_or_else(|| {
+            invalid(&key, "", format!("listener {listener} enables PLAIN and needs its JAAS config with user_<name>=\"<password>\" options"))
+        })?;
+        let modules = strom_security::jaas::parse(text)
+            .map_err(|e| invalid(&key, "[hidden]", e.to_string()))?;
+        let module = modules
+            .iter()
+            .find(|m| m.class.ends_with("PlainLoginModule"))
+            .ok_or_else(|| {
+                invalid(
+                    &key,
+                    "[hidden]",
+                    "no org.apache.kafka.common.security.plain.PlainLoginModule in it",
+                )
+            })?;
+        Some(Arc::new(PlainUsers::from_jaas_options(&module.options)))
+    } else {
+        None
+    };
+    let reauth_name = "connections.max.reauth.ms";
+    let max_reauth_ms = match listener_value(map, listener, reauth_name) {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|ms| *ms >= 0)
+            .ok_or_else(|| invalid(reauth_name, v, "must be a number of ms, 0 or more"))?,
+    };
+    let delay_name = "connection.failed.authentication.delay.ms";
+    let failed_authentication_delay_ms = match map.get(delay_name) {
+        None => 100,
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| invalid(delay_name, v, "must be a number of ms, 0 or more"))?,
+    };
+    Ok(SaslSettings {
+        mechanisms,
+        plain_users,
+        max_reauth_ms,
+        failed_authentication_delay_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_map_names_the_four_protocols_and_controllers_are_plaintext() {
+        let map = protocol_map(&BTreeMap::new(), &["CONTROLLER".into()]).unwrap();
+        assert_eq!(map["SASL_SSL"], SecurityProtocol::SaslSsl);
+        assert_eq!(map["CONTROLLER"], SecurityProtocol::Plaintext);
+        let explicit = protocol_map(
+            &config(&[(
+                "listener.security.protocol.map",
+                "INTERNAL:PLAINTEXT,EXTERNAL:sasl_ssl",
+            )]),
+            &["CONTROLLER".into()],
+        )
+        .unwrap();
+        assert_eq!(explicit["EXTERNAL"], SecurityProtocol::SaslSsl);
+        assert!(!explicit.contains_key("CONTROLLER"));
+        assert!(
+            protocol_map(&config(&[("listener.security.protocol.map", "A:TLS")]), &[]).is_err()
+        );
+    }
+
+    #[test]
+    fn listener_prefixed_settings_win_over_plain_ones() {
+        let map = config(&[
+            ("ssl.keystore.location", "/plain.pem"),
+            (
+                "listener.name.external.ssl.keystore.location",
+                "/external.pem",
+            ),
+            ("ssl.client.auth", "required"),
+            ("ssl.truststore.location", "/ca.pem"),
+            (
+                "ssl.principal.mapping.rules",
+                "RULE:^CN=(.*?),.*$/$1/L,DEFAULT",
+            ),
+        ]);
+        let external = listener_security(&map, "EXTERNAL", SecurityProtocol::Ssl).unwrap();
+        let tls = external.tls.unwrap();
+        assert_eq!(tls.keystore, Keystore::File("/external.pem".into()));
+        assert_eq!(tls.client_auth, ClientAuth::Required);
+        assert_eq!(
+            tls.principal_mapper.name_for("CN=Alice,O=x").unwrap(),
+            "alice"
+        );
+        let other = listener_security(&map, "OTHER", SecurityProtocol::Ssl).unwrap();
+        assert_eq!(
+            other.tls.unwrap().keystore,
+            Keystore::File("/plain.pem".into())
+        );
+    }
+
+    #[test]
+    fn tls_and_sasl_listeners_refuse_incomplete_settings() {
+        let missing_keystore = listener_security(&BTreeMap::new(), "SSL", SecurityProtocol::Ssl);
+        assert!(missing_keystore
+            .unwrap_err()
+            .to_string()
+            .contains("ssl.keystore.location"));
+        let no_trust = config(&[
+            ("ssl.keystore.location", "/k.pem"),
+            ("ssl.client.auth", "required"),
+        ]);
+        assert!(listener_security(&no_trust, "SSL", SecurityProtocol::Ssl).is_err());
+        let gssapi = listener_security(
+            &BTreeMap::new(),
+            "SASL_PLAINTEXT",
+            SecurityProtocol::SaslPlaintext,
+        );
+        assert!(gssapi.unwrap_err().to_string().contains("GSSAPI"));
+        let no_jaas = config(&[("sasl.enabled.mechanisms", "PLAIN")]);
+        let err = listener_security(&no_jaas, "SASL_PLAINTEXT", SecurityProtocol::SaslPlaintext)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("listener.name.sasl_plaintext.plain.sasl.jaas.config"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plain_users_come_from_the_listeners_jaas_config() {
+        let map = config(&[
+            (
+                "listener.name.sasl_plaintext.sasl.enabled.mechanisms",
+                "PLAIN",
+            ),
+            (
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="a" user_admin="a" user_alice="b";"#,
+            ),
+            ("connections.max.reauth.ms", "60000"),
+        ]);
+        let sasl = listener_security(&map, "SASL_PLAINTEXT", SecurityProtocol::SaslPlaintext)
+            .unwrap()
+            .sasl
+            .unwrap();
+        assert_eq!(sasl.mechanisms, vec![Mechanism::Plain]);
+        assert_eq!(sasl.plain_users.as_ref().unwrap().len(), 2);
+        assert_eq!(sasl.max_reauth_ms, 60_000);
+    }
+}
