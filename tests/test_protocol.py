@@ -73,6 +73,8 @@ ADVERTISED = {
     45: (0, 0),   # AlterPartitionReassignments
     46: (0, 0),   # ListPartitionReassignments
     47: (0, 0),   # OffsetDelete
+    50: (0, 0),   # DescribeUserScramCredentials
+    51: (0, 0),   # AlterUserScramCredentials
     55: (0, 2),   # DescribeQuorum
     60: (0, 2),   # DescribeCluster
     61: (0, 0),   # DescribeProducers

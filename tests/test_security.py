@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KPTopicPartition
 
@@ -360,3 +361,94 @@ def test_a_broker_with_a_missing_keystore_does_not_start(tmp_path):
                                 "ssl.keystore.location": str(tmp_path / "missing.pem")}, listeners=["SSL"])
     with pytest.raises(BrokerError, match=r"listener SSL: reading .*missing.pem"):
         b.start(timeout_s=15)
+
+
+# --- SCRAM (KIP-554 credentials in the metadata log) -------------------------------------------
+
+SCRAM_MECHANISMS = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+
+
+def scram_conf(pki, user: str, password: str, mechanism: str = "SCRAM-SHA-512") -> dict:
+    return {**sasl_conf(pki, user, password), "sasl.mechanism": mechanism}
+
+
+def alter_scram(broker, *changes) -> dict:
+    """AlterUserScramCredentials through confluent-kafka's admin client: user -> error or None."""
+    from confluent_kafka import KafkaException
+    adm = AdminClient({"bootstrap.servers": broker.bootstrap})  # alive until the futures resolve
+    futures = adm.alter_user_scram_credentials(list(changes))
+    outcome = {}
+    for user, future in futures.items():
+        try:
+            future.result(timeout=30)
+            outcome[user] = None
+        except KafkaException as e:
+            outcome[user] = e.args[0]
+    return outcome
+
+
+def describe_scram(broker, users=None) -> dict:
+    from confluent_kafka import KafkaException
+    adm = AdminClient({"bootstrap.servers": broker.bootstrap})
+    result = adm.describe_user_scram_credentials(users) if users else adm.describe_user_scram_credentials()
+    if not isinstance(result, dict):
+        result = {"*": result}
+    out = {}
+    for user, future in result.items():
+        try:
+            value = future.result(timeout=30)
+        except KafkaException as e:
+            out[user] = e.args[0].code()
+            continue
+        descriptions = value.values() if isinstance(value, dict) else [value]
+        for d in descriptions:
+            out[d.user] = sorted((i.mechanism.name, i.iterations) for i in d.scram_credential_infos)
+    return out
+
+
+def test_scram_users_are_managed_through_the_admin_api_and_authenticate_every_client(broker_factory, pki):
+    from confluent_kafka.admin import (ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion,
+                                       UserScramCredentialUpsertion)
+    b = broker_factory(secured_configs(pki, **{"sasl.enabled.mechanisms": SCRAM_MECHANISMS}),
+                       env=DEBUG_CONNECTIONS, listeners=["SASL_SSL"])
+    sha512, sha256 = ScramMechanism.SCRAM_SHA_512, ScramMechanism.SCRAM_SHA_256
+    assert alter_scram(b,
+                       UserScramCredentialUpsertion("alice", ScramCredentialInfo(sha512, 8192), b"alice-scram"),
+                       UserScramCredentialUpsertion("bob", ScramCredentialInfo(sha256, 4096), b"bob-scram")) == \
+        {"alice": None, "bob": None}
+    refused = alter_scram(b, UserScramCredentialUpsertion("carol", ScramCredentialInfo(sha512, 1000), b"x"),
+                          UserScramCredentialDeletion("nobody", sha512))
+    assert refused["carol"].code() == KafkaError.UNACCEPTABLE_CREDENTIAL and refused["carol"].str() == "Too few iterations"
+    assert refused["nobody"].code() == KafkaError.RESOURCE_NOT_FOUND
+    assert describe_scram(b) == {"alice": [("SCRAM_SHA_512", 8192)], "bob": [("SCRAM_SHA_256", 4096)]}
+    assert describe_scram(b, ["nobody"]) == {"nobody": KafkaError.RESOURCE_NOT_FOUND}
+    address = b.address("SASL_SSL")
+    topic = unique("scram")
+    create_topic(b, topic, 1)
+    round_trip_confluent(address, scram_conf(pki, "alice", "alice-scram"), topic, "scram")
+    b.wait_for_log(r"SASL authenticated.*principal=User:alice")
+    topic = unique("scram-kp")
+    create_topic(b, topic, 1)
+    round_trip_kafka_python(address, {**kafka_python_sasl(pki, "alice", "alice-scram"),
+                                      "sasl_mechanism": "SCRAM-SHA-512"}, topic)
+    topic = unique("scram-kcat")
+    create_topic(b, topic, 1)
+    round_trip_kcat(address, scram_conf(pki, "alice", "alice-scram"), topic)
+    topic = unique("scram-256")
+    create_topic(b, topic, 1)
+    round_trip_confluent(address, scram_conf(pki, "bob", "bob-scram", "SCRAM-SHA-256"), topic, "scram-256")
+    # A wrong password, or a credential for the other mechanism, is refused as Kafka words it.
+    generic = "Authentication failed during authentication due to invalid credentials with SASL mechanism"
+    err = first_error(scram_conf(pki, "alice", "wrong"), address)
+    assert err.code() == KafkaError._AUTHENTICATION and f"{generic} SCRAM-SHA-512" in err.str(), err
+    err = first_error(scram_conf(pki, "bob", "bob-scram", "SCRAM-SHA-512"), address)
+    assert err.code() == KafkaError._AUTHENTICATION and f"{generic} SCRAM-SHA-512" in err.str(), err
+    # Credentials live in the metadata log: they survive kill -9, and a deletion takes effect.
+    b.restart(kill=True)
+    topic = unique("scram-after-restart")
+    create_topic(b, topic, 1)
+    round_trip_confluent(address, scram_conf(pki, "bob", "bob-scram", "SCRAM-SHA-256"), topic, "restart")
+    assert alter_scram(b, UserScramCredentialDeletion("alice", sha512)) == {"alice": None}
+    assert describe_scram(b) == {"bob": [("SCRAM_SHA_256", 4096)]}
+    err = first_error(scram_conf(pki, "alice", "alice-scram"), address)
+    assert err.code() == KafkaError._AUTHENTICATION, err

@@ -168,7 +168,11 @@ async fn run(
     let max_frame_bytes = broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(INITIAL_READ_BYTES);
     let mut held: Option<Held<'_>> = None;
-    let mut sasl = listener.security.sasl.clone().map(SaslSession::new);
+    let mut sasl = listener
+        .security
+        .sasl
+        .clone()
+        .map(|settings| SaslSession::new(settings, scram_credentials(broker)));
     let mut caller = Caller {
         peer,
         role: listener.role,
@@ -266,6 +270,23 @@ async fn run(
             return Err(ConnectionError::TruncatedFrame(buf.len()));
         }
     }
+}
+
+/// SCRAM credentials as the broker's current metadata image has them.
+fn scram_credentials(broker: &Arc<Broker>) -> strom_security::sasl::scram::CredentialLookup {
+    let broker = broker.clone();
+    Arc::new(move |user, mechanism| {
+        let mechanism_type = strom_security::sasl::scram::mechanism_type(mechanism)?;
+        broker
+            .image()
+            .scram_credential(user, mechanism_type)
+            .map(|c| strom_security::sasl::scram::ScramCredential {
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            })
+    })
 }
 
 /// Ends the connection after a last answer so the client reads it: the client, having

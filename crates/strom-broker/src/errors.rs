@@ -34,6 +34,19 @@ pub fn controller_error_code(error: &ControllerError) -> ErrorCode {
     }
 }
 
+/// Kafka's codes for ScramControlManager's and ScramImage's refusals.
+pub fn scram_error_code(error: &strom_metadata::scram::ScramError) -> ErrorCode {
+    use strom_metadata::scram::ScramError;
+    match error {
+        ScramError::AlteredTwice | ScramError::DescribedTwice(_) => ErrorCode::DuplicateResource,
+        ScramError::EmptyUsername
+        | ScramError::TooFewIterations
+        | ScramError::TooManyIterations => ErrorCode::UnacceptableCredential,
+        ScramError::UnknownMechanism => ErrorCode::UnsupportedSaslMechanism,
+        ScramError::DeleteUnknown | ScramError::DescribeUnknown(_) => ErrorCode::ResourceNotFound,
+    }
+}
+
 /// Kafka's codes for the producer-state rules (ProducerAppendInfo and UnifiedLog).
 pub fn producer_state_error_code(error: &ProducerStateError) -> ErrorCode {
     match error {

@@ -15,6 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use strom_security::sasl::plain::PlainServer;
+use strom_security::sasl::scram::{CredentialLookup, ScramServer};
 use strom_security::sasl::{Mechanism, SaslServer, Step};
 use strom_security::KafkaPrincipal;
 use strom_types::ErrorCode;
@@ -50,6 +51,8 @@ enum State {
 
 pub struct SaslSession {
     settings: Arc<SaslSettings>,
+    /// SCRAM credentials, as the metadata image holds them when asked.
+    scram_credentials: CredentialLookup,
     state: State,
     /// The authenticated principal and mechanism, kept across re-authentication.
     principal: Option<KafkaPrincipal>,
@@ -61,9 +64,10 @@ pub struct SaslSession {
 }
 
 impl SaslSession {
-    pub fn new(settings: Arc<SaslSettings>) -> Self {
+    pub fn new(settings: Arc<SaslSettings>, scram_credentials: CredentialLookup) -> Self {
         Self {
             settings,
+            scram_credentials,
             state: State::Handshake,
             principal: None,
             mechanism: None,
@@ -160,6 +164,11 @@ impl SaslSession {
         let server: Box<dyn SaslServer> = match chosen {
             Mechanism::Plain => Box::new(PlainServer::new(
                 self.settings.plain_users.clone().unwrap_or_default(),
+            )),
+            Mechanism::ScramSha256 | Mechanism::ScramSha512 => Box::new(ScramServer::new(
+                chosen,
+                self.scram_credentials.clone(),
+                uuid::Uuid::new_v4().simple().to_string(),
             )),
             other => {
                 return Ok(Verdict::Close(format!(
@@ -296,12 +305,15 @@ mod tests {
             ("user_alice".to_string(), "alice-secret".to_string()),
             ("user_bob".to_string(), "bob-secret".to_string()),
         ]);
-        SaslSession::new(Arc::new(SaslSettings {
-            mechanisms: vec![Mechanism::Plain],
-            plain_users: Some(Arc::new(PlainUsers::from_jaas_options(&options))),
-            max_reauth_ms,
-            failed_authentication_delay_ms: 100,
-        }))
+        SaslSession::new(
+            Arc::new(SaslSettings {
+                mechanisms: vec![Mechanism::Plain],
+                plain_users: Some(Arc::new(PlainUsers::from_jaas_options(&options))),
+                max_reauth_ms,
+                failed_authentication_delay_ms: 100,
+            }),
+            Arc::new(|_: &str, _| None),
+        )
     }
 
     fn frame<T: Encodable + HeaderVersion>(key: ApiKey, version: i16, request: &T) -> BytesMut {

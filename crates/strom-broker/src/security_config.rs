@@ -351,11 +351,11 @@ fn sasl_settings(
             format!("listener {listener} uses SASL and needs at least one mechanism"),
         ));
     }
-    if let Some(unserved) = mechanisms.iter().find(|m| **m != Mechanism::Plain) {
+    if let Some(unserved) = mechanisms.iter().find(|m| **m == Mechanism::OAuthBearer) {
         return Err(invalid(
             name,
             &value,
-            format!("{unserved} is not served yet; PLAIN is"),
+            format!("{unserved} is not served yet; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are"),
         ));
     }
     let plain_users = if mechanisms.contains(&Mechanism::Plain) {

@@ -140,6 +140,17 @@ pub struct MetadataImage {
     brokers: BTreeMap<NodeId, Arc<BrokerImage>>,
     configs: BTreeMap<ConfigResource, Arc<BTreeMap<String, String>>>,
     next_producer_id: i64,
+    /// SCRAM credentials by user and mechanism type.
+    scram: BTreeMap<(String, i8), Arc<ScramCredentialImage>>,
+}
+
+/// A stored SCRAM credential: never the password, only what verifies a proof of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredentialImage {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
 }
 
 impl MetadataImage {
@@ -237,6 +248,16 @@ impl MetadataImage {
                 next_producer_id: self.next_producer_id,
             });
         }
+        for ((name, mechanism), credential) in &self.scram {
+            records.push(MetadataRecord::UserScramCredential {
+                name: name.clone(),
+                mechanism: *mechanism,
+                salt: crate::hex::encode(&credential.salt),
+                stored_key: crate::hex::encode(&credential.stored_key),
+                server_key: crate::hex::encode(&credential.server_key),
+                iterations: credential.iterations,
+            });
+        }
         records
     }
 
@@ -258,6 +279,24 @@ impl MetadataImage {
             .get(resource)
             .and_then(|c| c.get(name))
             .map(String::as_str)
+    }
+
+    /// A user's SCRAM credential for a mechanism type (1: SHA-256, 2: SHA-512).
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: i8,
+    ) -> Option<&Arc<ScramCredentialImage>> {
+        self.scram.get(&(user.to_string(), mechanism))
+    }
+
+    /// Every (user, mechanism type) with a SCRAM credential, in user order.
+    pub fn scram_credentials(
+        &self,
+    ) -> impl Iterator<Item = (&str, i8, &Arc<ScramCredentialImage>)> {
+        self.scram
+            .iter()
+            .map(|((user, m), c)| (user.as_str(), *m, c))
     }
 
     /// The first producer id no block has claimed yet.
@@ -410,6 +449,34 @@ impl MetadataImage {
             } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                // A record this node cannot read changes nothing rather than half a credential.
+                if let (Some(salt), Some(stored_key), Some(server_key)) = (
+                    crate::hex::decode(salt),
+                    crate::hex::decode(stored_key),
+                    crate::hex::decode(server_key),
+                ) {
+                    self.scram.insert(
+                        (name.clone(), *mechanism),
+                        Arc::new(ScramCredentialImage {
+                            salt,
+                            stored_key,
+                            server_key,
+                            iterations: *iterations,
+                        }),
+                    );
+                }
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                self.scram.remove(&(name.clone(), *mechanism));
+            }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(topic) = self.topics.remove(topic_id) {
                     self.topic_ids_by_name.remove(&topic.name);
@@ -510,8 +577,20 @@ mod tests {
             broker_id: 1,
             next_producer_id: 2000,
         });
+        records.push(MetadataRecord::UserScramCredential {
+            name: "alice".into(),
+            mechanism: 2,
+            salt: "00ff".into(),
+            stored_key: "01".into(),
+            server_key: "02".into(),
+            iterations: 4096,
+        });
         let image = MetadataImage::default().apply(&records);
         let rebuilt = MetadataImage::default().apply(&image.to_records());
+        assert_eq!(
+            rebuilt.scram_credential("alice", 2).unwrap().salt,
+            vec![0, 255]
+        );
         assert_eq!(rebuilt.to_records(), image.to_records());
         assert_eq!(rebuilt.next_producer_id(), 2000);
         assert!(rebuilt.broker(1).unwrap().fenced);

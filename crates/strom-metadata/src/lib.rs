@@ -11,11 +11,13 @@ pub mod cluster_control;
 pub mod controller;
 pub mod elect_leaders;
 pub mod error;
+mod hex;
 pub mod image;
 pub mod partition_change;
 pub mod placement;
 pub mod reassignment;
 pub mod records;
+pub mod scram;
 pub mod topic_config;
 
 pub use error::ControllerError;

@@ -134,6 +134,20 @@ pub enum MetadataRecord {
         broker_id: NodeId,
         next_producer_id: i64,
     },
+    /// A user's SCRAM credential for one mechanism (KRaft's UserScramCredentialRecord;
+    /// mechanism 1 is SCRAM-SHA-256, 2 SCRAM-SHA-512); salt and keys in hex.
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        salt: String,
+        stored_key: String,
+        server_key: String,
+        iterations: i32,
+    },
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: i8,
+    },
 }
 
 impl MetadataRecord {

@@ -19,6 +19,7 @@ mod allocate_producer_ids;
 mod alter_configs;
 pub(crate) mod alter_partition;
 mod alter_partition_reassignments;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod broker_heartbeat;
 mod broker_registration;
@@ -36,6 +37,7 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
@@ -303,6 +305,7 @@ impl ApiTable {
             erased::<list_partition_reassignments::ListPartitionReassignmentsHandler>(),
             erased::<describe_quorum::DescribeQuorumHandler>(),
             erased::<unregister_broker::UnregisterBrokerHandler>(),
+            erased::<alter_user_scram_credentials::AlterUserScramCredentialsHandler>(),
         ])
     }
 
@@ -353,6 +356,8 @@ impl ApiTable {
             erased::<unregister_broker::UnregisterBrokerHandler>(),
             erased::<sasl_handshake::SaslHandshakeHandler>(),
             erased::<sasl_authenticate::SaslAuthenticateHandler>(),
+            erased::<describe_user_scram_credentials::DescribeUserScramCredentialsHandler>(),
+            erased::<alter_user_scram_credentials::AlterUserScramCredentialsHandler>(),
         ];
         Self::of(apis)
     }
@@ -430,6 +435,8 @@ mod tests {
         (45, 0, 0), // AlterPartitionReassignments
         (46, 0, 0), // ListPartitionReassignments
         (47, 0, 0), // OffsetDelete
+        (50, 0, 0), // DescribeUserScramCredentials
+        (51, 0, 0), // AlterUserScramCredentials
         (55, 0, 2), // DescribeQuorum
         (60, 0, 2), // DescribeCluster
         (61, 0, 0), // DescribeProducers

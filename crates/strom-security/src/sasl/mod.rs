@@ -3,6 +3,7 @@
 //! what it answers, until it names the authenticated user or fails.
 
 pub mod plain;
+pub mod scram;
 
 use std::fmt;
 
