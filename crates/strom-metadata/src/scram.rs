@@ -56,13 +56,26 @@ fn check_name_and_mechanism(name: &str, mechanism: i8) -> Result<(), ScramError>
     Ok(())
 }
 
+fn check_iterations(iterations: i32) -> Result<(), ScramError> {
+    if iterations < MIN_ITERATIONS {
+        Err(ScramError::TooFewIterations)
+    } else if iterations > MAX_ITERATIONS {
+        Err(ScramError::TooManyIterations)
+    } else {
+        Ok(())
+    }
+}
+
+/// One user's outcome in a request.
+pub type UserOutcome<T> = (String, Result<T, ScramError>);
+
 /// The records of a request and each user's outcome, in Kafka's order: deletions, then
 /// upsertions, then the users refused.
 pub fn alter_credentials(
     image: &MetadataImage,
     deletions: &[(String, i8)],
     upsertions: &[ScramUpsertion],
-) -> (Vec<MetadataRecord>, Vec<(String, Result<(), ScramError>)>) {
+) -> (Vec<MetadataRecord>, Vec<UserOutcome<()>>) {
     let mut refused: BTreeMap<String, ScramError> = BTreeMap::new();
     let mut to_delete: BTreeMap<String, i8> = BTreeMap::new();
     let mut to_upsert: BTreeMap<String, &ScramUpsertion> = BTreeMap::new();
@@ -98,15 +111,8 @@ pub fn alter_credentials(
             refused.insert(name.clone(), ScramError::AlteredTwice);
             continue;
         }
-        let checked = check_name_and_mechanism(name, upsertion.mechanism).and_then(|()| {
-            if upsertion.iterations < MIN_ITERATIONS {
-                Err(ScramError::TooFewIterations)
-            } else if upsertion.iterations > MAX_ITERATIONS {
-                Err(ScramError::TooManyIterations)
-            } else {
-                Ok(())
-            }
-        });
+        let checked = check_name_and_mechanism(name, upsertion.mechanism)
+            .and(check_iterations(upsertion.iterations));
         match checked {
             Ok(()) => {
                 to_upsert.insert(name.clone(), upsertion);
@@ -145,7 +151,7 @@ pub fn alter_credentials(
 pub fn describe_credentials(
     image: &MetadataImage,
     users: Option<&[String]>,
-) -> Vec<(String, Result<Vec<(i8, i32)>, ScramError>)> {
+) -> Vec<UserOutcome<Vec<(i8, i32)>>> {
     let mut wanted: BTreeMap<String, bool> = BTreeMap::new();
     match users.filter(|u| !u.is_empty()) {
         None => {
