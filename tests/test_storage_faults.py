@@ -15,6 +15,7 @@ import subprocess
 import pytest
 from confluent_kafka import KafkaError
 
+from helpers import admin as admin_client
 from helpers import create_topic, kp_admin, kp_consumer, producer
 
 STORAGE_ERROR = 56  # KAFKA_STORAGE_ERROR
@@ -147,3 +148,58 @@ def test_full_log_dir_goes_offline_and_the_others_keep_serving(tiny_fs, broker_f
     dirs = log_dirs_by_path(broker)
     assert [d["error_code"] for d in dirs.values()] == [0, 0]
     assert partitions_of(dirs[os.path.realpath(tiny_fs)]) == {("tiny", 0)}
+
+
+def fill(path) -> None:
+    """Writes a file in `path` until the filesystem refuses with ENOSPC."""
+    import errno
+    with open(path / "filler", "wb", buffering=0) as f:
+        chunk = b"\0" * 65536
+        while True:
+            try:
+                f.write(chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+                chunk = chunk[: len(chunk) // 2]
+                if not chunk:
+                    return
+
+
+def test_metadata_log_dir_full_stops_the_process_and_keeps_only_durable_changes(
+        tiny_fs, broker_factory, tmp_path):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    data = tmp_path / "broker0" / "data"
+    # The first log dir holds the metadata log. No partition lands there (no topic is made)
+    # and the high watermark checkpoint waits, so the metadata log meets the full disk first.
+    broker = broker_factory({"log.dirs": f"{tiny_fs},{data}",
+                             "replica.high.watermark.checkpoint.interval.ms": "3600000"})
+    adm = admin_client(broker)
+    name = "log.cleaner.backoff.ms"
+
+    def alter(value: int):
+        res = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+            ConfigEntry(name, str(value), incremental_operation=AlterConfigOpType.SET)])
+        adm.incremental_alter_configs([res], request_timeout=10)[res].result(timeout=15)
+
+    alter(1000)
+    fill(tiny_fs)
+    acked = [1000]
+    for value in range(1001, 1300):
+        try:
+            alter(value)
+        except Exception:  # the broker stops: the request fails one way or another
+            break
+        acked.append(value)
+    else:
+        pytest.fail("the metadata log never met the full disk")
+    assert broker.proc.wait(timeout=20) == 1
+    assert broker.wait_for_log(r"the metadata quorum failed; stopping the process")
+
+    # With space again, the node starts with exactly the changes that were acknowledged.
+    (tiny_fs / "filler").unlink()
+    broker.start()
+    adm = admin_client(broker)
+    res = ConfigResource(ResourceType.BROKER, "1")
+    described = adm.describe_configs([res], request_timeout=10)[res].result(timeout=15)
+    assert described[name].value == str(acked[-1])

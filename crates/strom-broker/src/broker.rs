@@ -16,8 +16,8 @@ use crate::apis::ApiTable;
 use crate::config::{BrokerConfig, DynamicBrokerConfigs};
 use crate::fetch_session::{FetchSessionCache, MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS};
 use crate::log_dirs::{
-    self, is_storage_fault, open_partition_log, partition_dir, place_partition,
-    remove_uncommitted_partition_dir, retire_partition_dir, DataDir, DirDeleter,
+    self, open_partition_log, partition_dir, place_partition, remove_uncommitted_partition_dir,
+    retire_partition_dir, DataDir, DirDeleter,
 };
 use crate::metadata_quorum::{MetadataApplier, MetadataQuorum, NodeTransport};
 use crate::metrics::{Metrics, PartitionLabels};
@@ -232,7 +232,7 @@ impl Broker {
                             .map(|e| ((e.topic, e.partition), e.offset)),
                     );
                     opened.push(OpenLogDir {
-                        dir: DataDir::new(log_dir.clone()),
+                        dir: DataDir::with_metadata(log_dir.clone(), opened.is_empty()),
                         handle,
                         clean_at_start,
                     });
@@ -927,12 +927,9 @@ impl Broker {
         let log = match open_partition_log(&dir, topic.id, settings.log.clone(), clean) {
             Ok(log) => log,
             Err(e) => {
+                // Refused, not offline: a new partition that cannot be created fails its
+                // request whole (KAFKA_STORAGE_ERROR) and leaves the dir serving.
                 data_dir.partition_removed();
-                // Past start, a disk error takes the dir offline, as in Kafka; at start it
-                // fails the start (the caller's choice).
-                if is_storage_fault(&e) && self.quorum.get().is_some() && !self.is_loading() {
-                    data_dir.fail(&e);
-                }
                 return Err(e);
             }
         };

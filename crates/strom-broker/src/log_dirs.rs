@@ -27,14 +27,22 @@ pub struct DataDir {
     offline: AtomicBool,
     /// Partitions placed here and not removed since (hosted or being created).
     partitions: AtomicUsize,
+    /// The dir of the metadata log: its failure stops the process, as Kafka halts.
+    holds_metadata: bool,
 }
 
 impl DataDir {
     pub fn new(path: PathBuf) -> Arc<Self> {
+        Self::with_metadata(path, false)
+    }
+
+    /// `holds_metadata`: the metadata log lives here (the first of `log.dirs`).
+    pub fn with_metadata(path: PathBuf, holds_metadata: bool) -> Arc<Self> {
         Arc::new(Self {
             path,
             offline: AtomicBool::new(false),
             partitions: AtomicUsize::new(0),
+            holds_metadata,
         })
     }
 
@@ -45,7 +53,17 @@ impl DataDir {
     /// Takes the dir offline for good (until the next start), as Kafka does on any
     /// IOException in a log dir: what is on its disk is no longer known, so none of its
     /// partitions is written, read or flushed again by this process.
+    /// The metadata log's dir stops the process instead (Kafka's ReplicaManager halts when
+    /// the metadata log dir fails): the broker cannot go on without its metadata log.
     pub fn fail(&self, error: &dyn std::fmt::Display) {
+        if self.holds_metadata {
+            tracing::error!(
+                dir = %self.path.display(),
+                error = %error,
+                "the log dir holding the metadata log failed; stopping the process"
+            );
+            std::process::exit(1);
+        }
         if !self.offline.swap(true, Ordering::AcqRel) {
             tracing::error!(
                 dir = %self.path.display(),
@@ -109,10 +127,7 @@ pub fn place_partition(
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                dir.fail(&e);
-                return Err(e.into());
-            }
+            Err(e) => return Err(e.into()),
         }
     }
     let chosen = dirs

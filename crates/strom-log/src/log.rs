@@ -802,8 +802,8 @@ impl PartitionLog {
         let log_end_offset = self.log_end_offset();
         if log_end_offset != self.recovery_point {
             self.sync_leader_epochs()?;
-            self.recovery_point = log_end_offset;
             checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, log_end_offset)?;
+            self.recovery_point = log_end_offset;
         }
         Ok(())
     }

@@ -111,3 +111,33 @@ fn a_failed_sync_of_rolled_segments_fails_the_log() {
     assert_eq!(log.recovery_point(), 0);
     assert!(log.take_pending_flush().is_err());
 }
+
+#[test]
+fn a_tail_is_cut_after_a_failure_with_no_space_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 200,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config.clone());
+    let mut expected = Vec::new();
+    for _ in 0..3 {
+        expected.extend(append(&mut log, &batch(2)));
+    }
+    log.flush().unwrap();
+    let durable_end = log.log_end_offset();
+    // Written, perhaps into a new segment, but never made durable.
+    for _ in 0..3 {
+        append(&mut log, &batch(2));
+    }
+    log.cut_after_failure(durable_end).unwrap();
+    assert!(log.failure().is_some());
+    assert!(matches!(
+        log.append(&mut batch(1), 0, NOW_MS),
+        Err(LogError::Failed(_))
+    ));
+    drop(log);
+    let reopened = open(dir.path(), config);
+    assert_eq!(reopened.log_end_offset(), durable_end);
+    assert_eq!(read_all(&reopened, 0), expected);
+}

@@ -441,7 +441,7 @@ impl FileStorage {
                 // Entries that are not known durable must not be applied by the next start
                 // either (the request failed): cut them off while this process still owns
                 // the file, then stop (openraft treats the error as fatal).
-                if let Err(cut) = self.log()?.truncate_to(durable_end, now_ms()) {
+                if let Err(cut) = self.log()?.cut_after_failure(durable_end) {
                     tracing::error!(error = %cut, "cutting unsynced metadata entries off after a failed append; the next start may recover them");
                 }
                 done.log_io_completed(Err(io::Error::new(e.kind(), e.to_string())));
