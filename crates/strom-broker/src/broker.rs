@@ -16,8 +16,8 @@ use crate::apis::ApiTable;
 use crate::config::{BrokerConfig, DynamicBrokerConfigs};
 use crate::fetch_session::{FetchSessionCache, MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS};
 use crate::log_dirs::{
-    self, open_partition_log, partition_dir, remove_uncommitted_partition_dir,
-    retire_partition_dir, DirDeleter,
+    self, open_partition_log, partition_dir, place_partition, remove_uncommitted_partition_dir,
+    retire_partition_dir, DataDir, DirDeleter,
 };
 use crate::metadata_quorum::{MetadataApplier, MetadataQuorum, NodeTransport};
 use crate::metrics::{Metrics, PartitionLabels};
@@ -149,9 +149,22 @@ pub struct Broker {
     checkpointed_high_watermarks: std::sync::Mutex<HashMap<(String, i32), i64>>,
     /// Removes deleted partitions' dirs in the background.
     deleter: DirDeleter,
-    /// The log dir, open since start: shutdown syncs its filesystem through it, which
-    /// reports writeback errors since it was opened.
-    log_dir_handle: std::fs::File,
+    /// Every log dir (`log.dirs`), the first holding the metadata log.
+    log_dirs: Vec<OpenLogDir>,
+    /// The same dirs as partitions see them, for placement.
+    data_dirs: Vec<Arc<DataDir>>,
+    /// Held while a partition is given a dir, so parallel opens spread evenly.
+    placement: std::sync::Mutex<()>,
+}
+
+/// A log dir as the broker opened it at start.
+struct OpenLogDir {
+    dir: Arc<DataDir>,
+    /// Open since start: shutdown syncs the dir's filesystem through it, which reports
+    /// writeback errors since it was opened.
+    handle: std::fs::File,
+    /// Its clean-shutdown marker was there at start.
+    clean_at_start: bool,
 }
 
 /// Opening the partitions of a metadata change failed: what was opened, what was not, and why.
@@ -186,41 +199,51 @@ impl Broker {
     /// image is not loaded yet: [`Self::load`] does that once the log is applied.
     pub async fn start(config: BrokerConfig) -> Result<Arc<Self>, StartupError> {
         let log_dir = config.log_dir.clone();
-        let log_dir_error = {
-            let log_dir = log_dir.clone();
-            move |source| StartupError::LogDir {
-                path: log_dir.display().to_string(),
-                source,
-            }
-        };
         let quorum_config = crate::metadata_quorum::quorum_config(&config);
         let prepared = {
             let config = config.clone();
             let quorum_config = quorum_config.clone();
-            let log_dir_error = log_dir_error.clone();
             tokio::task::spawn_blocking(move || -> Result<_, StartupError> {
-                let log_dir = &config.log_dir;
-                std::fs::create_dir_all(log_dir).map_err(&log_dir_error)?;
-                let log_dir_handle = std::fs::File::open(log_dir).map_err(&log_dir_error)?;
-                let cluster_id = crate::meta_properties::load_or_create(
-                    log_dir,
-                    config.node_id,
-                    config.cluster.cluster_id.as_deref(),
-                )?;
-                log_dirs::remove_deleted_dirs(log_dir);
-                // As Kafka's LogManager: one marker for the whole dir, read before any log
-                // opens and removed once all are open, before anything is appended to them.
-                let clean_shutdown = strom_log::log_dir_had_clean_shutdown(log_dir);
-                let storage = FileStorage::open_in_log_dir(log_dir, &quorum_config, clean_shutdown)
-                    .map_err(StartupError::MetadataLog)?;
-                let checkpointed_high_watermarks: HashMap<(String, i32), i64> =
-                    strom_log::read_high_watermarks(log_dir)
-                        .map_err(&log_dir_error)?
-                        .into_iter()
-                        .map(|e| ((e.topic, e.partition), e.offset))
-                        .collect();
+                let mut opened = Vec::with_capacity(config.log_dirs.len());
+                let mut cluster_id = config.cluster.cluster_id.clone();
+                let mut checkpointed_high_watermarks: HashMap<(String, i32), i64> = HashMap::new();
+                for log_dir in &config.log_dirs {
+                    let dir_error = |source| StartupError::LogDir {
+                        path: log_dir.display().to_string(),
+                        source,
+                    };
+                    std::fs::create_dir_all(log_dir).map_err(dir_error)?;
+                    let handle = std::fs::File::open(log_dir).map_err(dir_error)?;
+                    // Each dir has its meta.properties, all naming one cluster and node
+                    // (each with its own directory.id), as Kafka writes them.
+                    cluster_id = Some(crate::meta_properties::load_or_create(
+                        log_dir,
+                        config.node_id,
+                        cluster_id.as_deref(),
+                    )?);
+                    log_dirs::remove_deleted_dirs(log_dir);
+                    // As Kafka's LogManager: one marker per dir, read before any log opens
+                    // and removed once all are open, before anything is appended to them.
+                    let clean_at_start = strom_log::log_dir_had_clean_shutdown(log_dir);
+                    checkpointed_high_watermarks.extend(
+                        strom_log::read_high_watermarks(log_dir)
+                            .map_err(dir_error)?
+                            .into_iter()
+                            .map(|e| ((e.topic, e.partition), e.offset)),
+                    );
+                    opened.push(OpenLogDir {
+                        dir: DataDir::with_metadata(log_dir.clone(), opened.is_empty()),
+                        handle,
+                        clean_at_start,
+                    });
+                }
+                let cluster_id = cluster_id.unwrap_or_default();
+                let clean_shutdown = opened.first().is_some_and(|d| d.clean_at_start);
+                let storage =
+                    FileStorage::open_in_log_dir(&config.log_dir, &quorum_config, clean_shutdown)
+                        .map_err(StartupError::MetadataLog)?;
                 Ok((
-                    log_dir_handle,
+                    opened,
                     cluster_id,
                     clean_shutdown,
                     storage,
@@ -233,8 +256,9 @@ impl Broker {
                 source: std::io::Error::other(e.to_string()),
             })??
         };
-        let (log_dir_handle, cluster_id, clean_shutdown, storage, checkpointed_high_watermarks) =
+        let (log_dirs, cluster_id, clean_shutdown, storage, checkpointed_high_watermarks) =
             prepared;
+        let data_dirs: Vec<Arc<DataDir>> = log_dirs.iter().map(|d| d.dir.clone()).collect();
         let config_for_groups = config.clone();
         let transport = NodeTransport::new(&config);
         let broker = Arc::new(Self {
@@ -268,7 +292,7 @@ impl Broker {
             )),
             producer_ids: Mutex::new(0..0),
             checkpointed_high_watermarks: std::sync::Mutex::new(checkpointed_high_watermarks),
-            deleter: DirDeleter::spawn(log_dir.clone()),
+            deleter: DirDeleter::spawn(config_for_groups.log_dirs.clone()),
             groups: crate::group_coordinator::GroupCoordinator::new(group_config(
                 &config_for_groups,
             ))
@@ -277,7 +301,9 @@ impl Broker {
                 crate::txn_coordinator::txn_config(&config_for_groups),
             ),
             coordinator_loads: Default::default(),
-            log_dir_handle,
+            log_dirs,
+            data_dirs,
+            placement: std::sync::Mutex::new(()),
         });
         broker.replicas.set_broker(&broker);
         let applier = MetadataApplier {
@@ -295,14 +321,6 @@ impl Broker {
     /// decided here.
     pub async fn load(self: &Arc<Self>) -> Result<(), StartupError> {
         let broker = self;
-        let log_dir = self.config.log_dir.clone();
-        let log_dir_error = {
-            let log_dir = log_dir.clone();
-            move |source| StartupError::LogDir {
-                path: log_dir.display().to_string(),
-                source,
-            }
-        };
         let clean_shutdown = self.opening_clean.load(Ordering::Acquire);
         let quorum = self
             .quorum()
@@ -319,13 +337,20 @@ impl Broker {
             return Err(failure);
         }
         broker.opening_clean.store(false, Ordering::Release);
-        {
-            let log_dir = log_dir.clone();
-            tokio::task::spawn_blocking(move || strom_log::remove_log_dir_clean_shutdown(&log_dir))
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|r| r)
-                .map_err(log_dir_error)?;
+        for dir in &self.config.log_dirs {
+            let dir = dir.clone();
+            let dir_error = |source| StartupError::LogDir {
+                path: dir.display().to_string(),
+                source,
+            };
+            let removing = dir.clone();
+            tokio::task::spawn_blocking(move || {
+                strom_log::remove_log_dir_clean_shutdown(&removing)
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r)
+            .map_err(dir_error)?;
         }
         let image = broker.image();
         info!(
@@ -889,16 +914,36 @@ impl Broker {
             )));
         };
         let settings = topic_settings::resolve(image, configs, &topic.name);
-        let dir = partition_dir(&self.config.log_dir, &topic.name, index);
-        let log = open_partition_log(&dir, topic.id, settings.log.clone(), log_dir_clean)?;
-        let hosted = Arc::new(Partition::new(
-            topic.name.clone(),
-            topic.id,
-            index,
-            spec.leader_epoch,
-            log,
-            settings,
-        ));
+        let data_dir = {
+            let _placing = self.placement.lock().unwrap_or_else(|p| p.into_inner());
+            place_partition(&self.data_dirs, &topic.name, index)?
+        };
+        let clean = log_dir_clean
+            && self
+                .log_dirs
+                .iter()
+                .any(|d| Arc::ptr_eq(&d.dir, &data_dir) && d.clean_at_start);
+        let dir = partition_dir(&data_dir.path, &topic.name, index);
+        let log = match open_partition_log(&dir, topic.id, settings.log.clone(), clean) {
+            Ok(log) => log,
+            Err(e) => {
+                // Refused, not offline: a new partition that cannot be created fails its
+                // request whole (KAFKA_STORAGE_ERROR) and leaves the dir serving.
+                data_dir.partition_removed();
+                return Err(e);
+            }
+        };
+        let hosted = Arc::new(
+            Partition::new(
+                topic.name.clone(),
+                topic.id,
+                index,
+                spec.leader_epoch,
+                log,
+                settings,
+            )
+            .in_dir(data_dir),
+        );
         let checkpointed = self
             .checkpointed_high_watermarks
             .lock()
@@ -915,16 +960,23 @@ impl Broker {
         opened: Vec<Arc<Partition>>,
         unopened: &[(String, i32, TopicId)],
     ) {
-        let mut dirs: Vec<(String, i32, TopicId)> = Vec::with_capacity(opened.len());
         for partition in opened {
             drop(partition.take_log());
-            dirs.push((partition.topic.clone(), partition.index, partition.topic_id));
-        }
-        for (topic, index, topic_id) in dirs.iter().chain(unopened) {
+            let data_dir = partition.data_dir();
+            data_dir.partition_removed();
             remove_uncommitted_partition_dir(
-                &partition_dir(&self.config.log_dir, topic, *index),
-                *topic_id,
+                &partition_dir(&data_dir.path, &partition.topic, partition.index),
+                partition.topic_id,
             );
+        }
+        for (topic, index, topic_id) in unopened {
+            // Not opened: whichever dir got as far as its directory holds it.
+            for data_dir in self.data_dirs.iter().filter(|d| !d.is_offline()) {
+                remove_uncommitted_partition_dir(
+                    &partition_dir(&data_dir.path, topic, *index),
+                    *topic_id,
+                );
+            }
         }
     }
 
@@ -964,7 +1016,13 @@ impl Broker {
                 &partition,
                 strom_replication::ReplicationError::NotLeaderOrFollower,
             );
-            let dir = partition_dir(&self.config.log_dir, &partition.topic, partition.index);
+            let data_dir = partition.data_dir();
+            data_dir.partition_removed();
+            if data_dir.is_offline() {
+                // Kafka leaves an offline dir's files alone; the start-up sweep removes it.
+                continue;
+            }
+            let dir = partition_dir(&data_dir.path, &partition.topic, partition.index);
             retire_partition_dir(&dir, partition.topic_id, &self.deleter);
             info!(topic = %partition.topic, partition = partition.index, "partition removed from this broker");
         }
@@ -1002,12 +1060,15 @@ impl Broker {
             .partition_dirs
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let Ok(entries) = std::fs::read_dir(&self.config.log_dir) else {
-            return;
-        };
         let image = self.image();
         let prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        for entry in entries.flatten() {
+        let entries = self
+            .data_dirs
+            .iter()
+            .filter(|d| !d.is_offline())
+            .filter_map(|d| std::fs::read_dir(&d.path).ok())
+            .flat_map(|entries| entries.flatten());
+        for entry in entries {
             let name = entry.file_name().to_string_lossy().to_string();
             // Only directories strom made (they carry partition.metadata) are ever removed.
             if !entry
@@ -1076,19 +1137,29 @@ impl Broker {
     /// `replication-offset-checkpoint`, as Kafka does every
     /// `replica.high.watermark.checkpoint.interval.ms`. Blocking file I/O.
     pub fn checkpoint_high_watermarks(&self) {
-        let mut entries: Vec<strom_log::HighWatermarkEntry> = self
-            .all_partitions()
-            .iter()
-            .map(|p| strom_log::HighWatermarkEntry {
-                topic: p.topic.clone(),
-                partition: p.index,
-                offset: p.high_watermark(),
-            })
-            .collect();
-        entries.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        if let Err(e) = strom_log::write_high_watermarks(&self.config.log_dir, &entries) {
-            warn!(error = %e, "writing the high watermark checkpoint failed");
+        let partitions = self.all_partitions();
+        // Each dir checkpoints its own partitions; an offline one is left alone, as Kafka does.
+        for data_dir in self.data_dirs.iter().filter(|d| !d.is_offline()) {
+            let mut entries: Vec<strom_log::HighWatermarkEntry> = partitions
+                .iter()
+                .filter(|p| Arc::ptr_eq(p.data_dir(), data_dir))
+                .map(|p| strom_log::HighWatermarkEntry {
+                    topic: p.topic.clone(),
+                    partition: p.index,
+                    offset: p.high_watermark(),
+                })
+                .collect();
+            entries.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+            if let Err(e) = strom_log::write_high_watermarks(&data_dir.path, &entries) {
+                warn!(dir = %data_dir.path.display(), error = %e, "writing the high watermark checkpoint failed");
+                data_dir.fail(&e);
+            }
         }
+    }
+
+    /// The log dirs in `log.dirs` order, each with whether it is offline.
+    pub fn data_dirs(&self) -> &[Arc<DataDir>] {
+        &self.data_dirs
     }
 
     /// Closes every log, then marks the log dir clean, as Kafka's LogManager does: one
@@ -1100,38 +1171,83 @@ impl Broker {
         self.checkpoint_high_watermarks();
         let partitions = self.all_partitions();
         // `None` for a log that failed to close (logged); `Some(None)` when none was open.
+        // An offline dir's logs are dropped unclosed: nothing more is written there.
         let closing = log_dirs::parallel_map(&partitions, LOG_IO_WORKERS, |partition| {
             let Some(log) = partition.take_log() else {
                 return Some(None);
             };
+            if partition.data_dir().is_offline() {
+                return None;
+            }
             match log.close_unsynced() {
                 Ok(closing) => Some(Some(closing)),
                 Err(e) => {
                     warn!(topic = %partition.topic, partition = partition.index, error = %e, "closing log failed");
+                    partition.data_dir().fail(&e);
                     None
                 }
             }
         });
-        let mut clean = closing.iter().all(Option::is_some);
-        let mut closing: Vec<(String, UnsyncedClose)> = partitions
-            .iter()
-            .zip(closing)
-            .filter_map(|(p, c)| Some((format!("{}-{}", p.topic, p.index), c??)))
-            .collect();
-        // The metadata log fsyncs every entry before it counts; its recovery on open
-        // does not read the log dir's marker.
-        if let Some(quorum) = self.quorum.get() {
-            match quorum.shutdown().await {
-                Some(closing_metadata) => closing.push((METADATA_LOG_DIR.into(), closing_metadata)),
-                None => clean = false,
+        // Per dir: whether every log closed, and the logs to finish.
+        let mut by_dir: Vec<(bool, Vec<(String, UnsyncedClose)>)> =
+            self.log_dirs.iter().map(|_| (true, Vec::new())).collect();
+        let dir_of = |data_dir: &Arc<DataDir>| {
+            self.log_dirs
+                .iter()
+                .position(|d| Arc::ptr_eq(&d.dir, data_dir))
+        };
+        for (partition, closing) in partitions.iter().zip(closing) {
+            let Some(at) = dir_of(partition.data_dir()) else {
+                continue;
+            };
+            match closing {
+                Some(Some(closing)) => by_dir[at]
+                    .1
+                    .push((format!("{}-{}", partition.topic, partition.index), closing)),
+                Some(None) => {}
+                None => by_dir[at].0 = false,
             }
         }
-        let log_dir = &self.config.log_dir;
-        if let Err(e) = strom_log::sync_filesystem(&self.log_dir_handle) {
-            warn!(dir = %log_dir.display(), error = %e, "syncing the log dir failed; every log is recovered at the next start");
-            return;
+        // The metadata log (in the first dir) fsyncs every entry before it counts; its
+        // recovery on open does not read the log dir's marker.
+        if let Some(quorum) = self.quorum.get() {
+            match quorum.shutdown().await {
+                Some(closing_metadata) => by_dir[0]
+                    .1
+                    .push((METADATA_LOG_DIR.into(), closing_metadata)),
+                None => by_dir[0].0 = false,
+            }
         }
-        let finished = log_dirs::parallel_map(&closing, LOG_IO_WORKERS, |(name, closing)| {
+        let mut all_clean = true;
+        for (open, (clean, closing)) in self.log_dirs.iter().zip(by_dir) {
+            let marked =
+                self.close_log_dir(open, clean, &closing, open.dir.path == self.config.log_dir);
+            all_clean &= marked;
+        }
+        if all_clean {
+            info!("all logs closed cleanly");
+        }
+    }
+
+    /// Finishes closing one log dir's logs and marks it clean if all of them closed and
+    /// the dir is online; returns whether it was marked.
+    fn close_log_dir(
+        &self,
+        open: &OpenLogDir,
+        clean: bool,
+        closing: &[(String, UnsyncedClose)],
+        first: bool,
+    ) -> bool {
+        let log_dir = &open.dir.path;
+        if open.dir.is_offline() {
+            warn!(dir = %log_dir.display(), "the log dir is offline; it is not marked clean and the next start recovers its logs");
+            return false;
+        }
+        if let Err(e) = strom_log::sync_filesystem(&open.handle) {
+            warn!(dir = %log_dir.display(), error = %e, "syncing the log dir failed; every log is recovered at the next start");
+            return false;
+        }
+        let finished = log_dirs::parallel_map(closing, LOG_IO_WORKERS, |(name, closing)| {
             closing
                 .finish()
                 .inspect_err(
@@ -1141,16 +1257,18 @@ impl Broker {
         });
         if !clean || finished.contains(&false) {
             warn!(dir = %log_dir.display(), "not every log closed; the log dir is not marked clean and the next start recovers every log");
-            return;
+            return false;
         }
-        if let Err(e) = self.lifecycle.write_clean_shutdown_epoch(log_dir) {
-            warn!(dir = %log_dir.display(), error = %e, "writing the broker epoch failed; the next start counts as unclean");
+        if first {
+            if let Err(e) = self.lifecycle.write_clean_shutdown_epoch(log_dir) {
+                warn!(dir = %log_dir.display(), error = %e, "writing the broker epoch failed; the next start counts as unclean");
+            }
         }
-        if let Err(e) = strom_log::write_log_dir_clean_shutdown(log_dir, &self.log_dir_handle) {
+        if let Err(e) = strom_log::write_log_dir_clean_shutdown(log_dir, &open.handle) {
             warn!(dir = %log_dir.display(), error = %e, "writing the clean-shutdown marker failed; every log is recovered at the next start");
-            return;
+            return false;
         }
-        info!("all logs closed cleanly");
+        true
     }
 }
 

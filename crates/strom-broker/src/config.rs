@@ -201,7 +201,12 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// Each listener's security protocol and its TLS and SASL settings, by listener name.
     pub security: BTreeMap<String, ListenerSecurity>,
+    /// The first of `log_dirs`: it holds the metadata log (Kafka's default
+    /// `metadata.log.dir`), `meta.properties` and the broker-wide files.
     pub log_dir: PathBuf,
+    /// Every `log.dirs` entry (Kafka's JBOD), `log_dir` first; partitions are spread
+    /// over them.
+    pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
@@ -396,7 +401,27 @@ impl BrokerConfig {
             .or_else(|| map.get("log.dir"))
             .cloned()
             .unwrap_or_else(|| "./data".into());
-        let log_dir = log_dirs.split(',').next().unwrap_or("./data").trim().into();
+        let log_dirs: Vec<PathBuf> = log_dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        for (i, dir) in log_dirs.iter().enumerate() {
+            if log_dirs[..i].contains(dir) {
+                return Err(ConfigError::Invalid {
+                    name: "log.dirs".into(),
+                    value: dir.display().to_string(),
+                    why: "a log dir is listed twice".into(),
+                });
+            }
+        }
+        let log_dirs = if log_dirs.is_empty() {
+            vec![PathBuf::from("./data")]
+        } else {
+            log_dirs
+        };
+        let log_dir = log_dirs[0].clone();
         let metrics_listener = match map.get("strom.metrics.listener").map(|s| s.trim()) {
             Some("") => None,
             Some(v) => {
@@ -425,6 +450,7 @@ impl BrokerConfig {
             advertised_listeners,
             security,
             log_dir,
+            log_dirs,
             num_partitions,
             default_replication_factor: parse(&map, "default.replication.factor", 1)?,
             auto_create_topics_enable: parse(&map, "auto.create.topics.enable", true)?,
@@ -899,6 +925,12 @@ mod tests {
         assert!(!config.auto_create_topics_enable);
         assert_eq!(config.num_partitions, 3);
         assert_eq!(config.log_dir, PathBuf::from("/tmp/a"));
+        assert_eq!(
+            config.log_dirs,
+            vec![PathBuf::from("/tmp/a"), PathBuf::from("/tmp/b")]
+        );
+        let twice = BTreeMap::from([("log.dirs".to_string(), "/tmp/a, /tmp/a".to_string())]);
+        assert!(BrokerConfig::from_map(twice).is_err());
         let bad = BTreeMap::from([("num.partitions".to_string(), "many".to_string())]);
         assert!(BrokerConfig::from_map(bad).is_err());
         let bad = BTreeMap::from([("log.retention.ms".to_string(), "-7".to_string())]);

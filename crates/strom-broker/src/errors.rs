@@ -171,6 +171,7 @@ pub fn replication_error_code(error: &ReplicationError) -> ErrorCode {
         ReplicationError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         ReplicationError::CorruptRecord(_) => ErrorCode::CorruptMessage,
         ReplicationError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+        ReplicationError::KafkaStorageError(_) => ErrorCode::KafkaStorageError,
         ReplicationError::UnexpectedAppendOffset { .. } => ErrorCode::UnknownServerError,
         ReplicationError::NetworkException(_) => ErrorCode::NetworkException,
         ReplicationError::UnknownServerError(_) => ErrorCode::UnknownServerError,

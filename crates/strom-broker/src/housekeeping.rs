@@ -244,7 +244,16 @@ fn roll_and_flush(broker: &Broker) {
                 let Some(pending) = pending else {
                     return Ok(());
                 };
-                pending.sync()?;
+                if let Err(e) = pending.sync() {
+                    // Never retried: the next fsync could succeed with the pages the kernel
+                    // dropped after this one failed. The dir goes offline with the log.
+                    let _ = partition.with_log(|log| {
+                        log.mark_failed(format!("syncing rolled segments failed: {e}"));
+                        Ok(())
+                    });
+                    partition.fail_dir(&e);
+                    return Err(e);
+                }
                 partition.with_log(|log| log.complete_flush(pending))
             });
         if let Err(e) = result {

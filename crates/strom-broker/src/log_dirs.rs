@@ -1,8 +1,12 @@
-//! Partition directories in the log dir: creating one for a topic id, removing one a
-//! failed metadata change created, and deleting those of deleted topics in the background.
+//! The log dirs (`log.dirs`, Kafka's JBOD) and the partition directories in them:
+//! placing and creating one for a topic id, removing one a failed metadata change created,
+//! deleting those of deleted topics in the background, and a dir going offline after an
+//! I/O error (Kafka's LogDirFailureChannel).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
 
 use strom_log::{LogError, PartitionLog};
 use strom_types::TopicId;
@@ -14,6 +18,126 @@ use crate::broker::now_ms;
 /// dir left behind by a deleted topic is never mistaken for a new one.
 pub const PARTITION_METADATA_FILE: &str = "partition.metadata";
 const DELETE_SUFFIX: &str = "-delete";
+
+/// One of the broker's log dirs as its partitions see it: where it is, whether an I/O
+/// error took it offline, and how many partitions it holds (for placement).
+#[derive(Debug)]
+pub struct DataDir {
+    pub path: PathBuf,
+    offline: AtomicBool,
+    /// Partitions placed here and not removed since (hosted or being created).
+    partitions: AtomicUsize,
+    /// The dir of the metadata log: its failure stops the process, as Kafka halts.
+    holds_metadata: bool,
+}
+
+impl DataDir {
+    pub fn new(path: PathBuf) -> Arc<Self> {
+        Self::with_metadata(path, false)
+    }
+
+    /// `holds_metadata`: the metadata log lives here (the first of `log.dirs`).
+    pub fn with_metadata(path: PathBuf, holds_metadata: bool) -> Arc<Self> {
+        Arc::new(Self {
+            path,
+            offline: AtomicBool::new(false),
+            partitions: AtomicUsize::new(0),
+            holds_metadata,
+        })
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+
+    /// Takes the dir offline for good (until the next start), as Kafka does on any
+    /// IOException in a log dir: what is on its disk is no longer known, so none of its
+    /// partitions is written, read or flushed again by this process.
+    /// The metadata log's dir stops the process instead (Kafka's ReplicaManager halts when
+    /// the metadata log dir fails): the broker cannot go on without its metadata log.
+    pub fn fail(&self, error: &dyn std::fmt::Display) {
+        if self.holds_metadata {
+            tracing::error!(
+                dir = %self.path.display(),
+                error = %error,
+                "the log dir holding the metadata log failed; stopping the process"
+            );
+            std::process::exit(1);
+        }
+        if !self.offline.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                dir = %self.path.display(),
+                error = %error,
+                "log dir is offline after a storage error; its partitions answer KAFKA_STORAGE_ERROR until the broker restarts"
+            );
+        }
+    }
+
+    pub fn offline_error(&self) -> LogError {
+        LogError::Failed(format!("log dir {} is offline", self.path.display()))
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.partitions.load(Ordering::Acquire)
+    }
+
+    pub fn partition_placed(&self) {
+        self.partitions.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn partition_removed(&self) {
+        let _ = self
+            .partitions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+/// An error of a log dir's disk (not a refusal of the log's own rules): it takes the
+/// dir offline. Any OS-level error counts, as any IOException does in Kafka.
+pub fn is_storage_fault(error: &LogError) -> bool {
+    match error {
+        LogError::Io(e) => e.raw_os_error().is_some(),
+        LogError::Failed(_) => true,
+        _ => false,
+    }
+}
+
+/// The dir for a new or existing partition: the log dir already holding its directory,
+/// else the online dir with the fewest partitions (Kafka's LogManager.nextLogDirs; ties
+/// go to the first in `log.dirs` order). A partition found in an offline dir is not
+/// created anew elsewhere: that is a storage error.
+pub fn place_partition(
+    dirs: &[Arc<DataDir>],
+    topic: &str,
+    index: i32,
+) -> Result<Arc<DataDir>, LogError> {
+    for dir in dirs {
+        let found = partition_dir(&dir.path, topic, index);
+        if dir.is_offline() {
+            // An offline disk may not even answer: only a dir we can see counts as found.
+            if found.is_dir() {
+                return Err(dir.offline_error());
+            }
+            continue;
+        }
+        match std::fs::metadata(&found) {
+            Ok(meta) if meta.is_dir() => {
+                dir.partition_placed();
+                return Ok(dir.clone());
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let chosen = dirs
+        .iter()
+        .filter(|d| !d.is_offline())
+        .min_by_key(|d| d.partition_count())
+        .ok_or_else(|| LogError::Failed("every log dir is offline".into()))?;
+    chosen.partition_placed();
+    Ok(chosen.clone())
+}
 
 pub fn partition_dir(log_dir: &Path, topic: &str, index: i32) -> PathBuf {
     log_dir.join(format!("{topic}-{index}"))
@@ -99,13 +223,15 @@ pub struct DirDeleter {
 
 impl DirDeleter {
     /// The thread ends when the deleter is dropped.
-    pub fn spawn(log_dir: PathBuf) -> Self {
+    pub fn spawn(log_dirs: Vec<PathBuf>) -> Self {
         let (wake, woken) = sync_channel::<()>(1);
         let spawned = std::thread::Builder::new()
             .name("strom-dir-deleter".into())
             .spawn(move || {
                 while woken.recv().is_ok() {
-                    remove_deleted_dirs(&log_dir);
+                    for log_dir in &log_dirs {
+                        remove_deleted_dirs(log_dir);
+                    }
                 }
             });
         match spawned {
@@ -216,9 +342,33 @@ mod tests {
     }
 
     #[test]
+    fn partitions_go_where_they_are_or_to_the_emptiest_online_dir() {
+        let roots = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let dirs: Vec<Arc<DataDir>> = roots
+            .iter()
+            .map(|r| DataDir::new(r.path().to_path_buf()))
+            .collect();
+        let first = place_partition(&dirs, "a", 0).unwrap();
+        assert_eq!(first.path, dirs[0].path, "ties go to the first dir");
+        assert_eq!(place_partition(&dirs, "b", 0).unwrap().path, dirs[1].path);
+        assert_eq!(place_partition(&dirs, "c", 0).unwrap().path, dirs[0].path);
+        // An existing partition dir wins over the counts.
+        std::fs::create_dir_all(partition_dir(&dirs[1].path, "d", 0)).unwrap();
+        assert_eq!(place_partition(&dirs, "d", 0).unwrap().path, dirs[1].path);
+        dirs[1].fail(&"test");
+        assert!(matches!(
+            place_partition(&dirs, "d", 0),
+            Err(LogError::Failed(_))
+        ));
+        assert_eq!(place_partition(&dirs, "e", 0).unwrap().path, dirs[0].path);
+        dirs[0].fail(&"test");
+        assert!(place_partition(&dirs, "f", 0).is_err());
+    }
+
+    #[test]
     fn deleter_removes_retired_dirs() {
         let log_dir = tempfile::tempdir().unwrap();
-        let deleter = DirDeleter::spawn(log_dir.path().to_path_buf());
+        let deleter = DirDeleter::spawn(vec![log_dir.path().to_path_buf()]);
         let id = TopicId::from_u128(9);
         let dir = partition_dir(log_dir.path(), "t", 0);
         open_partition_log(&dir, id, strom_log::LogConfig::default(), false).unwrap();

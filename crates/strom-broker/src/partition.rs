@@ -8,7 +8,7 @@
 //! Locks, always in this order: the replica role (read for appends and fetches, write for
 //! a role change, as Kafka's leaderIsrUpdateLock), the log, then a role's state.
 
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -20,6 +20,7 @@ use strom_wire::batch::SplitBatch;
 use strom_replication::ReplicaLog;
 
 use crate::broker::now_ms;
+use crate::log_dirs::{is_storage_fault, DataDir};
 use crate::replica_manager::{Replica, Role};
 use crate::topic_settings::TopicSettings;
 
@@ -37,6 +38,8 @@ pub struct Partition {
     /// Wakes the fetches parked on this partition: records were appended,
     /// or the partition is gone.
     appended: Notify,
+    /// The log dir holding it; a storage error in the log takes that dir offline.
+    dir: Arc<DataDir>,
 }
 
 fn closed() -> LogError {
@@ -53,6 +56,7 @@ impl Partition {
         settings: TopicSettings,
     ) -> Self {
         let reader = log.reader();
+        let dir = DataDir::new(log.dir().to_path_buf());
         Self {
             topic,
             topic_id,
@@ -62,7 +66,33 @@ impl Partition {
             reader,
             settings: RwLock::new(settings),
             appended: Notify::new(),
+            dir,
         }
+    }
+
+    /// The log dir the broker placed the partition in (`new` gives a dir of its own).
+    pub fn in_dir(mut self, dir: Arc<DataDir>) -> Self {
+        self.dir = dir;
+        self
+    }
+
+    pub fn data_dir(&self) -> &Arc<DataDir> {
+        &self.dir
+    }
+
+    /// KAFKA_STORAGE_ERROR once the partition's log dir is offline.
+    pub fn check_online(&self) -> Result<(), strom_replication::ReplicationError> {
+        if self.dir.is_offline() {
+            return Err(strom_replication::ReplicationError::KafkaStorageError(
+                format!("log dir {} is offline", self.dir.path.display()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes the partition's log dir offline after `error` (one of its disk's).
+    pub fn fail_dir(&self, error: &LogError) {
+        self.dir.fail(error);
     }
 
     pub fn replica(&self) -> RwLockReadGuard<'_, Replica> {
@@ -85,11 +115,23 @@ impl Partition {
         &self,
         f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>,
     ) -> Result<T, LogError> {
+        if self.dir.is_offline() {
+            return Err(self.dir.offline_error());
+        }
         let mut guard = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        match guard.as_mut() {
+        let result = match guard.as_mut() {
             Some(log) => f(log),
             None => Err(closed()),
+        };
+        if let Err(e) = &result {
+            if is_storage_fault(e) {
+                if let Some(log) = guard.as_mut() {
+                    log.mark_failed(e.to_string());
+                }
+                self.dir.fail(e);
+            }
         }
+        result
     }
 
     /// Whether `producer_id` at `epoch` has a transaction open on this partition. Answers

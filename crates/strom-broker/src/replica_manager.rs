@@ -483,6 +483,8 @@ pub fn preferred_read_replica(
 /// A request's current_leader_epoch (-1: none) against what this broker knows (Kafka's
 /// localLogWithEpochOrThrow for any role).
 pub fn check_epoch(partition: &Partition, request_epoch: i32) -> Result<(), ReplicationError> {
+    // As Kafka's getPartitionOrException: an offline replica answers before any epoch check.
+    partition.check_online()?;
     epoch_check(partition.leader_epoch(), request_epoch)
 }
 
@@ -619,6 +621,7 @@ pub fn validate_replica_fetch(
     partition: &Partition,
     fetch: &ReplicaFetchRead,
 ) -> Result<Option<strom_replication::DivergingEpoch>, ReplicationError> {
+    partition.check_online()?;
     let replica = partition.replica();
     let Role::Leader(state) = &replica.role else {
         epoch_check(replica.leader_epoch, fetch.current_leader_epoch)?;

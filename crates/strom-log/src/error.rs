@@ -33,6 +33,11 @@ pub enum LogError {
     /// The producer state refused the append (sequence, epoch, transaction rules).
     #[error(transparent)]
     ProducerState(#[from] crate::producer_state::ProducerStateError),
+    /// An earlier fsync failed, or a failed write could not be cut off: what lies past the
+    /// recovery point may not be on disk as the log believes, so it takes no more writes
+    /// and never counts those bytes durable (fsyncgate). Reopening recovers it.
+    #[error("the log failed earlier and takes no more writes until reopened: {0}")]
+    Failed(String),
     #[error("corrupt segment {path} at position {position}: {reason}")]
     Corrupt {
         path: PathBuf,

@@ -106,6 +106,8 @@ pub struct PartitionLog {
     pub(crate) producers: ProducerStateManager,
     /// How many batches the last load of the producer state replayed after its snapshot.
     pub(crate) producer_state_replayed_batches: u64,
+    /// Set by a failed fsync or a failed write that could not be cut off: no more writes.
+    pub(crate) failed: Option<String>,
 }
 
 impl PartitionLog {
@@ -154,6 +156,7 @@ impl PartitionLog {
             segments,
             recovery_point,
             last_flush_ms: now_ms,
+            failed: None,
             swap_pending: false,
             pending_deletions: Vec::new(),
             latest_delete_horizon_ms: None,
@@ -627,6 +630,7 @@ impl PartitionLog {
         metas: &[BatchMeta],
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.check_usable()?;
         let size_bytes: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let segment_bytes = self.config.effective_segment_bytes();
         if size_bytes > segment_bytes {
@@ -677,6 +681,9 @@ impl PartitionLog {
             if new_epoch {
                 let log_end_offset = self.log_end_offset();
                 self.leader_epochs.truncate_from_end(log_end_offset);
+            }
+            if let LogError::Failed(reason) = &e {
+                self.failed = Some(reason.clone());
             }
             return Err(e);
         }
@@ -759,15 +766,44 @@ impl PartitionLog {
     }
 
     /// fsyncs every segment written since the last flush and advances the recovery point.
+    /// A failed fsync fails the log for good: after one, the kernel may have dropped the
+    /// dirty pages it could not write, so a later fsync that succeeds proves nothing.
     pub fn flush(&mut self) -> Result<(), LogError> {
+        self.check_usable()?;
+        let flushed = self.flush_segments();
+        if let Err(e) = &flushed {
+            self.failed = Some(format!("flush failed: {e}"));
+        }
+        flushed
+    }
+
+    /// The log's failure, if an earlier fsync or cut-off failed.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Fails the log (a [`PendingFlush`] whose sync failed, or the broker's own finding):
+    /// it takes no more writes and its recovery point never moves again.
+    pub fn mark_failed(&mut self, reason: String) {
+        self.failed.get_or_insert(reason);
+    }
+
+    fn check_usable(&self) -> Result<(), LogError> {
+        match &self.failed {
+            Some(reason) => Err(LogError::Failed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn flush_segments(&mut self) -> Result<(), LogError> {
         for segment in &mut self.segments {
             segment.flush()?;
         }
         let log_end_offset = self.log_end_offset();
         if log_end_offset != self.recovery_point {
             self.sync_leader_epochs()?;
-            self.recovery_point = log_end_offset;
             checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, log_end_offset)?;
+            self.recovery_point = log_end_offset;
         }
         Ok(())
     }
@@ -776,6 +812,7 @@ impl PartitionLog {
     /// caller syncs it, then hands it back to [`Self::complete_flush`]. `None` when every
     /// segment below the active one is already durable.
     pub fn take_pending_flush(&self) -> Result<Option<PendingFlush>, LogError> {
+        self.check_usable()?;
         let up_to = self.active().base_offset;
         if self.recovery_point >= up_to {
             return Ok(None);
@@ -802,6 +839,7 @@ impl PartitionLog {
     /// Records that a [`PendingFlush`] was synced: the segments below its offset are durable
     /// and the recovery point moves there.
     pub fn complete_flush(&mut self, flushed: PendingFlush) -> Result<(), LogError> {
+        self.check_usable()?;
         let inactive = self.segments.len() - 1;
         for segment in &mut self.segments[..inactive] {
             if segment.next_offset <= flushed.up_to {
@@ -913,9 +951,10 @@ pub struct PendingFlush {
 }
 
 impl PendingFlush {
+    /// On failure, hand the error to [`PartitionLog::mark_failed`], never retry.
     pub fn sync(&self) -> Result<(), LogError> {
         for file in &self.files {
-            file.sync_data()?;
+            crate::vectored::sync_data(file)?;
         }
         Ok(())
     }

@@ -569,8 +569,13 @@ impl Segment {
         let start = self.size_bytes;
         let file = self.log()?;
         if let Err(e) = crate::vectored::write_all_vectored_at(&file, parts, start) {
-            // Drop whatever part of the write landed so the file matches what we track.
-            let _ = file.set_len(start);
+            // Drop whatever part of the write landed so the file matches what we track;
+            // if even that fails, the file holds bytes the log does not know of.
+            if let Err(cut) = file.set_len(start) {
+                return Err(LogError::Failed(format!(
+                    "a write failed ({e}) and cutting it off failed ({cut})"
+                )));
+            }
             return Err(e.into());
         }
         self.dirty = true;
@@ -636,7 +641,7 @@ impl Segment {
 
     pub(crate) fn flush(&mut self) -> Result<(), LogError> {
         if self.dirty {
-            self.log()?.sync_data()?;
+            crate::vectored::sync_data(self.log()?.as_ref())?;
             self.index.sync()?;
             self.time_index.sync()?;
             txn_index::sync(&self.txn_index_path)?;

@@ -174,6 +174,29 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// After a failed append or flush: cuts the files back to `offset` (the log end before
+    /// the failed write) with file truncation and removal alone, which need no free space
+    /// (a full disk is the usual cause), so a reopen does not recover what was never
+    /// acknowledged. The log is failed from here on (in memory it still names the cut
+    /// batches); only reopening it, which recovers past the recovery point, uses it again.
+    pub fn cut_after_failure(&mut self, offset: i64) -> Result<(), LogError> {
+        self.mark_failed(format!("cut back to offset {offset} after a failed write"));
+        while self.segments.len() > 1 && self.active().base_offset > offset {
+            let segment = self.segments.pop().expect("more than one segment");
+            self.publish_segments();
+            segment.delete(&self.dir)?;
+        }
+        let active = self.active();
+        let cut_at = match active.translate_offset(offset)? {
+            Some(batch) => batch.position,
+            None => return Ok(()),
+        };
+        let file = active.log()?;
+        file.set_len(cut_at)?;
+        file.sync_all()?;
+        Ok(())
+    }
+
     fn lower_recovery_point(&mut self, offset: i64) -> Result<(), LogError> {
         if self.recovery_point > offset {
             self.recovery_point = offset;

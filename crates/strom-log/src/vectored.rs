@@ -13,6 +13,48 @@ const IOV_MAX: usize = 1024;
 /// A short write continues where it stopped and an interrupted call is
 /// retried, as `write_all_at` does for one buffer.
 pub(crate) fn write_all_vectored_at(file: &File, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+    #[cfg(test)]
+    if let Some(limit) = faults::WRITE_LIMIT.with(|l| l.take()) {
+        return faults::write_then_fail(file, parts, offset, limit);
+    }
+    write_all_vectored_unfaulted(file, parts, offset)
+}
+
+/// `fdatasync`, with a test seam that makes it fail as a full or broken disk does.
+pub(crate) fn sync_data(file: &File) -> io::Result<()> {
+    #[cfg(test)]
+    if faults::FAIL_SYNC.with(|f| f.get()) {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    file.sync_data()
+}
+
+/// Fault injection for this crate's tests (per thread, so tests stay independent).
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// The next vectored write lands only this many bytes, then fails with ENOSPC.
+        pub(crate) static WRITE_LIMIT: Cell<Option<usize>> = const { Cell::new(None) };
+        /// Every fsync through [`super::sync_data`] fails with EIO while set.
+        pub(crate) static FAIL_SYNC: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub(crate) fn write_then_fail(
+        file: &super::File,
+        parts: &[&[u8]],
+        offset: u64,
+        limit: usize,
+    ) -> std::io::Result<()> {
+        let joined: Vec<u8> = parts.concat();
+        let landed = &joined[..limit.min(joined.len())];
+        super::write_all_vectored_unfaulted(file, &[landed], offset)?;
+        Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+    }
+}
+
+fn write_all_vectored_unfaulted(file: &File, parts: &[&[u8]], offset: u64) -> io::Result<()> {
     let mut offset = offset;
     // The first part not yet fully written, and how much of it is.
     let (mut index, mut done) = (0usize, 0usize);

@@ -110,6 +110,30 @@ async fn storage_error_stops_the_quorum() {
 }
 
 #[tokio::test]
+async fn an_entry_whose_fsync_failed_is_not_applied_after_restart() {
+    let net = Arc::new(Net::default());
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FileStorage::open(dir.path(), &single(1)).unwrap();
+    let faults = storage.fault_injector();
+    let (quorum, _) = start_node(&net, Storage::from(storage), single(1)).await;
+    assert_eq!(quorum.propose(strings(&["kept"])).await, Ok(2));
+    faults.fail_next_flush();
+    let failed = quorum.propose(strings(&["unsynced"])).await;
+    assert!(matches!(failed, Err(ProposeError::Fatal(_))), "{failed:?}");
+    let fatal = tokio::time::timeout(Duration::from_secs(5), quorum.fatal())
+        .await
+        .expect("fatal() resolves");
+    assert!(matches!(fatal, QuorumError::Fatal(_)), "{fatal:?}");
+    drop(quorum);
+    net.remove(1);
+
+    // The written but unsynced entry was cut off: the next start applies only "kept".
+    let (quorum, sm) = start_file_node(&net, dir.path(), single(1)).await;
+    assert_eq!(sm.seen().state, strings(&["kept"]));
+    quorum.shutdown().await;
+}
+
+#[tokio::test]
 async fn mem_storage_crash_loses_unflushed_entries() {
     let net = Arc::new(Net::default());
     let disk = MemStorage::new();

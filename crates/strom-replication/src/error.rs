@@ -48,6 +48,9 @@ pub enum ReplicationError {
     CorruptRecord(String),
     #[error("the partition is not known")]
     UnknownTopicOrPartition,
+    /// The partition's log dir is offline (Kafka's KAFKA_STORAGE_ERROR).
+    #[error("storage error: {0}")]
+    KafkaStorageError(String),
     /// Fetched batches do not start at the follower's log end offset.
     #[error("fetched batches start at {first_offset}, the log ends at {log_end_offset}")]
     UnexpectedAppendOffset {

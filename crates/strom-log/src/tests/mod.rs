@@ -7,6 +7,7 @@ mod compaction_crash;
 mod compaction_txn;
 mod concurrency;
 mod epochs;
+mod faults;
 mod index_lookup;
 mod producer_state;
 mod recovery;

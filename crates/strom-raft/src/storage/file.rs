@@ -45,14 +45,19 @@ const TMP_SUFFIX: &str = ".tmp";
 pub const ENTRY_KEY: &[u8] = b"raft-entry";
 const READ_CHUNK_BYTES: usize = 1 << 20;
 
-/// Makes the next write of a [`FileStorage`] fail with an I/O error (for tests of the
-/// fatal path; a real disk fails the same way).
+/// Makes the next write of a [`FileStorage`] fail with an I/O error, or the next append's
+/// fsync after its entries were written (for tests of the fatal path; a real disk fails
+/// the same way).
 #[derive(Debug, Clone, Default)]
-pub struct FaultInjector(Arc<AtomicBool>);
+pub struct FaultInjector(Arc<AtomicBool>, Arc<AtomicBool>);
 
 impl FaultInjector {
     pub fn fail_next_write(&self) {
         self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn fail_next_flush(&self) {
+        self.1.store(true, Ordering::SeqCst);
     }
 }
 
@@ -417,15 +422,35 @@ impl FileStorage {
     }
 }
 
-impl Backend for FileStorage {
-    fn load(&mut self) -> io::Result<Loaded> {
-        self.loaded
-            .take()
-            .ok_or_else(|| io::Error::other("the metadata log was loaded already"))
+impl FileStorage {
+    /// Appends and fsyncs `entries`, reporting to openraft; after a failure the entries
+    /// not known durable are cut off.
+    fn append_entries(
+        &mut self,
+        entries: &[Entry],
+        done: LogFlushed<TypeConfig>,
+    ) -> io::Result<()> {
+        self.check_fault()?;
+        let durable_end = self.log()?.log_end_offset();
+        match self.append_and_flush(entries) {
+            Ok(()) => {
+                done.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                // Entries that are not known durable must not be applied by the next start
+                // either (the request failed): cut them off while this process still owns
+                // the file, then stop (openraft treats the error as fatal).
+                if let Err(cut) = self.log()?.cut_after_failure(durable_end) {
+                    tracing::error!(error = %cut, "cutting unsynced metadata entries off after a failed append; the next start may recover them");
+                }
+                done.log_io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+                Err(e)
+            }
+        }
     }
 
-    fn append(&mut self, entries: &[Entry], done: LogFlushed<TypeConfig>) -> io::Result<()> {
-        self.check_fault()?;
+    fn append_and_flush(&mut self, entries: &[Entry]) -> io::Result<()> {
         let now = now_ms();
         let mut next = u64::try_from(self.log()?.log_end_offset()).map_err(io_error)?;
         // Entries of one term go in one append, stamped with the term as leader epoch.
@@ -446,9 +471,24 @@ impl Backend for FileStorage {
             }
             self.log()?.append(&mut buf, epoch, now).map_err(io_error)?;
         }
-        self.log()?.flush().map_err(io_error)?;
-        done.log_io_completed(Ok(()));
-        Ok(())
+        if self.faults.1.swap(false, Ordering::SeqCst) {
+            let reason = "injected fsync failure";
+            self.log()?.mark_failed(reason.into());
+            return Err(io::Error::other(reason));
+        }
+        self.log()?.flush().map_err(io_error)
+    }
+}
+
+impl Backend for FileStorage {
+    fn load(&mut self) -> io::Result<Loaded> {
+        self.loaded
+            .take()
+            .ok_or_else(|| io::Error::other("the metadata log was loaded already"))
+    }
+
+    fn append(&mut self, entries: &[Entry], done: LogFlushed<TypeConfig>) -> io::Result<()> {
+        self.append_entries(entries, done)
     }
 
     fn truncate(&mut self, index: u64) -> io::Result<()> {

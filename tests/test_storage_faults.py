@@ -1,0 +1,205 @@
+"""Storage faults (issue 14): a broker with two log dirs, one of them a tiny real
+filesystem (a 2 MiB tmpfs) that fills up.
+
+Kafka's semantics: any I/O error in a log dir (ENOSPC on append included) takes that
+whole dir offline (LogDirFailureChannel); its partitions answer KAFKA_STORAGE_ERROR and
+DescribeLogDirs reports it with that error, while the broker serves its other dirs. The
+failed write is cut off, so every acknowledged record is read back after a restart with
+space freed, and appends continue at the next offset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from confluent_kafka import KafkaError
+
+from helpers import admin as admin_client
+from helpers import create_topic, kp_admin, kp_consumer, producer
+
+STORAGE_ERROR = 56  # KAFKA_STORAGE_ERROR
+VALUE_BYTES = 20_000
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 2 MiB tmpfs, unmounted at teardown (after the broker is gone)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail(f"mounting a tmpfs failed (the test needs root): {done.stderr}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def free_bytes(path) -> int:
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+def read_partition(broker, topic: str, partition: int, count: int) -> list[tuple[int, bytes]]:
+    """Exactly `count` records from offset 0 with kafka-python (no group: no
+    __consumer_offsets, whose partitions would land on the tiny dir too)."""
+    from kafka import TopicPartition as KTP
+    c = kp_consumer(broker, consumer_timeout_ms=15000, fetch_max_bytes=4 << 20)
+    try:
+        tp = KTP(topic, partition)
+        c.assign([tp])
+        c.seek(tp, 0)
+        out = []
+        for msg in c:
+            out.append((msg.offset, msg.value))
+            if len(out) == count:
+                break
+        return out
+    finally:
+        c.close()
+
+
+def produce_one(p, topic: str, value: bytes):
+    """Produces one record synchronously: (offset, None) or (None, KafkaError)."""
+    got = {}
+    p.produce(topic, value=value, partition=0,
+              on_delivery=lambda err, msg: got.update(err=err, offset=msg.offset()))
+    assert p.flush(30) == 0
+    return (None, got["err"]) if got["err"] is not None else (got["offset"], None)
+
+
+def log_dirs_by_path(broker) -> dict[str, dict]:
+    ka = kp_admin(broker)
+    try:
+        out = ka.describe_log_dirs()
+    finally:
+        ka.close()
+    assert [r["broker"] for r in out] == [1]
+    return {os.path.realpath(d["log_dir"]): d for d in out[0]["log_dirs"]}
+
+
+def partitions_of(log_dir: dict) -> set[tuple[str, int]]:
+    return {(t["name"], p["partition_index"]) for t in log_dir["topics"] for p in t["partitions"]}
+
+
+def test_full_log_dir_goes_offline_and_the_others_keep_serving(tiny_fs, broker_factory, tmp_path):
+    data = tmp_path / "broker0" / "data"
+    broker = broker_factory({"log.dirs": f"{data},{tiny_fs}"})
+    # Placement: the dir with the fewest partitions, ties to the first in log.dirs.
+    create_topic(broker, "normal")
+    create_topic(broker, "tiny")
+    assert (data / "normal-0").is_dir() and not (tiny_fs / "normal-0").exists()
+    assert (tiny_fs / "tiny-0").is_dir() and not (data / "tiny-0").exists()
+    assert (tiny_fs / "meta.properties").is_file()
+    ids = [dict(line.split("=", 1) for line in (d / "meta.properties").read_text().splitlines()
+                if "=" in line) for d in (data, tiny_fs)]
+    assert ids[0]["cluster.id"] == ids[1]["cluster.id"] and ids[0]["node.id"] == ids[1]["node.id"] == "1"
+    assert ids[0]["directory.id"] != ids[1]["directory.id"]
+
+    dirs = log_dirs_by_path(broker)
+    assert set(dirs) == {os.path.realpath(data), os.path.realpath(tiny_fs)}
+    assert partitions_of(dirs[os.path.realpath(data)]) == {("normal", 0)}
+    assert partitions_of(dirs[os.path.realpath(tiny_fs)]) == {("tiny", 0)}
+    assert 0 < dirs[os.path.realpath(tiny_fs)]["total_bytes"] <= 2 << 20
+
+    # Leave room for a few dozen records, then fill it.
+    filler = tiny_fs / "filler"
+    filler.write_bytes(b"\0" * max(0, free_bytes(tiny_fs) - 400_000))
+    p = producer(broker, **{"retries": 0, "linger.ms": 0, "acks": "all",
+                            "enable.idempotence": False, "message.timeout.ms": 20000})
+    acked: list[tuple[int, bytes]] = []
+    error = None
+    for i in range(200):
+        value = f"{i:06d}".encode() + os.urandom(VALUE_BYTES)
+        offset, error = produce_one(p, "tiny", value)
+        if error is not None:
+            break
+        acked.append((offset, value))
+    assert error is not None, "the 2 MiB filesystem never filled up"
+    assert error.code() == KafkaError.KAFKA_STORAGE_ERROR == STORAGE_ERROR, error
+    assert len(acked) >= 5
+    assert [o for o, _ in acked] == list(range(len(acked)))
+    # The dir is offline now: the next produce is refused without touching the disk.
+    offset, error = produce_one(p, "tiny", b"refused")
+    assert offset is None and error.code() == STORAGE_ERROR
+
+    # The other dir keeps serving: produce and read back exact records.
+    normal_values = [f"normal-{i}".encode() * 50 for i in range(20)]
+    for i, value in enumerate(normal_values):
+        assert produce_one(p, "normal", value) == (i, None)
+    assert read_partition(broker, "normal", 0, 20) == list(enumerate(normal_values))
+
+    dirs = log_dirs_by_path(broker)
+    assert dirs[os.path.realpath(tiny_fs)]["error_code"] == STORAGE_ERROR
+    assert partitions_of(dirs[os.path.realpath(tiny_fs)]) == set()
+    assert dirs[os.path.realpath(data)]["error_code"] == 0
+    assert partitions_of(dirs[os.path.realpath(data)]) == {("normal", 0)}
+    assert broker.wait_for_log(r"log dir is offline after a storage error")
+
+    # Free the space and restart: every acknowledged record is there, appends go on.
+    filler.unlink()
+    broker.restart()
+    assert read_partition(broker, "tiny", 0, len(acked)) == acked
+    after = b"after-restart" * 10
+    p2 = producer(broker, **{"linger.ms": 0})
+    assert produce_one(p2, "tiny", after) == (len(acked), None)
+    assert read_partition(broker, "tiny", 0, len(acked) + 1) == acked + [(len(acked), after)]
+    assert read_partition(broker, "normal", 0, 20) == list(enumerate(normal_values))
+    dirs = log_dirs_by_path(broker)
+    assert [d["error_code"] for d in dirs.values()] == [0, 0]
+    assert partitions_of(dirs[os.path.realpath(tiny_fs)]) == {("tiny", 0)}
+
+
+def fill(path) -> None:
+    """Writes a file in `path` until the filesystem refuses with ENOSPC."""
+    import errno
+    with open(path / "filler", "wb", buffering=0) as f:
+        chunk = b"\0" * 65536
+        while True:
+            try:
+                f.write(chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+                chunk = chunk[: len(chunk) // 2]
+                if not chunk:
+                    return
+
+
+def test_metadata_log_dir_full_stops_the_process_and_keeps_only_durable_changes(
+        tiny_fs, broker_factory, tmp_path):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    data = tmp_path / "broker0" / "data"
+    # The first log dir holds the metadata log. No partition lands there (no topic is made)
+    # and the high watermark checkpoint waits, so the metadata log meets the full disk first.
+    broker = broker_factory({"log.dirs": f"{tiny_fs},{data}",
+                             "replica.high.watermark.checkpoint.interval.ms": "3600000"})
+    adm = admin_client(broker)
+    name = "log.cleaner.backoff.ms"
+
+    def alter(value: int):
+        res = ConfigResource(ResourceType.BROKER, "1", incremental_configs=[
+            ConfigEntry(name, str(value), incremental_operation=AlterConfigOpType.SET)])
+        adm.incremental_alter_configs([res], request_timeout=10)[res].result(timeout=15)
+
+    alter(1000)
+    fill(tiny_fs)
+    acked = [1000]
+    for value in range(1001, 1300):
+        try:
+            alter(value)
+        except Exception:  # the broker stops: the request fails one way or another
+            break
+        acked.append(value)
+    else:
+        pytest.fail("the metadata log never met the full disk")
+    assert broker.proc.wait(timeout=20) == 1
+    assert broker.wait_for_log(r"the metadata quorum failed; stopping the process")
+
+    # With space again, the node starts with exactly the changes that were acknowledged.
+    (tiny_fs / "filler").unlink()
+    broker.start()
+    adm = admin_client(broker)
+    res = ConfigResource(ResourceType.BROKER, "1")
+    described = adm.describe_configs([res], request_timeout=10)[res].result(timeout=15)
+    assert described[name].value == str(acked[-1])
