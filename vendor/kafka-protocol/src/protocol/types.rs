@@ -10,6 +10,41 @@ use anyhow::{bail, Result};
 use std::convert::TryFrom;
 use std::string::String as StdString;
 
+// strom: counts read off the wire are checked before anything is reserved
+// (see vendor/README.md in strom).
+/// The most elements one array may claim, as Apache Kafka 4.4 allows.
+pub const MAX_ARRAY_ELEMENTS: usize = 1_000_000;
+/// The most fields one tagged-field section may claim, as Apache Kafka 4.4 allows.
+pub const MAX_TAGGED_FIELDS: u32 = 10_000;
+
+/// An array's element count, refused when over [`MAX_ARRAY_ELEMENTS`] or over the
+/// bytes left (every element takes at least one byte).
+fn checked_array_len<B: ByteBuf>(buf: &B, n: usize) -> Result<usize> {
+    if n > MAX_ARRAY_ELEMENTS {
+        bail!("Array of {n} elements is over the limit of {MAX_ARRAY_ELEMENTS}");
+    }
+    checked_len(buf, n)
+}
+
+/// A string's or byte array's length, refused when over the bytes left.
+fn checked_len<B: ByteBuf>(buf: &B, n: usize) -> Result<usize> {
+    if n > buf.remaining() {
+        bail!("Length {n} is over the {} bytes left", buf.remaining());
+    }
+    Ok(n)
+}
+
+/// The count of a tagged-field section, refused when over [`MAX_TAGGED_FIELDS`] or
+/// over the bytes left (every field takes at least two bytes).
+pub fn decode_tagged_field_count<B: ByteBuf>(buf: &mut B) -> Result<u32> {
+    let n = UnsignedVarInt.decode(buf)?;
+    if n > MAX_TAGGED_FIELDS {
+        bail!("{n} tagged fields are over the limit of {MAX_TAGGED_FIELDS}");
+    }
+    checked_len(buf, n as usize * 2)?;
+    Ok(n)
+}
+
 macro_rules! define_copy_impl {
     ($e:ident, $t:ty) => (
         impl Encoder<$t> for $e {
@@ -359,7 +394,7 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut strbuf = vec![0; n as usize];
+                let mut strbuf = vec![0; checked_len(buf, n as usize)?];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
             }
@@ -511,7 +546,7 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut strbuf = vec![0; (n - 1) as usize];
+                let mut strbuf = vec![0; checked_len(buf, (n - 1) as usize)?];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
             }
@@ -655,7 +690,7 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut data = vec![0; n as usize];
+                let mut data = vec![0; checked_len(buf, n as usize)?];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
             }
@@ -804,7 +839,7 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut data = vec![0; (n - 1) as usize];
+                let mut data = vec![0; checked_len(buf, (n - 1) as usize)?];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
             }
@@ -985,7 +1020,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut result = Vec::with_capacity(n as usize);
+                let mut result = Vec::with_capacity(checked_array_len(buf, n as usize)?);
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1093,7 +1128,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                let mut result = Vec::with_capacity(checked_array_len(buf, (n - 1) as usize)?);
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
