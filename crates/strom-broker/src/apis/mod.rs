@@ -452,7 +452,8 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert!(error(metadata_v4(i32::MAX, 3)).contains("is over the 4 bytes left"));
+        assert!(error(metadata_v4(1_000, 3)).contains("Length 1000 is over the 4 bytes left"));
+        assert!(error(metadata_v4(i32::MAX, 3)).contains("over the limit of 1000000"));
         assert!(error(metadata_v4(1_000_001, 1_000_001))
             .contains("Array of 1000001 elements is over the limit of 1000000"));
         // 1,000,000 empty names with the bytes for them decode.
