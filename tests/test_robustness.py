@@ -206,11 +206,6 @@ def test_array_claiming_2_pow_31_entries(broker, case):
     closing_probe(broker, frame)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kafka-protocol 0.18 calls Vec::with_capacity(count) before reading any element "
-    "(upstream PRs #152/#161/#200); strom maps such reservations lazily, which needs address "
-    "space: under RLIMIT_AS the reservation fails and the process aborts. Strict, so a fixed "
-    "decoder turns this red until the mark is removed."))
 @pytest.mark.parametrize("case", sorted(HUGE_ARRAYS))
 def test_array_claiming_2_pow_31_entries_under_address_space_limit(broker, case):
     """The same requests with the broker's address space capped (as `ulimit -v` would) at 4 GiB
@@ -220,6 +215,88 @@ def test_array_claiming_2_pow_31_entries_under_address_space_limit(broker, case)
     limit = (kw.memory_kib(pid)["VmPeak"] + 4 * 1024 * 1024) * 1024
     resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
     closing_probe(broker, frame)
+
+
+def limit_address_space(broker, headroom_gib: int = 4) -> None:
+    """Caps the broker's address space (as `ulimit -v` would) at `headroom_gib` above the most
+    it has used so far: a count read off the wire must not even be reserved."""
+    pid = broker.proc.pid
+    limit = (kw.memory_kib(pid)["VmPeak"] + headroom_gib * 1024 * 1024) * 1024
+    resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
+
+
+@pytest.mark.parametrize("case", sorted(HUGE_ARRAYS))
+def test_array_claiming_2_pow_31_entries_under_address_space_limit(broker, case):
+    _, _, frame = HUGE_ARRAYS[case]
+    limit_address_space(broker)
+    closing_probe(broker, frame)
+
+
+# Kafka 4.4's caps: more than 1,000,000 array elements or 10,000 tagged fields are refused, even
+# when the frame holds enough bytes for them.
+MAX_ARRAY_ELEMENTS = 1_000_000
+MAX_TAGGED_FIELDS = 10_000
+
+
+def tagged_fields(count: int) -> bytes:
+    """A tagged-field section of `count` empty fields with distinct tags."""
+    return kwire.enc_uvarint(count) + b"".join(kwire.enc_uvarint(tag) + b"\x00" for tag in range(count))
+
+
+def header_v2_frame(api_key: int, api_version: int, correlation_id: int, header_tags: bytes, body: bytes) -> bytes:
+    payload = struct.pack(">hhi", api_key, api_version, correlation_id) + kwire.enc_string("strom-tests") \
+        + header_tags + body
+    return struct.pack(">i", len(payload)) + payload
+
+
+# Each frame holds a byte for every element claimed, so only the cap refuses them.
+OVER_CAP_ARRAYS = {
+    "metadata-v4": kwire.request_frame(
+        3, 4, 31, struct.pack(">i", MAX_ARRAY_ELEMENTS + 1) + b"\x00" * (MAX_ARRAY_ELEMENTS + 1) + b"\x01"),
+    "metadata-v12": flexible_frame(
+        3, 12, 31, kwire.enc_uvarint(MAX_ARRAY_ELEMENTS + 2) + b"\x00" * (MAX_ARRAY_ELEMENTS + 1) + b"\x01\x00\x00"),
+}
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["", "address-space-limit"])
+@pytest.mark.parametrize("case", sorted(OVER_CAP_ARRAYS))
+def test_array_over_1_000_000_elements_closes_connection(broker, case, limited):
+    if limited:
+        limit_address_space(broker, headroom_gib=1)
+    mark = len(broker.log())
+    closing_probe(broker, OVER_CAP_ARRAYS[case])
+    assert f"Array of {MAX_ARRAY_ELEMENTS + 1} elements is over the limit of {MAX_ARRAY_ELEMENTS}" \
+        in broker.log()[mark:], broker.log()[mark:][-2000:]
+
+
+OVER_CAP_TAGS = {
+    # In the request header, decoded before anything else: ApiVersions v3 (header v2).
+    "header": header_v2_frame(18, 3, 32, tagged_fields(MAX_TAGGED_FIELDS + 1),
+                              kwire.enc_uvarint(len("t") + 1) + b"t" + kwire.enc_uvarint(2) + b"1" + b"\x00"),
+    # Twenty million claimed, as in Kafka's CVE, with a few bytes after the count.
+    "header-20-million": header_v2_frame(18, 3, 33, kwire.enc_uvarint(20_000_000) + b"\x01\x00" * 8, b""),
+    # At the end of a Metadata v12 body.
+    "metadata-v12-body": flexible_frame(3, 12, 34, b"\x01" + b"\x00\x00" + tagged_fields(MAX_TAGGED_FIELDS + 1)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVER_CAP_TAGS))
+def test_more_than_10_000_tagged_fields_close_connection(broker, case):
+    mark = len(broker.log())
+    closing_probe(broker, OVER_CAP_TAGS[case])
+    claimed = 20_000_000 if case == "header-20-million" else MAX_TAGGED_FIELDS + 1
+    assert f"{claimed} tagged fields are over the limit of {MAX_TAGGED_FIELDS}" in broker.log()[mark:], \
+        broker.log()[mark:][-2000:]
+
+
+def test_tagged_fields_at_the_cap_are_accepted(broker):
+    """10,000 unknown tagged fields in the header are allowed (and ignored), as in Kafka."""
+    frame = header_v2_frame(18, 3, 35, tagged_fields(MAX_TAGGED_FIELDS),
+                            kwire.enc_uvarint(len("t") + 1) + b"t" + kwire.enc_uvarint(2) + b"1" + b"\x00")
+    with kwire.connect(broker.host, broker.port, timeout=10) as sock:
+        sock.sendall(frame)
+        r = kw.read_response(sock, 35)
+    assert r.i16() == kw.NONE
 
 
 def versions_include(versions: dict, key: int, version: int) -> bool:

@@ -41,7 +41,7 @@ const INITIAL_READ_BYTES: usize = 64 * 1024;
 const READ_AHEAD_BYTES: usize = INITIAL_READ_BYTES;
 
 #[derive(Debug, thiserror::Error)]
-enum ConnectionError {
+pub(crate) enum ConnectionError {
     #[error("{0}")]
     Frame(#[from] strom_wire::frame::FrameError),
     #[error("{0}")]
@@ -306,7 +306,7 @@ async fn close_gracefully(stream: &mut Transport) {
 
 /// Answers one request frame. `may_forward` is false for a request another broker
 /// forwarded here, which is never sent on again.
-async fn handle_frame(
+pub(crate) async fn handle_frame(
     broker: &Arc<Broker>,
     frame: BytesMut,
     caller: &Caller,

@@ -16,6 +16,8 @@ mod coordinator_loads;
 mod coordinator_runtime;
 pub mod errors;
 pub mod fetch_session;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod group_coordinator;
 mod housekeeping;
 mod internal_log;

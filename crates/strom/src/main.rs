@@ -1,13 +1,9 @@
 //! The one strom binary: `strom server` runs the broker; the other
 //! subcommands are clients of a running broker.
 
-mod alloc;
 mod cli;
 mod dev;
 mod server;
-
-#[global_allocator]
-static ALLOCATOR: alloc::LazyLargeAllocator = alloc::LazyLargeAllocator;
 
 use clap::{Parser, Subcommand};
 

@@ -476,4 +476,53 @@ mod tests {
             }
         }
     }
+
+    /// The vendored codec's bounds (vendor/README.md): counts are checked against the
+    /// bytes left and Kafka 4.4's caps before anything is reserved.
+    #[test]
+    fn the_codec_refuses_counts_over_the_bytes_left_or_kafkas_caps() {
+        use kafka_protocol::messages::MetadataRequest;
+        fn metadata_v4(count: i32, filler: usize) -> Bytes {
+            let mut body = count.to_be_bytes().to_vec();
+            body.resize(4 + filler, 0);
+            body.push(1);
+            Bytes::from(body)
+        }
+        let error = |body: Bytes| {
+            decode_guarded::<MetadataRequest>(&mut body.clone(), 4)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error(metadata_v4(1_000, 3)).contains("Length 1000 is over the 4 bytes left"));
+        assert!(error(metadata_v4(i32::MAX, 3)).contains("over the limit of 1000000"));
+        assert!(error(metadata_v4(1_000_001, 1_000_001))
+            .contains("Array of 1000001 elements is over the limit of 1000000"));
+        // 1,000,000 empty names with the bytes for them decode.
+        let ok = decode_guarded::<MetadataRequest>(&mut metadata_v4(1_000_000, 2_000_000), 4);
+        assert_eq!(ok.unwrap().topics.map(|t| t.len()), Some(1_000_000));
+
+        fn put_uvarint(mut n: u32, out: &mut Vec<u8>) {
+            while n >= 0x80 {
+                out.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+        }
+        fn header_v2(tags: u32) -> Bytes {
+            let mut header = vec![0, 18, 0, 3, 0, 0, 0, 7, 0, 1, b'c'];
+            put_uvarint(tags, &mut header);
+            for tag in 0..tags {
+                put_uvarint(tag, &mut header);
+                header.push(0);
+            }
+            Bytes::from(header)
+        }
+        let header = |tags| RequestHeader::decode(&mut header_v2(tags), 2);
+        assert_eq!(header(10_000).unwrap().unknown_tagged_fields.len(), 10_000);
+        let refused = format!("{:#}", header(10_001).unwrap_err());
+        assert!(
+            refused.contains("10001 tagged fields are over the limit of 10000"),
+            "{refused}"
+        );
+    }
 }
