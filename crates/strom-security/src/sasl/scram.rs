@@ -311,7 +311,8 @@ fn encode_saslname(name: &str) -> String {
 mod tests {
     use super::*;
 
-    /// A client side of the exchange, written from RFC 5802, to drive the server.
+    /// A client side of the exchange, written from RFC 5802, to drive the server: the
+    /// client-final message and the server signature it expects.
     fn client_final(
         mechanism: Mechanism,
         password: &str,
@@ -319,8 +320,32 @@ mod tests {
         server_first: &str,
         gs2_header: &str,
     ) -> (String, Vec<u8>) {
+        let nonce = server_first
+            .split(',')
+            .next()
+            .unwrap()
+            .strip_prefix("r=")
+            .unwrap();
+        client_final_with_nonce(
+            mechanism,
+            password,
+            client_first_bare,
+            server_first,
+            gs2_header,
+            nonce,
+        )
+    }
+
+    /// As [`client_final`], sending `nonce` as the final message's nonce.
+    fn client_final_with_nonce(
+        mechanism: Mechanism,
+        password: &str,
+        client_first_bare: &str,
+        server_first: &str,
+        gs2_header: &str,
+        nonce: &str,
+    ) -> (String, Vec<u8>) {
         let fields: Vec<&str> = server_first.split(',').collect();
-        let nonce = fields[0].strip_prefix("r=").unwrap();
         let salt = BASE64
             .decode(fields[1].strip_prefix("s=").unwrap())
             .unwrap();
@@ -437,25 +462,14 @@ mod tests {
         };
         let first = String::from_utf8(first).unwrap();
         // Old librdkafka sends `r=<client nonce><combined nonce>` and proves over that.
-        let final_message = {
-            let nonce_field = "r=cncnserver-nonce";
-            let fields: Vec<&str> = first.split(',').collect();
-            let salt = BASE64
-                .decode(fields[1].strip_prefix("s=").unwrap())
-                .unwrap();
-            let salted = salted_password(mechanism, "alice-secret", &salt, 4096);
-            let client_key = hmac(mechanism, &salted, b"Client Key");
-            let stored_key = hash(mechanism, &client_key);
-            let without_proof = format!("c=biws,{nonce_field}");
-            let auth_message = format!("{bare},{first},{without_proof}");
-            let signature = hmac(mechanism, &stored_key, auth_message.as_bytes());
-            let proof: Vec<u8> = client_key
-                .iter()
-                .zip(&signature)
-                .map(|(a, b)| a ^ b)
-                .collect();
-            format!("{without_proof},p={}", BASE64.encode(proof))
-        };
+        let (final_message, _) = client_final_with_nonce(
+            mechanism,
+            "alice-secret",
+            bare,
+            &first,
+            "n,,",
+            "cncnserver-nonce",
+        );
         assert!(matches!(
             s.evaluate(final_message.as_bytes()).unwrap(),
             Step::Done(_)
