@@ -3,6 +3,7 @@
 //! for their credentials, and the Kafka principal of a TLS client certificate
 //! (its subject as Java prints it, then `ssl.principal.mapping.rules`).
 
+pub mod acl;
 pub mod jaas;
 pub mod principal;
 pub mod sasl;
