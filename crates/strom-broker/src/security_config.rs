@@ -88,7 +88,8 @@ pub struct TlsSettings {
     /// `ssl.keystore.location` (key and chain in one PEM file), or
     /// `ssl.keystore.key` and `ssl.keystore.certificate.chain`.
     pub keystore: Keystore,
-    /// `ssl.key.password`: refused, encrypted PEM keys are not read.
+    /// `ssl.truststore.location` or `ssl.truststore.certificates`: the CAs client
+    /// certificates must chain to.
     pub truststore: Option<PemSource>,
     pub client_auth: ClientAuth,
     /// `ssl.enabled.protocols` (TLSv1.2,TLSv1.3).
@@ -216,8 +217,8 @@ fn tls_settings(
     };
     pem_type("ssl.keystore.type")?;
     pem_type("ssl.truststore.type")?;
-    if let Some(password) = get("ssl.key.password").filter(|p| !p.is_empty()) {
-        let _ = password;
+    // `ssl.key.password`: encrypted PEM keys are not read, so one is refused.
+    if get("ssl.key.password").is_some_and(|p| !p.is_empty()) {
         return Err(invalid(
             "ssl.key.password",
             "[hidden]",
