@@ -201,6 +201,9 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// Each listener's security protocol and its TLS and SASL settings, by listener name.
     pub security: BTreeMap<String, ListenerSecurity>,
+    /// `authorizer.class.name` set to Kafka's StandardAuthorizer: ACLs are checked, with
+    /// `super.users` and `allow.everyone.if.no.acl.found`. None: everything is allowed.
+    pub authorizer: Option<strom_security::acl::Authorizer>,
     /// The first of `log_dirs`: it holds the metadata log (Kafka's default
     /// `metadata.log.dir`), `meta.properties` and the broker-wide files.
     pub log_dir: PathBuf,
@@ -449,6 +452,7 @@ impl BrokerConfig {
             listeners,
             advertised_listeners,
             security,
+            authorizer: authorizer(&map)?,
             log_dir,
             log_dirs,
             num_partitions,
@@ -619,6 +623,51 @@ impl BrokerConfig {
         }
         Ok(config)
     }
+}
+
+/// Kafka's KRaft authorizer, the one `authorizer.class.name` may name.
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+fn authorizer(
+    map: &BTreeMap<String, String>,
+) -> Result<Option<strom_security::acl::Authorizer>, ConfigError> {
+    let class = map
+        .get("authorizer.class.name")
+        .map(|c| c.trim())
+        .unwrap_or("");
+    if class.is_empty() {
+        return Ok(None);
+    }
+    if class != STANDARD_AUTHORIZER && class != "kafka.security.authorizer.AclAuthorizer" {
+        return Err(ConfigError::Invalid {
+            name: "authorizer.class.name".into(),
+            value: class.into(),
+            why: format!("the only authorizer served is {STANDARD_AUTHORIZER}"),
+        });
+    }
+    let mut super_users = Vec::new();
+    for user in map
+        .get("super.users")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(';')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        if strom_security::KafkaPrincipal::parse(user).is_none() {
+            return Err(ConfigError::Invalid {
+                name: "super.users".into(),
+                value: user.into(),
+                why: "each super user is a principal such as User:admin, separated by ;".into(),
+            });
+        }
+        super_users.push(user.to_string());
+    }
+    let allow_if_no_acl = parse(map, "allow.everyone.if.no.acl.found", false)?;
+    Ok(Some(strom_security::acl::Authorizer::new(
+        super_users,
+        allow_if_no_acl,
+    )))
 }
 
 /// Every listener's security. Listeners between nodes stay PLAINTEXT for now: the

@@ -179,6 +179,7 @@ async fn run(
         listener_name: listener.name.clone(),
         protocol: listener.security.protocol,
         principal: Arc::new(principal),
+        trusted: false,
     };
     if listener.tls.is_some() {
         debug!(%peer, listener = %listener.name, principal = %caller.principal, "TLS connection");
@@ -350,7 +351,10 @@ pub(crate) async fn handle_frame(
         broker.wait_open_to_clients().await;
     }
     if may_forward && listener == ListenerRole::Client && broker.forwards(prefix.api_key) {
-        match broker.forward_frame(&frame).await {
+        match broker
+            .forward_frame(&frame, Some((&caller.principal, peer)))
+            .await
+        {
             Ok(response) => {
                 broker.metrics.request_done(
                     ApiKey::try_from(prefix.api_key).unwrap_or(ApiKey::ApiVersions),
@@ -410,6 +414,8 @@ async fn serve_forwarded(
     body: &[u8],
     peer: SocketAddr,
 ) -> Result<Vec<u8>, ConnectionError> {
+    let (on_behalf, body) = crate::controller_channel::split_forwarded(body)
+        .ok_or(ConnectionError::ShortRequest(body.len()))?;
     let prefix = peek_request_prefix(body).ok_or(ConnectionError::ShortRequest(body.len()))?;
     if !crate::controller_channel::is_forwarded_api(prefix.api_key) {
         return Err(DispatchError::Malformed(format!(
@@ -419,7 +425,10 @@ async fn serve_forwarded(
         .into());
     }
     let inner = BytesMut::from(body);
-    let caller = Caller::forwarded(peer);
+    let caller = match on_behalf {
+        Some((principal, client)) => Caller::forwarded(client, Some(principal)),
+        None => Caller::forwarded(peer, None),
+    };
     let response = Box::pin(handle_frame(broker, inner, &caller, false))
         .await?
         .ok_or_else(|| DispatchError::Malformed("a forwarded request got no answer".into()))?

@@ -5,6 +5,7 @@
 //! forwarded there whole, as Kafka's Envelope does, and answered once this node's image
 //! has caught up with the change, so a client's next Metadata here sees it.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -13,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tracing::debug;
 
 use strom_metadata::MetadataImage;
+use strom_security::KafkaPrincipal;
 
 use crate::broker::Broker;
 use crate::node_rpc::NodeRpcError;
@@ -172,12 +174,19 @@ impl Broker {
 
     /// Forwards a client request frame (header and body, no size prefix) to the active
     /// controller and returns its response frame (size prefix included) once this
-    /// node's image has the change.
-    pub async fn forward_frame(&self, frame: &[u8]) -> Result<BytesMut, ControllerCallError> {
+    /// node's image has the change. `on_behalf` names the client's principal and
+    /// address, which the controller authorizes as Kafka does an Envelope's; None
+    /// is this broker's own request.
+    pub async fn forward_frame(
+        &self,
+        frame: &[u8],
+        on_behalf: Option<(&KafkaPrincipal, SocketAddr)>,
+    ) -> Result<BytesMut, ControllerCallError> {
         let addr = self.active_controller().await?;
+        let payload = forwarded_payload(frame, on_behalf);
         let mut answer = self
             .node_rpc
-            .call_versioned(&addr, FORWARD_VERSION, frame, CALL_TIMEOUT)
+            .call_versioned(&addr, FORWARD_VERSION, &payload, CALL_TIMEOUT)
             .await?;
         if answer.len() < 8 {
             return Err(ControllerCallError::Malformed(format!(
@@ -217,7 +226,7 @@ impl Broker {
         request
             .encode(&mut frame, version)
             .map_err(|e| malformed(e.to_string()))?;
-        let mut response: Bytes = self.forward_frame(&frame).await?.freeze();
+        let mut response: Bytes = self.forward_frame(&frame, None).await?.freeze();
         response.advance(4);
         ResponseHeader::decode(&mut response, key.response_header_version(version))
             .map_err(|e| malformed(e.to_string()))?;
@@ -313,3 +322,38 @@ impl Broker {
 
 /// CreateTopics as a broker sends it to the controller.
 const CREATE_TOPICS_VERSION: i16 = 7;
+
+/// A forwarded request: the principal and the client's address (each a 16-bit length
+/// and UTF-8; an empty principal is the forwarding broker's own request), then the frame.
+fn forwarded_payload(frame: &[u8], on_behalf: Option<(&KafkaPrincipal, SocketAddr)>) -> Vec<u8> {
+    let (principal, client) = on_behalf
+        .map(|(p, a)| (p.to_string(), a.to_string()))
+        .unwrap_or_default();
+    let mut payload = Vec::with_capacity(4 + principal.len() + client.len() + frame.len());
+    for text in [&principal, &client] {
+        let text = &text.as_bytes()[..text.len().min(u16::MAX as usize)];
+        payload.extend_from_slice(&(text.len() as u16).to_be_bytes());
+        payload.extend_from_slice(text);
+    }
+    payload.extend_from_slice(frame);
+    payload
+}
+
+/// Splits what [`forwarded_payload`] made: the client's principal and address (None for
+/// the broker's own request) and the frame; None if it is cut short or unreadable.
+pub fn split_forwarded(payload: &[u8]) -> Option<(Option<(KafkaPrincipal, SocketAddr)>, &[u8])> {
+    fn text(input: &[u8]) -> Option<(&str, &[u8])> {
+        let len = u16::from_be_bytes(input.get(..2)?.try_into().ok()?) as usize;
+        let text = std::str::from_utf8(input.get(2..2 + len)?).ok()?;
+        Some((text, &input[2 + len..]))
+    }
+    let (principal, rest) = text(payload)?;
+    let (client, frame) = text(rest)?;
+    if principal.is_empty() {
+        return Some((None, frame));
+    }
+    Some((
+        Some((KafkaPrincipal::parse(principal)?, client.parse().ok()?)),
+        frame,
+    ))
+}

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use strom_security::acl::AclSet;
 use strom_types::{NodeId, TopicId};
 
 use crate::records::{
@@ -142,6 +143,8 @@ pub struct MetadataImage {
     next_producer_id: i64,
     /// SCRAM credentials by user and mechanism type.
     scram: BTreeMap<(String, i8), Arc<ScramCredentialImage>>,
+    /// The ACLs, by id; shared between images until one changes them.
+    acls: Arc<AclSet>,
 }
 
 /// A stored SCRAM credential: never the password, only what verifies a proof of it.
@@ -258,7 +261,14 @@ impl MetadataImage {
                 iterations: credential.iterations,
             });
         }
+        for (id, acl) in self.acls.iter() {
+            records.push(crate::acls::entry_record(uuid::Uuid::from_u128(id), acl));
+        }
         records
+    }
+
+    pub fn acls(&self) -> &Arc<AclSet> {
+        &self.acls
     }
 
     /// The dynamic configs set on a resource (empty when none).
@@ -476,6 +486,15 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 self.scram.remove(&(name.clone(), *mechanism));
+            }
+            MetadataRecord::AccessControlEntry { id, .. } => {
+                // A record this node cannot read (an unknown code) changes nothing.
+                if let Some(acl) = crate::acls::binding_of_record(record) {
+                    Arc::make_mut(&mut self.acls).insert(id.as_u128(), acl);
+                }
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                Arc::make_mut(&mut self.acls).remove(id.as_u128());
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(topic) = self.topics.remove(topic_id) {

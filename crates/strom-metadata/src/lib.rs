@@ -5,6 +5,7 @@
 //! records and then applies them, so loading from the log and serving live
 //! requests share one code path. Nothing here does I/O.
 
+pub mod acls;
 pub mod alter_partition;
 pub mod broker_config;
 pub mod cluster_control;

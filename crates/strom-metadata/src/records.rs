@@ -148,6 +148,21 @@ pub enum MetadataRecord {
         name: String,
         mechanism: i8,
     },
+    /// One ACL (KRaft's AccessControlEntryRecord), with Kafka's wire codes for the
+    /// resource type, pattern type, operation and permission.
+    AccessControlEntry {
+        id: uuid::Uuid,
+        resource_type: i8,
+        resource_name: String,
+        pattern_type: i8,
+        principal: String,
+        host: String,
+        operation: i8,
+        permission_type: i8,
+    },
+    RemoveAccessControlEntry {
+        id: uuid::Uuid,
+    },
 }
 
 impl MetadataRecord {

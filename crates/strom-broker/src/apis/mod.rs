@@ -10,9 +10,13 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, VersionRange};
 
+use strom_security::acl::Decision;
+pub use strom_security::acl::{Operation, ResourceType, CLUSTER_NAME};
+
 use crate::broker::Broker;
 use crate::response_frame::{encode_frame, ResponseFrame};
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod allocate_producer_ids;
@@ -86,17 +90,27 @@ pub struct Caller {
     pub protocol: crate::security_config::SecurityProtocol,
     /// `User:ANONYMOUS` until TLS or SASL says otherwise.
     pub principal: Arc<strom_security::KafkaPrincipal>,
+    /// A request a broker of this cluster makes on its own account (an auto-created
+    /// topic): never checked against ACLs.
+    pub trusted: bool,
 }
 
 impl Caller {
-    /// A client request another broker forwarded to this controller.
-    pub fn forwarded(peer: std::net::SocketAddr) -> Self {
+    /// A client request another broker forwarded to this controller, for `principal`
+    /// connected from `peer` (None: the broker's own request).
+    pub fn forwarded(
+        peer: std::net::SocketAddr,
+        principal: Option<strom_security::KafkaPrincipal>,
+    ) -> Self {
         Self {
             peer,
             role: ListenerRole::Client,
             listener_name: Arc::from("PLAINTEXT"),
             protocol: crate::security_config::SecurityProtocol::Plaintext,
-            principal: Arc::new(strom_security::KafkaPrincipal::anonymous()),
+            trusted: principal.is_none(),
+            principal: Arc::new(
+                principal.unwrap_or_else(strom_security::KafkaPrincipal::anonymous),
+            ),
         }
     }
 }
@@ -111,7 +125,115 @@ pub struct RequestContext {
     pub listener_name: Arc<str>,
     pub protocol: crate::security_config::SecurityProtocol,
     pub principal: Arc<strom_security::KafkaPrincipal>,
+    pub trusted: bool,
 }
+
+impl RequestContext {
+    /// The caller's rights, as `authorizer.class.name` and the ACLs in force say.
+    pub fn authz<'a>(&'a self, broker: &'a Broker) -> Authz<'a> {
+        Authz {
+            authorizer: broker.config.authorizer.as_ref().filter(|_| !self.trusted),
+            acls: broker.image().acls().clone(),
+            principal: &self.principal,
+            host: self.peer.ip().to_string(),
+        }
+    }
+}
+
+/// What one caller may do, as Kafka's AuthHelper answers it: everything when no
+/// authorizer is configured.
+pub struct Authz<'a> {
+    authorizer: Option<&'a strom_security::acl::Authorizer>,
+    acls: Arc<strom_security::acl::AclSet>,
+    principal: &'a strom_security::KafkaPrincipal,
+    host: String,
+}
+
+impl Authz<'_> {
+    pub fn allows(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.authorizer.is_none_or(|a| {
+            a.authorize(
+                &self.acls,
+                self.principal,
+                &self.host,
+                operation,
+                resource_type,
+                name,
+            ) == Decision::Allowed
+        })
+    }
+
+    pub fn allows_topic(&self, operation: Operation, topic: &str) -> bool {
+        self.allows(operation, ResourceType::Topic, topic)
+    }
+
+    pub fn allows_group(&self, operation: Operation, group: &str) -> bool {
+        self.allows(operation, ResourceType::Group, group)
+    }
+
+    pub fn allows_transactional_id(&self, operation: Operation, id: &str) -> bool {
+        self.allows(operation, ResourceType::TransactionalId, id)
+    }
+
+    pub fn allows_cluster(&self, operation: Operation) -> bool {
+        self.allows(operation, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Kafka's authorizeByResourceType: `operation` on at least one resource of the type.
+    pub fn allows_any(&self, operation: Operation, resource_type: ResourceType) -> bool {
+        self.authorizer.is_none_or(|a| {
+            a.authorize_any(
+                &self.acls,
+                self.principal,
+                &self.host,
+                operation,
+                resource_type,
+            ) == Decision::Allowed
+        })
+    }
+
+    /// The `authorized_operations` bit field of a resource: a bit for each operation
+    /// Kafka supports on its type that the caller may do.
+    pub fn authorized_operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        supported_operations(resource_type)
+            .iter()
+            .filter(|op| self.allows(**op, resource_type, name))
+            .fold(0, |bits, op| bits | (1 << (*op as i32)))
+    }
+}
+
+/// Kafka's AclEntry.supportedOperations.
+fn supported_operations(resource_type: ResourceType) -> &'static [Operation] {
+    use Operation::*;
+    match resource_type {
+        ResourceType::Topic => &[
+            Read,
+            Write,
+            Create,
+            Describe,
+            Delete,
+            Alter,
+            DescribeConfigs,
+            AlterConfigs,
+        ],
+        ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+        ResourceType::Cluster => &[
+            Create,
+            ClusterAction,
+            DescribeConfigs,
+            AlterConfigs,
+            IdempotentWrite,
+            Alter,
+            Describe,
+        ],
+        ResourceType::TransactionalId => &[Describe, Write],
+        ResourceType::DelegationToken => &[Describe],
+        ResourceType::User => &[CreateTokens, DescribeTokens],
+    }
+}
+
+/// What `authorized_operations` holds when the client did not ask for it.
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// One Kafka API.
 pub trait Handler: Send + Sync + 'static {
@@ -223,6 +345,7 @@ impl<H: Handler> Api for Erased<H> {
                 listener_name: caller.listener_name,
                 protocol: caller.protocol,
                 principal: caller.principal,
+                trusted: caller.trusted,
             };
             let reply = H::handle_reply(broker, ctx, request).await;
             if !wants_response {
@@ -306,6 +429,8 @@ impl ApiTable {
             erased::<describe_quorum::DescribeQuorumHandler>(),
             erased::<unregister_broker::UnregisterBrokerHandler>(),
             erased::<alter_user_scram_credentials::AlterUserScramCredentialsHandler>(),
+            erased::<acls::CreateAclsHandler>(),
+            erased::<acls::DeleteAclsHandler>(),
         ])
     }
 
@@ -358,6 +483,9 @@ impl ApiTable {
             erased::<sasl_authenticate::SaslAuthenticateHandler>(),
             erased::<describe_user_scram_credentials::DescribeUserScramCredentialsHandler>(),
             erased::<alter_user_scram_credentials::AlterUserScramCredentialsHandler>(),
+            erased::<acls::DescribeAclsHandler>(),
+            erased::<acls::CreateAclsHandler>(),
+            erased::<acls::DeleteAclsHandler>(),
         ];
         Self::of(apis)
     }
