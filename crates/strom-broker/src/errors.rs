@@ -136,6 +136,11 @@ pub enum ProduceError {
     /// The transaction coordinator refused the partition to the producer's transaction (KIP-890).
     #[error("the transaction coordinator refused this partition to the transaction: {0:?}")]
     TransactionVerification(ErrorCode),
+    /// The ACLs deny the caller WRITE on the topic, or on the transactional id.
+    #[error("Not authorized to access topics: [{0}]")]
+    TopicNotAuthorized(String),
+    #[error("Transactional Id authorization failed.")]
+    TransactionalIdNotAuthorized,
 }
 
 pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
@@ -154,6 +159,8 @@ pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
         ProduceError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
         ProduceError::UnknownTopicId => ErrorCode::UnknownTopicId,
         ProduceError::TransactionVerification(code) => *code,
+        ProduceError::TopicNotAuthorized(_) => ErrorCode::TopicAuthorizationFailed,
+        ProduceError::TransactionalIdNotAuthorized => ErrorCode::TransactionalIdAuthorizationFailed,
     }
 }
 

@@ -8,7 +8,7 @@ use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::txn_common::expect_txn_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct AddOffsetsToTxnHandler;
@@ -24,20 +24,32 @@ impl Handler for AddOffsetsToTxnHandler {
         request: AddOffsetsToTxnRequest,
     ) -> AddOffsetsToTxnResponse {
         let transactional_id = request.transactional_id.to_string();
-        let result = broker
-            .transactions
-            .call(&broker, &transactional_id, |shard, now, id, _| {
-                shard.add_offsets_to_txn(
-                    now,
-                    id,
-                    ctx.api_version,
-                    &transactional_id,
-                    request.producer_id.0,
-                    request.producer_epoch,
-                    &request.group_id,
-                )
-            })
-            .await;
+        let result = if !ctx
+            .authz(&broker)
+            .allows_transactional_id(Operation::Write, &transactional_id)
+        {
+            Err(strom_types::ErrorCode::TransactionalIdAuthorizationFailed)
+        } else if !ctx
+            .authz(&broker)
+            .allows_group(Operation::Read, &request.group_id)
+        {
+            Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+        } else {
+            broker
+                .transactions
+                .call(&broker, &transactional_id, |shard, now, id, _| {
+                    shard.add_offsets_to_txn(
+                        now,
+                        id,
+                        ctx.api_version,
+                        &transactional_id,
+                        request.producer_id.0,
+                        request.producer_epoch,
+                        &request.group_id,
+                    )
+                })
+                .await
+        };
         expect_txn_reply!(result, AddOffsetsToTxn, |code: ErrorCode| {
             AddOffsetsToTxnResponse::default().with_error_code(code.code())
         })

@@ -17,7 +17,7 @@ use strom_transactions::{TxnPartitions, TxnReply};
 use strom_types::ErrorCode;
 
 use super::txn_common::topic_partitions;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct AddPartitionsToTxnHandler;
@@ -33,9 +33,43 @@ impl Handler for AddPartitionsToTxnHandler {
         request: AddPartitionsToTxnRequest,
     ) -> AddPartitionsToTxnResponse {
         if ctx.api_version <= 3 {
+            let authz = ctx.authz(&broker);
+            let topics = &request.v3_and_below_topics;
+            if !authz
+                .allows_transactional_id(Operation::Write, &request.v3_and_below_transactional_id)
+            {
+                return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(
+                    all_failed(topics, ErrorCode::TransactionalIdAuthorizationFailed),
+                );
+            }
+            // Any topic not allowed: it fails with TOPIC_AUTHORIZATION_FAILED, the rest
+            // are not attempted.
+            if topics
+                .iter()
+                .any(|t| !authz.allows_topic(Operation::Write, &t.name))
+            {
+                let results = topics
+                    .iter()
+                    .flat_map(|t| {
+                        let code = if authz.allows_topic(Operation::Write, &t.name) {
+                            ErrorCode::OperationNotAttempted
+                        } else {
+                            ErrorCode::TopicAuthorizationFailed
+                        };
+                        all_failed(std::slice::from_ref(t), code)
+                    })
+                    .collect();
+                return AddPartitionsToTxnResponse::default()
+                    .with_results_by_topic_v3_and_below(results);
+            }
             let results = add_for_client(&broker, ctx.api_version, &request).await;
             return AddPartitionsToTxnResponse::default()
                 .with_results_by_topic_v3_and_below(results);
+        }
+        // v4+: brokers verifying their producers' partitions (KIP-890).
+        if !ctx.authz(&broker).allows_cluster(Operation::ClusterAction) {
+            return AddPartitionsToTxnResponse::default()
+                .with_error_code(ErrorCode::ClusterAuthorizationFailed.code());
         }
         let mut results = Vec::with_capacity(request.transactions.len());
         for transaction in &request.transactions {

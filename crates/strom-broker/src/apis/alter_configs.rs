@@ -12,7 +12,7 @@ use strom_metadata::MetadataRecord;
 use strom_types::{ErrorCode, NodeId};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -25,10 +25,11 @@ impl Handler for AlterConfigsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: AlterConfigsRequest,
     ) -> AlterConfigsResponse {
         let mut responses = Vec::with_capacity(request.resources.len());
+        let authz = ctx.authz(&broker);
         for resource in &request.resources {
             let configs: Vec<(String, Option<String>)> = resource
                 .configs
@@ -36,7 +37,12 @@ impl Handler for AlterConfigsHandler {
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
             let name = resource.resource_name.as_str();
+            let refused =
+                authz.config_refusal(resource.resource_type, name, Operation::AlterConfigs);
             let outcome = match resource.resource_type {
+                _ if refused.is_some() => Err(refused
+                    .clone()
+                    .unwrap_or((ErrorCode::UnknownServerError, String::new()))),
                 RESOURCE_TOPIC => {
                     alter(&broker, request.validate_only, |image| {
                         replace_topic_configs(image, name, &configs)

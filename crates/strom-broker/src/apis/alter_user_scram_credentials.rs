@@ -13,7 +13,7 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::scram::{alter_credentials, ScramUpsertion};
 use strom_security::sasl::scram::{credential, mechanism_of_type};
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::scram_error_code;
 
@@ -26,9 +26,34 @@ impl Handler for AlterUserScramCredentialsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: AlterUserScramCredentialsRequest,
     ) -> AlterUserScramCredentialsResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::Alter) {
+            let mut users: Vec<String> = request
+                .deletions
+                .iter()
+                .map(|d| d.name.to_string())
+                .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+                .collect();
+            users.sort();
+            users.dedup();
+            return AlterUserScramCredentialsResponse::default().with_results(
+                users
+                    .into_iter()
+                    .map(|user| {
+                        AlterUserScramCredentialsResult::default()
+                            .with_user(StrBytes::from_string(user))
+                            .with_error_code(
+                                strom_types::ErrorCode::ClusterAuthorizationFailed.code(),
+                            )
+                            .with_error_message(Some(StrBytes::from_static_str(
+                                "Cluster authorization failed.",
+                            )))
+                    })
+                    .collect(),
+            );
+        }
         let deletions: Vec<(String, i8)> = request
             .deletions
             .iter()

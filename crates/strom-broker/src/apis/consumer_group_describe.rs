@@ -10,7 +10,7 @@ use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::group_common::expect_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct ConsumerGroupDescribeHandler;
@@ -31,12 +31,19 @@ impl Handler for ConsumerGroupDescribeHandler {
             let single = ConsumerGroupDescribeRequest::default()
                 .with_group_ids(vec![group_id.clone()])
                 .with_include_authorized_operations(request.include_authorized_operations);
-            let result = broker
-                .groups
-                .call(&broker, group_id, |shard, now, id| {
-                    shard.consumer_group_describe(now, id, version, single)
-                })
-                .await;
+            let result = if !ctx
+                .authz(&broker)
+                .allows_group(Operation::Describe, group_id)
+            {
+                Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+            } else {
+                broker
+                    .groups
+                    .call(&broker, group_id, |shard, now, id| {
+                        shard.consumer_group_describe(now, id, version, single)
+                    })
+                    .await
+            };
             let response = expect_reply!(result, ConsumerGroupDescribe, |code: ErrorCode| {
                 ConsumerGroupDescribeResponse::default()
                     .with_groups(vec![DescribedGroup::default()

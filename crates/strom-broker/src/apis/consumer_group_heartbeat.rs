@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::VersionRange;
 
 use super::group_common::{client_info, expect_reply};
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct ConsumerGroupHeartbeatHandler;
@@ -28,12 +28,16 @@ impl Handler for ConsumerGroupHeartbeatHandler {
         let group = request.group_id.to_string();
         let client = client_info(&ctx);
         let version = ctx.api_version;
-        let result = broker
-            .groups
-            .call(&broker, &group, |shard, now, id| {
-                shard.consumer_group_heartbeat(now, id, version, &client, request)
-            })
-            .await;
+        let result = if !ctx.authz(&broker).allows_group(Operation::Read, &group) {
+            Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+        } else {
+            broker
+                .groups
+                .call(&broker, &group, |shard, now, id| {
+                    shard.consumer_group_heartbeat(now, id, version, &client, request)
+                })
+                .await
+        };
         let response = expect_reply!(
             result,
             ConsumerGroupHeartbeat,

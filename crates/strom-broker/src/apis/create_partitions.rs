@@ -10,7 +10,7 @@ use strom_metadata::controller::create_partitions;
 use strom_types::ErrorCode;
 use tracing::info;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -23,7 +23,7 @@ impl Handler for CreatePartitionsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: CreatePartitionsRequest,
     ) -> CreatePartitionsResponse {
         let mut counts: HashMap<String, usize> = HashMap::new();
@@ -39,6 +39,16 @@ impl Handler for CreatePartitionsHandler {
                     .with_error_code(code.code())
                     .with_error_message(Some(StrBytes::from_string(message)))
             };
+            if !ctx
+                .authz(&broker)
+                .allows_topic(Operation::Alter, &topic.name)
+            {
+                results.push(fail(
+                    ErrorCode::TopicAuthorizationFailed,
+                    "Topic authorization failed.".into(),
+                ));
+                continue;
+            }
             if counts[topic.name.as_str()] > 1 {
                 results.push(fail(
                     ErrorCode::InvalidRequest,

@@ -14,7 +14,7 @@ use strom_metadata::topic_config::resolve_topic_configs;
 use strom_types::{ErrorCode, TopicId};
 use tracing::info;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -41,12 +41,22 @@ impl Handler for CreateTopicsHandler {
             replication_factor: broker.config.default_replication_factor,
         };
         let mut results = Vec::with_capacity(request.topics.len());
+        let authz = ctx.authz(&broker);
+        let may_create_any = authz.allows_cluster(Operation::Create);
         for topic in &request.topics {
             let name = topic.name.to_string();
             let result = CreatableTopicResult::default()
                 .with_name(topic.name.clone())
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
+            if !may_create_any && !authz.allows_topic(Operation::Create, &name) {
+                results.push(error(
+                    result,
+                    ErrorCode::TopicAuthorizationFailed,
+                    "Authorization failed.".into(),
+                ));
+                continue;
+            }
             if name_counts[&name] > 1 {
                 results.push(error(
                     result,

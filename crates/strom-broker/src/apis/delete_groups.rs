@@ -8,7 +8,7 @@ use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::group_common::expect_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct DeleteGroupsHandler;
@@ -27,12 +27,16 @@ impl Handler for DeleteGroupsHandler {
         let mut results = Vec::with_capacity(request.groups_names.len());
         for group_id in &request.groups_names {
             let single = DeleteGroupsRequest::default().with_groups_names(vec![group_id.clone()]);
-            let result = broker
-                .groups
-                .call(&broker, group_id, |shard, now, id| {
-                    shard.delete_groups(now, id, version, single)
-                })
-                .await;
+            let result = if !ctx.authz(&broker).allows_group(Operation::Delete, group_id) {
+                Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+            } else {
+                broker
+                    .groups
+                    .call(&broker, group_id, |shard, now, id| {
+                        shard.delete_groups(now, id, version, single)
+                    })
+                    .await
+            };
             let response = expect_reply!(result, DeleteGroups, |code: ErrorCode| {
                 DeleteGroupsResponse::default().with_results(vec![DeletableGroupResult::default()
                     .with_group_id(group_id.clone())

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsRespon
 use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::log_error_code;
 
@@ -25,9 +25,10 @@ impl Handler for DeleteRecordsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: DeleteRecordsRequest,
     ) -> DeleteRecordsResponse {
+        let authz = ctx.authz(&broker);
         let topics = request
             .topics
             .into_iter()
@@ -39,6 +40,10 @@ impl Handler for DeleteRecordsHandler {
                         let result = DeleteRecordsPartitionResult::default()
                             .with_partition_index(p.partition_index)
                             .with_low_watermark(-1);
+                        if !authz.allows_topic(Operation::Delete, &topic.name) {
+                            return result
+                                .with_error_code(ErrorCode::TopicAuthorizationFailed.code());
+                        }
                         let Some(partition) = broker.partition(&topic.name, p.partition_index)
                         else {
                             return result

@@ -6,10 +6,10 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::controller::{delete_topic, delete_topic_by_id};
-use strom_types::TopicId;
+use strom_types::{ErrorCode, TopicId};
 use tracing::info;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -39,7 +39,27 @@ impl Handler for DeleteTopicsHandler {
                 .collect()
         };
         let mut responses = Vec::with_capacity(targets.len());
+        let authz = ctx.authz(&broker);
         for (name, topic_id) in targets {
+            let named = name.as_ref().map(|n| n.to_string()).or_else(|| {
+                broker
+                    .image()
+                    .topic_by_id(&topic_id)
+                    .map(|t| t.name.clone())
+            });
+            if named.is_some_and(|n| !authz.allows_topic(Operation::Delete, &n)) {
+                responses.push(
+                    DeletableTopicResult::default()
+                        .with_name(name.clone())
+                        .with_topic_id(topic_id)
+                        .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                        .with_error_message(
+                            (ctx.api_version >= 5)
+                                .then(|| StrBytes::from_static_str("Authorization failed.")),
+                        ),
+                );
+                continue;
+            }
             let decided = broker
                 .write_metadata(|image| match &name {
                     Some(name) => delete_topic(image, name).map(|records| {

@@ -44,6 +44,14 @@ impl Handler for DescribeClusterHandler {
                 .with_error_code(code.code())
                 .with_error_message(Some(StrBytes::from_string(message)));
         }
+        let authz = ctx.authz(&broker);
+        let cluster_operations = if !request.include_cluster_authorized_operations {
+            super::AUTHORIZED_OPERATIONS_OMITTED
+        } else if authz.allows_cluster(super::Operation::Describe) {
+            authz.authorized_operations(super::ResourceType::Cluster, super::CLUSTER_NAME)
+        } else {
+            0
+        };
         let image = broker.image();
         // KIP-1073 (v2): fenced brokers too, when asked, marked as such.
         let listed = if request.include_fenced_brokers {
@@ -65,7 +73,7 @@ impl Handler for DescribeClusterHandler {
             .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
             .with_controller_id(BrokerId(broker.controller_id_for_clients()))
             .with_brokers(listed)
-            .with_cluster_authorized_operations(i32::MIN)
+            .with_cluster_authorized_operations(cluster_operations)
     }
 }
 

@@ -16,7 +16,7 @@ use strom_metadata::topic_config::{
 use strom_metadata::ConfigResource;
 use strom_types::{validate_topic_name, ErrorCode};
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct DescribeConfigsHandler;
@@ -37,6 +37,7 @@ impl Handler for DescribeConfigsHandler {
     ) -> DescribeConfigsResponse {
         // config_type and documentation exist from v3.
         let typed = ctx.api_version >= 3;
+        let authz = ctx.authz(&broker);
         let results = request
             .resources
             .iter()
@@ -44,7 +45,15 @@ impl Handler for DescribeConfigsHandler {
                 let result = DescribeConfigsResult::default()
                     .with_resource_type(resource.resource_type)
                     .with_resource_name(resource.resource_name.clone());
+                let refused = authz.config_refusal(
+                    resource.resource_type,
+                    &resource.resource_name,
+                    Operation::DescribeConfigs,
+                );
                 let entries = match resource.resource_type {
+                    _ if refused.is_some() => Err(refused
+                        .clone()
+                        .unwrap_or((ErrorCode::UnknownServerError, String::new()))),
                     RESOURCE_TOPIC => topic_entries(&broker, &resource.resource_name),
                     RESOURCE_BROKER => broker_entries(&broker, &resource.resource_name),
                     RESOURCE_GROUP => group_entries(&broker, &resource.resource_name),

@@ -8,7 +8,7 @@ use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::group_common::expect_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct DescribeGroupsHandler;
@@ -29,12 +29,19 @@ impl Handler for DescribeGroupsHandler {
             let single = DescribeGroupsRequest::default()
                 .with_groups(vec![group_id.clone()])
                 .with_include_authorized_operations(request.include_authorized_operations);
-            let result = broker
-                .groups
-                .call(&broker, group_id, |shard, now, id| {
-                    shard.describe_groups(now, id, version, single)
-                })
-                .await;
+            let result = if !ctx
+                .authz(&broker)
+                .allows_group(Operation::Describe, group_id)
+            {
+                Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+            } else {
+                broker
+                    .groups
+                    .call(&broker, group_id, |shard, now, id| {
+                        shard.describe_groups(now, id, version, single)
+                    })
+                    .await
+            };
             let response = expect_reply!(result, DescribeGroups, |code: ErrorCode| {
                 DescribeGroupsResponse::default().with_groups(vec![DescribedGroup::default()
                     .with_group_id(group_id.clone())

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct DescribeLogDirsHandler;
@@ -29,6 +29,10 @@ impl Handler for DescribeLogDirsHandler {
         ctx: RequestContext,
         request: DescribeLogDirsRequest,
     ) -> DescribeLogDirsResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::Describe) {
+            return DescribeLogDirsResponse::default()
+                .with_error_code(strom_types::ErrorCode::ClusterAuthorizationFailed.code());
+        }
         let wanted = |topic: &str, partition: i32| match &request.topics {
             None => true,
             Some(topics) => topics

@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::scram::describe_credentials;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::scram_error_code;
 
@@ -25,9 +25,16 @@ impl Handler for DescribeUserScramCredentialsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: DescribeUserScramCredentialsRequest,
     ) -> DescribeUserScramCredentialsResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::Describe) {
+            return DescribeUserScramCredentialsResponse::default()
+                .with_error_code(strom_types::ErrorCode::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "Cluster authorization failed.",
+                )));
+        }
         let users: Option<Vec<String>> = request
             .users
             .map(|users| users.iter().map(|u| u.name.to_string()).collect());

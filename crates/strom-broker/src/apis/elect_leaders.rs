@@ -11,7 +11,7 @@ use strom_metadata::elect_leaders::{elect_leaders, ElectionType, TopicElectionRe
 use strom_types::ErrorCode;
 use tracing::info;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -24,9 +24,13 @@ impl Handler for ElectLeadersHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: ElectLeadersRequest,
     ) -> ElectLeadersResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::Alter) {
+            return ElectLeadersResponse::default()
+                .with_error_code(strom_types::ErrorCode::ClusterAuthorizationFailed.code());
+        }
         let requested: Option<Vec<(String, Vec<i32>)>> =
             request.topic_partitions.as_ref().map(|t| {
                 t.iter()

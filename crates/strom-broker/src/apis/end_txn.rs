@@ -10,7 +10,7 @@ use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::txn_common::expect_txn_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct EndTxnHandler;
@@ -26,21 +26,28 @@ impl Handler for EndTxnHandler {
         request: EndTxnRequest,
     ) -> EndTxnResponse {
         let transactional_id = request.transactional_id.to_string();
-        let result = broker
-            .transactions
-            .call(&broker, &transactional_id, |shard, now, id, fresh| {
-                shard.end_txn(
-                    now,
-                    id,
-                    ctx.api_version,
-                    &transactional_id,
-                    request.producer_id.0,
-                    request.producer_epoch,
-                    request.committed,
-                    fresh,
-                )
-            })
-            .await;
+        let result = if !ctx
+            .authz(&broker)
+            .allows_transactional_id(Operation::Write, &transactional_id)
+        {
+            Err(strom_types::ErrorCode::TransactionalIdAuthorizationFailed)
+        } else {
+            broker
+                .transactions
+                .call(&broker, &transactional_id, |shard, now, id, fresh| {
+                    shard.end_txn(
+                        now,
+                        id,
+                        ctx.api_version,
+                        &transactional_id,
+                        request.producer_id.0,
+                        request.producer_epoch,
+                        request.committed,
+                        fresh,
+                    )
+                })
+                .await
+        };
         expect_txn_reply!(result, EndTxn, |code: ErrorCode| {
             EndTxnResponse::default()
                 .with_error_code(code.code())

@@ -36,7 +36,7 @@ use strom_log::{LogError, LogSlices};
 use strom_types::ErrorCode;
 use tokio::sync::futures::Notified;
 
-use super::{Handler, Reply, RequestContext};
+use super::{Handler, Operation, Reply, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::errors::{log_error_code, replication_error_code};
 use crate::fetch_session::{
@@ -123,6 +123,15 @@ async fn serve(
         FetchContext::Incremental { partitions, .. } => (partitions.clone(), "incremental"),
     };
     broker.metrics.fetch_served(kind);
+    // Kafka's checks: CLUSTER_ACTION for a follower, READ on each topic for a consumer.
+    let authz = ctx.authz(&broker);
+    let replica_allowed =
+        follower_of(&request, version).is_none() || authz.allows_cluster(Operation::ClusterAction);
+    let may_read = |topic: &str| {
+        replica_allowed
+            && (follower_of(&request, version).is_some()
+                || authz.allows_topic(Operation::Read, topic))
+    };
     let (answered, node_endpoints) = read_until_ready(
         &broker,
         &request,
@@ -130,6 +139,7 @@ async fn serve(
         &to_read,
         zero_copy,
         &ctx.listener_name,
+        &may_read,
     )
     .await;
     let outcomes: Vec<PartitionOutcome> =
@@ -273,6 +283,7 @@ async fn read_until_ready(
     to_read: &[(SessionPartition, PartitionParams)],
     zero_copy: bool,
     listener: &Arc<str>,
+    may_read: &(dyn Fn(&str) -> bool + Sync),
 ) -> (Vec<(PartitionData, Option<LogSlices>)>, Vec<NodeEndpoint>) {
     let max_bytes = request.max_bytes.clamp(0, broker.config.fetch_max_bytes) as usize;
     let min_bytes = (request.min_bytes.max(0) as usize).min(max_bytes);
@@ -292,7 +303,7 @@ async fn read_until_ready(
         let image = broker.image();
         let targets: Arc<[Result<Target, ErrorCode>]> = to_read
             .iter()
-            .map(|(key, _)| resolve(broker, &image, key))
+            .map(|(key, _)| resolve(broker, &image, key, may_read))
             .collect();
         // Registered before reading, so an append in between still wakes us.
         let mut waits: Vec<Pin<Box<Notified<'_>>>> = targets
@@ -377,6 +388,7 @@ fn resolve(
     broker: &Broker,
     image: &strom_metadata::MetadataImage,
     key: &SessionPartition,
+    may_read: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Target, ErrorCode> {
     let (name, index) = match key {
         SessionPartition::ById(id, index) => {
@@ -385,6 +397,9 @@ fn resolve(
         }
         SessionPartition::ByName(name, index) => (name.clone(), *index),
     };
+    if !may_read(&name) {
+        return Err(ErrorCode::TopicAuthorizationFailed);
+    }
     let partition = broker
         .partition(&name, index)
         .ok_or(ErrorCode::UnknownTopicOrPartition)?;

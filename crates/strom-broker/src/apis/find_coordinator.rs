@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoo
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::txn_coordinator::TRANSACTION_STATE_TOPIC;
@@ -37,28 +37,40 @@ impl Handler for FindCoordinatorHandler {
             vec![request.key.clone()]
         };
         let mut found = Vec::with_capacity(keys.len());
+        let authz = ctx.authz(&broker);
         for key in keys {
-            found.push(
-                locate(&broker, &ctx.listener_name, request.key_type, &key)
-                    .await
-                    .map_or_else(
-                        |(code, message)| {
-                            Coordinator::default()
-                                .with_key(key.clone())
-                                .with_node_id(BrokerId(-1))
-                                .with_port(-1)
-                                .with_error_code(code.code())
-                                .with_error_message(Some(StrBytes::from_string(message)))
-                        },
-                        |(node, host, port)| {
-                            Coordinator::default()
-                                .with_key(key.clone())
-                                .with_node_id(BrokerId(node))
-                                .with_host(StrBytes::from_string(host))
-                                .with_port(port)
-                        },
-                    ),
-            );
+            let refused = match request.key_type {
+                KEY_TYPE_GROUP if !authz.allows_group(Operation::Describe, &key) => {
+                    Some(ErrorCode::GroupAuthorizationFailed)
+                }
+                KEY_TYPE_TRANSACTION
+                    if !authz.allows_transactional_id(Operation::Describe, &key) =>
+                {
+                    Some(ErrorCode::TransactionalIdAuthorizationFailed)
+                }
+                _ => None,
+            };
+            let located = match refused {
+                Some(code) => Err((code, String::new())),
+                None => locate(&broker, &ctx.listener_name, request.key_type, &key).await,
+            };
+            found.push(located.map_or_else(
+                |(code, message)| {
+                    Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(code.code())
+                        .with_error_message(Some(StrBytes::from_string(message)))
+                },
+                |(node, host, port)| {
+                    Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id(BrokerId(node))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port)
+                },
+            ));
         }
         if batched {
             return FindCoordinatorResponse::default().with_coordinators(found);

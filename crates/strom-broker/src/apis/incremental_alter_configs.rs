@@ -16,9 +16,10 @@ use strom_metadata::{ConfigResource, ControllerError};
 
 use super::alter_configs::{alter, broker_resource, response, unsupported_resource};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::config::DynamicBrokerConfigs;
+use strom_types::ErrorCode;
 
 pub struct IncrementalAlterConfigsHandler;
 
@@ -29,10 +30,11 @@ impl Handler for IncrementalAlterConfigsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: IncrementalAlterConfigsRequest,
     ) -> IncrementalAlterConfigsResponse {
         let mut responses = Vec::with_capacity(request.resources.len());
+        let authz = ctx.authz(&broker);
         for resource in &request.resources {
             let name = resource.resource_name.to_string();
             let ops: Result<Vec<(String, AlterOp, Option<String>)>, ControllerError> = resource
@@ -53,7 +55,12 @@ impl Handler for IncrementalAlterConfigsHandler {
                 })
                 .collect();
             let validate_only = request.validate_only;
+            let refused =
+                authz.config_refusal(resource.resource_type, &name, Operation::AlterConfigs);
             let outcome = match resource.resource_type {
+                _ if refused.is_some() => Err(refused
+                    .clone()
+                    .unwrap_or((ErrorCode::UnknownServerError, String::new()))),
                 RESOURCE_TOPIC => {
                     alter(&broker, validate_only, |image| {
                         let overrides = image.configs(&ConfigResource::Topic(name.clone()));

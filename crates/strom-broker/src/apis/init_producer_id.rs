@@ -9,7 +9,7 @@ use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::txn_common::expect_txn_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::log_error_code;
 
@@ -34,22 +34,36 @@ impl Handler for InitProducerIdHandler {
     ) -> InitProducerIdResponse {
         if let Some(transactional_id) = request.transactional_id.as_ref() {
             let transactional_id = transactional_id.to_string();
-            let result = broker
-                .transactions
-                .call(&broker, &transactional_id, |shard, now, id, fresh| {
-                    shard.init_producer_id(
-                        now,
-                        id,
-                        ctx.api_version,
-                        &transactional_id,
-                        request.transaction_timeout_ms,
-                        request.producer_id.0,
-                        request.producer_epoch,
-                        fresh,
-                    )
-                })
-                .await;
+            let result = if !ctx
+                .authz(&broker)
+                .allows_transactional_id(Operation::Write, &transactional_id)
+            {
+                Err(strom_types::ErrorCode::TransactionalIdAuthorizationFailed)
+            } else {
+                broker
+                    .transactions
+                    .call(&broker, &transactional_id, |shard, now, id, fresh| {
+                        shard.init_producer_id(
+                            now,
+                            id,
+                            ctx.api_version,
+                            &transactional_id,
+                            request.transaction_timeout_ms,
+                            request.producer_id.0,
+                            request.producer_epoch,
+                            fresh,
+                        )
+                    })
+                    .await
+            };
             return expect_txn_reply!(result, InitProducerId, error_response);
+        }
+        // Idempotence needs WRITE on some topic or IDEMPOTENT_WRITE on the cluster.
+        let authz = ctx.authz(&broker);
+        if !authz.allows_any(Operation::Write, super::ResourceType::Topic)
+            && !authz.allows_cluster(Operation::IdempotentWrite)
+        {
+            return error_response(strom_types::ErrorCode::ClusterAuthorizationFailed);
         }
         // Without a transactional id Kafka always hands out a new id, even
         // when the producer names its old one (KIP-360 epoch bumps).

@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ApiKey, JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::group_common::{client_info, expect_reply};
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct JoinGroupHandler;
@@ -25,12 +25,16 @@ impl Handler for JoinGroupHandler {
         let member_id = request.member_id.clone();
         let client = client_info(&ctx);
         let version = ctx.api_version;
-        let result = broker
-            .groups
-            .call(&broker, &group, |shard, now, id| {
-                shard.join_group(now, id, version, &client, request)
-            })
-            .await;
+        let result = if !ctx.authz(&broker).allows_group(Operation::Read, &group) {
+            Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+        } else {
+            broker
+                .groups
+                .call(&broker, &group, |shard, now, id| {
+                    shard.join_group(now, id, version, &client, request)
+                })
+                .await
+        };
         expect_reply!(result, JoinGroup, |code: strom_types::ErrorCode| {
             JoinGroupResponse::default()
                 .with_error_code(code.code())

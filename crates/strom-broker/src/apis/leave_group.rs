@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::group_common::expect_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct LeaveGroupHandler;
@@ -23,12 +23,16 @@ impl Handler for LeaveGroupHandler {
     ) -> LeaveGroupResponse {
         let group = request.group_id.to_string();
         let version = ctx.api_version;
-        let result = broker
-            .groups
-            .call(&broker, &group, |shard, now, id| {
-                shard.leave_group(now, id, version, request)
-            })
-            .await;
+        let result = if !ctx.authz(&broker).allows_group(Operation::Read, &group) {
+            Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+        } else {
+            broker
+                .groups
+                .call(&broker, &group, |shard, now, id| {
+                    shard.leave_group(now, id, version, request)
+                })
+                .await
+        };
         expect_reply!(result, LeaveGroup, |code: strom_types::ErrorCode| {
             LeaveGroupResponse::default().with_error_code(code.code())
         })

@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ApiKey, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
 use strom_coordinator::Reply;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct ListGroupsHandler;
@@ -39,6 +39,13 @@ impl Handler for ListGroupsHandler {
                         }
                         merged.groups.extend(response.groups);
                     }
+                }
+                // DESCRIBE on the cluster lists every group; else those the caller may describe.
+                let authz = ctx.authz(&broker);
+                if !authz.allows_cluster(Operation::Describe) {
+                    merged
+                        .groups
+                        .retain(|g| authz.allows_group(Operation::Describe, &g.group_id));
                 }
                 merged.groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
                 merged

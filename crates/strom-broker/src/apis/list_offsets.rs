@@ -17,7 +17,7 @@ use strom_types::list_offsets::{
 };
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::{log_error_code, replication_error_code};
 
@@ -37,6 +37,7 @@ impl Handler for ListOffsetsHandler {
         let with_epoch = ctx.api_version >= 4;
         let read_committed = request.isolation_level == READ_COMMITTED;
         let replica_id = request.replica_id.0;
+        let authz = ctx.authz(&broker);
         let topics = request
             .topics
             .into_iter()
@@ -50,6 +51,10 @@ impl Handler for ListOffsetsHandler {
                             .with_timestamp(-1)
                             .with_offset(-1)
                             .with_leader_epoch(-1);
+                        if !authz.allows_topic(Operation::Describe, &topic.name) {
+                            return response
+                                .with_error_code(ErrorCode::TopicAuthorizationFailed.code());
+                        }
                         let Some(partition) = broker.partition(&topic.name, p.partition_index)
                         else {
                             return response

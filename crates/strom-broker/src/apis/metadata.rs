@@ -14,13 +14,12 @@ use strom_metadata::{MetadataImage, PartitionImage, TopicImage};
 use strom_types::{validate_topic_name, ErrorCode, TopicId};
 use tracing::info;
 
-use super::{Handler, RequestContext};
+use super::{
+    Authz, Handler, Operation, RequestContext, ResourceType, AUTHORIZED_OPERATIONS_OMITTED,
+};
 use crate::broker::Broker;
 
 pub struct MetadataHandler;
-
-/// Operations are not computed (no ACLs yet); Kafka's "not requested" value.
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 impl Handler for MetadataHandler {
     type Request = MetadataRequest;
@@ -34,6 +33,7 @@ impl Handler for MetadataHandler {
     ) -> MetadataResponse {
         // v0 has no flag: it always auto-creates.
         let allow_auto_create = ctx.api_version < 4 || request.allow_auto_topic_creation;
+        let authz = ctx.authz(&broker);
         let mut topics = Vec::new();
         // v0 has no null list: there an empty list asks for every topic.
         let requested = request
@@ -44,9 +44,11 @@ impl Handler for MetadataHandler {
             None => {
                 let image = broker.image();
                 let listener = &*ctx.listener_name;
+                // Topics the caller may not describe are left out, as in Kafka.
                 topics.extend(
                     image
                         .topics()
+                        .filter(|t| authz.allows_topic(Operation::Describe, &t.name))
                         .map(|t| topic_response(&image, listener, t, ctx.api_version)),
                 );
             }
@@ -56,6 +58,7 @@ impl Handler for MetadataHandler {
                         Some(name) => {
                             by_name(
                                 &broker,
+                                &authz,
                                 &ctx.listener_name,
                                 name,
                                 allow_auto_create,
@@ -65,6 +68,7 @@ impl Handler for MetadataHandler {
                         }
                         None => by_id(
                             &broker.image(),
+                            &authz,
                             &ctx.listener_name,
                             wanted.topic_id,
                             ctx.api_version,
@@ -74,6 +78,26 @@ impl Handler for MetadataHandler {
                 }
             }
         }
+        if ctx.api_version >= 8 && request.include_topic_authorized_operations {
+            for topic in topics.iter_mut().filter(|t| t.error_code == 0) {
+                if let Some(name) = &topic.name {
+                    topic.topic_authorized_operations =
+                        authz.authorized_operations(ResourceType::Topic, name);
+                }
+            }
+        }
+        // v8 to v10 may ask for the cluster's (later versions use DescribeCluster).
+        let cluster_operations = if (8..=10).contains(&ctx.api_version)
+            && request.include_cluster_authorized_operations
+        {
+            if authz.allows_cluster(Operation::Describe) {
+                authz.authorized_operations(ResourceType::Cluster, super::CLUSTER_NAME)
+            } else {
+                0
+            }
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
         let image = broker.image();
         // cluster_id exists from v2, controller_id from v1.
         MetadataResponse::default()
@@ -87,7 +111,7 @@ impl Handler for MetadataHandler {
                 -1
             }))
             .with_topics(topics)
-            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+            .with_cluster_authorized_operations(cluster_operations)
     }
 }
 
@@ -119,26 +143,34 @@ fn is_alive(image: &MetadataImage, id: i32, listener: &str) -> bool {
 
 async fn by_name(
     broker: &Arc<Broker>,
+    authz: &Authz<'_>,
     listener: &str,
     name: &TopicName,
     allow_auto_create: bool,
     version: i16,
 ) -> MetadataResponseTopic {
-    let image = broker.image();
-    if let Some(topic) = image.topic(name) {
-        return topic_response(&image, listener, topic, version);
-    }
     let error = |code: ErrorCode| {
         MetadataResponseTopic::default()
             .with_name(Some(name.clone()))
             .with_error_code(code.code())
             .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
     };
+    // Whether a topic exists is not disclosed to who may not describe it.
+    if !authz.allows_topic(Operation::Describe, name) {
+        return error(ErrorCode::TopicAuthorizationFailed);
+    }
+    let image = broker.image();
+    if let Some(topic) = image.topic(name) {
+        return topic_response(&image, listener, topic, version);
+    }
     if validate_topic_name(name).is_err() {
         return error(ErrorCode::InvalidTopicException);
     }
     if !allow_auto_create || !broker.config.auto_create_topics_enable {
         return error(ErrorCode::UnknownTopicOrPartition);
+    }
+    if !authz.allows_cluster(Operation::Create) && !authz.allows_topic(Operation::Create, name) {
+        return error(ErrorCode::TopicAuthorizationFailed);
     }
     match auto_create(broker, name).await {
         Ok(()) => {
@@ -191,11 +223,18 @@ async fn auto_create(broker: &Arc<Broker>, name: &str) -> Result<(), ErrorCode> 
 
 fn by_id(
     image: &MetadataImage,
+    authz: &Authz<'_>,
     listener: &str,
     id: TopicId,
     version: i16,
 ) -> MetadataResponseTopic {
     match image.topic_by_id(&id) {
+        Some(topic) if !authz.allows_topic(Operation::Describe, &topic.name) => {
+            MetadataResponseTopic::default()
+                .with_topic_id(id)
+                .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        }
         Some(topic) => topic_response(image, listener, topic, version),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)

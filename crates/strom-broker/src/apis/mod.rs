@@ -179,6 +179,37 @@ impl Authz<'_> {
         self.allows(operation, ResourceType::Cluster, CLUSTER_NAME)
     }
 
+    /// Kafka's check of a config resource (DescribeConfigs, AlterConfigs and
+    /// IncrementalAlterConfigs): a topic or group on itself, a broker or its loggers on
+    /// the cluster. The error to answer with, if refused.
+    pub fn config_refusal(
+        &self,
+        resource_type: i8,
+        name: &str,
+        operation: Operation,
+    ) -> Option<(strom_types::ErrorCode, String)> {
+        use strom_types::ErrorCode;
+        let (allowed, code, message) = match resource_type {
+            2 => (
+                self.allows_topic(operation, name),
+                ErrorCode::TopicAuthorizationFailed,
+                "Topic authorization failed.",
+            ),
+            32 => (
+                self.allows_group(operation, name),
+                ErrorCode::GroupAuthorizationFailed,
+                "Group authorization failed.",
+            ),
+            4 | 8 | 16 => (
+                self.allows_cluster(operation),
+                ErrorCode::ClusterAuthorizationFailed,
+                "Cluster authorization failed.",
+            ),
+            _ => return None,
+        };
+        (!allowed).then(|| (code, message.to_string()))
+    }
+
     /// Kafka's authorizeByResourceType: `operation` on at least one resource of the type.
     pub fn allows_any(&self, operation: Operation, resource_type: ResourceType) -> bool {
         self.authorizer.is_none_or(|a| {

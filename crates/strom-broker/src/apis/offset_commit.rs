@@ -13,7 +13,7 @@ use strom_metadata::MetadataImage;
 use strom_types::ErrorCode;
 
 use super::group_common::expect_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct OffsetCommitHandler;
@@ -107,12 +107,16 @@ async fn commit(
             )
         })
         .collect();
-    let result = broker
-        .groups
-        .call(&broker, &group, |shard, now, id| {
-            shard.offset_commit(now, id, version, request)
-        })
-        .await;
+    let result = if !ctx.authz(&broker).allows_group(Operation::Read, &group) {
+        Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+    } else {
+        broker
+            .groups
+            .call(&broker, &group, |shard, now, id| {
+                shard.offset_commit(now, id, version, request)
+            })
+            .await
+    };
     expect_reply!(result, OffsetCommit, |code: strom_types::ErrorCode| {
         let topics = asked
             .iter()

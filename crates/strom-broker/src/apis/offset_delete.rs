@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ApiKey, OffsetDeleteRequest, OffsetDeleteResponse
 use kafka_protocol::protocol::VersionRange;
 
 use super::group_common::expect_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct OffsetDeleteHandler;
@@ -23,12 +23,16 @@ impl Handler for OffsetDeleteHandler {
     ) -> OffsetDeleteResponse {
         let group = request.group_id.to_string();
         let version = ctx.api_version;
-        let result = broker
-            .groups
-            .call(&broker, &group, |shard, now, id| {
-                shard.offset_delete(now, id, version, request)
-            })
-            .await;
+        let result = if !ctx.authz(&broker).allows_group(Operation::Delete, &group) {
+            Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+        } else {
+            broker
+                .groups
+                .call(&broker, &group, |shard, now, id| {
+                    shard.offset_delete(now, id, version, request)
+                })
+                .await
+        };
         expect_reply!(result, OffsetDelete, |code: strom_types::ErrorCode| {
             OffsetDeleteResponse::default().with_error_code(code.code())
         })

@@ -9,7 +9,7 @@ use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::group_common::expect_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct OffsetFetchHandler;
@@ -27,12 +27,16 @@ impl Handler for OffsetFetchHandler {
         let version = ctx.api_version;
         if version < 8 {
             let group = request.group_id.to_string();
-            let result = broker
-                .groups
-                .call(&broker, &group, |shard, now, id| {
-                    shard.offset_fetch(now, id, version, request)
-                })
-                .await;
+            let result = if !ctx.authz(&broker).allows_group(Operation::Describe, &group) {
+                Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+            } else {
+                broker
+                    .groups
+                    .call(&broker, &group, |shard, now, id| {
+                        shard.offset_fetch(now, id, version, request)
+                    })
+                    .await
+            };
             // The top-level error code exists from v2.
             return expect_reply!(result, OffsetFetch, |code: ErrorCode| {
                 OffsetFetchResponse::default().with_error_code(if version >= 2 {
@@ -48,12 +52,19 @@ impl Handler for OffsetFetchHandler {
             let single = OffsetFetchRequest::default()
                 .with_groups(vec![wanted.clone()])
                 .with_require_stable(request.require_stable);
-            let result = broker
-                .groups
-                .call(&broker, &group_id, |shard, now, id| {
-                    shard.offset_fetch(now, id, version, single)
-                })
-                .await;
+            let result = if !ctx
+                .authz(&broker)
+                .allows_group(Operation::Describe, &group_id)
+            {
+                Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+            } else {
+                broker
+                    .groups
+                    .call(&broker, &group_id, |shard, now, id| {
+                        shard.offset_fetch(now, id, version, single)
+                    })
+                    .await
+            };
             let response = expect_reply!(result, OffsetFetch, |code: ErrorCode| {
                 OffsetFetchResponse::default()
                     .with_groups(vec![OffsetFetchResponseGroup::default()

@@ -21,7 +21,7 @@ use strom_wire::record_check::{RecordFault, RecordRules, RefusedRecord, Timestam
 use strom_wire::validate::{validate_produce, ProduceFault, ProduceRules};
 
 use super::produce_verification::Refused;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::errors::{produce_error_code, ProduceError, RecordFailure};
 use crate::replica_manager;
@@ -47,13 +47,18 @@ impl Handler for ProduceHandler {
         request: ProduceRequest,
     ) -> ProduceResponse {
         let version = ctx.api_version;
-        let refused = super::produce_verification::verify(&broker, version, &request).await;
+        let denied = denied_writes(&broker, &ctx, &request);
+        let refused = if denied.whole_request {
+            Refused::default()
+        } else {
+            super::produce_verification::verify(&broker, version, &request).await
+        };
         let deadline_ms = now_ms() + i64::from(request.timeout_ms.max(0));
         // Validation and the file write block: keep them off the async workers.
         let worker = broker.clone();
         let listener = ctx.listener_name.clone();
         let (mut response, waits) = match tokio::task::spawn_blocking(move || {
-            produce(&worker, &listener, version, request, &refused)
+            produce(&worker, &listener, version, request, &refused, &denied)
         })
         .await
         {
@@ -96,6 +101,43 @@ struct AckWait {
     required_offset: i64,
 }
 
+/// What the ACLs deny a Produce, as Kafka checks it: WRITE on the transactional id
+/// for transactional records (refusing the whole request), then WRITE on each topic.
+#[derive(Default)]
+struct DeniedWrites {
+    whole_request: bool,
+    topics: std::collections::HashSet<String>,
+}
+
+fn denied_writes(broker: &Broker, ctx: &RequestContext, request: &ProduceRequest) -> DeniedWrites {
+    let authz = ctx.authz(broker);
+    if let Some(id) = &request.transactional_id {
+        if !authz.allows_transactional_id(Operation::Write, id) {
+            return DeniedWrites {
+                whole_request: true,
+                topics: Default::default(),
+            };
+        }
+    }
+    let image = broker.image();
+    let topics = request
+        .topic_data
+        .iter()
+        .filter_map(|t| {
+            if ctx.api_version >= 13 {
+                image.topic_by_id(&t.topic_id).map(|t| t.name.clone())
+            } else {
+                Some(t.name.to_string())
+            }
+        })
+        .filter(|name| !authz.allows_topic(Operation::Write, name))
+        .collect();
+    DeniedWrites {
+        whole_request: false,
+        topics,
+    }
+}
+
 /// Appends every partition's batch.
 fn produce(
     broker: &Broker,
@@ -103,6 +145,7 @@ fn produce(
     version: i16,
     request: ProduceRequest,
     refused: &Refused,
+    denied: &DeniedWrites,
 ) -> (ProduceResponse, Vec<AckWait>) {
     let acks_valid = matches!(request.acks, -1..=1);
     let by_id = version >= 13;
@@ -121,9 +164,14 @@ fn produce(
         for data in topic.partition_data {
             let result = if !acks_valid {
                 Err(None)
+            } else if denied.whole_request {
+                Err(Some(ProduceError::TransactionalIdNotAuthorized))
             } else {
                 match &name {
                     None => Err(Some(ProduceError::UnknownTopicId)),
+                    Some(name) if denied.topics.contains(name) => {
+                        Err(Some(ProduceError::TopicNotAuthorized(name.clone())))
+                    }
                     Some(name) => match refused.get(&(name.clone(), data.index)) {
                         Some(code) => Err(Some(ProduceError::TransactionVerification(
                             ErrorCode::try_from_code(*code)

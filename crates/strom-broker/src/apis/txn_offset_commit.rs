@@ -12,7 +12,7 @@ use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitRe
 use kafka_protocol::protocol::VersionRange;
 
 use super::group_common::expect_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct TxnOffsetCommitHandler;
@@ -40,12 +40,21 @@ impl Handler for TxnOffsetCommitHandler {
                 )
             })
             .collect();
-        let result = broker
-            .groups
-            .call(&broker, &group, |shard, now, id| {
-                shard.txn_offset_commit(now, id, version, request)
-            })
-            .await;
+        // Kafka's order: WRITE on the transactional id, READ on the group.
+        let authz = ctx.authz(&broker);
+        let result = if !authz.allows_transactional_id(Operation::Write, &request.transactional_id)
+        {
+            Err(strom_types::ErrorCode::TransactionalIdAuthorizationFailed)
+        } else if !authz.allows_group(Operation::Read, &group) {
+            Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+        } else {
+            broker
+                .groups
+                .call(&broker, &group, |shard, now, id| {
+                    shard.txn_offset_commit(now, id, version, request)
+                })
+                .await
+        };
         expect_reply!(result, TxnOffsetCommit, |code: strom_types::ErrorCode| {
             let topics = asked
                 .iter()
