@@ -109,7 +109,7 @@ def test_consumer_protocol_member_joins_live_classic_group(broker_factory):
     try:
         wait_assignments([classic], [set(range(N_PART))], what="classic member owns all")
         new = GroupWorker(broker.bootstrap, group, [topic], "b-consumer", CONSUMER)
-        wait_assignments([classic, new], lambda o: partitions_split(o, N_PART, [3, 3]), timeout_s=45,
+        wait_assignments([classic, new], lambda o: partitions_split(o, N_PART, [3, 3]), timeout_s=15,
                          what="classic + consumer-protocol member, 3/3")
         r1 = produce_round(broker, topic, "r1", 4)
         wait_consumed([classic, new], r1)
