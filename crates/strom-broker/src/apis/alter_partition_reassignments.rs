@@ -19,7 +19,7 @@ use strom_metadata::reassignment::{
 use strom_types::ErrorCode;
 use tracing::info;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -33,9 +33,13 @@ impl Handler for AlterPartitionReassignmentsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: AlterPartitionReassignmentsRequest,
     ) -> AlterPartitionReassignmentsResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::Alter) {
+            return AlterPartitionReassignmentsResponse::default()
+                .with_error_code(strom_types::ErrorCode::ClusterAuthorizationFailed.code());
+        }
         if request.topics.is_empty() {
             return AlterPartitionReassignmentsResponse::default();
         }

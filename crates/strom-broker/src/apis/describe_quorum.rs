@@ -22,7 +22,7 @@ use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_raft::QuorumStatus;
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 /// The metadata log's topic and partition, as Kafka names them.
@@ -41,6 +41,10 @@ impl Handler for DescribeQuorumHandler {
         ctx: RequestContext,
         request: DescribeQuorumRequest,
     ) -> DescribeQuorumResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::Describe) {
+            return DescribeQuorumResponse::default()
+                .with_error_code(strom_types::ErrorCode::ClusterAuthorizationFailed.code());
+        }
         if !names_metadata_partition(&request) {
             return partition_errors(&request, ErrorCode::UnknownTopicOrPartition);
         }

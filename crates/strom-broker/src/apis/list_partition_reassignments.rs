@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_metadata::reassignment::{list_partition_reassignments, OngoingReassignment};
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct ListPartitionReassignmentsHandler;
@@ -27,9 +27,13 @@ impl Handler for ListPartitionReassignmentsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: ListPartitionReassignmentsRequest,
     ) -> ListPartitionReassignmentsResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::Describe) {
+            return ListPartitionReassignmentsResponse::default()
+                .with_error_code(strom_types::ErrorCode::ClusterAuthorizationFailed.code());
+        }
         let requested: Option<Vec<(String, Vec<i32>)>> = request.topics.as_ref().map(|t| {
             t.iter()
                 .map(|t| (t.name.to_string(), t.partition_indexes.clone()))

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{ApiKey, UnregisterBrokerRequest, UnregisterBrokerResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -23,9 +23,13 @@ impl Handler for UnregisterBrokerHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: UnregisterBrokerRequest,
     ) -> UnregisterBrokerResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::Alter) {
+            return UnregisterBrokerResponse::default()
+                .with_error_code(strom_types::ErrorCode::ClusterAuthorizationFailed.code());
+        }
         match broker.controller_unregister(request.broker_id.0).await {
             Ok(()) => UnregisterBrokerResponse::default(),
             Err(e) => {

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ApiKey, WriteTxnMarkersRequest, WriteTxnMarkersRe
 use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::{now_ms, Broker};
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::internal_log::BatchProducer;
@@ -25,10 +25,12 @@ impl Handler for WriteTxnMarkersHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: WriteTxnMarkersRequest,
     ) -> WriteTxnMarkersResponse {
         let mut results = Vec::with_capacity(request.markers.len());
+        // Only brokers write markers: CLUSTER_ACTION, else every partition is refused.
+        let allowed = ctx.authz(&broker).allows_cluster(Operation::ClusterAction);
         for marker in request.markers {
             let producer = BatchProducer {
                 producer_id: marker.producer_id.0,
@@ -38,18 +40,22 @@ impl Handler for WriteTxnMarkersHandler {
             for topic in marker.topics {
                 let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
                 for index in topic.partition_indexes {
-                    let code = match write_one(
-                        &broker,
-                        &topic.name,
-                        index,
-                        producer,
-                        marker.coordinator_epoch,
-                        marker.transaction_result,
-                    )
-                    .await
-                    {
-                        Ok(()) => 0,
-                        Err(code) => code.code(),
+                    let code = if !allowed {
+                        strom_types::ErrorCode::ClusterAuthorizationFailed.code()
+                    } else {
+                        match write_one(
+                            &broker,
+                            &topic.name,
+                            index,
+                            producer,
+                            marker.coordinator_epoch,
+                            marker.transaction_result,
+                        )
+                        .await
+                        {
+                            Ok(()) => 0,
+                            Err(code) => code.code(),
+                        }
                     };
                     partitions.push(
                         WritableTxnMarkerPartitionResult::default()
