@@ -527,6 +527,93 @@ mod tests {
         );
     }
 
+    fn oauth_session(max_reauth_ms: i64) -> SaslSession {
+        let options = std::collections::BTreeMap::from([(
+            "unsecuredValidatorAllowableClockSkewMs".to_string(),
+            "0".to_string(),
+        )]);
+        let validator =
+            strom_security::sasl::oauthbearer::unsecured::UnsecuredValidator::from_jaas_options(
+                &options,
+            )
+            .unwrap();
+        SaslSession::new(
+            Arc::new(SaslSettings {
+                mechanisms: vec![Mechanism::OAuthBearer],
+                plain_users: None,
+                max_reauth_ms,
+                failed_authentication_delay_ms: 100,
+                oauthbearer: Some(crate::security_config::OAuthBearerSettings {
+                    validator: Arc::new(validator),
+                    jwks: None,
+                }),
+            }),
+            Arc::new(|_: &str, _| None),
+        )
+    }
+
+    fn unsigned(claims: &str) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "n,,\x01auth=Bearer {}.{}.\x01\x01",
+            b64.encode(r#"{"alg":"none"}"#),
+            b64.encode(claims)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn an_oauthbearer_token_bounds_the_session_and_a_refused_one_is_challenged() {
+        let mut s = oauth_session(0);
+        s.on_frame(&handshake("OAUTHBEARER"), 1_000).unwrap();
+        let (r, close): (SaslAuthenticateResponse, _) = answered(
+            s.on_frame(&authenticate(&unsigned(r#"{"sub":"dev","exp":61}"#)), 1_000)
+                .unwrap(),
+            2,
+        );
+        assert_eq!(
+            (r.error_code, r.session_lifetime_ms, close),
+            (0, 60_000, None)
+        );
+        assert_eq!(s.principal(), Some(&KafkaPrincipal::user("dev")));
+        // connections.max.reauth.ms below the token's lifetime wins.
+        let mut s = oauth_session(5_000);
+        s.on_frame(&handshake("OAUTHBEARER"), 1_000).unwrap();
+        let (r, _): (SaslAuthenticateResponse, _) = answered(
+            s.on_frame(&authenticate(&unsigned(r#"{"sub":"dev","exp":61}"#)), 1_000)
+                .unwrap(),
+            2,
+        );
+        assert_eq!(r.session_lifetime_ms, 5_000);
+        // An expired token: the error challenge, then Kafka's failure after the client's %x01.
+        let mut s = oauth_session(0);
+        s.on_frame(&handshake("OAUTHBEARER"), 70_000).unwrap();
+        let (r, close): (SaslAuthenticateResponse, _) = answered(
+            s.on_frame(
+                &authenticate(&unsigned(r#"{"sub":"dev","exp":61}"#)),
+                70_000,
+            )
+            .unwrap(),
+            2,
+        );
+        assert_eq!((r.error_code, close), (0, None));
+        assert_eq!(&r.auth_bytes[..], br#"{"status":"invalid_token"}"#);
+        let (r, close): (SaslAuthenticateResponse, _) =
+            answered(s.on_frame(&authenticate(&[1]), 70_000).unwrap(), 2);
+        assert_eq!(r.error_code, ErrorCode::SaslAuthenticationFailed.code());
+        assert_eq!(
+            r.error_message.unwrap().as_str(),
+            r#"{"status":"invalid_token"}"#
+        );
+        let close = close.unwrap();
+        assert!(
+            close.contains("was on or after the Expiration Time value (61 seconds)"),
+            "{close}"
+        );
+        assert_eq!(s.principal(), None);
+    }
+
     #[test]
     fn lifetimes_follow_kafkas_rule() {
         assert_eq!(session_lifetime_ms(0, None, 5), None);

@@ -751,6 +751,88 @@ mod tests {
     }
 
     #[test]
+    fn oauthbearer_needs_a_named_validator_and_an_allowed_jwks_url() {
+        let listener = "SASL_SSL";
+        let sasl = |pairs: &[(&str, &str)]| {
+            let mut map = config(&[
+                ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                ("ssl.keystore.location", "/k.pem"),
+            ]);
+            map.extend(config(pairs));
+            listener_security(&map, listener, SecurityProtocol::SaslSsl).map(|s| s.sasl.unwrap())
+        };
+        let handler = "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class";
+        let jaas = "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config";
+        // Kafka's default would be the unsecured validator: strom wants it named.
+        let err = sasl(&[]).unwrap_err().to_string();
+        assert!(err.contains("OAuthBearerValidatorCallbackHandler"), "{err}");
+        let dev = sasl(&[
+            (handler, UNSECURED_VALIDATOR),
+            (jaas, r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorRequiredScope="kafka";"#),
+        ])
+        .unwrap();
+        assert!(dev.oauthbearer.as_ref().unwrap().jwks.is_none());
+        assert!(sasl(&[(handler, UNSECURED_VALIDATOR)]).is_err());
+        let url = "https://idp.test/jwks";
+        let err = sasl(&[
+            (handler, JWT_VALIDATOR),
+            ("sasl.oauthbearer.jwks.endpoint.url", url),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("https://idp.test/jwks is not allowed. Update system property 'org.apache.kafka.sasl.oauthbearer.allowed.urls' to allow https://idp.test/jwks"),
+            "{err}"
+        );
+        let secured = sasl(&[
+            (handler, JWT_VALIDATOR),
+            (
+                "sasl.oauthbearer.jwks.endpoint.url",
+                "https://other.test/jwks",
+            ),
+            (
+                "listener.name.sasl_ssl.oauthbearer.sasl.oauthbearer.jwks.endpoint.url",
+                url,
+            ),
+            (ALLOWED_OAUTH_URLS, "https://x.test, https://idp.test/jwks"),
+        ])
+        .unwrap();
+        let jwks = secured.oauthbearer.as_ref().unwrap().jwks.as_ref().unwrap();
+        assert_eq!(jwks.url, url);
+        for (url, why) in [
+            ("ftp://h/jwks", "invalid protocol (ftp)"),
+            ("jwks.json", "malformed"),
+            ("http:///jwks", "malformed"),
+        ] {
+            let err = sasl(&[
+                (handler, JWT_VALIDATOR),
+                ("sasl.oauthbearer.jwks.endpoint.url", url),
+                (ALLOWED_OAUTH_URLS, url),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+        assert_eq!(
+            jwks_location("file:///etc/jwks.json").unwrap(),
+            crate::oauth_jwks::JwksLocation::File("/etc/jwks.json".into())
+        );
+        assert_eq!(
+            jwks_location("file:/etc/jwks.json").unwrap(),
+            crate::oauth_jwks::JwksLocation::File("/etc/jwks.json".into())
+        );
+        let err = sasl(&[
+            (handler, JWT_VALIDATOR),
+            ("sasl.oauthbearer.jwks.endpoint.url", url),
+            (ALLOWED_OAUTH_URLS, url),
+            ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must be at least 1"), "{err}");
+    }
+
+    #[test]
     fn plain_users_come_from_the_listeners_jaas_config() {
         let map = config(&[
             (
