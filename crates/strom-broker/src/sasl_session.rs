@@ -240,7 +240,7 @@ impl SaslSession {
             return Err(Failure::from("no SASL exchange in progress".to_string()));
         };
         let mechanism = server.mechanism();
-        let step = server.evaluate(token).map_err(|e| Failure {
+        let step = server.evaluate_at(token, now_ms).map_err(|e| Failure {
             message: e.0,
             detail: server.failure_detail(),
         })?;

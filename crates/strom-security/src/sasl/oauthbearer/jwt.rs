@@ -12,7 +12,12 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use super::{json_type, numeric_date_ms, TokenRefused, TokenValidator, ValidToken};
+use super::{json_type, numeric_date, TokenRefused, TokenValidator, ValidToken};
+
+/// jose4j reads a NumericDate as whole seconds.
+fn numeric_date_ms(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
+    Ok(numeric_date(claims, name)?.map(|seconds| (seconds.trunc() as i64).saturating_mul(1000)))
+}
 
 /// The keys of a JWKS that can verify signatures; keys strom cannot use (an unknown
 /// algorithm, an encryption key) are left out rather than failing the whole set.

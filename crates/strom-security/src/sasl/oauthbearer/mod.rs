@@ -121,6 +121,7 @@ impl ClientInitialResponse {
 /// One OAUTHBEARER exchange.
 pub struct OAuthBearerServer {
     validator: Arc<dyn TokenValidator>,
+    /// When tokens are checked: the handshake's time, or `evaluate_at`'s.
     now_ms: i64,
     /// The error challenge sent, until the client's `%x01` answers it.
     error_challenge: Option<String>,
@@ -186,6 +187,11 @@ impl SaslServer for OAuthBearerServer {
         }))
     }
 
+    fn evaluate_at(&mut self, token: &[u8], now_ms: i64) -> Result<Step, AuthenticationFailed> {
+        self.now_ms = now_ms;
+        self.evaluate(token)
+    }
+
     fn failure_detail(&self) -> Option<String> {
         self.detail.clone()
     }
@@ -198,17 +204,17 @@ pub(crate) fn base64url(part: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()
 }
 
-/// A NumericDate claim (seconds, possibly fractional) in ms; None when absent,
-/// Err when it is not a number.
-pub(crate) fn numeric_date_ms(
+/// A NumericDate claim in seconds (possibly fractional); None when absent, Err when it
+/// is not a number.
+pub(crate) fn numeric_date(
     claims: &serde_json::Map<String, serde_json::Value>,
     name: &str,
-) -> Result<Option<i64>, String> {
+) -> Result<Option<f64>, String> {
     match claims.get(name) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::Number(n)) => n
             .as_f64()
-            .map(|seconds| Some((seconds * 1000.0) as i64))
+            .map(Some)
             .ok_or_else(|| format!("The '{name}' claim is not a number")),
         Some(other) => Err(format!(
             "The '{name}' claim is not a number: {}",
@@ -232,11 +238,17 @@ pub(crate) fn json_type(value: &serde_json::Value) -> &'static str {
 mod tests {
     use super::*;
 
-    struct Fixed(Result<ValidToken, TokenRefused>);
+    /// Answers `result`, noting when it was asked.
+    struct Fixed(Result<ValidToken, TokenRefused>, std::sync::Mutex<Vec<i64>>);
+
+    fn fixed(result: Result<ValidToken, TokenRefused>) -> Arc<Fixed> {
+        Arc::new(Fixed(result, Default::default()))
+    }
 
     impl TokenValidator for Fixed {
-        fn validate(&self, token: &str, _now_ms: i64) -> Result<ValidToken, TokenRefused> {
+        fn validate(&self, token: &str, now_ms: i64) -> Result<ValidToken, TokenRefused> {
             assert_eq!(token, "abc.def.ghi");
+            self.1.lock().unwrap().push(now_ms);
             self.0.clone()
         }
     }
@@ -294,17 +306,20 @@ mod tests {
 
     #[test]
     fn a_valid_token_authenticates_its_subject_until_it_expires() {
-        let mut server = OAuthBearerServer::new(Arc::new(Fixed(Ok(alice()))), 1_000);
+        let validator = fixed(Ok(alice()));
+        let mut server = OAuthBearerServer::new(validator.clone(), 1_000);
         let Step::Done(done) = server
-            .evaluate(b"n,,\x01auth=Bearer abc.def.ghi\x01\x01")
+            .evaluate_at(b"n,,\x01auth=Bearer abc.def.ghi\x01\x01", 2_000)
             .unwrap()
         else {
             panic!()
         };
         assert_eq!(done.user, "alice");
         assert_eq!(done.credential_expires_at_ms, Some(5_000));
+        // The token is checked when it arrives, not at the handshake.
+        assert_eq!(*validator.1.lock().unwrap(), vec![2_000]);
         assert!(done.response.is_empty());
-        let mut server = OAuthBearerServer::new(Arc::new(Fixed(Ok(alice()))), 1_000);
+        let mut server = OAuthBearerServer::new(fixed(Ok(alice())), 1_000);
         assert_eq!(
             server
                 .evaluate(b"n,a=bob,\x01auth=Bearer abc.def.ghi\x01\x01")
@@ -317,7 +332,7 @@ mod tests {
     #[test]
     fn a_refused_token_gets_the_error_challenge_then_fails_with_it() {
         let refused = TokenRefused::invalid("expired");
-        let mut server = OAuthBearerServer::new(Arc::new(Fixed(Err(refused))), 1_000);
+        let mut server = OAuthBearerServer::new(fixed(Err(refused)), 1_000);
         let step = server
             .evaluate(b"n,,\x01auth=Bearer abc.def.ghi\x01\x01")
             .unwrap();
@@ -340,7 +355,7 @@ mod tests {
             r#"{"status":"insufficient_scope", "scope":"[write]"}"#
         );
         // Garbage is Kafka's generic failure, its reason kept for the log.
-        let mut server = OAuthBearerServer::new(Arc::new(Fixed(Ok(alice()))), 0);
+        let mut server = OAuthBearerServer::new(fixed(Ok(alice())), 0);
         assert_eq!(
             server.evaluate(&[1]).unwrap_err().0,
             "Authentication failed during authentication due to invalid credentials with SASL mechanism OAUTHBEARER"

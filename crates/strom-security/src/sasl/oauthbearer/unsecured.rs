@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::{base64url, json_type, numeric_date_ms, TokenRefused, TokenValidator, ValidToken};
+use super::{base64url, json_type, numeric_date, TokenRefused, TokenValidator, ValidToken};
+
+/// Kafka's unsecured tokens round a NumericDate to the millisecond.
+fn numeric_date_ms(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
+    Ok(numeric_date(claims, name)?.map(|seconds| (seconds * 1000.0).round() as i64))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsecuredValidator {
@@ -161,20 +166,26 @@ impl UnsecuredValidator {
         })
     }
 
-    /// A string claim is a space-separated scope; a list, one scope per item.
+    /// As Kafka reads it: a string claim is one scope (trimmed), a list one per item.
     fn scope(&self, claims: &Map<String, Value>) -> Result<Vec<String>, String> {
         Ok(match claims.get(&self.scope_claim_name) {
-            Some(Value::String(s)) => s
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) if s.trim().is_empty() => Vec::new(),
+            Some(Value::String(s)) => vec![s.trim().to_string()],
             Some(Value::Array(items)) => items
                 .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
+                .map(|item| {
+                    item.as_str()
+                        .map_or_else(|| item.to_string(), str::to_string)
+                })
                 .collect(),
-            _ => Vec::new(),
+            Some(other) => {
+                return Err(format!(
+                    "The '{}' claim was not of type List: {}",
+                    self.scope_claim_name,
+                    json_type(other)
+                ))
+            }
         })
     }
 }
@@ -218,11 +229,11 @@ mod tests {
     #[test]
     fn unsigned_tokens_name_their_principal_until_they_expire() {
         let v = validator(&[]);
-        let t = token(serde_json::json!({"sub": "dev", "iat": 100, "exp": 200, "scope": "a b"}));
+        let t = token(serde_json::json!({"sub": "dev", "iat": 100, "exp": 200, "scope": " a b "}));
         let valid = v.validate(&t, 150_000).unwrap();
         assert_eq!(valid.principal, "dev");
         assert_eq!(valid.expires_at_ms, 200_000);
-        assert_eq!(valid.scope, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(valid.scope, vec!["a b".to_string()]);
         assert_eq!(
             v.validate(&t, 200_000).unwrap_err().reason,
             "The indicated time (200000 ms) minus allowable clock skew (0 ms) was on or after the Expiration Time value (200 seconds)"
