@@ -333,3 +333,86 @@ impl Fetcher {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An endpoint that answers every request with `response`; returns its URL.
+    async fn endpoint(response: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let response = response.clone();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let _ = socket.write_all(&response).await;
+                });
+            }
+        });
+        format!("http://{addr}/jwks")
+    }
+
+    fn jwks(url: &str) -> Arc<Jwks> {
+        let location = if let Some(path) = url.strip_prefix("file://") {
+            JwksLocation::File(path.into())
+        } else {
+            JwksLocation::Http(url.parse().unwrap())
+        };
+        Arc::new(Jwks::new(
+            url.into(),
+            location,
+            Refresh {
+                interval: Duration::from_secs(3600),
+                retry_backoff: Duration::from_millis(1),
+                retry_backoff_max: Duration::from_millis(1),
+            },
+            None,
+        ))
+    }
+
+    fn ok(body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_jwks_is_fetched_and_bad_answers_fail_the_start() {
+        let key = r#"{"kty":"EC","crv":"P-256","kid":"k1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+        let set = jwks(&endpoint(ok(&format!(r#"{{"keys":[{key}]}}"#))).await);
+        let task = start(set.clone()).await.unwrap();
+        assert_eq!(set.current().key_ids(), vec!["k1".to_string()]);
+        task.unwrap().abort();
+        let missing =
+            jwks(&endpoint(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec()).await);
+        let err = start(missing).await.unwrap_err().to_string();
+        assert!(err.contains("HTTP status 404"), "{err}");
+        let huge = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+            MAX_JWKS_BYTES + 1
+        );
+        let mut response = huge.into_bytes();
+        response.resize(response.len() + MAX_JWKS_BYTES + 1, b' ');
+        let err = start(jwks(&endpoint(response).await))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reading the body"), "{err}");
+        let err = start(jwks(&endpoint(ok("{}")).await))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no \"keys\" array"), "{err}");
+        let err = start(jwks("file:///nonexistent/jwks.json"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("that doesn't exist"), "{err}");
+    }
+}
