@@ -166,12 +166,17 @@ def oauth_configs(pki, jwks_url: str, **extra) -> dict[str, str]:
     return configs
 
 
-def confluent_conf(pki, token_source, protocol: str = "SASL_SSL", lifetime_s: float | None = None) -> dict:
+def confluent_conf(pki, token_source, protocol: str = "SASL_SSL", lifetime_s: float | None = None,
+                   extensions: dict | None = None) -> dict:
     """librdkafka with an oauth_cb: `token_source()` gives the token to hand over, valid for
-    librdkafka until its `exp` or, given `lifetime_s`, that long (so it sends an expired one)."""
+    librdkafka until its `exp` or, given `lifetime_s`, that long (so it sends an expired one);
+    `extensions` go into the initial response."""
     def oauth_cb(_config):
         token = token_source()
-        return token, expiry(token) if lifetime_s is None else time.time() + lifetime_s
+        lifetime = expiry(token) if lifetime_s is None else time.time() + lifetime_s
+        if extensions:
+            return token, lifetime, "", extensions
+        return token, lifetime
     conf = {"security.protocol": protocol, "sasl.mechanism": "OAUTHBEARER", "oauth_cb": oauth_cb}
     if protocol == "SASL_SSL":
         conf["ssl.ca.location"] = str(pki["dir"] / "ca.crt")
@@ -209,11 +214,13 @@ def test_every_client_produces_and_consumes_with_tokens_signed_by_a_jwks_key(bro
     create_topic(b, topic, 1)
     round_trip_kafka_python(address, kafka_python_conf(pki, lambda: keys["k2"].token("bob")), topic)
     b.wait_for_log(r"SASL authenticated.*principal=User:bob")
-    # SASL_PLAINTEXT takes the same tokens.
+    # SASL_PLAINTEXT takes the same tokens; SASL extensions are accepted, as Kafka's validator does.
     topic = unique("oauth-plaintext")
     create_topic(b, topic, 1)
     round_trip_confluent(b.address("SASL_PLAINTEXT"),
-                         confluent_conf(pki, lambda: keys["k1"].token("carol"), "SASL_PLAINTEXT"), topic, "pt")
+                         confluent_conf(pki, lambda: keys["k1"].token("carol"), "SASL_PLAINTEXT",
+                                        extensions={"traceId": "t-42", "logicalCluster": "lc-1"}), topic, "pt")
+    b.wait_for_log(r"SASL authenticated.*listener=SASL_PLAINTEXT principal=User:carol")
 
 
 @pytest.mark.parametrize("case", ["expired", "unknown-key", "wrong-audience", "wrong-issuer", "no-iat"])
