@@ -27,6 +27,7 @@ mod meta_properties;
 pub mod metadata_quorum;
 pub mod metrics;
 pub mod node_rpc;
+pub mod oauth_jwks;
 pub mod partition;
 mod replica_fetcher;
 pub mod replica_manager;

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
     SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
+use strom_security::sasl::oauthbearer::OAuthBearerServer;
 use strom_security::sasl::plain::PlainServer;
 use strom_security::sasl::scram::{CredentialLookup, ScramServer};
 use strom_security::sasl::{Mechanism, SaslServer, Step};
@@ -100,7 +101,7 @@ impl SaslSession {
         let key = ApiKey::try_from(prefix.api_key).ok();
         let expired = self.expires_at_ms.is_some_and(|at| now_ms >= at);
         match (&self.state, key) {
-            (State::Authenticated, Some(ApiKey::SaslHandshake)) => self.handshake(frame),
+            (State::Authenticated, Some(ApiKey::SaslHandshake)) => self.handshake(frame, now_ms),
             (State::Authenticated, _) if expired => Ok(Verdict::Close(format!(
                 "the SASL session of {} expired and was not re-authenticated",
                 self.principal
@@ -111,7 +112,7 @@ impl SaslSession {
             (State::Handshake, Some(ApiKey::ApiVersions)) if self.principal.is_none() => {
                 Ok(Verdict::Serve)
             }
-            (State::Handshake, Some(ApiKey::SaslHandshake)) => self.handshake(frame),
+            (State::Handshake, Some(ApiKey::SaslHandshake)) => self.handshake(frame, now_ms),
             (State::Exchange { raw: false, .. }, Some(ApiKey::SaslAuthenticate)) => {
                 self.authenticate(frame, now_ms)
             }
@@ -127,7 +128,7 @@ impl SaslSession {
         }
     }
 
-    fn handshake(&mut self, frame: &BytesMut) -> Result<Verdict, DispatchError> {
+    fn handshake(&mut self, frame: &BytesMut, now_ms: i64) -> Result<Verdict, DispatchError> {
         let (header, request): (RequestHeader, SaslHandshakeRequest) =
             decode(frame, ApiKey::SaslHandshake)?;
         let version = header.request_api_version;
@@ -170,11 +171,14 @@ impl SaslSession {
                 self.scram_credentials.clone(),
                 uuid::Uuid::new_v4().simple().to_string(),
             )),
-            other => {
-                return Ok(Verdict::Close(format!(
-                    "SASL mechanism {other} is not served"
-                )));
-            }
+            Mechanism::OAuthBearer => match &self.settings.oauthbearer {
+                Some(oauth) => Box::new(OAuthBearerServer::new(oauth.validator.clone(), now_ms)),
+                None => {
+                    return Ok(Verdict::Close(format!(
+                        "SASL mechanism {chosen} is not configured"
+                    )))
+                }
+            },
         };
         self.state = State::Exchange {
             server,
@@ -205,11 +209,11 @@ impl SaslSession {
                     .with_session_lifetime_ms(lifetime_ms.unwrap_or(0)),
                 None,
             ),
-            Err(message) => answer(
+            Err(failure) => answer(
                 SaslAuthenticateResponse::default()
                     .with_error_code(ErrorCode::SaslAuthenticationFailed.code())
-                    .with_error_message(Some(StrBytes::from_string(message.clone()))),
-                Some(format!("SASL authentication failed: {message}")),
+                    .with_error_message(Some(StrBytes::from_string(failure.message.clone()))),
+                Some(failure.log_line()),
             ),
         }
     }
@@ -225,26 +229,30 @@ impl SaslSession {
                     close_after: None,
                 }
             }
-            Err(message) => Verdict::Close(format!("SASL authentication failed: {message}")),
+            Err(failure) => Verdict::Close(failure.log_line()),
         }
     }
 
     /// Feeds one token to the mechanism: its answer, and the session lifetime once done
     /// (None while the exchange goes on); Err with the client's message on failure.
-    fn step(&mut self, token: &[u8], now_ms: i64) -> Result<(Vec<u8>, Option<i64>), String> {
+    fn step(&mut self, token: &[u8], now_ms: i64) -> Result<(Vec<u8>, Option<i64>), Failure> {
         let State::Exchange { server, .. } = &mut self.state else {
-            return Err("no SASL exchange in progress".into());
+            return Err(Failure::from("no SASL exchange in progress".to_string()));
         };
         let mechanism = server.mechanism();
-        match server.evaluate(token).map_err(|e| e.0)? {
+        let step = server.evaluate_at(token, now_ms).map_err(|e| Failure {
+            message: e.0,
+            detail: server.failure_detail(),
+        })?;
+        match step {
             Step::Challenge(bytes) => Ok((bytes, None)),
             Step::Done(done) => {
                 let principal = KafkaPrincipal::user(done.user);
                 if let Some(previous) = &self.principal {
                     if *previous != principal {
-                        return Err(format!(
+                        return Err(Failure::from(format!(
                             "Cannot change principals during re-authentication from {previous}: {principal}"
-                        ));
+                        )));
                     }
                 }
                 let lifetime_ms = session_lifetime_ms(
@@ -259,6 +267,30 @@ impl SaslSession {
                 self.sessions += 1;
                 Ok((done.response, Some(lifetime_ms.unwrap_or(0))))
             }
+        }
+    }
+}
+
+/// A failed exchange: Kafka's message for the client, and what the log adds.
+struct Failure {
+    message: String,
+    detail: Option<String>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            detail: None,
+        }
+    }
+}
+
+impl Failure {
+    fn log_line(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("SASL authentication failed: {} ({detail})", self.message),
+            None => format!("SASL authentication failed: {}", self.message),
         }
     }
 }
@@ -311,6 +343,7 @@ mod tests {
                 plain_users: Some(Arc::new(PlainUsers::from_jaas_options(&options))),
                 max_reauth_ms,
                 failed_authentication_delay_ms: 100,
+                oauthbearer: None,
             }),
             Arc::new(|_: &str, _| None),
         )
@@ -492,6 +525,93 @@ mod tests {
             is_close(s.on_frame(&BytesMut::from(&b"\0alice\0x"[..]), 0).unwrap())
                 .contains("Invalid username")
         );
+    }
+
+    fn oauth_session(max_reauth_ms: i64) -> SaslSession {
+        let options = std::collections::BTreeMap::from([(
+            "unsecuredValidatorAllowableClockSkewMs".to_string(),
+            "0".to_string(),
+        )]);
+        let validator =
+            strom_security::sasl::oauthbearer::unsecured::UnsecuredValidator::from_jaas_options(
+                &options,
+            )
+            .unwrap();
+        SaslSession::new(
+            Arc::new(SaslSettings {
+                mechanisms: vec![Mechanism::OAuthBearer],
+                plain_users: None,
+                max_reauth_ms,
+                failed_authentication_delay_ms: 100,
+                oauthbearer: Some(crate::security_config::OAuthBearerSettings {
+                    validator: Arc::new(validator),
+                    jwks: None,
+                }),
+            }),
+            Arc::new(|_: &str, _| None),
+        )
+    }
+
+    fn unsigned(claims: &str) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "n,,\x01auth=Bearer {}.{}.\x01\x01",
+            b64.encode(r#"{"alg":"none"}"#),
+            b64.encode(claims)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn an_oauthbearer_token_bounds_the_session_and_a_refused_one_is_challenged() {
+        let mut s = oauth_session(0);
+        s.on_frame(&handshake("OAUTHBEARER"), 1_000).unwrap();
+        let (r, close): (SaslAuthenticateResponse, _) = answered(
+            s.on_frame(&authenticate(&unsigned(r#"{"sub":"dev","exp":61}"#)), 1_000)
+                .unwrap(),
+            2,
+        );
+        assert_eq!(
+            (r.error_code, r.session_lifetime_ms, close),
+            (0, 60_000, None)
+        );
+        assert_eq!(s.principal(), Some(&KafkaPrincipal::user("dev")));
+        // connections.max.reauth.ms below the token's lifetime wins.
+        let mut s = oauth_session(5_000);
+        s.on_frame(&handshake("OAUTHBEARER"), 1_000).unwrap();
+        let (r, _): (SaslAuthenticateResponse, _) = answered(
+            s.on_frame(&authenticate(&unsigned(r#"{"sub":"dev","exp":61}"#)), 1_000)
+                .unwrap(),
+            2,
+        );
+        assert_eq!(r.session_lifetime_ms, 5_000);
+        // An expired token: the error challenge, then Kafka's failure after the client's %x01.
+        let mut s = oauth_session(0);
+        s.on_frame(&handshake("OAUTHBEARER"), 70_000).unwrap();
+        let (r, close): (SaslAuthenticateResponse, _) = answered(
+            s.on_frame(
+                &authenticate(&unsigned(r#"{"sub":"dev","exp":61}"#)),
+                70_000,
+            )
+            .unwrap(),
+            2,
+        );
+        assert_eq!((r.error_code, close), (0, None));
+        assert_eq!(&r.auth_bytes[..], br#"{"status":"invalid_token"}"#);
+        let (r, close): (SaslAuthenticateResponse, _) =
+            answered(s.on_frame(&authenticate(&[1]), 70_000).unwrap(), 2);
+        assert_eq!(r.error_code, ErrorCode::SaslAuthenticationFailed.code());
+        assert_eq!(
+            r.error_message.unwrap().as_str(),
+            r#"{"status":"invalid_token"}"#
+        );
+        let close = close.unwrap();
+        assert!(
+            close.contains("was on or after the Expiration Time value (61 seconds)"),
+            "{close}"
+        );
+        assert_eq!(s.principal(), None);
     }
 
     #[test]

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use strom_security::sasl::oauthbearer::jwt::{JwtSettings, JwtValidator};
+use strom_security::sasl::oauthbearer::unsecured::UnsecuredValidator;
+use strom_security::sasl::oauthbearer::TokenValidator;
 use strom_security::sasl::plain::PlainUsers;
 use strom_security::sasl::Mechanism;
 use strom_security::ssl_principal::SslPrincipalMapper;
@@ -117,7 +120,36 @@ pub struct SaslSettings {
     /// `connection.failed.authentication.delay.ms` (100): a failed authentication is
     /// answered, and the connection closed, only after this long.
     pub failed_authentication_delay_ms: u64,
+    /// OAUTHBEARER's token validator, when the mechanism is enabled.
+    pub oauthbearer: Option<OAuthBearerSettings>,
 }
+
+/// How an OAUTHBEARER listener checks tokens: `sasl.server.callback.handler.class` names
+/// Kafka's JWT validator (with its JWKS) or, for development only, the unsecured one.
+#[derive(Clone)]
+pub struct OAuthBearerSettings {
+    pub validator: Arc<dyn TokenValidator>,
+    /// The JWKS the JWT validator reads; `server.rs` loads it and keeps it current.
+    pub jwks: Option<Arc<crate::oauth_jwks::Jwks>>,
+}
+
+impl std::fmt::Debug for OAuthBearerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthBearerSettings")
+            .field("jwks", &self.jwks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Kafka's OAUTHBEARER validator classes.
+const JWT_VALIDATOR: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+const JWT_VALIDATOR_OLD: &str =
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler";
+const UNSECURED_VALIDATOR: &str = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
+/// Kafka 4's allow-list of OAuth URLs (a JVM system property there; a config here).
+/// Empty by default: every JWKS URL must be listed.
+pub const ALLOWED_OAUTH_URLS: &str = "org.apache.kafka.sasl.oauthbearer.allowed.urls";
 
 const DEFAULT_PROTOCOL_MAP: &str =
     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
@@ -352,13 +384,11 @@ fn sasl_settings(
             format!("listener {listener} uses SASL and needs at least one mechanism"),
         ));
     }
-    if let Some(unserved) = mechanisms.iter().find(|m| **m == Mechanism::OAuthBearer) {
-        return Err(invalid(
-            name,
-            &value,
-            format!("{unserved} is not served yet; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are"),
-        ));
-    }
+    let oauthbearer = if mechanisms.contains(&Mechanism::OAuthBearer) {
+        Some(oauthbearer_settings(map, listener)?)
+    } else {
+        None
+    };
     let plain_users = if mechanisms.contains(&Mechanism::Plain) {
         let key = format!(
             "listener.name.{}.plain.sasl.jaas.config",
@@ -406,7 +436,229 @@ fn sasl_settings(
         plain_users,
         max_reauth_ms,
         failed_authentication_delay_ms,
+        oauthbearer,
     })
+}
+
+/// An OAUTHBEARER setting: `listener.name.<l>.oauthbearer.<name>`, then
+/// `listener.name.<l>.<name>`, then `<name>` (Kafka's mechanism and listener prefixes).
+fn oauth_value<'a>(
+    map: &'a BTreeMap<String, String>,
+    listener: &str,
+    name: &str,
+) -> Option<&'a String> {
+    map.get(&format!(
+        "listener.name.{}.oauthbearer.{name}",
+        listener.to_ascii_lowercase()
+    ))
+    .or_else(|| listener_value(map, listener, name))
+}
+
+fn oauthbearer_settings(
+    map: &BTreeMap<String, String>,
+    listener: &str,
+) -> Result<OAuthBearerSettings, ConfigError> {
+    let prefix = format!(
+        "listener.name.{}.oauthbearer.",
+        listener.to_ascii_lowercase()
+    );
+    let handler_name = "sasl.server.callback.handler.class";
+    let jaas_key = format!("{prefix}sasl.jaas.config");
+    let jaas_options = match map.get(&jaas_key) {
+        None => None,
+        Some(text) => {
+            let modules = strom_security::jaas::parse(text)
+                .map_err(|e| invalid(&jaas_key, "[hidden]", e.to_string()))?;
+            let module = modules
+                .into_iter()
+                .find(|m| m.class.ends_with("OAuthBearerLoginModule"))
+                .ok_or_else(|| {
+                    invalid(
+                        &jaas_key,
+                        "[hidden]",
+                        "no org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule in it",
+                    )
+                })?;
+            Some(module.options)
+        }
+    };
+    let handler = oauth_value(map, listener, handler_name).map(|v| v.trim().to_string());
+    match handler.as_deref() {
+        Some(JWT_VALIDATOR | JWT_VALIDATOR_OLD) => jwt_settings(map, listener, jaas_options),
+        Some(UNSECURED_VALIDATOR) => {
+            let options = jaas_options.ok_or_else(|| {
+                invalid(
+                    &jaas_key,
+                    "",
+                    format!("listener {listener}: the unsecured OAUTHBEARER validator reads its options from the OAuthBearerLoginModule's JAAS config"),
+                )
+            })?;
+            let validator = UnsecuredValidator::from_jaas_options(&options)
+                .map_err(|why| invalid(&jaas_key, "[hidden]", why))?;
+            tracing::warn!(listener, "OAUTHBEARER accepts unsigned tokens (OAuthBearerUnsecuredValidatorCallbackHandler): for development only");
+            Ok(OAuthBearerSettings {
+                validator: Arc::new(validator),
+                jwks: None,
+            })
+        }
+        other => Err(invalid(
+            &format!("{prefix}{handler_name}"),
+            other.unwrap_or(""),
+            format!(
+                "listener {listener} enables OAUTHBEARER: name {JWT_VALIDATOR} (signed JWTs checked against sasl.oauthbearer.jwks.endpoint.url) or, for development only, {UNSECURED_VALIDATOR}"
+            ),
+        )),
+    }
+}
+
+fn jwt_settings(
+    map: &BTreeMap<String, String>,
+    listener: &str,
+    jaas_options: Option<BTreeMap<String, String>>,
+) -> Result<OAuthBearerSettings, ConfigError> {
+    let get = |name: &str| {
+        oauth_value(map, listener, name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let url_name = "sasl.oauthbearer.jwks.endpoint.url";
+    let url = get(url_name).ok_or_else(|| {
+        invalid(
+            url_name,
+            "",
+            format!("The OAuth configuration option {url_name} value must be non-null"),
+        )
+    })?;
+    let location = jwks_location(&url)?;
+    let allowed: Vec<&str> = map
+        .get(ALLOWED_OAUTH_URLS)
+        .map_or("", String::as_str)
+        .split(',')
+        .map(str::trim)
+        .collect();
+    if !allowed.contains(&url.as_str()) {
+        return Err(invalid(
+            url_name,
+            &url,
+            format!("{url} is not allowed. Update system property '{ALLOWED_OAUTH_URLS}' to allow {url}"),
+        ));
+    }
+    let millis = |name: &str, default: u64, min: u64| -> Result<Duration, ConfigError> {
+        match get(name) {
+            None => Ok(Duration::from_millis(default)),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms >= min)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    invalid(
+                        name,
+                        &v,
+                        format!(
+                            "The OAuth configuration option {name} value must be at least {min}"
+                        ),
+                    )
+                }),
+        }
+    };
+    let refresh = crate::oauth_jwks::Refresh {
+        interval: millis("sasl.oauthbearer.jwks.endpoint.refresh.ms", 3_600_000, 1)?,
+        retry_backoff: millis("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", 100, 0)?,
+        retry_backoff_max: millis(
+            "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+            10_000,
+            0,
+        )?,
+    };
+    let claim_name = |name: &str, default: &str| get(name).unwrap_or_else(|| default.into());
+    let skew_name = "sasl.oauthbearer.clock.skew.seconds";
+    let clock_skew_seconds = match get(skew_name) {
+        None => 30,
+        Some(v) => v
+            .parse::<i32>()
+            .ok()
+            .filter(|s| *s >= 0)
+            .ok_or_else(|| invalid(skew_name, &v, "must be a number of seconds, 0 or more"))?
+            .into(),
+    };
+    let settings = JwtSettings {
+        expected_audience: get("sasl.oauthbearer.expected.audience")
+            .map(|v| {
+                v.split(',')
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        expected_issuer: get("sasl.oauthbearer.expected.issuer"),
+        sub_claim_name: claim_name("sasl.oauthbearer.sub.claim.name", "sub"),
+        scope_claim_name: claim_name("sasl.oauthbearer.scope.claim.name", "scope"),
+        clock_skew_seconds,
+    };
+    // An https endpoint is trusted through the login module's ssl.truststore.* options,
+    // as Kafka's JaasOptionsUtils reads them; else through the system's CAs.
+    let option = |name: &str| {
+        jaas_options
+            .as_ref()
+            .and_then(|o| o.get(name))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let truststore = match (
+        option("ssl.truststore.location"),
+        option("ssl.truststore.certificates"),
+    ) {
+        (Some(path), _) => Some(PemSource::File(path.into())),
+        (None, Some(pem)) => Some(PemSource::Inline(pem)),
+        (None, None) => None,
+    };
+    let jwks = Arc::new(crate::oauth_jwks::Jwks::new(
+        url, location, refresh, truststore,
+    ));
+    Ok(OAuthBearerSettings {
+        validator: Arc::new(JwtValidator::new(settings, jwks.clone())),
+        jwks: Some(jwks),
+    })
+}
+
+/// `file:`, `http:` or `https:`, as Kafka's ConfigurationUtils.validateUrl allows.
+fn jwks_location(url: &str) -> Result<crate::oauth_jwks::JwksLocation, ConfigError> {
+    let name = "sasl.oauthbearer.jwks.endpoint.url";
+    let malformed = |why: String| {
+        invalid(
+            name,
+            url,
+            format!("The OAuth configuration option {name} contains a URL ({url}) that is malformed: {why}"),
+        )
+    };
+    let (scheme, rest) = url
+        .split_once(':')
+        .ok_or_else(|| malformed("no protocol".into()))?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "file" => {
+            // file:/path, file:///path (Java's URL takes the raw path).
+            let path = rest.strip_prefix("//").map_or(rest, |r| {
+                r.find('/').map_or("", |at| &r[at..])
+            });
+            if path.is_empty() {
+                return Err(malformed("no path".into()));
+            }
+            Ok(crate::oauth_jwks::JwksLocation::File(PathBuf::from(path)))
+        }
+        "http" | "https" => {
+            let uri: hyper::Uri = url.parse().map_err(|e| malformed(format!("{e}")))?;
+            if uri.host().is_none_or(str::is_empty) {
+                return Err(malformed("no host".into()));
+            }
+            Ok(crate::oauth_jwks::JwksLocation::Http(uri))
+        }
+        other => Err(invalid(
+            name,
+            url,
+            format!("The OAuth configuration option {name} contains a URL ({url}) that contains an invalid protocol ({other}); only \"http\", \"https\", and \"file\" protocol are supported"),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -496,6 +748,88 @@ mod tests {
                 .contains("listener.name.sasl_plaintext.plain.sasl.jaas.config"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn oauthbearer_needs_a_named_validator_and_an_allowed_jwks_url() {
+        let listener = "SASL_SSL";
+        let sasl = |pairs: &[(&str, &str)]| {
+            let mut map = config(&[
+                ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                ("ssl.keystore.location", "/k.pem"),
+            ]);
+            map.extend(config(pairs));
+            listener_security(&map, listener, SecurityProtocol::SaslSsl).map(|s| s.sasl.unwrap())
+        };
+        let handler = "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class";
+        let jaas = "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config";
+        // Kafka's default would be the unsecured validator: strom wants it named.
+        let err = sasl(&[]).unwrap_err().to_string();
+        assert!(err.contains("OAuthBearerValidatorCallbackHandler"), "{err}");
+        let dev = sasl(&[
+            (handler, UNSECURED_VALIDATOR),
+            (jaas, r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredValidatorRequiredScope="kafka";"#),
+        ])
+        .unwrap();
+        assert!(dev.oauthbearer.as_ref().unwrap().jwks.is_none());
+        assert!(sasl(&[(handler, UNSECURED_VALIDATOR)]).is_err());
+        let url = "https://idp.test/jwks";
+        let err = sasl(&[
+            (handler, JWT_VALIDATOR),
+            ("sasl.oauthbearer.jwks.endpoint.url", url),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("https://idp.test/jwks is not allowed. Update system property 'org.apache.kafka.sasl.oauthbearer.allowed.urls' to allow https://idp.test/jwks"),
+            "{err}"
+        );
+        let secured = sasl(&[
+            (handler, JWT_VALIDATOR),
+            (
+                "sasl.oauthbearer.jwks.endpoint.url",
+                "https://other.test/jwks",
+            ),
+            (
+                "listener.name.sasl_ssl.oauthbearer.sasl.oauthbearer.jwks.endpoint.url",
+                url,
+            ),
+            (ALLOWED_OAUTH_URLS, "https://x.test, https://idp.test/jwks"),
+        ])
+        .unwrap();
+        let jwks = secured.oauthbearer.as_ref().unwrap().jwks.as_ref().unwrap();
+        assert_eq!(jwks.url, url);
+        for (url, why) in [
+            ("ftp://h/jwks", "invalid protocol (ftp)"),
+            ("jwks.json", "malformed"),
+            ("http:///jwks", "malformed"),
+        ] {
+            let err = sasl(&[
+                (handler, JWT_VALIDATOR),
+                ("sasl.oauthbearer.jwks.endpoint.url", url),
+                (ALLOWED_OAUTH_URLS, url),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(why), "{url}: {err}");
+        }
+        assert_eq!(
+            jwks_location("file:///etc/jwks.json").unwrap(),
+            crate::oauth_jwks::JwksLocation::File("/etc/jwks.json".into())
+        );
+        assert_eq!(
+            jwks_location("file:/etc/jwks.json").unwrap(),
+            crate::oauth_jwks::JwksLocation::File("/etc/jwks.json".into())
+        );
+        let err = sasl(&[
+            (handler, JWT_VALIDATOR),
+            ("sasl.oauthbearer.jwks.endpoint.url", url),
+            (ALLOWED_OAUTH_URLS, url),
+            ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "0"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must be at least 1"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub async fn run(
     info!(max_open_files, "segment files kept open at most");
     let broker = Broker::start(config).await?;
     let mut tasks = Vec::new();
+    let mut jwks_tasks = Vec::new();
     let connections = Arc::new(ConnectionCount::default());
     let request_memory =
         crate::request_memory::RequestMemory::new(broker.config.queued_max_request_bytes)
@@ -52,6 +53,18 @@ pub async fn run(
         let context = Arc::new(listener_context(&broker, &listener.name, role)?);
         if let Some(tls) = &context.tls {
             tasks.push(tokio::spawn(crate::tls::watch_for_changes(tls.clone())));
+        }
+        // OAUTHBEARER's JWKS: loaded before the listener opens (a failure stops the start).
+        let jwks = context
+            .security
+            .sasl
+            .as_ref()
+            .and_then(|s| s.oauthbearer.as_ref());
+        if let Some(jwks) = jwks.and_then(|o| o.jwks.clone()) {
+            let refresh = crate::oauth_jwks::start(jwks)
+                .await
+                .map_err(|e| anyhow::anyhow!("listener {}: {e}", listener.name))?;
+            jwks_tasks.extend(refresh);
         }
         let addr = listener.socket_addr()?;
         let socket = TcpListener::bind(addr)
@@ -88,7 +101,7 @@ pub async fn run(
     shutdown.await;
     info!("shutting down");
     broker.controlled_shutdown().await;
-    for task in &tasks {
+    for task in tasks.iter().chain(&jwks_tasks) {
         task.abort();
     }
     broker.shutdown().await;

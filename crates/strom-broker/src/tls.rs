@@ -179,7 +179,7 @@ fn keystore(
     }
 }
 
-fn trust_roots(source: &PemSource) -> Result<RootCertStore, TlsError> {
+pub(crate) fn trust_roots(source: &PemSource) -> Result<RootCertStore, TlsError> {
     let (pem, what) = match source {
         PemSource::File(path) => (
             read(path)?,

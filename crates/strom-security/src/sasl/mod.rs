@@ -2,6 +2,7 @@
 //! hands it the client's tokens (SaslAuthenticate's `auth_bytes`) and sends back
 //! what it answers, until it names the authenticated user or fails.
 
+pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
 
@@ -72,4 +73,12 @@ pub struct AuthenticationFailed(pub String);
 pub trait SaslServer: Send {
     fn mechanism(&self) -> Mechanism;
     fn evaluate(&mut self, token: &[u8]) -> Result<Step, AuthenticationFailed>;
+    /// `evaluate` at a time (ms since the epoch), for mechanisms whose credentials expire.
+    fn evaluate_at(&mut self, token: &[u8], _now_ms: i64) -> Result<Step, AuthenticationFailed> {
+        self.evaluate(token)
+    }
+    /// Why the exchange failed, for the broker's log, when the client is told less.
+    fn failure_detail(&self) -> Option<String> {
+        None
+    }
 }
