@@ -339,9 +339,12 @@ fn forwarded_payload(frame: &[u8], on_behalf: Option<(&KafkaPrincipal, SocketAdd
     payload
 }
 
+/// The client a forwarded request is for: its principal and address.
+pub type OnBehalf = (KafkaPrincipal, SocketAddr);
+
 /// Splits what [`forwarded_payload`] made: the client's principal and address (None for
 /// the broker's own request) and the frame; None if it is cut short or unreadable.
-pub fn split_forwarded(payload: &[u8]) -> Option<(Option<(KafkaPrincipal, SocketAddr)>, &[u8])> {
+pub fn split_forwarded(payload: &[u8]) -> Option<(Option<OnBehalf>, &[u8])> {
     fn text(input: &[u8]) -> Option<(&str, &[u8])> {
         let len = u16::from_be_bytes(input.get(..2)?.try_into().ok()?) as usize;
         let text = std::str::from_utf8(input.get(2..2 + len)?).ok()?;
@@ -356,4 +359,29 @@ pub fn split_forwarded(payload: &[u8]) -> Option<(Option<(KafkaPrincipal, Socket
         Some((KafkaPrincipal::parse(principal)?, client.parse().ok()?)),
         frame,
     ))
+}
+
+#[cfg(test)]
+mod forwarding_tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_request_carries_its_client_or_none() {
+        let alice = KafkaPrincipal::user("alice");
+        let client: SocketAddr = "10.1.2.3:4567".parse().unwrap();
+        let payload = forwarded_payload(b"frame", Some((&alice, client)));
+        let (on_behalf, frame) = split_forwarded(&payload).unwrap();
+        assert_eq!(on_behalf, Some((alice, client)));
+        assert_eq!(frame, b"frame");
+        let own = forwarded_payload(b"x", None);
+        assert_eq!(split_forwarded(&own), Some((None, &b"x"[..])));
+        // Cut short, or a principal without a type: refused.
+        assert_eq!(split_forwarded(&payload[..3]), None);
+        let mut untyped = vec![0, 5];
+        untyped.extend_from_slice(b"alice");
+        untyped.extend_from_slice(&[0, 12]);
+        untyped.extend_from_slice(b"10.1.2.3:456");
+        untyped.extend_from_slice(b"frame");
+        assert_eq!(split_forwarded(&untyped), None);
+    }
 }

@@ -13,6 +13,10 @@ use crate::{MetadataImage, MetadataRecord};
 /// Kafka's MAX_RECORDS_PER_USER_OP: the most records one request may write.
 pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
 
+/// The records a request writes and each item's outcome (an error is INVALID_REQUEST's
+/// message); the whole request is refused when it would write too many records.
+pub type AclChange<T> = Result<(Vec<MetadataRecord>, Vec<Result<T, String>>), String>;
+
 /// The record that keeps `acl` under `id`.
 pub fn entry_record(id: uuid::Uuid, acl: &AclBinding) -> MetadataRecord {
     MetadataRecord::AccessControlEntry {
@@ -61,7 +65,7 @@ pub fn create_acls(
     image: &MetadataImage,
     creations: Vec<Result<AclBinding, String>>,
     mut new_id: impl FnMut() -> uuid::Uuid,
-) -> Result<(Vec<MetadataRecord>, Vec<Result<(), String>>), String> {
+) -> AclChange<()> {
     let in_force = image.acls();
     let mut added: BTreeSet<AclBinding> = BTreeSet::new();
     let mut records = Vec::new();
@@ -96,7 +100,7 @@ pub fn create_acls(
 pub fn delete_acls(
     image: &MetadataImage,
     filters: &[Result<AclFilter, String>],
-) -> Result<(Vec<MetadataRecord>, Vec<Result<Vec<AclBinding>, String>>), String> {
+) -> AclChange<Vec<AclBinding>> {
     let mut removed: BTreeSet<uuid::Uuid> = BTreeSet::new();
     let mut outcomes = Vec::with_capacity(filters.len());
     for filter in filters {
