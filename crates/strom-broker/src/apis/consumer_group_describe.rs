@@ -52,6 +52,14 @@ impl Handler for ConsumerGroupDescribeHandler {
             });
             groups.extend(response.groups);
         }
+        let authz = ctx.authz(&broker);
+        for group in &mut groups {
+            group.authorized_operations = if request.include_authorized_operations {
+                authz.authorized_operations(super::ResourceType::Group, &group.group_id)
+            } else {
+                super::AUTHORIZED_OPERATIONS_OMITTED
+            };
+        }
         ConsumerGroupDescribeResponse::default().with_groups(groups)
     }
 }

@@ -49,6 +49,15 @@ impl Handler for DescribeGroupsHandler {
             });
             groups.extend(response.groups);
         }
+        // v3+ may ask which operations the caller has on each group (else Kafka's MIN).
+        let authz = ctx.authz(&broker);
+        for group in &mut groups {
+            group.authorized_operations = if request.include_authorized_operations && version >= 3 {
+                authz.authorized_operations(super::ResourceType::Group, &group.group_id)
+            } else {
+                super::AUTHORIZED_OPERATIONS_OMITTED
+            };
+        }
         DescribeGroupsResponse::default().with_groups(groups)
     }
 }

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::log_error_code;
 
@@ -27,9 +27,10 @@ impl Handler for DescribeProducersHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: DescribeProducersRequest,
     ) -> DescribeProducersResponse {
+        let authz = ctx.authz(&broker);
         let topics = request
             .topics
             .into_iter()
@@ -37,7 +38,15 @@ impl Handler for DescribeProducersHandler {
                 let partitions = topic
                     .partition_indexes
                     .iter()
-                    .map(|&index| describe_partition(&broker, &topic.name, index))
+                    .map(|&index| {
+                        if authz.allows_topic(Operation::Read, &topic.name) {
+                            describe_partition(&broker, &topic.name, index)
+                        } else {
+                            PartitionResponse::default()
+                                .with_partition_index(index)
+                                .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                        }
+                    })
                     .collect();
                 TopicResponse::default()
                     .with_name(topic.name)

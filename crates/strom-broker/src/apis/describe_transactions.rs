@@ -8,7 +8,7 @@ use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
 use super::txn_common::expect_txn_reply;
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct DescribeTransactionsHandler;
@@ -20,18 +20,25 @@ impl Handler for DescribeTransactionsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: DescribeTransactionsRequest,
     ) -> DescribeTransactionsResponse {
         let mut states = Vec::with_capacity(request.transactional_ids.len());
         for transactional_id in request.transactional_ids {
             let id = transactional_id.to_string();
-            let result = broker
-                .transactions
-                .call(&broker, &id, |shard, now, request_id, _| {
-                    shard.describe_transaction(now, request_id, &id)
-                })
-                .await;
+            let result = if !ctx
+                .authz(&broker)
+                .allows_transactional_id(Operation::Describe, &id)
+            {
+                Err(ErrorCode::TransactionalIdAuthorizationFailed)
+            } else {
+                broker
+                    .transactions
+                    .call(&broker, &id, |shard, now, request_id, _| {
+                        shard.describe_transaction(now, request_id, &id)
+                    })
+                    .await
+            };
             states.push(expect_txn_reply!(
                 result,
                 DescribeTransaction,

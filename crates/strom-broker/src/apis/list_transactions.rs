@@ -7,7 +7,7 @@ use kafka_protocol::messages::{ApiKey, ListTransactionsRequest, ListTransactions
 use kafka_protocol::protocol::VersionRange;
 use strom_transactions::{ListTransactionsFilter, TxnReply};
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct ListTransactionsHandler;
@@ -68,6 +68,11 @@ impl Handler for ListTransactionsHandler {
             }
             merged.transaction_states.extend(part.transaction_states);
         }
+        // Only the transactional ids the caller may describe are listed.
+        let authz = ctx.authz(&broker);
+        merged
+            .transaction_states
+            .retain(|t| authz.allows_transactional_id(Operation::Describe, &t.transactional_id));
         merged
     }
 }

@@ -92,10 +92,44 @@ fn merge_topics(
 async fn commit(
     broker: Arc<Broker>,
     ctx: RequestContext,
-    request: OffsetCommitRequest,
+    mut request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let group = request.group_id.to_string();
     let version = ctx.api_version;
+    // Topics the caller may not READ are not committed: TOPIC_AUTHORIZATION_FAILED.
+    let authz = ctx.authz(&broker);
+    let image = broker.image();
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
+        .into_iter()
+        .partition(|t| {
+            let name = if t.name.is_empty() {
+                image.topic_by_id(&t.topic_id).map(|x| x.name.clone())
+            } else {
+                Some(t.name.to_string())
+            };
+            name.is_none_or(|n| authz.allows_topic(Operation::Read, &n))
+        });
+    request.topics = allowed;
+    let refused_topics: Vec<OffsetCommitResponseTopic> = denied
+        .iter()
+        .map(|t| {
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(
+                                    strom_types::ErrorCode::TopicAuthorizationFailed.code(),
+                                )
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
     // Every partition asked about gets the error if the coordinator fails.
     let asked: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = request
         .topics
@@ -117,7 +151,7 @@ async fn commit(
             })
             .await
     };
-    expect_reply!(result, OffsetCommit, |code: strom_types::ErrorCode| {
+    let mut response = expect_reply!(result, OffsetCommit, |code: strom_types::ErrorCode| {
         let topics = asked
             .iter()
             .map(|(name, partitions)| {
@@ -136,5 +170,7 @@ async fn commit(
             })
             .collect();
         OffsetCommitResponse::default().with_topics(topics)
-    })
+    });
+    response.topics.extend(refused_topics);
+    response
 }

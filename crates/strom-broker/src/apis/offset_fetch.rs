@@ -25,7 +25,10 @@ impl Handler for OffsetFetchHandler {
         request: OffsetFetchRequest,
     ) -> OffsetFetchResponse {
         let version = ctx.api_version;
+        // Offsets of topics the caller may not DESCRIBE: left out of an all-topics fetch,
+        // TOPIC_AUTHORIZATION_FAILED when asked for by name.
         if version < 8 {
+            let all_topics = request.topics.is_none();
             let group = request.group_id.to_string();
             let result = if !ctx.authz(&broker).allows_group(Operation::Describe, &group) {
                 Err(strom_types::ErrorCode::GroupAuthorizationFailed)
@@ -38,13 +41,27 @@ impl Handler for OffsetFetchHandler {
                     .await
             };
             // The top-level error code exists from v2.
-            return expect_reply!(result, OffsetFetch, |code: ErrorCode| {
+            let mut response = expect_reply!(result, OffsetFetch, |code: ErrorCode| {
                 OffsetFetchResponse::default().with_error_code(if version >= 2 {
                     code.code()
                 } else {
                     0
                 })
             });
+            let authz = ctx.authz(&broker);
+            let allowed = |t: &str| authz.allows_topic(Operation::Describe, t);
+            if all_topics {
+                response.topics.retain(|t| allowed(&t.name));
+            }
+            for topic in response.topics.iter_mut().filter(|t| !allowed(&t.name)) {
+                for p in &mut topic.partitions {
+                    p.committed_offset = -1;
+                    p.committed_leader_epoch = -1;
+                    p.metadata = None;
+                    p.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                }
+            }
+            return response;
         }
         let mut groups = Vec::with_capacity(request.groups.len());
         for wanted in &request.groups {
@@ -65,12 +82,27 @@ impl Handler for OffsetFetchHandler {
                     })
                     .await
             };
-            let response = expect_reply!(result, OffsetFetch, |code: ErrorCode| {
+            let mut response = expect_reply!(result, OffsetFetch, |code: ErrorCode| {
                 OffsetFetchResponse::default()
                     .with_groups(vec![OffsetFetchResponseGroup::default()
                         .with_group_id(group_id.clone())
                         .with_error_code(code.code())])
             });
+            let authz = ctx.authz(&broker);
+            let allowed = |t: &str| authz.allows_topic(Operation::Describe, t);
+            for group in &mut response.groups {
+                if wanted.topics.is_none() {
+                    group.topics.retain(|t| allowed(&t.name));
+                }
+                for topic in group.topics.iter_mut().filter(|t| !allowed(&t.name)) {
+                    for p in &mut topic.partitions {
+                        p.committed_offset = -1;
+                        p.committed_leader_epoch = -1;
+                        p.metadata = None;
+                        p.error_code = ErrorCode::TopicAuthorizationFailed.code();
+                    }
+                }
+            }
             groups.extend(response.groups);
         }
         OffsetFetchResponse::default().with_groups(groups)

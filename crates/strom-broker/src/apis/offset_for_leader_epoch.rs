@@ -13,7 +13,7 @@ use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLea
 use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::replication_error_code;
 
@@ -27,9 +27,19 @@ impl Handler for OffsetForLeaderEpochHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: OffsetForLeaderEpochRequest,
     ) -> OffsetForLeaderEpochResponse {
+        // A follower needs CLUSTER_ACTION; a client DESCRIBE on each topic.
+        let authz = ctx.authz(&broker);
+        let follower = request.replica_id.0 >= 0;
+        let allowed = |topic: &str| {
+            if follower {
+                authz.allows_cluster(Operation::ClusterAction)
+            } else {
+                authz.allows_topic(Operation::Describe, topic)
+            }
+        };
         let topics = request
             .topics
             .into_iter()
@@ -37,7 +47,17 @@ impl Handler for OffsetForLeaderEpochHandler {
                 let partitions = topic
                     .partitions
                     .iter()
-                    .map(|p| end_offset(&broker, &topic.topic, p))
+                    .map(|p| {
+                        if allowed(&topic.topic) {
+                            end_offset(&broker, &topic.topic, p)
+                        } else {
+                            EpochEndOffset::default()
+                                .with_partition(p.partition)
+                                .with_leader_epoch(-1)
+                                .with_end_offset(-1)
+                                .with_error_code(ErrorCode::TopicAuthorizationFailed.code())
+                        }
+                    })
                     .collect();
                 OffsetForLeaderTopicResult::default()
                     .with_topic(topic.topic)
