@@ -136,6 +136,12 @@ pub enum ProduceError {
     /// The transaction coordinator refused the partition to the producer's transaction (KIP-890).
     #[error("the transaction coordinator refused this partition to the transaction: {0:?}")]
     TransactionVerification(ErrorCode),
+    /// An idempotent batch whose producer id no InitProducerId of this cluster issued.
+    #[error("producer id {0} was never issued by this cluster (InitProducerId)")]
+    UnknownProducerId(i64),
+    /// The same for a transactional batch: the id maps to no transactional id.
+    #[error("producer id {0} was never issued by this cluster, so no transactional id maps to it")]
+    InvalidProducerIdMapping(i64),
 }
 
 pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
@@ -154,6 +160,8 @@ pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
         ProduceError::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
         ProduceError::UnknownTopicId => ErrorCode::UnknownTopicId,
         ProduceError::TransactionVerification(code) => *code,
+        ProduceError::UnknownProducerId(_) => ErrorCode::UnknownProducerId,
+        ProduceError::InvalidProducerIdMapping(_) => ErrorCode::InvalidProducerIdMapping,
     }
 }
 
