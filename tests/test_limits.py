@@ -17,6 +17,7 @@ import fetch_wire
 import kafka_wire
 import kwire
 from helpers import create_topic, metric, unique, wait_until
+from test_dynamic_configs import BROKER, DELETE, INVALID_CONFIG, SET, alter_raw, wait_code
 from test_producer_state import batch, describe_producers, init_producer_id
 
 UNKNOWN_PRODUCER_ID = 59
@@ -89,6 +90,28 @@ def test_a_client_over_max_connections_per_ip_is_refused_while_others_are_served
         local += hold(broker, "127.0.0.1", 1)
     finally:
         close_all(local)
+
+
+def test_per_ip_limits_change_without_a_restart(broker):
+    # Kafka's bounds are checked.
+    assert alter_raw(broker, BROKER, "", [("max.connections.per.ip", SET, "-1")]) == INVALID_CONFIG
+    assert alter_raw(broker, BROKER, "", [("max.connections.per.ip.overrides", SET, "bad host:1")]) \
+        == INVALID_CONFIG
+    assert alter_raw(broker, BROKER, "", [("max.connections.per.ip", SET, "1")]) == 0
+    held = hold(broker, "127.0.0.1", 1)
+    over = connect_from(broker, "127.0.0.1")
+    assert kafka_wire.closed_by_peer(over, 5.0)
+    close_all(held + [over])
+    # An override set later raises 127.0.0.1's limit to 3.
+    assert wait_code(lambda: alter_raw(broker, BROKER, "", [("max.connections.per.ip.overrides", SET,
+                                                                "127.0.0.1:3")])) == 0
+    held = hold(broker, "127.0.0.1", 3)
+    over = connect_from(broker, "127.0.0.1")
+    assert kafka_wire.closed_by_peer(over, 5.0)
+    close_all(held + [over])
+    assert wait_code(lambda: alter_raw(broker, BROKER, "", [("max.connections.per.ip", DELETE, None),
+                                                            ("max.connections.per.ip.overrides", DELETE, None)])) == 0
+    close_all(hold(broker, "127.0.0.1", 5))
 
 
 def test_listener_max_connections_holds_back_only_its_listener(broker_factory):

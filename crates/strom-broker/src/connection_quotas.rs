@@ -388,40 +388,47 @@ impl ConnectionQuotas {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The limits for `listener` as the broker's configs say now.
+    /// The limits for `listener` as the broker's configs say now (dynamic, static, default).
     async fn limits(&self, broker: &Broker, listener: &str) -> ConnectionLimits {
-        let config = &broker.config;
-        let clamp = |v: i64| v.clamp(0, i64::from(u32::MAX)) as u32;
-        let broker_max: i64 =
-            broker.effective_config("max.connections", config.max_connections as i64);
-        let listener_max: i64 = broker.effective_config(
-            &format!("listener.name.{}.max.connections", listener.to_lowercase()),
-            broker_max,
-        );
-        let broker_rate: i64 = broker.effective_config(
-            "max.connection.creation.rate",
-            config.max_connection_creation_rate,
-        );
-        let listener_rate: i64 = broker.effective_config(
-            &format!(
-                "listener.name.{}.max.connection.creation.rate",
-                listener.to_lowercase()
-            ),
-            broker_rate,
-        );
-        let per_ip: i64 =
-            broker.effective_config("max.connections.per.ip", config.max_connections_per_ip);
-        let overrides_value: String = broker.effective_config(
-            "max.connections.per.ip.overrides",
-            config.max_connections_per_ip_overrides.clone(),
-        );
+        let (limits, overrides_value) = {
+            let dynamic = broker.dynamic_configs();
+            let layers = dynamic.over(&broker.config);
+            let number = |name: &str, fallback: i64| -> u32 {
+                layers
+                    .effective(name)
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .unwrap_or(fallback)
+                    .clamp(0, i64::from(u32::MAX)) as u32
+            };
+            let listener = listener.to_lowercase();
+            let config = &broker.config;
+            let broker_max = number("max.connections", config.max_connections as i64);
+            let broker_rate = number(
+                "max.connection.creation.rate",
+                config.max_connection_creation_rate,
+            );
+            let limits = ConnectionLimits {
+                broker_max,
+                listener_max: number(
+                    &format!("listener.name.{listener}.max.connections"),
+                    i64::from(broker_max),
+                ),
+                per_ip: number("max.connections.per.ip", config.max_connections_per_ip),
+                per_ip_overrides: Arc::default(),
+                broker_rate,
+                listener_rate: number(
+                    &format!("listener.name.{listener}.max.connection.creation.rate"),
+                    i64::from(broker_rate),
+                ),
+            };
+            let overrides = layers
+                .effective("max.connections.per.ip.overrides")
+                .unwrap_or_else(|| config.max_connections_per_ip_overrides.clone());
+            (limits, overrides)
+        };
         ConnectionLimits {
-            broker_max: clamp(broker_max),
-            listener_max: clamp(listener_max),
-            per_ip: clamp(per_ip),
             per_ip_overrides: self.overrides_for(overrides_value).await,
-            broker_rate: clamp(broker_rate),
-            listener_rate: clamp(listener_rate),
+            ..limits
         }
     }
 
