@@ -488,6 +488,17 @@ impl BrokerConfig {
                 why: "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides property is set".into(),
             });
         }
+        let connections_max_idle_ms = parse(&map, "connections.max.idle.ms", 600_000i64)?;
+        let failed_authentication_delay_ms =
+            parse(&map, "connection.failed.authentication.delay.ms", 100i64)?;
+        if connections_max_idle_ms >= 0 && failed_authentication_delay_ms >= connections_max_idle_ms
+        {
+            return Err(ConfigError::Invalid {
+                name: "connection.failed.authentication.delay.ms".into(),
+                value: failed_authentication_delay_ms.to_string(),
+                why: format!("connection.failed.authentication.delay.ms={failed_authentication_delay_ms} should always be less than connections.max.idle.ms={connections_max_idle_ms} to prevent failed authentication responses from timing out"),
+            });
+        }
         for name in map
             .keys()
             .filter(|n| listener_connection_limit(n).is_some())
@@ -521,7 +532,7 @@ impl BrokerConfig {
             )?),
             quota_window_num: at_least(&map, "quota.window.num", 11, 1)?,
             quota_window_size_seconds: at_least(&map, "quota.window.size.seconds", 1, 1)?,
-            connections_max_idle_ms: parse(&map, "connections.max.idle.ms", 600_000i64)?,
+            connections_max_idle_ms,
             request_read_timeout_ms: at_least(&map, "strom.request.read.timeout.ms", 60_000u64, 1)?,
             log_cleaner_backoff_ms: parse(&map, "log.cleaner.backoff.ms", 15_000u64)?,
             replica_high_watermark_checkpoint_interval_ms: parse(
@@ -972,6 +983,54 @@ mod tests {
         assert!(config.auto_create_topics_enable);
         assert_eq!(config.fetch_max_bytes, 57_671_680);
         assert_eq!(config.max_incremental_fetch_session_cache_slots, 1000);
+    }
+
+    #[test]
+    fn connection_limits_have_kafkas_defaults_and_checks() {
+        let config = BrokerConfig::default();
+        assert_eq!(config.max_connections, i32::MAX as usize);
+        assert_eq!(config.max_connections_per_ip, i64::from(i32::MAX));
+        assert_eq!(config.max_connections_per_ip_overrides, "");
+        assert_eq!(config.max_connection_creation_rate, i64::from(i32::MAX));
+        assert_eq!(config.connections_max_idle_ms, 600_000);
+        assert_eq!(config.request_read_timeout_ms, 60_000);
+        assert_eq!(
+            (config.quota_window_num, config.quota_window_size_seconds),
+            (11, 1)
+        );
+        let with = |pairs: &[(&str, &str)]| {
+            BrokerConfig::from_map(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let config = with(&[
+            ("max.connections.per.ip", "0"),
+            ("max.connections.per.ip.overrides", "127.0.0.1:5, host-a:7"),
+            ("connections.max.idle.ms", "-1"),
+            ("listener.name.plaintext.max.connections", "10"),
+        ])
+        .unwrap();
+        assert_eq!(config.max_connections_per_ip, 0);
+        assert_eq!(config.connections_max_idle_ms, -1);
+        // Zero per address needs overrides, as in Kafka.
+        assert!(with(&[("max.connections.per.ip", "0")]).is_err());
+        assert!(with(&[("max.connections.per.ip", "-1")]).is_err());
+        assert!(with(&[("max.connections", "-1")]).is_err());
+        assert!(with(&[("max.connection.creation.rate", "-1")]).is_err());
+        assert!(with(&[("max.connections.per.ip.overrides", "bad host:1")]).is_err());
+        assert!(with(&[("max.connections.per.ip.overrides", "127.0.0.1")]).is_err());
+        assert!(with(&[("listener.name.plaintext.max.connections", "ten")]).is_err());
+        assert!(with(&[("strom.request.read.timeout.ms", "0")]).is_err());
+        // A failed authentication's answer must go out before the idle timer closes it.
+        assert!(with(&[("connections.max.idle.ms", "100")]).is_err());
+        assert!(with(&[
+            ("connections.max.idle.ms", "100"),
+            ("connection.failed.authentication.delay.ms", "50")
+        ])
+        .is_ok());
     }
 
     #[test]
