@@ -218,11 +218,13 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
                 // Waits out the creation rate and max.connections: this listener
-                // accepts nothing meanwhile.
-                let slot = match quotas.admit(&broker, &listener.name, peer.ip()).await {
+                // accepts nothing meanwhile. An IPv4 client of a dual-stack socket
+                // counts as its IPv4 address, as Java sees it.
+                let ip = peer.ip().to_canonical();
+                let slot = match quotas.admit(&broker, &listener.name, ip).await {
                     Ok(slot) => slot,
                     Err(refused) => {
-                        info!(ip = %peer.ip(), listener = %listener.name, max = refused.max,
+                        info!(%ip, listener = %listener.name, max = refused.max,
                             "rejected connection: the address already has the configured maximum of connections");
                         drop(stream);
                         continue;
