@@ -216,6 +216,24 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub log_retention_check_interval_ms: u64,
     pub max_connections: usize,
+    /// Connection limits (Kafka's ConnectionQuotas, `connection_quotas.rs`):
+    /// `max.connections.per.ip` and its `.overrides` (`host:count,...`),
+    /// `max.connection.creation.rate` (connections per second; over it, accepts are
+    /// delayed). All three are dynamic, as `max.connections` is.
+    pub max_connections_per_ip: i64,
+    pub max_connections_per_ip_overrides: String,
+    pub max_connection_creation_rate: i64,
+    /// `quota.window.num` (11) and `quota.window.size.seconds` (1): the samples the
+    /// connection creation rate is measured over.
+    pub quota_window_num: u32,
+    pub quota_window_size_seconds: u32,
+    /// `connections.max.idle.ms` (600000): a connection with no socket activity this
+    /// long is closed, even with a request in flight, as Kafka's selector does; < 0 never.
+    pub connections_max_idle_ms: i64,
+    /// `strom.request.read.timeout.ms` (60000): once a request's first byte has arrived,
+    /// its whole frame must be read within this (time spent waiting for
+    /// `queued.max.request.bytes` not counted), or the connection is closed.
+    pub request_read_timeout_ms: u64,
     /// `log.cleaner.backoff.ms`: how often compacted logs are looked at.
     pub log_cleaner_backoff_ms: u64,
     /// `replica.high.watermark.checkpoint.interval.ms`: how often the log dir's
@@ -346,6 +364,13 @@ where
     Ok(value)
 }
 
+/// `listener.name.<listener>.max.connections` or `.max.connection.creation.rate`: the
+/// base name of a per-listener connection limit.
+fn listener_connection_limit(name: &str) -> Option<&str> {
+    let (_, base) = name.strip_prefix("listener.name.")?.split_once('.')?;
+    matches!(base, "max.connections" | "max.connection.creation.rate").then_some(base)
+}
+
 pub fn parse_listeners(name: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
     let invalid = |why: &str| ConfigError::Invalid {
         name: name.into(),
@@ -447,6 +472,42 @@ impl BrokerConfig {
                 why: "must be at least 1".into(),
             });
         }
+        let max_connections_per_ip =
+            i64::from(at_least(&map, "max.connections.per.ip", i32::MAX, 0)?);
+        let max_connections_per_ip_overrides = map
+            .get("max.connections.per.ip.overrides")
+            .cloned()
+            .unwrap_or_default();
+        crate::connection_quotas::parse_per_ip_overrides(&max_connections_per_ip_overrides)
+            .map_err(|why| ConfigError::Invalid {
+                name: "max.connections.per.ip.overrides".into(),
+                value: max_connections_per_ip_overrides.clone(),
+                why,
+            })?;
+        if max_connections_per_ip == 0 && max_connections_per_ip_overrides.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "max.connections.per.ip".into(),
+                value: "0".into(),
+                why: "max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides property is set".into(),
+            });
+        }
+        let connections_max_idle_ms = parse(&map, "connections.max.idle.ms", 600_000i64)?;
+        let failed_authentication_delay_ms =
+            parse(&map, "connection.failed.authentication.delay.ms", 100i64)?;
+        if connections_max_idle_ms >= 0 && failed_authentication_delay_ms >= connections_max_idle_ms
+        {
+            return Err(ConfigError::Invalid {
+                name: "connection.failed.authentication.delay.ms".into(),
+                value: failed_authentication_delay_ms.to_string(),
+                why: format!("connection.failed.authentication.delay.ms={failed_authentication_delay_ms} should always be less than connections.max.idle.ms={connections_max_idle_ms} to prevent failed authentication responses from timing out"),
+            });
+        }
+        for name in map
+            .keys()
+            .filter(|n| listener_connection_limit(n).is_some())
+        {
+            parse(&map, name, 0i32)?;
+        }
         let config = Self {
             node_id: parse(&map, "node.id", 1)?,
             listeners,
@@ -464,7 +525,19 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms",
                 300_000u64,
             )?,
-            max_connections: parse(&map, "max.connections", i32::MAX as usize)?,
+            max_connections: at_least(&map, "max.connections", i32::MAX, 0)? as usize,
+            max_connections_per_ip,
+            max_connections_per_ip_overrides,
+            max_connection_creation_rate: i64::from(at_least(
+                &map,
+                "max.connection.creation.rate",
+                i32::MAX,
+                0,
+            )?),
+            quota_window_num: at_least(&map, "quota.window.num", 11, 1)?,
+            quota_window_size_seconds: at_least(&map, "quota.window.size.seconds", 1, 1)?,
+            connections_max_idle_ms,
+            request_read_timeout_ms: at_least(&map, "strom.request.read.timeout.ms", 60_000u64, 1)?,
             log_cleaner_backoff_ms: parse(&map, "log.cleaner.backoff.ms", 15_000u64)?,
             replica_high_watermark_checkpoint_interval_ms: parse(
                 &map,
@@ -617,7 +690,10 @@ impl BrokerConfig {
                         value: value.clone(),
                         why,
                     })?;
-            } else if !BROKER_CONFIGS.iter().any(|d| d.name == name) && name != "log.dir" {
+            } else if !BROKER_CONFIGS.iter().any(|d| d.name == name)
+                && name != "log.dir"
+                && listener_connection_limit(name).is_none()
+            {
                 tracing::warn!(config = %name, "the configuration was supplied but isn't a known config");
             }
         }
@@ -956,6 +1032,54 @@ mod tests {
         assert!(config.auto_create_topics_enable);
         assert_eq!(config.fetch_max_bytes, 57_671_680);
         assert_eq!(config.max_incremental_fetch_session_cache_slots, 1000);
+    }
+
+    #[test]
+    fn connection_limits_have_kafkas_defaults_and_checks() {
+        let config = BrokerConfig::default();
+        assert_eq!(config.max_connections, i32::MAX as usize);
+        assert_eq!(config.max_connections_per_ip, i64::from(i32::MAX));
+        assert_eq!(config.max_connections_per_ip_overrides, "");
+        assert_eq!(config.max_connection_creation_rate, i64::from(i32::MAX));
+        assert_eq!(config.connections_max_idle_ms, 600_000);
+        assert_eq!(config.request_read_timeout_ms, 60_000);
+        assert_eq!(
+            (config.quota_window_num, config.quota_window_size_seconds),
+            (11, 1)
+        );
+        let with = |pairs: &[(&str, &str)]| {
+            BrokerConfig::from_map(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let config = with(&[
+            ("max.connections.per.ip", "0"),
+            ("max.connections.per.ip.overrides", "127.0.0.1:5, host-a:7"),
+            ("connections.max.idle.ms", "-1"),
+            ("listener.name.plaintext.max.connections", "10"),
+        ])
+        .unwrap();
+        assert_eq!(config.max_connections_per_ip, 0);
+        assert_eq!(config.connections_max_idle_ms, -1);
+        // Zero per address needs overrides, as in Kafka.
+        assert!(with(&[("max.connections.per.ip", "0")]).is_err());
+        assert!(with(&[("max.connections.per.ip", "-1")]).is_err());
+        assert!(with(&[("max.connections", "-1")]).is_err());
+        assert!(with(&[("max.connection.creation.rate", "-1")]).is_err());
+        assert!(with(&[("max.connections.per.ip.overrides", "bad host:1")]).is_err());
+        assert!(with(&[("max.connections.per.ip.overrides", "127.0.0.1")]).is_err());
+        assert!(with(&[("listener.name.plaintext.max.connections", "ten")]).is_err());
+        assert!(with(&[("strom.request.read.timeout.ms", "0")]).is_err());
+        // A failed authentication's answer must go out before the idle timer closes it.
+        assert!(with(&[("connections.max.idle.ms", "100")]).is_err());
+        assert!(with(&[
+            ("connections.max.idle.ms", "100"),
+            ("connection.failed.authentication.delay.ms", "50")
+        ])
+        .is_ok());
     }
 
     #[test]

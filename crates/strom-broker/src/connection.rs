@@ -58,6 +58,46 @@ pub(crate) enum ConnectionError {
     Authentication(String),
     #[error("TLS handshake failed: {0}")]
     TlsHandshake(String),
+    #[error("no socket activity for connections.max.idle.ms ({0} ms)")]
+    Idle(u64),
+    #[error(
+        "{got} bytes of a request arrived and the rest not within strom.request.read.timeout.ms ({timeout_ms} ms)"
+    )]
+    FrameReadTimeout { got: usize, timeout_ms: u64 },
+    #[error("peer closed the connection with a request in flight")]
+    HungUp,
+}
+
+/// How long a connection may go without socket activity, and how long a started
+/// request frame may take to arrive.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    idle: Option<Duration>,
+    frame_read: Duration,
+}
+
+impl Deadlines {
+    fn of(broker: &Broker) -> Self {
+        Self {
+            idle: u64::try_from(broker.config.connections_max_idle_ms)
+                .ok()
+                .map(Duration::from_millis),
+            frame_read: Duration::from_millis(broker.config.request_read_timeout_ms),
+        }
+    }
+
+    /// When the connection counts as idle, its last socket activity being at `last_io`.
+    fn idle_at(&self, last_io: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        self.idle.map(|idle| last_io + idle)
+    }
+}
+
+/// Waits for `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long a client may take over its TLS handshake.
@@ -91,13 +131,13 @@ impl AsyncRead for Transport {
 }
 
 /// A request's reservation, counted in the metrics while held.
-struct Held<'a> {
+struct Held {
     _reservation: Reservation,
     bytes: i64,
-    broker: &'a Broker,
+    broker: Arc<Broker>,
 }
 
-impl Drop for Held<'_> {
+impl Drop for Held {
     fn drop(&mut self) {
         self.broker.metrics.queued_request_bytes(-self.bytes);
     }
@@ -129,6 +169,9 @@ pub async fn serve(
     match result {
         Ok(()) => debug!(%peer, "connection closed by peer"),
         Err(ConnectionError::Io(e)) => debug!(%peer, error = %e, "connection i/o error"),
+        Err(e @ (ConnectionError::Idle(_) | ConnectionError::HungUp)) => {
+            debug!(%peer, "closing connection: {e}")
+        }
         // Kafka logs failed authentication at INFO: a client's mistake, not the broker's.
         Err(e @ (ConnectionError::Authentication(_) | ConnectionError::TlsHandshake(_))) => {
             info!(%peer, listener = %listener.name, "{e}")
@@ -166,8 +209,9 @@ async fn run(
     principal: KafkaPrincipal,
 ) -> Result<(), ConnectionError> {
     let max_frame_bytes = broker.config.socket_request_max_bytes;
+    let deadlines = Deadlines::of(broker);
     let mut buf = BytesMut::with_capacity(INITIAL_READ_BYTES);
-    let mut held: Option<Held<'_>> = None;
+    let mut held: Option<Held> = None;
     let mut sasl = listener
         .security
         .sasl
@@ -185,22 +229,34 @@ async fn run(
         debug!(%peer, listener = %listener.name, principal = %caller.principal, "TLS connection");
     }
     let mut sessions_seen = 0;
+    // Socket activity (Kafka's idle expiry counts from it), and when the frame being
+    // read started to count against strom.request.read.timeout.ms.
+    let mut last_io = tokio::time::Instant::now();
+    let mut frame_started: Option<tokio::time::Instant> = None;
     loop {
         // Reserve as soon as the size is known, before the body is read; the
         // socket is not read while waiting.
         if let (Some(memory), None) = (memory, &held) {
             if let Some(size) = peek_frame_size(&buf, max_frame_bytes)? {
-                let reservation = memory.reserve(size + LENGTH_PREFIX_BYTES).await;
+                let reservation = tokio::select! {
+                    reservation = memory.reserve(size + LENGTH_PREFIX_BYTES) => reservation,
+                    _ = sleep_until(deadlines.idle_at(last_io)) => {
+                        return Err(ConnectionError::Idle(idle_ms(&deadlines)))
+                    }
+                };
                 let bytes = reservation.bytes() as i64;
                 broker.metrics.queued_request_bytes(bytes);
                 held = Some(Held {
                     _reservation: reservation,
                     bytes,
-                    broker,
+                    broker: broker.clone(),
                 });
+                // Waiting for the budget is not the client's time.
+                frame_started = Some(tokio::time::Instant::now());
             }
         }
         if let Some(frame) = split_frame(&mut buf, max_frame_bytes)? {
+            frame_started = None;
             let frame_bytes = frame.len() + LENGTH_PREFIX_BYTES;
             broker.metrics.bytes_in(frame_bytes);
             if let Some(session) = sasl.as_mut() {
@@ -215,7 +271,8 @@ async fn run(
                             tokio::time::sleep(session.failure_delay()).await;
                         }
                         broker.metrics.bytes_out(response.len());
-                        write_frame(broker, stream, &response.into()).await?;
+                        write_frame(broker, stream, &response.into(), deadlines.idle).await?;
+                        last_io = tokio::time::Instant::now();
                         if let Some(why) = close_after {
                             close_gracefully(stream).await;
                             return Err(ConnectionError::Authentication(why));
@@ -235,9 +292,21 @@ async fn run(
                     Verdict::Close(why) => return Err(ConnectionError::Authentication(why)),
                 }
             }
-            if let Some(response) = handle_frame(broker, frame, &caller, true).await? {
+            let response = serve_in_flight(
+                broker,
+                stream,
+                &mut buf,
+                frame,
+                &caller,
+                &mut held,
+                &deadlines,
+                &mut last_io,
+            )
+            .await?;
+            if let Some(response) = response {
                 broker.metrics.bytes_out(response.len());
-                write_frame(broker, stream, &response).await?;
+                write_frame(broker, stream, &response, deadlines.idle).await?;
+                last_io = tokio::time::Instant::now();
             }
             held = None;
             // A large frame's allocation is shared with what was read after it (and
@@ -264,13 +333,94 @@ async fn run(
             _ => (INITIAL_READ_BYTES, READ_AHEAD_BYTES),
         };
         buf.reserve(reserve);
-        if stream.read_buf(&mut (&mut buf).limit(limit)).await? == 0 {
+        // A started frame must arrive within its deadline; between frames only the
+        // idle deadline applies.
+        if buf.is_empty() {
+            frame_started = None;
+        } else if frame_started.is_none() {
+            frame_started = Some(tokio::time::Instant::now());
+        }
+        let frame_deadline = frame_started.map(|at| at + deadlines.frame_read);
+        let read = {
+            let mut room = (&mut buf).limit(limit);
+            tokio::select! {
+                n = stream.read_buf(&mut room) => Some(n),
+                _ = sleep_until(frame_deadline) => None,
+                _ = sleep_until(deadlines.idle_at(last_io)) => {
+                    return Err(ConnectionError::Idle(idle_ms(&deadlines)))
+                }
+            }
+        };
+        let Some(n) = read else {
+            return Err(ConnectionError::FrameReadTimeout {
+                got: buf.len(),
+                timeout_ms: deadlines.frame_read.as_millis() as u64,
+            });
+        };
+        let n = n?;
+        if n == 0 {
             if buf.is_empty() {
                 return Ok(());
             }
             return Err(ConnectionError::TruncatedFrame(buf.len()));
         }
+        last_io = tokio::time::Instant::now();
     }
+}
+
+fn idle_ms(deadlines: &Deadlines) -> u64 {
+    deadlines.idle.map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs one request while watching its socket: a client that hangs up (or a
+/// connection idle past connections.max.idle.ms) ends the connection at once
+/// instead of when the request is done. A Fetch is then dropped (a long poll holds
+/// nothing that must finish); any other request finishes on its own, keeping its
+/// memory reservation, and its answer is discarded, as Kafka drops the responses of
+/// closed connections. Bytes the client pipelines meanwhile are kept for the next
+/// requests, up to the read-ahead limit (beyond it they wait in the socket).
+#[allow(clippy::too_many_arguments)]
+async fn serve_in_flight(
+    broker: &Arc<Broker>,
+    stream: &mut Transport,
+    buf: &mut BytesMut,
+    frame: BytesMut,
+    caller: &Caller,
+    held: &mut Option<Held>,
+    deadlines: &Deadlines,
+    last_io: &mut tokio::time::Instant,
+) -> Result<Option<ResponseFrame>, ConnectionError> {
+    let is_fetch = peek_request_prefix(&frame).map(|p| p.api_key) == Some(ApiKey::Fetch as i16);
+    let mut request = {
+        let broker = broker.clone();
+        let caller = caller.clone();
+        Box::pin(async move { handle_frame(&broker, frame, &caller, true).await })
+    };
+    let ended = loop {
+        let room = READ_AHEAD_BYTES.saturating_sub(buf.len());
+        if room > 0 {
+            buf.reserve(room.min(INITIAL_READ_BYTES));
+        }
+        let mut limited = (&mut *buf).limit(room);
+        tokio::select! {
+            biased;
+            response = &mut request => return response,
+            n = stream.read_buf(&mut limited), if room > 0 => match n {
+                Ok(0) => break ConnectionError::HungUp,
+                Ok(_) => *last_io = tokio::time::Instant::now(),
+                Err(e) => break ConnectionError::Io(e),
+            },
+            _ = sleep_until(deadlines.idle_at(*last_io)) => break ConnectionError::Idle(idle_ms(deadlines)),
+        }
+    };
+    if !is_fetch {
+        let held = held.take();
+        tokio::spawn(async move {
+            let _ = request.await;
+            drop(held);
+        });
+    }
+    Err(ended)
 }
 
 /// SCRAM credentials as the broker's current metadata image has them.
@@ -442,10 +592,13 @@ async fn serve_forwarded(
 /// Writes a response frame in order: memory parts as they are, file parts
 /// straight from the page cache (sendfile on Linux, else read and written), or,
 /// through TLS, read into memory off the async workers and encrypted.
+/// A client that stops reading its responses is closed once no byte has gone out for
+/// `idle` (connections.max.idle.ms).
 async fn write_frame(
     broker: &Broker,
     stream: &mut Transport,
     frame: &ResponseFrame,
+    idle: Option<Duration>,
 ) -> Result<(), ConnectionError> {
     let parts = frame.parts();
     match stream {
@@ -453,9 +606,9 @@ async fn write_frame(
             for (i, part) in parts.iter().enumerate() {
                 let more = i + 1 < parts.len();
                 match part {
-                    FramePart::Memory(bytes) => write_memory(stream, bytes, more).await?,
+                    FramePart::Memory(bytes) => write_memory(stream, bytes, more, idle).await?,
                     FramePart::File(slice) => {
-                        send_file(stream, slice).await?;
+                        send_file(stream, slice, idle).await?;
                         broker.metrics.fetch_bytes_sent_zero_copy(slice.len);
                     }
                 }
@@ -464,14 +617,44 @@ async fn write_frame(
         Transport::Tls(stream) => {
             for part in parts {
                 match part {
-                    FramePart::Memory(bytes) => stream.write_all(bytes).await?,
-                    FramePart::File(slice) => stream.write_all(&read_region(slice).await?).await?,
+                    FramePart::Memory(bytes) => write_tls(stream, bytes, idle).await?,
+                    FramePart::File(slice) => {
+                        write_tls(stream, &read_region(slice).await?, idle).await?
+                    }
                 }
             }
-            stream.flush().await?;
+            with_progress_deadline(idle, stream.flush()).await?;
         }
     }
     Ok(())
+}
+
+/// Writes through TLS in pieces, each within `idle`.
+async fn write_tls(
+    stream: &mut tokio_rustls::server::TlsStream<TcpStream>,
+    bytes: &[u8],
+    idle: Option<Duration>,
+) -> std::io::Result<()> {
+    for piece in bytes.chunks(READ_AHEAD_BYTES) {
+        with_progress_deadline(idle, stream.write_all(piece)).await?;
+    }
+    Ok(())
+}
+
+/// `io` if it completes within `idle`, else a timeout error.
+async fn with_progress_deadline<T>(
+    idle: Option<Duration>,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match idle {
+        None => io.await,
+        Some(idle) => tokio::time::timeout(idle, io).await.unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client read nothing for connections.max.idle.ms",
+            ))
+        }),
+    }
 }
 
 /// A log region's bytes, read on a blocking thread (a file cut short is a read error).
@@ -488,7 +671,12 @@ async fn read_region(slice: &strom_log::FileSlice) -> Result<bytes::Bytes, Conne
 }
 
 #[cfg(target_os = "linux")]
-async fn write_memory(stream: &mut TcpStream, bytes: &[u8], more: bool) -> std::io::Result<()> {
+async fn write_memory(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    more: bool,
+    idle: Option<Duration>,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     use tokio::io::Interest;
     // MSG_MORE: the file bytes that follow share packets with this header.
@@ -496,7 +684,7 @@ async fn write_memory(stream: &mut TcpStream, bytes: &[u8], more: bool) -> std::
     let fd = stream.as_raw_fd();
     let mut sent = 0;
     while sent < bytes.len() {
-        stream.writable().await?;
+        with_progress_deadline(idle, stream.writable()).await?;
         let rest = &bytes[sent..];
         // SAFETY: `rest` is a live slice and `fd` the stream's open socket.
         match stream.try_io(Interest::WRITABLE, || {
@@ -516,8 +704,13 @@ async fn write_memory(stream: &mut TcpStream, bytes: &[u8], more: bool) -> std::
 }
 
 #[cfg(not(target_os = "linux"))]
-async fn write_memory(stream: &mut TcpStream, bytes: &[u8], _more: bool) -> std::io::Result<()> {
-    stream.write_all(bytes).await
+async fn write_memory(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    _more: bool,
+    idle: Option<Duration>,
+) -> std::io::Result<()> {
+    with_progress_deadline(idle, stream.write_all(bytes)).await
 }
 
 #[cfg(target_os = "linux")]
@@ -534,6 +727,7 @@ fn retry(e: &std::io::Error) -> bool {
 async fn send_file(
     stream: &mut TcpStream,
     slice: &strom_log::FileSlice,
+    idle: Option<Duration>,
 ) -> Result<(), ConnectionError> {
     use std::os::fd::AsRawFd;
     use tokio::io::Interest;
@@ -544,7 +738,7 @@ async fn send_file(
     let end = slice.position + slice.len;
     let mut offset = slice.position;
     while offset < end {
-        stream.writable().await?;
+        with_progress_deadline(idle, stream.writable()).await?;
         let count = (end - offset).min(MAX_CHUNK) as usize;
         let result = stream.try_io(Interest::WRITABLE, || {
             let mut at = offset as libc::off_t;
@@ -574,7 +768,8 @@ async fn send_file(
 async fn send_file(
     stream: &mut TcpStream,
     slice: &strom_log::FileSlice,
+    idle: Option<Duration>,
 ) -> Result<(), ConnectionError> {
-    stream.write_all(&read_region(slice).await?).await?;
+    with_progress_deadline(idle, stream.write_all(&read_region(slice).await?)).await?;
     Ok(())
 }

@@ -141,6 +141,12 @@ pub enum ProduceError {
     TopicNotAuthorized(String),
     #[error("Transactional Id authorization failed.")]
     TransactionalIdNotAuthorized,
+    /// An idempotent batch whose producer id no InitProducerId of this cluster issued.
+    #[error("producer id {0} was never issued by this cluster (InitProducerId)")]
+    UnknownProducerId(i64),
+    /// The same for a transactional batch: the id maps to no transactional id.
+    #[error("producer id {0} was never issued by this cluster, so no transactional id maps to it")]
+    InvalidProducerIdMapping(i64),
 }
 
 pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
@@ -161,6 +167,8 @@ pub fn produce_error_code(error: &ProduceError) -> ErrorCode {
         ProduceError::TransactionVerification(code) => *code,
         ProduceError::TopicNotAuthorized(_) => ErrorCode::TopicAuthorizationFailed,
         ProduceError::TransactionalIdNotAuthorized => ErrorCode::TransactionalIdAuthorizationFailed,
+        ProduceError::UnknownProducerId(_) => ErrorCode::UnknownProducerId,
+        ProduceError::InvalidProducerIdMapping(_) => ErrorCode::InvalidProducerIdMapping,
     }
 }
 

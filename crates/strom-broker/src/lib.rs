@@ -10,6 +10,7 @@ pub mod broker;
 mod broker_lifecycle;
 pub mod config;
 mod connection;
+pub mod connection_quotas;
 pub mod controller_channel;
 mod controller_ops;
 mod coordinator_loads;

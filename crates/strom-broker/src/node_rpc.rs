@@ -203,12 +203,13 @@ impl NodeRpcClient {
             addr: addr.to_string(),
             error,
         };
-        let pooled = self
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(addr)
-            .and_then(Vec::pop);
+        // A pooled connection the other node closed meanwhile (connections.max.idle.ms
+        // there) is dropped here rather than failing this call.
+        let pooled = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let pool = idle.get_mut(addr);
+            pool.and_then(|pool| std::iter::from_fn(|| pool.pop()).find(still_open))
+        };
         let mut stream = match pooled {
             Some(stream) => stream,
             None => {
@@ -235,6 +236,28 @@ impl NodeRpcClient {
             .push(stream);
         Ok(Bytes::from(response))
     }
+}
+
+/// Whether an idle pooled connection is still open: nothing to read and no end of stream.
+#[cfg(unix)]
+fn still_open(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut probe = [0u8; 1];
+    // SAFETY: `probe` is a live one-byte buffer and the descriptor is the stream's open socket.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            probe.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+}
+
+#[cfg(not(unix))]
+fn still_open(_stream: &TcpStream) -> bool {
+    true
 }
 
 fn check_correlation(addr: &str, response: &mut Bytes, expected: i32) -> Result<(), NodeRpcError> {
@@ -286,6 +309,36 @@ mod tests {
                     }
                 }
             });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_server_closed_is_replaced_without_failing_a_call() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // Answers one request per connection, then closes it (as an idle timeout would).
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let size = stream.read_i32().await.unwrap();
+                let mut frame = vec![0u8; size as usize];
+                stream.read_exact(&mut frame).await.unwrap();
+                let (correlation_id, body) = request_body(&frame).unwrap();
+                let body = body.to_vec();
+                stream
+                    .write_all(&encode_response(correlation_id, &body))
+                    .await
+                    .unwrap();
+            }
+        });
+        let client = NodeRpcClient::new(1 << 20);
+        for i in 0..3u8 {
+            let answer = client.call(&addr, &[i], Duration::from_secs(5)).await;
+            assert_eq!(answer.unwrap().as_ref(), &[i]);
+            // The closed connection is in the pool until the next call looks at it.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -1,18 +1,17 @@
 //! Listeners and the broker's lifetime: bind, accept with a connection
 //! limit, run housekeeping, and close every log cleanly on shutdown.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::apis::ListenerRole;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::connection::ListenerContext;
+use crate::connection_quotas::ConnectionQuotas;
 
 /// Runs a broker until `shutdown` resolves.
 pub async fn run(
@@ -27,7 +26,7 @@ pub async fn run(
     let broker = Broker::start(config).await?;
     let mut tasks = Vec::new();
     let mut jwks_tasks = Vec::new();
-    let connections = Arc::new(ConnectionCount::default());
+    let (client_quotas, controller_quotas) = connection_quotas(&broker).await?;
     let request_memory =
         crate::request_memory::RequestMemory::new(broker.config.queued_max_request_bytes)
             .map(Arc::new);
@@ -81,7 +80,10 @@ pub async fn run(
         tasks.push(tokio::spawn(accept_loop(
             broker.clone(),
             socket,
-            connections.clone(),
+            match role {
+                ListenerRole::Client => client_quotas.clone(),
+                ListenerRole::Controller => controller_quotas.clone(),
+            },
             request_memory.clone(),
             context,
         )));
@@ -182,49 +184,71 @@ fn soft_open_file_limit() -> u64 {
     limit.rlim_cur
 }
 
-/// Open client connections across all listeners, for `max.connections`.
-#[derive(Default)]
-struct ConnectionCount {
-    open: AtomicUsize,
-    closed: Notify,
-}
-
-/// Waits until fewer than `max.connections` are open. The limit is a dynamic
-/// config, so it is read again on each close and at least every second.
-async fn wait_for_connection_slot(broker: &Broker, connections: &ConnectionCount) {
-    loop {
-        let closed = connections.closed.notified();
-        let limit: usize =
-            broker.effective_config("max.connections", broker.config.max_connections);
-        if connections.open.load(Ordering::Acquire) < limit {
-            return;
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(1), closed).await;
-    }
+/// The connection limits of the client listeners and, apart as in KRaft, of the
+/// controller's. The per-ip overrides' names are resolved now: one that does not
+/// resolve stops the start, as in Kafka.
+async fn connection_quotas(
+    broker: &Broker,
+) -> anyhow::Result<(Arc<ConnectionQuotas>, Arc<ConnectionQuotas>)> {
+    let config = &broker.config;
+    let overrides_value = config.max_connections_per_ip_overrides.clone();
+    let value = overrides_value.clone();
+    let overrides = tokio::task::spawn_blocking(move || {
+        crate::connection_quotas::resolve_per_ip_overrides(&value)
+    })
+    .await?
+    .map_err(|why| anyhow::anyhow!("max.connections.per.ip.overrides: {why}"))?;
+    let (controller, client): (Vec<Arc<str>>, Vec<Arc<str>>) = config
+        .listeners
+        .iter()
+        .map(|l| Arc::<str>::from(l.name.as_str()))
+        .partition(|name| config.cluster.is_controller_listener(name));
+    let window_ms = i64::from(config.quota_window_size_seconds) * 1000;
+    let quotas = |listeners: &[Arc<str>]| {
+        Arc::new(ConnectionQuotas::new(
+            crate::connection_quotas::QuotaState::new(
+                listeners,
+                Some(&config.cluster.inter_broker_listener_name),
+                config.quota_window_num,
+                window_ms,
+            ),
+            (overrides_value.clone(), overrides.clone()),
+        ))
+    };
+    Ok((quotas(&client), quotas(&controller)))
 }
 
 async fn accept_loop(
     broker: Arc<Broker>,
     socket: TcpListener,
-    connections: Arc<ConnectionCount>,
+    quotas: Arc<ConnectionQuotas>,
     request_memory: Option<Arc<crate::request_memory::RequestMemory>>,
     listener: Arc<ListenerContext>,
 ) {
     let mut backoff = Duration::from_millis(5);
     loop {
-        wait_for_connection_slot(&broker, &connections).await;
         match socket.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
+                // Waits out the creation rate and max.connections: this listener
+                // accepts nothing meanwhile. An IPv4 client of a dual-stack socket
+                // counts as its IPv4 address, as Java sees it.
+                let ip = peer.ip().to_canonical();
+                let slot = match quotas.admit(&broker, &listener.name, ip).await {
+                    Ok(slot) => slot,
+                    Err(refused) => {
+                        info!(%ip, listener = %listener.name, max = refused.max,
+                            "rejected connection: the address already has the configured maximum of connections");
+                        drop(stream);
+                        continue;
+                    }
+                };
                 let broker = broker.clone();
-                let connections = connections.clone();
                 let memory = request_memory.clone();
                 let listener = listener.clone();
-                connections.open.fetch_add(1, Ordering::AcqRel);
                 tokio::spawn(async move {
                     crate::connection::serve(broker, memory, stream, peer, listener).await;
-                    connections.open.fetch_sub(1, Ordering::AcqRel);
-                    connections.closed.notify_waiters();
+                    drop(slot);
                 });
             }
             Err(e) => {

@@ -47,6 +47,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("broker.heartbeat.interval.ms", Some("2000"), Int, ReadOnly),
     ("broker.rack", None, String, ReadOnly),
     ("broker.session.timeout.ms", Some("9000"), Int, ReadOnly),
+    ("connections.max.idle.ms", Some("600000"), Long, ReadOnly),
     ("controller.listener.names", None, List, ReadOnly),
     (
         "controller.quorum.election.timeout.ms",
@@ -162,7 +163,25 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ),
     ("log.retention.hours", Some("168"), Int, ReadOnly),
     ("log.roll.hours", Some("168"), Int, ReadOnly),
+    (
+        "max.connection.creation.rate",
+        Some("2147483647"),
+        Int,
+        ClusterWide
+    ),
     ("max.connections", Some("2147483647"), Int, ClusterWide),
+    (
+        "max.connections.per.ip",
+        Some("2147483647"),
+        Int,
+        ClusterWide
+    ),
+    (
+        "max.connections.per.ip.overrides",
+        Some(""),
+        String,
+        ClusterWide
+    ),
     (
         "max.incremental.fetch.session.cache.slots",
         Some("1000"),
@@ -230,9 +249,17 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("replica.lag.time.max.ms", Some("30000"), Long, ReadOnly),
     ("replica.selector.class", None, String, ReadOnly),
     ("queued.max.request.bytes", Some("-1"), Long, ReadOnly),
+    ("quota.window.num", Some("11"), Int, ReadOnly),
+    ("quota.window.size.seconds", Some("1"), Int, ReadOnly),
     ("socket.request.max.bytes", Some("104857600"), Int, ReadOnly),
     ("strom.fetch.zero.copy", Some("true"), Boolean, ReadOnly),
     ("strom.log.max.open.files", None, Int, ReadOnly),
+    (
+        "strom.request.read.timeout.ms",
+        Some("60000"),
+        Long,
+        ReadOnly
+    ),
     (
         "strom.producer.ids.per.partition.max",
         Some("100000"),
@@ -298,9 +325,6 @@ const KAFKA_DYNAMIC_CONFIGS: &[(&str, ConfigType, DynamicScope)] = {
         ("log.cleaner.io.buffer.size", Int, ClusterWide),
         ("log.cleaner.io.max.bytes.per.second", Double, ClusterWide),
         ("log.cleaner.threads", Int, ClusterWide),
-        ("max.connection.creation.rate", Int, ClusterWide),
-        ("max.connections.per.ip", Int, ClusterWide),
-        ("max.connections.per.ip.overrides", String, ClusterWide),
         ("metric.reporters", List, ClusterWide),
         ("num.io.threads", Int, ClusterWide),
         ("num.network.threads", Int, ClusterWide),
@@ -466,6 +490,42 @@ pub fn validate_dynamic_broker_config(
             "Invalid value {value} for configuration {name}: not a valid {:?}",
             kind.config_type.unwrap_or(ConfigType::String)
         ));
+    }
+    validate_connection_limit(name, value)
+}
+
+/// Kafka's bounds on the connection limits: at least 0 broker-wide, above 0 per listener,
+/// and override hosts of the allowed characters.
+fn validate_connection_limit(name: &str, value: &str) -> Result<(), String> {
+    const LIMITS: [&str; 3] = [
+        "max.connections",
+        "max.connections.per.ip",
+        "max.connection.creation.rate",
+    ];
+    if LIMITS.contains(&name) {
+        if value.trim().parse::<i32>().is_ok_and(|n| n < 0) {
+            return Err(format!(
+                "Invalid value {value} for configuration {name}: Value must be at least 0"
+            ));
+        }
+    } else if let Some(base @ ("max.connections" | "max.connection.creation.rate")) =
+        listener_override_base(name)
+    {
+        if !value.trim().parse::<i32>().is_ok_and(|n| n > 0) {
+            return Err(format!("Invalid {base} {value}"));
+        }
+    } else if name == "max.connections.per.ip.overrides" {
+        for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let valid = entry.rsplit_once(':').is_some_and(|(host, count)| {
+                count.trim().parse::<i32>().is_ok()
+                    && host.trim().chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '-' | '%' | '.' | '_' | ':')
+                    })
+            });
+            if !valid {
+                return Err(format!("{name} contains invalid addresses : {entry}"));
+            }
+        }
     }
     Ok(())
 }
@@ -704,6 +764,36 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn connection_limits_are_validated_as_kafka_does() {
+        let check =
+            |name: &str, value: &str| validate_dynamic_broker_config(name, Some(value), false);
+        assert!(check("max.connections", "0").is_ok());
+        assert_eq!(
+            check("max.connections.per.ip", "-1"),
+            Err("Invalid value -1 for configuration max.connections.per.ip: Value must be at least 0".into())
+        );
+        assert!(check("max.connection.creation.rate", "-5").is_err());
+        assert!(check("listener.name.plaintext.max.connections", "10").is_ok());
+        assert_eq!(
+            check("listener.name.plaintext.max.connections", "0"),
+            Err("Invalid max.connections 0".into())
+        );
+        assert!(check("listener.name.plaintext.max.connection.creation.rate", "x").is_err());
+        assert!(check(
+            "max.connections.per.ip.overrides",
+            "127.0.0.1:5, host-a:7,::1:2"
+        )
+        .is_ok());
+        assert!(check("max.connections.per.ip.overrides", "").is_ok());
+        assert!(check("max.connections.per.ip.overrides", "bad host:1").is_err());
+        assert!(check("max.connections.per.ip.overrides", "127.0.0.1").is_err());
+        assert_eq!(
+            check("connections.max.idle.ms", "5"),
+            Err("Cannot update these configs dynamically: connections.max.idle.ms".into())
+        );
     }
 
     #[test]

@@ -48,17 +48,29 @@ impl Handler for ProduceHandler {
     ) -> ProduceResponse {
         let version = ctx.api_version;
         let denied = denied_writes(&broker, &ctx, &request);
-        let refused = if denied.whole_request {
-            Refused::default()
+        // An unauthorized transactional id refuses the whole request before anything waits.
+        let (issued_below, refused) = if denied.whole_request {
+            (i64::MAX, Refused::default())
         } else {
-            super::produce_verification::verify(&broker, version, &request).await
+            (
+                issued_producer_ids(&broker, &request).await,
+                super::produce_verification::verify(&broker, version, &request).await,
+            )
         };
         let deadline_ms = now_ms() + i64::from(request.timeout_ms.max(0));
         // Validation and the file write block: keep them off the async workers.
         let worker = broker.clone();
         let listener = ctx.listener_name.clone();
         let (mut response, waits) = match tokio::task::spawn_blocking(move || {
-            produce(&worker, &listener, version, request, &refused, &denied)
+            produce(
+                &worker,
+                &listener,
+                version,
+                request,
+                &refused,
+                &denied,
+                issued_below,
+            )
         })
         .await
         {
@@ -91,6 +103,51 @@ impl Handler for ProduceHandler {
         }
         response
     }
+}
+
+/// How long a produce waits for this node's metadata image to learn of a producer id
+/// block before it calls an id beyond the allocated ones unknown.
+const ISSUED_PRODUCER_ID_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Producer ids below the returned one were allocated by the controller
+/// (AllocateProducerIds / ProducerIdsRecord blocks), so only InitProducerId can have
+/// issued them. An id at or past it may come from a block another broker allocated a
+/// moment ago: the image is given a short while to catch up before such a batch is
+/// refused.
+async fn issued_producer_ids(broker: &Broker, request: &ProduceRequest) -> i64 {
+    let highest = request
+        .topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_deref())
+        .filter_map(|records| batch::BatchHeader::new(records).ok())
+        .map(|header| header.producer_id())
+        .max()
+        .unwrap_or(-1);
+    let mut issued_below = broker.image().next_producer_id();
+    let deadline = tokio::time::Instant::now() + ISSUED_PRODUCER_ID_WAIT;
+    while highest >= issued_below && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        issued_below = broker.image().next_producer_id();
+    }
+    issued_below
+}
+
+/// A batch with a producer id this cluster never issued is refused as Kafka answers
+/// unknown producers: UNKNOWN_PRODUCER_ID for an idempotent batch,
+/// INVALID_PRODUCER_ID_MAPPING for a transactional one (no transactional id maps to
+/// it). Kafka itself takes any new id; strom does not, so a client cannot fill a
+/// partition's producer state with invented ids.
+fn unissued_producer(header: &batch::BatchHeader<'_>, issued_below: i64) -> Option<ProduceError> {
+    let producer_id = header.producer_id();
+    if producer_id < 0 || producer_id < issued_below {
+        return None;
+    }
+    Some(if header.is_transactional() {
+        ProduceError::InvalidProducerIdMapping(producer_id)
+    } else {
+        ProduceError::UnknownProducerId(producer_id)
+    })
 }
 
 /// An acks=all append still waiting for the high watermark, and its place in the response.
@@ -146,6 +203,7 @@ fn produce(
     request: ProduceRequest,
     refused: &Refused,
     denied: &DeniedWrites,
+    issued_below: i64,
 ) -> (ProduceResponse, Vec<AckWait>) {
     let acks_valid = matches!(request.acks, -1..=1);
     let by_id = version >= 13;
@@ -177,10 +235,15 @@ fn produce(
                             ErrorCode::try_from_code(*code)
                                 .unwrap_or(ErrorCode::UnknownServerError),
                         ))),
-                        None => {
-                            produce_partition(broker, name, data.index, data.records, request.acks)
-                                .map_err(Some)
-                        }
+                        None => produce_partition(
+                            broker,
+                            name,
+                            data.index,
+                            data.records,
+                            request.acks,
+                            issued_below,
+                        )
+                        .map_err(Some),
                     },
                 }
             };
@@ -300,6 +363,7 @@ fn produce_partition(
     index: i32,
     records: Option<Bytes>,
     acks: i16,
+    issued_below: i64,
 ) -> Result<AppendInfo, ProduceError> {
     let partition = broker
         .partition(topic, index)
@@ -328,6 +392,9 @@ fn produce_partition(
     // coordinator before (`produce_verification`); the log enforces the epoch, sequence and
     // open-transaction rules.
     replica_manager::check_leader(&partition, -1)?;
+    if let Some(refused) = unissued_producer(&batch::BatchHeader::new(&records)?, issued_below) {
+        return Err(refused);
+    }
     if acks == -1 {
         replica_manager::check_acks_all(broker, &partition)?;
     }
@@ -428,4 +495,46 @@ fn records_refused(
         })
         .collect();
     ProduceError::RecordsRefused(failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch header (61 bytes) with only the attributes and producer id set.
+    fn header(producer_id: i64, transactional: bool) -> Vec<u8> {
+        let mut bytes = vec![0u8; batch::BATCH_HEADER_BYTES];
+        // attributes at 21, producer id at 43 (Kafka's v2 batch layout)
+        bytes[21..23].copy_from_slice(&(if transactional { 0x10i16 } else { 0 }).to_be_bytes());
+        bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        bytes
+    }
+
+    fn refusal(producer_id: i64, transactional: bool, issued_below: i64) -> Option<ErrorCode> {
+        let bytes = header(producer_id, transactional);
+        let header = batch::BatchHeader::new(&bytes).unwrap();
+        assert_eq!(header.producer_id(), producer_id);
+        assert_eq!(header.is_transactional(), transactional);
+        unissued_producer(&header, issued_below).map(|e| produce_error_code(&e))
+    }
+
+    #[test]
+    fn producer_ids_past_the_allocated_blocks_are_refused_as_kafka_answers_unknown_producers() {
+        // No producer: nothing to check.
+        assert_eq!(refusal(-1, false, 0), None);
+        // Allocated ids pass.
+        assert_eq!(refusal(0, false, 1000), None);
+        assert_eq!(refusal(999, true, 1000), None);
+        // Past the allocated blocks.
+        assert_eq!(
+            refusal(1000, false, 1000),
+            Some(ErrorCode::UnknownProducerId)
+        );
+        assert_eq!(
+            refusal(1 << 40, true, 1000),
+            Some(ErrorCode::InvalidProducerIdMapping)
+        );
+        // Before any block is allocated, every id is unknown.
+        assert_eq!(refusal(0, false, 0), Some(ErrorCode::UnknownProducerId));
+    }
 }

@@ -1,0 +1,663 @@
+//! Connection limits as Kafka's `ConnectionQuotas` applies them when a listener
+//! accepts a socket:
+//!
+//! - `max.connection.creation.rate`, broker-wide and per listener
+//!   (`listener.name.<l>.max.connection.creation.rate`, which defaults to the
+//!   broker-wide value): each new connection is recorded in a windowed rate (Kafka's
+//!   `Rate` over `quota.window.num` samples of `quota.window.size.seconds`); over the
+//!   limit, the listener waits before it accepts anything more (at most one window),
+//!   it does not refuse.
+//! - `max.connections`, broker-wide and per listener (`listener.name.<l>.max.connections`,
+//!   defaulting to the broker-wide value): at the limit the listener stops accepting
+//!   until a connection closes. The inter-broker listener is exempt from the broker-wide
+//!   limit when there are other listeners, as in Kafka.
+//! - `max.connections.per.ip` and `max.connections.per.ip.overrides`: a connection over
+//!   its address's limit is accepted and closed at once, with a log line.
+//!
+//! `QuotaState` is the bookkeeping alone (time passed in); `ConnectionQuotas` wraps it
+//! for the accept loops. Controller listeners get their own instance, as KRaft's
+//! controller has its own socket server.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::broker::Broker;
+
+/// Kafka's `quota.window.num` and `quota.window.size.seconds` defaults.
+pub const DEFAULT_QUOTA_WINDOW_NUM: u32 = 11;
+pub const DEFAULT_QUOTA_WINDOW_SIZE_SECONDS: u32 = 1;
+
+/// The limits in force for one listener when a connection arrives (they are dynamic).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionLimits {
+    pub broker_max: u32,
+    pub listener_max: u32,
+    pub per_ip: u32,
+    pub per_ip_overrides: Arc<HashMap<IpAddr, u32>>,
+    pub broker_rate: u32,
+    pub listener_rate: u32,
+}
+
+impl ConnectionLimits {
+    pub fn unlimited() -> Self {
+        Self {
+            broker_max: u32::MAX,
+            listener_max: u32::MAX,
+            per_ip: u32::MAX,
+            per_ip_overrides: Arc::default(),
+            broker_rate: u32::MAX,
+            listener_rate: u32::MAX,
+        }
+    }
+
+    fn max_for(&self, ip: IpAddr) -> u32 {
+        self.per_ip_overrides
+            .get(&ip)
+            .copied()
+            .unwrap_or(self.per_ip)
+    }
+}
+
+/// An address already holding its maximum of connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyConnections {
+    pub max: u32,
+}
+
+/// Kafka's `Rate` over a `SampledStat` of totals: what was recorded in the retained
+/// samples, divided by the time they span, counted as at least `samples - 1` whole
+/// windows so a young rate is not inflated.
+#[derive(Debug, Clone)]
+pub struct WindowedRate {
+    samples: Vec<Sample>,
+    current: usize,
+    num_samples: u32,
+    window_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    value: f64,
+    start_ms: i64,
+    last_event_ms: i64,
+}
+
+impl Sample {
+    fn new(now_ms: i64) -> Self {
+        Self {
+            value: 0.0,
+            start_ms: now_ms,
+            last_event_ms: now_ms,
+        }
+    }
+}
+
+impl WindowedRate {
+    pub fn new(num_samples: u32, window_ms: i64) -> Self {
+        Self {
+            samples: Vec::new(),
+            current: 0,
+            num_samples: num_samples.max(1),
+            window_ms: window_ms.max(1),
+        }
+    }
+
+    fn current(&mut self, now_ms: i64) -> &mut Sample {
+        if self.samples.is_empty() {
+            self.samples.push(Sample::new(now_ms));
+        }
+        &mut self.samples[self.current]
+    }
+
+    pub fn record(&mut self, value: f64, now_ms: i64) {
+        let window_ms = self.window_ms;
+        if now_ms - self.current(now_ms).start_ms >= window_ms {
+            // One slot more than the samples kept, for a sample overlapping the window's start.
+            let slots = self.num_samples as usize + 1;
+            self.current = (self.current + 1) % slots;
+            if self.current >= self.samples.len() {
+                self.samples.push(Sample::new(now_ms));
+            } else {
+                self.samples[self.current] = Sample::new(now_ms);
+            }
+        }
+        let sample = self.current(now_ms);
+        sample.value += value;
+        sample.last_event_ms = now_ms;
+    }
+
+    fn purge_obsolete(&mut self, now_ms: i64) {
+        let expire_age = i64::from(self.num_samples) * self.window_ms;
+        for sample in &mut self.samples {
+            if now_ms - sample.last_event_ms >= expire_age {
+                *sample = Sample::new(now_ms);
+            }
+        }
+    }
+
+    /// The span the rate is measured over, in milliseconds.
+    fn window_size_ms(&mut self, now_ms: i64) -> i64 {
+        self.purge_obsolete(now_ms);
+        let oldest = self
+            .samples
+            .iter()
+            .map(|s| s.start_ms)
+            .min()
+            .unwrap_or(now_ms);
+        let mut elapsed = now_ms - oldest;
+        let full_windows = elapsed / self.window_ms;
+        let min_full_windows = i64::from(self.num_samples) - 1;
+        if full_windows < min_full_windows {
+            elapsed += (min_full_windows - full_windows) * self.window_ms;
+        }
+        elapsed.max(1)
+    }
+
+    /// Events per second.
+    pub fn measure(&mut self, now_ms: i64) -> f64 {
+        let window = self.window_size_ms(now_ms);
+        let total: f64 = self.samples.iter().map(|s| s.value).sum();
+        total * 1000.0 / window as f64
+    }
+
+    /// Records one event and returns how long to wait to bring the rate back to `bound`
+    /// per second (0 when within it), at most one window as Kafka bounds it.
+    pub fn record_and_throttle_ms(&mut self, bound: u32, now_ms: i64) -> i64 {
+        self.record(1.0, now_ms);
+        let observed = self.measure(now_ms);
+        if bound == 0 {
+            // Every connection is over a zero rate: Kafka's delay is then its bound.
+            return self.window_ms;
+        }
+        let bound = f64::from(bound);
+        if observed <= bound {
+            return 0;
+        }
+        let throttle = (observed - bound) / bound * self.window_size_ms(now_ms) as f64;
+        (throttle.round() as i64).min(self.window_ms)
+    }
+}
+
+/// The counts behind the limits, without clocks or sockets.
+#[derive(Debug)]
+pub struct QuotaState {
+    per_ip: HashMap<IpAddr, u32>,
+    per_listener: HashMap<Arc<str>, u32>,
+    total: u32,
+    broker_rate: WindowedRate,
+    listener_rates: HashMap<Arc<str>, WindowedRate>,
+    /// The inter-broker listener, exempt from the broker-wide limits while others exist.
+    inter_broker_listener: Option<Arc<str>>,
+    listeners: usize,
+    num_samples: u32,
+    window_ms: i64,
+}
+
+impl QuotaState {
+    pub fn new(
+        listeners: &[Arc<str>],
+        inter_broker_listener: Option<&str>,
+        num_samples: u32,
+        window_ms: i64,
+    ) -> Self {
+        Self {
+            per_ip: HashMap::new(),
+            per_listener: listeners.iter().map(|l| (l.clone(), 0)).collect(),
+            total: 0,
+            broker_rate: WindowedRate::new(num_samples, window_ms),
+            listener_rates: listeners
+                .iter()
+                .map(|l| (l.clone(), WindowedRate::new(num_samples, window_ms)))
+                .collect(),
+            inter_broker_listener: inter_broker_listener
+                .filter(|name| listeners.iter().any(|l| &**l == *name))
+                .map(Arc::from),
+            listeners: listeners.len(),
+            num_samples,
+            window_ms,
+        }
+    }
+
+    fn protected(&self, listener: &str) -> bool {
+        self.listeners > 1 && self.inter_broker_listener.as_deref() == Some(listener)
+    }
+
+    /// Records a new connection on `listener` and returns how long (ms) the listener
+    /// waits before taking it: the longer of the broker-wide and the listener's delay.
+    pub fn record_creation(
+        &mut self,
+        listener: &Arc<str>,
+        limits: &ConnectionLimits,
+        now_ms: i64,
+    ) -> i64 {
+        let broker = if self.protected(listener) {
+            0
+        } else {
+            self.broker_rate
+                .record_and_throttle_ms(limits.broker_rate, now_ms)
+        };
+        let (samples, window) = (self.num_samples, self.window_ms);
+        let listener_delay = self
+            .listener_rates
+            .entry(listener.clone())
+            .or_insert_with(|| WindowedRate::new(samples, window))
+            .record_and_throttle_ms(limits.listener_rate, now_ms);
+        broker.max(listener_delay)
+    }
+
+    /// Whether `listener` may take one more connection under `max.connections`.
+    pub fn slot_available(&self, listener: &str, limits: &ConnectionLimits) -> bool {
+        let on_listener = self.per_listener.get(listener).copied().unwrap_or(0);
+        if on_listener >= limits.listener_max {
+            return false;
+        }
+        self.protected(listener) || self.total < limits.broker_max
+    }
+
+    /// Counts a connection from `ip`, or refuses it when its address already holds
+    /// its maximum (then nothing is counted).
+    pub fn admit(
+        &mut self,
+        listener: &Arc<str>,
+        ip: IpAddr,
+        limits: &ConnectionLimits,
+    ) -> Result<(), TooManyConnections> {
+        let max = limits.max_for(ip);
+        let from_ip = self.per_ip.entry(ip).or_insert(0);
+        if *from_ip >= max {
+            if *from_ip == 0 {
+                self.per_ip.remove(&ip);
+            }
+            return Err(TooManyConnections { max });
+        }
+        *from_ip += 1;
+        *self.per_listener.entry(listener.clone()).or_insert(0) += 1;
+        self.total += 1;
+        Ok(())
+    }
+
+    pub fn release(&mut self, listener: &str, ip: IpAddr) {
+        if let Some(count) = self.per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        if let Some(count) = self.per_listener.get_mut(listener) {
+            *count = count.saturating_sub(1);
+        }
+        self.total = self.total.saturating_sub(1);
+    }
+
+    pub fn from_ip(&self, ip: IpAddr) -> u32 {
+        self.per_ip.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// `max.connections.per.ip.overrides`: `host:count` pairs separated by commas, split at
+/// the last colon as Kafka does (so `::1:5` names `::1`). Hosts are checked against
+/// Kafka's allowed characters; resolving names is left to the caller.
+pub fn parse_per_ip_overrides(value: &str) -> Result<Vec<(String, u32)>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in value.split(',') {
+        let entry = entry.trim();
+        let (host, count) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{entry:?} is not host:count"))?;
+        let host = host.trim();
+        let valid_host = host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '%' | '.' | '_' | ':'));
+        if !valid_host {
+            return Err(format!("contains invalid addresses : {host}"));
+        }
+        let count: i32 = count
+            .trim()
+            .parse()
+            .map_err(|e| format!("{entry:?}: {e}"))?;
+        out.push((host.to_string(), count.max(0) as u32));
+    }
+    Ok(out)
+}
+
+/// The overrides with every host as an address: literals as they are, names resolved
+/// (the first address, as Java's `InetAddress.getByName`). Blocking: names may need DNS.
+pub fn resolve_per_ip_overrides(value: &str) -> Result<HashMap<IpAddr, u32>, String> {
+    use std::net::ToSocketAddrs;
+    let mut map = HashMap::new();
+    for (host, count) in parse_per_ip_overrides(value)? {
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        let ip = match literal.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => (host.as_str(), 0)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .map(|a| a.ip())
+                .ok_or_else(|| format!("cannot resolve {host}"))?,
+        };
+        map.insert(ip, count);
+    }
+    Ok(map)
+}
+
+/// A counted connection; dropping it gives its place back.
+pub struct ConnectionSlot {
+    quotas: Arc<ConnectionQuotas>,
+    listener: Arc<str>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.quotas
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release(&self.listener, self.ip);
+        self.quotas.changed.notify_waiters();
+    }
+}
+
+/// The connection limits of one socket server (the client listeners, or the controller's).
+pub struct ConnectionQuotas {
+    state: Mutex<QuotaState>,
+    changed: Notify,
+    /// The last `max.connections.per.ip.overrides` value seen and its resolved form.
+    overrides: Mutex<(String, Arc<HashMap<IpAddr, u32>>)>,
+}
+
+impl ConnectionQuotas {
+    pub fn new(state: QuotaState, overrides: (String, HashMap<IpAddr, u32>)) -> Self {
+        Self {
+            state: Mutex::new(state),
+            changed: Notify::new(),
+            overrides: Mutex::new((overrides.0, Arc::new(overrides.1))),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, QuotaState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The limits for `listener` as the broker's configs say now (dynamic, static, default).
+    async fn limits(&self, broker: &Broker, listener: &str) -> ConnectionLimits {
+        let (limits, overrides_value) = {
+            let dynamic = broker.dynamic_configs();
+            let layers = dynamic.over(&broker.config);
+            let number = |name: &str, fallback: i64| -> u32 {
+                layers
+                    .effective(name)
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .unwrap_or(fallback)
+                    .clamp(0, i64::from(u32::MAX)) as u32
+            };
+            let listener = listener.to_lowercase();
+            let config = &broker.config;
+            let broker_max = number("max.connections", config.max_connections as i64);
+            let broker_rate = number(
+                "max.connection.creation.rate",
+                config.max_connection_creation_rate,
+            );
+            let limits = ConnectionLimits {
+                broker_max,
+                listener_max: number(
+                    &format!("listener.name.{listener}.max.connections"),
+                    i64::from(broker_max),
+                ),
+                per_ip: number("max.connections.per.ip", config.max_connections_per_ip),
+                per_ip_overrides: Arc::default(),
+                broker_rate,
+                listener_rate: number(
+                    &format!("listener.name.{listener}.max.connection.creation.rate"),
+                    i64::from(broker_rate),
+                ),
+            };
+            let overrides = layers
+                .effective("max.connections.per.ip.overrides")
+                .unwrap_or_else(|| config.max_connections_per_ip_overrides.clone());
+            (limits, overrides)
+        };
+        ConnectionLimits {
+            per_ip_overrides: self.overrides_for(overrides_value).await,
+            ..limits
+        }
+    }
+
+    /// The resolved overrides, resolved again (off the async workers) when the value changed.
+    async fn overrides_for(&self, value: String) -> Arc<HashMap<IpAddr, u32>> {
+        {
+            let current = self.overrides.lock().unwrap_or_else(|p| p.into_inner());
+            if current.0 == value {
+                return current.1.clone();
+            }
+        }
+        let parse = value.clone();
+        let resolved = match tokio::task::spawn_blocking(move || resolve_per_ip_overrides(&parse))
+            .await
+        {
+            Ok(Ok(map)) => Arc::new(map),
+            Ok(Err(why)) => {
+                tracing::warn!(value = %value, %why, "max.connections.per.ip.overrides not applied");
+                Arc::default()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "max.connections.per.ip.overrides not applied");
+                Arc::default()
+            }
+        };
+        let mut current = self.overrides.lock().unwrap_or_else(|p| p.into_inner());
+        *current = (value, resolved.clone());
+        resolved
+    }
+
+    /// Takes a place for a connection just accepted on `listener` from `ip`: waits out
+    /// the creation-rate delay and until `max.connections` has room (the listener accepts
+    /// nothing meanwhile), then counts it, or refuses it when `ip` is at its maximum.
+    pub async fn admit(
+        self: &Arc<Self>,
+        broker: &Broker,
+        listener: &Arc<str>,
+        ip: IpAddr,
+    ) -> Result<ConnectionSlot, TooManyConnections> {
+        let mut limits = self.limits(broker, listener).await;
+        let throttle_ms = self
+            .state()
+            .record_creation(listener, &limits, crate::broker::now_ms());
+        let throttled_until =
+            tokio::time::Instant::now() + Duration::from_millis(throttle_ms.max(0) as u64);
+        if throttle_ms > 0 {
+            tracing::debug!(%ip, listener = %listener, throttle_ms, "connection creation rate over its limit: delaying accepts");
+        }
+        loop {
+            // Registered before the check, so a close in between is not missed.
+            let changed = self.changed.notified();
+            let now = tokio::time::Instant::now();
+            if now >= throttled_until {
+                let mut state = self.state();
+                if state.slot_available(listener, &limits) {
+                    state.admit(listener, ip, &limits)?;
+                    return Ok(ConnectionSlot {
+                        quotas: self.clone(),
+                        listener: listener.clone(),
+                        ip,
+                    });
+                }
+            }
+            // The limits are dynamic: read them again on each close and at least every second.
+            let wait = if now < throttled_until {
+                throttled_until - now
+            } else {
+                Duration::from_secs(1)
+            };
+            let _ = tokio::time::timeout(wait, changed).await;
+            limits = self.limits(broker, listener).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits::unlimited()
+    }
+
+    #[test]
+    fn a_young_rate_counts_as_ten_windows_and_delays_are_kafkas() {
+        let mut rate = WindowedRate::new(11, 1000);
+        // 20 connections at once against 2/s: the rate is 20 over (11 - 1) seconds.
+        for _ in 0..20 {
+            assert_eq!(rate.record_and_throttle_ms(2, 0), 0);
+        }
+        // The 21st makes it 2.1/s: (2.1 - 2) / 2 of ten seconds.
+        assert_eq!(rate.record_and_throttle_ms(2, 0), 500);
+        // Further ones are bounded by one window.
+        assert_eq!(rate.record_and_throttle_ms(2, 0), 1000);
+        assert_eq!(rate.record_and_throttle_ms(2, 0), 1000);
+    }
+
+    #[test]
+    fn old_samples_expire_and_the_rate_recovers() {
+        let mut rate = WindowedRate::new(11, 1000);
+        for _ in 0..30 {
+            rate.record(1.0, 0);
+        }
+        assert!((rate.measure(0) - 3.0).abs() < 1e-9);
+        // Eleven windows later every sample is obsolete.
+        assert_eq!(rate.measure(11_000), 0.0);
+        assert_eq!(rate.record_and_throttle_ms(1, 11_000), 0);
+    }
+
+    #[test]
+    fn samples_advance_per_window() {
+        let mut rate = WindowedRate::new(2, 1000);
+        rate.record(5.0, 0);
+        rate.record(5.0, 1500);
+        // Two samples spanning 1.5 s (at least one whole window): 10 / 1.5 s.
+        assert!((rate.measure(1500) - 10.0 / 1.5).abs() < 1e-9);
+        // A third window reuses the oldest slot of three.
+        rate.record(1.0, 2600);
+        assert_eq!(rate.samples.len(), 3);
+    }
+
+    #[test]
+    fn the_per_ip_limit_refuses_the_connection_over_it_and_overrides_raise_it() {
+        let listener: Arc<str> = Arc::from("PLAINTEXT");
+        let mut state = QuotaState::new(std::slice::from_ref(&listener), None, 11, 1000);
+        let mut l = limits();
+        l.per_ip = 2;
+        l.per_ip_overrides = Arc::new(HashMap::from([(ip("127.0.0.2"), 3)]));
+        let local = ip("127.0.0.1");
+        assert_eq!(state.admit(&listener, local, &l), Ok(()));
+        assert_eq!(state.admit(&listener, local, &l), Ok(()));
+        assert_eq!(
+            state.admit(&listener, local, &l),
+            Err(TooManyConnections { max: 2 })
+        );
+        assert_eq!(state.from_ip(local), 2);
+        for _ in 0..3 {
+            assert_eq!(state.admit(&listener, ip("127.0.0.2"), &l), Ok(()));
+        }
+        assert_eq!(
+            state.admit(&listener, ip("127.0.0.2"), &l),
+            Err(TooManyConnections { max: 3 })
+        );
+        state.release(&listener, local);
+        assert_eq!(state.admit(&listener, local, &l), Ok(()));
+        // An override of 0 refuses every connection from that address.
+        l.per_ip_overrides = Arc::new(HashMap::from([(ip("10.0.0.1"), 0)]));
+        assert_eq!(
+            state.admit(&listener, ip("10.0.0.1"), &l),
+            Err(TooManyConnections { max: 0 })
+        );
+        assert_eq!(state.from_ip(ip("10.0.0.1")), 0);
+    }
+
+    #[test]
+    fn max_connections_is_broker_wide_and_per_listener_and_spares_the_inter_broker_listener() {
+        let client: Arc<str> = Arc::from("CLIENT");
+        let internal: Arc<str> = Arc::from("INTERNAL");
+        let mut state = QuotaState::new(
+            &[client.clone(), internal.clone()],
+            Some("INTERNAL"),
+            11,
+            1000,
+        );
+        let mut l = limits();
+        l.broker_max = 2;
+        for n in 0..2 {
+            assert!(state.slot_available(&client, &l));
+            state
+                .admit(&client, ip(&format!("10.0.0.{n}")), &l)
+                .unwrap();
+        }
+        assert!(!state.slot_available(&client, &l));
+        // The inter-broker listener is not held back by the broker-wide limit ...
+        assert!(state.slot_available(&internal, &l));
+        // ... but by its own.
+        l.listener_max = 0;
+        assert!(!state.slot_available(&internal, &l));
+        l.listener_max = u32::MAX;
+        state.release(&client, ip("10.0.0.0"));
+        assert!(state.slot_available(&client, &l));
+        // With one listener, the inter-broker listener has no exemption.
+        let mut alone =
+            QuotaState::new(std::slice::from_ref(&internal), Some("INTERNAL"), 11, 1000);
+        l.broker_max = 0;
+        assert!(!alone.slot_available(&internal, &l));
+        assert_eq!(alone.record_creation(&internal, &l, 0), 0);
+    }
+
+    #[test]
+    fn the_longer_of_the_broker_and_listener_delays_applies() {
+        let a: Arc<str> = Arc::from("A");
+        let mut state = QuotaState::new(std::slice::from_ref(&a), None, 11, 1000);
+        let mut l = limits();
+        l.listener_rate = 1;
+        for _ in 0..10 {
+            assert_eq!(state.record_creation(&a, &l, 0), 0);
+        }
+        assert_eq!(state.record_creation(&a, &l, 0), 1000);
+        l.listener_rate = u32::MAX;
+        l.broker_rate = 1;
+        // The broker-wide rate saw the same twelve connections.
+        assert_eq!(state.record_creation(&a, &l, 0), 1000);
+    }
+
+    #[test]
+    fn overrides_parse_as_kafka_splits_them() {
+        assert_eq!(parse_per_ip_overrides(""), Ok(vec![]));
+        assert_eq!(
+            parse_per_ip_overrides("127.0.0.1:5, host-a:100 ,::1:7"),
+            Ok(vec![
+                ("127.0.0.1".to_string(), 5),
+                ("host-a".to_string(), 100),
+                ("::1".to_string(), 7)
+            ])
+        );
+        assert!(parse_per_ip_overrides("127.0.0.1").is_err());
+        assert!(parse_per_ip_overrides("127.0.0.1:x").is_err());
+        assert!(parse_per_ip_overrides("bad host:1").is_err());
+        let resolved = resolve_per_ip_overrides("127.0.0.1:5,::1:7").unwrap();
+        assert_eq!(
+            resolved,
+            HashMap::from([(ip("127.0.0.1"), 5), (ip("::1"), 7)])
+        );
+        let named = resolve_per_ip_overrides("localhost:9").unwrap();
+        assert!(named.keys().all(|a| a.is_loopback()) && named.values().all(|&n| n == 9));
+    }
+}
