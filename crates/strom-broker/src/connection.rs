@@ -301,6 +301,8 @@ async fn run(
                 &mut held,
                 &deadlines,
                 &mut last_io,
+                sasl.as_ref()
+                    .is_none_or(|session| session.principal().is_some()),
             )
             .await?;
             if let Some(response) = response {
@@ -389,6 +391,7 @@ async fn serve_in_flight(
     held: &mut Option<Held>,
     deadlines: &Deadlines,
     last_io: &mut tokio::time::Instant,
+    may_drain: bool,
 ) -> Result<Option<ResponseFrame>, ConnectionError> {
     let is_fetch = peek_request_prefix(&frame).map(|p| p.api_key) == Some(ApiKey::Fetch as i16);
     let mut request = {
@@ -413,10 +416,31 @@ async fn serve_in_flight(
             _ = sleep_until(deadlines.idle_at(*last_io)) => break ConnectionError::Idle(idle_ms(deadlines)),
         }
     };
-    if !is_fetch {
+    // Requests the client sent in full before hanging up are still served (their answers
+    // dropped), as Kafka serves a closing channel's staged receives: an acks=0 producer
+    // that sends and closes loses nothing. Only on a connection that may send requests
+    // (no SASL, or authenticated), and never a Fetch, which holds nothing to finish.
+    let mut staged = Vec::new();
+    if matches!(ended, ConnectionError::HungUp) && may_drain {
+        while let Ok(Some(next)) = split_frame(buf, broker.config.socket_request_max_bytes) {
+            if peek_request_prefix(&next).map(|p| p.api_key) != Some(ApiKey::Fetch as i16) {
+                staged.push(next);
+            }
+        }
+    }
+    // A Fetch is dropped here, at once.
+    let in_flight = (!is_fetch).then_some(request);
+    if in_flight.is_some() || !staged.is_empty() {
         let held = held.take();
+        let broker = broker.clone();
+        let caller = caller.clone();
         tokio::spawn(async move {
-            let _ = request.await;
+            if let Some(request) = in_flight {
+                let _ = request.await;
+            }
+            for frame in staged {
+                let _ = handle_frame(&broker, frame, &caller, true).await;
+            }
             drop(held);
         });
     }
