@@ -38,6 +38,9 @@ pub fn entity_of_record(entity: &WireEntity) -> Option<QuotaEntity> {
     QuotaEntity::from_components(entity.iter().map(|(k, n)| (k.as_str(), n.as_deref()))).ok()
 }
 
+/// An entity named in AlterClientQuotas and its outcome.
+pub type AlterOutcome = (WireEntity, Result<(), String>);
+
 /// One entity's alteration: each key set to a value, or removed (`None`).
 #[derive(Clone, Debug)]
 pub struct QuotaAlteration {
@@ -49,13 +52,12 @@ pub struct QuotaAlteration {
 /// its outcome, an INVALID_REQUEST message when refused. As in Kafka, an entity named
 /// twice gets the second naming's refusal while the first's changes are kept, and a
 /// request that would write more than MAX_RECORDS_PER_REQUEST records is refused whole.
-#[allow(clippy::type_complexity)]
 pub fn alter_client_quotas(
     image: &MetadataImage,
     alterations: &[QuotaAlteration],
-) -> Result<(Vec<MetadataRecord>, Vec<(WireEntity, Result<(), String>)>), String> {
+) -> Result<(Vec<MetadataRecord>, Vec<AlterOutcome>), String> {
     let mut records = Vec::new();
-    let mut outcomes: Vec<(WireEntity, Result<(), String>)> = Vec::new();
+    let mut outcomes: Vec<AlterOutcome> = Vec::new();
     let mut seen: BTreeMap<BTreeSet<(String, Option<String>)>, usize> = BTreeMap::new();
     for alteration in alterations {
         let key: BTreeSet<_> = alteration.entity.iter().cloned().collect();
@@ -152,12 +154,15 @@ pub enum QuotaFilterError {
     UnsupportedEntityType(String),
 }
 
+/// An entity and its quota values.
+pub type DescribedQuota = (QuotaEntity, BTreeMap<String, f64>);
+
 /// DescribeClientQuotas over the quotas in force, as Kafka's ClientQuotasImage answers it.
 pub fn describe_client_quotas(
     configs: &QuotaConfigs,
     components: &[QuotaFilterComponent],
     strict: bool,
-) -> Result<Vec<(QuotaEntity, BTreeMap<String, f64>)>, QuotaFilterError> {
+) -> Result<Vec<DescribedQuota>, QuotaFilterError> {
     use strom_security::quota::{CLIENT_ID, IP, USER};
     let invalid = |m: String| QuotaFilterError::Invalid(m);
     let mut exact: BTreeMap<&str, Option<&str>> = BTreeMap::new();
@@ -241,7 +246,7 @@ mod tests {
         image: &MetadataImage,
         entity: WireEntity,
         ops: &[(&str, Option<f64>)],
-    ) -> (Vec<MetadataRecord>, Vec<(WireEntity, Result<(), String>)>) {
+    ) -> (Vec<MetadataRecord>, Vec<AlterOutcome>) {
         alter_client_quotas(
             image,
             &[QuotaAlteration {

@@ -239,6 +239,10 @@ pub struct Governing {
     pub limit: f64,
 }
 
+/// A level of precedence: the user and client id entity names it looks up (None: the
+/// entity lacks that part; Some(None): the default), and whether its bucket keeps each.
+type Candidate<'a> = (Option<Option<&'a str>>, Option<Option<&'a str>>, bool, bool);
+
 /// The configured quotas, by entity.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QuotaConfigs {
@@ -287,7 +291,7 @@ impl QuotaConfigs {
         let (user_named, client_named) = (Some(Some(user)), Some(Some(client_id)));
         let default = Some(None);
         // Each candidate, and whether its bucket keeps the user and the client id.
-        let candidates: [(Option<Option<&str>>, Option<Option<&str>>, bool, bool); 8] = [
+        let candidates: [Candidate; 8] = [
             (user_named, client_named, true, true),
             (user_named, default, true, true),
             (user_named, None, true, false),
