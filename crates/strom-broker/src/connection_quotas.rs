@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::broker::Broker;
+use strom_security::quota::{QuotaWindow, SampledRate};
 
 /// Kafka's `quota.window.num` and `quota.window.size.seconds` defaults.
 pub const DEFAULT_QUOTA_WINDOW_NUM: u32 = 11;
@@ -68,118 +69,22 @@ pub struct TooManyConnections {
     pub max: u32,
 }
 
-/// Kafka's `Rate` over a `SampledStat` of totals: what was recorded in the retained
-/// samples, divided by the time they span, counted as at least `samples - 1` whole
-/// windows so a young rate is not inflated.
-#[derive(Debug, Clone)]
-pub struct WindowedRate {
-    samples: Vec<Sample>,
-    current: usize,
-    num_samples: u32,
-    window_ms: i64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    value: f64,
-    start_ms: i64,
-    last_event_ms: i64,
-}
-
-impl Sample {
-    fn new(now_ms: i64) -> Self {
-        Self {
-            value: 0.0,
-            start_ms: now_ms,
-            last_event_ms: now_ms,
-        }
+/// Records one new connection in `rate` and returns how long to wait (ms) to bring it
+/// back to `bound` connections a second, at most one window as Kafka bounds it; a zero
+/// bound delays every connection by one window.
+pub fn creation_delay_ms(
+    rate: &mut SampledRate,
+    window: QuotaWindow,
+    bound: u32,
+    now_ms: i64,
+) -> i64 {
+    let now = now_ms.max(0) as u64;
+    if bound == 0 {
+        rate.record(window, 1.0, now);
+        return window.sample_ms as i64;
     }
-}
-
-impl WindowedRate {
-    pub fn new(num_samples: u32, window_ms: i64) -> Self {
-        Self {
-            samples: Vec::new(),
-            current: 0,
-            num_samples: num_samples.max(1),
-            window_ms: window_ms.max(1),
-        }
-    }
-
-    fn current(&mut self, now_ms: i64) -> &mut Sample {
-        if self.samples.is_empty() {
-            self.samples.push(Sample::new(now_ms));
-        }
-        &mut self.samples[self.current]
-    }
-
-    pub fn record(&mut self, value: f64, now_ms: i64) {
-        let window_ms = self.window_ms;
-        if now_ms - self.current(now_ms).start_ms >= window_ms {
-            // One slot more than the samples kept, for a sample overlapping the window's start.
-            let slots = self.num_samples as usize + 1;
-            self.current = (self.current + 1) % slots;
-            if self.current >= self.samples.len() {
-                self.samples.push(Sample::new(now_ms));
-            } else {
-                self.samples[self.current] = Sample::new(now_ms);
-            }
-        }
-        let sample = self.current(now_ms);
-        sample.value += value;
-        sample.last_event_ms = now_ms;
-    }
-
-    fn purge_obsolete(&mut self, now_ms: i64) {
-        let expire_age = i64::from(self.num_samples) * self.window_ms;
-        for sample in &mut self.samples {
-            if now_ms - sample.last_event_ms >= expire_age {
-                *sample = Sample::new(now_ms);
-            }
-        }
-    }
-
-    /// The span the rate is measured over, in milliseconds.
-    fn window_size_ms(&mut self, now_ms: i64) -> i64 {
-        self.purge_obsolete(now_ms);
-        let oldest = self
-            .samples
-            .iter()
-            .map(|s| s.start_ms)
-            .min()
-            .unwrap_or(now_ms);
-        let mut elapsed = now_ms - oldest;
-        let full_windows = elapsed / self.window_ms;
-        let min_full_windows = i64::from(self.num_samples) - 1;
-        if full_windows < min_full_windows {
-            elapsed += (min_full_windows - full_windows) * self.window_ms;
-        }
-        elapsed.max(1)
-    }
-
-    /// Events per second.
-    pub fn measure(&mut self, now_ms: i64) -> f64 {
-        let window = self.window_size_ms(now_ms);
-        let total: f64 = self.samples.iter().map(|s| s.value).sum();
-        total * 1000.0 / window as f64
-    }
-
-    /// Records one event and returns how long to wait to bring the rate back to `bound`
-    /// per second (0 when within it), at most one window as Kafka bounds it.
-    pub fn record_and_throttle_ms(&mut self, bound: u32, now_ms: i64) -> i64 {
-        self.record(1.0, now_ms);
-        let observed = self.measure(now_ms);
-        if bound == 0 {
-            // Every connection is over a zero rate: Kafka's delay is then its bound.
-            return self.window_ms;
-        }
-        let bound = f64::from(bound);
-        if observed <= bound {
-            return 0;
-        }
-        let throttle = (observed - bound) / bound * self.window_size_ms(now_ms) as f64;
-        (throttle.round() as i64).min(self.window_ms)
-    }
+    rate.record_and_throttle(window, f64::from(bound), 1.0, now)
+        .min(window.sample_ms) as i64
 }
 
 /// The counts behind the limits, without clocks or sockets.
@@ -188,13 +93,12 @@ pub struct QuotaState {
     per_ip: HashMap<IpAddr, u32>,
     per_listener: HashMap<Arc<str>, u32>,
     total: u32,
-    broker_rate: WindowedRate,
-    listener_rates: HashMap<Arc<str>, WindowedRate>,
+    broker_rate: SampledRate,
+    listener_rates: HashMap<Arc<str>, SampledRate>,
     /// The inter-broker listener, exempt from the broker-wide limits while others exist.
     inter_broker_listener: Option<Arc<str>>,
     listeners: usize,
-    num_samples: u32,
-    window_ms: i64,
+    window: QuotaWindow,
 }
 
 impl QuotaState {
@@ -208,17 +112,19 @@ impl QuotaState {
             per_ip: HashMap::new(),
             per_listener: listeners.iter().map(|l| (l.clone(), 0)).collect(),
             total: 0,
-            broker_rate: WindowedRate::new(num_samples, window_ms),
+            broker_rate: SampledRate::default(),
             listener_rates: listeners
                 .iter()
-                .map(|l| (l.clone(), WindowedRate::new(num_samples, window_ms)))
+                .map(|l| (l.clone(), SampledRate::default()))
                 .collect(),
             inter_broker_listener: inter_broker_listener
                 .filter(|name| listeners.iter().any(|l| &**l == *name))
                 .map(Arc::from),
             listeners: listeners.len(),
-            num_samples,
-            window_ms,
+            window: QuotaWindow {
+                samples: num_samples.max(1),
+                sample_ms: window_ms.max(1) as u64,
+            },
         }
     }
 
@@ -237,15 +143,16 @@ impl QuotaState {
         let broker = if self.protected(listener) {
             0
         } else {
-            self.broker_rate
-                .record_and_throttle_ms(limits.broker_rate, now_ms)
+            creation_delay_ms(
+                &mut self.broker_rate,
+                self.window,
+                limits.broker_rate,
+                now_ms,
+            )
         };
-        let (samples, window) = (self.num_samples, self.window_ms);
-        let listener_delay = self
-            .listener_rates
-            .entry(listener.clone())
-            .or_insert_with(|| WindowedRate::new(samples, window))
-            .record_and_throttle_ms(limits.listener_rate, now_ms);
+        let listener_rate = self.listener_rates.entry(listener.clone()).or_default();
+        let listener_delay =
+            creation_delay_ms(listener_rate, self.window, limits.listener_rate, now_ms);
         broker.max(listener_delay)
     }
 
@@ -518,40 +425,17 @@ mod tests {
 
     #[test]
     fn a_young_rate_counts_as_ten_windows_and_delays_are_kafkas() {
-        let mut rate = WindowedRate::new(11, 1000);
+        let window = QuotaWindow::default();
+        let mut rate = SampledRate::default();
         // 20 connections at once against 2/s: the rate is 20 over (11 - 1) seconds.
         for _ in 0..20 {
-            assert_eq!(rate.record_and_throttle_ms(2, 0), 0);
+            assert_eq!(creation_delay_ms(&mut rate, window, 2, 0), 0);
         }
         // The 21st makes it 2.1/s: (2.1 - 2) / 2 of ten seconds.
-        assert_eq!(rate.record_and_throttle_ms(2, 0), 500);
-        // Further ones are bounded by one window.
-        assert_eq!(rate.record_and_throttle_ms(2, 0), 1000);
-        assert_eq!(rate.record_and_throttle_ms(2, 0), 1000);
-    }
-
-    #[test]
-    fn old_samples_expire_and_the_rate_recovers() {
-        let mut rate = WindowedRate::new(11, 1000);
-        for _ in 0..30 {
-            rate.record(1.0, 0);
-        }
-        assert!((rate.measure(0) - 3.0).abs() < 1e-9);
-        // Eleven windows later every sample is obsolete.
-        assert_eq!(rate.measure(11_000), 0.0);
-        assert_eq!(rate.record_and_throttle_ms(1, 11_000), 0);
-    }
-
-    #[test]
-    fn samples_advance_per_window() {
-        let mut rate = WindowedRate::new(2, 1000);
-        rate.record(5.0, 0);
-        rate.record(5.0, 1500);
-        // Two samples spanning 1.5 s (at least one whole window): 10 / 1.5 s.
-        assert!((rate.measure(1500) - 10.0 / 1.5).abs() < 1e-9);
-        // A third window reuses the oldest slot of three.
-        rate.record(1.0, 2600);
-        assert_eq!(rate.samples.len(), 3);
+        assert_eq!(creation_delay_ms(&mut rate, window, 2, 0), 500);
+        // Further ones are bounded by one window, and a zero bound delays by one.
+        assert_eq!(creation_delay_ms(&mut rate, window, 2, 0), 1000);
+        assert_eq!(creation_delay_ms(&mut rate, window, 0, 0), 1000);
     }
 
     #[test]

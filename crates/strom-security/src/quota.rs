@@ -375,12 +375,25 @@ impl QuotaWindow {
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     started_ms: u64,
+    last_event_ms: u64,
     total: f64,
 }
 
-/// A rate over the last few windows, as Kafka's `Rate` over a `SampledTotal` measures
-/// it: a young measurement counts as if it covered all windows but the current one, so
-/// a first burst is not measured as a huge rate.
+impl Sample {
+    fn new(now_ms: u64) -> Self {
+        Self {
+            started_ms: now_ms,
+            last_event_ms: now_ms,
+            total: 0.0,
+        }
+    }
+}
+
+/// A rate over the last few windows, as Kafka's `Rate` over a `SampledStat` of totals
+/// measures it: one slot more than the samples, for a sample overlapping the window's
+/// start; a sample with no event for the whole span is forgotten; and a young
+/// measurement counts as if it covered all windows but the current one, so a first
+/// burst is not measured as a huge rate.
 #[derive(Clone, Debug, Default)]
 pub struct SampledRate {
     samples: Vec<Sample>,
@@ -395,38 +408,30 @@ impl SampledRate {
     }
 
     pub fn record(&mut self, window: QuotaWindow, value: f64, now_ms: u64) {
-        self.last_used_ms = now_ms;
+        self.last_used_ms = self.last_used_ms.max(now_ms);
         if self.samples.is_empty() {
-            self.samples.push(Sample {
-                started_ms: now_ms,
-                total: 0.0,
-            });
+            self.samples.push(Sample::new(now_ms));
             self.current = 0;
         }
         if now_ms.saturating_sub(self.samples[self.current].started_ms) >= window.sample_ms {
-            self.current = (self.current + 1) % window.samples();
-            let fresh = Sample {
-                started_ms: now_ms,
-                total: 0.0,
-            };
+            self.current = (self.current + 1) % (window.samples() + 1);
             if self.current >= self.samples.len() {
-                self.samples.push(fresh);
+                self.samples.push(Sample::new(now_ms));
                 self.current = self.samples.len() - 1;
             } else {
-                self.samples[self.current] = fresh;
+                self.samples[self.current] = Sample::new(now_ms);
             }
         }
-        self.samples[self.current].total += value;
+        let sample = &mut self.samples[self.current];
+        sample.total += value;
+        sample.last_event_ms = now_ms;
     }
 
     fn purge(&mut self, window: QuotaWindow, now_ms: u64) {
         let span = window.span_ms();
         for sample in &mut self.samples {
-            if now_ms.saturating_sub(sample.started_ms) >= span {
-                *sample = Sample {
-                    started_ms: now_ms,
-                    total: 0.0,
-                };
+            if now_ms.saturating_sub(sample.last_event_ms) >= span {
+                *sample = Sample::new(now_ms);
             }
         }
     }
@@ -671,6 +676,30 @@ mod tests {
         assert_eq!(rate.record_and_throttle(window, 1000.0, 20000.0, 0), 15000);
         // Eleven windows later the samples have expired.
         assert_eq!(rate.measure(window, 11_000), 0.0);
+    }
+
+    #[test]
+    fn samples_advance_per_window_and_expire_when_idle() {
+        let window = QuotaWindow {
+            samples: 2,
+            sample_ms: 1000,
+        };
+        let mut rate = SampledRate::default();
+        rate.record(window, 5.0, 0);
+        rate.record(window, 5.0, 1500);
+        // Two samples spanning 1.5 s (at least one whole window): 10 / 1.5 s.
+        assert!((rate.measure(window, 1500) - 10.0 / 1.5).abs() < 1e-9);
+        // A third window takes the spare slot; a fourth reuses the oldest of three.
+        rate.record(window, 1.0, 2600);
+        rate.record(window, 1.0, 3700);
+        assert_eq!(rate.samples.len(), 3);
+        // A sample is kept while it saw an event within the span, though it began before.
+        let mut rate = SampledRate::default();
+        for _ in 0..30 {
+            rate.record(QuotaWindow::default(), 1.0, 0);
+        }
+        assert!((rate.measure(QuotaWindow::default(), 0) - 3.0).abs() < 1e-9);
+        assert_eq!(rate.measure(QuotaWindow::default(), 11_000), 0.0);
     }
 
     #[test]
