@@ -18,17 +18,11 @@ const DEADLINE: Duration = Duration::from_millis(50);
 fn broker() -> &'static FuzzBroker {
     static BROKER: OnceLock<FuzzBroker> = OnceLock::new();
     BROKER.get_or_init(|| {
-        // Under the TMPDIR scripts/fuzz gives each run (and removes after it).
+        // Under the TMPDIR scripts/fuzz gives each run (and removes after it). The seed
+        // session's topics exist and its producer ids are issued, so idempotent and
+        // transactional seeds reach the append path.
         let dir = std::env::temp_dir().join(format!("strom-fuzz-broker-{}", std::process::id()));
-        FuzzBroker::start(
-            &dir,
-            &[
-                ("offsets.topic.num.partitions", "1"),
-                ("transaction.state.log.num.partitions", "1"),
-                ("group.initial.rebalance.delay.ms", "0"),
-                ("log.segment.bytes", "1048576"),
-            ],
-        )
+        FuzzBroker::start_seeded(&dir)
     })
 }
 
