@@ -12,6 +12,9 @@ use kafka_protocol::protocol::Decodable;
 use libfuzzer_sys::fuzz_target;
 use strom_broker::fuzzing::{FuzzBroker, Outcome};
 
+#[path = "common/alloc_limit.rs"]
+mod alloc_limit;
+
 /// Long polls and rebalances are left waiting after this.
 const DEADLINE: Duration = Duration::from_millis(50);
 
@@ -26,7 +29,7 @@ fn broker() -> &'static FuzzBroker {
     })
 }
 
-fuzz_target!(|frame: &[u8]| {
+fuzz_target!(init: alloc_limit::init(), |frame: &[u8]| {
     let Outcome::Answered(Some(response)) = broker().handle_frame(frame, DEADLINE) else {
         return;
     };
