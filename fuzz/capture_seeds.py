@@ -11,6 +11,11 @@ the batch targets (validate, record, compression: an options byte, then the batc
 runs of captured frames with their size prefixes seed the frame splitter.
 
     .venv/bin/python fuzz/capture_seeds.py        # rewrites fuzz/seeds/broker/
+
+The fuzzing broker (strom_broker::fuzzing::FuzzBroker::start_seeded) creates the topics these
+sessions create and sends their InitProducerId calls in the same order, so the seeds' producer
+ids are issued ones there too: keep the two in step (`cargo test -p strom-broker fuzzing`
+replays the seeds and fails when they are not).
 """
 
 from __future__ import annotations

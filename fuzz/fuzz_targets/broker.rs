@@ -12,27 +12,63 @@ use kafka_protocol::protocol::Decodable;
 use libfuzzer_sys::fuzz_target;
 use strom_broker::fuzzing::{FuzzBroker, Outcome};
 
+#[path = "common/alloc_limit.rs"]
+mod alloc_limit;
+
 /// Long polls and rebalances are left waiting after this.
 const DEADLINE: Duration = Duration::from_millis(50);
 
 fn broker() -> &'static FuzzBroker {
     static BROKER: OnceLock<FuzzBroker> = OnceLock::new();
     BROKER.get_or_init(|| {
-        // Under the TMPDIR scripts/fuzz gives each run (and removes after it).
+        // Under the TMPDIR scripts/fuzz gives each run (and removes after it). The seed
+        // session's topics exist and its producer ids are issued, so idempotent and
+        // transactional seeds reach the append path.
         let dir = std::env::temp_dir().join(format!("strom-fuzz-broker-{}", std::process::id()));
-        FuzzBroker::start(
-            &dir,
-            &[
-                ("offsets.topic.num.partitions", "1"),
-                ("transaction.state.log.num.partitions", "1"),
-                ("group.initial.rebalance.delay.ms", "0"),
-                ("log.segment.bytes", "1048576"),
-            ],
-        )
+        FuzzBroker::start_seeded(&dir)
     })
 }
 
-fuzz_target!(|frame: &[u8]| {
+/// Kafka refuses a request that would write more than 10,000 metadata records
+/// (MAX_RECORDS_PER_USER_OP, POLICY_VIOLATION); strom does not yet, and one such
+/// CreatePartitions took over 20 s here (README.md, "Fuzzing"). Until it does,
+/// such requests are left out, so the run goes on past them.
+const MOST_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+fn creates_too_many_partitions(frame: &[u8]) -> bool {
+    let Some(key) = frame
+        .get(..4)
+        .and_then(|p| ApiKey::try_from(i16::from_be_bytes([p[0], p[1]])).ok())
+    else {
+        return false;
+    };
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let mut body = Bytes::copy_from_slice(frame);
+    if RequestHeader::decode(&mut body, key.request_header_version(version)).is_err() {
+        return false;
+    }
+    let partitions: i64 = match key {
+        ApiKey::CreatePartitions => match CreatePartitionsRequest::decode(&mut body, version) {
+            Ok(request) => request.topics.iter().map(|t| i64::from(t.count)).sum(),
+            Err(_) => 0,
+        },
+        ApiKey::CreateTopics => match CreateTopicsRequest::decode(&mut body, version) {
+            Ok(request) => request
+                .topics
+                .iter()
+                .map(|t| i64::from(t.num_partitions).max(t.assignments.len() as i64))
+                .sum(),
+            Err(_) => 0,
+        },
+        _ => 0,
+    };
+    partitions > MOST_PARTITIONS_PER_REQUEST
+}
+
+fuzz_target!(init: alloc_limit::init(), |frame: &[u8]| {
+    if creates_too_many_partitions(frame) {
+        return;
+    }
     let Outcome::Answered(Some(response)) = broker().handle_frame(frame, DEADLINE) else {
         return;
     };

@@ -6,12 +6,14 @@ use libfuzzer_sys::fuzz_target;
 use strom_wire::batch::Compression;
 use strom_wire::compression::{inflate_records, recompress};
 
+#[path = "common/alloc_limit.rs"]
+mod alloc_limit;
 #[path = "common/batch.rs"]
 mod batch;
 
 const LIMIT: u64 = 4 << 20;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: alloc_limit::init(), |data: &[u8]| {
     let Some((options, batch)) = batch::batch_from(data) else {
         return;
     };

@@ -6,7 +6,10 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use strom_wire::frame::{peek_frame_size, peek_request_prefix, split_frame, LENGTH_PREFIX_BYTES};
 
-fuzz_target!(|data: &[u8]| {
+#[path = "common/alloc_limit.rs"]
+mod alloc_limit;
+
+fuzz_target!(init: alloc_limit::init(), |data: &[u8]| {
     let Some((&chunk, stream)) = data.split_first() else {
         return;
     };

@@ -7,12 +7,14 @@ use libfuzzer_sys::fuzz_target;
 use strom_wire::batch::BatchHeader;
 use strom_wire::record::{parse_records, rebuild_batch, records_section, Records};
 
+#[path = "common/alloc_limit.rs"]
+mod alloc_limit;
 #[path = "common/batch.rs"]
 mod batch;
 
 const LIMIT: u64 = 4 << 20;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: alloc_limit::init(), |data: &[u8]| {
     let Some((options, batch)) = batch::batch_from(data) else {
         return;
     };

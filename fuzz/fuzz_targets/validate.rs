@@ -7,10 +7,12 @@ use strom_wire::batch::Compression;
 use strom_wire::record_check::{RecordRules, TimestampWindow};
 use strom_wire::validate::{validate_produce, ProduceRules};
 
+#[path = "common/alloc_limit.rs"]
+mod alloc_limit;
 #[path = "common/batch.rs"]
 mod batch;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(init: alloc_limit::init(), |data: &[u8]| {
     let Some((options, batch)) = batch::batch_from(data) else {
         return;
     };

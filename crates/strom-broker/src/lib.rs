@@ -18,7 +18,9 @@ mod coordinator_loads;
 mod coordinator_runtime;
 pub mod errors;
 pub mod fetch_session;
-#[cfg(feature = "fuzzing")]
+// Compiled for its tests too, so a change to the request path that breaks fuzz/ fails
+// `cargo test`.
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 pub mod group_coordinator;
 mod housekeeping;
