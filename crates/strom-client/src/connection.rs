@@ -192,7 +192,10 @@ impl Connection {
             next_correlation_id: 0,
             broken: false,
         };
-        conn.handshake().await?;
+        let tls = conn.config.security.tls.is_some();
+        conn.handshake()
+            .await
+            .map_err(|e| explain_handshake_error(e, tls))?;
         if let Some(sasl) = sasl {
             conn.authenticate(&sasl).await?;
         }
@@ -574,6 +577,32 @@ impl ResponseReader {
         let mut body = split_response(frame, api_key, version, correlation_id)?;
         R::Response::decode(&mut body, version)
             .map_err(|e| Error::decode(format!("{api_key:?} v{version} response"), e))
+    }
+}
+
+/// Names the likely cause when the first exchange fails: a TLS alert
+/// (TLS 1.3 brokers refuse a client certificate after the client's side of
+/// the handshake is done), or a TLS record where a plaintext client
+/// expected a frame size.
+fn explain_handshake_error(error: Error, tls: bool) -> Error {
+    match error {
+        Error::Io { addr, error }
+            if tls
+                && error
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+        {
+            Error::Tls { addr, error }
+        }
+        // 0x15 (alert) or 0x16 (handshake), then TLS version 3.x.
+        Error::FrameTooLarge { addr, size, .. }
+            if !tls && matches!(size >> 16, 0x1503 | 0x1603) =>
+        {
+            Error::Protocol(format!(
+                "{addr} answered with TLS: set security.protocol to SSL or SASL_SSL"
+            ))
+        }
+        other => other,
     }
 }
 

@@ -321,6 +321,79 @@ mod tests {
         assert_eq!(server_name("bad host:1"), None);
     }
 
+    /// A self-signed certificate for `name`, written as a PEM file (its own CA).
+    fn self_signed(name: &str) -> (rcgen::Certificate, rcgen::KeyPair, std::path::PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let path = std::env::temp_dir().join(format!("strom-client-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&path, cert.pem()).unwrap();
+        (cert, key, path)
+    }
+
+    async fn handshake(config: rustls::ClientConfig, addr: std::net::SocketAddr) -> io::Result<()> {
+        let tcp = TcpStream::connect(addr).await?;
+        let name = server_name(&addr.to_string()).unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map(drop)
+    }
+
+    #[tokio::test]
+    async fn hostname_checks_can_be_turned_off_but_the_chain_is_still_checked() {
+        // The broker's certificate names another host than the one connected to.
+        let (cert, key, ca) = self_signed("other.example");
+        let (_, _, rogue_ca) = self_signed("other.example");
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let server_task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+        let settings = |ca: &Path, verify_hostname| TlsConfig {
+            ca_location: Some(ca.to_path_buf()),
+            verify_hostname,
+            ..TlsConfig::default()
+        };
+        let err = handshake(client_config(&settings(&ca, true)).unwrap(), addr)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("certificate not valid for name \"127.0.0.1\""),
+            "{err}"
+        );
+        handshake(client_config(&settings(&ca, false)).unwrap(), addr)
+            .await
+            .unwrap();
+        let err = handshake(client_config(&settings(&rogue_ca, false)).unwrap(), addr)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("UnknownIssuer") || err.to_string().contains("BadSignature"),
+            "{err}"
+        );
+        server_task.abort();
+        let _ = std::fs::remove_file(ca);
+        let _ = std::fs::remove_file(rogue_ca);
+    }
+
     #[test]
     fn missing_files_are_named() {
         let settings = TlsConfig {
