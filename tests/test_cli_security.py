@@ -281,4 +281,9 @@ def test_quotas_set_and_described_by_the_cli(broker_factory, pki, tmp_path):
         header, ["client-id=<default>", "request_percentage", "50"]]
     # An unknown quota key: the broker's error, non-zero exit.
     res = strom(address, "quota", "set", "--user", "alice", "--add", "bytes_per_fortnight=1", config=admin, ok=False)
-    assert res.returncode == 1 and "INVALID_REQUEST" in res.stderr, res.stderr
+    assert res.returncode == 1, res
+    assert "quotas of user=alice: INVALID_REQUEST: Invalid configuration key bytes_per_fortnight" in res.stderr, \
+        res.stderr
+    res = strom(address, "quota", "set", "--user", "alice", "--default", "user", "--add", "producer_byte_rate=1",
+                config=admin, ok=False)
+    assert res.returncode == 1 and "give either --user or --default user, not both" in res.stderr, res.stderr

@@ -1,6 +1,6 @@
 //! Client quota administration: DescribeClientQuotas and AlterClientQuotas
-//! (entities made of `user` and `client-id` parts, a `None` name being the
-//! entity type's default).
+//! (entities made of `user` and `client-id` parts, or an `ip`; a `None`
+//! name is the entity type's default).
 
 use kafka_protocol::messages::{
     alter_client_quotas_request, describe_client_quotas_request, AlterClientQuotasRequest,
@@ -14,6 +14,7 @@ use crate::error::{check, Error, Result};
 /// Entity types Kafka's client quotas use.
 pub const USER: &str = "user";
 pub const CLIENT_ID: &str = "client-id";
+pub const IP: &str = "ip";
 
 /// A quota entity: (entity type, name) pairs; a `None` name is the
 /// default entity of that type.

@@ -3,7 +3,7 @@
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use strom_client::quotas::{CLIENT_ID, USER};
+use strom_client::quotas::{CLIENT_ID, IP, USER};
 use strom_client::{Admin, QuotaEntity, QuotaMatch, QuotaOp};
 
 use super::acl::fail_on;
@@ -20,7 +20,8 @@ pub struct QuotaArgs {
 #[derive(Subcommand)]
 enum QuotaCommand {
     /// Set or remove quotas of one entity: producer_byte_rate,
-    /// consumer_byte_rate, request_percentage, controller_mutation_rate.
+    /// consumer_byte_rate, request_percentage, controller_mutation_rate
+    /// (connection_creation_rate for an --ip entity).
     Set {
         #[command(flatten)]
         entity: EntityArgs,
@@ -46,34 +47,33 @@ struct EntityArgs {
     /// The client id the quota is for.
     #[arg(long = "client-id", value_name = "ID")]
     client_id: Option<String>,
-    /// The default entity of a type: `user` or `client-id` (repeatable).
+    /// The client address (connection_creation_rate).
+    #[arg(long, value_name = "ADDRESS")]
+    ip: Option<String>,
+    /// The default entity of a type: `user`, `client-id` or `ip` (repeatable).
     #[arg(long = "default", value_name = "TYPE")]
     defaults: Vec<String>,
 }
 
 /// (entity type, name; `None` = that type's default), users first.
 fn entity_parts(args: &EntityArgs) -> anyhow::Result<Vec<(String, Option<String>)>> {
-    let mut default_user = false;
-    let mut default_client = false;
     for d in &args.defaults {
-        match d.as_str() {
-            USER => default_user = true,
-            CLIENT_ID => default_client = true,
-            other => bail!("--default {other}: expected user or client-id"),
+        if ![USER, CLIENT_ID, IP].contains(&d.as_str()) {
+            bail!("--default {d}: expected user, client-id or ip");
         }
     }
     let mut parts = Vec::new();
-    match (&args.user, default_user) {
-        (Some(_), true) => bail!("give either --user or --default user, not both"),
-        (Some(name), false) => parts.push((USER.to_owned(), Some(name.clone()))),
-        (None, true) => parts.push((USER.to_owned(), None)),
-        (None, false) => {}
-    }
-    match (&args.client_id, default_client) {
-        (Some(_), true) => bail!("give either --client-id or --default client-id, not both"),
-        (Some(id), false) => parts.push((CLIENT_ID.to_owned(), Some(id.clone()))),
-        (None, true) => parts.push((CLIENT_ID.to_owned(), None)),
-        (None, false) => {}
+    for (kind, name) in [
+        (USER, &args.user),
+        (CLIENT_ID, &args.client_id),
+        (IP, &args.ip),
+    ] {
+        match (name, args.defaults.iter().any(|d| d == kind)) {
+            (Some(_), true) => bail!("give either --{kind} or --default {kind}, not both"),
+            (Some(name), false) => parts.push((kind.to_owned(), Some(name.clone()))),
+            (None, true) => parts.push((kind.to_owned(), None)),
+            (None, false) => {}
+        }
     }
     Ok(parts)
 }
@@ -109,7 +109,7 @@ pub async fn run(args: QuotaArgs) -> anyhow::Result<()> {
         } => {
             let parts = entity_parts(&entity)?;
             if parts.is_empty() {
-                bail!("give the entity: --user, --client-id or --default user|client-id");
+                bail!("give the entity: --user, --client-id, --ip or --default TYPE");
             }
             let entity = QuotaEntity(parts);
             let ops = ops(&add, &delete)?;
@@ -153,6 +153,7 @@ mod tests {
         let args = EntityArgs {
             user: Some("alice".into()),
             client_id: None,
+            ip: None,
             defaults: vec!["client-id".into()],
         };
         assert_eq!(
@@ -165,6 +166,7 @@ mod tests {
         let both = EntityArgs {
             user: Some("a".into()),
             client_id: None,
+            ip: None,
             defaults: vec!["user".into()],
         };
         assert!(entity_parts(&both).is_err());
