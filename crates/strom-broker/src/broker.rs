@@ -137,6 +137,8 @@ pub struct Broker {
     partitions: RwLock<PartitionMap>,
     /// KIP-227 fetch sessions; held only to look up or update a session.
     pub fetch_sessions: std::sync::Mutex<FetchSessionCache>,
+    /// Client quotas' buckets (the quotas themselves are in the image).
+    pub quotas: crate::client_quotas::ClientQuotas,
     /// The group coordinator's shards and their timers.
     pub groups: crate::group_coordinator::GroupCoordinator,
     pub transactions: crate::txn_coordinator::TransactionCoordinator,
@@ -285,6 +287,7 @@ impl Broker {
             cluster_control: std::sync::Mutex::new(None),
             loading: std::sync::Mutex::new(Some((u64::MAX, MetadataImage::default()))),
             partitions: RwLock::new(HashMap::new()),
+            quotas: crate::client_quotas::ClientQuotas::new(&config_for_groups),
             fetch_sessions: std::sync::Mutex::new(FetchSessionCache::new(
                 config_for_groups.max_incremental_fetch_session_cache_slots,
                 MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS,

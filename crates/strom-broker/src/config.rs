@@ -224,9 +224,14 @@ pub struct BrokerConfig {
     pub max_connections_per_ip_overrides: String,
     pub max_connection_creation_rate: i64,
     /// `quota.window.num` (11) and `quota.window.size.seconds` (1): the samples the
-    /// connection creation rate is measured over.
+    /// connection creation rate and client quotas are measured over.
     pub quota_window_num: u32,
     pub quota_window_size_seconds: u32,
+    /// `controller.quota.window.num` (11) and `controller.quota.window.size.seconds`
+    /// (1): the controller mutation quota's token bucket holds this many seconds of
+    /// its rate.
+    pub controller_quota_window_num: u32,
+    pub controller_quota_window_size_seconds: u32,
     /// `connections.max.idle.ms` (600000): a connection with no socket activity this
     /// long is closed, even with a request in flight, as Kafka's selector does; < 0 never.
     pub connections_max_idle_ms: i64,
@@ -536,6 +541,13 @@ impl BrokerConfig {
             )?),
             quota_window_num: at_least(&map, "quota.window.num", 11, 1)?,
             quota_window_size_seconds: at_least(&map, "quota.window.size.seconds", 1, 1)?,
+            controller_quota_window_num: at_least(&map, "controller.quota.window.num", 11, 1)?,
+            controller_quota_window_size_seconds: at_least(
+                &map,
+                "controller.quota.window.size.seconds",
+                1,
+                1,
+            )?,
             connections_max_idle_ms,
             request_read_timeout_ms: at_least(&map, "strom.request.read.timeout.ms", 60_000u64, 1)?,
             log_cleaner_backoff_ms: parse(&map, "log.cleaner.backoff.ms", 15_000u64)?,

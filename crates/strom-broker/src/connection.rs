@@ -224,6 +224,7 @@ async fn run(
         protocol: listener.security.protocol,
         principal: Arc::new(principal),
         trusted: false,
+        mute: Some(Arc::new(crate::client_quotas::Mute::default())),
     };
     if listener.tls.is_some() {
         debug!(%peer, listener = %listener.name, principal = %caller.principal, "TLS connection");
@@ -234,6 +235,12 @@ async fn run(
     let mut last_io = tokio::time::Instant::now();
     let mut frame_started: Option<tokio::time::Instant> = None;
     loop {
+        // A throttled client's next request waits until its throttle time has passed
+        // (Kafka mutes the channel); the bytes it sends meanwhile stay in the socket.
+        if let Some(until) = caller.mute.as_ref().and_then(|m| m.take()) {
+            tokio::time::sleep_until(until).await;
+            last_io = last_io.max(until);
+        }
         // Reserve as soon as the size is known, before the body is read; the
         // socket is not read while waiting.
         if let (Some(memory), None) = (memory, &held) {
@@ -560,6 +567,7 @@ pub(crate) async fn handle_frame(
         }
         .into());
     }
+    let frame_bytes = frame.len() + LENGTH_PREFIX_BYTES;
     let mut body = frame.freeze();
     let header_version = key.request_header_version(prefix.api_version);
     let header = match std::panic::catch_unwind(move || {
@@ -575,7 +583,7 @@ pub(crate) async fn handle_frame(
     let (header, body) = header;
     debug!(%peer, api = ?key, version = prefix.api_version, correlation_id = prefix.correlation_id, "request");
     let response = api
-        .call(broker.clone(), header, body, caller.clone())
+        .call(broker.clone(), header, body, caller.clone(), frame_bytes)
         .await?;
     broker.metrics.request_done(key, started.elapsed());
     Ok(response)

@@ -8,6 +8,7 @@ mod alter_partition_sender;
 pub mod apis;
 pub mod broker;
 mod broker_lifecycle;
+pub mod client_quotas;
 pub mod config;
 mod connection;
 pub mod connection_quotas;

@@ -251,6 +251,13 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("queued.max.request.bytes", Some("-1"), Long, ReadOnly),
     ("quota.window.num", Some("11"), Int, ReadOnly),
     ("quota.window.size.seconds", Some("1"), Int, ReadOnly),
+    ("controller.quota.window.num", Some("11"), Int, ReadOnly),
+    (
+        "controller.quota.window.size.seconds",
+        Some("1"),
+        Int,
+        ReadOnly
+    ),
     ("socket.request.max.bytes", Some("104857600"), Int, ReadOnly),
     ("strom.fetch.zero.copy", Some("true"), Boolean, ReadOnly),
     ("strom.log.max.open.files", None, Int, ReadOnly),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use strom_security::acl::AclSet;
+use strom_security::quota::QuotaConfigs;
 use strom_types::{NodeId, TopicId};
 
 use crate::records::{
@@ -145,6 +146,8 @@ pub struct MetadataImage {
     scram: BTreeMap<(String, i8), Arc<ScramCredentialImage>>,
     /// The ACLs, by id; shared between images until one changes them.
     acls: Arc<AclSet>,
+    /// Client quotas by entity; shared between images until one changes them.
+    client_quotas: Arc<QuotaConfigs>,
 }
 
 /// A stored SCRAM credential: never the password, only what verifies a proof of it.
@@ -264,11 +267,20 @@ impl MetadataImage {
         for (id, acl) in self.acls.iter() {
             records.push(crate::acls::entry_record(uuid::Uuid::from_u128(id), acl));
         }
+        for (entity, values) in self.client_quotas.iter() {
+            for (key, value) in values {
+                records.push(crate::quotas::quota_record(entity, key, Some(*value)));
+            }
+        }
         records
     }
 
     pub fn acls(&self) -> &Arc<AclSet> {
         &self.acls
+    }
+
+    pub fn client_quotas(&self) -> &Arc<QuotaConfigs> {
+        &self.client_quotas
     }
 
     /// The dynamic configs set on a resource (empty when none).
@@ -495,6 +507,17 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveAccessControlEntry { id } => {
                 Arc::make_mut(&mut self.acls).remove(id.as_u128());
+            }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                // Records were checked before they were written.
+                if let Some(entity) = crate::quotas::entity_of_record(entity) {
+                    Arc::make_mut(&mut self.client_quotas).set(entity, key, value.0);
+                }
+            }
+            MetadataRecord::RemoveClientQuota { entity, key } => {
+                if let Some(entity) = crate::quotas::entity_of_record(entity) {
+                    Arc::make_mut(&mut self.client_quotas).remove(&entity, key);
+                }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(topic) = self.topics.remove(topic_id) {

@@ -16,6 +16,7 @@ mod hex;
 pub mod image;
 pub mod partition_change;
 pub mod placement;
+pub mod quotas;
 pub mod reassignment;
 pub mod records;
 pub mod scram;

@@ -163,7 +163,31 @@ pub enum MetadataRecord {
     RemoveAccessControlEntry {
         id: uuid::Uuid,
     },
+    /// One client quota value (KRaft's ClientQuotaRecord): the entity as (type, name)
+    /// pairs, a null name standing for the default entity.
+    ClientQuota {
+        entity: Vec<(String, Option<String>)>,
+        key: String,
+        value: QuotaValue,
+    },
+    RemoveClientQuota {
+        entity: Vec<(String, Option<String>)>,
+        key: String,
+    },
 }
+
+/// A client quota's value; records compare it bit for bit.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QuotaValue(pub f64);
+
+impl PartialEq for QuotaValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for QuotaValue {}
 
 impl MetadataRecord {
     pub fn to_json(&self) -> Vec<u8> {

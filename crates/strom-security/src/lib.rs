@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod jaas;
 pub mod principal;
+pub mod quota;
 pub mod sasl;
 pub mod ssl_principal;
 

@@ -12,7 +12,10 @@ use tracing::info;
 
 use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
-use crate::errors::controller_error_code;
+use crate::client_quotas::{MutationQuota, MutationRefusal};
+
+/// THROTTLING_QUOTA_EXCEEDED is known from v3; older versions are throttled without it.
+const STRICT_QUOTA_VERSION: i16 = 3;
 
 pub struct CreatePartitionsHandler;
 
@@ -31,6 +34,7 @@ impl Handler for CreatePartitionsHandler {
             *counts.entry(topic.name.to_string()).or_default() += 1;
         }
         let mut results = Vec::with_capacity(request.topics.len());
+        let mut quota = MutationQuota::new(&broker, &ctx, STRICT_QUOTA_VERSION);
         for topic in &request.topics {
             let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
             let fail = |code: ErrorCode, message: String| {
@@ -66,14 +70,15 @@ impl Handler for CreatePartitionsHandler {
                 .write_metadata(|image| {
                     let records =
                         create_partitions(image, &topic.name, topic.count, assignments.as_deref())?;
-                    Ok((if validate_only { Vec::new() } else { records }, ()))
+                    let existing = image.topic(&topic.name).map_or(0, |t| t.partitions.len());
+                    quota.take((topic.count.max(0) as usize).saturating_sub(existing) as u32)?;
+                    Ok::<_, MutationRefusal>((if validate_only { Vec::new() } else { records }, ()))
                 })
                 .await;
             match written {
                 Ok(()) => {}
                 Err(e) => {
-                    let (code, message) =
-                        e.into_error(|e| (controller_error_code(&e), e.to_string()));
+                    let (code, message) = e.into_error(|e| e.error());
                     results.push(fail(code, message));
                     continue;
                 }
@@ -83,6 +88,8 @@ impl Handler for CreatePartitionsHandler {
             }
             results.push(result);
         }
-        CreatePartitionsResponse::default().with_results(results)
+        CreatePartitionsResponse::default()
+            .with_results(results)
+            .with_throttle_time_ms(quota.throttle_time_ms())
     }
 }

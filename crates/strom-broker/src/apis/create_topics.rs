@@ -16,7 +16,10 @@ use tracing::info;
 
 use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
-use crate::errors::controller_error_code;
+use crate::client_quotas::{MutationQuota, MutationRefusal};
+
+/// THROTTLING_QUOTA_EXCEEDED is known from v6; older versions are throttled without it.
+const STRICT_QUOTA_VERSION: i16 = 6;
 
 pub struct CreateTopicsHandler;
 
@@ -43,6 +46,7 @@ impl Handler for CreateTopicsHandler {
         let mut results = Vec::with_capacity(request.topics.len());
         let authz = ctx.authz(&broker);
         let may_create_any = authz.allows_cluster(Operation::Create);
+        let mut quota = MutationQuota::new(&broker, &ctx, STRICT_QUOTA_VERSION);
         for topic in &request.topics {
             let name = topic.name.to_string();
             let result = CreatableTopicResult::default()
@@ -90,14 +94,17 @@ impl Handler for CreateTopicsHandler {
                 .write_metadata(|image| {
                     let (records, created) =
                         create_topic(image, &spec, defaults, TopicId::new_v4())?;
-                    Ok((if validate_only { Vec::new() } else { records }, created))
+                    quota.take(created.num_partitions.max(0) as u32)?;
+                    Ok::<_, MutationRefusal>((
+                        if validate_only { Vec::new() } else { records },
+                        created,
+                    ))
                 })
                 .await;
             let created = match written {
                 Ok(created) => created,
                 Err(e) => {
-                    let (code, message) =
-                        e.into_error(|e| (controller_error_code(&e), e.to_string()));
+                    let (code, message) = e.into_error(|e| e.error());
                     results.push(error(result, code, message));
                     continue;
                 }
@@ -122,7 +129,9 @@ impl Handler for CreateTopicsHandler {
                     .with_configs(Some(configs_of(&broker, &created.configs))),
             );
         }
-        CreateTopicsResponse::default().with_topics(results)
+        CreateTopicsResponse::default()
+            .with_topics(results)
+            .with_throttle_time_ms(quota.throttle_time_ms())
     }
 }
 

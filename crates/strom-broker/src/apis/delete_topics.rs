@@ -11,7 +11,10 @@ use tracing::info;
 
 use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
-use crate::errors::controller_error_code;
+use crate::client_quotas::{MutationQuota, MutationRefusal};
+
+/// THROTTLING_QUOTA_EXCEEDED is known from v5; older versions are throttled without it.
+const STRICT_QUOTA_VERSION: i16 = 5;
 
 pub struct DeleteTopicsHandler;
 
@@ -40,6 +43,7 @@ impl Handler for DeleteTopicsHandler {
         };
         let mut responses = Vec::with_capacity(targets.len());
         let authz = ctx.authz(&broker);
+        let mut quota = MutationQuota::new(&broker, &ctx, STRICT_QUOTA_VERSION);
         for (name, topic_id) in targets {
             let named = name.as_ref().map(|n| n.to_string()).or_else(|| {
                 broker
@@ -61,13 +65,18 @@ impl Handler for DeleteTopicsHandler {
                 continue;
             }
             let decided = broker
-                .write_metadata(|image| match &name {
-                    Some(name) => delete_topic(image, name).map(|records| {
-                        let id = image.topic(name).map_or(TopicId::nil(), |t| t.id);
-                        (records, (name.to_string(), id))
-                    }),
-                    None => delete_topic_by_id(image, topic_id)
-                        .map(|(name, records)| (records, (name, topic_id))),
+                .write_metadata(|image| {
+                    let (records, (name, id)) = match &name {
+                        Some(name) => delete_topic(image, name).map(|records| {
+                            let id = image.topic(name).map_or(TopicId::nil(), |t| t.id);
+                            (records, (name.to_string(), id))
+                        })?,
+                        None => delete_topic_by_id(image, topic_id)
+                            .map(|(name, records)| (records, (name, topic_id)))?,
+                    };
+                    let partitions = image.topic(&name).map_or(0, |t| t.partitions.len());
+                    quota.take(partitions as u32)?;
+                    Ok::<_, MutationRefusal>((records, (name, id)))
                 })
                 .await;
             // error_message exists from v5, topic_id from v6.
@@ -79,7 +88,7 @@ impl Handler for DeleteTopicsHandler {
                 .with_topic_id(topic_id);
             let result = match decided {
                 Err(e) => {
-                    let (code, text) = e.into_error(|e| (controller_error_code(&e), e.to_string()));
+                    let (code, text) = e.into_error(|e| e.error());
                     result
                         .with_error_code(code.code())
                         .with_error_message(message(text))
@@ -93,6 +102,8 @@ impl Handler for DeleteTopicsHandler {
             };
             responses.push(result);
         }
-        DeleteTopicsResponse::default().with_responses(responses)
+        DeleteTopicsResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(quota.throttle_time_ms())
     }
 }

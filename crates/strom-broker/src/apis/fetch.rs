@@ -33,6 +33,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_log::{LogError, LogSlices};
+use strom_security::quota::QuotaKind;
 use strom_types::ErrorCode;
 use tokio::sync::futures::Notified;
 
@@ -70,6 +71,11 @@ impl Handler for FetchHandler {
         serve(broker, ctx, request, false).await.response
     }
 
+    fn quota_exempt(request: &FetchRequest) -> bool {
+        // Replica fetches; the version only decides where the replica id is.
+        request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0
+    }
+
     async fn handle_reply(
         broker: Arc<Broker>,
         ctx: RequestContext,
@@ -90,10 +96,21 @@ impl Handler for FetchHandler {
 async fn serve(
     broker: Arc<Broker>,
     ctx: RequestContext,
-    request: FetchRequest,
+    mut request: FetchRequest,
     zero_copy: bool,
 ) -> Reply<FetchResponse> {
     let version = ctx.api_version;
+    // A consumer under consumer_byte_rate reads at most what one quota window allows.
+    let quotas = broker.image().client_quotas().clone();
+    let consumer_quota =
+        (follower_of(&request, version).is_none() && !quotas.is_empty()).then_some(&quotas);
+    if let Some(cap) =
+        consumer_quota.and_then(|q| broker.quotas.max_fetch_bytes(q, &ctx.quota_client()))
+    {
+        request.max_bytes = request
+            .max_bytes
+            .min(i32::try_from(cap).unwrap_or(i32::MAX));
+    }
     let by_id = version >= TOPIC_IDS_VERSION;
     let requested = requested_partitions(&request, by_id);
     let forgotten = forgotten_partitions(&request, by_id);
@@ -132,16 +149,40 @@ async fn serve(
             && (follower_of(&request, version).is_some()
                 || authz.allows_topic(Operation::Read, topic))
     };
-    let (answered, node_endpoints) = read_until_ready(
-        &broker,
-        &request,
-        version,
-        &to_read,
-        zero_copy,
-        &ctx.listener_name,
-        &may_read,
-    )
-    .await;
+    let (answered, node_endpoints) =
+        read_until_ready(&broker, &request, &ctx, &to_read, zero_copy, &may_read).await;
+    // Over consumer_byte_rate already: an empty answer with the throttle time, the
+    // session left as it was (Kafka's throttled fetch response). Within it, the bytes
+    // are counted and sent, and the throttle time they cause comes with them: unlike
+    // Kafka, which answers empty whenever these bytes would exceed the quota, so that a
+    // batch larger than a quota window's allowance is never sent at all.
+    let mut fetch_throttle = 0;
+    if let Some(quotas) = consumer_quota {
+        let client = ctx.quota_client();
+        let over = broker.quotas.record(quotas, QuotaKind::Fetch, &client, 0.0);
+        if over > 0 {
+            let session_id = match &context {
+                FetchContext::Incremental { session_id, .. } => *session_id,
+                _ => 0,
+            };
+            return Reply {
+                response: FetchResponse::default()
+                    .with_session_id(session_id)
+                    .with_throttle_time_ms(over.min(i32::MAX as u64) as i32),
+                file_regions: Vec::new(),
+            };
+        }
+        let bytes: u64 = answered
+            .iter()
+            .map(|(data, region)| match region {
+                Some(region) => region.len(),
+                None => data.records.as_ref().map_or(0, |r| r.len() as u64),
+            })
+            .sum();
+        fetch_throttle = broker
+            .quotas
+            .record(quotas, QuotaKind::Fetch, &client, bytes as f64);
+    }
     let outcomes: Vec<PartitionOutcome> =
         answered.iter().map(|(data, _)| outcome_of(data)).collect();
     let mut cache = broker
@@ -192,6 +233,7 @@ async fn serve(
         .metrics
         .fetch_session_cache(cache.len(), cache.total_partitions(), cache.evictions());
     response.response.node_endpoints = node_endpoints;
+    response.response.throttle_time_ms = fetch_throttle.min(i32::MAX as u64) as i32;
     response
 }
 
@@ -279,12 +321,12 @@ const NODE_ENDPOINTS_VERSION: i16 = 16;
 async fn read_until_ready(
     broker: &Arc<Broker>,
     request: &FetchRequest,
-    version: i16,
+    ctx: &RequestContext,
     to_read: &[(SessionPartition, PartitionParams)],
     zero_copy: bool,
-    listener: &Arc<str>,
     may_read: &(dyn Fn(&str) -> bool + Sync),
 ) -> (Vec<(PartitionData, Option<LogSlices>)>, Vec<NodeEndpoint>) {
+    let (version, listener, work) = (ctx.api_version, &ctx.listener_name, &ctx.work);
     let max_bytes = request.max_bytes.clamp(0, broker.config.fetch_max_bytes) as usize;
     let min_bytes = (request.min_bytes.max(0) as usize).min(max_bytes);
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
@@ -319,19 +361,22 @@ async fn read_until_ready(
         let (worker, wanted, found) = (broker.clone(), wanted.clone(), targets.clone());
         let rack = client_rack.clone();
         let listener = listener.clone();
+        let work = work.clone();
         let read = match tokio::task::spawn_blocking(move || {
-            read_partitions(
-                &worker,
-                &listener,
-                follower,
-                rack.as_deref(),
-                version,
-                read_committed,
-                max_bytes,
-                zero_copy,
-                &wanted,
-                &found,
-            )
+            work.time(|| {
+                read_partitions(
+                    &worker,
+                    &listener,
+                    follower,
+                    rack.as_deref(),
+                    version,
+                    read_committed,
+                    max_bytes,
+                    zero_copy,
+                    &wanted,
+                    &found,
+                )
+            })
         })
         .await
         {

@@ -27,6 +27,7 @@ mod alter_user_scram_credentials;
 mod api_versions;
 mod broker_heartbeat;
 mod broker_registration;
+mod client_quotas;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -93,6 +94,9 @@ pub struct Caller {
     /// A request a broker of this cluster makes on its own account (an auto-created
     /// topic): never checked against ACLs.
     pub trusted: bool,
+    /// The connection's mute, which a throttled response extends (None: a request
+    /// forwarded from another broker, muted there).
+    pub mute: Option<Arc<crate::client_quotas::Mute>>,
 }
 
 impl Caller {
@@ -111,6 +115,7 @@ impl Caller {
             principal: Arc::new(
                 principal.unwrap_or_else(strom_security::KafkaPrincipal::anonymous),
             ),
+            mute: None,
         }
     }
 }
@@ -126,9 +131,44 @@ pub struct RequestContext {
     pub protocol: crate::security_config::SecurityProtocol,
     pub principal: Arc<strom_security::KafkaPrincipal>,
     pub trusted: bool,
+    /// The request's size on the wire, header included (what producer_byte_rate counts).
+    pub request_bytes: usize,
+    /// Time the handler spends on blocking threads, for request_percentage.
+    pub work: Arc<WorkClock>,
+}
+
+/// Time spent on a request off the async workers (its reads and writes).
+#[derive(Debug, Default)]
+pub struct WorkClock {
+    nanos: std::sync::atomic::AtomicU64,
+}
+
+impl WorkClock {
+    /// Runs `f`, counting its time.
+    pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let result = f();
+        self.nanos.fetch_add(
+            started.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        result
+    }
+
+    fn elapsed(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.nanos.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl RequestContext {
+    /// Who client quotas count this request for.
+    pub fn quota_client(&self) -> crate::client_quotas::QuotaClient<'_> {
+        crate::client_quotas::QuotaClient {
+            principal: &self.principal,
+            client_id: self.client_id.as_deref().unwrap_or(""),
+        }
+    }
+
     /// The caller's rights, as `authorizer.class.name` and the ACLs in force say.
     pub fn authz<'a>(&'a self, broker: &'a Broker) -> Authz<'a> {
         Authz {
@@ -301,7 +341,105 @@ pub trait Handler: Send + Sync + 'static {
     fn expects_response(_request: &Self::Request) -> bool {
         true
     }
+
+    /// Whether the request is exempt from `request_percentage` quotas: cluster actions
+    /// and replica fetches, as in Kafka.
+    fn quota_exempt(_request: &Self::Request) -> bool {
+        false
+    }
 }
+
+/// The `throttle_time_ms` of a response, where its type has one.
+pub trait ThrottleTime {
+    fn throttle_time_ms(&self) -> i32;
+    fn set_throttle_time_ms(&mut self, ms: i32);
+}
+
+macro_rules! throttled_responses {
+    ($($response:ident),* $(,)?) => {$(
+        impl ThrottleTime for kafka_protocol::messages::$response {
+            fn throttle_time_ms(&self) -> i32 {
+                self.throttle_time_ms
+            }
+            fn set_throttle_time_ms(&mut self, ms: i32) {
+                self.throttle_time_ms = ms;
+            }
+        }
+    )*};
+}
+
+macro_rules! unthrottled_responses {
+    ($($response:ident),* $(,)?) => {$(
+        impl ThrottleTime for kafka_protocol::messages::$response {
+            fn throttle_time_ms(&self) -> i32 {
+                0
+            }
+            fn set_throttle_time_ms(&mut self, _ms: i32) {}
+        }
+    )*};
+}
+
+throttled_responses!(
+    ProduceResponse,
+    FetchResponse,
+    ListOffsetsResponse,
+    MetadataResponse,
+    ApiVersionsResponse,
+    CreateTopicsResponse,
+    DeleteTopicsResponse,
+    DeleteRecordsResponse,
+    DescribeConfigsResponse,
+    AlterConfigsResponse,
+    DescribeLogDirsResponse,
+    CreatePartitionsResponse,
+    IncrementalAlterConfigsResponse,
+    DescribeClusterResponse,
+    OffsetForLeaderEpochResponse,
+    InitProducerIdResponse,
+    FindCoordinatorResponse,
+    JoinGroupResponse,
+    SyncGroupResponse,
+    HeartbeatResponse,
+    LeaveGroupResponse,
+    OffsetCommitResponse,
+    OffsetFetchResponse,
+    OffsetDeleteResponse,
+    ListGroupsResponse,
+    DescribeGroupsResponse,
+    DeleteGroupsResponse,
+    ElectLeadersResponse,
+    AlterPartitionReassignmentsResponse,
+    ListPartitionReassignmentsResponse,
+    ConsumerGroupHeartbeatResponse,
+    ConsumerGroupDescribeResponse,
+    ListConfigResourcesResponse,
+    AddPartitionsToTxnResponse,
+    AddOffsetsToTxnResponse,
+    EndTxnResponse,
+    DescribeTransactionsResponse,
+    ListTransactionsResponse,
+    TxnOffsetCommitResponse,
+    DescribeProducersResponse,
+    UnregisterBrokerResponse,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse,
+    DescribeAclsResponse,
+    CreateAclsResponse,
+    DeleteAclsResponse,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasResponse,
+    BrokerRegistrationResponse,
+    BrokerHeartbeatResponse,
+    AlterPartitionResponse,
+    AllocateProducerIdsResponse,
+);
+
+unthrottled_responses!(
+    SaslHandshakeResponse,
+    DescribeQuorumResponse,
+    SaslAuthenticateResponse,
+    WriteTxnMarkersResponse,
+);
 
 /// A response and, in the order its codec writes them, the log regions its
 /// records placeholders stand for.
@@ -339,12 +477,16 @@ pub trait Api: Send + Sync {
         header: RequestHeader,
         body: Bytes,
         caller: Caller,
+        request_bytes: usize,
     ) -> ResponseFuture;
 }
 
 struct Erased<H>(std::marker::PhantomData<H>);
 
-impl<H: Handler> Api for Erased<H> {
+impl<H: Handler> Api for Erased<H>
+where
+    <H::Request as Request>::Response: ThrottleTime,
+{
     fn key(&self) -> ApiKey {
         H::KEY
     }
@@ -363,11 +505,16 @@ impl<H: Handler> Api for Erased<H> {
         header: RequestHeader,
         mut body: Bytes,
         caller: Caller,
+        request_bytes: usize,
     ) -> ResponseFuture {
         Box::pin(async move {
             let version = header.request_api_version;
             let request = decode_guarded::<H::Request>(&mut body, version)?;
             let wants_response = H::expects_response(&request);
+            let exempt = H::quota_exempt(&request)
+                || caller.trusted
+                || caller.role == ListenerRole::Controller;
+            let mute = caller.mute.clone();
             let ctx = RequestContext {
                 api_version: version,
                 client_id: header.client_id.as_ref().map(|c| c.to_string()),
@@ -377,8 +524,43 @@ impl<H: Handler> Api for Erased<H> {
                 protocol: caller.protocol,
                 principal: caller.principal,
                 trusted: caller.trusted,
+                request_bytes,
+                work: Arc::default(),
             };
-            let reply = H::handle_reply(broker, ctx, request).await;
+            let quota_ctx = (!exempt).then(|| ctx.clone());
+            // The time spent running the handler (not waiting): what request_percentage
+            // measures, as Kafka measures its request threads' time.
+            let mut handler = std::pin::pin!(H::handle_reply(broker.clone(), ctx, request));
+            let mut busy = std::time::Duration::ZERO;
+            let mut reply = std::future::poll_fn(|cx| {
+                let started = std::time::Instant::now();
+                let polled = handler.as_mut().poll(cx);
+                busy += started.elapsed();
+                polled
+            })
+            .await;
+            let mut throttle_ms = i64::from(reply.response.throttle_time_ms().max(0));
+            if let Some(ctx) = quota_ctx {
+                let quotas = broker.image().client_quotas().clone();
+                if !quotas.is_empty() {
+                    // Percent of one thread's second: nanoseconds * 100 / 1e9.
+                    let used = (busy + ctx.work.elapsed()).as_nanos() as f64 * 1e-7;
+                    let request_throttle = broker.quotas.record(
+                        &quotas,
+                        strom_security::quota::QuotaKind::Request,
+                        &ctx.quota_client(),
+                        used,
+                    );
+                    throttle_ms = throttle_ms.max(request_throttle as i64);
+                }
+            }
+            if throttle_ms > 0 {
+                let throttle_ms = throttle_ms.min(i64::from(i32::MAX)) as i32;
+                reply.response.set_throttle_time_ms(throttle_ms);
+                if let Some(mute) = mute {
+                    mute.extend(std::time::Duration::from_millis(throttle_ms as u64));
+                }
+            }
             if !wants_response {
                 return Ok(None);
             }
@@ -431,7 +613,10 @@ pub fn encode_response<R: Encodable + HeaderVersion>(
     Ok(buf)
 }
 
-fn erased<H: Handler>() -> Box<dyn Api> {
+fn erased<H: Handler>() -> Box<dyn Api>
+where
+    <H::Request as Request>::Response: ThrottleTime,
+{
     Box::new(Erased::<H>(std::marker::PhantomData))
 }
 
@@ -462,6 +647,7 @@ impl ApiTable {
             erased::<alter_user_scram_credentials::AlterUserScramCredentialsHandler>(),
             erased::<acls::CreateAclsHandler>(),
             erased::<acls::DeleteAclsHandler>(),
+            erased::<client_quotas::AlterClientQuotasHandler>(),
         ])
     }
 
@@ -517,6 +703,8 @@ impl ApiTable {
             erased::<acls::DescribeAclsHandler>(),
             erased::<acls::CreateAclsHandler>(),
             erased::<acls::DeleteAclsHandler>(),
+            erased::<client_quotas::DescribeClientQuotasHandler>(),
+            erased::<client_quotas::AlterClientQuotasHandler>(),
         ];
         Self::of(apis)
     }
@@ -597,6 +785,8 @@ mod tests {
         (45, 0, 0), // AlterPartitionReassignments
         (46, 0, 0), // ListPartitionReassignments
         (47, 0, 0), // OffsetDelete
+        (48, 0, 1), // DescribeClientQuotas
+        (49, 0, 1), // AlterClientQuotas
         (50, 0, 0), // DescribeUserScramCredentials
         (51, 0, 0), // AlterUserScramCredentials
         (55, 0, 2), // DescribeQuorum

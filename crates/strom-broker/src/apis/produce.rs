@@ -15,6 +15,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 use strom_log::AppendInfo;
+use strom_security::quota::QuotaKind;
 use strom_types::ErrorCode;
 use strom_wire::batch::{self, TimestampType};
 use strom_wire::record_check::{RecordFault, RecordRules, RefusedRecord, TimestampWindow};
@@ -61,16 +62,20 @@ impl Handler for ProduceHandler {
         // Validation and the file write block: keep them off the async workers.
         let worker = broker.clone();
         let listener = ctx.listener_name.clone();
+        let request_bytes = ctx.request_bytes as f64;
+        let work = ctx.work.clone();
         let (mut response, waits) = match tokio::task::spawn_blocking(move || {
-            produce(
-                &worker,
-                &listener,
-                version,
-                request,
-                &refused,
-                &denied,
-                issued_below,
-            )
+            work.time(|| {
+                produce(
+                    &worker,
+                    &listener,
+                    version,
+                    request,
+                    &refused,
+                    &denied,
+                    issued_below,
+                )
+            })
         })
         .await
         {
@@ -100,6 +105,17 @@ impl Handler for ProduceHandler {
                     }
                 }
             }
+        }
+        // producer_byte_rate counts every produce request's size, as Kafka's does.
+        let quotas = broker.image().client_quotas().clone();
+        if !quotas.is_empty() {
+            let throttle = broker.quotas.record(
+                &quotas,
+                QuotaKind::Produce,
+                &ctx.quota_client(),
+                request_bytes,
+            );
+            response.throttle_time_ms = throttle.min(i32::MAX as u64) as i32;
         }
         response
     }
