@@ -48,6 +48,16 @@ pub enum QuotaOp {
     Remove(String),
 }
 
+/// Kafka's order of an entity's parts: user, then client id (then others).
+fn sort_parts(parts: &mut [(String, Option<String>)]) {
+    let rank = |kind: &str| match kind {
+        USER => 0,
+        CLIENT_ID => 1,
+        _ => 2,
+    };
+    parts.sort_by(|a, b| (rank(&a.0), &a.0, &a.1).cmp(&(rank(&b.0), &b.0, &b.1)));
+}
+
 fn s(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
 }
@@ -104,7 +114,7 @@ impl Admin {
                         )
                     })
                     .collect();
-                entity.sort();
+                sort_parts(&mut entity);
                 let mut values: Vec<(String, f64)> = entry
                     .values
                     .iter()
@@ -114,7 +124,7 @@ impl Admin {
                 (QuotaEntity(entity), values)
             })
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_cached_key(|(entity, _)| entity.to_string());
         Ok(out)
     }
 
