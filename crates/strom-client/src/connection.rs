@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{
     encode_request_header_into_buffer, Decodable, Encodable, Request, StrBytes, VersionRange,
@@ -15,6 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{check, error_name, Error, Result};
+use crate::scram::{random_nonce, ScramClient};
+use crate::security::{SaslCredentials, SaslMechanism, Security};
+use crate::tls::{ReadHalf, Stream, WriteHalf};
 
 /// Settings shared by every connection a client opens.
 #[derive(Debug, Clone)]
@@ -26,6 +30,8 @@ pub struct ConnectionConfig {
     pub request_timeout: Duration,
     /// Response frames above this size are refused before any allocation.
     pub max_response_bytes: usize,
+    /// TLS and SASL for every connection (default: PLAINTEXT).
+    pub security: Security,
 }
 
 impl Default for ConnectionConfig {
@@ -35,6 +41,7 @@ impl Default for ConnectionConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 100 * 1024 * 1024,
+            security: Security::default(),
         }
     }
 }
@@ -125,7 +132,7 @@ fn api_name(key: i16) -> String {
 /// time; a connection that failed mid-request must be dropped.
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     config: ConnectionConfig,
     broker_versions: HashMap<i16, VersionRange>,
     next_correlation_id: i32,
@@ -156,6 +163,27 @@ impl Connection {
             })?;
         // Requests are small and sent whole; Nagle would only add latency.
         let _ = stream.set_nodelay(true);
+        let stream = match &config.security.tls {
+            None => Stream::Plain(stream),
+            Some(tls) => {
+                let name = crate::tls::server_name(addr).ok_or_else(|| {
+                    Error::InvalidArgument(format!("{addr}: not a host name usable for TLS"))
+                })?;
+                let handshake = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
+                let tls_stream = tokio::time::timeout(config.connect_timeout, handshake)
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        what: format!("TLS handshake with {addr}"),
+                        ms: config.connect_timeout.as_millis() as u64,
+                    })?
+                    .map_err(|error| Error::Tls {
+                        addr: addr.to_owned(),
+                        error,
+                    })?;
+                Stream::Tls(Box::new(tls_stream))
+            }
+        };
+        let sasl = config.security.sasl.clone();
         let mut conn = Connection {
             addr: addr.to_owned(),
             stream,
@@ -164,8 +192,75 @@ impl Connection {
             next_correlation_id: 0,
             broken: false,
         };
-        conn.handshake().await?;
+        let tls = conn.config.security.tls.is_some();
+        conn.handshake()
+            .await
+            .map_err(|e| explain_handshake_error(e, tls))?;
+        if let Some(sasl) = sasl {
+            conn.authenticate(&sasl).await?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate rounds until the mechanism
+    /// is done; the broker's refusal comes back as its Kafka error
+    /// (SASL_AUTHENTICATION_FAILED with its message).
+    async fn authenticate(&mut self, sasl: &SaslCredentials) -> Result<()> {
+        let mechanism = sasl.mechanism.name();
+        let context = format!(
+            "SASL/{mechanism} authentication to {} as {}",
+            self.addr, sasl.username
+        );
+        let version = self.version(ApiKey::SaslHandshake)?;
+        if version < 1 {
+            return Err(Error::UnsupportedVersion {
+                addr: self.addr.clone(),
+                api: "SaslHandshake v1".to_owned(),
+            });
+        }
+        let timeout = self.config.request_timeout;
+        let request = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(mechanism.to_owned()));
+        let response = self.send_version(&request, version, timeout).await?;
+        if response.error_code != 0 {
+            let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            let message = format!("the broker enables [{}]", enabled.join(", "));
+            return check(response.error_code, Some(&message), context);
+        }
+        match sasl.mechanism {
+            SaslMechanism::Plain => {
+                let token = format!("\0{}\0{}", sasl.username, sasl.password);
+                self.sasl_round(token.into_bytes(), &context).await?;
+            }
+            SaslMechanism::Scram(m) => {
+                let nonce = random_nonce().map_err(|e| Error::Sasl(format!("{context}: {e}")))?;
+                let mut scram = ScramClient::new(m, &sasl.username, &sasl.password, nonce);
+                let server_first = self.sasl_round(scram.client_first(), &context).await?;
+                let client_final = scram
+                    .client_final(&server_first)
+                    .map_err(|e| Error::Sasl(format!("{context}: {e}")))?;
+                let server_final = self.sasl_round(client_final, &context).await?;
+                scram
+                    .verify_server_final(&server_final)
+                    .map_err(|e| Error::Sasl(format!("{context}: {e}")))?;
+            }
+        }
+        tracing::debug!(addr = %self.addr, mechanism, user = %sasl.username, "SASL authenticated");
+        Ok(())
+    }
+
+    async fn sasl_round(&mut self, token: Vec<u8>, context: &str) -> Result<Bytes> {
+        let version = self.version(ApiKey::SaslAuthenticate)?;
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let response = self
+            .send_version(&request, version, self.config.request_timeout)
+            .await?;
+        check(
+            response.error_code,
+            response.error_message.as_deref(),
+            context,
+        )?;
+        Ok(response.auth_bytes)
     }
 
     pub fn addr(&self) -> &str {
@@ -279,10 +374,13 @@ impl Connection {
         let limit = self.config.max_response_bytes;
         let (stream, addr) = (&mut self.stream, self.addr.as_str());
         let work = async {
-            stream.write_all(&frame).await.map_err(|error| Error::Io {
+            let io = |error| Error::Io {
                 addr: addr.to_owned(),
                 error,
-            })?;
+            };
+            stream.write_all(&frame).await.map_err(io)?;
+            // A TLS stream may keep the tail of a record until flushed.
+            stream.flush().await.map_err(io)?;
             if expect_response {
                 read_frame(stream, limit, addr).await.map(Some)
             } else {
@@ -407,7 +505,7 @@ impl Connection {
 /// The sending half of a pipelined connection ([`Connection::into_pipeline`]).
 pub struct RequestWriter {
     addr: String,
-    write: tokio::net::tcp::OwnedWriteHalf,
+    write: WriteHalf,
     config: ConnectionConfig,
     broker_versions: HashMap<i16, VersionRange>,
     next_correlation_id: i32,
@@ -435,7 +533,10 @@ impl RequestWriter {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let frame = encode_request(request, version, correlation_id, &self.config.client_id)?;
-        let write = self.write.write_all(&frame);
+        let write = async {
+            self.write.write_all(&frame).await?;
+            self.write.flush().await
+        };
         match tokio::time::timeout(self.config.request_timeout, write).await {
             Ok(Ok(())) => Ok(correlation_id),
             Ok(Err(error)) => Err(Error::Io {
@@ -453,7 +554,7 @@ impl RequestWriter {
 /// The receiving half of a pipelined connection ([`Connection::into_pipeline`]).
 pub struct ResponseReader {
     addr: String,
-    read: tokio::net::tcp::OwnedReadHalf,
+    read: ReadHalf,
     limit: usize,
 }
 
@@ -476,6 +577,32 @@ impl ResponseReader {
         let mut body = split_response(frame, api_key, version, correlation_id)?;
         R::Response::decode(&mut body, version)
             .map_err(|e| Error::decode(format!("{api_key:?} v{version} response"), e))
+    }
+}
+
+/// Names the likely cause when the first exchange fails: a TLS alert
+/// (TLS 1.3 brokers refuse a client certificate after the client's side of
+/// the handshake is done), or a TLS record where a plaintext client
+/// expected a frame size.
+fn explain_handshake_error(error: Error, tls: bool) -> Error {
+    match error {
+        Error::Io { addr, error }
+            if tls
+                && error
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+        {
+            Error::Tls { addr, error }
+        }
+        // 0x15 (alert) or 0x16 (handshake), then TLS version 3.x.
+        Error::FrameTooLarge { addr, size, .. }
+            if !tls && matches!(size >> 16, 0x1503 | 0x1603) =>
+        {
+            Error::Protocol(format!(
+                "{addr} answered with TLS: set security.protocol to SSL or SASL_SSL"
+            ))
+        }
+        other => other,
     }
 }
 

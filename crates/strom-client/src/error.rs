@@ -10,6 +10,17 @@ pub enum Error {
     // the error chain does not repeat it.
     #[error("cannot connect to {addr}: {error}")]
     Connect { addr: String, error: std::io::Error },
+    /// The TLS handshake failed (an untrusted or mismatched certificate,
+    /// a broker that does not speak TLS on that port, ...).
+    #[error("TLS handshake with {addr} failed: {error}")]
+    Tls { addr: String, error: std::io::Error },
+    /// The client side of a SASL exchange failed (the broker's refusals
+    /// are [`Error::Kafka`] with SASL_AUTHENTICATION_FAILED).
+    #[error("{0}")]
+    Sasl(String),
+    /// Client security settings that cannot be used.
+    #[error("invalid client security settings: {0}")]
+    Security(#[from] crate::security::SecurityError),
     /// Reading or writing an established connection failed.
     #[error("connection to {addr} failed: {error}")]
     Io { addr: String, error: std::io::Error },

@@ -7,6 +7,7 @@
 //! administration through transaction coordinators and partition leaders
 //! (`transactions`).
 
+pub mod acls;
 pub mod admin;
 pub mod client;
 pub mod connection;
@@ -18,8 +19,16 @@ pub mod member;
 pub mod partitioner;
 pub mod pipeline;
 pub mod producer;
+pub mod quotas;
+pub mod scram;
+pub mod scram_users;
+pub mod security;
+pub mod tls;
 pub mod transactions;
 
+pub use acls::{
+    AclBinding, AclBindingFilter, AclOperation, AclPermission, AclResourceType, PatternType,
+};
 pub use admin::{
     Admin, AlterConfigOp, ClusterInfo, ConfigEntry, ConfigSource, ElectionType, NewTopic,
     PartitionOutcome, QuorumInfo, QuorumReplica, Reassignment, ResourceType,
@@ -37,6 +46,12 @@ pub use kafka_protocol::records::{Compression, TimestampType};
 pub use member::{GroupMember, GroupMemberConfig};
 pub use pipeline::{BatchAck, PipelineConfig, PipelinedProducer};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use quotas::{QuotaEntity, QuotaMatch, QuotaOp};
+pub use scram::ScramMechanism;
+pub use scram_users::{ScramCredentialChange, ScramCredentialInfo};
+pub use security::{
+    SaslCredentials, SaslMechanism, Security, SecurityConfig, SecurityError, SecurityProtocol,
+};
 pub use transactions::{
     ListedTransaction, ProducerDescription, TransactionDescription, TransactionFilters,
 };

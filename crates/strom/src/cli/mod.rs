@@ -1,19 +1,27 @@
 //! Client subcommands: `topic`, `produce`, `consume`, `group`, `txn`,
-//! `producers`, `cluster`, `perf`.
+//! `producers`, `cluster`, `perf`, `acl`, `user`, `quota`.
 
+mod acl;
 mod cluster;
 mod consume;
 mod datetime;
 mod group;
 mod perf;
 mod produce;
+mod quota;
 mod topic;
 mod txn;
+mod user;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::Subcommand;
-use strom_client::{Client, ConnectionConfig};
+use strom_client::security::parse_properties;
+use strom_client::{Client, ConnectionConfig, SecurityConfig};
 
 /// How to reach the cluster; every client subcommand takes it.
 #[derive(clap::Args, Debug, Clone)]
@@ -27,11 +35,76 @@ pub struct BrokerArgs {
         value_name = "HOST:PORT,..."
     )]
     pub brokers: String,
+    /// A Kafka client properties file (as kafka-topics.sh --command-config):
+    /// security.protocol, sasl.mechanism, sasl.username/sasl.password or
+    /// sasl.jaas.config, ssl.ca.location, ssl.certificate.location,
+    /// ssl.key.location, ssl.keystore.location, ...
+    #[arg(long = "command-config", global = true, value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
+    /// A client config that overrides the file (repeatable, as kcat's -X),
+    /// e.g. -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
+    pub client_configs: Vec<String>,
+    /// Built once from the options above (files read, TLS set up).
+    #[arg(skip)]
+    connection: OnceLock<Arc<ConnectionConfig>>,
 }
 
 impl BrokerArgs {
     pub fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::new(&self.brokers, ConnectionConfig::default())?)
+        let config = match self.connection.get() {
+            Some(config) => config.clone(),
+            None => {
+                let config = Arc::new(self.connection_config()?);
+                let _ = self.connection.set(config.clone());
+                config
+            }
+        };
+        Ok(Client::new(
+            &self.brokers,
+            ConnectionConfig::clone(&config),
+        )?)
+    }
+
+    /// The properties file, then the -X overrides, as connection settings.
+    /// Reads files: called once, before any request is sent.
+    fn connection_config(&self) -> anyhow::Result<ConnectionConfig> {
+        let mut pairs = Vec::new();
+        if let Some(path) = &self.command_config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --command-config {}", path.display()))?;
+            pairs = parse_properties(&text)
+                .with_context(|| format!("--command-config {}", path.display()))?;
+        }
+        for pair in &self.client_configs {
+            pairs.push(parse_key_value(pair)?);
+        }
+        let security =
+            SecurityConfig::from_properties(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .context("invalid client security settings")?;
+        let mut config = ConnectionConfig {
+            security: security
+                .load()
+                .context("invalid client security settings")?,
+            ..ConnectionConfig::default()
+        };
+        for (key, value) in &security.other {
+            match key.as_str() {
+                "client.id" => config.client_id = value.clone(),
+                "request.timeout.ms" => {
+                    let ms: u64 = value
+                        .parse()
+                        .with_context(|| format!("request.timeout.ms={value}: not a number"))?;
+                    config.request_timeout = Duration::from_millis(ms);
+                }
+                // The --brokers option names them.
+                "bootstrap.servers" => {}
+                _ => {
+                    tracing::warn!("the client config {key} was supplied but is not used by strom")
+                }
+            }
+        }
+        Ok(config)
     }
 }
 
@@ -53,6 +126,12 @@ pub enum ClientCommand {
     Cluster(cluster::ClusterArgs),
     /// Load tests: produce, consume or end-to-end throughput and latency.
     Perf(perf::PerfArgs),
+    /// Create, list and delete ACLs.
+    Acl(Box<acl::AclArgs>),
+    /// Create, delete and list SCRAM users.
+    User(user::UserArgs),
+    /// Set and describe client quotas.
+    Quota(quota::QuotaArgs),
 }
 
 pub fn run(command: ClientCommand) -> ExitCode {
@@ -77,6 +156,9 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Producers(args) => txn::run_producers(args).await,
             ClientCommand::Cluster(args) => cluster::run(args).await,
             ClientCommand::Perf(args) => perf::run(args).await,
+            ClientCommand::Acl(args) => acl::run(*args).await,
+            ClientCommand::User(args) => user::run(args).await,
+            ClientCommand::Quota(args) => quota::run(args).await,
         }
     });
     match result {
