@@ -2,8 +2,8 @@
 overrides), per listener (listener.name.<l>.max.connections), the connection creation rate,
 idle connections (connections.max.idle.ms), a request frame that stalls half-way
 (strom.request.read.timeout.ms, with its queued.max.request.bytes reservation given back), a
-parked Fetch whose client hangs up (its socket closed at once, no CLOSE-WAIT), and producer ids
-no InitProducerId issued."""
+parked Fetch whose client hangs up (its socket closed at once, no CLOSE-WAIT), producer ids
+no InitProducerId issued, and topic requests writing more than 10,000 metadata records."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import socket
 import struct
 import time
 
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import NewPartitions, NewTopic
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
 import fetch_wire
 import kafka_wire
 import kwire
-from helpers import create_topic, metric, unique, wait_until
+from helpers import admin, create_topic, error_code, metric, unique, wait_until
 from test_dynamic_configs import BROKER, DELETE, INVALID_CONFIG, SET, alter_raw, wait_code
 from test_producer_state import batch, describe_producers, init_producer_id
 
@@ -328,3 +331,25 @@ def test_invented_transactional_producer_ids_are_refused_without_kip_890_verific
         assert code == INVALID_PRODUCER_ID_MAPPING
         assert "no transactional id maps to it" in message
         assert describe_producers(sock, topic, [0])[0] == (0, [])
+
+
+def test_topic_requests_writing_more_than_ten_thousand_records_are_refused(broker):
+    """Kafka's MAX_RECORDS_PER_USER_OP: CreateTopics and CreatePartitions that would write
+    more than 10,000 metadata records get POLICY_VIOLATION and create nothing (the fuzzer's
+    finding: a CreatePartitions to 63,492 partitions was accepted and took over 20 s)."""
+    adm = admin(broker)
+    big = unique("big")
+    futures = adm.create_topics([NewTopic(big, num_partitions=10_000, replication_factor=1)])
+    with pytest.raises(KafkaException) as refused:
+        futures[big].result(30)
+    assert error_code(refused.value) == 44  # POLICY_VIOLATION
+    assert "Unable to perform excessively large batch operation." in str(refused.value)
+    small = unique("small")
+    create_topic(broker, small, partitions=1)
+    futures = adm.create_partitions([NewPartitions(small, 63_492)])
+    with pytest.raises(KafkaException) as refused:
+        futures[small].result(30)
+    assert error_code(refused.value) == 44
+    md = adm.list_topics(timeout=10)
+    assert big not in md.topics
+    assert len(md.topics[small].partitions) == 1

@@ -179,6 +179,20 @@ impl MutationRefusal {
     }
 }
 
+/// The records a topic request has written so far plus `more`, or Kafka's refusal once
+/// the request would write more than MAX_RECORDS_PER_USER_OP in all.
+pub fn within_request_limit(so_far: usize, more: usize) -> Result<usize, MutationRefusal> {
+    let total = so_far + more;
+    if total > strom_metadata::controller::MAX_RECORDS_PER_USER_OP {
+        return Err(MutationRefusal::Controller(
+            strom_metadata::ControllerError::PolicyViolation(
+                "Unable to perform excessively large batch operation.".into(),
+            ),
+        ));
+    }
+    Ok(total)
+}
+
 /// A request's controller mutation quota, as Kafka's ControllerMutationQuota: strict from
 /// the request versions that know THROTTLING_QUOTA_EXCEEDED; `throttle_ms` is what the
 /// response carries.

@@ -16,43 +16,7 @@ use strom_security::ssl_principal::SslPrincipalMapper;
 
 use crate::config::ConfigError;
 
-/// Kafka's four security protocols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecurityProtocol {
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name.trim().to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => Self::Plaintext,
-            "SSL" => Self::Ssl,
-            "SASL_PLAINTEXT" => Self::SaslPlaintext,
-            "SASL_SSL" => Self::SaslSsl,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Plaintext => "PLAINTEXT",
-            Self::Ssl => "SSL",
-            Self::SaslPlaintext => "SASL_PLAINTEXT",
-            Self::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    pub fn uses_tls(self) -> bool {
-        matches!(self, Self::Ssl | Self::SaslSsl)
-    }
-
-    pub fn uses_sasl(self) -> bool {
-        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
-    }
-}
+pub use strom_types::SecurityProtocol;
 
 /// Everything a listener needs to know who its clients are.
 #[derive(Debug, Clone)]

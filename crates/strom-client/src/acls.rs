@@ -224,12 +224,7 @@ impl Admin {
                 })
                 .collect(),
         );
-        let response = self
-            .client()
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client().send_to_controller(&request).await?;
         if response.results.len() != bindings.len() {
             return Err(Error::Protocol(format!(
                 "CreateAcls answered {} results for {} ACLs",
@@ -255,12 +250,7 @@ impl Admin {
             .with_host_filter(filter.host.as_deref().map(s))
             .with_operation(filter.operation.code())
             .with_permission_type(filter.permission.code());
-        let response = self
-            .client()
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client().send_to_controller(&request).await?;
         check(
             response.error_code,
             response.error_message.as_deref(),
@@ -306,12 +296,7 @@ impl Admin {
                 })
                 .collect(),
         );
-        let response = self
-            .client()
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client().send_to_controller(&request).await?;
         if response.filter_results.len() != filters.len() {
             return Err(Error::Protocol(format!(
                 "DeleteAcls answered {} results for {} filters",

@@ -255,12 +255,7 @@ impl Admin {
             )
             .with_timeout_ms(self.timeout_ms())
             .with_validate_only(validate_only);
-        let response = self
-            .client
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client.send_to_controller(&request).await?;
         Ok(per_name(
             topics.iter().map(|t| t.name.as_str()),
             response.topics.iter().map(|r| {
@@ -293,12 +288,7 @@ impl Admin {
             )
             .with_topic_names(names.iter().map(|n| topic_name(n)).collect())
             .with_timeout_ms(self.timeout_ms());
-        let response = self
-            .client
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client.send_to_controller(&request).await?;
         for name in names {
             self.client.invalidate(name);
         }
@@ -470,12 +460,7 @@ impl Admin {
                 .with_assignments(None)])
             .with_timeout_ms(self.timeout_ms())
             .with_validate_only(false);
-        let response = self
-            .client
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client.send_to_controller(&request).await?;
         self.client.invalidate(topic);
         let result = response
             .results
@@ -585,12 +570,7 @@ impl Admin {
                     .collect()
             }))
             .with_timeout_ms(self.timeout_ms());
-        let response = self
-            .client
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client.send_to_controller(&request).await?;
         check(response.error_code, None, "elect leaders")?;
         Ok(response
             .replica_election_results
@@ -639,12 +619,7 @@ impl Admin {
         let request = AlterPartitionReassignmentsRequest::default()
             .with_topics(topics)
             .with_timeout_ms(self.timeout_ms());
-        let response = self
-            .client
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client.send_to_controller(&request).await?;
         check(
             response.error_code,
             response.error_message.as_deref(),
@@ -685,12 +660,7 @@ impl Admin {
                     .collect()
             }))
             .with_timeout_ms(self.timeout_ms());
-        let response = self
-            .client
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client.send_to_controller(&request).await?;
         check(
             response.error_code,
             response.error_message.as_deref(),

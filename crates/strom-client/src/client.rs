@@ -260,6 +260,14 @@ impl Client {
         Ok(ids)
     }
 
+    /// Sends `request` to the controller's broker, the one admin changes go to.
+    pub async fn send_to_controller<R: kafka_protocol::protocol::Request>(
+        &mut self,
+        request: &R,
+    ) -> Result<R::Response> {
+        self.controller_connection().await?.send(request).await
+    }
+
     /// The broker admin requests go to: the controller Metadata names (in
     /// KRaft clusters a broker that forwards to the real controller).
     pub async fn controller_connection(&mut self) -> Result<&mut Connection> {

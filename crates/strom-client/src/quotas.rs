@@ -88,12 +88,7 @@ impl Admin {
                     .collect(),
             )
             .with_strict(strict);
-        let response = self
-            .client()
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client().send_to_controller(&request).await?;
         check(
             response.error_code,
             response.error_message.as_deref(),
@@ -171,12 +166,7 @@ impl Admin {
                     .collect(),
             )
             .with_validate_only(validate_only);
-        let response = self
-            .client()
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client().send_to_controller(&request).await?;
         Ok(entries
             .iter()
             .map(|(entity, _)| {

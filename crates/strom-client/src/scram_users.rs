@@ -115,12 +115,7 @@ impl Admin {
                 }
             }
         }
-        let response = self
-            .client()
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client().send_to_controller(&request).await?;
         let mut users: Vec<&str> = Vec::new();
         for change in changes {
             if !users.contains(&change.user()) {
@@ -158,12 +153,7 @@ impl Admin {
                     .map(|u| UserName::default().with_name(s(u)))
                     .collect()
             }));
-        let response = self
-            .client()
-            .controller_connection()
-            .await?
-            .send(&request)
-            .await?;
+        let response = self.client().send_to_controller(&request).await?;
         check(
             response.error_code,
             response.error_message.as_deref(),

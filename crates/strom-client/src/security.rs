@@ -11,34 +11,7 @@ use std::sync::Arc;
 
 use crate::scram::ScramMechanism;
 
-/// Kafka's `security.protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SecurityProtocol {
-    #[default]
-    Plaintext,
-    Ssl,
-    SaslPlaintext,
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Plaintext => "PLAINTEXT",
-            Self::Ssl => "SSL",
-            Self::SaslPlaintext => "SASL_PLAINTEXT",
-            Self::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    pub fn uses_tls(self) -> bool {
-        matches!(self, Self::Ssl | Self::SaslSsl)
-    }
-
-    pub fn uses_sasl(self) -> bool {
-        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
-    }
-}
+pub use strom_types::SecurityProtocol;
 
 /// The SASL mechanisms the client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,12 +97,9 @@ impl SecurityConfig {
         let get = |key: &str| settings.get(key).map(String::as_str);
         let protocol = match get("security.protocol") {
             None => SecurityProtocol::Plaintext,
-            Some(name) => match name.to_ascii_uppercase().as_str() {
-                "PLAINTEXT" => SecurityProtocol::Plaintext,
-                "SSL" => SecurityProtocol::Ssl,
-                "SASL_PLAINTEXT" => SecurityProtocol::SaslPlaintext,
-                "SASL_SSL" => SecurityProtocol::SaslSsl,
-                _ => {
+            Some(name) => match SecurityProtocol::parse(name) {
+                Some(protocol) => protocol,
+                None => {
                     return Err(invalid(format!(
                         "security.protocol={name} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
                     )))

@@ -46,6 +46,21 @@ pub struct CreatedTopic {
 /// Most partitions one request may create; keeps a typo from making millions.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 
+/// Kafka's bound on the records one client request may write (QuorumController's
+/// MAX_RECORDS_PER_USER_OP): a topic of 10,000 partitions or more is refused.
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+
+fn within_batch_limit(
+    records: Vec<MetadataRecord>,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    if records.len() > MAX_RECORDS_PER_USER_OP {
+        return Err(ControllerError::PolicyViolation(
+            "Unable to perform excessively large batch operation.".into(),
+        ));
+    }
+    Ok(records)
+}
+
 /// Every registered broker: manual assignments may name any of them.
 fn registered_brokers(image: &MetadataImage) -> Vec<NodeId> {
     image.brokers().map(|b| b.id).collect()
@@ -187,7 +202,7 @@ pub fn create_topic(
     }));
     let replication_factor = assignment.first().map_or(0, |r| r.len()) as i16;
     Ok((
-        records,
+        within_batch_limit(records)?,
         CreatedTopic {
             topic_id,
             num_partitions: assignment.len() as i32,
@@ -392,7 +407,7 @@ pub fn create_partitions(
     if isrs.iter().any(Vec::is_empty) {
         return Err(all_fenced(replication_factor));
     }
-    Ok(partition_records(topic.id, current, &assignment, &isrs).collect())
+    within_batch_limit(partition_records(topic.id, current, &assignment, &isrs).collect())
 }
 
 /// Claims the next block of `block_size` producer ids for a broker; returns
@@ -712,6 +727,28 @@ mod tests {
         assert_eq!(
             image.config(&ConfigResource::Topic("orders".into()), "retention.ms"),
             Some("1000")
+        );
+    }
+
+    #[test]
+    fn a_request_writing_more_than_ten_thousand_records_is_refused_as_in_kafka() {
+        let image = one_broker();
+        let refused = |e: ControllerError| matches!(e, ControllerError::PolicyViolation(m) if m == "Unable to perform excessively large batch operation.");
+        // The topic record and 10,000 partition records.
+        assert!(refused(
+            create_topic(&image, &spec("big", 10_000), DEFAULTS, TopicId::new_v4()).unwrap_err()
+        ));
+        let image = created(&image, &spec("big", 9_999));
+        assert_eq!(image.topic("big").unwrap().partitions.len(), 9_999);
+        let small = created(&image, &spec("small", 1));
+        assert!(refused(
+            create_partitions(&small, "small", 10_002, None).unwrap_err()
+        ));
+        assert_eq!(
+            create_partitions(&small, "small", 10_001, None)
+                .unwrap()
+                .len(),
+            10_000
         );
     }
 

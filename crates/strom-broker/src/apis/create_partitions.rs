@@ -12,7 +12,7 @@ use tracing::info;
 
 use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
-use crate::client_quotas::{MutationQuota, MutationRefusal};
+use crate::client_quotas::{within_request_limit, MutationQuota, MutationRefusal};
 
 /// THROTTLING_QUOTA_EXCEEDED is known from v3; older versions are throttled without it.
 const STRICT_QUOTA_VERSION: i16 = 3;
@@ -35,6 +35,7 @@ impl Handler for CreatePartitionsHandler {
         }
         let mut results = Vec::with_capacity(request.topics.len());
         let mut quota = MutationQuota::new(&broker, &ctx, STRICT_QUOTA_VERSION);
+        let mut request_records = 0usize;
         for topic in &request.topics {
             let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
             let fail = |code: ErrorCode, message: String| {
@@ -70,6 +71,7 @@ impl Handler for CreatePartitionsHandler {
                 .write_metadata(|image| {
                     let records =
                         create_partitions(image, &topic.name, topic.count, assignments.as_deref())?;
+                    request_records = within_request_limit(request_records, records.len())?;
                     let existing = image.topic(&topic.name).map_or(0, |t| t.partitions.len());
                     quota.take((topic.count.max(0) as usize).saturating_sub(existing) as u32)?;
                     Ok::<_, MutationRefusal>((if validate_only { Vec::new() } else { records }, ()))

@@ -16,7 +16,7 @@ use tracing::info;
 
 use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
-use crate::client_quotas::{MutationQuota, MutationRefusal};
+use crate::client_quotas::{within_request_limit, MutationQuota, MutationRefusal};
 
 /// THROTTLING_QUOTA_EXCEEDED is known from v6; older versions are throttled without it.
 const STRICT_QUOTA_VERSION: i16 = 6;
@@ -47,6 +47,9 @@ impl Handler for CreateTopicsHandler {
         let authz = ctx.authz(&broker);
         let may_create_any = authz.allows_cluster(Operation::Create);
         let mut quota = MutationQuota::new(&broker, &ctx, STRICT_QUOTA_VERSION);
+        // Kafka bounds the records of the whole request (MAX_RECORDS_PER_USER_OP); topics
+        // are committed one by one here, so the bound counts across them.
+        let mut request_records = 0usize;
         for topic in &request.topics {
             let name = topic.name.to_string();
             let result = CreatableTopicResult::default()
@@ -94,6 +97,7 @@ impl Handler for CreateTopicsHandler {
                 .write_metadata(|image| {
                     let (records, created) =
                         create_topic(image, &spec, defaults, TopicId::new_v4())?;
+                    request_records = within_request_limit(request_records, records.len())?;
                     quota.take(created.num_partitions.max(0) as u32)?;
                     Ok::<_, MutationRefusal>((
                         if validate_only { Vec::new() } else { records },
