@@ -7,12 +7,17 @@ SECURITY_DISABLED. Users authenticate with SASL/PLAIN over SASL_PLAINTEXT."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
                                    AdminClient, NewTopic, ResourcePatternType, ResourceType)
+
+import kwire
+from cluster import Cluster
 
 JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
         'user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret";')
@@ -227,3 +232,185 @@ def test_allow_everyone_if_no_acl_found_and_super_users(broker_factory):
     err = produce_one(as_user(b, "bob"), "guarded", b"no")
     assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
     assert produce_one(as_user(b, "alice"), "guarded", b"yes") is None
+
+
+def kp_admin_as(broker, user: str):
+    from kafka import KafkaAdminClient
+    return KafkaAdminClient(bootstrap_servers=broker.address("SASL_PLAINTEXT"), security_protocol="SASL_PLAINTEXT",
+                            sasl_mechanism="PLAIN", sasl_plain_username=user, sasl_plain_password=f"{user}-secret")
+
+
+def send_raw(kp_admin, request):
+    return kp_admin._manager.run(kp_admin._manager.send, request)
+
+
+def partition_errors(topics) -> dict[tuple[str, int], int]:
+    return {(t.name, p.partition_index): p.error_code for t in topics for p in t.partitions}
+
+
+def test_offset_apis_check_the_group_then_each_topic_then_its_existence(secured):
+    """OffsetCommit, OffsetFetch and TxnOffsetCommit as Kafka's KafkaApis checks them: READ on
+    the group for the whole request; then READ on each topic (TOPIC_AUTHORIZATION_FAILED, also for
+    a topic that does not exist); then UNKNOWN_TOPIC_OR_PARTITION; only the rest is committed."""
+    from kafka.protocol.consumer.group import OffsetCommitRequest, OffsetFetchRequest
+    from kafka.protocol.producer import TxnOffsetCommitRequest
+    setup_topics(secured, ["readable", "hidden"])
+    create_acls(AdminClient(as_user(secured, "admin")), [
+        allow(ResourceType.TOPIC, "readable", "User:alice", AclOperation.READ, ResourcePatternType.PREFIXED),
+        allow(ResourceType.GROUP, "g", "User:alice", AclOperation.READ),
+        allow(ResourceType.TRANSACTIONAL_ID, "tx", "User:alice", AclOperation.WRITE),
+    ])
+    alice = kp_admin_as(secured, "alice")
+    try:
+        C = OffsetCommitRequest
+
+        def commit(group: str, topics: list[str]):
+            return send_raw(alice, C(group_id=group, generation_id_or_member_epoch=-1, member_id="",
+                                     topics=[C.OffsetCommitRequestTopic(name=t, partitions=[
+                                         C.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                                             partition_index=0, committed_offset=5, committed_metadata="m")])
+                                             for t in topics]))
+        # "readable-ghost" matches alice's prefixed READ but does not exist; "hidden-ghost" neither.
+        asked = ["readable", "hidden", "readable-ghost", "hidden-ghost"]
+        assert partition_errors(commit("g", asked).topics) == {
+            ("readable", 0): 0, ("hidden", 0): 29, ("readable-ghost", 0): 3, ("hidden-ghost", 0): 29}
+        # A group alice may not read: GROUP_AUTHORIZATION_FAILED for every partition.
+        assert partition_errors(commit("other", asked).topics) == {(t, 0): 30 for t in asked}
+
+        F = OffsetFetchRequest
+        fetched = send_raw(alice, F(groups=[F.OffsetFetchRequestGroup(group_id="g", topics=[
+            F.OffsetFetchRequestGroup.OffsetFetchRequestTopics(name=t, partition_indexes=[0])
+            for t in ("readable", "hidden")])], require_stable=False))
+        (group,) = fetched.groups
+        assert group.error_code == 0
+        got = {(t.name, p.partition_index): (p.error_code, p.committed_offset) for t in group.topics
+               for p in t.partitions}
+        assert got == {("readable", 0): (0, 5), ("hidden", 0): (29, -1)}, got
+
+        T = TxnOffsetCommitRequest
+
+        def txn_commit(txn: str, group: str, topics: list[str]):
+            return send_raw(alice, T(transactional_id=txn, group_id=group, producer_id=4242, producer_epoch=0,
+                                     generation_id=-1, member_id="", group_instance_id=None,
+                                     topics=[T.TxnOffsetCommitRequestTopic(name=t, partitions=[
+                                         T.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                                             partition_index=0, committed_offset=7, committed_leader_epoch=-1,
+                                             committed_metadata=None)]) for t in topics]))
+        refused = ["hidden", "readable-ghost", "hidden-ghost"]
+        assert partition_errors(txn_commit("tx", "g", refused).topics) == {
+            ("hidden", 0): 29, ("readable-ghost", 0): 3, ("hidden-ghost", 0): 29}
+        assert partition_errors(txn_commit("tx", "other", refused).topics) == {(t, 0): 30 for t in refused}
+        assert partition_errors(txn_commit("other-tx", "g", refused).topics) == {(t, 0): 53 for t in refused}
+    finally:
+        alice.close()
+
+
+def test_create_topics_configs_and_list_config_resources_need_describe_configs(secured):
+    from kafka.protocol.admin import CreateTopicsRequest, ListConfigResourcesRequest
+    admin = setup_topics(secured, ["existing"])
+    create_acls(admin, [allow(ResourceType.TOPIC, "mine-", "User:alice", AclOperation.CREATE,
+                              ResourcePatternType.PREFIXED)])
+    alice = kp_admin_as(secured, "alice")
+    root = kp_admin_as(secured, "admin")
+    try:
+        R = CreateTopicsRequest
+
+        def create(name: str):
+            response = send_raw(alice, R(topics=[R.CreatableTopic(name=name, num_partitions=2, replication_factor=1,
+                                                                  assignments=[], configs=[R.CreatableTopic.CreatableTopicConfig(
+                                                                      name="retention.ms", value="3600000")])],
+                                         timeout_ms=15000, validate_only=False))
+            (topic,) = response.topics
+            assert topic.error_code == 0, topic
+            return topic
+        # CREATE without DESCRIBE_CONFIGS: created, but its partition count, replication factor and
+        # configs are left out with TOPIC_AUTHORIZATION_FAILED as its config error.
+        hidden = create("mine-a")
+        assert (hidden.topic_config_error_code, hidden.num_partitions, hidden.replication_factor) == (29, -1, -1)
+        assert not hidden.configs
+        create_acls(admin, [allow(ResourceType.TOPIC, "mine-", "User:alice", AclOperation.DESCRIBE_CONFIGS,
+                                  ResourcePatternType.PREFIXED)])
+        shown = create("mine-b")
+        assert (shown.topic_config_error_code, shown.num_partitions, shown.replication_factor) == (0, 2, 1)
+        assert {c.name: c.value for c in shown.configs}["retention.ms"] == "3600000"
+
+        # ListConfigResources: DESCRIBE_CONFIGS on the cluster.
+        L = ListConfigResourcesRequest
+        assert send_raw(alice, L(resource_types=[2])).error_code == 31
+        listed = send_raw(root, L(resource_types=[2]))
+        assert listed.error_code == 0
+        assert {"existing", "mine-a", "mine-b"} <= {r.resource_name for r in listed.config_resources}
+    finally:
+        alice.close()
+        root.close()
+
+
+def consumer_group_heartbeat_v0(sock, group: str, topics: list[str]) -> int:
+    """A KIP-848 join (member epoch 0) subscribing to `topics`; the response's error code."""
+    body = (kwire.enc_compact_string(group) + kwire.enc_compact_string("") + struct.pack(">i", 0)
+            + kwire.enc_compact_string(None) + kwire.enc_compact_string(None) + struct.pack(">i", 30000)
+            + kwire.enc_compact_array([kwire.enc_compact_string(t) for t in topics])
+            + kwire.enc_compact_string(None) + kwire.enc_compact_array([]) + b"\x00")
+    r = kwire.flexible_roundtrip(sock, 68, 0, 11, body)
+    r.i32()  # throttle_time_ms
+    return r.i16()
+
+
+def test_consumer_group_heartbeat_needs_describe_on_every_subscribed_topic(secured):
+    setup_topics(secured, ["shown", "unseen"])
+    admin = AdminClient(as_user(secured, "admin"))
+    create_acls(admin, [allow(ResourceType.TOPIC, "shown", "User:ANONYMOUS", AclOperation.DESCRIBE),
+                        allow(ResourceType.GROUP, "g848", "User:ANONYMOUS", AclOperation.READ)])
+    host, port = secured.bootstrap.split(":")
+    with kwire.connect(host, int(port)) as sock:
+        assert consumer_group_heartbeat_v0(sock, "g848", ["shown", "unseen"]) == 29
+        assert consumer_group_heartbeat_v0(sock, "g848", ["shown"]) == 0
+        assert consumer_group_heartbeat_v0(sock, "elsewhere", ["shown"]) == 30
+
+
+def test_node_requests_on_the_controller_listener_need_cluster_action(tmp_path):
+    """BrokerHeartbeat (and the other broker-to-controller APIs) answer CLUSTER_AUTHORIZATION_FAILED,
+    and strom's node requests (Raft, forwarded requests) close the connection, for a principal
+    without CLUSTER_ACTION; the node's own requests, allowed, go on. Told apart by host: the node
+    connects from 127.0.0.1, the refused caller from 127.0.0.2."""
+    cluster = Cluster(tmp_path, size=1, configs={"authorizer.class.name": STANDARD_AUTHORIZER,
+                                                 "allow.everyone.if.no.acl.found": "true"}).start()
+    try:
+        node = cluster.nodes[1]
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        create_acls(admin, [
+            AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, "User:ANONYMOUS",
+                       "127.0.0.1", AclOperation.ALL, AclPermissionType.ALLOW),
+            AclBinding(ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, "User:ANONYMOUS",
+                       "127.0.0.2", AclOperation.CLUSTER_ACTION, AclPermissionType.DENY),
+        ])
+
+        def heartbeat_error(source: str) -> int:
+            with socket.create_connection(("127.0.0.1", node.controller_port), timeout=5,
+                                          source_address=(source, 0)) as sock:
+                body = struct.pack(">iqq??", 1, 0, 0, False, False) + b"\x00"
+                r = kwire.flexible_roundtrip(sock, 63, 0, 5, body)
+                r.i32()  # throttle_time_ms
+                return r.i16()
+        assert heartbeat_error("127.0.0.2") == 31
+        assert heartbeat_error("127.0.0.1") not in (0, 31)  # a stale epoch, but allowed
+
+        # A node request (the leader query, no body): answered from 127.0.0.1, the connection
+        # closed from 127.0.0.2 with a log line naming the principal.
+        frame = kwire.request_frame(32700, 2, 9, b"")
+        with socket.create_connection(("127.0.0.1", node.controller_port), timeout=5,
+                                      source_address=("127.0.0.1", 0)) as sock:
+            sock.sendall(frame)
+            assert len(kwire.recv_frame(sock)) > 4
+        with socket.create_connection(("127.0.0.1", node.controller_port), timeout=5,
+                                      source_address=("127.0.0.2", 0)) as sock:
+            sock.sendall(frame)
+            assert sock.recv(1) == b""
+        assert "User:ANONYMOUS, who lacks CLUSTER_ACTION" in node.log()
+
+        # The node's own heartbeats and forwarded requests go on: a topic is created and written.
+        topic = f"after-{uuid.uuid4().hex[:6]}"
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=15)
+        assert produce_one({"bootstrap.servers": cluster.bootstrap}, topic, b"v") is None
+    finally:
+        cluster.stop_all()

@@ -25,7 +25,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-use crate::apis::{unsupported_api_versions_response, Caller, DispatchError, ListenerRole};
+use crate::apis::{
+    unsupported_api_versions_response, Caller, DispatchError, ListenerRole, Operation,
+};
 use crate::broker::Broker;
 use crate::request_memory::{RequestMemory, Reservation};
 use crate::response_frame::{FramePart, ResponseFrame};
@@ -66,6 +68,8 @@ pub(crate) enum ConnectionError {
     FrameReadTimeout { got: usize, timeout_ms: u64 },
     #[error("peer closed the connection with a request in flight")]
     HungUp,
+    #[error("a node-to-node request from {0}, who lacks CLUSTER_ACTION on the cluster (the controller listener's principal belongs in super.users)")]
+    NodeRequestRefused(String),
 }
 
 /// How long a connection may go without socket activity, and how long a started
@@ -509,6 +513,16 @@ pub(crate) async fn handle_frame(
             }
         };
     if node_request {
+        // Raft messages and forwarded requests speak for the cluster: as Kafka asks of
+        // its controller listener's and Envelope's principal, CLUSTER_ACTION.
+        if !caller
+            .authz(broker)
+            .allows_cluster(Operation::ClusterAction)
+        {
+            return Err(ConnectionError::NodeRequestRefused(
+                caller.principal.to_string(),
+            ));
+        }
         let (correlation_id, body) = crate::node_rpc::request_body(&frame)
             .ok_or(ConnectionError::ShortRequest(frame.len()))?;
         let response = match prefix.api_version {

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{AllocateProducerIdsRequest, AllocateProducerIdsRe
 use kafka_protocol::protocol::VersionRange;
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::{Broker, PRODUCER_ID_BLOCK_SIZE};
 
 pub struct AllocateProducerIdsHandler;
@@ -19,9 +19,13 @@ impl Handler for AllocateProducerIdsHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: AllocateProducerIdsRequest,
     ) -> AllocateProducerIdsResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::ClusterAction) {
+            return AllocateProducerIdsResponse::default()
+                .with_error_code(ErrorCode::ClusterAuthorizationFailed.code());
+        }
         let broker_id = request.broker_id.0;
         let image = broker.image();
         let registered = image

@@ -14,7 +14,7 @@ use strom_metadata::alter_partition::{
 };
 use strom_metadata::LeaderRecoveryState;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -34,6 +34,10 @@ impl Handler for AlterPartitionHandler {
         ctx: RequestContext,
         request: AlterPartitionRequest,
     ) -> AlterPartitionResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::ClusterAction) {
+            return AlterPartitionResponse::default()
+                .with_error_code(strom_types::ErrorCode::ClusterAuthorizationFailed.code());
+        }
         alter_partition_on_controller(&broker, ctx.api_version, &request).await
     }
 }

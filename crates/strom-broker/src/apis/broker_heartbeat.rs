@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ApiKey, BrokerHeartbeatRequest, BrokerHeartbeatRe
 use kafka_protocol::protocol::VersionRange;
 use strom_metadata::cluster_control::BrokerHeartbeatRequest as Heartbeat;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -21,9 +21,13 @@ impl Handler for BrokerHeartbeatHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: BrokerHeartbeatRequest,
     ) -> BrokerHeartbeatResponse {
+        if !ctx.authz(&broker).allows_cluster(Operation::ClusterAction) {
+            return BrokerHeartbeatResponse::default()
+                .with_error_code(strom_types::ErrorCode::ClusterAuthorizationFailed.code());
+        }
         let heartbeat = Heartbeat {
             broker_id: request.broker_id.0,
             broker_epoch: request.broker_epoch,

@@ -9,7 +9,7 @@ use strom_metadata::cluster_control::BrokerRegistrationRequest as Registration;
 use strom_metadata::BrokerEndpoint;
 use strom_types::ErrorCode;
 
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 use crate::errors::controller_error_code;
 
@@ -22,10 +22,13 @@ impl Handler for BrokerRegistrationHandler {
 
     async fn handle(
         broker: Arc<Broker>,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         request: BrokerRegistrationRequest,
     ) -> BrokerRegistrationResponse {
         let response = BrokerRegistrationResponse::default().with_broker_epoch(-1);
+        if !ctx.authz(&broker).allows_cluster(Operation::ClusterAction) {
+            return response.with_error_code(ErrorCode::ClusterAuthorizationFailed.code());
+        }
         if request.cluster_id.as_str() != broker.cluster_id {
             return response.with_error_code(ErrorCode::InconsistentClusterId.code());
         }

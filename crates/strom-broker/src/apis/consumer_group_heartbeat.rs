@@ -28,8 +28,18 @@ impl Handler for ConsumerGroupHeartbeatHandler {
         let group = request.group_id.to_string();
         let client = client_info(&ctx);
         let version = ctx.api_version;
-        let result = if !ctx.authz(&broker).allows_group(Operation::Read, &group) {
+        let authz = ctx.authz(&broker);
+        // Kafka 4: a member may only subscribe to topics it may DESCRIBE, or it would
+        // learn of them through its assignment.
+        let hidden_topic = request
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .any(|topic| !authz.allows_topic(Operation::Describe, topic));
+        let result = if !authz.allows_group(Operation::Read, &group) {
             Err(strom_types::ErrorCode::GroupAuthorizationFailed)
+        } else if hidden_topic {
+            Err(strom_types::ErrorCode::TopicAuthorizationFailed)
         } else {
             broker
                 .groups

@@ -125,9 +125,17 @@ impl Handler for CreateTopicsHandler {
             } else {
                 created.topic_id
             };
+            let result = result.with_topic_id(topic_id);
+            // As Kafka's controller: the partition count, replication factor and configs
+            // only for a caller that may DESCRIBE_CONFIGS the topic.
+            if !authz.allows_topic(Operation::DescribeConfigs, &name) {
+                results.push(
+                    result.with_topic_config_error_code(ErrorCode::TopicAuthorizationFailed.code()),
+                );
+                continue;
+            }
             results.push(
                 result
-                    .with_topic_id(topic_id)
                     .with_num_partitions(created.num_partitions)
                     .with_replication_factor(created.replication_factor)
                     .with_configs(Some(configs_of(&broker, &created.configs))),

@@ -11,7 +11,7 @@ use strom_metadata::ConfigResource;
 use strom_types::ErrorCode;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
-use super::{Handler, RequestContext};
+use super::{Handler, Operation, RequestContext};
 use crate::broker::Broker;
 
 pub struct ListConfigResourcesHandler;
@@ -36,6 +36,14 @@ impl Handler for ListConfigResourcesHandler {
         ctx: RequestContext,
         request: ListConfigResourcesRequest,
     ) -> ListConfigResourcesResponse {
+        // Kafka asks for DESCRIBE_CONFIGS on the cluster, whatever the types listed.
+        if !ctx
+            .authz(&broker)
+            .allows_cluster(Operation::DescribeConfigs)
+        {
+            return ListConfigResourcesResponse::default()
+                .with_error_code(ErrorCode::ClusterAuthorizationFailed.code());
+        }
         // v0 lists client-metrics resources only.
         let wanted: Vec<i8> = if ctx.api_version == 0 {
             vec![RESOURCE_CLIENT_METRICS]

@@ -171,12 +171,14 @@ impl RequestContext {
 
     /// The caller's rights, as `authorizer.class.name` and the ACLs in force say.
     pub fn authz<'a>(&'a self, broker: &'a Broker) -> Authz<'a> {
-        Authz {
-            authorizer: broker.config.authorizer.as_ref().filter(|_| !self.trusted),
-            acls: broker.image().acls().clone(),
-            principal: &self.principal,
-            host: self.peer.ip().to_string(),
-        }
+        Authz::of(broker, &self.principal, self.peer, self.trusted)
+    }
+}
+
+impl Caller {
+    /// The rights of whoever sent the request on this connection.
+    pub fn authz<'a>(&'a self, broker: &'a Broker) -> Authz<'a> {
+        Authz::of(broker, &self.principal, self.peer, self.trusted)
     }
 }
 
@@ -189,7 +191,21 @@ pub struct Authz<'a> {
     host: String,
 }
 
-impl Authz<'_> {
+impl<'a> Authz<'a> {
+    fn of(
+        broker: &'a Broker,
+        principal: &'a strom_security::KafkaPrincipal,
+        peer: std::net::SocketAddr,
+        trusted: bool,
+    ) -> Self {
+        Authz {
+            authorizer: broker.config.authorizer.as_ref().filter(|_| !trusted),
+            acls: broker.image().acls().clone(),
+            principal,
+            host: peer.ip().to_string(),
+        }
+    }
+
     pub fn allows(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
         self.authorizer.is_none_or(|a| {
             a.authorize(

@@ -28,16 +28,67 @@ impl Handler for OffsetCommitHandler {
         ctx: RequestContext,
         mut request: OffsetCommitRequest,
     ) -> OffsetCommitResponse {
-        // As Kafka does, partitions of topics or indexes that do not exist are
-        // answered UNKNOWN_TOPIC_OR_PARTITION and never reach the coordinator.
-        let unknown = take_unknown_partitions(&broker.image(), &mut request);
-        if request.topics.is_empty() && !unknown.is_empty() {
-            return OffsetCommitResponse::default().with_topics(unknown);
+        // Kafka's order: READ on the group for the whole request, then READ on each
+        // topic (TOPIC_AUTHORIZATION_FAILED), then the partition's existence
+        // (UNKNOWN_TOPIC_OR_PARTITION); only what passes reaches the coordinator.
+        let authz = ctx.authz(&broker);
+        if !authz.allows_group(Operation::Read, &request.group_id) {
+            let topics = request
+                .topics
+                .iter()
+                .map(|t| {
+                    let partitions = t.partitions.iter().map(|p| p.partition_index);
+                    answered(
+                        t.name.clone(),
+                        partitions,
+                        ErrorCode::GroupAuthorizationFailed,
+                    )
+                })
+                .collect();
+            return OffsetCommitResponse::default().with_topics(topics);
+        }
+        let image = broker.image();
+        let asked_any = !request.topics.is_empty();
+        let mut refusals = Vec::new();
+        request.topics.retain(|t| {
+            if authz.allows_topic(Operation::Read, &t.name) {
+                return true;
+            }
+            let partitions = t.partitions.iter().map(|p| p.partition_index);
+            refusals.push(answered(
+                t.name.clone(),
+                partitions,
+                ErrorCode::TopicAuthorizationFailed,
+            ));
+            false
+        });
+        refusals.extend(take_unknown_partitions(&image, &mut request));
+        if request.topics.is_empty() && asked_any {
+            return OffsetCommitResponse::default().with_topics(refusals);
         }
         let mut response = commit(broker, ctx, request).await;
-        merge_topics(&mut response.topics, unknown);
+        merge_topics(&mut response.topics, refusals);
         response
     }
+}
+
+/// A topic's partitions, each answered with `code`.
+fn answered(
+    name: kafka_protocol::messages::TopicName,
+    partitions: impl Iterator<Item = i32>,
+    code: ErrorCode,
+) -> OffsetCommitResponseTopic {
+    OffsetCommitResponseTopic::default()
+        .with_name(name)
+        .with_partitions(
+            partitions
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_error_code(code.code())
+                })
+                .collect(),
+        )
 }
 
 /// Removes the partitions the metadata does not know from the request and
@@ -56,20 +107,11 @@ fn take_unknown_partitions(
             .partition(|p| (0..partition_count).contains(&p.partition_index));
         topic.partitions = known;
         if !missing.is_empty() {
-            unknown.push(
-                OffsetCommitResponseTopic::default()
-                    .with_name(topic.name.clone())
-                    .with_partitions(
-                        missing
-                            .iter()
-                            .map(|p| {
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
-                            })
-                            .collect(),
-                    ),
-            );
+            unknown.push(answered(
+                topic.name.clone(),
+                missing.iter().map(|p| p.partition_index),
+                ErrorCode::UnknownTopicOrPartition,
+            ));
         }
     }
     request.topics.retain(|t| !t.partitions.is_empty());
@@ -92,44 +134,10 @@ fn merge_topics(
 async fn commit(
     broker: Arc<Broker>,
     ctx: RequestContext,
-    mut request: OffsetCommitRequest,
+    request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let group = request.group_id.to_string();
     let version = ctx.api_version;
-    // Topics the caller may not READ are not committed: TOPIC_AUTHORIZATION_FAILED.
-    let authz = ctx.authz(&broker);
-    let image = broker.image();
-    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
-        .into_iter()
-        .partition(|t| {
-            let name = if t.name.is_empty() {
-                image.topic_by_id(&t.topic_id).map(|x| x.name.clone())
-            } else {
-                Some(t.name.to_string())
-            };
-            name.is_none_or(|n| authz.allows_topic(Operation::Read, &n))
-        });
-    request.topics = allowed;
-    let refused_topics: Vec<OffsetCommitResponseTopic> = denied
-        .iter()
-        .map(|t| {
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_topic_id(t.topic_id)
-                .with_partitions(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(
-                                    strom_types::ErrorCode::TopicAuthorizationFailed.code(),
-                                )
-                        })
-                        .collect(),
-                )
-        })
-        .collect();
     // Every partition asked about gets the error if the coordinator fails.
     let asked: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = request
         .topics
@@ -141,36 +149,17 @@ async fn commit(
             )
         })
         .collect();
-    let result = if !ctx.authz(&broker).allows_group(Operation::Read, &group) {
-        Err(strom_types::ErrorCode::GroupAuthorizationFailed)
-    } else {
-        broker
-            .groups
-            .call(&broker, &group, |shard, now, id| {
-                shard.offset_commit(now, id, version, request)
-            })
-            .await
-    };
-    let mut response = expect_reply!(result, OffsetCommit, |code: strom_types::ErrorCode| {
+    let result = broker
+        .groups
+        .call(&broker, &group, |shard, now, id| {
+            shard.offset_commit(now, id, version, request)
+        })
+        .await;
+    expect_reply!(result, OffsetCommit, |code: ErrorCode| {
         let topics = asked
             .iter()
-            .map(|(name, partitions)| {
-                OffsetCommitResponseTopic::default()
-                    .with_name(name.clone())
-                    .with_partitions(
-                        partitions
-                            .iter()
-                            .map(|p| {
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(*p)
-                                    .with_error_code(code.code())
-                            })
-                            .collect(),
-                    )
-            })
+            .map(|(name, partitions)| answered(name.clone(), partitions.iter().copied(), code))
             .collect();
         OffsetCommitResponse::default().with_topics(topics)
-    });
-    response.topics.extend(refused_topics);
-    response
+    })
 }

@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::protocol::VersionRange;
+use strom_types::ErrorCode;
 
 use super::group_common::expect_reply;
 use super::{Handler, Operation, RequestContext};
@@ -25,55 +27,72 @@ impl Handler for TxnOffsetCommitHandler {
     async fn handle(
         broker: Arc<Broker>,
         ctx: RequestContext,
-        request: TxnOffsetCommitRequest,
+        mut request: TxnOffsetCommitRequest,
     ) -> TxnOffsetCommitResponse {
         let group = request.group_id.to_string();
         let version = ctx.api_version;
-        // Every partition asked about gets the error if the coordinator fails.
-        let asked: Vec<(kafka_protocol::messages::TopicName, Vec<i32>)> = request
-            .topics
-            .iter()
-            .map(|t| {
-                (
-                    t.name.clone(),
-                    t.partitions.iter().map(|p| p.partition_index).collect(),
-                )
-            })
-            .collect();
-        // Kafka's order: WRITE on the transactional id, READ on the group.
+        // Kafka's order: WRITE on the transactional id, READ on the group, then READ on
+        // each topic (TOPIC_AUTHORIZATION_FAILED), then the topic's existence
+        // (UNKNOWN_TOPIC_OR_PARTITION); only what passes reaches the coordinator.
         let authz = ctx.authz(&broker);
-        let result = if !authz.allows_transactional_id(Operation::Write, &request.transactional_id)
-        {
-            Err(strom_types::ErrorCode::TransactionalIdAuthorizationFailed)
-        } else if !authz.allows_group(Operation::Read, &group) {
-            Err(strom_types::ErrorCode::GroupAuthorizationFailed)
-        } else {
-            broker
-                .groups
-                .call(&broker, &group, |shard, now, id| {
-                    shard.txn_offset_commit(now, id, version, request)
-                })
-                .await
-        };
-        expect_reply!(result, TxnOffsetCommit, |code: strom_types::ErrorCode| {
-            let topics = asked
-                .iter()
-                .map(|(name, partitions)| {
-                    TxnOffsetCommitResponseTopic::default()
-                        .with_name(name.clone())
-                        .with_partitions(
-                            partitions
-                                .iter()
-                                .map(|p| {
-                                    TxnOffsetCommitResponsePartition::default()
-                                        .with_partition_index(*p)
-                                        .with_error_code(code.code())
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            TxnOffsetCommitResponse::default().with_topics(topics)
-        })
+        let whole_refusal =
+            if !authz.allows_transactional_id(Operation::Write, &request.transactional_id) {
+                Some(ErrorCode::TransactionalIdAuthorizationFailed)
+            } else if !authz.allows_group(Operation::Read, &group) {
+                Some(ErrorCode::GroupAuthorizationFailed)
+            } else {
+                None
+            };
+        if let Some(code) = whole_refusal {
+            let topics = request.topics.iter().map(|t| refused(t, code)).collect();
+            return TxnOffsetCommitResponse::default().with_topics(topics);
+        }
+        let image = broker.image();
+        let mut refusals = Vec::new();
+        request.topics.retain(|t| {
+            let code = if !authz.allows_topic(Operation::Read, &t.name) {
+                ErrorCode::TopicAuthorizationFailed
+            } else if image.topic(&t.name).is_none() {
+                ErrorCode::UnknownTopicOrPartition
+            } else {
+                return true;
+            };
+            refusals.push(refused(t, code));
+            false
+        });
+        if request.topics.is_empty() {
+            return TxnOffsetCommitResponse::default().with_topics(refusals);
+        }
+        // Every partition sent on gets the error if the coordinator fails.
+        let asked = request.topics.clone();
+        let result = broker
+            .groups
+            .call(&broker, &group, |shard, now, id| {
+                shard.txn_offset_commit(now, id, version, request)
+            })
+            .await;
+        let mut response = expect_reply!(result, TxnOffsetCommit, |code: ErrorCode| {
+            TxnOffsetCommitResponse::default()
+                .with_topics(asked.iter().map(|t| refused(t, code)).collect())
+        });
+        response.topics.extend(refusals);
+        response
     }
+}
+
+/// Every partition of `topic` answered with `code`.
+fn refused(topic: &TxnOffsetCommitRequestTopic, code: ErrorCode) -> TxnOffsetCommitResponseTopic {
+    TxnOffsetCommitResponseTopic::default()
+        .with_name(topic.name.clone())
+        .with_partitions(
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code.code())
+                })
+                .collect(),
+        )
 }
