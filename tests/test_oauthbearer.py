@@ -1,9 +1,10 @@
 """SASL/OAUTHBEARER with real clients against the real broker: tokens signed by a key of a
 test JWKS (KIP-768), the JWKS served over https and http by a tiny server on 127.0.0.1 or
 read from a file, checked with Kafka's config names. confluent-kafka (oauth_cb) and
-kafka-python (sasl_oauth_token_provider) produce and consume with signed tokens; kcat (whose
-librdkafka build has no OIDC client) with its unsecured tokens on a listener configured for
-development, and is refused by a listener that checks signatures. An expired token, one
+kafka-python (sasl_oauth_token_provider) produce and consume with signed tokens, and so does
+kcat (whose librdkafka build has no OIDC client) through a small librdkafka plugin,
+tests/oauth_token_plugin.c, that hands it a token from a file; kcat's unsecured tokens work on a
+listener configured for development and are refused by a listener that checks signatures. An expired token, one
 signed by an unknown key, and one for another audience or issuer are refused with Kafka's
 error challenge and message; a rotated JWKS is fetched again; a token's expiry bounds the
 session (KIP-368)."""
@@ -15,9 +16,11 @@ import json
 import logging
 import ssl
 import struct
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -379,6 +382,44 @@ def test_the_jwks_is_refreshed_on_its_interval_and_kept_when_the_endpoint_fails(
 
 
 # --- configuration: never unsecured by default ------------------------------------------------
+
+@pytest.fixture(scope="session")
+def token_plugin(tmp_path_factory):
+    """tests/oauth_token_plugin.c built as a librdkafka plugin: kcat's librdkafka has no OIDC
+    client, so the plugin hands it a signed token from the file in sasl.oauthbearer.config."""
+    out = tmp_path_factory.mktemp("plugin") / "oauth_token_plugin.so"
+    source = Path(__file__).with_name("oauth_token_plugin.c")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(out), str(source)], check=True)
+    return out
+
+
+def kcat_signed(pki, token_plugin, token_file: Path, token: str, principal: str) -> dict:
+    token_file.write_text(f"{int(expiry(token) * 1000)} {principal} {token}\n")
+    return {"security.protocol": "SASL_SSL", "sasl.mechanisms": "OAUTHBEARER",
+            "plugin.library.paths": str(token_plugin), "sasl.oauthbearer.config": str(token_file),
+            "ssl.ca.location": str(pki["dir"] / "ca.crt")}
+
+
+def test_kcat_produces_and_consumes_with_a_signed_token(broker_factory, pki, keys, idp_https, token_plugin,
+                                                        tmp_path):
+    idp_https.publish(keys["k1"])
+    b = broker_factory(oauth_configs(pki, idp_https.url("/jwks")), env=DEBUG_CONNECTIONS, listeners=["SASL_SSL"])
+    b.wait_for_log(r"JWKS loaded.*k1")
+    address = b.address("SASL_SSL")
+    topic = unique("oauth-kcat")
+    create_topic(b, topic, 1)
+    token_file = tmp_path / "token"
+    round_trip_kcat(address, kcat_signed(pki, token_plugin, token_file, keys["k1"].token("kc-user"), "kc-user"), topic)
+    b.wait_for_log(r"SASL authenticated.*principal=User:kc-user")
+    # An expired token, and one signed by a key outside the JWKS, are refused with Kafka's challenge.
+    for token in (keys["k1"].token("kc-user", iat=int(time.time()) - 600, exp=int(time.time()) - 300),
+                  keys["rogue"].token("kc-user")):
+        conf = kcat_signed(pki, token_plugin, token_file, token, "kc-user")
+        # librdkafka refuses to hand over a token it knows to be expired: give it a future lifetime.
+        token_file.write_text(f"{int((time.time() + 300) * 1000)} kc-user {token}\n")
+        res = kcat(address, conf, "-L", "-m", "5")
+        assert res.returncode != 0 and INVALID_TOKEN.encode() in res.stderr, res
+
 
 def test_unsigned_tokens_only_on_a_listener_configured_for_development(broker_factory, pki, keys, idp_https):
     dev = broker_factory({
