@@ -277,3 +277,38 @@ def test_controller_mutation_rate_refuses_topic_creation_with_throttling_quota_e
     finally:
         admin.close()
         other.close()
+
+
+def test_an_ip_over_its_connection_creation_rate_is_closed_after_the_throttle_time(broker_factory):
+    """connection_creation_rate on an IP entity, as Kafka's acceptor applies it: the connection
+    over the rate is accepted but never served, and closed once its throttle time (at most one
+    window) has passed; other addresses, and the same address later, are served."""
+    broker = broker_factory(FAST_WINDOWS)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        assert alter(admin, {"ip": "127.0.0.2"}, {"connection_creation_rate": 2.0})[0] == 0
+        time.sleep(0.5)  # the broker applies the record to its image
+    finally:
+        admin.close()
+    host, port = broker.bootstrap.split(":")
+
+    def served(source: str) -> bool:
+        """Whether an ApiVersions from `source` is answered; False when the broker closes it."""
+        with socket.create_connection((host, int(port)), timeout=5, source_address=(source, 0)) as sock:
+            try:
+                kwire.api_versions(sock)
+                return True
+            except (ConnectionError, OSError):
+                return False
+
+    # Two connections a second fit (a young rate counts as one full window); the third is over.
+    assert served("127.0.0.2") and served("127.0.0.2")
+    started = time.monotonic()
+    assert not served("127.0.0.2")
+    closed_after = time.monotonic() - started
+    assert 0.2 < closed_after < 2.5, closed_after
+    # Another address is not limited.
+    assert all(served("127.0.0.1") for _ in range(10))
+    # Once the rate has come down, the address is served again.
+    time.sleep(3)
+    assert served("127.0.0.2")

@@ -13,6 +13,10 @@
 //!   limit when there are other listeners, as in Kafka.
 //! - `max.connections.per.ip` and `max.connections.per.ip.overrides`: a connection over
 //!   its address's limit is accepted and closed at once, with a log line.
+//! - The client quota `connection_creation_rate` of an IP entity (or the default IP's),
+//!   on client listeners: a connection that takes its address over the rate is accepted,
+//!   not served, and closed once the throttle time (at most one window) has passed, as
+//!   Kafka's acceptor does with a ConnectionThrottledException.
 //!
 //! `QuotaState` is the bookkeeping alone (time passed in); `ConnectionQuotas` wraps it
 //! for the accept loops. Controller listeners get their own instance, as KRaft's
@@ -63,11 +67,17 @@ impl ConnectionLimits {
     }
 }
 
-/// An address already holding its maximum of connections.
+/// Why a connection just accepted is not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooManyConnections {
-    pub max: u32,
+pub enum Refusal {
+    /// Its address already holds its maximum of connections: closed at once.
+    TooMany { max: u32 },
+    /// Its address is over its `connection_creation_rate`: closed after `throttle_ms`.
+    Throttled { throttle_ms: u64 },
 }
+
+/// At most this many addresses have a connection rate kept; idle ones go first.
+const MAX_IP_RATES: usize = 65_536;
 
 /// Records one new connection in `rate` and returns how long to wait (ms) to bring it
 /// back to `bound` connections a second, at most one window as Kafka bounds it; a zero
@@ -95,6 +105,8 @@ pub struct QuotaState {
     total: u32,
     broker_rate: SampledRate,
     listener_rates: HashMap<Arc<str>, SampledRate>,
+    /// Connection rates of addresses with a `connection_creation_rate` quota.
+    ip_rates: HashMap<IpAddr, SampledRate>,
     /// The inter-broker listener, exempt from the broker-wide limits while others exist.
     inter_broker_listener: Option<Arc<str>>,
     listeners: usize,
@@ -117,6 +129,7 @@ impl QuotaState {
                 .iter()
                 .map(|l| (l.clone(), SampledRate::default()))
                 .collect(),
+            ip_rates: HashMap::new(),
             inter_broker_listener: inter_broker_listener
                 .filter(|name| listeners.iter().any(|l| &**l == *name))
                 .map(Arc::from),
@@ -156,6 +169,26 @@ impl QuotaState {
         broker.max(listener_delay)
     }
 
+    /// Records a new connection from `ip` under its `connection_creation_rate` of
+    /// `quota` a second and returns how long (ms, at most one window) it is throttled.
+    pub fn record_ip_creation(&mut self, ip: IpAddr, quota: f64, now_ms: i64) -> u64 {
+        let now = now_ms.max(0) as u64;
+        if self.ip_rates.len() >= MAX_IP_RATES && !self.ip_rates.contains_key(&ip) {
+            let span = self.window.span_ms();
+            self.ip_rates
+                .retain(|_, rate| now.saturating_sub(rate.last_used_ms()) < span);
+            if self.ip_rates.len() >= MAX_IP_RATES {
+                // Every address busy: forget one rather than grow.
+                if let Some(victim) = self.ip_rates.keys().next().copied() {
+                    self.ip_rates.remove(&victim);
+                }
+            }
+        }
+        let rate = self.ip_rates.entry(ip).or_default();
+        rate.record_and_throttle(self.window, quota, 1.0, now)
+            .min(self.window.sample_ms)
+    }
+
     /// Whether `listener` may take one more connection under `max.connections`.
     pub fn slot_available(&self, listener: &str, limits: &ConnectionLimits) -> bool {
         let on_listener = self.per_listener.get(listener).copied().unwrap_or(0);
@@ -172,14 +205,14 @@ impl QuotaState {
         listener: &Arc<str>,
         ip: IpAddr,
         limits: &ConnectionLimits,
-    ) -> Result<(), TooManyConnections> {
+    ) -> Result<(), Refusal> {
         let max = limits.max_for(ip);
         let from_ip = self.per_ip.entry(ip).or_insert(0);
         if *from_ip >= max {
             if *from_ip == 0 {
                 self.per_ip.remove(&ip);
             }
-            return Err(TooManyConnections { max });
+            return Err(Refusal::TooMany { max });
         }
         *from_ip += 1;
         *self.per_listener.entry(listener.clone()).or_insert(0) += 1;
@@ -277,15 +310,22 @@ impl Drop for ConnectionSlot {
 /// The connection limits of one socket server (the client listeners, or the controller's).
 pub struct ConnectionQuotas {
     state: Mutex<QuotaState>,
+    /// Client listeners apply IP entities' `connection_creation_rate`; controllers do not.
+    ip_quotas: bool,
     changed: Notify,
     /// The last `max.connections.per.ip.overrides` value seen and its resolved form.
     overrides: Mutex<(String, Arc<HashMap<IpAddr, u32>>)>,
 }
 
 impl ConnectionQuotas {
-    pub fn new(state: QuotaState, overrides: (String, HashMap<IpAddr, u32>)) -> Self {
+    pub fn new(
+        state: QuotaState,
+        overrides: (String, HashMap<IpAddr, u32>),
+        ip_quotas: bool,
+    ) -> Self {
         Self {
             state: Mutex::new(state),
+            ip_quotas,
             changed: Notify::new(),
             overrides: Mutex::new((overrides.0, Arc::new(overrides.1))),
         }
@@ -366,15 +406,29 @@ impl ConnectionQuotas {
         resolved
     }
 
+    /// The `connection_creation_rate` quota of `ip`, if any applies here.
+    fn ip_quota(&self, broker: &Broker, ip: IpAddr) -> Option<f64> {
+        if !self.ip_quotas {
+            return None;
+        }
+        let image = broker.image();
+        let quotas = image.client_quotas();
+        if quotas.is_empty() {
+            return None;
+        }
+        quotas.ip_connection_rate(&ip.to_string())
+    }
+
     /// Takes a place for a connection just accepted on `listener` from `ip`: waits out
     /// the creation-rate delay and until `max.connections` has room (the listener accepts
-    /// nothing meanwhile), then counts it, or refuses it when `ip` is at its maximum.
+    /// nothing meanwhile), then counts it, or refuses it when `ip` is at its maximum or
+    /// over its connection rate quota.
     pub async fn admit(
         self: &Arc<Self>,
         broker: &Broker,
         listener: &Arc<str>,
         ip: IpAddr,
-    ) -> Result<ConnectionSlot, TooManyConnections> {
+    ) -> Result<ConnectionSlot, Refusal> {
         let mut limits = self.limits(broker, listener).await;
         let throttle_ms = self
             .state()
@@ -389,8 +443,16 @@ impl ConnectionQuotas {
             let changed = self.changed.notified();
             let now = tokio::time::Instant::now();
             if now >= throttled_until {
+                let ip_quota = self.ip_quota(broker, ip);
                 let mut state = self.state();
                 if state.slot_available(listener, &limits) {
+                    if let Some(quota) = ip_quota {
+                        let throttle_ms =
+                            state.record_ip_creation(ip, quota, crate::broker::now_ms());
+                        if throttle_ms > 0 {
+                            return Err(Refusal::Throttled { throttle_ms });
+                        }
+                    }
                     state.admit(listener, ip, &limits)?;
                     return Ok(ConnectionSlot {
                         quotas: self.clone(),
@@ -450,7 +512,7 @@ mod tests {
         assert_eq!(state.admit(&listener, local, &l), Ok(()));
         assert_eq!(
             state.admit(&listener, local, &l),
-            Err(TooManyConnections { max: 2 })
+            Err(Refusal::TooMany { max: 2 })
         );
         assert_eq!(state.from_ip(local), 2);
         for _ in 0..3 {
@@ -458,7 +520,7 @@ mod tests {
         }
         assert_eq!(
             state.admit(&listener, ip("127.0.0.2"), &l),
-            Err(TooManyConnections { max: 3 })
+            Err(Refusal::TooMany { max: 3 })
         );
         state.release(&listener, local);
         assert_eq!(state.admit(&listener, local, &l), Ok(()));
@@ -466,7 +528,7 @@ mod tests {
         l.per_ip_overrides = Arc::new(HashMap::from([(ip("10.0.0.1"), 0)]));
         assert_eq!(
             state.admit(&listener, ip("10.0.0.1"), &l),
-            Err(TooManyConnections { max: 0 })
+            Err(Refusal::TooMany { max: 0 })
         );
         assert_eq!(state.from_ip(ip("10.0.0.1")), 0);
     }
@@ -520,6 +582,24 @@ mod tests {
         l.broker_rate = 1;
         // The broker-wide rate saw the same twelve connections.
         assert_eq!(state.record_creation(&a, &l, 0), 1000);
+    }
+
+    #[test]
+    fn an_address_over_its_connection_rate_is_throttled_for_at_most_one_window() {
+        let mut state = QuotaState::new(&[Arc::from("PLAINTEXT")], None, 2, 1000);
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        // A young rate counts as (samples - 1) windows: two connections at 2/s fit.
+        assert_eq!(state.record_ip_creation(a, 2.0, 0), 0);
+        assert_eq!(state.record_ip_creation(a, 2.0, 10), 0);
+        // The third is over: 3 in 1.02 s, (2.94 - 2) / 2 * 1020 ms.
+        assert_eq!(state.record_ip_creation(a, 2.0, 20), 480);
+        assert_eq!(state.record_ip_creation(a, 2.0, 30), 970);
+        // Bounded to one window.
+        assert_eq!(state.record_ip_creation(a, 2.0, 40), 1000);
+        // Each address has its own rate.
+        assert_eq!(state.record_ip_creation(b, 2.0, 40), 0);
+        // Once the samples have expired, the address may connect again.
+        assert_eq!(state.record_ip_creation(a, 2.0, 5_000), 0);
     }
 
     #[test]

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::apis::ListenerRole;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::connection::ListenerContext;
-use crate::connection_quotas::ConnectionQuotas;
+use crate::connection_quotas::{ConnectionQuotas, Refusal};
 
 /// Runs a broker until `shutdown` resolves.
 pub async fn run(
@@ -204,7 +204,7 @@ async fn connection_quotas(
         .map(|l| Arc::<str>::from(l.name.as_str()))
         .partition(|name| config.cluster.is_controller_listener(name));
     let window_ms = i64::from(config.quota_window_size_seconds) * 1000;
-    let quotas = |listeners: &[Arc<str>]| {
+    let quotas = |listeners: &[Arc<str>], ip_quotas: bool| {
         Arc::new(ConnectionQuotas::new(
             crate::connection_quotas::QuotaState::new(
                 listeners,
@@ -213,9 +213,10 @@ async fn connection_quotas(
                 window_ms,
             ),
             (overrides_value.clone(), overrides.clone()),
+            ip_quotas,
         ))
     };
-    Ok((quotas(&client), quotas(&controller)))
+    Ok((quotas(&client, true), quotas(&controller, false)))
 }
 
 async fn accept_loop(
@@ -236,10 +237,19 @@ async fn accept_loop(
                 let ip = peer.ip().to_canonical();
                 let slot = match quotas.admit(&broker, &listener.name, ip).await {
                     Ok(slot) => slot,
-                    Err(refused) => {
-                        info!(%ip, listener = %listener.name, max = refused.max,
+                    Err(Refusal::TooMany { max }) => {
+                        info!(%ip, listener = %listener.name, max,
                             "rejected connection: the address already has the configured maximum of connections");
                         drop(stream);
+                        continue;
+                    }
+                    Err(Refusal::Throttled { throttle_ms }) => {
+                        debug!(%ip, listener = %listener.name, throttle_ms,
+                            "throttled connection: the address is over its connection_creation_rate quota; closing it after the throttle time");
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(throttle_ms)).await;
+                            drop(stream);
+                        });
                         continue;
                     }
                 };

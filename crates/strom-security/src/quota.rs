@@ -361,7 +361,7 @@ impl QuotaWindow {
         self.samples.max(1) as usize
     }
 
-    fn span_ms(&self) -> u64 {
+    pub fn span_ms(&self) -> u64 {
         self.sample_ms.saturating_mul(self.samples() as u64)
     }
 
