@@ -312,3 +312,41 @@ def test_an_ip_over_its_connection_creation_rate_is_closed_after_the_throttle_ti
     # Once the rate has come down, the address is served again.
     time.sleep(3)
     assert served("127.0.0.2")
+
+
+def create_topics_v2_throttle(sock, name: str, partitions: int, correlation_id: int) -> tuple[int, int]:
+    """CreateTopics v2 (permissive under controller_mutation_rate): (error code, throttle_time_ms)."""
+    body = (struct.pack(">i", 1) + kwire.enc_string(name) + struct.pack(">ihii", partitions, 1, 0, 0)
+            + struct.pack(">i?", 10_000, False))
+    r = kwire.roundtrip(sock, 19, 2, correlation_id, body)
+    throttle = r.i32()
+    assert r.i32() == 1 and r.string() == name
+    return r.i16(), throttle
+
+
+def test_a_forwarding_broker_mutes_the_client_for_the_controllers_throttle(tmp_path):
+    """CreateTopics sent to a broker-only node is forwarded to the controller, whose
+    controller_mutation_rate throttle comes back in the response; the forwarding broker mutes
+    the client's connection for it, as Kafka's sendForwardedResponse does."""
+    from cluster import Cluster
+    cluster = Cluster(tmp_path, size=2, configs=FAST_WINDOWS, roles={1: "controller", 2: "broker"}).start()
+    try:
+        broker = cluster.nodes[2]
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        try:
+            # kwire's client id; one partition a second, a bucket of two.
+            assert alter(admin, {"client-id": "strom-tests"}, {"controller_mutation_rate": 1.0})[0] == 0
+        finally:
+            admin.close()
+        time.sleep(0.5)
+        host, port = broker.bootstrap.split(":")
+        with kwire.connect(host, int(port), timeout=15) as sock:
+            code, throttle = create_topics_v2_throttle(sock, unique("fw"), 5, 1)
+            # Permissive (v2): created, and the overdrawn bucket (2 - 5 tokens) is 3 s of throttle.
+            assert code == 0 and 2000 <= throttle <= 3100, (code, throttle)
+            sent = time.monotonic()
+            kwire.api_versions(sock, correlation_id=2)
+            waited = time.monotonic() - sent
+            assert waited >= throttle / 1000 * 0.9, (waited, throttle)
+    finally:
+        cluster.stop_all()

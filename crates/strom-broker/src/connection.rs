@@ -551,6 +551,19 @@ pub(crate) async fn handle_frame(
             .await
         {
             Ok(response) => {
+                // As Kafka's sendForwardedResponse: the client's connection is muted for
+                // the controller's throttle (its controller_mutation_rate).
+                let throttle_ms = broker
+                    .apis_for(listener)
+                    .get(prefix.api_key)
+                    .zip(caller.mute.as_ref())
+                    .and_then(|(api, mute)| {
+                        let body = bytes::Bytes::copy_from_slice(&response[LENGTH_PREFIX_BYTES..]);
+                        Some((api.response_throttle_ms(prefix.api_version, body)?, mute))
+                    });
+                if let Some((ms, mute)) = throttle_ms.filter(|(ms, _)| *ms > 0) {
+                    mute.extend(Duration::from_millis(ms as u64));
+                }
                 broker.metrics.request_done(
                     ApiKey::try_from(prefix.api_key).unwrap_or(ApiKey::ApiVersions),
                     started.elapsed(),

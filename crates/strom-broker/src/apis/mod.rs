@@ -495,6 +495,9 @@ pub trait Api: Send + Sync {
         caller: Caller,
         request_bytes: usize,
     ) -> ResponseFuture;
+    /// The `throttle_time_ms` of an encoded response of this API (header and body, no size
+    /// prefix), as another node answered it: what a forwarding broker mutes the client for.
+    fn response_throttle_ms(&self, version: i16, response: Bytes) -> Option<i32>;
 }
 
 struct Erased<H>(std::marker::PhantomData<H>);
@@ -513,6 +516,14 @@ where
 
     fn advertised(&self) -> VersionRange {
         H::ADVERTISED
+    }
+
+    fn response_throttle_ms(&self, version: i16, mut response: Bytes) -> Option<i32> {
+        type Response<H> = <<H as Handler>::Request as Request>::Response;
+        let header_version = <Response<H> as HeaderVersion>::header_version(version);
+        kafka_protocol::messages::ResponseHeader::decode(&mut response, header_version).ok()?;
+        let decoded = decode_guarded::<Response<H>>(&mut response, version).ok()?;
+        Some(decoded.throttle_time_ms())
     }
 
     fn call(
