@@ -203,3 +203,37 @@ def test_metadata_log_dir_full_stops_the_process_and_keeps_only_durable_changes(
     res = ConfigResource(ResourceType.BROKER, "1")
     described = adm.describe_configs([res], request_timeout=10)[res].result(timeout=15)
     assert described[name].value == str(acked[-1])
+
+
+def test_metadata_log_dir_apart_from_the_log_dirs(broker_factory, tmp_path):
+    """metadata.log.dir outside log.dirs, as in Kafka: the metadata log and a meta.properties of
+    the same cluster there and no partition; the data dir has no metadata log; topics and records
+    survive kill -9 and a clean stop, whose marker the metadata dir gets too."""
+    from helpers import produce_all, read_partition, unique
+    meta = tmp_path / "metadata"
+    b = broker_factory({"metadata.log.dir": str(meta)})
+    topic = unique("md")
+    create_topic(b, topic, 2)
+    produce_all(producer(b), topic, [{"key": b"k%d" % i, "value": b"v%d" % i, "partition": i % 2}
+                                     for i in range(6)])
+    assert (meta / "__cluster_metadata-0").is_dir()
+    assert not (b.data_dir / "__cluster_metadata-0").exists()
+    cluster_ids = {line for d in (meta, b.data_dir) for line in (d / "meta.properties").read_text().splitlines()
+                   if line.startswith("cluster.id=")}
+    assert len(cluster_ids) == 1, cluster_ids
+    assert not any(p.name.startswith(topic) for p in meta.iterdir())
+    assert {p.name for p in b.data_dir.iterdir() if p.name.startswith(topic)} == {f"{topic}-0", f"{topic}-1"}
+
+    def records(partition: int) -> list[tuple[bytes, bytes]]:
+        return [(m.key(), m.value()) for m in read_partition(b, topic, partition, 0, 3)]
+    expected = {p: [(b"k%d" % i, b"v%d" % i) for i in range(p, 6, 2)] for p in (0, 1)}
+
+    b.restart(kill=True)
+    assert {p: records(p) for p in (0, 1)} == expected
+    # A clean stop marks the metadata dir clean too; the next start takes the marker away.
+    b.stop()
+    assert (meta / ".kafka_cleanshutdown").is_file() and (b.data_dir / ".kafka_cleanshutdown").is_file()
+    b.start()
+    assert not (meta / ".kafka_cleanshutdown").exists()
+    assert {p: records(p) for p in (0, 1)} == expected
+    create_topic(b, unique("md-after"), 1)

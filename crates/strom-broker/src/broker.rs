@@ -151,8 +151,10 @@ pub struct Broker {
     checkpointed_high_watermarks: std::sync::Mutex<HashMap<(String, i32), i64>>,
     /// Removes deleted partitions' dirs in the background.
     deleter: DirDeleter,
-    /// Every log dir (`log.dirs`), the first holding the metadata log.
+    /// Every log dir (`log.dirs`); the one that is `metadata.log.dir` holds the metadata log.
     log_dirs: Vec<OpenLogDir>,
+    /// `metadata.log.dir` when it is none of `log.dirs`: the metadata log alone.
+    metadata_dir: Option<OpenLogDir>,
     /// The same dirs as partitions see them, for placement.
     data_dirs: Vec<Arc<DataDir>>,
     /// Held while a partition is given a dir, so parallel opens spread evenly.
@@ -234,18 +236,52 @@ impl Broker {
                             .map(|e| ((e.topic, e.partition), e.offset)),
                     );
                     opened.push(OpenLogDir {
-                        dir: DataDir::with_metadata(log_dir.clone(), opened.is_empty()),
+                        dir: DataDir::with_metadata(
+                            log_dir.clone(),
+                            *log_dir == config.metadata_log_dir,
+                        ),
                         handle,
                         clean_at_start,
                     });
                 }
+                // A metadata.log.dir outside log.dirs: its own meta.properties and marker.
+                let metadata_dir = if config.log_dirs.contains(&config.metadata_log_dir) {
+                    None
+                } else {
+                    let dir = &config.metadata_log_dir;
+                    let dir_error = |source| StartupError::LogDir {
+                        path: dir.display().to_string(),
+                        source,
+                    };
+                    std::fs::create_dir_all(dir).map_err(dir_error)?;
+                    let handle = std::fs::File::open(dir).map_err(dir_error)?;
+                    cluster_id = Some(crate::meta_properties::load_or_create(
+                        dir,
+                        config.node_id,
+                        cluster_id.as_deref(),
+                    )?);
+                    Some(OpenLogDir {
+                        dir: DataDir::with_metadata(dir.clone(), true),
+                        handle,
+                        clean_at_start: strom_log::log_dir_had_clean_shutdown(dir),
+                    })
+                };
                 let cluster_id = cluster_id.unwrap_or_default();
                 let clean_shutdown = opened.first().is_some_and(|d| d.clean_at_start);
-                let storage =
-                    FileStorage::open_in_log_dir(&config.log_dir, &quorum_config, clean_shutdown)
-                        .map_err(StartupError::MetadataLog)?;
+                let metadata_clean = metadata_dir
+                    .iter()
+                    .chain(&opened)
+                    .find(|d| d.dir.path == config.metadata_log_dir)
+                    .is_some_and(|d| d.clean_at_start);
+                let storage = FileStorage::open_in_log_dir(
+                    &config.metadata_log_dir,
+                    &quorum_config,
+                    metadata_clean,
+                )
+                .map_err(StartupError::MetadataLog)?;
                 Ok((
                     opened,
+                    metadata_dir,
                     cluster_id,
                     clean_shutdown,
                     storage,
@@ -258,8 +294,14 @@ impl Broker {
                 source: std::io::Error::other(e.to_string()),
             })??
         };
-        let (log_dirs, cluster_id, clean_shutdown, storage, checkpointed_high_watermarks) =
-            prepared;
+        let (
+            log_dirs,
+            metadata_dir,
+            cluster_id,
+            clean_shutdown,
+            storage,
+            checkpointed_high_watermarks,
+        ) = prepared;
         let data_dirs: Vec<Arc<DataDir>> = log_dirs.iter().map(|d| d.dir.clone()).collect();
         let config_for_groups = config.clone();
         let transport = NodeTransport::new(&config);
@@ -305,6 +347,7 @@ impl Broker {
             ),
             coordinator_loads: Default::default(),
             log_dirs,
+            metadata_dir,
             data_dirs,
             placement: std::sync::Mutex::new(()),
         });
@@ -340,7 +383,8 @@ impl Broker {
             return Err(failure);
         }
         broker.opening_clean.store(false, Ordering::Release);
-        for dir in &self.config.log_dirs {
+        let separate_metadata_dir = self.metadata_dir.iter().map(|d| &d.dir.path);
+        for dir in self.config.log_dirs.iter().chain(separate_metadata_dir) {
             let dir = dir.clone();
             let dir_error = |source| StartupError::LogDir {
                 path: dir.display().to_string(),
@@ -1211,17 +1255,28 @@ impl Broker {
                 None => by_dir[at].0 = false,
             }
         }
-        // The metadata log (in the first dir) fsyncs every entry before it counts; its
-        // recovery on open does not read the log dir's marker.
+        // The metadata log fsyncs every entry before it counts; it closes with the logs
+        // of its dir, or alone in its own metadata.log.dir.
+        let mut all_clean = true;
         if let Some(quorum) = self.quorum.get() {
-            match quorum.shutdown().await {
-                Some(closing_metadata) => by_dir[0]
-                    .1
-                    .push((METADATA_LOG_DIR.into(), closing_metadata)),
-                None => by_dir[0].0 = false,
+            let closed = quorum
+                .shutdown()
+                .await
+                .map(|closing| (METADATA_LOG_DIR.to_string(), closing));
+            let shared = self
+                .log_dirs
+                .iter()
+                .position(|d| d.dir.path == self.config.metadata_log_dir);
+            match (shared, closed, &self.metadata_dir) {
+                (Some(at), Some(closing), _) => by_dir[at].1.push(closing),
+                (Some(at), None, _) => by_dir[at].0 = false,
+                (None, closing, Some(own)) => {
+                    let clean = closing.is_some();
+                    all_clean &= self.close_log_dir(own, clean, &Vec::from_iter(closing), false);
+                }
+                (None, _, None) => {}
             }
         }
-        let mut all_clean = true;
         for (open, (clean, closing)) in self.log_dirs.iter().zip(by_dir) {
             let marked =
                 self.close_log_dir(open, clean, &closing, open.dir.path == self.config.log_dir);

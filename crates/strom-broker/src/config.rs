@@ -204,9 +204,13 @@ pub struct BrokerConfig {
     /// `authorizer.class.name` set to Kafka's StandardAuthorizer: ACLs are checked, with
     /// `super.users` and `allow.everyone.if.no.acl.found`. None: everything is allowed.
     pub authorizer: Option<strom_security::acl::Authorizer>,
-    /// The first of `log_dirs`: it holds the metadata log (Kafka's default
-    /// `metadata.log.dir`), `meta.properties` and the broker-wide files.
+    /// The first of `log_dirs`: it holds `meta.properties`, the broker-wide files and,
+    /// unless `metadata.log.dir` names another, the metadata log.
     pub log_dir: PathBuf,
+    /// `metadata.log.dir`: where the metadata log (`__cluster_metadata-0`) lives, by
+    /// default the first of `log.dirs`. Outside `log.dirs` it holds no partition, only
+    /// the metadata log and its own `meta.properties`, as in Kafka.
+    pub metadata_log_dir: PathBuf,
     /// Every `log.dirs` entry (Kafka's JBOD), `log_dir` first; partitions are spread
     /// over them.
     pub log_dirs: Vec<PathBuf>,
@@ -455,6 +459,11 @@ impl BrokerConfig {
             log_dirs
         };
         let log_dir = log_dirs[0].clone();
+        let metadata_log_dir = map
+            .get("metadata.log.dir")
+            .map(|d| d.trim())
+            .filter(|d| !d.is_empty())
+            .map_or_else(|| log_dir.clone(), PathBuf::from);
         let metrics_listener = match map.get("strom.metrics.listener").map(|s| s.trim()) {
             Some("") => None,
             Some(v) => {
@@ -520,6 +529,7 @@ impl BrokerConfig {
             security,
             authorizer: authorizer(&map)?,
             log_dir,
+            metadata_log_dir,
             log_dirs,
             num_partitions,
             default_replication_factor: parse(&map, "default.replication.factor", 1)?,

@@ -36,7 +36,8 @@ impl DataDir {
         Self::with_metadata(path, false)
     }
 
-    /// `holds_metadata`: the metadata log lives here (the first of `log.dirs`).
+    /// `holds_metadata`: the metadata log lives here (`metadata.log.dir`, by default the
+    /// first of `log.dirs`).
     pub fn with_metadata(path: PathBuf, holds_metadata: bool) -> Arc<Self> {
         Arc::new(Self {
             path,

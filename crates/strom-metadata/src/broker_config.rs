@@ -155,6 +155,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = broker_defs![
     ("listener.security.protocol.map", None, String, ReadOnly),
     ("log.cleaner.backoff.ms", Some("15000"), Long, ClusterWide),
     ("log.dirs", Some("./data"), String, ReadOnly),
+    ("metadata.log.dir", None, String, ReadOnly),
     (
         "log.retention.check.interval.ms",
         Some("300000"),
