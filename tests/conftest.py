@@ -35,19 +35,29 @@ def strom_bin() -> Path:
     return path
 
 
-_handed_out: set[int] = set()
+def _port_block() -> range:
+    """This process's ports: a block below the kernel's ephemeral range (32768 and up, which the
+    clients' own connections use) for each pytest-xdist worker, so two workers never hand out
+    the same port and a just-closed client port is never offered to a broker."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    start = 12_000 + (index % 5) * 4_000
+    return range(start, start + 4_000)
+
+
+_ports = iter(_port_block())
 
 
 def free_port() -> int:
-    """A port nothing listens on now and that this run has not handed out before (the kernel may offer
-    a just-closed ephemeral port again, so two brokers or a listener and its metrics could collide)."""
-    while True:
+    """A port of this process's block that nothing listens on now, never handed out twice."""
+    for port in _ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"every port of {_port_block()} is taken or handed out")
 
 
 class BrokerError(RuntimeError):
