@@ -73,16 +73,20 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
 def alter_raw(broker, resource_type: int, name: str, ops: list[tuple[str, int, str | None]],
-              validate_only: bool = False) -> int:
-    """A raw IncrementalAlterConfigs v1; the error code. No client alters the cluster-wide default
-    (broker name ""): librdkafka and kafka-python both insist on a broker id."""
+              validate_only: bool = False, sock=None) -> int:
+    """A raw IncrementalAlterConfigs v1 (on `sock` if given, else a connection of its own); the
+    error code. No client alters the cluster-wide default (broker name ""): librdkafka and
+    kafka-python both insist on a broker id."""
     configs = [kwire.enc_compact_string(n) + struct.pack(">b", o) + kwire.enc_compact_string(v) + b"\x00"
                for n, o, v in ops]
     resource = struct.pack(">b", resource_type) + kwire.enc_compact_string(name) + kwire.enc_compact_array(configs) \
         + b"\x00"
     body = kwire.enc_compact_array([resource]) + (b"\x01" if validate_only else b"\x00") + b"\x00"
-    with kwire.connect(broker.host, broker.port) as sock:
+    if sock is not None:
         r = kwire.flexible_roundtrip(sock, API_INCREMENTAL_ALTER_CONFIGS, 1, 12, body)
+    else:
+        with kwire.connect(broker.host, broker.port) as own:
+            r = kwire.flexible_roundtrip(own, API_INCREMENTAL_ALTER_CONFIGS, 1, 12, body)
     r.i32()
     codes = r.compact_array(lambda r: (r.i16(), r.compact_string(), r.i8(), r.compact_string(), r.skip_tags())[0])
     return codes[0]

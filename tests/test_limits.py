@@ -139,6 +139,27 @@ def test_listener_max_connections_holds_back_only_its_listener(broker_factory):
         close_all(first)
 
 
+def test_lowering_max_connections_closes_the_least_recently_active_connections(broker):
+    """More connections open than a lowered max.connections: the least recently active ones
+    are closed (Kafka's closeExcessConnections), the others stay served."""
+    socks = hold(broker, "127.0.0.1", 6)  # each answered one ApiVersions, in order
+    time.sleep(0.05)
+    for i in (1, 3, 4):  # now 0, 2 and 5 are the least recently active, 0 and 2 the oldest
+        assert served(socks[i])
+        time.sleep(0.05)
+    # Lowered to 5 on the newest connection (it becomes the most recently active): one of
+    # six over. Then to 4: one more.
+    assert alter_raw(broker, BROKER, "", [("max.connections", SET, "5")], sock=socks[5]) == 0
+    assert kafka_wire.closed_by_peer(socks[0], timeout_s=5)
+    assert served(socks[2])  # 2 is now more recently active than anything but 5
+    assert alter_raw(broker, BROKER, "", [("max.connections", SET, "4")], sock=socks[5]) == 0
+    assert kafka_wire.closed_by_peer(socks[1], timeout_s=5)
+    assert [served(socks[i]) for i in (2, 3, 4, 5)] == [True] * 4
+    broker.wait_for_log("closing the least recently active connection")
+    assert alter_raw(broker, BROKER, "", [("max.connections", DELETE, None)], sock=socks[5]) == 0
+    close_all(socks)
+
+
 def test_connection_creation_rate_delays_accepts_and_refuses_none(broker_factory):
     # Kafka's rate over eleven 1 s samples counts a young rate over ten seconds: about ten
     # connections pass at once, each later one waits up to a window (1 s) before it is accepted.

@@ -29,6 +29,7 @@ use crate::apis::{
     unsupported_api_versions_response, Caller, DispatchError, ListenerRole, Operation,
 };
 use crate::broker::Broker;
+use crate::connection_quotas::LiveConnection;
 use crate::request_memory::{RequestMemory, Reservation};
 use crate::response_frame::{FramePart, ResponseFrame};
 use crate::sasl_session::{SaslSession, Verdict};
@@ -68,6 +69,10 @@ pub(crate) enum ConnectionError {
     FrameReadTimeout { got: usize, timeout_ms: u64 },
     #[error("peer closed the connection with a request in flight")]
     HungUp,
+    #[error(
+        "closed as the least recently active connection while more are open than max.connections"
+    )]
+    Evicted,
     #[error("a node-to-node request from {0}, who lacks CLUSTER_ACTION on the cluster (the controller listener's principal belongs in super.users)")]
     NodeRequestRefused(String),
 }
@@ -153,6 +158,7 @@ pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     listener: Arc<ListenerContext>,
+    live: Arc<LiveConnection>,
 ) {
     let _ = stream.set_nodelay(true);
     broker.metrics.connections_opened();
@@ -165,6 +171,7 @@ pub async fn serve(
                 peer,
                 &listener,
                 principal,
+                &live,
             )
             .await
         }
@@ -173,7 +180,9 @@ pub async fn serve(
     match result {
         Ok(()) => debug!(%peer, "connection closed by peer"),
         Err(ConnectionError::Io(e)) => debug!(%peer, error = %e, "connection i/o error"),
-        Err(e @ (ConnectionError::Idle(_) | ConnectionError::HungUp)) => {
+        Err(
+            e @ (ConnectionError::Idle(_) | ConnectionError::HungUp | ConnectionError::Evicted),
+        ) => {
             debug!(%peer, "closing connection: {e}")
         }
         // Kafka logs failed authentication at INFO: a client's mistake, not the broker's.
@@ -211,6 +220,7 @@ async fn run(
     peer: SocketAddr,
     listener: &ListenerContext,
     principal: KafkaPrincipal,
+    live: &LiveConnection,
 ) -> Result<(), ConnectionError> {
     let max_frame_bytes = broker.config.socket_request_max_bytes;
     let deadlines = Deadlines::of(broker);
@@ -242,7 +252,10 @@ async fn run(
         // A throttled client's next request waits until its throttle time has passed
         // (Kafka mutes the channel); the bytes it sends meanwhile stay in the socket.
         if let Some(until) = caller.mute.as_ref().and_then(|m| m.take()) {
-            tokio::time::sleep_until(until).await;
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = live.evicted() => return Err(ConnectionError::Evicted),
+            }
             last_io = last_io.max(until);
         }
         // Reserve as soon as the size is known, before the body is read; the
@@ -251,6 +264,7 @@ async fn run(
             if let Some(size) = peek_frame_size(&buf, max_frame_bytes)? {
                 let reservation = tokio::select! {
                     reservation = memory.reserve(size + LENGTH_PREFIX_BYTES) => reservation,
+                    _ = live.evicted() => return Err(ConnectionError::Evicted),
                     _ = sleep_until(deadlines.idle_at(last_io)) => {
                         return Err(ConnectionError::Idle(idle_ms(&deadlines)))
                     }
@@ -284,6 +298,7 @@ async fn run(
                         broker.metrics.bytes_out(response.len());
                         write_frame(broker, stream, &response.into(), deadlines.idle).await?;
                         last_io = tokio::time::Instant::now();
+                        live.touch();
                         if let Some(why) = close_after {
                             close_gracefully(stream).await;
                             return Err(ConnectionError::Authentication(why));
@@ -321,6 +336,7 @@ async fn run(
                 write_frame(broker, stream, &response, deadlines.idle).await?;
                 last_io = tokio::time::Instant::now();
             }
+            live.touch();
             held = None;
             // A large frame's allocation is shared with what was read after it (and
             // would be reused for the next reads once the frame is dropped): keep only
@@ -359,6 +375,7 @@ async fn run(
             tokio::select! {
                 n = stream.read_buf(&mut room) => Some(n),
                 _ = sleep_until(frame_deadline) => None,
+                _ = live.evicted() => return Err(ConnectionError::Evicted),
                 _ = sleep_until(deadlines.idle_at(last_io)) => {
                     return Err(ConnectionError::Idle(idle_ms(&deadlines)))
                 }
@@ -378,6 +395,7 @@ async fn run(
             return Err(ConnectionError::TruncatedFrame(buf.len()));
         }
         last_io = tokio::time::Instant::now();
+        live.touch();
     }
 }
 

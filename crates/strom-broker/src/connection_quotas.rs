@@ -10,7 +10,10 @@
 //! - `max.connections`, broker-wide and per listener (`listener.name.<l>.max.connections`,
 //!   defaulting to the broker-wide value): at the limit the listener stops accepting
 //!   until a connection closes. The inter-broker listener is exempt from the broker-wide
-//!   limit when there are other listeners, as in Kafka.
+//!   limit when there are other listeners, as in Kafka. When more connections are open
+//!   than the broker-wide limit (it was lowered, or the inter-broker listener went past
+//!   it), the least recently active ones of the other listeners are closed, as Kafka's
+//!   processors close their lowest-priority channel.
 //! - `max.connections.per.ip` and `max.connections.per.ip.overrides`: a connection over
 //!   its address's limit is accepted and closed at once, with a log line.
 //! - The client quota `connection_creation_rate` of an IP entity (or the default IP's),
@@ -24,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -236,6 +240,49 @@ impl QuotaState {
     pub fn from_ip(&self, ip: IpAddr) -> u32 {
         self.per_ip.get(&ip).copied().unwrap_or(0)
     }
+
+    /// How many connections must close to bring the count back to `broker_max`, and
+    /// whether `listener`'s may be among them (the inter-broker listener's never are).
+    pub fn excess(&self, broker_max: u32) -> u32 {
+        self.total.saturating_sub(broker_max)
+    }
+
+    pub fn may_evict_on(&self, listener: &str) -> bool {
+        !self.protected(listener)
+    }
+}
+
+/// What the limits know of one open connection: when it was last active, and how to
+/// ask it to close.
+#[derive(Debug, Default)]
+pub struct LiveConnection {
+    last_active_ms: AtomicI64,
+    evicting: AtomicBool,
+    evict: Notify,
+}
+
+impl LiveConnection {
+    /// Socket activity: the connection is not the least recently used one.
+    pub fn touch(&self) {
+        self.last_active_ms
+            .store(crate::broker::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Resolves once the connection is to close (a permit is kept if it is busy).
+    pub async fn evicted(&self) {
+        self.evict.notified().await
+    }
+}
+
+/// Of the connections `(id, listener, last active ms)` that may be closed, the `count`
+/// least recently active (ties by id, the older first).
+pub fn least_recently_active(mut candidates: Vec<(u64, Arc<str>, i64)>, count: usize) -> Vec<u64> {
+    candidates.sort_by_key(|(id, _, active)| (*active, *id));
+    candidates
+        .into_iter()
+        .take(count)
+        .map(|(id, ..)| id)
+        .collect()
 }
 
 /// `max.connections.per.ip.overrides`: `host:count` pairs separated by commas, split at
@@ -289,15 +336,27 @@ pub fn resolve_per_ip_overrides(value: &str) -> Result<HashMap<IpAddr, u32>, Str
     Ok(map)
 }
 
+/// Every counted connection by id, with its listener.
+type LiveConnections = HashMap<u64, (Arc<str>, Arc<LiveConnection>)>;
+
 /// A counted connection; dropping it gives its place back.
 pub struct ConnectionSlot {
     quotas: Arc<ConnectionQuotas>,
     listener: Arc<str>,
     ip: IpAddr,
+    id: u64,
+    live: Arc<LiveConnection>,
+}
+
+impl ConnectionSlot {
+    pub fn live(&self) -> Arc<LiveConnection> {
+        self.live.clone()
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        self.quotas.live().remove(&self.id);
         self.quotas
             .state
             .lock()
@@ -315,6 +374,9 @@ pub struct ConnectionQuotas {
     changed: Notify,
     /// The last `max.connections.per.ip.overrides` value seen and its resolved form.
     overrides: Mutex<(String, Arc<HashMap<IpAddr, u32>>)>,
+    /// Every counted connection, by id, with its listener.
+    live: Mutex<LiveConnections>,
+    next_id: AtomicU64,
 }
 
 impl ConnectionQuotas {
@@ -328,6 +390,61 @@ impl ConnectionQuotas {
             ip_quotas,
             changed: Notify::new(),
             overrides: Mutex::new((overrides.0, Arc::new(overrides.1))),
+            live: Mutex::default(),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, LiveConnections> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Closes the least recently active connections while more are open than the
+    /// broker-wide `max.connections` (dynamic), checked every second: Kafka's
+    /// Processor.closeExcessConnections. Runs for the life of the listeners.
+    pub async fn close_excess_connections(self: Arc<Self>, broker: Arc<Broker>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(any_listener) = self.live().values().next().map(|(l, _)| l.clone()) else {
+                continue;
+            };
+            let broker_max = self.limits(&broker, &any_listener).await.broker_max;
+            let (excess, evictable) = {
+                let state = self.state();
+                let live = self.live();
+                let pending = live
+                    .values()
+                    .filter(|(_, c)| c.evicting.load(Ordering::Relaxed))
+                    .count() as u32;
+                let candidates: Vec<(u64, Arc<str>, i64)> = live
+                    .iter()
+                    .filter(|(_, (listener, c))| {
+                        state.may_evict_on(listener) && !c.evicting.load(Ordering::Relaxed)
+                    })
+                    .map(|(id, (listener, c))| {
+                        (
+                            *id,
+                            listener.clone(),
+                            c.last_active_ms.load(Ordering::Relaxed),
+                        )
+                    })
+                    .collect();
+                (state.excess(broker_max).saturating_sub(pending), candidates)
+            };
+            if excess == 0 {
+                continue;
+            }
+            let chosen = least_recently_active(evictable, excess as usize);
+            let live = self.live();
+            for id in chosen {
+                if let Some((listener, connection)) = live.get(&id) {
+                    tracing::info!(listener = %listener, max_connections = broker_max, "closing the least recently active connection: more are open than max.connections");
+                    connection.evicting.store(true, Ordering::Relaxed);
+                    connection.evict.notify_one();
+                }
+            }
         }
     }
 
@@ -454,10 +571,16 @@ impl ConnectionQuotas {
                         }
                     }
                     state.admit(listener, ip, &limits)?;
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let live = Arc::new(LiveConnection::default());
+                    live.touch();
+                    self.live().insert(id, (listener.clone(), live.clone()));
                     return Ok(ConnectionSlot {
                         quotas: self.clone(),
                         listener: listener.clone(),
                         ip,
+                        id,
+                        live,
                     });
                 }
             }
@@ -600,6 +723,34 @@ mod tests {
         assert_eq!(state.record_ip_creation(b, 2.0, 40), 0);
         // Once the samples have expired, the address may connect again.
         assert_eq!(state.record_ip_creation(a, 2.0, 5_000), 0);
+    }
+
+    #[test]
+    fn the_excess_is_the_least_recently_active_of_the_evictable_listeners() {
+        let mut state = QuotaState::new(
+            &[Arc::from("PLAINTEXT"), Arc::from("INTERNAL")],
+            Some("INTERNAL"),
+            2,
+            1000,
+        );
+        let mut l = limits();
+        l.broker_max = 10;
+        for listener in ["PLAINTEXT", "PLAINTEXT", "PLAINTEXT", "INTERNAL"] {
+            state
+                .admit(&Arc::from(listener), ip("10.0.0.1"), &l)
+                .unwrap();
+        }
+        assert_eq!(state.excess(2), 2);
+        assert_eq!(state.excess(4), 0);
+        assert!(state.may_evict_on("PLAINTEXT") && !state.may_evict_on("INTERNAL"));
+        let listener: Arc<str> = Arc::from("PLAINTEXT");
+        let candidates = vec![
+            (7, listener.clone(), 300),
+            (3, listener.clone(), 100),
+            (9, listener.clone(), 100),
+            (1, listener.clone(), 200),
+        ];
+        assert_eq!(least_recently_active(candidates, 3), vec![3, 9, 1]);
     }
 
     #[test]

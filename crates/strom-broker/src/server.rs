@@ -27,6 +27,9 @@ pub async fn run(
     let mut tasks = Vec::new();
     let mut jwks_tasks = Vec::new();
     let (client_quotas, controller_quotas) = connection_quotas(&broker).await?;
+    for quotas in [&client_quotas, &controller_quotas] {
+        tokio::spawn(quotas.clone().close_excess_connections(broker.clone()));
+    }
     let request_memory =
         crate::request_memory::RequestMemory::new(broker.config.queued_max_request_bytes)
             .map(Arc::new);
@@ -257,7 +260,8 @@ async fn accept_loop(
                 let memory = request_memory.clone();
                 let listener = listener.clone();
                 tokio::spawn(async move {
-                    crate::connection::serve(broker, memory, stream, peer, listener).await;
+                    crate::connection::serve(broker, memory, stream, peer, listener, slot.live())
+                        .await;
                     drop(slot);
                 });
             }
