@@ -162,6 +162,33 @@ pub struct Broker {
 }
 
 /// A log dir as the broker opened it at start.
+/// Creates `dir` if need be and opens it as Kafka's LogManager does: its meta.properties
+/// (every dir names the same cluster and node, each with its own directory.id), and its
+/// clean-shutdown marker, read before any log opens and removed once all are open.
+fn open_dir(
+    dir: &std::path::Path,
+    node_id: i32,
+    cluster_id: &mut Option<String>,
+    holds_metadata: bool,
+) -> Result<OpenLogDir, StartupError> {
+    let dir_error = |source| StartupError::LogDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(dir_error)?;
+    let handle = std::fs::File::open(dir).map_err(dir_error)?;
+    *cluster_id = Some(crate::meta_properties::load_or_create(
+        dir,
+        node_id,
+        cluster_id.as_deref(),
+    )?);
+    Ok(OpenLogDir {
+        dir: DataDir::with_metadata(dir.to_path_buf(), holds_metadata),
+        handle,
+        clean_at_start: strom_log::log_dir_had_clean_shutdown(dir),
+    })
+}
+
 struct OpenLogDir {
     dir: Arc<DataDir>,
     /// Open since start: shutdown syncs the dir's filesystem through it, which reports
@@ -216,55 +243,23 @@ impl Broker {
                         path: log_dir.display().to_string(),
                         source,
                     };
-                    std::fs::create_dir_all(log_dir).map_err(dir_error)?;
-                    let handle = std::fs::File::open(log_dir).map_err(dir_error)?;
-                    // Each dir has its meta.properties, all naming one cluster and node
-                    // (each with its own directory.id), as Kafka writes them.
-                    cluster_id = Some(crate::meta_properties::load_or_create(
-                        log_dir,
-                        config.node_id,
-                        cluster_id.as_deref(),
-                    )?);
+                    let holds_metadata = *log_dir == config.metadata_log_dir;
+                    let open = open_dir(log_dir, config.node_id, &mut cluster_id, holds_metadata)?;
                     log_dirs::remove_deleted_dirs(log_dir);
-                    // As Kafka's LogManager: one marker per dir, read before any log opens
-                    // and removed once all are open, before anything is appended to them.
-                    let clean_at_start = strom_log::log_dir_had_clean_shutdown(log_dir);
                     checkpointed_high_watermarks.extend(
                         strom_log::read_high_watermarks(log_dir)
                             .map_err(dir_error)?
                             .into_iter()
                             .map(|e| ((e.topic, e.partition), e.offset)),
                     );
-                    opened.push(OpenLogDir {
-                        dir: DataDir::with_metadata(
-                            log_dir.clone(),
-                            *log_dir == config.metadata_log_dir,
-                        ),
-                        handle,
-                        clean_at_start,
-                    });
+                    opened.push(open);
                 }
                 // A metadata.log.dir outside log.dirs: its own meta.properties and marker.
                 let metadata_dir = if config.log_dirs.contains(&config.metadata_log_dir) {
                     None
                 } else {
                     let dir = &config.metadata_log_dir;
-                    let dir_error = |source| StartupError::LogDir {
-                        path: dir.display().to_string(),
-                        source,
-                    };
-                    std::fs::create_dir_all(dir).map_err(dir_error)?;
-                    let handle = std::fs::File::open(dir).map_err(dir_error)?;
-                    cluster_id = Some(crate::meta_properties::load_or_create(
-                        dir,
-                        config.node_id,
-                        cluster_id.as_deref(),
-                    )?);
-                    Some(OpenLogDir {
-                        dir: DataDir::with_metadata(dir.clone(), true),
-                        handle,
-                        clean_at_start: strom_log::log_dir_had_clean_shutdown(dir),
-                    })
+                    Some(open_dir(dir, config.node_id, &mut cluster_id, true)?)
                 };
                 let cluster_id = cluster_id.unwrap_or_default();
                 let clean_shutdown = opened.first().is_some_and(|d| d.clean_at_start);
