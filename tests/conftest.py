@@ -141,7 +141,7 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Ready means: TCP accepts, ApiVersions answers, Metadata lists this broker."""
+        """Ready means: TCP accepts, ApiVersions answers, Metadata lists this broker, every listener accepts."""
         deadline = time.monotonic() + timeout_s
         last_error: Exception | None = None
         while time.monotonic() < deadline:
@@ -154,6 +154,8 @@ class Broker:
                         raise BrokerError(f"ApiVersions error {av.error_code}")
                     md = kwire.metadata_v4(sock, [], False)
                     if any(b[0] == NODE_ID and b[2] == self.port for b in md.brokers):
+                        for port in self.listener_ports.values():
+                            socket.create_connection((self.host, port), timeout=2.0).close()
                         return
                     raise BrokerError(f"metadata does not list node {NODE_ID}: {md.brokers}")
             except (OSError, ValueError, BrokerError) as e:

@@ -43,20 +43,20 @@ pub async fn run(
         .listeners
         .iter()
         .partition(|l| broker.config.cluster.is_controller_listener(&l.name));
+    // Every listener's security (TLS stores, OAUTHBEARER's JWKS) is loaded before any
+    // of them opens, so a client that reaches one listener finds all of them bound.
+    let mut prepared = Vec::new();
     for listener in controller_listeners.into_iter().chain(client_listeners) {
         let role = if broker.config.cluster.is_controller_listener(&listener.name) {
             ListenerRole::Controller
         } else {
             ListenerRole::Client
         };
-        if role == ListenerRole::Client && !observer && tasks.len() == controller_count(&broker) {
-            open_for_clients(&broker).await?;
-        }
         let context = Arc::new(listener_context(&broker, &listener.name, role)?);
         if let Some(tls) = &context.tls {
             tasks.push(tokio::spawn(crate::tls::watch_for_changes(tls.clone())));
         }
-        // OAUTHBEARER's JWKS: loaded before the listener opens (a failure stops the start).
+        // A JWKS that cannot be loaded stops the start.
         let jwks = context
             .security
             .sasl
@@ -67,6 +67,14 @@ pub async fn run(
                 .await
                 .map_err(|e| anyhow::anyhow!("listener {}: {e}", listener.name))?;
             jwks_tasks.extend(refresh);
+        }
+        prepared.push((listener, role, context));
+    }
+    let mut opened_for_clients = false;
+    for (listener, role, context) in prepared {
+        if role == ListenerRole::Client && !observer && !opened_for_clients {
+            open_for_clients(&broker).await?;
+            opened_for_clients = true;
         }
         let addr = listener.socket_addr()?;
         let socket = TcpListener::bind(addr)
@@ -91,7 +99,7 @@ pub async fn run(
             context,
         )));
     }
-    if observer || tasks.len() == controller_count(&broker) {
+    if !opened_for_clients {
         open_for_clients(&broker).await?;
     }
     if let Some(addr) = broker.config.metrics_listener {
@@ -139,15 +147,6 @@ fn listener_context(
         security,
         tls,
     })
-}
-
-fn controller_count(broker: &Broker) -> usize {
-    broker
-        .config
-        .listeners
-        .iter()
-        .filter(|l| broker.config.cluster.is_controller_listener(&l.name))
-        .count()
 }
 
 /// Loads the image and joins the cluster: a one-voter node registers itself; a broker of
