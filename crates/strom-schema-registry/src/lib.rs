@@ -1,0 +1,2 @@
+//! strom's schema registry: Confluent's REST API over the compacted `_schemas` topic.
+pub mod avro;
