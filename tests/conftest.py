@@ -4,6 +4,8 @@
 data dir; `broker_factory(configs)` starts brokers with extra Kafka configs.
 Each `Broker` can stop (SIGTERM), kill (SIGKILL), restart on the same data
 dir and ports, read its stderr log and scrape its Prometheus metrics.
+With `registry=True` a broker also serves its schema registry on a free port
+(`schema.registry.listeners`, `Broker.registry_url`); otherwise the registry is off.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -68,7 +71,8 @@ class Broker:
     """One `strom server` process and its data dir, which outlive restarts."""
 
     def __init__(self, workdir: Path, configs: dict[str, str] | None = None, nofile: int | None = None,
-                 env: dict[str, str] | None = None, listeners: list[str] | None = None):
+                 env: dict[str, str] | None = None, listeners: list[str] | None = None,
+                 registry: bool = False):
         self.workdir = workdir
         self.nofile = nofile
         self.extra_env = dict(env or {})
@@ -80,6 +84,9 @@ class Broker:
         # Listeners beside PLAINTEXT (which readiness checks use), each on its own port.
         self.listener_ports = {name: free_port() for name in listeners or []}
         self.metrics_port = free_port()
+        # The schema registry's HTTP listener: off unless asked for (its default, 127.0.0.1:8081,
+        # would collide between brokers and pytest workers).
+        self.registry_port = free_port() if registry else None
         self.proc: subprocess.Popen | None = None
         self.runs = 0
         self.log_paths: list[Path] = []
@@ -97,6 +104,13 @@ class Broker:
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
 
+    @property
+    def registry_url(self) -> str:
+        """Base URL of the schema registry (only for brokers started with registry=True)."""
+        if self.registry_port is None:
+            raise BrokerError("this broker was started without its schema registry (registry=True)")
+        return f"http://{self.host}:{self.registry_port}"
+
     # --- lifecycle -------------------------------------------------------
     def command(self) -> list[str]:
         listeners = ",".join([f"PLAINTEXT://{self.host}:{self.port}"]
@@ -104,7 +118,9 @@ class Broker:
         cmd = [str(strom_bin()), "server",
                "--set", f"listeners={listeners}",
                "--set", f"log.dirs={self.data_dir}",
-               "--set", f"strom.metrics.listener={self.host}:{self.metrics_port}"]
+               "--set", f"strom.metrics.listener={self.host}:{self.metrics_port}",
+               "--set", "schema.registry.listeners="
+               + (f"http://{self.host}:{self.registry_port}" if self.registry_port is not None else "")]
         for name, value in self.configs.items():
             cmd += ["--set", f"{name}={value}"]
         return cmd
@@ -141,7 +157,9 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Ready means: TCP accepts, ApiVersions answers, Metadata lists this broker, every listener accepts."""
+        """Ready means: TCP accepts, ApiVersions answers, Metadata lists this broker, every listener accepts,
+        and the schema registry (when on) answers `GET /subjects` with 200 (it serves only once it has
+        read `_schemas` to its end)."""
         deadline = time.monotonic() + timeout_s
         last_error: Exception | None = None
         while time.monotonic() < deadline:
@@ -156,12 +174,21 @@ class Broker:
                     if any(b[0] == NODE_ID and b[2] == self.port for b in md.brokers):
                         for port in self.listener_ports.values():
                             socket.create_connection((self.host, port), timeout=2.0).close()
+                        if self.registry_port is not None and not self._registry_ready():
+                            raise BrokerError("schema registry not serving GET /subjects yet")
                         return
                     raise BrokerError(f"metadata does not list node {NODE_ID}: {md.brokers}")
             except (OSError, ValueError, BrokerError) as e:
                 last_error = e
             time.sleep(0.05)
         raise BrokerError(f"broker not ready after {timeout_s}s (last error: {last_error!r}):\n{self.log_tail()}")
+
+    def _registry_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.registry_url + "/subjects", timeout=2.0) as resp:
+                return resp.status == 200
+        except urllib.error.HTTPError:
+            return False
 
     def stop(self, timeout_s: float = 30) -> int:
         """Clean stop with SIGTERM; returns the exit code."""
@@ -254,14 +281,16 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def broker_factory(tmp_path, request):
-    """Returns start(configs=None, nofile=None, env=None, listeners=None) -> a started Broker (under
-    RLIMIT_NOFILE `nofile`, with the extra environment `env` and the extra listeners named in
-    `listeners`, beside PLAINTEXT, when given); all are killed at teardown."""
+    """Returns start(configs=None, nofile=None, env=None, listeners=None, registry=False) -> a started
+    Broker (under RLIMIT_NOFILE `nofile`, with the extra environment `env`, the extra listeners named in
+    `listeners`, beside PLAINTEXT, and its schema registry on a free port if `registry`, when given);
+    all are killed at teardown."""
     brokers: list[Broker] = []
 
     def start(configs: dict[str, str] | None = None, nofile: int | None = None,
-              env: dict[str, str] | None = None, listeners: list[str] | None = None) -> Broker:
-        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile, env, listeners)
+              env: dict[str, str] | None = None, listeners: list[str] | None = None,
+              registry: bool = False) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile, env, listeners, registry)
         brokers.append(b)
         return b.start()
 
@@ -269,6 +298,13 @@ def broker_factory(tmp_path, request):
 
     failed = any(getattr(request.node, f"rep_{w}", None) is not None and getattr(request.node, f"rep_{w}").failed
                  for w in ("setup", "call"))
+    _finish_brokers(brokers, failed)
+    if not failed and os.environ.get("STROM_KEEP_DATA") != "1":
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _finish_brokers(brokers: list[Broker], failed: bool) -> None:
+    """Kills the brokers; prints their log tails if a test failed or one panicked; fails on a panic."""
     panics = []
     for b in brokers:
         if b.running():
@@ -278,8 +314,6 @@ def broker_factory(tmp_path, request):
             panics.append(b)
         if failed or "panicked at" in text:
             print(f"\n----- broker {b.bootstrap} log ({b.workdir}) -----\n{b.log_tail(120)}")
-    if not failed and os.environ.get("STROM_KEEP_DATA") != "1":
-        shutil.rmtree(tmp_path, ignore_errors=True)
     if panics:
         pytest.fail(f"broker panicked (see log above): {[b.bootstrap for b in panics]}")
 
@@ -287,3 +321,21 @@ def broker_factory(tmp_path, request):
 @pytest.fixture
 def broker(broker_factory) -> Broker:
     return broker_factory()
+
+
+@pytest.fixture
+def registry(broker_factory) -> Broker:
+    """A broker serving its schema registry (`registry.registry_url`) on a free port."""
+    return broker_factory(registry=True)
+
+
+@pytest.fixture(scope="module")
+def module_registry(tmp_path_factory, request):
+    """One registry broker shared by a whole test module (each test keeps to its own subjects), for
+    modules of many small cases where a broker per test would cost more than the tests themselves."""
+    failed_before = request.session.testsfailed
+    b = Broker(tmp_path_factory.mktemp("module-registry"), registry=True)
+    try:
+        yield b.start()
+    finally:
+        _finish_brokers([b], request.session.testsfailed > failed_before)

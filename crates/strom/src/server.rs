@@ -73,14 +73,68 @@ fn raise_open_file_limit() {
 
 fn serve(args: ServerArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
-    let settings = gather(args.config.as_deref(), std::env::vars(), &args.overrides)?;
+    let mut settings = gather(args.config.as_deref(), std::env::vars(), &args.overrides)?;
+    let registry_listeners = settings
+        .remove(REGISTRY_LISTENERS)
+        .unwrap_or_else(|| DEFAULT_REGISTRY_LISTENER.to_owned());
+    let registry_listeners = strom_schema_registry::parse_listeners(&registry_listeners)
+        .map_err(|e| anyhow::anyhow!("{REGISTRY_LISTENERS}: {e}"))?;
     let config = BrokerConfig::from_map(settings)?;
+    let registry = if registry_listeners.is_empty() {
+        None
+    } else {
+        registry_config(&config, registry_listeners)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strom")
         .build()
         .context("starting the runtime")?;
+    if let Some(registry) = registry {
+        runtime.spawn(async move {
+            if let Err(e) = strom_schema_registry::serve(registry).await {
+                tracing::error!(error = %e, "the schema registry stopped; the broker goes on");
+            }
+        });
+    }
     runtime.block_on(strom_broker::run(config, shutdown_signal()))
+}
+
+const REGISTRY_LISTENERS: &str = "schema.registry.listeners";
+const DEFAULT_REGISTRY_LISTENER: &str = "http://127.0.0.1:8081";
+
+/// The registry reaches its `_schemas` topic through this node's first PLAINTEXT client
+/// listener, as any client would.
+fn registry_config(
+    config: &BrokerConfig,
+    listeners: Vec<std::net::SocketAddr>,
+) -> Option<strom_schema_registry::RegistryConfig> {
+    let plaintext = config.listeners.iter().find(|l| {
+        !config.cluster.is_controller_listener(&l.name)
+            && config.security.get(&l.name).is_none_or(|s| {
+                s.protocol == strom_broker::security_config::SecurityProtocol::Plaintext
+            })
+    });
+    let Some(listener) = plaintext else {
+        tracing::warn!("the schema registry needs a PLAINTEXT client listener to reach its topic; it is not started");
+        return None;
+    };
+    let host = match listener.host.as_str() {
+        "" | "0.0.0.0" | "::" => "127.0.0.1",
+        host => host,
+    };
+    Some(strom_schema_registry::RegistryConfig {
+        listeners,
+        store: strom_schema_registry::StoreConfig {
+            bootstrap: format!("{host}:{}", listener.port),
+            connection: strom_client::ConnectionConfig {
+                client_id: "strom-schema-registry".to_owned(),
+                ..strom_client::ConnectionConfig::default()
+            },
+            topic: strom_schema_registry::store::DEFAULT_TOPIC.to_owned(),
+            replication_factor: 3,
+        },
+    })
 }
 
 async fn shutdown_signal() {
