@@ -117,6 +117,8 @@ pub struct Broker {
     pub(crate) lifecycle: crate::broker_lifecycle::Lifecycle,
     /// The metadata quorum; set once at start.
     quorum: OnceLock<Arc<MetadataQuorum>>,
+    /// The schema registry's ids, for topics with schema validation (set by the binary).
+    schema_ids: OnceLock<crate::schema_validation::SharedSchemaIds>,
     /// Held for the whole read-decide-propose of a metadata change made here, so
     /// changes are serialized exactly as a controller orders them.
     controller_lock: Mutex<()>,
@@ -217,6 +219,15 @@ pub(crate) const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 const LOG_IO_WORKERS: usize = 8;
 
 impl Broker {
+    /// Hands the broker the schema registry it validates schema ids against.
+    pub fn set_schema_ids(&self, ids: crate::schema_validation::SharedSchemaIds) {
+        let _ = self.schema_ids.set(ids);
+    }
+
+    pub fn schema_ids(&self) -> Option<&dyn crate::schema_validation::SchemaIds> {
+        self.schema_ids.get().map(|ids| ids.as_ref())
+    }
+
     /// Opens the log dir, starts the metadata quorum (whose committed records, applied
     /// here, open the hosted partitions) and loads the coordinators.
     pub async fn open(config: BrokerConfig) -> Result<Arc<Self>, StartupError> {
@@ -316,6 +327,7 @@ impl Broker {
             ),
             lifecycle: crate::broker_lifecycle::Lifecycle::new(&log_dir, clean_shutdown),
             quorum: OnceLock::new(),
+            schema_ids: OnceLock::new(),
             controller_lock: Mutex::new(()),
             prepared: std::sync::Mutex::new(HashMap::new()),
             partition_dirs: std::sync::Mutex::new(()),

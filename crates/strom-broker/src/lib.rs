@@ -38,6 +38,7 @@ pub mod replica_manager;
 mod request_memory;
 pub mod response_frame;
 mod sasl_session;
+pub mod schema_validation;
 pub mod security_config;
 pub mod server;
 mod tls;
@@ -46,4 +47,4 @@ pub mod txn_coordinator;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;
-pub use server::run;
+pub use server::{run, run_with, Services};

@@ -13,10 +13,26 @@ use crate::config::BrokerConfig;
 use crate::connection::ListenerContext;
 use crate::connection_quotas::{ConnectionQuotas, Refusal};
 
+/// What the process around the broker lends it.
+#[derive(Default)]
+pub struct Services {
+    /// The schema registry topics with schema validation check ids against.
+    pub schema_ids: Option<crate::schema_validation::SharedSchemaIds>,
+}
+
 /// Runs a broker until `shutdown` resolves.
 pub async fn run(
     config: BrokerConfig,
     shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with(config, shutdown, Services::default()).await
+}
+
+/// [`run`], with services from the process around it.
+pub async fn run_with(
+    config: BrokerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    services: Services,
 ) -> anyhow::Result<()> {
     let max_open_files = config
         .log_max_open_files
@@ -24,6 +40,9 @@ pub async fn run(
     strom_log::set_max_open_files(max_open_files);
     info!(max_open_files, "segment files kept open at most");
     let broker = Broker::start(config).await?;
+    if let Some(ids) = services.schema_ids {
+        broker.set_schema_ids(ids);
+    }
     let mut tasks = Vec::new();
     let mut jwks_tasks = Vec::new();
     let (client_quotas, controller_quotas) = connection_quotas(&broker).await?;

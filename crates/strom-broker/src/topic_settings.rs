@@ -35,6 +35,8 @@ pub struct TopicSettings {
     pub leader_throttled_replicas: String,
     /// `follower.replication.throttled.replicas`, as set.
     pub follower_throttled_replicas: String,
+    /// `confluent.key.schema.validation` and `confluent.value.schema.validation`.
+    pub schema_validation: crate::schema_validation::SchemaValidation,
 }
 
 pub fn resolve(
@@ -127,5 +129,9 @@ fn from_resolved(configs: &[ResolvedConfig]) -> TopicSettings {
         },
         leader_throttled_replicas: get("leader.replication.throttled.replicas").to_string(),
         follower_throttled_replicas: get("follower.replication.throttled.replicas").to_string(),
+        schema_validation: crate::schema_validation::SchemaValidation {
+            key: get("confluent.key.schema.validation") == "true",
+            value: get("confluent.value.schema.validation") == "true",
+        },
     }
 }

@@ -68,6 +68,8 @@ pub struct TopicConfigDef {
 const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
 const LONG_MAX: &str = "9223372036854775807";
+/// Confluent's default subject naming for schema validation (the only one strom serves).
+pub const TOPIC_NAME_STRATEGY: &str = "io.confluent.kafka.serializers.subject.TopicNameStrategy";
 
 macro_rules! def {
     ($name:expr, $ty:ident, $default:expr, $rule:expr, [$($syn:expr),*], $doc:expr) => {
@@ -115,6 +117,38 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Rule::Between(-131072, 22),
         [syn("compression.zstd.level")],
         "The zstd level used when compression.type is zstd."
+    ),
+    def!(
+        "confluent.key.schema.validation",
+        Boolean,
+        "false",
+        Rule::OneOf(&["true", "false"]),
+        [],
+        "Refuse records whose key carries no schema id registered under the key's subject."
+    ),
+    def!(
+        "confluent.key.subject.name.strategy",
+        String,
+        TOPIC_NAME_STRATEGY,
+        Rule::OneOf(&[TOPIC_NAME_STRATEGY]),
+        [],
+        "How the key's subject is named for schema validation: <topic>-key."
+    ),
+    def!(
+        "confluent.value.schema.validation",
+        Boolean,
+        "false",
+        Rule::OneOf(&["true", "false"]),
+        [],
+        "Refuse records whose value carries no schema id registered under the value's subject."
+    ),
+    def!(
+        "confluent.value.subject.name.strategy",
+        String,
+        TOPIC_NAME_STRATEGY,
+        Rule::OneOf(&[TOPIC_NAME_STRATEGY]),
+        [],
+        "How the value's subject is named for schema validation: <topic>-value."
     ),
     def!(
         "delete.retention.ms",

@@ -16,6 +16,7 @@ pub mod state;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 pub use store::StoreConfig;
 use thiserror::Error;
@@ -61,9 +62,13 @@ pub fn parse_listeners(text: &str) -> Result<Vec<SocketAddr>, String> {
         .collect()
 }
 
+/// The registry's store once loaded, shared with the broker's schema validation.
+pub type LoadedStore = Arc<OnceLock<Arc<store::Store>>>;
+
 /// Loads the state from the topic, then serves the REST API until the task is dropped.
-pub async fn serve(config: RegistryConfig) -> Result<(), ServeError> {
+pub async fn serve(config: RegistryConfig, loaded: LoadedStore) -> Result<(), ServeError> {
     let store = store::Store::open(config.store).await?;
+    let _ = loaded.set(store.clone());
     let app = http::router(store);
     let mut servers = tokio::task::JoinSet::new();
     for addr in config.listeners {

@@ -319,6 +319,13 @@ impl Registry {
         }))
     }
 
+    /// Whether a live version of `subject` has this id (broker-side schema validation).
+    pub fn subject_has_id(&self, subject: &str, id: i32) -> bool {
+        self.subjects
+            .get(subject)
+            .is_some_and(|vs| vs.values().any(|v| v.id == id && !v.deleted))
+    }
+
     /// The schema behind an id in a context.
     pub fn schema_by_id(&self, context: &str, id: i32) -> Option<IdEntry> {
         let (subject, version) = self.ids.get(&(context.to_owned(), id))?.iter().next()?;

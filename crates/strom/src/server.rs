@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use strom_broker::BrokerConfig;
@@ -90,14 +91,27 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .thread_name("strom")
         .build()
         .context("starting the runtime")?;
+    let mut services = strom_broker::Services::default();
     if let Some(registry) = registry {
+        let loaded = strom_schema_registry::LoadedStore::default();
+        services.schema_ids = Some(Arc::new(RegistrySchemaIds(loaded.clone())));
         runtime.spawn(async move {
-            if let Err(e) = strom_schema_registry::serve(registry).await {
+            if let Err(e) = strom_schema_registry::serve(registry, loaded).await {
                 tracing::error!(error = %e, "the schema registry stopped; the broker goes on");
             }
         });
     }
-    runtime.block_on(strom_broker::run(config, shutdown_signal()))
+    runtime.block_on(strom_broker::run_with(config, shutdown_signal(), services))
+}
+
+/// The registry this process serves, as the broker's schema validation sees it.
+struct RegistrySchemaIds(strom_schema_registry::LoadedStore);
+
+impl strom_broker::schema_validation::SchemaIds for RegistrySchemaIds {
+    fn registered(&self, subject: &str, id: i32) -> Option<bool> {
+        let store = self.0.get()?;
+        Some(store.read(|registry| registry.subject_has_id(subject, id)))
+    }
 }
 
 const REGISTRY_LISTENERS: &str = "schema.registry.listeners";

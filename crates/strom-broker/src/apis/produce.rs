@@ -448,6 +448,16 @@ fn produce_partition(
     // The records stay in the request buffer (or the recompressed one): only the header is
     // copied out, rewritten, and written to the file beside them.
     let stored = validated.recompressed.as_deref().unwrap_or(&records[..]);
+    if settings.schema_validation.any() {
+        crate::schema_validation::check_batch(
+            stored,
+            info.records_count,
+            topic,
+            settings.schema_validation,
+            broker.schema_ids(),
+            strom_wire::validate::inflation_limit(settings.max_message_bytes),
+        )?;
+    }
     let mut batch = batch::SplitBatch::new(stored)?;
     // Kafka's header says what the records hold: the append time, or their largest timestamp.
     if settings.timestamp_type == TimestampType::LogAppendTime {
