@@ -202,6 +202,24 @@ impl JsonSchema {
             .collect()
     }
 
+    /// Every difference of the diff from `original` to this schema (compatible ones too,
+    /// but for changes of id, title, description and default), as `TYPE #/path`.
+    #[cfg(test)]
+    fn differences(&self, original: &JsonSchema) -> Vec<String> {
+        let mut differ = Differ {
+            docs: [original, self],
+            in_progress: HashSet::new(),
+        };
+        let mut out = Vec::new();
+        differ.compare(
+            &mut Vec::new(),
+            Some(Node::raw(&original.root, Side::Original, 0)),
+            Some(Node::raw(&self.root, Side::Update, 0)),
+            &mut out,
+        );
+        out.iter().map(|d| format!("{} {}", d.ty, d.path)).collect()
+    }
+
     /// The `(reference, schema)` documents: 0 the root, then the references.
     fn doc(&self, index: usize) -> &Value {
         if index == 0 {
@@ -1425,7 +1443,11 @@ impl<'a> Differ<'a> {
         let (all, tuple, additional_value) = if modern {
             match node.get("prefixItems") {
                 Some(Value::Array(prefix)) => (None, prefix.iter().collect(), node.get("items")),
-                _ => (node.get("items"), Vec::new(), None),
+                // A boolean `items` alone reads as Everit's additional items.
+                _ => match node.get("items") {
+                    Some(b @ Value::Bool(_)) => (None, Vec::new(), Some(b)),
+                    other => (other, Vec::new(), None),
+                },
             }
         } else {
             match node.get("items") {
