@@ -1,7 +1,7 @@
 //! The seven compatibility levels and which earlier schemas each compares a new one with.
 
 use crate::error::RegistryError;
-use crate::schema::{DIFFERENT_SCHEMA_TYPE, ParsedSchema};
+use crate::schema::{ParsedSchema, DIFFERENT_SCHEMA_TYPE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompatibilityLevel {

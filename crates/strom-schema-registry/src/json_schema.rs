@@ -107,7 +107,8 @@ fn parse_inner(text: &str, references: &[(&str, &str)]) -> Result<JsonSchema, St
     for (name, value) in &parsed_refs {
         for uri in reference_uris(name, root_id) {
             if seen_uris.insert(uri.clone()) {
-                options = options.with_resource(uri, jsonschema::Resource::from_contents(value.clone()));
+                options =
+                    options.with_resource(uri, jsonschema::Resource::from_contents(value.clone()));
             }
         }
     }
@@ -235,7 +236,11 @@ fn sorted(value: &Value) -> Value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&map[k])))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
         other => other.clone(),
@@ -569,7 +574,11 @@ const OBJECT_KEYWORDS: &[&str] = &[
     "additionalProperties",
     "propertyNames",
 ];
-const MODERN_OBJECT_KEYWORDS: &[&str] = &["dependentRequired", "dependentSchemas", "unevaluatedProperties"];
+const MODERN_OBJECT_KEYWORDS: &[&str] = &[
+    "dependentRequired",
+    "dependentSchemas",
+    "unevaluatedProperties",
+];
 const ARRAY_KEYWORDS: &[&str] = &[
     "items",
     "additionalItems",
@@ -578,7 +587,12 @@ const ARRAY_KEYWORDS: &[&str] = &[
     "uniqueItems",
     "contains",
 ];
-const MODERN_ARRAY_KEYWORDS: &[&str] = &["prefixItems", "unevaluatedItems", "minContains", "maxContains"];
+const MODERN_ARRAY_KEYWORDS: &[&str] = &[
+    "prefixItems",
+    "unevaluatedItems",
+    "minContains",
+    "maxContains",
+];
 const NUMBER_KEYWORDS: &[&str] = &[
     "minimum",
     "maximum",
@@ -879,10 +893,8 @@ impl<'a> Differ<'a> {
                     }
                 }
             }
-            (Kind::Const(o), Kind::Const(u)) => {
-                if o != u {
-                    add_at(out, path, "const", "ENUM_ARRAY_CHANGED");
-                }
+            (Kind::Const(o), Kind::Const(u)) if o != u => {
+                add_at(out, path, "const", "ENUM_ARRAY_CHANGED");
             }
             (Kind::Enum(o), Kind::Enum(u)) => {
                 let contains_all = |a: &[Value], b: &[Value]| b.iter().all(|v| a.contains(v));
@@ -912,12 +924,8 @@ impl<'a> Differ<'a> {
             }
             (Kind::Object, Kind::Object) => self.compare_object(path, original, update, out),
             (Kind::Array, Kind::Array) => self.compare_array(path, original, update, out),
-            (Kind::Ref(o), Kind::Ref(u)) => {
-                // Unresolved on both sides: the same reference or a different type.
-                if o != u {
-                    add(out, path, "TYPE_CHANGED");
-                }
-            }
+            // Unresolved on both sides: the same reference or a different type.
+            (Kind::Ref(o), Kind::Ref(u)) if o != u => add(out, path, "TYPE_CHANGED"),
             _ => {}
         }
     }
@@ -1055,7 +1063,11 @@ impl<'a> Differ<'a> {
                             },
                         );
                     } else if matches!(self.kind(o), Kind::False) {
-                        add(out, path, "PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL");
+                        add(
+                            out,
+                            path,
+                            "PROPERTY_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+                        );
                     } else {
                         add(out, path, "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL");
                     }
@@ -1065,7 +1077,11 @@ impl<'a> Differ<'a> {
                     let required = urequired.contains(key);
                     if self.open_content_model(original) {
                         if self.kind(u).is_empty() {
-                            add(out, path, "PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL");
+                            add(
+                                out,
+                                path,
+                                "PROPERTY_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL",
+                            );
                         } else if required {
                             if u.has_default() {
                                 add(
@@ -1184,10 +1200,27 @@ impl<'a> Differ<'a> {
         // unevaluatedProperties
         let ouneval = self.unevaluated(original, "unevaluatedProperties");
         let uuneval = self.unevaluated(update, "unevaluatedProperties");
-        self.compare_unevaluated(path, "unevaluatedProperties", "PROPERTIES", ouneval, uuneval, out);
+        self.compare_unevaluated(
+            path,
+            "unevaluatedProperties",
+            "PROPERTIES",
+            ouneval,
+            uuneval,
+            out,
+        );
 
-        for (keyword, prefix) in [("maxProperties", "MAX_PROPERTIES"), ("minProperties", "MIN_PROPERTIES")] {
-            compare_limit(path, keyword, prefix, original.get(keyword), update.get(keyword), out);
+        for (keyword, prefix) in [
+            ("maxProperties", "MAX_PROPERTIES"),
+            ("minProperties", "MIN_PROPERTIES"),
+        ] {
+            compare_limit(
+                path,
+                keyword,
+                prefix,
+                original.get(keyword),
+                update.get(keyword),
+                out,
+            );
         }
     }
 
@@ -1224,12 +1257,20 @@ impl<'a> Differ<'a> {
             (None, _) => add(
                 out,
                 path,
-                ty(if is_false(&ukind) { "REMOVED" } else { "NARROWED" }),
+                ty(if is_false(&ukind) {
+                    "REMOVED"
+                } else {
+                    "NARROWED"
+                }),
             ),
             (_, None) => add(
                 out,
                 path,
-                ty(if is_false(&okind) { "ADDED" } else { "EXTENDED" }),
+                ty(if is_false(&okind) {
+                    "ADDED"
+                } else {
+                    "EXTENDED"
+                }),
             ),
             _ if is_false(&okind) && !is_false(&ukind) => add(out, path, ty("ADDED")),
             _ if !is_false(&okind) && is_false(&ukind) => add(out, path, ty("REMOVED")),
@@ -1362,7 +1403,11 @@ impl<'a> Differ<'a> {
                         },
                     );
                 } else if matches!(self.kind(o), Kind::False) {
-                    add(out, path, "ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL");
+                    add(
+                        out,
+                        path,
+                        "ITEM_WITH_FALSE_REMOVED_FROM_CLOSED_CONTENT_MODEL",
+                    );
                 } else {
                     add(out, path, "ITEM_REMOVED_FROM_CLOSED_CONTENT_MODEL");
                 }
@@ -1370,7 +1415,11 @@ impl<'a> Differ<'a> {
                 let u = utuple[index];
                 if self.open_items(original, oadditional) {
                     if self.kind(u).is_empty() {
-                        add(out, path, "ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL");
+                        add(
+                            out,
+                            path,
+                            "ITEM_WITH_EMPTY_SCHEMA_ADDED_TO_OPEN_CONTENT_MODEL",
+                        );
                     } else {
                         add(out, path, "ITEM_ADDED_TO_OPEN_CONTENT_MODEL");
                     }
@@ -1418,9 +1467,20 @@ impl<'a> Differ<'a> {
         self.compare_unevaluated(path, "unevaluatedItems", "ITEMS", ouneval, uuneval, out);
 
         for (keyword, prefix) in [("maxItems", "MAX_ITEMS"), ("minItems", "MIN_ITEMS")] {
-            compare_limit(path, keyword, prefix, original.get(keyword), update.get(keyword), out);
+            compare_limit(
+                path,
+                keyword,
+                prefix,
+                original.get(keyword),
+                update.get(keyword),
+                out,
+            );
         }
-        let unique = |n: &Node| n.get("uniqueItems").and_then(Value::as_bool).unwrap_or(false);
+        let unique = |n: &Node| {
+            n.get("uniqueItems")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
         if unique(&original) != unique(&update) {
             if unique(&original) {
                 add_at(out, path, "uniqueItems", "UNIQUE_ITEMS_REMOVED");
@@ -1428,17 +1488,24 @@ impl<'a> Differ<'a> {
                 add_at(out, path, "uniqueItems", "UNIQUE_ITEMS_ADDED");
             }
         }
-        for (keyword, prefix) in [("maxContains", "MAX_CONTAINS"), ("minContains", "MIN_CONTAINS")] {
-            compare_limit(path, keyword, prefix, original.get(keyword), update.get(keyword), out);
+        for (keyword, prefix) in [
+            ("maxContains", "MAX_CONTAINS"),
+            ("minContains", "MIN_CONTAINS"),
+        ] {
+            compare_limit(
+                path,
+                keyword,
+                prefix,
+                original.get(keyword),
+                update.get(keyword),
+                out,
+            );
         }
     }
 
     /// The all-items schema, the tuple schemas, and (permits, schema) of additional items.
     #[allow(clippy::type_complexity)]
-    fn items(
-        &self,
-        node: Node<'a>,
-    ) -> (Option<Node<'a>>, Vec<Node<'a>>, (bool, Option<Node<'a>>)) {
+    fn items(&self, node: Node<'a>) -> (Option<Node<'a>>, Vec<Node<'a>>, (bool, Option<Node<'a>>)) {
         let modern = self.schema(node.side).draft == Draft::D2020;
         let (all, tuple, additional_value) = if modern {
             match node.get("prefixItems") {
@@ -1508,7 +1575,8 @@ fn facet_id(facet: Option<Facet>) -> usize {
 
 /// Whether two subschemas are the same schema (Confluent collapses equal ones in a union).
 fn same_schema(a: &Node, b: &Node) -> bool {
-    a.facet == b.facet && (std::ptr::eq(a.value, b.value) || (a.facet.is_none() && a.value == b.value))
+    a.facet == b.facet
+        && (std::ptr::eq(a.value, b.value) || (a.facet.is_none() && a.value == b.value))
 }
 
 fn properties<'a>(node: Node<'a>) -> Vec<(String, &'a Value)> {
@@ -1566,21 +1634,54 @@ fn compare_limit(
 /// The `&'static str` of a `{prefix}_{change}` difference type.
 fn difference_type(prefix: &str, change: &str) -> &'static str {
     const TYPES: &[&str] = &[
-        "MAX_LENGTH_ADDED", "MAX_LENGTH_REMOVED", "MAX_LENGTH_INCREASED", "MAX_LENGTH_DECREASED",
-        "MIN_LENGTH_ADDED", "MIN_LENGTH_REMOVED", "MIN_LENGTH_INCREASED", "MIN_LENGTH_DECREASED",
-        "MAXIMUM_ADDED", "MAXIMUM_REMOVED", "MAXIMUM_INCREASED", "MAXIMUM_DECREASED",
-        "MINIMUM_ADDED", "MINIMUM_REMOVED", "MINIMUM_INCREASED", "MINIMUM_DECREASED",
-        "EXCLUSIVE_MAXIMUM_ADDED", "EXCLUSIVE_MAXIMUM_REMOVED", "EXCLUSIVE_MAXIMUM_INCREASED",
-        "EXCLUSIVE_MAXIMUM_DECREASED", "EXCLUSIVE_MINIMUM_ADDED", "EXCLUSIVE_MINIMUM_REMOVED",
-        "EXCLUSIVE_MINIMUM_INCREASED", "EXCLUSIVE_MINIMUM_DECREASED",
-        "MAX_PROPERTIES_ADDED", "MAX_PROPERTIES_REMOVED", "MAX_PROPERTIES_INCREASED",
-        "MAX_PROPERTIES_DECREASED", "MIN_PROPERTIES_ADDED", "MIN_PROPERTIES_REMOVED",
-        "MIN_PROPERTIES_INCREASED", "MIN_PROPERTIES_DECREASED",
-        "MAX_ITEMS_ADDED", "MAX_ITEMS_REMOVED", "MAX_ITEMS_INCREASED", "MAX_ITEMS_DECREASED",
-        "MIN_ITEMS_ADDED", "MIN_ITEMS_REMOVED", "MIN_ITEMS_INCREASED", "MIN_ITEMS_DECREASED",
-        "MAX_CONTAINS_ADDED", "MAX_CONTAINS_REMOVED", "MAX_CONTAINS_INCREASED",
-        "MAX_CONTAINS_DECREASED", "MIN_CONTAINS_ADDED", "MIN_CONTAINS_REMOVED",
-        "MIN_CONTAINS_INCREASED", "MIN_CONTAINS_DECREASED",
+        "MAX_LENGTH_ADDED",
+        "MAX_LENGTH_REMOVED",
+        "MAX_LENGTH_INCREASED",
+        "MAX_LENGTH_DECREASED",
+        "MIN_LENGTH_ADDED",
+        "MIN_LENGTH_REMOVED",
+        "MIN_LENGTH_INCREASED",
+        "MIN_LENGTH_DECREASED",
+        "MAXIMUM_ADDED",
+        "MAXIMUM_REMOVED",
+        "MAXIMUM_INCREASED",
+        "MAXIMUM_DECREASED",
+        "MINIMUM_ADDED",
+        "MINIMUM_REMOVED",
+        "MINIMUM_INCREASED",
+        "MINIMUM_DECREASED",
+        "EXCLUSIVE_MAXIMUM_ADDED",
+        "EXCLUSIVE_MAXIMUM_REMOVED",
+        "EXCLUSIVE_MAXIMUM_INCREASED",
+        "EXCLUSIVE_MAXIMUM_DECREASED",
+        "EXCLUSIVE_MINIMUM_ADDED",
+        "EXCLUSIVE_MINIMUM_REMOVED",
+        "EXCLUSIVE_MINIMUM_INCREASED",
+        "EXCLUSIVE_MINIMUM_DECREASED",
+        "MAX_PROPERTIES_ADDED",
+        "MAX_PROPERTIES_REMOVED",
+        "MAX_PROPERTIES_INCREASED",
+        "MAX_PROPERTIES_DECREASED",
+        "MIN_PROPERTIES_ADDED",
+        "MIN_PROPERTIES_REMOVED",
+        "MIN_PROPERTIES_INCREASED",
+        "MIN_PROPERTIES_DECREASED",
+        "MAX_ITEMS_ADDED",
+        "MAX_ITEMS_REMOVED",
+        "MAX_ITEMS_INCREASED",
+        "MAX_ITEMS_DECREASED",
+        "MIN_ITEMS_ADDED",
+        "MIN_ITEMS_REMOVED",
+        "MIN_ITEMS_INCREASED",
+        "MIN_ITEMS_DECREASED",
+        "MAX_CONTAINS_ADDED",
+        "MAX_CONTAINS_REMOVED",
+        "MAX_CONTAINS_INCREASED",
+        "MAX_CONTAINS_DECREASED",
+        "MIN_CONTAINS_ADDED",
+        "MIN_CONTAINS_REMOVED",
+        "MIN_CONTAINS_INCREASED",
+        "MIN_CONTAINS_DECREASED",
     ];
     let wanted = format!("{prefix}_{change}");
     TYPES
@@ -1591,8 +1692,22 @@ fn difference_type(prefix: &str, change: &str) -> &'static str {
 }
 
 fn compare_string(path: &[String], original: Node, update: Node, out: &mut Vec<Diff>) {
-    compare_limit(path, "maxLength", "MAX_LENGTH", original.get("maxLength"), update.get("maxLength"), out);
-    compare_limit(path, "minLength", "MIN_LENGTH", original.get("minLength"), update.get("minLength"), out);
+    compare_limit(
+        path,
+        "maxLength",
+        "MAX_LENGTH",
+        original.get("maxLength"),
+        update.get("maxLength"),
+        out,
+    );
+    compare_limit(
+        path,
+        "minLength",
+        "MIN_LENGTH",
+        original.get("minLength"),
+        update.get("minLength"),
+        out,
+    );
     match (original.get("pattern"), update.get("pattern")) {
         (None, Some(_)) => add_at(out, path, "pattern", "PATTERN_ADDED"),
         (Some(_), None) => add_at(out, path, "pattern", "PATTERN_REMOVED"),
@@ -1602,11 +1717,28 @@ fn compare_string(path: &[String], original: Node, update: Node, out: &mut Vec<D
 }
 
 fn compare_number<'a>(path: &[String], original: Node<'a>, update: Node<'a>, out: &mut Vec<Diff>) {
-    compare_limit(path, "maximum", "MAXIMUM", original.get("maximum"), update.get("maximum"), out);
-    compare_limit(path, "minimum", "MINIMUM", original.get("minimum"), update.get("minimum"), out);
+    compare_limit(
+        path,
+        "maximum",
+        "MAXIMUM",
+        original.get("maximum"),
+        update.get("maximum"),
+        out,
+    );
+    compare_limit(
+        path,
+        "minimum",
+        "MINIMUM",
+        original.get("minimum"),
+        update.get("minimum"),
+        out,
+    );
     // Draft 4's boolean exclusiveMaximum/Minimum only qualify maximum/minimum: not compared.
     let limit = |n: &Node<'a>, k: &str| -> Option<&'a Value> { n.get(k).filter(|v| v.is_number()) };
-    match (limit(&original, "exclusiveMaximum"), limit(&update, "exclusiveMaximum")) {
+    match (
+        limit(&original, "exclusiveMaximum"),
+        limit(&update, "exclusiveMaximum"),
+    ) {
         (None, None) => {}
         (None, Some(_)) => add_at(out, path, "exclusiveMaximum", "EXCLUSIVE_MAXIMUM_ADDED"),
         (Some(_), None) => add_at(out, path, "exclusiveMaximum", "EXCLUSIVE_MAXIMUM_REMOVED"),
@@ -1631,7 +1763,10 @@ fn compare_number<'a>(path: &[String], original: Node<'a>, update: Node<'a>, out
         limit(&update, "exclusiveMinimum"),
         out,
     );
-    let multiple = |n: &Node| n.get("multipleOf").and_then(|v| Decimal::parse(&v.to_string()));
+    let multiple = |n: &Node| {
+        n.get("multipleOf")
+            .and_then(|v| Decimal::parse(&v.to_string()))
+    };
     let (o, u) = (multiple(&original), multiple(&update));
     let equal = match (&o, &u) {
         (None, None) => true,
@@ -1798,12 +1933,8 @@ fn find_document(schema: &JsonSchema, from: usize, url: &str) -> Option<usize> {
             return Some(i + 1);
         }
     }
-    for i in 0..=schema.references.len() {
-        if id_of(schema.doc(i)).is_some_and(|id| last(&id) == last(&wanted)) {
-            return Some(i);
-        }
-    }
-    None
+    (0..=schema.references.len())
+        .find(|&i| id_of(schema.doc(i)).is_some_and(|id| last(&id) == last(&wanted)))
 }
 
 fn percent_decode(text: &str) -> String {
