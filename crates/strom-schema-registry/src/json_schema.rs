@@ -756,7 +756,7 @@ impl<'a> Differ<'a> {
         let doc = if url.is_empty() {
             node.doc
         } else {
-            find_document(schema, node.doc, url)?
+            find_document(schema, url)?
         };
         let root = schema.doc(doc);
         let target = if fragment.is_empty() {
@@ -1905,9 +1905,9 @@ fn java_hash_order<'k>(first: &[&'k str], then: &[&'k str]) -> Vec<&'k str> {
 // References
 // ---------------------------------------------------------------------------------------------
 
-/// The document a `$ref`'s URL part names, from document `from`: a reference by its name (or
+/// The document a `$ref`'s URL part names: a reference by its name (or
 /// the name's last path segment), or a document whose `$id` it is.
-fn find_document(schema: &JsonSchema, from: usize, url: &str) -> Option<usize> {
+fn find_document(schema: &JsonSchema, url: &str) -> Option<usize> {
     let trim = |s: &str| s.trim_start_matches("./").to_owned();
     let wanted = trim(url);
     let last = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
@@ -1917,7 +1917,6 @@ fn find_document(schema: &JsonSchema, from: usize, url: &str) -> Option<usize> {
             .and_then(Value::as_str)
             .map(|s| s.trim_end_matches('#').to_owned())
     };
-    let _ = from;
     for (i, (name, _)) in schema.references.iter().enumerate() {
         if trim(name) == wanted {
             return Some(i + 1);
