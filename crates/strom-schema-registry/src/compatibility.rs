@@ -1,7 +1,7 @@
 //! The seven compatibility levels and which earlier schemas each compares a new one with.
 
 use crate::error::RegistryError;
-use crate::schema::ParsedSchema;
+use crate::schema::{ParsedSchema, DIFFERENT_SCHEMA_TYPE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompatibilityLevel {
@@ -78,7 +78,8 @@ impl CompatibilityLevel {
     /// Why `new` may not follow `previous` (oldest first): empty when it may. A
     /// non-transitive level compares with the latest only; a transitive one with each,
     /// newest first, up to the first that refuses. The messages are Confluent's: the
-    /// checker's, then the old version, its schema, and the level.
+    /// checker's (for FULL the forward ones first), the old version and its schema, and the
+    /// level; a schema of another type gets Confluent's one message and the level.
     pub fn check(self, new: &ParsedSchema, previous: &[Previous<'_>]) -> Vec<String> {
         if self == CompatibilityLevel::None {
             return Vec::new();
@@ -90,15 +91,29 @@ impl CompatibilityLevel {
         };
         for old in compared.iter().rev() {
             let mut errors = Vec::new();
-            if self.backward() {
-                errors.extend(new.read_errors(&old.schema, true));
-            }
-            if self.forward() {
-                errors.extend(old.schema.read_errors(new, false));
+            if new.schema_type() != old.schema.schema_type() {
+                // Confluent compares nothing else, and names no old version.
+                errors.push(DIFFERENT_SCHEMA_TYPE.to_owned());
+            } else {
+                // As Confluent's strategies: FULL checks forward first, and names the old
+                // version and schema only after the backward messages.
+                if self.forward() {
+                    errors.extend(old.schema.read_errors(new, false));
+                    if !self.backward() && !errors.is_empty() {
+                        errors.push(format!("{{oldSchemaVersion: {}}}", old.version));
+                        errors.push(format!("{{oldSchema: '{}'}}", old.text));
+                    }
+                }
+                if self.backward() {
+                    let backward = new.read_errors(&old.schema, true);
+                    if !backward.is_empty() {
+                        errors.extend(backward);
+                        errors.push(format!("{{oldSchemaVersion: {}}}", old.version));
+                        errors.push(format!("{{oldSchema: '{}'}}", old.text));
+                    }
+                }
             }
             if !errors.is_empty() {
-                errors.push(format!("{{oldSchemaVersion: {}}}", old.version));
-                errors.push(format!("{{oldSchema: '{}'}}", old.text));
                 errors.push(format!(
                     "{{validateFields: 'false', compatibility: '{}'}}",
                     self.name()

@@ -10,6 +10,7 @@ pub mod avro;
 pub mod compatibility;
 pub mod error;
 pub mod http;
+pub mod json_schema;
 pub mod records;
 pub mod schema;
 pub mod state;

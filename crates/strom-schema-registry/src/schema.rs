@@ -3,6 +3,7 @@
 
 use crate::avro::{self, AvroSchema};
 use crate::error::RegistryError;
+use crate::json_schema::{self, JsonSchema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SchemaType {
@@ -46,20 +47,38 @@ impl SchemaType {
 /// A schema parsed and checked, ready to be compared with others of its type.
 pub enum ParsedSchema {
     Avro(AvroSchema),
+    Json(JsonSchema),
 }
 
+/// Confluent's message when a schema is compared with one of another type.
+pub const DIFFERENT_SCHEMA_TYPE: &str = "Incompatible because of different schema type";
+
 impl ParsedSchema {
-    /// `references` are the texts of the referenced schemas, dependencies first.
+    /// `references` are the referenced schemas, dependencies first: `(name, text)`, the name
+    /// being the one the referrer gives the reference (what a JSON schema's `$ref` uses).
     pub fn parse(
         schema_type: SchemaType,
         text: &str,
-        references: &[&str],
+        references: &[(&str, &str)],
     ) -> Result<ParsedSchema, RegistryError> {
         match schema_type {
-            SchemaType::Avro => avro::parse(text, references)
-                .map(ParsedSchema::Avro)
+            SchemaType::Avro => {
+                // Avro needs each schema once (a schema referenced twice, under two names,
+                // would define its types twice).
+                let mut texts: Vec<&str> = Vec::new();
+                for (_, text) in references {
+                    if !texts.contains(text) {
+                        texts.push(text);
+                    }
+                }
+                avro::parse(text, &texts)
+                    .map(ParsedSchema::Avro)
+                    .map_err(RegistryError::InvalidSchema)
+            }
+            SchemaType::Json => json_schema::parse(text, references)
+                .map(ParsedSchema::Json)
                 .map_err(RegistryError::InvalidSchema),
-            SchemaType::Json | SchemaType::Protobuf => Err(RegistryError::InvalidSchema(format!(
+            SchemaType::Protobuf => Err(RegistryError::InvalidSchema(format!(
                 "schemas of type {} are not supported yet",
                 schema_type.name()
             ))),
@@ -69,18 +88,27 @@ impl ParsedSchema {
     pub fn canonical(&self) -> String {
         match self {
             ParsedSchema::Avro(s) => s.canonical(),
+            ParsedSchema::Json(s) => s.canonical(),
         }
     }
 
     pub fn normalized(&self) -> String {
         match self {
             ParsedSchema::Avro(s) => s.normalized(),
+            ParsedSchema::Json(s) => s.normalized(),
         }
     }
 
     /// Why a reader with this schema cannot read what `writer` wrote (empty: it can).
     /// `reader_is_new` names the sides in the messages as Confluent does: in a backward
     /// check the reader is the new schema, in a forward one the old.
+    pub fn schema_type(&self) -> SchemaType {
+        match self {
+            ParsedSchema::Avro(_) => SchemaType::Avro,
+            ParsedSchema::Json(_) => SchemaType::Json,
+        }
+    }
+
     pub fn read_errors(&self, writer: &ParsedSchema, reader_is_new: bool) -> Vec<String> {
         let (reader_word, writer_word) = if reader_is_new {
             ("new", "old")
@@ -91,6 +119,10 @@ impl ParsedSchema {
             (ParsedSchema::Avro(reader), ParsedSchema::Avro(writer)) => {
                 reader.compatibility_errors_as(writer, reader_word, writer_word)
             }
+            (ParsedSchema::Json(reader), ParsedSchema::Json(writer)) => {
+                reader.compatibility_errors_as(writer, reader_word, writer_word)
+            }
+            _ => vec![DIFFERENT_SCHEMA_TYPE.to_owned()],
         }
     }
 }

@@ -656,12 +656,13 @@ impl Registry {
     // --- schemas -----------------------------------------------------------------------
 
     /// The schemas `references` name (a referrer's context applies to unqualified
-    /// subjects), dependencies first, each once.
-    fn resolve_references(
-        &self,
+    /// subjects), dependencies first, each with the name its referrer gives it (a schema
+    /// referenced under two names is listed under each, its references once).
+    fn resolve_references<'a>(
+        &'a self,
         referrer: &str,
-        references: &[SchemaReference],
-    ) -> Result<Vec<&SchemaValue>, RegistryError> {
+        references: &'a [SchemaReference],
+    ) -> Result<Vec<(&'a str, &'a SchemaValue)>, RegistryError> {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         self.collect_references(referrer, references, &mut out, &mut seen, 0)?;
@@ -671,8 +672,8 @@ impl Registry {
     fn collect_references<'a>(
         &'a self,
         referrer: &str,
-        references: &[SchemaReference],
-        out: &mut Vec<&'a SchemaValue>,
+        references: &'a [SchemaReference],
+        out: &mut Vec<(&'a str, &'a SchemaValue)>,
         seen: &mut BTreeSet<(String, i32)>,
         depth: usize,
     ) -> Result<(), RegistryError> {
@@ -695,11 +696,16 @@ impl Registry {
                     reference.subject, reference.version
                 ))
             })?;
-            if !seen.insert((value.subject.clone(), value.version)) {
-                continue;
+            if seen.insert((value.subject.clone(), value.version)) {
+                self.collect_references(&value.subject, &value.references, out, seen, depth + 1)?;
             }
-            self.collect_references(&value.subject, &value.references, out, seen, depth + 1)?;
-            out.push(value);
+            let named = (reference.name.as_str(), value);
+            if !out
+                .iter()
+                .any(|(n, v)| *n == named.0 && std::ptr::eq(*v, value))
+            {
+                out.push(named);
+            }
         }
         Ok(())
     }
@@ -720,8 +726,11 @@ impl Registry {
             }
         }
         let resolved = self.resolve_references(subject, references)?;
-        let texts: Vec<&str> = resolved.iter().map(|v| v.schema.as_str()).collect();
-        ParsedSchema::parse(schema_type, schema, &texts)
+        let named: Vec<(&str, &str)> = resolved
+            .iter()
+            .map(|(name, v)| (*name, v.schema.as_str()))
+            .collect();
+        ParsedSchema::parse(schema_type, schema, &named)
     }
 
     fn parse_stored(&self, value: &SchemaValue) -> Result<ParsedSchema, RegistryError> {
