@@ -1,5 +1,5 @@
 //! Client subcommands: `topic`, `produce`, `consume`, `group`, `txn`,
-//! `producers`, `cluster`, `perf`, `acl`, `user`, `quota`.
+//! `producers`, `cluster`, `perf`, `acl`, `user`, `quota`, `registry`.
 
 mod acl;
 mod cluster;
@@ -9,6 +9,9 @@ mod group;
 mod perf;
 mod produce;
 mod quota;
+mod registry;
+mod registry_client;
+mod schema_serde;
 mod topic;
 mod txn;
 mod user;
@@ -132,6 +135,8 @@ pub enum ClientCommand {
     User(user::UserArgs),
     /// Set and describe client quotas.
     Quota(quota::QuotaArgs),
+    /// Schema registry: subjects, schemas, compatibility, modes.
+    Registry(registry::RegistryArgs),
 }
 
 pub fn run(command: ClientCommand) -> ExitCode {
@@ -159,6 +164,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Acl(args) => acl::run(*args).await,
             ClientCommand::User(args) => user::run(args).await,
             ClientCommand::Quota(args) => quota::run(args).await,
+            ClientCommand::Registry(args) => registry::run(args).await,
         }
     });
     match result {
