@@ -361,9 +361,38 @@ mod tests {
     }
 
     #[test]
+    fn decoded_keys_and_values_print_as_json() {
+        let decoded = DecodedRecord {
+            key: Some((1, Decoded::Json(serde_json::json!({"id": 7})))),
+            value: Some((
+                2,
+                Decoded::Json(serde_json::json!({"name": "a", "email": null})),
+            )),
+        };
+        let mut out = Vec::new();
+        write_record(&mut out, &record(), Format::Plain, &decoded).unwrap();
+        assert_eq!(out, b"{\"name\":\"a\",\"email\":null}\n");
+        let mut out = Vec::new();
+        write_record(&mut out, &record(), Format::Json, &decoded).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"topic\":\"t\",\"partition\":1,\"offset\":5,\"timestamp\":1700000000000,\
+             \"timestamp_type\":\"CreateTime\",\"key\":{\"id\":7},\"key_schema_id\":1,\
+             \"value\":{\"name\":\"a\",\"email\":null},\"value_schema_id\":2,\
+             \"headers\":[{\"key\":\"h\",\"value\":\"1\"},{\"key\":\"n\",\"value\":null}]}\n"
+        );
+    }
+
+    #[test]
     fn plain_lines_are_values() {
         let mut out = Vec::new();
-        write_record(&mut out, &record(), Format::Plain, &DecodedRecord::default()).unwrap();
+        write_record(
+            &mut out,
+            &record(),
+            Format::Plain,
+            &DecodedRecord::default(),
+        )
+        .unwrap();
         write_record(
             &mut out,
             &ConsumerRecord {

@@ -116,7 +116,7 @@ pub enum ClientCommand {
     /// Create, list, describe, alter and delete topics.
     Topic(topic::TopicArgs),
     /// Produce records read from stdin, one per line.
-    Produce(produce::ProduceArgs),
+    Produce(Box<produce::ProduceArgs>),
     /// Consume records and print them to stdout.
     Consume(consume::ConsumeArgs),
     /// List, describe and delete consumer groups; reset their offsets.
@@ -154,7 +154,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             ClientCommand::Topic(args) => topic::run(args).await,
-            ClientCommand::Produce(args) => produce::run(args).await,
+            ClientCommand::Produce(args) => produce::run(*args).await,
             ClientCommand::Consume(args) => consume::run(args).await,
             ClientCommand::Group(args) => group::run(args).await,
             ClientCommand::Txn(args) => txn::run_txn(args).await,

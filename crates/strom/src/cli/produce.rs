@@ -60,7 +60,11 @@ struct SchemaArgs {
     #[arg(long = "value-subject", requires = "schema_registry")]
     value_subject: Option<String>,
     /// The values' schema by id (instead of a subject's latest).
-    #[arg(long = "schema-id", requires = "schema_registry", conflicts_with = "value_subject")]
+    #[arg(
+        long = "schema-id",
+        requires = "schema_registry",
+        conflicts_with = "value_subject"
+    )]
     schema_id: Option<u32>,
     /// Serialize keys (JSON, before the key separator) with this subject's latest schema.
     #[arg(long = "key-subject", requires_all = ["schema_registry", "key_separator"])]

@@ -243,7 +243,9 @@ async fn subject(client: &RegistryClient, command: SubjectCommand) -> anyhow::Re
         SubjectCommand::Register { subject, schema } => {
             let body = schema.body()?;
             let s = segment(&subject);
-            let answer = client.post(&format!("/subjects/{s}/versions"), &body).await?;
+            let answer = client
+                .post(&format!("/subjects/{s}/versions"), &body)
+                .await?;
             let id = answer
                 .get("id")
                 .and_then(Value::as_i64)
@@ -271,9 +273,11 @@ async fn subject(client: &RegistryClient, command: SubjectCommand) -> anyhow::Re
             let s = segment(&subject);
             let query = if permanent { "?permanent=true" } else { "" };
             let versions = match version {
-                Some(v) => vec![client
-                    .delete(&format!("/subjects/{s}/versions/{v}{query}"))
-                    .await?],
+                Some(v) => vec![
+                    client
+                        .delete(&format!("/subjects/{s}/versions/{v}{query}"))
+                        .await?,
+                ],
                 None => client
                     .delete(&format!("/subjects/{s}{query}"))
                     .await?
@@ -304,7 +308,10 @@ async fn subject(client: &RegistryClient, command: SubjectCommand) -> anyhow::Re
                     println!("incompatible");
                     if let Some(messages) = answer.get("messages").and_then(Value::as_array) {
                         for m in messages {
-                            println!("{}", m.as_str().map_or_else(|| m.to_string(), str::to_owned));
+                            println!(
+                                "{}",
+                                m.as_str().map_or_else(|| m.to_string(), str::to_owned)
+                            );
                         }
                     }
                     bail!("the schema is incompatible with subject {subject}");

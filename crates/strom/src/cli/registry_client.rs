@@ -48,15 +48,18 @@ impl RegistryClient {
             .map_err(|e| anyhow::anyhow!("invalid schema registry URL '{url}': {e}"))?;
         match uri.scheme_str() {
             Some("http") => {}
-            Some("https") => anyhow::bail!(
-                "schema registry URL '{url}': https is not supported yet, only http"
-            ),
+            Some("https") => {
+                anyhow::bail!("schema registry URL '{url}': https is not supported yet, only http")
+            }
             _ => anyhow::bail!("schema registry URL '{url}': expected http://HOST:PORT"),
         }
         let host = uri
             .host()
             .ok_or_else(|| anyhow::anyhow!("schema registry URL '{url}' has no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = uri.port_u16().unwrap_or(80);
         let authority = uri
             .authority()
@@ -103,22 +106,17 @@ impl RegistryClient {
             tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(method, path, body))
                 .await
                 .map_err(|_| {
-                    transport(format!(
-                        "no answer within {} s",
-                        REQUEST_TIMEOUT.as_secs()
-                    ))
+                    transport(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))
                 })?
                 .map_err(transport)?;
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         if status.is_success() {
-            return parsed.ok_or_else(|| {
-                RegistryError::Transport {
-                    url: self.url.clone(),
-                    why: format!(
-                        "HTTP {status} with a body that is not JSON: {}",
-                        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-                    ),
-                }
+            return parsed.ok_or_else(|| RegistryError::Transport {
+                url: self.url.clone(),
+                why: format!(
+                    "HTTP {status} with a body that is not JSON: {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                ),
             });
         }
         let field = |v: &Option<Value>, name: &str| v.as_ref().and_then(|v| v.get(name)).cloned();

@@ -116,10 +116,7 @@ impl Codec {
     pub fn decode(&self, payload: &[u8]) -> anyhow::Result<Decoded> {
         match self {
             Codec::Avro(avro) => avro.decode(payload).map(Decoded::Json),
-            Codec::Json(_) => Ok(match serde_json::from_slice(payload) {
-                Ok(value) => Decoded::Json(value),
-                Err(_) => Decoded::Text(String::from_utf8_lossy(payload).into_owned()),
-            }),
+            Codec::Json(_) => Ok(Decoded::Text(String::from_utf8_lossy(payload).into_owned())),
             Codec::Protobuf => Ok(Decoded::Note(format!(
                 "<protobuf, {} bytes: decoding Protobuf is not supported yet>",
                 payload.len()
@@ -132,7 +129,7 @@ impl Codec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
     Json(Json),
-    /// A JSON Schema payload that is not JSON after all: printed as it is.
+    /// A JSON Schema payload: printed as it is.
     Text(String),
     /// Not decoded (Protobuf): a note in its place.
     Note(String),
@@ -146,10 +143,14 @@ impl Decoded {
         }
     }
 
+    /// As a JSON value: a JSON Schema payload parsed (a string if it is not JSON).
     pub fn json(&self) -> Json {
         match self {
             Decoded::Json(value) => value.clone(),
-            Decoded::Text(text) | Decoded::Note(text) => Json::String(text.clone()),
+            Decoded::Text(text) => {
+                serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone()))
+            }
+            Decoded::Note(text) => Json::String(text.clone()),
         }
     }
 }
@@ -285,7 +286,10 @@ impl AvroCodec {
                     entries
                         .iter()
                         .map(|(k, v)| {
-                            Ok((k.clone(), self.to_avro(v, &map.types, &format!("{at}.{k}"))?))
+                            Ok((
+                                k.clone(),
+                                self.to_avro(v, &map.types, &format!("{at}.{k}"))?,
+                            ))
                         })
                         .collect::<anyhow::Result<_>>()?,
                 )
@@ -308,7 +312,9 @@ impl AvroCodec {
                     let path = path.trim_start_matches('.');
                     let value = match (object.get(&field.name), &field.default) {
                         (Some(value), _) => self.to_avro(value, &field.schema, path)?,
-                        (None, Some(default)) => self.default_value(default, &field.schema, path)?,
+                        (None, Some(default)) => {
+                            self.default_value(default, &field.schema, path)?
+                        }
                         (None, None) => bail!("{path}: missing, and the field has no default"),
                     };
                     fields.push((field.name.clone(), value));
@@ -316,9 +322,9 @@ impl AvroCodec {
                 Avro::Record(fields)
             }
             Schema::Union(union) => self.union_value(json, union, at)?,
-            Schema::Decimal(_) => {
-                Avro::Decimal(apache_avro::Decimal::from(bytes(json).ok_or_else(mismatch)?))
-            }
+            Schema::Decimal(_) => Avro::Decimal(apache_avro::Decimal::from(
+                bytes(json).ok_or_else(mismatch)?,
+            )),
             Schema::BigDecimal => bail!("{at}: big-decimal values are not supported"),
             Schema::Uuid(_) => {
                 let text = json.as_str().ok_or_else(mismatch)?;
@@ -561,7 +567,8 @@ impl JsonCodec {
         for (name, reference) in references {
             let contents: Json = serde_json::from_str(reference)
                 .with_context(|| format!("the referenced schema {name} is not JSON"))?;
-            options = options.with_resource(name.clone(), jsonschema::Resource::from_contents(contents));
+            options =
+                options.with_resource(name.clone(), jsonschema::Resource::from_contents(contents));
         }
         let validator = options
             .build(&schema)
@@ -583,7 +590,10 @@ impl JsonCodec {
             })
             .collect();
         if !errors.is_empty() {
-            bail!("the value does not match the JSON schema: {}", errors.join("; "));
+            bail!(
+                "the value does not match the JSON schema: {}",
+                errors.join("; ")
+            );
         }
         Ok(serde_json::to_vec(value)?)
     }
@@ -692,14 +702,19 @@ impl SchemaCache {
             seen.push(key);
             let referenced = self
                 .client
-                .get(&format!("/subjects/{}/versions/{version}", segment(subject)))
+                .get(&format!(
+                    "/subjects/{}/versions/{version}",
+                    segment(subject)
+                ))
                 .await
                 .with_context(|| format!("fetching the reference {subject} version {version}"))?;
             Box::pin(self.references(&referenced, out, seen)).await?;
             let text = referenced
                 .get("schema")
                 .and_then(Json::as_str)
-                .ok_or_else(|| anyhow!("the reference {subject} version {version} has no schema"))?;
+                .ok_or_else(|| {
+                    anyhow!("the reference {subject} version {version} has no schema")
+                })?;
             out.push((name.to_owned(), text.to_owned()));
         }
         Ok(())
@@ -756,11 +771,16 @@ mod tests {
 
     #[test]
     fn avro_unions_take_plain_or_tagged_json() {
-        let codec = avro(r#"["null","long","string",{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}]"#);
+        let codec = avro(
+            r#"["null","long","string",{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}]"#,
+        );
         assert_eq!(codec.encode(&json!(null)).unwrap(), vec![0]);
         assert_eq!(codec.encode(&json!(3)).unwrap(), vec![2, 6]);
         assert_eq!(codec.encode(&json!("s")).unwrap(), vec![4, 2, b's']);
-        assert_eq!(codec.encode(&json!({"string": "s"})).unwrap(), vec![4, 2, b's']);
+        assert_eq!(
+            codec.encode(&json!({"string": "s"})).unwrap(),
+            vec![4, 2, b's']
+        );
         assert_eq!(codec.encode(&json!({"a": 1})).unwrap(), vec![6, 2]);
         assert_eq!(codec.encode(&json!({"R": {"a": 1}})).unwrap(), vec![6, 2]);
         assert_eq!(codec.decode(&[6, 2]).unwrap(), json!({"a": 1}));
@@ -773,8 +793,14 @@ mod tests {
     fn avro_values_that_do_not_fit_are_refused_with_where() {
         let codec = avro(USER);
         let err = |v: Json| codec.encode(&v).unwrap_err().to_string();
-        assert_eq!(err(json!({"age": 1})), "name: missing, and the field has no default");
-        assert_eq!(err(json!({"name": "n", "age": "x"})), "age: \"x\" is not int");
+        assert_eq!(
+            err(json!({"age": 1})),
+            "name: missing, and the field has no default"
+        );
+        assert_eq!(
+            err(json!({"name": "n", "age": "x"})),
+            "age: \"x\" is not int"
+        );
         assert_eq!(
             err(json!({"name": "n", "age": 1, "kind": "C"})),
             "kind: \"C\" is not com.example.Kind"
@@ -792,20 +818,25 @@ mod tests {
 
     #[test]
     fn avro_bytes_fixed_and_floats_round_trip() {
-        let codec = avro(r#"{"type":"record","name":"B","fields":[
+        let codec = avro(
+            r#"{"type":"record","name":"B","fields":[
             {"name":"b","type":"bytes"},
             {"name":"f","type":{"type":"fixed","name":"F","size":2}},
             {"name":"x","type":"float"},
             {"name":"d","type":"double"},
             {"name":"m","type":{"type":"map","values":"long"}},
             {"name":"u","type":{"type":"string","logicalType":"uuid"}},
-            {"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#);
+            {"name":"t","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#,
+        );
         let value = json!({"b": "\u{0}\u{ff}", "f": "ab", "x": 0.1, "d": "NaN", "m": {"b": 2, "a": 1},
                            "u": "6f1c4a9e-2d1b-4c55-9a3e-0f1e2d3c4b5a", "t": 1700000000000i64});
         let bytes = codec.encode(&value).unwrap();
         assert_eq!(&bytes[..7], &[4, 0, 0xff, b'a', b'b', 0xcd, 0xcc]);
-        assert_eq!(codec.decode(&bytes).unwrap(), json!({"b": "\u{0}\u{ff}", "f": "ab", "x": 0.1, "d": "NaN",
-            "m": {"a": 1, "b": 2}, "u": "6f1c4a9e-2d1b-4c55-9a3e-0f1e2d3c4b5a", "t": 1700000000000i64}));
+        assert_eq!(
+            codec.decode(&bytes).unwrap(),
+            json!({"b": "\u{0}\u{ff}", "f": "ab", "x": 0.1, "d": "NaN",
+            "m": {"a": 1, "b": 2}, "u": "6f1c4a9e-2d1b-4c55-9a3e-0f1e2d3c4b5a", "t": 1700000000000i64})
+        );
         assert!(codec.decode(&bytes[..bytes.len() - 1]).is_err());
         let mut longer = bytes.clone();
         longer.push(0);
@@ -843,12 +874,16 @@ mod tests {
             br#"{"id":1,"name":"a"}"#
         );
         let err = codec.encode(&json!({"id": "x"})).unwrap_err().to_string();
-        assert!(err.starts_with("the value does not match the JSON schema: /id: "), "{err}");
-        assert!(codec.encode(&json!({"name": "a"})).is_err());
-        assert_eq!(
-            codec.decode(br#"{"id":1}"#).unwrap(),
-            Decoded::Json(json!({"id": 1}))
+        assert!(
+            err.starts_with("the value does not match the JSON schema: /id: "),
+            "{err}"
         );
+        assert!(codec.encode(&json!({"name": "a"})).is_err());
+        // Payloads print as they are; as JSON values they are parsed.
+        let decoded = codec.decode(br#"{"id": 1.50}"#).unwrap();
+        assert_eq!(decoded.text(), r#"{"id": 1.50}"#);
+        assert_eq!(decoded.json(), json!({"id": 1.5}));
+        assert_eq!(codec.decode(b"x").unwrap().json(), json!("x"));
     }
 
     #[test]
