@@ -3,12 +3,14 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use strom_client::{Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, TimestampType};
 use tokio::time::Instant;
 
+use super::registry_client::RegistryClient;
+use super::schema_serde::{unframe, Decoded, SchemaCache};
 use super::BrokerArgs;
 
 #[derive(Args)]
@@ -34,6 +36,11 @@ pub struct ConsumeArgs {
     /// not reached, otherwise a normal exit.
     #[arg(long = "timeout-ms")]
     timeout_ms: Option<u64>,
+    /// Decode keys and values in Confluent's wire format (magic byte 0, schema id) with
+    /// their writer schemas from this registry: Avro as JSON, JSON Schema payloads as they
+    /// are; Protobuf is noted, not decoded. Other records print as they are.
+    #[arg(long = "schema-registry", value_name = "URL")]
+    schema_registry: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +121,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         }
     }
 
+    let mut schemas = match &args.schema_registry {
+        Some(url) => Some(SchemaCache::new(RegistryClient::new(url)?)),
+        None => None,
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut printed: u64 = 0;
     let mut last_progress = Instant::now();
@@ -130,11 +141,22 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         if !records.is_empty() {
             last_progress = Instant::now();
         }
+        let mut failed = None;
         for record in &records {
             if args.count.is_some_and(|n| printed >= n) {
                 break;
             }
-            if let Err(e) = write_record(&mut out, record, args.format) {
+            let decoded = match &mut schemas {
+                Some(schemas) => match decode_record(schemas, record).await {
+                    Ok(decoded) => decoded,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                },
+                None => DecodedRecord::default(),
+            };
+            if let Err(e) = write_record(&mut out, record, args.format, &decoded) {
                 // A closed pipe (`| head`) is a normal end.
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     return Ok(());
@@ -148,6 +170,9 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             return Err(e.into());
+        }
+        if let Some(e) = failed {
+            break Err(e);
         }
         if let Some(timeout) = timeout {
             if last_progress.elapsed() >= timeout {
@@ -173,9 +198,51 @@ struct JsonRecord<'a> {
     offset: i64,
     timestamp: i64,
     timestamp_type: &'static str,
-    key: Option<String>,
-    value: Option<String>,
+    /// A string, or with --schema-registry the decoded JSON of a framed key.
+    key: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_schema_id: Option<u32>,
+    value: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_schema_id: Option<u32>,
     headers: Vec<JsonHeader>,
+}
+
+/// A record's key and value decoded with their writer schemas (None: not in the wire
+/// format, or no registry).
+#[derive(Default)]
+struct DecodedRecord {
+    key: Option<(u32, Decoded)>,
+    value: Option<(u32, Decoded)>,
+}
+
+async fn decode_record(
+    schemas: &mut SchemaCache,
+    record: &ConsumerRecord,
+) -> anyhow::Result<DecodedRecord> {
+    let mut decoded = DecodedRecord::default();
+    for (side, bytes, slot) in [
+        ("key", &record.key, &mut decoded.key),
+        ("value", &record.value, &mut decoded.value),
+    ] {
+        let Some((id, payload)) = bytes.as_deref().and_then(unframe) else {
+            continue;
+        };
+        let codec = schemas.by_id(id).await.with_context(|| {
+            format!(
+                "the {side} of partition {} offset {}",
+                record.partition, record.offset
+            )
+        })?;
+        let value = codec.decode(payload).with_context(|| {
+            format!(
+                "the {side} of partition {} offset {} (schema {id})",
+                record.partition, record.offset
+            )
+        })?;
+        *slot = Some((id, value));
+    }
+    Ok(decoded)
 }
 
 #[derive(Serialize)]
@@ -194,12 +261,14 @@ fn write_record(
     out: &mut impl Write,
     record: &ConsumerRecord,
     format: Format,
+    decoded: &DecodedRecord,
 ) -> std::io::Result<()> {
     match format {
         Format::Plain => {
-            match &record.value {
-                Some(value) => out.write_all(value)?,
-                None => out.write_all(b"null")?,
+            match (&decoded.value, &record.value) {
+                (Some((_, value)), _) => out.write_all(value.text().as_bytes())?,
+                (None, Some(value)) => out.write_all(value)?,
+                (None, None) => out.write_all(b"null")?,
             }
             out.write_all(b"\n")
         }
@@ -213,8 +282,16 @@ fn write_record(
                     TimestampType::Creation => "CreateTime",
                     TimestampType::LogAppend => "LogAppendTime",
                 },
-                key: text(&record.key),
-                value: text(&record.value),
+                key: match &decoded.key {
+                    Some((_, key)) => Some(key.json()),
+                    None => text(&record.key).map(serde_json::Value::String),
+                },
+                key_schema_id: decoded.key.as_ref().map(|(id, _)| *id),
+                value: match &decoded.value {
+                    Some((_, value)) => Some(value.json()),
+                    None => text(&record.value).map(serde_json::Value::String),
+                },
+                value_schema_id: decoded.value.as_ref().map(|(id, _)| *id),
                 headers: record
                     .headers
                     .iter()
@@ -274,7 +351,7 @@ mod tests {
     #[test]
     fn json_lines_carry_every_field() {
         let mut out = Vec::new();
-        write_record(&mut out, &record(), Format::Json).unwrap();
+        write_record(&mut out, &record(), Format::Json, &DecodedRecord::default()).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"topic\":\"t\",\"partition\":1,\"offset\":5,\"timestamp\":1700000000000,\
@@ -284,9 +361,38 @@ mod tests {
     }
 
     #[test]
+    fn decoded_keys_and_values_print_as_json() {
+        let decoded = DecodedRecord {
+            key: Some((1, Decoded::Json(serde_json::json!({"id": 7})))),
+            value: Some((
+                2,
+                Decoded::Json(serde_json::json!({"name": "a", "email": null})),
+            )),
+        };
+        let mut out = Vec::new();
+        write_record(&mut out, &record(), Format::Plain, &decoded).unwrap();
+        assert_eq!(out, b"{\"name\":\"a\",\"email\":null}\n");
+        let mut out = Vec::new();
+        write_record(&mut out, &record(), Format::Json, &decoded).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"topic\":\"t\",\"partition\":1,\"offset\":5,\"timestamp\":1700000000000,\
+             \"timestamp_type\":\"CreateTime\",\"key\":{\"id\":7},\"key_schema_id\":1,\
+             \"value\":{\"name\":\"a\",\"email\":null},\"value_schema_id\":2,\
+             \"headers\":[{\"key\":\"h\",\"value\":\"1\"},{\"key\":\"n\",\"value\":null}]}\n"
+        );
+    }
+
+    #[test]
     fn plain_lines_are_values() {
         let mut out = Vec::new();
-        write_record(&mut out, &record(), Format::Plain).unwrap();
+        write_record(
+            &mut out,
+            &record(),
+            Format::Plain,
+            &DecodedRecord::default(),
+        )
+        .unwrap();
         write_record(
             &mut out,
             &ConsumerRecord {
@@ -294,6 +400,7 @@ mod tests {
                 ..record()
             },
             Format::Plain,
+            &DecodedRecord::default(),
         )
         .unwrap();
         assert_eq!(out, b"v \"q\"\nnull\n");

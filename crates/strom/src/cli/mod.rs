@@ -1,5 +1,5 @@
 //! Client subcommands: `topic`, `produce`, `consume`, `group`, `txn`,
-//! `producers`, `cluster`, `perf`, `acl`, `user`, `quota`.
+//! `producers`, `cluster`, `perf`, `acl`, `user`, `quota`, `registry`.
 
 mod acl;
 mod cluster;
@@ -9,6 +9,9 @@ mod group;
 mod perf;
 mod produce;
 mod quota;
+mod registry;
+mod registry_client;
+mod schema_serde;
 mod topic;
 mod txn;
 mod user;
@@ -113,7 +116,7 @@ pub enum ClientCommand {
     /// Create, list, describe, alter and delete topics.
     Topic(topic::TopicArgs),
     /// Produce records read from stdin, one per line.
-    Produce(produce::ProduceArgs),
+    Produce(Box<produce::ProduceArgs>),
     /// Consume records and print them to stdout.
     Consume(consume::ConsumeArgs),
     /// List, describe and delete consumer groups; reset their offsets.
@@ -132,6 +135,8 @@ pub enum ClientCommand {
     User(user::UserArgs),
     /// Set and describe client quotas.
     Quota(quota::QuotaArgs),
+    /// Schema registry: subjects, schemas, compatibility, modes.
+    Registry(registry::RegistryArgs),
 }
 
 pub fn run(command: ClientCommand) -> ExitCode {
@@ -149,7 +154,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             ClientCommand::Topic(args) => topic::run(args).await,
-            ClientCommand::Produce(args) => produce::run(args).await,
+            ClientCommand::Produce(args) => produce::run(*args).await,
             ClientCommand::Consume(args) => consume::run(args).await,
             ClientCommand::Group(args) => group::run(args).await,
             ClientCommand::Txn(args) => txn::run_txn(args).await,
@@ -159,6 +164,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Acl(args) => acl::run(*args).await,
             ClientCommand::User(args) => user::run(args).await,
             ClientCommand::Quota(args) => quota::run(args).await,
+            ClientCommand::Registry(args) => registry::run(args).await,
         }
     });
     match result {

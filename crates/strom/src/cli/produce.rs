@@ -8,6 +8,10 @@ use clap::{Args, ValueEnum};
 use strom_client::{Compression, Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
+use super::registry_client::RegistryClient;
+use super::schema_serde::{frame, Codec, SchemaCache, SchemaKind};
 use super::{parse_key_value, BrokerArgs};
 
 /// Lines sent in one request at most; piped input is batched, interactive
@@ -37,6 +41,141 @@ pub struct ProduceArgs {
     /// Compression of the record batches.
     #[arg(long, value_enum, default_value_t = CompressionArg::None)]
     compression: CompressionArg,
+    #[command(flatten)]
+    schemas: SchemaArgs,
+}
+
+/// Serializing with a schema registry (Confluent's wire format).
+#[derive(Args)]
+struct SchemaArgs {
+    /// Serialize each value (a JSON value per line) with its schema from this registry, in
+    /// Confluent's wire format; keys too with --key-subject or --key-schema-id.
+    #[arg(long = "schema-registry", value_name = "URL")]
+    schema_registry: Option<String>,
+    /// The schemas' format (default: the type the registry gives the schema); protobuf is
+    /// not supported yet.
+    #[arg(long, value_enum, requires = "schema_registry")]
+    format: Option<SchemaFormat>,
+    /// The values' subject, whose latest schema is used (default: TOPIC-value).
+    #[arg(long = "value-subject", requires = "schema_registry")]
+    value_subject: Option<String>,
+    /// The values' schema by id (instead of a subject's latest).
+    #[arg(
+        long = "schema-id",
+        requires = "schema_registry",
+        conflicts_with = "value_subject"
+    )]
+    schema_id: Option<u32>,
+    /// Serialize keys (JSON, before the key separator) with this subject's latest schema.
+    #[arg(long = "key-subject", requires_all = ["schema_registry", "key_separator"])]
+    key_subject: Option<String>,
+    /// Serialize keys with the schema of this id.
+    #[arg(long = "key-schema-id", requires_all = ["schema_registry", "key_separator"], conflicts_with = "key_subject")]
+    key_schema_id: Option<u32>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SchemaFormat {
+    Avro,
+    JsonSchema,
+    Protobuf,
+}
+
+impl SchemaFormat {
+    fn kind(self) -> SchemaKind {
+        match self {
+            SchemaFormat::Avro => SchemaKind::Avro,
+            SchemaFormat::JsonSchema => SchemaKind::Json,
+            SchemaFormat::Protobuf => SchemaKind::Protobuf,
+        }
+    }
+}
+
+/// A writer schema and its id.
+type Writer = (u32, Arc<Codec>);
+
+/// The key's and value's writer schemas.
+struct Serializers {
+    key: Option<Writer>,
+    value: Writer,
+}
+
+impl Serializers {
+    async fn resolve(args: &SchemaArgs, url: &str, topic: &str) -> anyhow::Result<Serializers> {
+        if args.format == Some(SchemaFormat::Protobuf) {
+            bail!("--format protobuf: producing Protobuf records is not supported yet (avro and json-schema are)");
+        }
+        let mut cache = SchemaCache::new(RegistryClient::new(url)?);
+        let value_subject = args
+            .value_subject
+            .clone()
+            .unwrap_or_else(|| format!("{topic}-value"));
+        let value = writer(&mut cache, args.schema_id, &value_subject, args.format).await?;
+        let key = match (args.key_schema_id, &args.key_subject) {
+            (None, None) => None,
+            (id, subject) => Some(
+                writer(
+                    &mut cache,
+                    id,
+                    subject.as_deref().unwrap_or_default(),
+                    args.format,
+                )
+                .await?,
+            ),
+        };
+        Ok(Serializers { key, value })
+    }
+}
+
+async fn writer(
+    cache: &mut SchemaCache,
+    id: Option<u32>,
+    subject: &str,
+    format: Option<SchemaFormat>,
+) -> anyhow::Result<Writer> {
+    let (id, codec) = match id {
+        Some(id) => (id, cache.by_id(id).await?),
+        None => cache.latest(subject).await?,
+    };
+    if let Some(format) = format {
+        if codec.kind() != format.kind() {
+            bail!(
+                "schema {id} is of type {}, not {}",
+                codec.kind().name(),
+                format.kind().name()
+            );
+        }
+    }
+    if codec.kind() == SchemaKind::Protobuf {
+        bail!("schema {id} is a Protobuf schema: producing Protobuf records is not supported yet");
+    }
+    Ok((id, codec))
+}
+
+/// One side of a record (a JSON text) in the wire format.
+fn serialize(bytes: &[u8], (id, codec): &Writer, side: &str) -> anyhow::Result<Bytes> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).with_context(|| {
+        format!(
+            "the {side} is not JSON: '{}'",
+            String::from_utf8_lossy(bytes)
+        )
+    })?;
+    let payload = codec
+        .encode(&value)
+        .with_context(|| format!("the {side} under schema {id}"))?;
+    Ok(Bytes::from(frame(*id, &payload)))
+}
+
+impl Serializers {
+    fn apply(&self, mut record: ProducerRecord) -> anyhow::Result<ProducerRecord> {
+        if let (Some(writer), Some(key)) = (&self.key, &record.key) {
+            record.key = Some(serialize(key, writer, "key")?);
+        }
+        if let Some(value) = &record.value {
+            record.value = Some(serialize(value, &self.value, "value")?);
+        }
+        Ok(record)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -95,6 +234,10 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         compression: args.compression.into(),
         ..Default::default()
     };
+    let serializers = match &args.schemas.schema_registry {
+        Some(url) => Some(Serializers::resolve(&args.schemas, url, &args.topic).await?),
+        None => None,
+    };
     let mut producer = Producer::new(args.brokers.client()?, config)?;
 
     let (tx, mut rx) = mpsc::channel(1024);
@@ -124,7 +267,11 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
                 args.key_separator.as_deref(),
                 &headers,
                 args.partition,
-            ) {
+            )
+            .and_then(|record| match &serializers {
+                Some(serializers) => serializers.apply(record),
+                None => Ok(record),
+            }) {
                 Ok(record) => records.push(record),
                 Err(e) => {
                     bad_line = Some(e.context(format!("line {line_number}")));
