@@ -1,7 +1,7 @@
 //! The seven compatibility levels and which earlier schemas each compares a new one with.
 
 use crate::error::RegistryError;
-use crate::schema::ParsedSchema;
+use crate::schema::{ParsedSchema, DIFFERENT_SCHEMA_TYPE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompatibilityLevel {
@@ -89,6 +89,16 @@ impl CompatibilityLevel {
             previous.last().map(std::slice::from_ref).unwrap_or(&[])
         };
         for old in compared.iter().rev() {
+            if new.schema_type() != old.schema.schema_type() {
+                // Confluent's validator answers this before any check, without the old schema.
+                return vec![
+                    DIFFERENT_SCHEMA_TYPE.to_owned(),
+                    format!(
+                        "{{validateFields: 'false', compatibility: '{}'}}",
+                        self.name()
+                    ),
+                ];
+            }
             let mut errors = Vec::new();
             if self.backward() {
                 errors.extend(new.read_errors(&old.schema, true));

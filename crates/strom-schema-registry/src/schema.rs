@@ -3,6 +3,7 @@
 
 use crate::avro::{self, AvroSchema};
 use crate::error::RegistryError;
+use crate::protobuf::{self, ProtobufSchema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SchemaType {
@@ -43,38 +44,58 @@ impl SchemaType {
     }
 }
 
+/// Confluent's message when a schema is compared with one of another type.
+pub const DIFFERENT_SCHEMA_TYPE: &str = "Incompatible because of different schema type";
+
 /// A schema parsed and checked, ready to be compared with others of its type.
 pub enum ParsedSchema {
     Avro(AvroSchema),
+    Protobuf(ProtobufSchema),
 }
 
 impl ParsedSchema {
-    /// `references` are the texts of the referenced schemas, dependencies first.
+    /// `references` are the referenced schemas as `(reference name, text)` pairs,
+    /// dependencies first.
     pub fn parse(
         schema_type: SchemaType,
         text: &str,
-        references: &[&str],
+        references: &[(&str, &str)],
     ) -> Result<ParsedSchema, RegistryError> {
         match schema_type {
-            SchemaType::Avro => avro::parse(text, references)
-                .map(ParsedSchema::Avro)
+            SchemaType::Avro => {
+                let texts: Vec<&str> = references.iter().map(|(_, text)| *text).collect();
+                avro::parse(text, &texts)
+                    .map(ParsedSchema::Avro)
+                    .map_err(RegistryError::InvalidSchema)
+            }
+            SchemaType::Protobuf => protobuf::parse(text, references)
+                .map(ParsedSchema::Protobuf)
                 .map_err(RegistryError::InvalidSchema),
-            SchemaType::Json | SchemaType::Protobuf => Err(RegistryError::InvalidSchema(format!(
+            SchemaType::Json => Err(RegistryError::InvalidSchema(format!(
                 "schemas of type {} are not supported yet",
                 schema_type.name()
             ))),
         }
     }
 
+    pub fn schema_type(&self) -> SchemaType {
+        match self {
+            ParsedSchema::Avro(_) => SchemaType::Avro,
+            ParsedSchema::Protobuf(_) => SchemaType::Protobuf,
+        }
+    }
+
     pub fn canonical(&self) -> String {
         match self {
             ParsedSchema::Avro(s) => s.canonical(),
+            ParsedSchema::Protobuf(s) => s.canonical(),
         }
     }
 
     pub fn normalized(&self) -> String {
         match self {
             ParsedSchema::Avro(s) => s.normalized(),
+            ParsedSchema::Protobuf(s) => s.normalized(),
         }
     }
 
@@ -91,6 +112,10 @@ impl ParsedSchema {
             (ParsedSchema::Avro(reader), ParsedSchema::Avro(writer)) => {
                 reader.compatibility_errors_as(writer, reader_word, writer_word)
             }
+            (ParsedSchema::Protobuf(reader), ParsedSchema::Protobuf(writer)) => {
+                reader.compatibility_errors_as(writer, reader_word, writer_word)
+            }
+            _ => vec![DIFFERENT_SCHEMA_TYPE.to_owned()],
         }
     }
 }

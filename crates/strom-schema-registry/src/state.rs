@@ -654,7 +654,7 @@ impl Registry {
         &self,
         referrer: &str,
         references: &[SchemaReference],
-    ) -> Result<Vec<&SchemaValue>, RegistryError> {
+    ) -> Result<Vec<(String, &SchemaValue)>, RegistryError> {
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         self.collect_references(referrer, references, &mut out, &mut seen, 0)?;
@@ -665,7 +665,7 @@ impl Registry {
         &'a self,
         referrer: &str,
         references: &[SchemaReference],
-        out: &mut Vec<&'a SchemaValue>,
+        out: &mut Vec<(String, &'a SchemaValue)>,
         seen: &mut BTreeSet<(String, i32)>,
         depth: usize,
     ) -> Result<(), RegistryError> {
@@ -692,7 +692,7 @@ impl Registry {
                 continue;
             }
             self.collect_references(&value.subject, &value.references, out, seen, depth + 1)?;
-            out.push(value);
+            out.push((reference.name.clone(), value));
         }
         Ok(())
     }
@@ -713,8 +713,11 @@ impl Registry {
             }
         }
         let resolved = self.resolve_references(subject, references)?;
-        let texts: Vec<&str> = resolved.iter().map(|v| v.schema.as_str()).collect();
-        ParsedSchema::parse(schema_type, schema, &texts)
+        let pairs: Vec<(&str, &str)> = resolved
+            .iter()
+            .map(|(name, v)| (name.as_str(), v.schema.as_str()))
+            .collect();
+        ParsedSchema::parse(schema_type, schema, &pairs)
     }
 
     fn parse_stored(&self, value: &SchemaValue) -> Result<ParsedSchema, RegistryError> {
