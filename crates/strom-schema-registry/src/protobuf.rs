@@ -304,6 +304,8 @@ fn field_type_name(f: &FieldDescriptorProto) -> String {
 
 struct Builder<'a> {
     proto3: bool,
+    /// Parsed from .proto text (not a compiled descriptor, which sets every `json_name`).
+    from_source: bool,
     locations: &'a Locations,
 }
 
@@ -434,7 +436,10 @@ impl Builder<'_> {
             tag: f.number(),
             options,
             default: f.default_value.clone(),
-            json_name: f.json_name.clone(),
+            json_name: f
+                .json_name
+                .clone()
+                .filter(|j| self.from_source || *j != default_json_name(f.name())),
         }
     }
 
@@ -622,6 +627,23 @@ impl Builder<'_> {
                 .collect(),
         }
     }
+}
+
+/// protoc's default JSON name: lowerCamelCase of the field name.
+fn default_json_name(name: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn range_value(start: i32, end_inclusive: i32) -> RVal {
@@ -1739,6 +1761,7 @@ fn model_of(file: &FileDescriptorProto) -> ProtoFile {
     let locations = Locations::new(file);
     Builder {
         proto3: file.syntax() == "proto3",
+        from_source: !locations.by_path.is_empty(),
         locations: &locations,
     }
     .file(file)
@@ -1790,6 +1813,8 @@ impl FileResolver for MapResolver {
 pub struct ProtobufSchema {
     file: ProtoFile,
     dependencies: Vec<(String, ProtoFile)>,
+    /// The compiled (linked) descriptor, for `format=serialized`.
+    descriptor: FileDescriptorProto,
 }
 
 /// The name the schema itself is compiled under (an import of it would be a cycle).
@@ -1810,30 +1835,76 @@ fn parse_inner(text: &str, references: &[(&str, &str)]) -> Result<ProtobufSchema
     } else {
         MAIN_FILE
     };
-    let main = File::from_source(main_name, text).map_err(|e| e.to_string())?;
-    let mut files: Vec<(String, String)> = vec![(main_name.to_owned(), text.to_owned())];
-    files.extend(
-        references
-            .iter()
-            .map(|(n, t)| ((*n).to_owned(), (*t).to_owned())),
-    );
+    // A .proto text, or (as Confluent also accepts) a base64 FileDescriptorProto.
+    let main = match File::from_source(main_name, text) {
+        Ok(file) => file,
+        Err(error) => {
+            let descriptor = decode_descriptor(text).ok_or_else(|| error.to_string())?;
+            File::from_file_descriptor_proto(FileDescriptorProto {
+                name: Some(main_name.to_owned()),
+                ..descriptor
+            })
+        }
+    };
+    let model = model_of(main.file_descriptor_proto());
+    let files: Vec<(String, String)> = references
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+        .collect();
     let mut chain = ChainFileResolver::new();
+    chain.add(MainResolver {
+        name: main_name.to_owned(),
+        file: main.file_descriptor_proto().clone(),
+    });
     chain.add(MapResolver { files });
     chain.add(GoogleFileResolver::new());
     let mut compiler = protox::Compiler::with_file_resolver(chain);
-    compiler
-        .open_file(main_name)
-        .map_err(|e| e.to_string())?;
+    compiler.open_file(main_name).map_err(|e| e.to_string())?;
+    let descriptor = compiler
+        .file_descriptor_set()
+        .file
+        .into_iter()
+        .find(|f| f.name() == main_name)
+        .unwrap_or_default();
     let mut dependencies = Vec::new();
     for (name, reference) in references {
-        if let Ok(f) = File::from_source(name, reference) {
+        if let Some(f) = File::from_source(name, reference)
+            .ok()
+            .or_else(|| decode_descriptor(reference).map(File::from_file_descriptor_proto))
+        {
             dependencies.push(((*name).to_owned(), model_of(f.file_descriptor_proto())));
         }
     }
     Ok(ProtobufSchema {
-        file: model_of(main.file_descriptor_proto()),
+        file: model,
         dependencies,
+        descriptor,
     })
+}
+
+fn decode_descriptor(text: &str) -> Option<FileDescriptorProto> {
+    use base64::Engine;
+    use protox::prost::Message as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    FileDescriptorProto::decode(bytes.as_slice()).ok()
+}
+
+/// The schema itself, already parsed.
+struct MainResolver {
+    name: String,
+    file: FileDescriptorProto,
+}
+
+impl FileResolver for MainResolver {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        if name == self.name {
+            Ok(File::from_file_descriptor_proto(self.file.clone()))
+        } else {
+            Err(protox::Error::file_not_found(name))
+        }
+    }
 }
 
 impl ProtobufSchema {
@@ -1858,6 +1929,17 @@ impl ProtobufSchema {
             scope: Vec::new(),
         }
         .file(&self.file)
+    }
+
+    /// The schema as a base64 `FileDescriptorProto` (Confluent's `format=serialized`, what
+    /// confluent-kafka's Protobuf serializers read), named `default` like the clients name it.
+    pub fn serialized(&self) -> String {
+        use base64::Engine;
+        use protox::prost::Message as _;
+        let mut descriptor = self.descriptor.clone();
+        descriptor.name = Some("default".to_owned());
+        descriptor.source_code_info = None;
+        base64::engine::general_purpose::STANDARD.encode(descriptor.encode_to_vec())
     }
 
     /// The message indexes' first-level names, in order (what a serializer's message index
