@@ -307,7 +307,10 @@ fn serialized(
         return None;
     }
     let schema_type = SchemaType::from_name(schema_type.as_deref()).ok()?;
-    match registry.parse(subject, schema_type, schema, references).ok()? {
+    match registry
+        .parse(subject, schema_type, schema, references)
+        .ok()?
+    {
         ParsedSchema::Protobuf(p) => Some(p.serialized()),
         _ => None,
     }
@@ -331,7 +334,10 @@ async fn schema_by_id(
             serialized(
                 r,
                 &params,
-                params.get("subject").map(String::as_str).unwrap_or_default(),
+                params
+                    .get("subject")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
                 entry.schema_type.field(),
                 &entry.schema,
                 &entry.references,

@@ -296,7 +296,11 @@ fn scalar_name(ty: PbType) -> Option<&'static str> {
 }
 
 fn field_type_name(f: &FieldDescriptorProto) -> String {
-    match f.r#type.and_then(|t| PbType::try_from(t).ok()).and_then(scalar_name) {
+    match f
+        .r#type
+        .and_then(|t| PbType::try_from(t).ok())
+        .and_then(scalar_name)
+    {
         Some(s) => s.to_owned(),
         None => f.type_name.clone().unwrap_or_default(),
     }
@@ -2231,10 +2235,7 @@ impl<'a> DiffContext<'a> {
         for name in names {
             self.full_path.push(name.to_owned());
             self.full_name.push(name.to_owned());
-            match (
-                index(original_messages, name),
-                index(update_messages, name),
-            ) {
+            match (index(original_messages, name), index(update_messages, name)) {
                 (Some(_), None) => {
                     if self.get_type(name, true).is_some_and(|t| !t.is_map) {
                         self.add(MESSAGE_REMOVED);

@@ -65,7 +65,10 @@ fn evolve(old: &str, new: &str) -> (Vec<String>, bool) {
     let new = p(&format!("syntax = \"proto3\";\n{new}"));
     let mut diffs = new.differences_from(&old);
     diffs.sort();
-    (diffs, new.compatibility_errors_as(&old, "new", "old").is_empty())
+    (
+        diffs,
+        new.compatibility_errors_as(&old, "new", "old").is_empty(),
+    )
 }
 
 #[test]
@@ -181,7 +184,10 @@ fn referenced_types_are_compared() {
     diffs.sort();
     assert_eq!(
         diffs,
-        ["FIELD_NAMED_TYPE_CHANGED #/User/1", "FIELD_SCALAR_KIND_CHANGED #/Addr/1"]
+        [
+            "FIELD_NAMED_TYPE_CHANGED #/User/1",
+            "FIELD_SCALAR_KIND_CHANGED #/Addr/1"
+        ]
     );
     assert!(parse(user, &[]).is_err());
 }
