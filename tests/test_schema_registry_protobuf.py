@@ -346,7 +346,9 @@ def test_protobuf_serializer_round_trip(module_registry, generated):
     latest = client.get_latest_version(subject)
     assert latest.schema.schema_type == "PROTOBUF"
     assert [(r.name, r.subject) for r in latest.schema.references] == [("strom/common.proto", "strom/common.proto")]
+    # The serializer sends a compiled descriptor (base64); the registry stores it as .proto text.
     assert "message User {" in latest.schema.schema_str
+    assert "  map<string, string> tags = 5;\n" in latest.schema.schema_str
     assert latest.schema.schema_str.index("message Header") < latest.schema.schema_str.index("message User")
 
     # Confluent's framing: magic byte 0, the id, then the message indexes ([1]: User is the second

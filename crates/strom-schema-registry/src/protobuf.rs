@@ -179,9 +179,12 @@ const MAX_TAG_VALUE: i32 = 536_870_911;
 // From protox's descriptors to the model
 // ---------------------------------------------------------------------------------------------
 
+/// A source span: start and end (line, column).
+type Span = ((i32, i32), (i32, i32));
+
 /// Source locations by path (a path may have several: one per `reserved` statement).
 struct Locations {
-    by_path: HashMap<Vec<i32>, Vec<((i32, i32), (i32, i32))>>,
+    by_path: HashMap<Vec<i32>, Vec<Span>>,
 }
 
 impl Locations {
@@ -201,7 +204,7 @@ impl Locations {
         Locations { by_path }
     }
 
-    fn get(&self, path: &[i32]) -> &[((i32, i32), (i32, i32))] {
+    fn get(&self, path: &[i32]) -> &[Span] {
         self.by_path.get(path).map(Vec::as_slice).unwrap_or(&[])
     }
 
@@ -241,7 +244,7 @@ impl Locations {
         if items.is_empty() {
             return Vec::new();
         }
-        let mut stmts: Vec<((i32, i32), (i32, i32))> = self.get(&path(range_tag, None)).to_vec();
+        let mut stmts: Vec<Span> = self.get(&path(range_tag, None)).to_vec();
         if let Some(name_tag) = name_tag {
             stmts.extend_from_slice(self.get(&path(name_tag, None)));
         }
@@ -461,7 +464,9 @@ impl Builder<'_> {
             if f.label() != PbLabel::Repeated {
                 return None;
             }
+            // Written `XEntry` in a parse, `.pkg.Msg.XEntry` in a compiled descriptor.
             let name = f.type_name();
+            let name = name.rsplit('.').next().unwrap_or(name);
             let entry = m
                 .nested_type
                 .iter()
@@ -1815,10 +1820,10 @@ impl FileResolver for MapResolver {
 /// A parsed Protobuf schema, with the schemas it references (by import name).
 #[derive(Clone, Debug)]
 pub struct ProtobufSchema {
-    file: ProtoFile,
+    file: Box<ProtoFile>,
     dependencies: Vec<(String, ProtoFile)>,
     /// The compiled (linked) descriptor, for `format=serialized`.
-    descriptor: FileDescriptorProto,
+    descriptor: Box<FileDescriptorProto>,
 }
 
 /// The name the schema itself is compiled under (an import of it would be a cycle).
@@ -1880,9 +1885,9 @@ fn parse_inner(text: &str, references: &[(&str, &str)]) -> Result<ProtobufSchema
         }
     }
     Ok(ProtobufSchema {
-        file: model,
+        file: Box::new(model),
         dependencies,
-        descriptor,
+        descriptor: Box::new(descriptor),
     })
 }
 
@@ -1940,7 +1945,7 @@ impl ProtobufSchema {
     pub fn serialized(&self) -> String {
         use base64::Engine;
         use protox::prost::Message as _;
-        let mut descriptor = self.descriptor.clone();
+        let mut descriptor = (*self.descriptor).clone();
         descriptor.name = Some("default".to_owned());
         descriptor.source_code_info = None;
         base64::engine::general_purpose::STANDARD.encode(descriptor.encode_to_vec())
