@@ -90,6 +90,16 @@ impl CompatibilityLevel {
             previous.last().map(std::slice::from_ref).unwrap_or(&[])
         };
         for old in compared.iter().rev() {
+            if new.schema_type() != old.schema.schema_type() {
+                // Confluent's validator answers this before any check, without the old schema.
+                return vec![
+                    DIFFERENT_SCHEMA_TYPE.to_owned(),
+                    format!(
+                        "{{validateFields: 'false', compatibility: '{}'}}",
+                        self.name()
+                    ),
+                ];
+            }
             let mut errors = Vec::new();
             if new.schema_type() != old.schema.schema_type() {
                 // Confluent compares nothing else, and names no old version.

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::compatibility::CompatibilityLevel;
 use crate::error::RegistryError;
 use crate::records::{ConfigValue, SchemaReference, SchemaValue};
-use crate::schema::SchemaType;
+use crate::schema::{ParsedSchema, SchemaType};
 use crate::state::{context_of, Mode, NewSchema, VersionSelector, DEFAULT_CONTEXT};
 use crate::store::Store;
 
@@ -293,6 +293,29 @@ async fn list_schemas(State(store): State<Arc<Store>>, params: Params) -> Reply 
     reply(bodies)
 }
 
+/// A Protobuf schema as a base64 `FileDescriptorProto` when the request asks for
+/// `format=serialized` (what confluent-kafka's Protobuf serializers ask for).
+fn serialized(
+    registry: &crate::state::Registry,
+    params: &Params,
+    subject: &str,
+    schema_type: Option<String>,
+    schema: &str,
+    references: &[crate::records::SchemaReference],
+) -> Option<String> {
+    if params.get("format").map(String::as_str) != Some("serialized") {
+        return None;
+    }
+    let schema_type = SchemaType::from_name(schema_type.as_deref()).ok()?;
+    match registry
+        .parse(subject, schema_type, schema, references)
+        .ok()?
+    {
+        ParsedSchema::Protobuf(p) => Some(p.serialized()),
+        _ => None,
+    }
+}
+
 async fn schema_by_id(
     State(store): State<Arc<Store>>,
     Path(id): Path<String>,
@@ -306,7 +329,22 @@ async fn schema_by_id(
     if let Some(t) = entry.schema_type.field() {
         body.insert("schemaType".into(), t.into());
     }
-    body.insert("schema".into(), entry.schema.into());
+    let schema = store
+        .read(|r| {
+            serialized(
+                r,
+                &params,
+                params
+                    .get("subject")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+                entry.schema_type.field(),
+                &entry.schema,
+                &entry.references,
+            )
+        })
+        .unwrap_or_else(|| entry.schema.clone());
+    body.insert("schema".into(), schema.into());
     if !entry.references.is_empty() {
         body.insert(
             "references".into(),
@@ -405,7 +443,20 @@ async fn get_version(
     let selector = VersionSelector::parse(&version)?;
     let body = store.read(|r| {
         r.version(&subject, selector, flag(&params, "deleted"))
-            .map(|v| serde_json::to_value(VersionBody::of(v)).unwrap_or_default())
+            .map(|v| {
+                let mut body = serde_json::to_value(VersionBody::of(v)).unwrap_or_default();
+                if let Some(text) = serialized(
+                    r,
+                    &params,
+                    &v.subject,
+                    v.schema_type.clone(),
+                    &v.schema,
+                    &v.references,
+                ) {
+                    body["schema"] = text.into();
+                }
+                body
+            })
     })?;
     reply(body)
 }

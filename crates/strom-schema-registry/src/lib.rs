@@ -2,7 +2,7 @@
 //!
 //! - `records`: the topic's keys and values in Confluent's JSON format;
 //! - `state`: the registry rebuilt from those records, and its write operations (sans-io);
-//! - `schema`, `avro`, `compatibility`: schema types, canonical texts, compatibility levels;
+//! - `schema`, `avro`, `protobuf`, `compatibility`: schema types, canonical texts, compatibility levels;
 //! - `store`: the topic read and written through strom's Kafka client;
 //! - `http`: the REST API.
 
@@ -11,6 +11,7 @@ pub mod compatibility;
 pub mod error;
 pub mod http;
 pub mod json_schema;
+pub mod protobuf;
 pub mod records;
 pub mod schema;
 pub mod state;

@@ -4,6 +4,7 @@
 use crate::avro::{self, AvroSchema};
 use crate::error::RegistryError;
 use crate::json_schema::{self, JsonSchema};
+use crate::protobuf::{self, ProtobufSchema};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SchemaType {
@@ -44,14 +45,15 @@ impl SchemaType {
     }
 }
 
+/// Confluent's message when a schema is compared with one of another type.
+pub const DIFFERENT_SCHEMA_TYPE: &str = "Incompatible because of different schema type";
+
 /// A schema parsed and checked, ready to be compared with others of its type.
 pub enum ParsedSchema {
     Avro(AvroSchema),
     Json(JsonSchema),
+    Protobuf(ProtobufSchema),
 }
-
-/// Confluent's message when a schema is compared with one of another type.
-pub const DIFFERENT_SCHEMA_TYPE: &str = "Incompatible because of different schema type";
 
 impl ParsedSchema {
     /// `references` are the referenced schemas, dependencies first: `(name, text)`, the name
@@ -78,10 +80,9 @@ impl ParsedSchema {
             SchemaType::Json => json_schema::parse(text, references)
                 .map(ParsedSchema::Json)
                 .map_err(RegistryError::InvalidSchema),
-            SchemaType::Protobuf => Err(RegistryError::InvalidSchema(format!(
-                "schemas of type {} are not supported yet",
-                schema_type.name()
-            ))),
+            SchemaType::Protobuf => protobuf::parse(text, references)
+                .map(ParsedSchema::Protobuf)
+                .map_err(RegistryError::InvalidSchema),
         }
     }
 
@@ -89,6 +90,7 @@ impl ParsedSchema {
         match self {
             ParsedSchema::Avro(s) => s.canonical(),
             ParsedSchema::Json(s) => s.canonical(),
+            ParsedSchema::Protobuf(s) => s.canonical(),
         }
     }
 
@@ -96,19 +98,21 @@ impl ParsedSchema {
         match self {
             ParsedSchema::Avro(s) => s.normalized(),
             ParsedSchema::Json(s) => s.normalized(),
+            ParsedSchema::Protobuf(s) => s.normalized(),
+        }
+    }
+
+    pub fn schema_type(&self) -> SchemaType {
+        match self {
+            ParsedSchema::Avro(_) => SchemaType::Avro,
+            ParsedSchema::Json(_) => SchemaType::Json,
+            ParsedSchema::Protobuf(_) => SchemaType::Protobuf,
         }
     }
 
     /// Why a reader with this schema cannot read what `writer` wrote (empty: it can).
     /// `reader_is_new` names the sides in the messages as Confluent does: in a backward
     /// check the reader is the new schema, in a forward one the old.
-    pub fn schema_type(&self) -> SchemaType {
-        match self {
-            ParsedSchema::Avro(_) => SchemaType::Avro,
-            ParsedSchema::Json(_) => SchemaType::Json,
-        }
-    }
-
     pub fn read_errors(&self, writer: &ParsedSchema, reader_is_new: bool) -> Vec<String> {
         let (reader_word, writer_word) = if reader_is_new {
             ("new", "old")
@@ -120,6 +124,9 @@ impl ParsedSchema {
                 reader.compatibility_errors_as(writer, reader_word, writer_word)
             }
             (ParsedSchema::Json(reader), ParsedSchema::Json(writer)) => {
+                reader.compatibility_errors_as(writer, reader_word, writer_word)
+            }
+            (ParsedSchema::Protobuf(reader), ParsedSchema::Protobuf(writer)) => {
                 reader.compatibility_errors_as(writer, reader_word, writer_word)
             }
             _ => vec![DIFFERENT_SCHEMA_TYPE.to_owned()],
