@@ -76,7 +76,7 @@ class Run:
                "--set", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
                "--set", f"log.dirs={self.data_dir}",
                "--set", "strom.metrics.listener=127.0.0.1:0",
-               "--set", "schema.registry.listeners="]
+               "--set", "schema.registry.listeners=", "--set", "rest.proxy.listeners="]
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                          env=env, cwd=self.workdir, preexec_fn=limit_descriptors)

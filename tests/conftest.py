@@ -72,7 +72,7 @@ class Broker:
 
     def __init__(self, workdir: Path, configs: dict[str, str] | None = None, nofile: int | None = None,
                  env: dict[str, str] | None = None, listeners: list[str] | None = None,
-                 registry: bool = False):
+                 registry: bool = False, proxy: bool = False):
         self.workdir = workdir
         self.nofile = nofile
         self.extra_env = dict(env or {})
@@ -87,6 +87,8 @@ class Broker:
         # The schema registry's HTTP listener: off unless asked for (its default, 127.0.0.1:8081,
         # would collide between brokers and pytest workers).
         self.registry_port = free_port() if registry else None
+        # The REST proxy's listener: off unless asked for, like the registry.
+        self.proxy_port = free_port() if proxy else None
         self.proc: subprocess.Popen | None = None
         self.runs = 0
         self.log_paths: list[Path] = []
@@ -111,6 +113,13 @@ class Broker:
             raise BrokerError("this broker was started without its schema registry (registry=True)")
         return f"http://{self.host}:{self.registry_port}"
 
+    @property
+    def proxy_url(self) -> str:
+        """Base URL of the REST proxy (only for brokers started with proxy=True)."""
+        if self.proxy_port is None:
+            raise BrokerError("this broker was started without its REST proxy (proxy=True)")
+        return f"http://{self.host}:{self.proxy_port}"
+
     # --- lifecycle -------------------------------------------------------
     def command(self) -> list[str]:
         listeners = ",".join([f"PLAINTEXT://{self.host}:{self.port}"]
@@ -120,7 +129,9 @@ class Broker:
                "--set", f"log.dirs={self.data_dir}",
                "--set", f"strom.metrics.listener={self.host}:{self.metrics_port}",
                "--set", "schema.registry.listeners="
-               + (f"http://{self.host}:{self.registry_port}" if self.registry_port is not None else "")]
+               + (f"http://{self.host}:{self.registry_port}" if self.registry_port is not None else ""),
+               "--set", "rest.proxy.listeners="
+               + (f"http://{self.host}:{self.proxy_port}" if self.proxy_port is not None else "")]
         for name, value in self.configs.items():
             cmd += ["--set", f"{name}={value}"]
         return cmd
@@ -172,7 +183,7 @@ class Broker:
                         raise BrokerError(f"ApiVersions error {av.error_code}")
                     md = kwire.metadata_v4(sock, [], False)
                     if any(b[0] == NODE_ID and b[2] == self.port for b in md.brokers):
-                        for port in self.listener_ports.values():
+                        for port in list(self.listener_ports.values()) + [p for p in [self.proxy_port] if p]:
                             socket.create_connection((self.host, port), timeout=2.0).close()
                         if self.registry_port is not None and not self._registry_ready():
                             raise BrokerError("schema registry not serving GET /subjects yet")
@@ -281,16 +292,16 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def broker_factory(tmp_path, request):
-    """Returns start(configs=None, nofile=None, env=None, listeners=None, registry=False) -> a started
-    Broker (under RLIMIT_NOFILE `nofile`, with the extra environment `env`, the extra listeners named in
-    `listeners`, beside PLAINTEXT, and its schema registry on a free port if `registry`, when given);
-    all are killed at teardown."""
+    """Returns start(configs=None, nofile=None, env=None, listeners=None, registry=False, proxy=False) ->
+    a started Broker (under RLIMIT_NOFILE `nofile`, with the extra environment `env`, the extra listeners
+    named in `listeners`, beside PLAINTEXT, its schema registry on a free port if `registry`, and its REST
+    proxy on a free port if `proxy`, when given); all are killed at teardown."""
     brokers: list[Broker] = []
 
     def start(configs: dict[str, str] | None = None, nofile: int | None = None,
               env: dict[str, str] | None = None, listeners: list[str] | None = None,
-              registry: bool = False) -> Broker:
-        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile, env, listeners, registry)
+              registry: bool = False, proxy: bool = False) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile, env, listeners, registry, proxy)
         brokers.append(b)
         return b.start()
 

@@ -168,6 +168,11 @@ impl Consumer {
         self.positions.insert((topic.to_owned(), partition), offset);
     }
 
+    /// Stops reading every partition.
+    pub fn clear_assignment(&mut self) {
+        self.positions.clear();
+    }
+
     /// The next offset to be read from a partition.
     pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
         self.positions.get(&(topic.to_owned(), partition)).copied()

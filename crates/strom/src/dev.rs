@@ -122,10 +122,11 @@ pub fn plan(brokers: u16, dir: &Path, base_port: u16) -> anyhow::Result<Vec<Node
                 ),
                 ("controller.listener.names", "CONTROLLER".to_owned()),
             ]);
-            // One node serves the schema registry (on its default port): the nodes do
-            // not elect a single registry writer yet.
+            // One node serves the schema registry and the REST proxy (on their default
+            // ports): the nodes do not elect a single registry writer yet.
             if node.node_id != 1 {
                 settings.push(("schema.registry.listeners", String::new()));
+                settings.push(("rest.proxy.listeners", String::new()));
             }
         }
         node.settings = settings
@@ -395,6 +396,7 @@ mod tests {
                 "advertised.listeners=PLAINTEXT://127.0.0.1:19093",
                 "controller.listener.names=CONTROLLER",
                 "schema.registry.listeners=",
+                "rest.proxy.listeners=",
             ]
         );
     }

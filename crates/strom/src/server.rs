@@ -80,11 +80,34 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| DEFAULT_REGISTRY_LISTENER.to_owned());
     let registry_listeners = strom_schema_registry::parse_listeners(&registry_listeners)
         .map_err(|e| anyhow::anyhow!("{REGISTRY_LISTENERS}: {e}"))?;
+    let proxy_listeners = settings
+        .remove(PROXY_LISTENERS)
+        .unwrap_or_else(|| DEFAULT_PROXY_LISTENER.to_owned());
+    let proxy_listeners = strom_schema_registry::parse_listeners(&proxy_listeners)
+        .map_err(|e| anyhow::anyhow!("{PROXY_LISTENERS}: {e}"))?;
+    // The proxy's registry: this node's own unless told otherwise.
+    let proxy_registry_url = settings
+        .remove(PROXY_REGISTRY_URL)
+        .or_else(|| {
+            registry_listeners
+                .first()
+                .map(|addr| format!("http://{addr}"))
+        })
+        .filter(|url| !url.is_empty());
     let config = BrokerConfig::from_map(settings)?;
     let registry = if registry_listeners.is_empty() {
         None
     } else {
         registry_config(&config, registry_listeners)
+    };
+    let proxy = if proxy_listeners.is_empty() {
+        None
+    } else {
+        client_listener(&config, "REST proxy").map(|bootstrap| {
+            let mut proxy = strom_rest_proxy::ProxyConfig::new(proxy_listeners, bootstrap);
+            proxy.schema_registry_url = proxy_registry_url;
+            proxy
+        })
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -98,6 +121,13 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         runtime.spawn(async move {
             if let Err(e) = strom_schema_registry::serve(registry, loaded).await {
                 tracing::error!(error = %e, "the schema registry stopped; the broker goes on");
+            }
+        });
+    }
+    if let Some(proxy) = proxy {
+        runtime.spawn(async move {
+            if let Err(e) = strom_rest_proxy::serve(proxy).await {
+                tracing::error!(error = %e, "the REST proxy stopped; the broker goes on");
             }
         });
     }
@@ -116,13 +146,14 @@ impl strom_broker::schema_validation::SchemaIds for RegistrySchemaIds {
 
 const REGISTRY_LISTENERS: &str = "schema.registry.listeners";
 const DEFAULT_REGISTRY_LISTENER: &str = "http://127.0.0.1:8081";
+const PROXY_LISTENERS: &str = "rest.proxy.listeners";
+const DEFAULT_PROXY_LISTENER: &str = "http://127.0.0.1:8082";
+/// The registry the REST proxy uses for avro, jsonschema and protobuf (Confluent's name).
+const PROXY_REGISTRY_URL: &str = "schema.registry.url";
 
-/// The registry reaches its `_schemas` topic through this node's first PLAINTEXT client
-/// listener, as any client would.
-fn registry_config(
-    config: &BrokerConfig,
-    listeners: Vec<std::net::SocketAddr>,
-) -> Option<strom_schema_registry::RegistryConfig> {
+/// host:port of this node's first PLAINTEXT client listener: the registry and the REST
+/// proxy reach the cluster through it, as any client would.
+fn client_listener(config: &BrokerConfig, service: &str) -> Option<String> {
     let plaintext = config.listeners.iter().find(|l| {
         !config.cluster.is_controller_listener(&l.name)
             && config.security.get(&l.name).is_none_or(|s| {
@@ -130,17 +161,25 @@ fn registry_config(
             })
     });
     let Some(listener) = plaintext else {
-        tracing::warn!("the schema registry needs a PLAINTEXT client listener to reach its topic; it is not started");
+        tracing::warn!("the {service} needs a PLAINTEXT client listener to reach the cluster; it is not started");
         return None;
     };
     let host = match listener.host.as_str() {
         "" | "0.0.0.0" | "::" => "127.0.0.1",
         host => host,
     };
+    Some(format!("{host}:{}", listener.port))
+}
+
+fn registry_config(
+    config: &BrokerConfig,
+    listeners: Vec<std::net::SocketAddr>,
+) -> Option<strom_schema_registry::RegistryConfig> {
+    let bootstrap = client_listener(config, "schema registry")?;
     Some(strom_schema_registry::RegistryConfig {
         listeners,
         store: strom_schema_registry::StoreConfig {
-            bootstrap: format!("{host}:{}", listener.port),
+            bootstrap,
             connection: strom_client::ConnectionConfig {
                 client_id: "strom-schema-registry".to_owned(),
                 ..strom_client::ConnectionConfig::default()

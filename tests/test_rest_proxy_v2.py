@@ -1,0 +1,331 @@
+"""The REST proxy's v2 API (Confluent REST Proxy's), served by `strom server` on `rest.proxy.listeners`:
+metadata, produce in every embedded format, consumer instances (subscriptions, assignments, seeks,
+records, commits), and Confluent's status codes and error bodies. Records written through the proxy
+are read back with confluent-kafka and the other way round, byte for byte."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import pytest
+import requests
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+V2 = "application/vnd.kafka.v2+json"
+BINARY = "application/vnd.kafka.binary.v2+json"
+JSON = "application/vnd.kafka.json.v2+json"
+AVRO = "application/vnd.kafka.avro.v2+json"
+JSONSCHEMA = "application/vnd.kafka.jsonschema.v2+json"
+PROTOBUF = "application/vnd.kafka.protobuf.v2+json"
+
+
+@pytest.fixture
+def proxy(broker_factory):
+    return broker_factory(registry=True, proxy=True)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def create_topic(broker, name: str, partitions: int = 1) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(30)
+
+
+class Rest:
+    def __init__(self, base: str):
+        self.base = base
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, body=None, content_type: str | None = V2, accept: str | None = V2,
+             **params):
+        headers = {}
+        if content_type is not None and body is not None:
+            headers["Content-Type"] = content_type
+        if accept is not None:
+            headers["Accept"] = accept
+        data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+        resp = self.session.request(method, self.base + path, data=data, headers=headers, params=params or None,
+                                    timeout=60)
+        parsed = resp.json() if resp.content else None
+        return resp.status_code, parsed, resp
+
+    def ok(self, method: str, path: str, body=None, expect: int = 200, **kw):
+        status, parsed, resp = self.call(method, path, body, **kw)
+        assert status == expect, (method, path, status, parsed)
+        return parsed
+
+    def consumer(self, group: str, fmt: str = "binary", **config) -> str:
+        body = {"name": f"c-{uuid.uuid4().hex[:8]}", "format": fmt, **config}
+        created = self.ok("POST", f"/consumers/{group}", body)
+        assert created["instance_id"] == body["name"]
+        assert created["base_uri"] == f"{self.base}/consumers/{group}/instances/{body['name']}"
+        return f"/consumers/{group}/instances/{body['name']}"
+
+    def read_until(self, instance: str, count: int, accept: str, timeout_s: float = 20.0) -> list[dict]:
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout_s
+        while len(records) < count and time.monotonic() < deadline:
+            status, got, resp = self.call("GET", f"{instance}/records", accept=accept, timeout=500)
+            assert status == 200, (status, got)
+            assert resp.headers["Content-Type"].startswith(accept)
+            records += got
+        return records
+
+
+def kafka_consume(broker, topic: str, count: int, group: str | None = None) -> list:
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group or f"g-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + 30
+    while len(out) < count and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(m)
+    c.close()
+    return out
+
+
+def test_metadata_resources_and_their_errors(proxy):
+    rest = Rest(proxy.proxy_url)
+    create_topic(proxy, "meta", 2)
+    assert rest.ok("GET", "/") == {}
+    assert "meta" in rest.ok("GET", "/topics")
+    topic = rest.ok("GET", "/topics/meta")
+    assert topic["name"] == "meta"
+    assert topic["configs"]["cleanup.policy"] == "delete"
+    assert topic["partitions"] == [
+        {"partition": p, "leader": 1, "replicas": [{"broker": 1, "leader": True, "in_sync": True}]} for p in (0, 1)]
+    assert rest.ok("GET", "/topics/meta/partitions") == topic["partitions"]
+    assert rest.ok("GET", "/topics/meta/partitions/1") == topic["partitions"][1]
+    assert rest.ok("GET", "/brokers") == {"brokers": [1]}
+
+    p = Producer({"bootstrap.servers": proxy.bootstrap})
+    for i in range(3):
+        p.produce("meta", b"v%d" % i, partition=1)
+    p.flush(10)
+    assert rest.ok("GET", "/topics/meta/partitions/1/offsets") == {"beginning_offset": 0, "end_offset": 3}
+    assert rest.ok("GET", "/topics/meta/partitions/0/offsets") == {"beginning_offset": 0, "end_offset": 0}
+
+    # Confluent's error bodies and codes.
+    assert rest.call("GET", "/topics/nope")[:2] == (404, {"error_code": 40401, "message": "Topic not found."})
+    assert rest.call("GET", "/topics/meta/partitions/7")[:2] == (
+        404, {"error_code": 40402, "message": "Partition not found."})
+    assert rest.call("GET", "/topics/meta/partitions/7/offsets")[1]["error_code"] == 40402
+    assert rest.call("GET", "/no/such/path")[:2] == (404, {"error_code": 404, "message": "HTTP 404 Not Found"})
+    assert rest.call("GET", "/topics", accept="text/html")[:2] == (
+        406, {"error_code": 406, "message": "HTTP 406 Not Acceptable"})
+    status, body, resp = rest.call("GET", "/topics")
+    assert resp.headers["Content-Type"] == V2
+
+
+def test_binary_produce_round_trips_with_confluent_kafka(proxy):
+    rest = Rest(proxy.proxy_url)
+    create_topic(proxy, "bin", 3)
+    records = [{"key": b64(b"k1"), "value": b64(b"\x00\x01binary\xff")},
+               {"value": b64(b"no key"), "partition": 2},
+               {"key": b64(b"k3"), "value": None, "partition": 1}]
+    answer = rest.ok("POST", "/topics/bin", {"records": records}, content_type=BINARY)
+    assert answer["key_schema_id"] is None and answer["value_schema_id"] is None
+    offsets = answer["offsets"]
+    assert [o["error_code"] for o in offsets] == [None] * 3
+    # Offsets within each partition follow the records' order.
+    assert [o["partition"] for o in offsets[1:]] == [2, 1]
+    for i, o in enumerate(offsets):
+        earlier = sum(1 for e in offsets[:i] if e["partition"] == o["partition"])
+        assert o == {"partition": o["partition"], "offset": earlier, "error_code": None, "error": None}
+    # To one partition, through its own resource.
+    to_p0 = rest.ok("POST", "/topics/bin/partitions/0", {"records": [{"value": b64(b"p0")}]}, content_type=BINARY)
+    assert to_p0["offsets"] == [{"partition": 0, "offset": 0 if offsets[0]["partition"] != 0 else 1,
+                                 "error_code": None, "error": None}]
+
+    got = {(m.partition(), m.offset()): (m.key(), m.value()) for m in kafka_consume(proxy, "bin", 4)}
+    assert got[(offsets[0]["partition"], offsets[0]["offset"])] == (b"k1", b"\x00\x01binary\xff")
+    assert got[(2, offsets[1]["offset"])] == (None, b"no key")
+    assert got[(1, offsets[2]["offset"])] == (b"k3", None)
+    assert got[(0, to_p0["offsets"][0]["offset"])] == (None, b"p0")
+
+
+def test_v2_consumer_reads_commits_and_reports_offsets(proxy):
+    rest = Rest(proxy.proxy_url)
+    create_topic(proxy, "jsontopic", 1)
+    values = [{"n": i, "text": f"record {i}", "nested": {"ok": True}} for i in range(5)]
+    answer = rest.ok("POST", "/topics/jsontopic",
+                     {"records": [{"key": {"id": i}, "value": v} for i, v in enumerate(values)]}, content_type=JSON)
+    assert [o["offset"] for o in answer["offsets"]] == [0, 1, 2, 3, 4]
+    # The record bytes are the JSON texts.
+    raw = kafka_consume(proxy, "jsontopic", 5)
+    assert [json.loads(m.value()) for m in raw] == values
+    assert [json.loads(m.key()) for m in raw] == [{"id": i} for i in range(5)]
+
+    instance = rest.consumer("jgroup", "json", **{"auto.offset.reset": "earliest", "auto.commit.enable": "false"})
+    assert rest.ok("POST", f"{instance}/subscription", {"topics": ["jsontopic"]}, expect=204) is None
+    assert rest.ok("GET", f"{instance}/subscription") == {"topics": ["jsontopic"]}
+    got = rest.read_until(instance, 5, JSON)
+    assert got == [{"topic": "jsontopic", "key": {"id": i}, "value": values[i], "partition": 0, "offset": i}
+                   for i in range(5)]
+    assert rest.ok("GET", f"{instance}/assignments") == {"partitions": [{"topic": "jsontopic", "partition": 0}]}
+
+    # Asking for another format than the instance's: 406 40601.
+    status, body, _ = rest.call("GET", f"{instance}/records", accept=BINARY)
+    assert (status, body["error_code"]) == (406, 40601)
+
+    # Commit the last record processed (offset 2): the group's committed offset is 3.
+    rest.ok("POST", f"{instance}/offsets", {"offsets": [{"topic": "jsontopic", "partition": 0, "offset": 2}]})
+    committed = rest.ok("GET", f"{instance}/offsets", {"partitions": [{"topic": "jsontopic", "partition": 0}]})
+    assert committed == {"offsets": [{"topic": "jsontopic", "partition": 0, "offset": 3, "metadata": ""}]}
+    # Commit everything read so far.
+    rest.ok("POST", f"{instance}/offsets", None)
+    committed = rest.ok("GET", f"{instance}/offsets", {"partitions": [{"topic": "jsontopic", "partition": 0}]})
+    assert committed["offsets"][0]["offset"] == 5
+
+    assert rest.ok("DELETE", instance, expect=204) is None
+    status, body, _ = rest.call("GET", f"{instance}/subscription")
+    assert (status, body) == (404, {"error_code": 40403, "message": "Consumer instance not found."})
+
+    # A Kafka consumer of the same group starts where the REST consumer committed.
+    p = Producer({"bootstrap.servers": proxy.bootstrap})
+    p.produce("jsontopic", b'{"n": 5}')
+    p.flush(10)
+    after = kafka_consume(proxy, "jsontopic", 1, group="jgroup")
+    assert [(m.offset(), m.value()) for m in after] == [(5, b'{"n": 5}')]
+
+
+def test_manual_assignment_and_seeks(proxy):
+    rest = Rest(proxy.proxy_url)
+    create_topic(proxy, "seeks", 2)
+    rest.ok("POST", "/topics/seeks/partitions/1",
+            {"records": [{"value": b64(b"r%d" % i)} for i in range(6)]}, content_type=BINARY)
+    instance = rest.consumer("sgroup", "binary", **{"auto.commit.enable": "false"})
+    rest.ok("POST", f"{instance}/assignments", {"partitions": [{"topic": "seeks", "partition": 1}]}, expect=204)
+    assert rest.ok("GET", f"{instance}/assignments") == {"partitions": [{"topic": "seeks", "partition": 1}]}
+    # auto.offset.reset defaults to latest: nothing to read until a seek.
+    status, got, _ = rest.call("GET", f"{instance}/records", accept=BINARY, timeout=300)
+    assert (status, got) == (200, [])
+    rest.ok("POST", f"{instance}/positions", {"offsets": [{"topic": "seeks", "partition": 1, "offset": 4}]},
+            expect=204)
+    got = rest.read_until(instance, 2, BINARY)
+    assert [(r["offset"], base64.b64decode(r["value"])) for r in got] == [(4, b"r4"), (5, b"r5")]
+    assert got[0] == {"topic": "seeks", "key": None, "value": b64(b"r4"), "partition": 1, "offset": 4}
+    rest.ok("POST", f"{instance}/positions/beginning", {"partitions": [{"topic": "seeks", "partition": 1}]},
+            expect=204)
+    # max_bytes bounds what one read hands out; the rest comes next time.
+    first = rest.ok("GET", f"{instance}/records", accept=BINARY, max_bytes=4, timeout=2000)
+    assert [r["offset"] for r in first] == [0, 1]
+    rest_of = rest.read_until(instance, 4, BINARY)
+    assert [r["offset"] for r in rest_of] == [2, 3, 4, 5]
+    rest.ok("POST", f"{instance}/positions/end", {"partitions": [{"topic": "seeks", "partition": 1}]}, expect=204)
+    assert rest.ok("GET", f"{instance}/records", accept=BINARY, timeout=300) == []
+
+    # A seek on a partition not assigned, or a subscription beside an assignment: 409 40903.
+    status, body, _ = rest.call("POST", f"{instance}/positions",
+                                {"offsets": [{"topic": "seeks", "partition": 0, "offset": 0}]})
+    assert (status, body) == (409, {"error_code": 40903,
+                                    "message": "Illegal state: No current assignment for partition seeks-0"})
+    status, body, _ = rest.call("POST", f"{instance}/subscription", {"topics": ["seeks"]})
+    assert (status, body["error_code"]) == (409, 40903)
+    assert "mutually exclusive" in body["message"]
+    rest.ok("DELETE", instance, expect=204)
+
+
+def test_a_v2_consumer_shares_a_group_with_a_kafka_consumer(proxy):
+    rest = Rest(proxy.proxy_url)
+    create_topic(proxy, "shared", 2)
+    p = Producer({"bootstrap.servers": proxy.bootstrap})
+    for i in range(10):
+        p.produce("shared", b"v%d" % i, partition=i % 2)
+    p.flush(10)
+
+    instance = rest.consumer("mixed", "binary", **{"auto.offset.reset": "earliest"})
+    rest.ok("POST", f"{instance}/subscription", {"topics": ["shared"]}, expect=204)
+    alone = rest.read_until(instance, 10, BINARY)
+    assert sorted(base64.b64decode(r["value"]) for r in alone) == sorted(b"v%d" % i for i in range(10))
+    rest.ok("POST", f"{instance}/offsets", None)
+
+    # A Kafka consumer joins: the group rebalances and each member owns one partition.
+    kafka = Consumer({"bootstrap.servers": proxy.bootstrap, "group.id": "mixed", "auto.offset.reset": "earliest",
+                      "enable.auto.commit": False, "session.timeout.ms": 10000})
+    kafka.subscribe(["shared"])
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and not kafka.assignment():
+        kafka.poll(0.2)
+        rest.call("GET", f"{instance}/records", accept=BINARY, timeout=100)
+    kafka_parts = sorted(tp.partition for tp in kafka.assignment())
+    rest_parts = []
+    while time.monotonic() < deadline:
+        rest.call("GET", f"{instance}/records", accept=BINARY, timeout=100)
+        rest_parts = [p["partition"] for p in rest.ok("GET", f"{instance}/assignments")["partitions"]]
+        if len(rest_parts) == 1:
+            break
+        kafka.poll(0.2)
+    assert len(kafka_parts) == 1 and sorted(rest_parts + kafka_parts) == [0, 1], (rest_parts, kafka_parts)
+
+    # New records go to whichever member owns their partition, each read once.
+    for i in range(10, 14):
+        p.produce("shared", b"v%d" % i, partition=i % 2)
+    p.flush(10)
+    via_rest = rest.read_until(instance, 2, BINARY)
+    via_kafka = []
+    while len(via_kafka) < 2 and time.monotonic() < deadline + 20:
+        m = kafka.poll(0.5)
+        if m is not None and not m.error():
+            via_kafka.append(m)
+    assert {r["partition"] for r in via_rest} == set(rest_parts)
+    assert {m.partition() for m in via_kafka} == set(kafka_parts)
+    assert sorted([base64.b64decode(r["value"]) for r in via_rest] + [m.value() for m in via_kafka]) == \
+        sorted(b"v%d" % i for i in range(10, 14))
+    kafka.close()
+    rest.ok("DELETE", instance, expect=204)
+
+
+def test_request_errors_match_confluent(proxy):
+    rest = Rest(proxy.proxy_url)
+    create_topic(proxy, "errs", 1)
+    # Produce needs an embedded-format content type.
+    status, body, _ = rest.call("POST", "/topics/errs", {"records": [{"value": "x"}]}, content_type="application/json")
+    assert (status, body) == (415, {"error_code": 415, "message": "HTTP 415 Unsupported Media Type"})
+    status, body, _ = rest.call("POST", "/topics/errs", '{"records": [', content_type=BINARY)
+    assert (status, body["error_code"]) == (400, 400)
+    status, body, _ = rest.call("POST", "/topics/errs", {"records": []}, content_type=BINARY)
+    assert (status, body["error_code"]) == (422, 422)
+    status, body, _ = rest.call("POST", "/topics/errs", {"records": [{"value": "not base64!"}]}, content_type=BINARY)
+    assert (status, body["error_code"]) == (422, 42207)
+    status, body, _ = rest.call("POST", "/topics/errs", {"records": [{"value": {"a": 1}}]}, content_type=AVRO)
+    assert (status, body) == (422, {"error_code": 42202,
+                                    "message": "Request includes values but does not include value schema"})
+    status, body, _ = rest.call("POST", "/topics/errs", {"records": [{"key": 1, "value": None}]},
+                                content_type=JSONSCHEMA)
+    assert (status, body["error_code"]) == (422, 42201)
+    status, body, _ = rest.call("POST", "/topics/errs/partitions/5", {"records": [{"value": "eA=="}]},
+                                content_type=BINARY)
+    assert (status, body["error_code"]) == (404, 40402)
+    status, body, _ = rest.call("DELETE", "/topics/errs")
+    assert (status, body) == (405, {"error_code": 405, "message": "HTTP 405 Method Not Allowed"})
+
+    # Consumer instances.
+    group = "errgroup"
+    rest.ok("POST", f"/consumers/{group}", {"name": "one", "format": "binary"})
+    status, body, _ = rest.call("POST", f"/consumers/{group}", {"name": "one", "format": "binary"})
+    assert (status, body) == (409, {"error_code": 40902, "message":
+                                    "Consumer with specified consumer ID already exists in the specified consumer group."})
+    status, body, _ = rest.call("POST", f"/consumers/{group}", {"name": "two", "format": "xml"})
+    assert (status, body) == (422, {"error_code": 422, "message": "Invalid format type."})
+    status, body, _ = rest.call("POST", f"/consumers/{group}", {"name": "two", "auto.offset.reset": "sometimes"})
+    assert (status, body["error_code"]) == (422, 42204)
+    status, body, _ = rest.call("GET", f"/consumers/{group}/instances/none/records", accept=BINARY)
+    assert (status, body["error_code"]) == (404, 40403)
+    status, body, _ = rest.call("POST", f"/consumers/{group}/instances/one/subscription", {"topics": ["errs"]},
+                                content_type="text/plain")
+    assert status == 415
+    rest.ok("POST", f"/consumers/{group}/instances/one/subscription", {"topics": ["errs"]}, expect=204)
+    status, body, _ = rest.call("POST", f"/consumers/{group}/instances/one/subscription", {"topics": ["other"]})
+    assert (status, body["error_code"]) == (409, 40901)
+    rest.ok("DELETE", f"/consumers/{group}/instances/one", expect=204)
+    # The broker keeps serving Kafka clients throughout.
+    assert len(kafka_consume(proxy, "errs", 0)) == 0
