@@ -329,3 +329,114 @@ def test_request_errors_match_confluent(proxy):
     rest.ok("DELETE", f"/consumers/{group}/instances/one", expect=204)
     # The broker keeps serving Kafka clients throughout.
     assert len(kafka_consume(proxy, "errs", 0)) == 0
+
+
+AVRO_USER = json.dumps({"type": "record", "name": "User", "namespace": "rest.test",
+                        "fields": [{"name": "name", "type": "string"}, {"name": "age", "type": "int"},
+                                   {"name": "email", "type": ["null", "string"], "default": None}]})
+JSON_USER = json.dumps({"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                        "required": ["name", "age"], "additionalProperties": False})
+PROTO_USER = 'syntax = "proto3";\npackage resttest;\n\nmessage User {\n  string name = 1;\n  int32 age = 2;\n}\n'
+
+
+def deserialized(proxy, topic: str, deserializer, count: int) -> list:
+    from confluent_kafka import DeserializingConsumer
+    c = DeserializingConsumer({"bootstrap.servers": proxy.bootstrap, "group.id": f"d-{uuid.uuid4().hex}",
+                               "auto.offset.reset": "earliest", "value.deserializer": deserializer})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + 30
+    while len(out) < count and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            out.append(m)
+    c.close()
+    return out
+
+
+def schema_round_trip(proxy, topic: str, content_type: str, fmt: str, schema_text: str, values: list[dict],
+                      schema_type: str | None) -> int:
+    """Produces `values` with a value schema through the proxy, checks the registration and the wire
+    bytes, then reads them back through a v2 consumer of format `fmt`; returns the schema id."""
+    rest = Rest(proxy.proxy_url)
+    create_topic(proxy, topic, 1)
+    answer = rest.ok("POST", f"/topics/{topic}", {"value_schema": schema_text,
+                                                  "records": [{"value": v} for v in values[:2]]},
+                     content_type=content_type)
+    schema_id = answer["value_schema_id"]
+    assert isinstance(schema_id, int) and answer["key_schema_id"] is None
+    assert [o["offset"] for o in answer["offsets"]] == [0, 1]
+    registered = requests.get(f"{proxy.registry_url}/subjects/{topic}-value/versions/latest", timeout=10).json()
+    assert registered["id"] == schema_id and registered.get("schemaType") == schema_type
+    # The same schema by id.
+    again = rest.ok("POST", f"/topics/{topic}", {"value_schema_id": schema_id,
+                                                 "records": [{"value": v} for v in values[2:]]},
+                    content_type=content_type)
+    assert again["value_schema_id"] == schema_id
+    for m in kafka_consume(proxy, topic, len(values)):
+        assert m.value()[0] == 0 and int.from_bytes(m.value()[1:5], "big") == schema_id
+
+    instance = rest.consumer(f"{topic}-readers", fmt, **{"auto.offset.reset": "earliest"})
+    rest.ok("POST", f"{instance}/subscription", {"topics": [topic]}, expect=204)
+    got = rest.read_until(instance, len(values), content_type)
+    assert [(r["offset"], r["key"], r["value"]) for r in got] == [(i, None, v) for i, v in enumerate(values)]
+    rest.ok("DELETE", instance, expect=204)
+    return schema_id
+
+
+def test_avro_embedded_format(proxy):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    values = [{"name": "ann", "age": 31, "email": None}, {"name": "bob", "age": 7, "email": "b@x"},
+              {"name": "cy", "age": 0, "email": None}]
+    schema_round_trip(proxy, "avro-users", AVRO, "avro", AVRO_USER, values, None)
+    client = SchemaRegistryClient({"url": proxy.registry_url})
+    got = deserialized(proxy, "avro-users", AvroDeserializer(client), 3)
+    assert [m.value() for m in got] == values
+    # A value that does not fit the schema: 422 42207 before anything is written.
+    rest = Rest(proxy.proxy_url)
+    status, body, _ = rest.call("POST", "/topics/avro-users", {"value_schema": AVRO_USER,
+                                                               "records": [{"value": {"name": 5}}]}, content_type=AVRO)
+    assert (status, body["error_code"]) == (422, 42207)
+    status, body, _ = rest.call("POST", "/topics/avro-users", {"value_schema": '{"type": "recrd"}',
+                                                               "records": [{"value": 1}]}, content_type=AVRO)
+    assert (status, body["error_code"]) == (422, 42205)
+    assert body["message"].startswith("Invalid schema: "), body
+    # Neither request wrote anything.
+    assert rest.ok("GET", "/topics/avro-users/partitions/0/offsets") == {"beginning_offset": 0, "end_offset": 3}
+
+
+def test_jsonschema_embedded_format(proxy):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer
+    values = [{"name": "ann", "age": 31}, {"name": "bob", "age": 7}, {"name": "cy", "age": 0}]
+    schema_round_trip(proxy, "json-users", JSONSCHEMA, "jsonschema", JSON_USER, values, "JSON")
+    client = SchemaRegistryClient({"url": proxy.registry_url})
+    got = deserialized(proxy, "json-users", JSONDeserializer(JSON_USER, schema_registry_client=client), 3)
+    assert [m.value() for m in got] == values
+    rest = Rest(proxy.proxy_url)
+    status, body, _ = rest.call("POST", "/topics/json-users", {"value_schema": JSON_USER,
+                                                               "records": [{"value": {"name": "x"}}]},
+                                content_type=JSONSCHEMA)
+    assert (status, body["error_code"]) == (422, 42207)
+
+
+def test_protobuf_embedded_format(proxy, tmp_path):
+    import importlib
+    import subprocess
+    import sys
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
+    values = [{"name": "ann", "age": 31}, {"name": "bob", "age": 7}, {"name": "cy", "age": 5}]
+    schema_round_trip(proxy, "proto-users", PROTOBUF, "protobuf", PROTO_USER, values, "PROTOBUF")
+    (tmp_path / "restuser.proto").write_text(PROTO_USER)
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{tmp_path}", f"--python_out={tmp_path}",
+                    "restuser.proto"], check=True)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("restuser_pb2")
+        got = deserialized(proxy, "proto-users",
+                           ProtobufDeserializer(module.User, {"use.deprecated.format": False}), 3)
+        assert [(m.value().name, m.value().age) for m in got] == [(v["name"], v["age"]) for v in values]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("restuser_pb2", None)
