@@ -78,6 +78,7 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// `.context(..)` on results, for this crate's errors.
+#[allow(dead_code)]
 pub(crate) trait ResultExt<T> {
     fn context(self, context: impl Into<String>) -> Result<T>;
     fn with_context<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T>;
