@@ -78,9 +78,15 @@ class Rest:
         return records
 
 
-def kafka_consume(broker, topic: str, count: int, group: str | None = None) -> list:
-    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group or f"g-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+def kafka_consume(broker, topic: str, count: int, group: str | None = None, value_deserializer=None) -> list:
+    """`count` records of `topic` read by confluent-kafka (through `value_deserializer` when given)."""
+    conf = {"bootstrap.servers": broker.bootstrap, "group.id": group or f"g-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    if value_deserializer is None:
+        c = Consumer(conf)
+    else:
+        from confluent_kafka import DeserializingConsumer
+        c = DeserializingConsumer({**conf, "value.deserializer": value_deserializer})
     c.subscribe([topic])
     out = []
     deadline = time.monotonic() + 30
@@ -339,21 +345,6 @@ JSON_USER = json.dumps({"type": "object", "properties": {"name": {"type": "strin
 PROTO_USER = 'syntax = "proto3";\npackage resttest;\n\nmessage User {\n  string name = 1;\n  int32 age = 2;\n}\n'
 
 
-def deserialized(proxy, topic: str, deserializer, count: int) -> list:
-    from confluent_kafka import DeserializingConsumer
-    c = DeserializingConsumer({"bootstrap.servers": proxy.bootstrap, "group.id": f"d-{uuid.uuid4().hex}",
-                               "auto.offset.reset": "earliest", "value.deserializer": deserializer})
-    c.subscribe([topic])
-    out = []
-    deadline = time.monotonic() + 30
-    while len(out) < count and time.monotonic() < deadline:
-        m = c.poll(0.5)
-        if m is not None and not m.error():
-            out.append(m)
-    c.close()
-    return out
-
-
 def schema_round_trip(proxy, topic: str, content_type: str, fmt: str, schema_text: str, values: list[dict],
                       schema_type: str | None) -> int:
     """Produces `values` with a value schema through the proxy, checks the registration and the wire
@@ -391,7 +382,7 @@ def test_avro_embedded_format(proxy):
               {"name": "cy", "age": 0, "email": None}]
     schema_round_trip(proxy, "avro-users", AVRO, "avro", AVRO_USER, values, None)
     client = SchemaRegistryClient({"url": proxy.registry_url})
-    got = deserialized(proxy, "avro-users", AvroDeserializer(client), 3)
+    got = kafka_consume(proxy, "avro-users", 3, value_deserializer=AvroDeserializer(client))
     assert [m.value() for m in got] == values
     # A value that does not fit the schema: 422 42207 before anything is written.
     rest = Rest(proxy.proxy_url)
@@ -412,7 +403,8 @@ def test_jsonschema_embedded_format(proxy):
     values = [{"name": "ann", "age": 31}, {"name": "bob", "age": 7}, {"name": "cy", "age": 0}]
     schema_round_trip(proxy, "json-users", JSONSCHEMA, "jsonschema", JSON_USER, values, "JSON")
     client = SchemaRegistryClient({"url": proxy.registry_url})
-    got = deserialized(proxy, "json-users", JSONDeserializer(JSON_USER, schema_registry_client=client), 3)
+    got = kafka_consume(proxy, "json-users", 3,
+                        value_deserializer=JSONDeserializer(JSON_USER, schema_registry_client=client))
     assert [m.value() for m in got] == values
     rest = Rest(proxy.proxy_url)
     status, body, _ = rest.call("POST", "/topics/json-users", {"value_schema": JSON_USER,
@@ -434,8 +426,8 @@ def test_protobuf_embedded_format(proxy, tmp_path):
     sys.path.insert(0, str(tmp_path))
     try:
         module = importlib.import_module("restuser_pb2")
-        got = deserialized(proxy, "proto-users",
-                           ProtobufDeserializer(module.User, {"use.deprecated.format": False}), 3)
+        got = kafka_consume(proxy, "proto-users", 3,
+                            value_deserializer=ProtobufDeserializer(module.User, {"use.deprecated.format": False}))
         assert [(m.value().name, m.value().age) for m in got] == [(v["name"], v["age"]) for v in values]
     finally:
         sys.path.remove(str(tmp_path))

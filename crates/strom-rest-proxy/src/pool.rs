@@ -32,7 +32,7 @@ impl<T> Pool<T> {
         }
     }
 
-    pub async fn get(&self) -> strom_client::Result<Pooled<'_, T>> {
+    async fn get(&self) -> strom_client::Result<Pooled<'_, T>> {
         let permit = self
             .permits
             .acquire()
@@ -51,9 +51,22 @@ impl<T> Pool<T> {
     }
 }
 
+impl<T> Pool<T> {
+    /// Runs one operation on a pooled client and gives the client back once it is done.
+    pub async fn run<R>(
+        &self,
+        op: impl AsyncFnOnce(&mut T) -> strom_client::Result<R>,
+    ) -> strom_client::Result<R> {
+        let mut item = self.get().await?;
+        let result = op(&mut item).await;
+        item.release();
+        result
+    }
+}
+
 impl<T> Pooled<'_, T> {
     /// Gives the client back for the next request.
-    pub fn release(mut self) {
+    fn release(mut self) {
         if let Some(item) = self.item.take() {
             self.pool
                 .idle

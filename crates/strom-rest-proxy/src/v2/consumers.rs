@@ -13,7 +13,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::instances::{Command, InstanceConfig, OffsetReset, Seek, TopicPartition};
+use super::instances::{Command, Handle, InstanceConfig, OffsetReset, Seek, TopicPartition};
 use super::{check_body_type, respond};
 use crate::error::{RestError, RestResult, CONSUMER_FORMAT_MISMATCH, INVALID_CONSUMER_CONFIG};
 use crate::media::{self, EmbeddedFormat, V2};
@@ -164,6 +164,35 @@ fn segment(text: &str) -> String {
     out
 }
 
+/// The instance a request with a JSON body addresses, and the body: the content type
+/// and `Accept` are checked and the body parsed first, as Jersey does before the resource
+/// method runs.
+fn with_body<T: serde::de::DeserializeOwned>(
+    proxy: &Proxy,
+    (group, instance): &(String, String),
+    headers: &HeaderMap,
+    body: &[u8],
+) -> RestResult<(Handle, T)> {
+    check_body_type(headers, body)?;
+    super::response_type(headers)?;
+    let request = media::parse_body(body)?;
+    Ok((proxy.instances.get(group, instance)?, request))
+}
+
+/// The instance a request without a body addresses.
+fn without_body(
+    proxy: &Proxy,
+    (group, instance): &(String, String),
+    headers: &HeaderMap,
+) -> RestResult<Handle> {
+    super::response_type(headers)?;
+    proxy.instances.get(group, instance)
+}
+
+fn no_content() -> RestResult<Response> {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub async fn delete(
     State(proxy): State<Arc<Proxy>>,
     Path((group, instance)): Path<(String, String)>,
@@ -175,7 +204,7 @@ pub async fn delete(
         .remove(&group, &instance)
         .ok_or_else(RestError::consumer_instance_not_found)?;
     handle.call(Command::Close).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    no_content()
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,14 +217,11 @@ struct SubscribeRequest {
 
 pub async fn subscribe(
     State(proxy): State<Arc<Proxy>>,
-    Path((group, instance)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> RestResult<Response> {
-    check_body_type(&headers, &body)?;
-    super::response_type(&headers)?;
-    let request: SubscribeRequest = media::parse_body(&body)?;
-    let handle = proxy.instances.get(&group, &instance)?;
+    let (handle, request): (Handle, SubscribeRequest) = with_body(&proxy, &path, &headers, &body)?;
     let (topics, pattern) = match (request.topics, request.topic_pattern) {
         (Some(topics), None) if !topics.is_empty() => (topics, None),
         (None, Some(pattern)) => {
@@ -217,29 +243,27 @@ pub async fn subscribe(
             reply,
         })
         .await??;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    no_content()
 }
 
 pub async fn subscription(
     State(proxy): State<Arc<Proxy>>,
-    Path((group, instance)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
-    super::response_type(&headers)?;
-    let handle = proxy.instances.get(&group, &instance)?;
+    let handle = without_body(&proxy, &path, &headers)?;
     let topics = handle.call(Command::Subscription).await?;
     respond(&headers, StatusCode::OK, &json!({ "topics": topics }))
 }
 
 pub async fn unsubscribe(
     State(proxy): State<Arc<Proxy>>,
-    Path((group, instance)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
-    super::response_type(&headers)?;
-    let handle = proxy.instances.get(&group, &instance)?;
+    let handle = without_body(&proxy, &path, &headers)?;
     handle.call(Command::Unsubscribe).await??;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    no_content()
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,28 +294,24 @@ fn partitions_json(partitions: &[TopicPartition]) -> Vec<Value> {
 
 pub async fn assign(
     State(proxy): State<Arc<Proxy>>,
-    Path((group, instance)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> RestResult<Response> {
-    check_body_type(&headers, &body)?;
-    super::response_type(&headers)?;
-    let request: PartitionsRequest = media::parse_body(&body)?;
-    let handle = proxy.instances.get(&group, &instance)?;
+    let (handle, request): (Handle, PartitionsRequest) = with_body(&proxy, &path, &headers, &body)?;
     let partitions = pairs(request.partitions);
     handle
         .call(|reply| Command::Assign(partitions, reply))
         .await??;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    no_content()
 }
 
 pub async fn assignments(
     State(proxy): State<Arc<Proxy>>,
-    Path((group, instance)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
-    super::response_type(&headers)?;
-    let handle = proxy.instances.get(&group, &instance)?;
+    let handle = without_body(&proxy, &path, &headers)?;
     let partitions = handle.call(Command::Assignment).await??;
     respond(
         &headers,
@@ -331,14 +351,11 @@ struct SeekRequest {
 
 pub async fn seek(
     State(proxy): State<Arc<Proxy>>,
-    Path((group, instance)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> RestResult<Response> {
-    check_body_type(&headers, &body)?;
-    super::response_type(&headers)?;
-    let request: SeekRequest = media::parse_body(&body)?;
-    let handle = proxy.instances.get(&group, &instance)?;
+    let (handle, request): (Handle, SeekRequest) = with_body(&proxy, &path, &headers, &body)?;
     let mut seeks = Vec::new();
     for o in request.offsets {
         seeks.push(((o.topic, o.partition), Seek::Offset(o.offset)));
@@ -350,7 +367,7 @@ pub async fn seek(
         seeks.push(((t.topic, t.partition), Seek::Timestamp(ms)));
     }
     handle.call(|reply| Command::Seek(seeks, reply)).await??;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    no_content()
 }
 
 pub async fn seek_to_beginning(
@@ -373,21 +390,18 @@ pub async fn seek_to_end(
 
 async fn seek_to(
     State(proxy): State<Arc<Proxy>>,
-    Path((group, instance)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
     to: Seek,
 ) -> RestResult<Response> {
-    check_body_type(&headers, &body)?;
-    super::response_type(&headers)?;
-    let request: PartitionsRequest = media::parse_body(&body)?;
-    let handle = proxy.instances.get(&group, &instance)?;
+    let (handle, request): (Handle, PartitionsRequest) = with_body(&proxy, &path, &headers, &body)?;
     let seeks = pairs(request.partitions)
         .into_iter()
         .map(|tp| (tp, to))
         .collect();
     handle.call(|reply| Command::Seek(seeks, reply)).await??;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    no_content()
 }
 
 #[derive(Debug, Deserialize)]
@@ -504,14 +518,11 @@ pub async fn commit(
 
 pub async fn committed(
     State(proxy): State<Arc<Proxy>>,
-    Path((group, instance)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> RestResult<Response> {
-    check_body_type(&headers, &body)?;
-    super::response_type(&headers)?;
-    let request: PartitionsRequest = media::parse_body(&body)?;
-    let handle = proxy.instances.get(&group, &instance)?;
+    let (handle, request): (Handle, PartitionsRequest) = with_body(&proxy, &path, &headers, &body)?;
     let partitions = pairs(request.partitions);
     let committed = handle
         .call(|reply| Command::Committed(partitions, reply))

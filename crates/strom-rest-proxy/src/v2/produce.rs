@@ -97,9 +97,10 @@ async fn produce(
         });
     }
     let count = records.len();
-    let mut producer = proxy.producers.get().await?;
-    let sent = producer.send(topic, records).await;
-    producer.release();
+    let sent = proxy
+        .producers
+        .run(async |p| p.send(topic, records).await)
+        .await;
     let (status, offsets) = match sent {
         Ok(written) => (
             StatusCode::OK,

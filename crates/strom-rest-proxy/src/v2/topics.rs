@@ -16,10 +16,8 @@ pub async fn list_topics(
     State(proxy): State<Arc<Proxy>>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
-    let mut admin = proxy.admins.get().await?;
-    let topics = admin.list_topics().await;
-    admin.release();
-    let names: Vec<String> = topics?.into_iter().map(|t| t.name).collect();
+    let topics = proxy.admins.run(async |a| a.list_topics().await).await?;
+    let names: Vec<String> = topics.into_iter().map(|t| t.name).collect();
     respond(&headers, StatusCode::OK, &json!(names))
 }
 
@@ -29,12 +27,11 @@ pub async fn get_topic(
     headers: HeaderMap,
 ) -> RestResult<Response> {
     let meta = describe(&proxy, &topic).await?;
-    let mut admin = proxy.admins.get().await?;
-    let configs = admin
-        .describe_configs(ResourceType::Topic, &topic, None)
-        .await;
-    admin.release();
-    let configs: serde_json::Map<String, Value> = configs?
+    let configs = proxy
+        .admins
+        .run(async |a| a.describe_configs(ResourceType::Topic, &topic, None).await)
+        .await?;
+    let configs: serde_json::Map<String, Value> = configs
         .into_iter()
         .map(|c| (c.name, c.value.map_or(Value::Null, Value::String)))
         .collect();
@@ -75,25 +72,25 @@ pub async fn partition_offsets(
     let partition = parse_partition(&partition)?;
     let meta = describe(&proxy, &topic).await?;
     find_partition(&meta, partition)?;
-    let mut consumer = proxy.consumers.get().await?;
-    let beginning = consumer
-        .list_offsets(&topic, &[partition], OffsetSpec::Earliest)
-        .await;
-    let end = match &beginning {
-        Ok(_) => {
-            consumer
-                .list_offsets(&topic, &[partition], OffsetSpec::Latest)
-                .await
-        }
-        Err(_) => Ok(Default::default()),
-    };
-    consumer.release();
+    let (beginning, end) = proxy
+        .consumers
+        .run(async |c| {
+            let partitions = [partition];
+            let beginning = c
+                .list_offsets(&topic, &partitions, OffsetSpec::Earliest)
+                .await?;
+            let end = c
+                .list_offsets(&topic, &partitions, OffsetSpec::Latest)
+                .await?;
+            Ok((beginning, end))
+        })
+        .await?;
     let offset = |offsets: std::collections::BTreeMap<i32, Option<i64>>| {
         offsets.get(&partition).copied().flatten().unwrap_or(0)
     };
     let body = json!({
-        "beginning_offset": offset(beginning?),
-        "end_offset": offset(end?),
+        "beginning_offset": offset(beginning),
+        "end_offset": offset(end),
     });
     respond(&headers, StatusCode::OK, &body)
 }
@@ -102,20 +99,23 @@ pub async fn list_brokers(
     State(proxy): State<Arc<Proxy>>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
-    let mut admin = proxy.admins.get().await?;
-    let cluster = admin.describe_cluster().await;
-    admin.release();
-    let mut ids: Vec<i32> = cluster?.brokers.iter().map(|b| b.id).collect();
+    let cluster = proxy
+        .admins
+        .run(async |a| a.describe_cluster().await)
+        .await?;
+    let mut ids: Vec<i32> = cluster.brokers.iter().map(|b| b.id).collect();
     ids.sort_unstable();
     respond(&headers, StatusCode::OK, &json!({ "brokers": ids }))
 }
 
 /// A topic's metadata; 40401 when it does not exist.
 pub async fn describe(proxy: &Proxy, topic: &str) -> RestResult<TopicMetadata> {
-    let mut admin = proxy.admins.get().await?;
-    let described = admin.describe_topics(&[topic.to_owned()]).await;
-    admin.release();
-    let meta = described?
+    let names = [topic.to_owned()];
+    let described = proxy
+        .admins
+        .run(async |a| a.describe_topics(&names).await)
+        .await?;
+    let meta = described
         .into_iter()
         .find(|t| t.name == topic)
         .ok_or_else(RestError::topic_not_found)?;
