@@ -58,7 +58,7 @@ def test_values_without_a_registered_id_are_refused(broker_factory):
                {"value": b"\x00\x00\x01"}]
     assert codes(one_by_one(p, topic, refused)) == [KafkaError.INVALID_RECORD] * 4
     # A batch with one bad record is refused whole: nothing of it is written.
-    batching = producer(b, **{"linger.ms": 500})
+    batching = producer(b, **{"linger.ms": 2000})
     errors = produce_errors(batching, topic, [{"value": framed(order_id)}, {"value": b"bad"}])
     assert codes(errors) == [KafkaError.INVALID_RECORD] * 2
     assert watermarks(b, topic, 0) == (0, 2)

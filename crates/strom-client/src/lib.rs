@@ -43,7 +43,7 @@ pub use groups::{
     TopicPartitions,
 };
 pub use kafka_protocol::records::{Compression, TimestampType};
-pub use member::{GroupMember, GroupMemberConfig};
+pub use member::{ClassicMember, ConsumerProtocol, GroupMember, GroupMemberConfig, GroupProtocol};
 pub use pipeline::{BatchAck, PipelineConfig, PipelinedProducer};
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 pub use quotas::{QuotaEntity, QuotaMatch, QuotaOp};

@@ -55,44 +55,154 @@ impl Default for GroupMemberConfig {
     }
 }
 
-/// One member of a classic group with protocol type "consumer".
+/// What the members of a classic group exchange through the coordinator: the protocol
+/// type, the protocols a member offers with its metadata, the group leader's assignment,
+/// and what a member does with its own.
+pub trait GroupProtocol: Send {
+    fn protocol_type(&self) -> &str;
+    /// (name, metadata) of each protocol this member supports, preferred first.
+    fn protocols(&self, generation: i32) -> Result<Vec<(String, Bytes)>>;
+    /// As the group's leader: each member's assignment, from every member's metadata for
+    /// the chosen protocol.
+    fn assign(
+        &mut self,
+        client: &mut Client,
+        protocol: &str,
+        members: &[(String, Bytes)],
+    ) -> impl std::future::Future<Output = Result<Vec<(String, Bytes)>>> + Send;
+    /// This member's assignment from SyncGroup.
+    fn assigned(&mut self, assignment: &Bytes) -> Result<()>;
+    /// After leaving the group.
+    fn left(&mut self) {}
+}
+
+/// A member of a classic group with protocol type "consumer", assigning with Kafka's
+/// range assignor.
+pub type GroupMember = ClassicMember<ConsumerProtocol>;
+
+/// The consumer protocol: topics subscribed, partitions assigned.
 #[derive(Debug)]
-pub struct GroupMember {
+pub struct ConsumerProtocol {
+    topics: Vec<String>,
+    assignment: Vec<TopicPartitions>,
+}
+
+impl GroupProtocol for ConsumerProtocol {
+    fn protocol_type(&self) -> &str {
+        CONSUMER_PROTOCOL_TYPE
+    }
+
+    fn protocols(&self, generation: i32) -> Result<Vec<(String, Bytes)>> {
+        let subscription = encode_subscription(&self.topics, &self.assignment, generation)?;
+        Ok(vec![(RANGE_PROTOCOL.to_owned(), subscription)])
+    }
+
+    async fn assign(
+        &mut self,
+        client: &mut Client,
+        _protocol: &str,
+        members: &[(String, Bytes)],
+    ) -> Result<Vec<(String, Bytes)>> {
+        let mut subscriptions = BTreeMap::new();
+        for (member, metadata) in members {
+            subscriptions.insert(member.clone(), decode_subscription(metadata)?);
+        }
+        let mut counts = BTreeMap::new();
+        for topic in subscriptions.values().flatten() {
+            if counts.contains_key(topic) {
+                continue;
+            }
+            // A subscribed topic that does not exist gets no partitions.
+            client.invalidate(topic);
+            if let Ok(meta) = client.topic(topic, false, Duration::ZERO).await {
+                counts.insert(topic.clone(), meta.partitions.len() as i32);
+            }
+        }
+        range_assign(&subscriptions, &counts)
+            .into_iter()
+            .map(|(member, parts)| Ok((member, encode_assignment(&parts)?)))
+            .collect()
+    }
+
+    fn assigned(&mut self, assignment: &Bytes) -> Result<()> {
+        self.assignment = decode_consumer_assignment(assignment)?;
+        Ok(())
+    }
+
+    fn left(&mut self) {
+        self.assignment.clear();
+    }
+}
+
+/// One member of a classic group speaking protocol `P`.
+#[derive(Debug)]
+pub struct ClassicMember<P> {
     client: Client,
     group: String,
-    topics: Vec<String>,
+    protocol: P,
     config: GroupMemberConfig,
     member_id: String,
     generation: i32,
     leader: bool,
-    assignment: Vec<TopicPartitions>,
 }
 
 fn millis(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
-impl GroupMember {
+impl ClassicMember<ConsumerProtocol> {
     /// A member of `group` subscribed to `topics`; nothing is sent until
     /// [`GroupMember::join`].
     pub fn new(client: Client, group: &str, topics: &[String], config: GroupMemberConfig) -> Self {
         let mut topics = topics.to_vec();
         topics.sort();
         topics.dedup();
+        Self::with_protocol(
+            client,
+            group,
+            ConsumerProtocol {
+                topics,
+                assignment: Vec::new(),
+            },
+            config,
+        )
+    }
+
+    /// The partitions of the last completed rebalance, sorted by topic.
+    pub fn assignment(&self) -> &[TopicPartitions] {
+        &self.protocol.assignment
+    }
+}
+
+impl<P: GroupProtocol> ClassicMember<P> {
+    /// A member of `group` speaking `protocol`; nothing is sent until `join`.
+    pub fn with_protocol(
+        client: Client,
+        group: &str,
+        protocol: P,
+        config: GroupMemberConfig,
+    ) -> Self {
         Self {
             client,
             group: group.to_owned(),
-            topics,
+            protocol,
             config,
             member_id: String::new(),
             generation: -1,
             leader: false,
-            assignment: Vec::new(),
         }
     }
 
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
+    }
+
+    pub fn protocol(&self) -> &P {
+        &self.protocol
+    }
+
+    pub fn protocol_mut(&mut self) -> &mut P {
+        &mut self.protocol
     }
 
     pub fn member_id(&self) -> &str {
@@ -105,11 +215,6 @@ impl GroupMember {
 
     pub fn is_leader(&self) -> bool {
         self.leader
-    }
-
-    /// The partitions of the last completed rebalance, sorted by topic.
-    pub fn assignment(&self) -> &[TopicPartitions] {
-        &self.assignment
     }
 
     /// Joins (or rejoins) the group and waits for this generation's
@@ -135,7 +240,21 @@ impl GroupMember {
     }
 
     async fn join_once(&mut self) -> Result<()> {
-        let subscription = encode_subscription(&self.topics, &self.assignment, self.generation)?;
+        let protocols: Vec<JoinGroupRequestProtocol> = self
+            .protocol
+            .protocols(self.generation)?
+            .into_iter()
+            .map(|(name, metadata)| {
+                JoinGroupRequestProtocol::default()
+                    .with_name(s(&name))
+                    .with_metadata(metadata)
+            })
+            .collect();
+        let preferred = protocols
+            .first()
+            .map(|p| p.name.to_string())
+            .unwrap_or_default();
+        let protocol_type = self.protocol.protocol_type().to_owned();
         let timeout = self.client.config().request_timeout + self.config.rebalance_timeout;
         let (group, member_id, config) = (&self.group, &self.member_id, &self.config);
         let (joined, _) = self
@@ -150,10 +269,8 @@ impl GroupMember {
                         .with_group_id(group_id(group))
                         .with_session_timeout_ms(millis(config.session_timeout))
                         .with_member_id(s(member_id))
-                        .with_protocol_type(s(CONSUMER_PROTOCOL_TYPE))
-                        .with_protocols(vec![JoinGroupRequestProtocol::default()
-                            .with_name(s(RANGE_PROTOCOL))
-                            .with_metadata(subscription.clone())]);
+                        .with_protocol_type(s(&protocol_type))
+                        .with_protocols(protocols.clone());
                     if version >= 1 {
                         request.rebalance_timeout_ms = millis(config.rebalance_timeout);
                     }
@@ -180,31 +297,25 @@ impl GroupMember {
         let protocol = joined
             .protocol_name
             .as_deref()
-            .unwrap_or(RANGE_PROTOCOL)
-            .to_owned();
+            .map(|p| p.to_string())
+            .unwrap_or(preferred);
 
         let mut assignments = Vec::new();
         if self.leader && !joined.skip_assignment {
-            let mut subscriptions = BTreeMap::new();
-            for m in &joined.members {
-                subscriptions.insert(m.member_id.to_string(), decode_subscription(&m.metadata)?);
-            }
-            let mut counts = BTreeMap::new();
-            for topic in subscriptions.values().flatten() {
-                if counts.contains_key(topic) {
-                    continue;
-                }
-                // A subscribed topic that does not exist gets no partitions.
-                self.client.invalidate(topic);
-                if let Ok(meta) = self.client.topic(topic, false, Duration::ZERO).await {
-                    counts.insert(topic.clone(), meta.partitions.len() as i32);
-                }
-            }
-            for (member, parts) in range_assign(&subscriptions, &counts) {
+            let members: Vec<(String, Bytes)> = joined
+                .members
+                .iter()
+                .map(|m| (m.member_id.to_string(), m.metadata.clone()))
+                .collect();
+            for (member, assignment) in self
+                .protocol
+                .assign(&mut self.client, &protocol, &members)
+                .await?
+            {
                 assignments.push(
                     SyncGroupRequestAssignment::default()
                         .with_member_id(s(&member))
-                        .with_assignment(encode_assignment(&parts)?),
+                        .with_assignment(assignment),
                 );
             }
         }
@@ -228,7 +339,7 @@ impl GroupMember {
                         request.group_instance_id = config.group_instance_id.as_deref().map(s);
                     }
                     if version >= 5 {
-                        request.protocol_type = Some(s(CONSUMER_PROTOCOL_TYPE));
+                        request.protocol_type = Some(s(&protocol_type));
                         request.protocol_name = Some(s(&protocol));
                     }
                     request
@@ -241,8 +352,7 @@ impl GroupMember {
             None,
             format!("sync group {}", self.group),
         )?;
-        self.assignment = decode_consumer_assignment(&synced.assignment)?;
-        Ok(())
+        self.protocol.assigned(&synced.assignment)
     }
 
     /// Tells the coordinator this member is alive. REBALANCE_IN_PROGRESS
@@ -333,7 +443,7 @@ impl GroupMember {
         }
         self.generation = -1;
         self.member_id.clear();
-        self.assignment.clear();
+        self.protocol.left();
         Ok(())
     }
 }

@@ -65,6 +65,11 @@ pub enum RegistryError {
     Store(String),
     #[error("Register operation timed out")]
     Timeout,
+    /// A write reached a follower and could not be sent on to the leader.
+    #[error("Error while forwarding the request to the leader: {0}")]
+    ForwardingFailed(String),
+    #[error("Leader not known.")]
+    UnknownLeader,
     #[error("HTTP 404 Not Found")]
     NotFound,
     #[error("HTTP 405 Method Not Allowed")]
@@ -101,6 +106,8 @@ impl RegistryError {
             BadRequest(_) => (400, 400),
             Store(_) => (500, 50001),
             Timeout => (500, 50002),
+            ForwardingFailed(_) => (500, 50003),
+            UnknownLeader => (500, 50004),
             NotFound => (404, 404),
             MethodNotAllowed => (405, 405),
             UnsupportedMediaType => (415, 415),

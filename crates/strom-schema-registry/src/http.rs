@@ -15,10 +15,14 @@ use serde_json::{json, Value};
 
 use crate::compatibility::CompatibilityLevel;
 use crate::error::RegistryError;
+use crate::forward;
+use crate::leader::Leader;
 use crate::records::{ConfigValue, SchemaReference, SchemaValue};
 use crate::schema::{ParsedSchema, SchemaType};
 use crate::state::{context_of, Mode, NewSchema, VersionSelector, DEFAULT_CONTEXT};
 use crate::store::Store;
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// The content type of every response, as Confluent's registry answers.
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -26,7 +30,7 @@ pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 type Params = Query<HashMap<String, String>>;
 type Reply = Result<Response, RegistryError>;
 
-pub fn router(store: Arc<Store>) -> Router {
+pub fn router(store: Arc<Store>, leader: watch::Receiver<Leader>) -> Router {
     Router::new()
         .route("/", get(|| async { reply(json!({})) }))
         .route("/schemas", get(list_schemas))
@@ -85,8 +89,113 @@ pub fn router(store: Arc<Store>) -> Router {
         .route("/v1/metadata/version", get(metadata_version))
         .fallback(|| async { RegistryError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed.into_response() })
+        .layer(axum::middleware::from_fn_with_state(leader, route_writes))
         .layer(axum::middleware::from_fn(negotiate))
         .with_state(store)
+}
+
+/// How long a write waits for an election under way (or a new leader) before 50004/50003.
+const ELECTION_WAIT: Duration = Duration::from_secs(25);
+/// The largest write body sent on to the leader.
+const MAX_FORWARDED_BODY: usize = 16 << 20;
+
+/// Writes (registering, deleting, setting configs and modes) run on the elected leader: here
+/// when this registry leads, sent on to the leader's URL otherwise. Reads, lookups and
+/// compatibility checks are answered by every registry from its own state.
+async fn route_writes(
+    State(mut leader): State<watch::Receiver<Leader>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !is_write(request.method(), request.uri().path()) {
+        return next.run(request).await;
+    }
+    let deadline = tokio::time::Instant::now() + ELECTION_WAIT;
+    let url = match known_leader(&mut leader, deadline, None).await {
+        Some(Leader::This) => return next.run(request).await,
+        Some(Leader::Other { url }) => url,
+        _ => return RegistryError::UnknownLeader.into_response(),
+    };
+    if request.headers().contains_key(forward::FORWARDED_HEADER) {
+        // Sent on by a registry that took us for the leader: no second hop.
+        return RegistryError::ForwardingFailed(format!(
+            "this registry is not the leader ({url} is)"
+        ))
+        .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_FORWARDED_BODY).await {
+        Ok(body) => body,
+        Err(e) => return RegistryError::BadRequest(e.to_string()).into_response(),
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut url = url;
+    loop {
+        let sent = forward::forward(
+            &url,
+            parts.method.clone(),
+            &path,
+            &parts.headers,
+            body.clone(),
+        );
+        let why = match sent.await {
+            Ok(answer) => {
+                let mut response = (answer.status, answer.body).into_response();
+                if let Some(content_type) = answer.content_type {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_TYPE, content_type);
+                }
+                return response;
+            }
+            Err(why) => why,
+        };
+        // A leader that cannot be reached has most likely gone: wait for the next one.
+        match known_leader(&mut leader, deadline, Some(&url)).await {
+            Some(Leader::Other { url: next_url }) => url = next_url,
+            Some(Leader::This) => {
+                let request =
+                    axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
+                return next.run(request).await;
+            }
+            _ => return RegistryError::ForwardingFailed(format!("{url}: {why}")).into_response(),
+        }
+    }
+}
+
+/// The elected leader once known (and other than `not`), waiting until `deadline`.
+async fn known_leader(
+    leader: &mut watch::Receiver<Leader>,
+    deadline: tokio::time::Instant,
+    not: Option<&str>,
+) -> Option<Leader> {
+    let wanted = |l: &Leader| match l {
+        Leader::Unknown => false,
+        Leader::This => true,
+        Leader::Other { url } => Some(url.as_str()) != not,
+    };
+    tokio::time::timeout_at(deadline, leader.wait_for(wanted))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|l| l.clone())
+}
+
+/// PUT and DELETE change state everywhere in the API; a POST does only to register.
+fn is_write(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    match *method {
+        Method::PUT | Method::DELETE => true,
+        Method::POST => {
+            let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+            matches!(segments.as_slice(), ["subjects", _, "versions"])
+        }
+        _ => false,
+    }
 }
 
 /// The media types responses can take, with Confluent's preference for each.

@@ -9,8 +9,10 @@
 pub mod avro;
 pub mod compatibility;
 pub mod error;
+mod forward;
 pub mod http;
 pub mod json_schema;
+pub mod leader;
 pub mod protobuf;
 pub mod records;
 pub mod schema;
@@ -69,15 +71,41 @@ pub type LoadedStore = Arc<OnceLock<Arc<store::Store>>>;
 
 /// Loads the state from the topic, then serves the REST API until the task is dropped.
 pub async fn serve(config: RegistryConfig, loaded: LoadedStore) -> Result<(), ServeError> {
+    let (bootstrap, connection) = (
+        config.store.bootstrap.clone(),
+        config.store.connection.clone(),
+    );
     let store = store::Store::open(config.store).await?;
     let _ = loaded.set(store.clone());
-    let app = http::router(store);
-    let mut servers = tokio::task::JoinSet::new();
+    // The registry's identity in the election: its first listener, as other nodes reach it.
+    let identity = config.listeners.first().map(|addr| {
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            addr.ip().to_string()
+        };
+        leader::Identity::new(&host, addr.port())
+    });
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(leader::Leader::Unknown);
+    let app = http::router(store, leader_rx);
+    let mut sockets = Vec::new();
     for addr in config.listeners {
         let socket = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|error| ServeError::Bind { addr, error })?;
         info!(%addr, "schema registry listening");
+        sockets.push(socket);
+    }
+    // Stand for leader only once serving: a leader no one can reach would block every write.
+    let _election = identity.map(|identity| {
+        let mut connection = connection;
+        connection.client_id = "strom-schema-registry-election".to_owned();
+        AbortOnDrop(tokio::spawn(leader::run(
+            bootstrap, connection, identity, leader_tx,
+        )))
+    });
+    let mut servers = tokio::task::JoinSet::new();
+    for socket in sockets {
         let app = app.clone();
         servers.spawn(async move { axum::serve(socket, app).await });
     }
@@ -87,4 +115,13 @@ pub async fn serve(config: RegistryConfig, loaded: LoadedStore) -> Result<(), Se
         }
     }
     Ok(())
+}
+
+/// Leaves the election when the registry stops serving.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

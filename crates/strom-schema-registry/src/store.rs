@@ -72,7 +72,19 @@ impl Store {
             topic: config.topic.clone(),
         });
         let mut writer = store.writer.lock().await;
-        let end = end_offset(&mut writer.offsets, &store.topic).await?;
+        // A topic just created may not be in every broker's metadata yet.
+        let mut attempts = 0;
+        let end = loop {
+            match end_offset(&mut writer.offsets, &store.topic).await {
+                Ok(end) => break end,
+                Err(e) if e.is_retriable() && attempts < OPEN_ATTEMPTS => {
+                    attempts += 1;
+                    writer.offsets.client().invalidate(&store.topic);
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         drop(writer);
         store
             .wait_applied(end, Duration::from_secs(600))
@@ -141,6 +153,9 @@ fn reader_config() -> ConsumerConfig {
         ..ConsumerConfig::default()
     }
 }
+
+/// How often opening retries the topic's end offset (RETRY_DELAY apart).
+const OPEN_ATTEMPTS: u32 = 120;
 
 async fn end_offset(consumer: &mut Consumer, topic: &str) -> Result<i64, strom_client::Error> {
     let offsets = consumer
