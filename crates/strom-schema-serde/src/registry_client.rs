@@ -1,5 +1,6 @@
 //! A small client for a schema registry with Confluent's REST API (strom's own, or
-//! Confluent's), over plain http with hyper: one connection per request.
+//! Confluent's), over plain http with hyper: one connection per request. Errors carry the
+//! registry's `error_code` and `message` and the HTTP status.
 
 use std::time::Duration;
 
@@ -10,26 +11,14 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
+use crate::error::{Result, SerdeError};
+
 /// The registry's content type, sent and accepted.
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 /// Connecting, the request and the answer, together.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// An answer larger than this is refused (schemas are small).
 const MAX_BODY_BYTES: usize = 64 << 20;
-
-/// A failed call: the registry's own error (Confluent's `error_code` and `message`), or no
-/// answer at all.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("error_code {error_code}: {message}")]
-    Api {
-        status: u16,
-        error_code: i64,
-        message: String,
-    },
-    #[error("schema registry at {url}: {why}")]
-    Transport { url: String, why: String },
-}
 
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
@@ -42,20 +31,26 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    pub fn new(url: &str) -> anyhow::Result<Self> {
+    pub fn new(url: &str) -> Result<Self> {
         let uri: Uri = url
             .parse()
-            .map_err(|e| anyhow::anyhow!("invalid schema registry URL '{url}': {e}"))?;
+            .map_err(|e| SerdeError::Url(format!("invalid schema registry URL '{url}': {e}")))?;
         match uri.scheme_str() {
             Some("http") => {}
             Some("https") => {
-                anyhow::bail!("schema registry URL '{url}': https is not supported yet, only http")
+                return Err(SerdeError::Url(format!(
+                    "schema registry URL '{url}': https is not supported yet, only http"
+                )))
             }
-            _ => anyhow::bail!("schema registry URL '{url}': expected http://HOST:PORT"),
+            _ => {
+                return Err(SerdeError::Url(format!(
+                    "schema registry URL '{url}': expected http://HOST:PORT"
+                )))
+            }
         }
         let host = uri
             .host()
-            .ok_or_else(|| anyhow::anyhow!("schema registry URL '{url}' has no host"))?;
+            .ok_or_else(|| SerdeError::Url(format!("schema registry URL '{url}' has no host")))?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -75,30 +70,25 @@ impl RegistryClient {
         })
     }
 
-    pub async fn get(&self, path: &str) -> Result<Value, RegistryError> {
+    pub async fn get(&self, path: &str) -> Result<Value> {
         self.call(Method::GET, path, None).await
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, RegistryError> {
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value> {
         self.call(Method::POST, path, Some(body)).await
     }
 
-    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, RegistryError> {
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value> {
         self.call(Method::PUT, path, Some(body)).await
     }
 
-    pub async fn delete(&self, path: &str) -> Result<Value, RegistryError> {
+    pub async fn delete(&self, path: &str) -> Result<Value> {
         self.call(Method::DELETE, path, None).await
     }
 
     /// `path` starts with '/' and is already encoded (see [`segment`]).
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, RegistryError> {
-        let transport = |why: String| RegistryError::Transport {
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let transport = |why: String| SerdeError::Transport {
             url: self.url.clone(),
             why,
         };
@@ -111,7 +101,7 @@ impl RegistryClient {
                 .map_err(transport)?;
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         if status.is_success() {
-            return parsed.ok_or_else(|| RegistryError::Transport {
+            return parsed.ok_or_else(|| SerdeError::Transport {
                 url: self.url.clone(),
                 why: format!(
                     "HTTP {status} with a body that is not JSON: {}",
@@ -133,7 +123,7 @@ impl RegistryClient {
                     text
                 }
             });
-        Err(RegistryError::Api {
+        Err(SerdeError::Registry {
             status: status.as_u16(),
             error_code,
             message,
@@ -226,7 +216,7 @@ mod tests {
 
     #[test]
     fn errors_show_confluents_code_and_message() {
-        let e = RegistryError::Api {
+        let e = SerdeError::Registry {
             status: 404,
             error_code: 40401,
             message: "Subject 's' not found.".into(),

@@ -1,8 +1,6 @@
-//! Records in Confluent's wire format, as `strom produce/consume --schema-registry` write
-//! and read them: magic byte 0, the writer schema's id (4 bytes, big-endian), then the
-//! payload: the Avro binary encoding, or the JSON text for JSON Schema.
+//! Avro: values written as plain JSON, one value per line, encoded as Avro's binary encoding
+//! under the writer schema.
 //!
-//! Avro values are written as plain JSON, one value per line:
 //! - a union takes the value of one of its branches as it is (`null`, `"x"`, `{"f": 1}`); the
 //!   first branch, in the schema's order, that the value fits is used. Avro's JSON encoding,
 //!   an object with one key naming the branch (`{"string": "x"}`, `{"com.example.User": {..}}`),
@@ -14,150 +12,25 @@
 //!   `timestamp-millis` a long, a `decimal` bytes), except `uuid`, a string;
 //! - a record field that is missing takes its default, if it has one.
 //!
-//! Decoding prints the same forms (unions unwrapped), so what `consume` prints can be
-//! produced again.
+//! Decoding gives the same forms (unions unwrapped), so what is decoded can be encoded again.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context};
 use apache_avro::schema::{ResolvedSchema, UnionSchema};
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
 use serde_json::{Map, Number, Value as Json};
 
-use super::registry_client::{segment, RegistryClient};
+use crate::error::{chain, Result, SerdeError};
 
-pub const MAGIC_BYTE: u8 = 0;
-
-/// The wire format: magic byte, id, payload.
-pub fn frame(id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + payload.len());
-    out.push(MAGIC_BYTE);
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
+/// A value that does not fit the schema, as an error.
+macro_rules! value_error {
+    ($($arg:tt)*) => { SerdeError::Value(format!($($arg)*)) };
 }
 
-/// The id and payload of framed bytes; None for bytes that are not in the wire format.
-pub fn unframe(data: &[u8]) -> Option<(u32, &[u8])> {
-    if data.len() < 5 || data[0] != MAGIC_BYTE {
-        return None;
-    }
-    let id = u32::from_be_bytes([data[1], data[2], data[3], data[4]]);
-    Some((id, &data[5..]))
+macro_rules! bail_value {
+    ($($arg:tt)*) => { return Err(value_error!($($arg)*)) };
 }
-
-/// A schema's type, as the registry names it (`schemaType`; absent means Avro).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SchemaKind {
-    Avro,
-    Json,
-    Protobuf,
-}
-
-impl SchemaKind {
-    pub fn from_field(value: Option<&Json>) -> anyhow::Result<SchemaKind> {
-        match value.and_then(Json::as_str) {
-            None | Some("AVRO") | Some("") => Ok(SchemaKind::Avro),
-            Some("JSON") => Ok(SchemaKind::Json),
-            Some("PROTOBUF") => Ok(SchemaKind::Protobuf),
-            Some(other) => bail!("unknown schema type {other}"),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SchemaKind::Avro => "AVRO",
-            SchemaKind::Json => "JSON",
-            SchemaKind::Protobuf => "PROTOBUF",
-        }
-    }
-}
-
-/// A writer schema, ready to encode or decode.
-pub enum Codec {
-    Avro(AvroCodec),
-    Json(JsonCodec),
-    /// Known by id, not decodable yet.
-    Protobuf,
-}
-
-impl Codec {
-    pub fn kind(&self) -> SchemaKind {
-        match self {
-            Codec::Avro(_) => SchemaKind::Avro,
-            Codec::Json(_) => SchemaKind::Json,
-            Codec::Protobuf => SchemaKind::Protobuf,
-        }
-    }
-
-    fn new(kind: SchemaKind, text: &str, references: &[(String, String)]) -> anyhow::Result<Codec> {
-        Ok(match kind {
-            SchemaKind::Avro => Codec::Avro(AvroCodec::new(
-                text,
-                references.iter().map(|(_, text)| text.as_str()),
-            )?),
-            SchemaKind::Json => Codec::Json(JsonCodec::new(text, references)?),
-            SchemaKind::Protobuf => Codec::Protobuf,
-        })
-    }
-
-    /// One input line's JSON as the payload (without the framing).
-    pub fn encode(&self, value: &Json) -> anyhow::Result<Vec<u8>> {
-        match self {
-            Codec::Avro(avro) => avro.encode(value),
-            Codec::Json(json) => json.encode(value),
-            Codec::Protobuf => bail!("producing with Protobuf schemas is not supported yet"),
-        }
-    }
-
-    /// A payload (after the framing) as the text to print.
-    pub fn decode(&self, payload: &[u8]) -> anyhow::Result<Decoded> {
-        match self {
-            Codec::Avro(avro) => avro.decode(payload).map(Decoded::Json),
-            Codec::Json(_) => Ok(Decoded::Text(String::from_utf8_lossy(payload).into_owned())),
-            Codec::Protobuf => Ok(Decoded::Note(format!(
-                "<protobuf, {} bytes: decoding Protobuf is not supported yet>",
-                payload.len()
-            ))),
-        }
-    }
-}
-
-/// What a framed payload decodes to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decoded {
-    Json(Json),
-    /// A JSON Schema payload: printed as it is.
-    Text(String),
-    /// Not decoded (Protobuf): a note in its place.
-    Note(String),
-}
-
-impl Decoded {
-    pub fn text(&self) -> String {
-        match self {
-            Decoded::Json(value) => value.to_string(),
-            Decoded::Text(text) | Decoded::Note(text) => text.clone(),
-        }
-    }
-
-    /// As a JSON value: a JSON Schema payload parsed (a string if it is not JSON).
-    pub fn json(&self) -> Json {
-        match self {
-            Decoded::Json(value) => value.clone(),
-            Decoded::Text(text) => {
-                serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone()))
-            }
-            Decoded::Note(text) => Json::String(text.clone()),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Avro
-// ---------------------------------------------------------------------------------------------
 
 pub struct AvroCodec {
     schema: Schema,
@@ -168,18 +41,16 @@ pub struct AvroCodec {
 }
 
 impl AvroCodec {
-    pub fn new<'a>(
-        text: &str,
-        references: impl IntoIterator<Item = &'a str>,
-    ) -> anyhow::Result<AvroCodec> {
+    pub fn new<'a>(text: &str, references: impl IntoIterator<Item = &'a str>) -> Result<AvroCodec> {
         let references: Vec<&str> = references.into_iter().collect();
         let (schema, references) = if references.is_empty() {
-            (Schema::parse_str(text)?, Vec::new())
+            (Schema::parse_str(text).map_err(schema_error)?, Vec::new())
         } else {
-            Schema::parse_str_with_list(text, references)?
+            Schema::parse_str_with_list(text, references).map_err(schema_error)?
         };
         let names = {
-            let resolved = ResolvedSchema::new_with_schemata(Self::all(&schema, &references))?;
+            let resolved = ResolvedSchema::new_with_schemata(Self::all(&schema, &references))
+                .map_err(schema_error)?;
             resolved
                 .get_names()
                 .iter()
@@ -197,48 +68,52 @@ impl AvroCodec {
         references.iter().chain(std::iter::once(schema)).collect()
     }
 
-    pub fn encode(&self, value: &Json) -> anyhow::Result<Vec<u8>> {
+    pub fn encode(&self, value: &Json) -> Result<Vec<u8>> {
         let avro = self.to_avro(value, &self.schema, "")?;
         let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&self.schema)
-            .schemata(Self::all(&self.schema, &self.references))?
-            .build()?;
+            .schemata(Self::all(&self.schema, &self.references))
+            .map_err(schema_error)?
+            .build()
+            .map_err(schema_error)?;
         writer
             .write_value_to_vec(avro)
-            .map_err(|e| anyhow!("the value does not fit the schema: {e}"))
+            .map_err(|e| value_error!("the value does not fit the schema: {e}"))
     }
 
-    pub fn decode(&self, payload: &[u8]) -> anyhow::Result<Json> {
+    pub fn decode(&self, payload: &[u8]) -> Result<Json> {
         let reader = apache_avro::reader::datum::GenericDatumReader::builder(&self.schema)
-            .writer_schemata(Self::all(&self.schema, &self.references))?
-            .build()?;
+            .writer_schemata(Self::all(&self.schema, &self.references))
+            .map_err(schema_error)?
+            .build()
+            .map_err(schema_error)?;
         let mut input = payload;
         let value = reader
             .read_value(&mut input)
-            .map_err(|e| anyhow!("not Avro of the writer schema: {e}"))?;
+            .map_err(|e| SerdeError::Payload(format!("not Avro of the writer schema: {e}")))?;
         if !input.is_empty() {
-            bail!(
+            return Err(SerdeError::Payload(format!(
                 "{} bytes left after the Avro value of the writer schema",
                 input.len()
-            );
+            )));
         }
         Ok(to_json(&value))
     }
 
-    fn resolve<'s>(&'s self, schema: &'s Schema) -> anyhow::Result<&'s Schema> {
+    fn resolve<'s>(&'s self, schema: &'s Schema) -> Result<&'s Schema> {
         match schema {
             Schema::Ref { name } => self
                 .names
                 .get(&name.fullname(None))
-                .ok_or_else(|| anyhow!("unknown type {}", name.fullname(None))),
+                .ok_or_else(|| SerdeError::Schema(format!("unknown type {}", name.fullname(None)))),
             other => Ok(other),
         }
     }
 
     /// The JSON value under `schema` as an Avro value; `at` names where, for errors.
-    fn to_avro(&self, json: &Json, schema: &Schema, at: &str) -> anyhow::Result<Avro> {
+    fn to_avro(&self, json: &Json, schema: &Schema, at: &str) -> Result<Avro> {
         let schema = self.resolve(schema)?;
         let mismatch = || {
-            anyhow!(
+            value_error!(
                 "{}: {} is not {}",
                 if at.is_empty() { "the value" } else { at },
                 short(json),
@@ -277,7 +152,7 @@ impl AvroCodec {
                         .iter()
                         .enumerate()
                         .map(|(i, item)| self.to_avro(item, &array.items, &format!("{at}[{i}]")))
-                        .collect::<anyhow::Result<_>>()?,
+                        .collect::<Result<_>>()?,
                 )
             }
             Schema::Map(map) => {
@@ -291,7 +166,7 @@ impl AvroCodec {
                                 self.to_avro(v, &map.types, &format!("{at}.{k}"))?,
                             ))
                         })
-                        .collect::<anyhow::Result<_>>()?,
+                        .collect::<Result<_>>()?,
                 )
             }
             Schema::Record(record) => {
@@ -300,7 +175,7 @@ impl AvroCodec {
                     .keys()
                     .find(|k| !record.fields.iter().any(|f| &f.name == *k))
                 {
-                    bail!(
+                    bail_value!(
                         "{}: record {} has no field '{unknown}'",
                         if at.is_empty() { "the value" } else { at },
                         record.name.fullname(None)
@@ -315,7 +190,9 @@ impl AvroCodec {
                         (None, Some(default)) => {
                             self.default_value(default, &field.schema, path)?
                         }
-                        (None, None) => bail!("{path}: missing, and the field has no default"),
+                        (None, None) => {
+                            bail_value!("{path}: missing, and the field has no default")
+                        }
                     };
                     fields.push((field.name.clone(), value));
                 }
@@ -325,7 +202,7 @@ impl AvroCodec {
             Schema::Decimal(_) => Avro::Decimal(apache_avro::Decimal::from(
                 bytes(json).ok_or_else(mismatch)?,
             )),
-            Schema::BigDecimal => bail!("{at}: big-decimal values are not supported"),
+            Schema::BigDecimal => bail_value!("{at}: big-decimal values are not supported"),
             Schema::Uuid(_) => {
                 let text = json.as_str().ok_or_else(mismatch)?;
                 Avro::Uuid(apache_avro::Uuid::parse_str(text).map_err(|_| mismatch())?)
@@ -356,7 +233,7 @@ impl AvroCodec {
     }
 
     /// A field's default: for a union, Avro's rule is that it is of the first branch.
-    fn default_value(&self, default: &Json, schema: &Schema, at: &str) -> anyhow::Result<Avro> {
+    fn default_value(&self, default: &Json, schema: &Schema, at: &str) -> Result<Avro> {
         if let Schema::Union(union) = self.resolve(schema)? {
             if let Some(first) = union.variants().first() {
                 if let Ok(value) = self.to_avro(default, first, at) {
@@ -368,7 +245,7 @@ impl AvroCodec {
         self.to_avro(default, schema, at)
     }
 
-    fn union_value(&self, json: &Json, union: &UnionSchema, at: &str) -> anyhow::Result<Avro> {
+    fn union_value(&self, json: &Json, union: &UnionSchema, at: &str) -> Result<Avro> {
         let variants = union.variants();
         // Avro's JSON encoding: {"<branch name>": value}.
         if let Json::Object(object) = json {
@@ -388,7 +265,7 @@ impl AvroCodec {
                 return Ok(Avro::Union(i as u32, Box::new(value)));
             }
         }
-        bail!(
+        bail_value!(
             "{}: {} fits no branch of the union {}",
             if at.is_empty() { "the value" } else { at },
             short(json),
@@ -550,175 +427,8 @@ pub fn to_json(value: &Avro) -> Json {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// JSON Schema
-// ---------------------------------------------------------------------------------------------
-
-pub struct JsonCodec {
-    validator: jsonschema::Validator,
-}
-
-impl JsonCodec {
-    /// `references`: (name, schema text); each is reachable from `$ref` by its name, as
-    /// Confluent's serializers resolve them.
-    pub fn new(text: &str, references: &[(String, String)]) -> anyhow::Result<JsonCodec> {
-        let schema: Json = serde_json::from_str(text).context("the JSON schema is not JSON")?;
-        let mut options = jsonschema::options();
-        for (name, reference) in references {
-            let contents: Json = serde_json::from_str(reference)
-                .with_context(|| format!("the referenced schema {name} is not JSON"))?;
-            options =
-                options.with_resource(name.clone(), jsonschema::Resource::from_contents(contents));
-        }
-        let validator = options
-            .build(&schema)
-            .map_err(|e| anyhow!("invalid JSON schema: {e}"))?;
-        Ok(JsonCodec { validator })
-    }
-
-    pub fn encode(&self, value: &Json) -> anyhow::Result<Vec<u8>> {
-        let errors: Vec<String> = self
-            .validator
-            .iter_errors(value)
-            .map(|e| {
-                let path = e.instance_path().to_string();
-                if path.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{path}: {e}")
-                }
-            })
-            .collect();
-        if !errors.is_empty() {
-            bail!(
-                "the value does not match the JSON schema: {}",
-                errors.join("; ")
-            );
-        }
-        Ok(serde_json::to_vec(value)?)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Schemas from the registry
-// ---------------------------------------------------------------------------------------------
-
-/// Writer schemas fetched from the registry, cached by id.
-pub struct SchemaCache {
-    client: RegistryClient,
-    by_id: HashMap<u32, Arc<Codec>>,
-}
-
-impl SchemaCache {
-    pub fn new(client: RegistryClient) -> Self {
-        Self {
-            client,
-            by_id: HashMap::new(),
-        }
-    }
-
-    /// The writer schema with this id.
-    pub async fn by_id(&mut self, id: u32) -> anyhow::Result<Arc<Codec>> {
-        if let Some(codec) = self.by_id.get(&id) {
-            return Ok(codec.clone());
-        }
-        let record = self
-            .client
-            .get(&format!("/schemas/ids/{id}"))
-            .await
-            .with_context(|| format!("fetching schema {id}"))?;
-        let codec = Arc::new(
-            self.codec(&record)
-                .await
-                .with_context(|| format!("schema {id}"))?,
-        );
-        self.by_id.insert(id, codec.clone());
-        Ok(codec)
-    }
-
-    /// The subject's latest version: its id and schema.
-    pub async fn latest(&mut self, subject: &str) -> anyhow::Result<(u32, Arc<Codec>)> {
-        let record = self
-            .client
-            .get(&format!("/subjects/{}/versions/latest", segment(subject)))
-            .await
-            .with_context(|| format!("fetching the latest schema of subject {subject}"))?;
-        let id = record
-            .get("id")
-            .and_then(Json::as_u64)
-            .and_then(|id| u32::try_from(id).ok())
-            .ok_or_else(|| anyhow!("the registry's answer has no id: {record}"))?;
-        if let Some(codec) = self.by_id.get(&id) {
-            return Ok((id, codec.clone()));
-        }
-        let codec = Arc::new(
-            self.codec(&record)
-                .await
-                .with_context(|| format!("subject {subject}'s schema {id}"))?,
-        );
-        self.by_id.insert(id, codec.clone());
-        Ok((id, codec))
-    }
-
-    /// A record with `schema`, `schemaType` and `references` as a codec.
-    async fn codec(&self, record: &Json) -> anyhow::Result<Codec> {
-        let kind = SchemaKind::from_field(record.get("schemaType"))?;
-        let text = record
-            .get("schema")
-            .and_then(Json::as_str)
-            .ok_or_else(|| anyhow!("the registry's answer has no schema: {record}"))?;
-        let mut references = Vec::new();
-        if kind != SchemaKind::Protobuf {
-            let mut seen = Vec::new();
-            self.references(record, &mut references, &mut seen).await?;
-        }
-        Codec::new(kind, text, &references)
-    }
-
-    /// The schemas `record` references, transitively, dependencies first, as (name, text).
-    async fn references(
-        &self,
-        record: &Json,
-        out: &mut Vec<(String, String)>,
-        seen: &mut Vec<(String, i64)>,
-    ) -> anyhow::Result<()> {
-        let Some(references) = record.get("references").and_then(Json::as_array) else {
-            return Ok(());
-        };
-        for reference in references {
-            let name = reference.get("name").and_then(Json::as_str).unwrap_or("");
-            let subject = reference
-                .get("subject")
-                .and_then(Json::as_str)
-                .ok_or_else(|| anyhow!("a reference without a subject: {reference}"))?;
-            let version = reference
-                .get("version")
-                .and_then(Json::as_i64)
-                .ok_or_else(|| anyhow!("a reference without a version: {reference}"))?;
-            let key = (subject.to_owned(), version);
-            if seen.contains(&key) {
-                continue;
-            }
-            seen.push(key);
-            let referenced = self
-                .client
-                .get(&format!(
-                    "/subjects/{}/versions/{version}",
-                    segment(subject)
-                ))
-                .await
-                .with_context(|| format!("fetching the reference {subject} version {version}"))?;
-            Box::pin(self.references(&referenced, out, seen)).await?;
-            let text = referenced
-                .get("schema")
-                .and_then(Json::as_str)
-                .ok_or_else(|| {
-                    anyhow!("the reference {subject} version {version} has no schema")
-                })?;
-            out.push((name.to_owned(), text.to_owned()));
-        }
-        Ok(())
-    }
+fn schema_error(error: apache_avro::Error) -> SerdeError {
+    SerdeError::Schema(chain(&error))
 }
 
 #[cfg(test)]
@@ -736,17 +446,6 @@ mod tests {
 
     fn avro(schema: &str) -> AvroCodec {
         AvroCodec::new(schema, []).unwrap()
-    }
-
-    #[test]
-    fn frames_carry_the_magic_byte_and_a_big_endian_id() {
-        let framed = frame(0x0102_0304, b"xyz");
-        assert_eq!(framed, b"\x00\x01\x02\x03\x04xyz");
-        assert_eq!(unframe(&framed), Some((0x0102_0304, &b"xyz"[..])));
-        assert_eq!(unframe(b"\x00\x00\x00\x00\x07"), Some((7, &b""[..])));
-        // Not the wire format: too short, or another first byte.
-        assert_eq!(unframe(b"\x00\x00\x00\x01"), None);
-        assert_eq!(unframe(b"{\"a\":1}"), None);
     }
 
     #[test]
@@ -859,40 +558,5 @@ mod tests {
             codec.decode(&bytes).unwrap(),
             json!({"home": {"city": "Oslo"}, "work": {"city": "Rome"}})
         );
-    }
-
-    #[test]
-    fn json_schema_values_are_validated_and_written_as_json() {
-        let codec = Codec::new(
-            SchemaKind::Json,
-            r#"{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":"string"}},"required":["id"]}"#,
-            &[],
-        )
-        .unwrap();
-        assert_eq!(
-            codec.encode(&json!({"id": 1, "name": "a"})).unwrap(),
-            br#"{"id":1,"name":"a"}"#
-        );
-        let err = codec.encode(&json!({"id": "x"})).unwrap_err().to_string();
-        assert!(
-            err.starts_with("the value does not match the JSON schema: /id: "),
-            "{err}"
-        );
-        assert!(codec.encode(&json!({"name": "a"})).is_err());
-        // Payloads print as they are; as JSON values they are parsed.
-        let decoded = codec.decode(br#"{"id": 1.50}"#).unwrap();
-        assert_eq!(decoded.text(), r#"{"id": 1.50}"#);
-        assert_eq!(decoded.json(), json!({"id": 1.5}));
-        assert_eq!(codec.decode(b"x").unwrap().json(), json!("x"));
-    }
-
-    #[test]
-    fn protobuf_is_noted_not_decoded() {
-        let codec = Codec::Protobuf;
-        assert_eq!(
-            codec.decode(b"\x00\x08\x01").unwrap().text(),
-            "<protobuf, 3 bytes: decoding Protobuf is not supported yet>"
-        );
-        assert!(codec.encode(&json!({})).is_err());
     }
 }
