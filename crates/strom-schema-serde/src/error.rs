@@ -77,18 +77,12 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// `.context(..)` on results, for this crate's errors.
-#[allow(dead_code)]
+/// `.with_context(..)` on results, for this crate's errors.
 pub(crate) trait ResultExt<T> {
-    fn context(self, context: impl Into<String>) -> Result<T>;
     fn with_context<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T>;
 }
 
 impl<T> ResultExt<T> for Result<T> {
-    fn context(self, context: impl Into<String>) -> Result<T> {
-        self.map_err(|e| e.context(context))
-    }
-
     fn with_context<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T> {
         self.map_err(|e| e.context(context()))
     }

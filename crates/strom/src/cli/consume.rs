@@ -9,9 +9,8 @@ use serde::Serialize;
 use strom_client::{Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, TimestampType};
 use tokio::time::Instant;
 
-use super::registry_client::RegistryClient;
-use super::schema_serde::{unframe, Decoded, SchemaCache};
 use super::BrokerArgs;
+use strom_schema_serde::{unframe, Decoded, RegistryClient, SchemaCache};
 
 #[derive(Args)]
 pub struct ConsumeArgs {
@@ -37,8 +36,8 @@ pub struct ConsumeArgs {
     #[arg(long = "timeout-ms")]
     timeout_ms: Option<u64>,
     /// Decode keys and values in Confluent's wire format (magic byte 0, schema id) with
-    /// their writer schemas from this registry: Avro as JSON, JSON Schema payloads as they
-    /// are; Protobuf is noted, not decoded. Other records print as they are.
+    /// their writer schemas from this registry: Avro and Protobuf (proto3's JSON mapping) as
+    /// JSON, JSON Schema payloads as they are. Other records print as they are.
     #[arg(long = "schema-registry", value_name = "URL")]
     schema_registry: Option<String>,
 }

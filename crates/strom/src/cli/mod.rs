@@ -10,8 +10,6 @@ mod perf;
 mod produce;
 mod quota;
 mod registry;
-mod registry_client;
-mod schema_serde;
 mod topic;
 mod txn;
 mod user;

@@ -10,9 +10,8 @@ use tokio::sync::mpsc;
 
 use std::sync::Arc;
 
-use super::registry_client::RegistryClient;
-use super::schema_serde::{frame, Codec, SchemaCache, SchemaKind};
 use super::{parse_key_value, BrokerArgs};
+use strom_schema_serde::{frame, Codec, RegistryClient, SchemaCache, SchemaKind};
 
 /// Lines sent in one request at most; piped input is batched, interactive
 /// input goes out line by line.
@@ -52,8 +51,8 @@ struct SchemaArgs {
     /// Confluent's wire format; keys too with --key-subject or --key-schema-id.
     #[arg(long = "schema-registry", value_name = "URL")]
     schema_registry: Option<String>,
-    /// The schemas' format (default: the type the registry gives the schema); protobuf is
-    /// not supported yet.
+    /// The schemas' format (default: the type the registry gives the schema). Protobuf
+    /// values are JSON (proto3's JSON mapping) of the schema's first message.
     #[arg(long, value_enum, requires = "schema_registry")]
     format: Option<SchemaFormat>,
     /// The values' subject, whose latest schema is used (default: TOPIC-value).
@@ -102,9 +101,6 @@ struct Serializers {
 
 impl Serializers {
     async fn resolve(args: &SchemaArgs, url: &str, topic: &str) -> anyhow::Result<Serializers> {
-        if args.format == Some(SchemaFormat::Protobuf) {
-            bail!("--format protobuf: producing Protobuf records is not supported yet (avro and json-schema are)");
-        }
         let mut cache = SchemaCache::new(RegistryClient::new(url)?);
         let value_subject = args
             .value_subject
@@ -145,9 +141,6 @@ async fn writer(
                 format.kind().name()
             );
         }
-    }
-    if codec.kind() == SchemaKind::Protobuf {
-        bail!("schema {id} is a Protobuf schema: producing Protobuf records is not supported yet");
     }
     Ok((id, codec))
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use super::print_table;
-use super::registry_client::{segment, RegistryClient};
+use strom_schema_serde::{segment, RegistryClient};
 
 #[derive(Args)]
 pub struct RegistryArgs {
