@@ -122,8 +122,8 @@ pub fn plan(brokers: u16, dir: &Path, base_port: u16) -> anyhow::Result<Vec<Node
                 ),
                 ("controller.listener.names", "CONTROLLER".to_owned()),
             ]);
-            // One node serves the schema registry and the REST proxy (on their default
-            // ports): the nodes do not elect a single registry writer yet.
+            // One node serves the schema registry and the REST proxy, on their default
+            // ports (every node could, each on its own port).
             if node.node_id != 1 {
                 settings.push(("schema.registry.listeners", String::new()));
                 settings.push(("rest.proxy.listeners", String::new()));
