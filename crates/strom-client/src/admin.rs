@@ -231,6 +231,21 @@ impl Admin {
         topics: &[NewTopic],
         validate_only: bool,
     ) -> Result<Vec<(String, Result<()>)>> {
+        Ok(self
+            .create_topics_described(topics, validate_only)
+            .await?
+            .into_iter()
+            .map(|(name, result)| (name, result.map(|_| ())))
+            .collect())
+    }
+
+    /// As [`Admin::create_topics`], with each created (or validated) topic's partition
+    /// count and replication factor as the controller reports them (-1 when it does not).
+    pub async fn create_topics_described(
+        &mut self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<Vec<(String, Result<(i32, i16)>)>> {
         let request = CreateTopicsRequest::default()
             .with_topics(
                 topics
@@ -264,7 +279,8 @@ impl Admin {
                     r.error_code,
                     r.error_message.as_deref(),
                     format!("topic {name}"),
-                );
+                )
+                .map(|()| (r.num_partitions, r.replication_factor));
                 (name, result)
             }),
         ))
@@ -370,6 +386,19 @@ impl Admin {
         name: &str,
         ops: &[AlterConfigOp],
     ) -> Result<()> {
+        self.incremental_alter_configs_checked(resource_type, name, ops, false)
+            .await
+    }
+
+    /// As [`Admin::incremental_alter_configs`]; with `validate_only` the broker only checks
+    /// the operations.
+    pub async fn incremental_alter_configs_checked(
+        &mut self,
+        resource_type: ResourceType,
+        name: &str,
+        ops: &[AlterConfigOp],
+        validate_only: bool,
+    ) -> Result<()> {
         use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
         let configs = ops
             .iter()
@@ -381,12 +410,12 @@ impl Admin {
                     .with_value(value.map(s))
             })
             .collect();
-        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![AlterConfigsResource::default()
                 .with_resource_type(resource_type as i8)
                 .with_resource_name(s(name))
-                .with_configs(configs),
-        ]);
+                .with_configs(configs)])
+            .with_validate_only(validate_only);
         let response = self
             .resource_connection(resource_type, name)
             .await?
@@ -796,10 +825,10 @@ fn context(resource_type: ResourceType, name: &str) -> String {
 }
 
 /// Orders per-name results as requested; a name the broker left out is an error.
-fn per_name<'a>(
+fn per_name<'a, T>(
     requested: impl Iterator<Item = &'a str>,
-    results: impl Iterator<Item = (String, Result<()>)>,
-) -> Vec<(String, Result<()>)> {
+    results: impl Iterator<Item = (String, Result<T>)>,
+) -> Vec<(String, Result<T>)> {
     let mut results: Vec<_> = results.map(Some).collect();
     requested
         .map(|name| {
