@@ -96,6 +96,18 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
             &r("/topics/{topic}/partitions/{partition}/replicas/{broker_id}"),
             get(topics::get_replica),
         )
+        .route(
+            &r("/topics/-/partitions/-/reassignment"),
+            get(topics::list_all_reassignments),
+        )
+        .route(
+            &r("/topics/{topic}/partitions/-/reassignment"),
+            get(topics::list_topic_reassignments),
+        )
+        .route(
+            &r("/topics/{topic}/partitions/{partition}/reassignment"),
+            get(topics::get_reassignment),
+        )
         .route(&r("/topics/{topic}/records"), post(records::produce))
         .route(&r("/consumer-groups"), get(groups::list))
         .route(&r("/consumer-groups/{group}"), get(groups::get))
@@ -295,6 +307,12 @@ pub fn parse_id(text: &str) -> RestResult<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_router_builds_with_every_route() {
+        let config = crate::ProxyConfig::new(Vec::new(), "127.0.0.1:1".to_owned());
+        crate::router(crate::Proxy::new(config));
+    }
 
     #[test]
     fn segments_are_percent_encoded() {

@@ -9,7 +9,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use strom_client::{NewTopic, PartitionMetadata, TopicMetadata};
+use strom_client::{NewTopic, PartitionMetadata, Reassignment, TopicMetadata};
 
 use super::clusters::find_broker;
 use super::{no_content, parse, parse_id, respond, Ctx};
@@ -381,4 +381,85 @@ pub async fn replicas_of_broker(
         data,
     );
     Ok(respond(StatusCode::OK, &body))
+}
+
+fn reassignment_json(ctx: &Ctx, r: &Reassignment) -> Value {
+    let p = r.partition.to_string();
+    ctx.resource(
+        "KafkaReassignment",
+        ctx.url(&["topics", &r.topic, "partitions", &p, "reassignment"]),
+        Some(ctx.crn(&[("topic", &r.topic), ("partition", &p), ("reassignment", "")])),
+        json!({
+            "cluster_id": ctx.cluster_id(),
+            "topic_name": r.topic,
+            "partition_id": r.partition,
+            "adding_replicas": r.adding_replicas,
+            "removing_replicas": r.removing_replicas,
+            "replicas": ctx.related(&["topics", &r.topic, "partitions", &p, "replicas"]),
+        }),
+    )
+}
+
+/// Ongoing reassignments, of one topic or of all, by topic and partition.
+async fn reassignments(proxy: &Proxy, topic: Option<&str>) -> RestResult<Vec<Reassignment>> {
+    let mut admin = proxy.admins.get().await?;
+    let listed = admin.list_partition_reassignments(None).await;
+    admin.release();
+    let mut listed: Vec<Reassignment> = listed?
+        .into_iter()
+        .filter(|r| topic.is_none_or(|t| r.topic == t))
+        .collect();
+    listed.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Ok(listed)
+}
+
+/// `GET /topics/-/partitions/-/reassignment`.
+pub async fn list_all_reassignments(
+    State(proxy): State<Arc<Proxy>>,
+    Path(cluster_id): Path<String>,
+    headers: HeaderMap,
+) -> RestResult<Response> {
+    let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
+    let data = reassignments(&proxy, None)
+        .await?
+        .iter()
+        .map(|r| reassignment_json(&ctx, r))
+        .collect();
+    let url = ctx.url(&["topics", "-", "partitions", "-", "reassignment"]);
+    let body = ctx.collection("KafkaReassignmentList", url, data);
+    Ok(respond(StatusCode::OK, &body))
+}
+
+/// `GET /topics/{t}/partitions/-/reassignment`.
+pub async fn list_topic_reassignments(
+    State(proxy): State<Arc<Proxy>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> RestResult<Response> {
+    let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
+    ctx.topic(&proxy, &topic).await?;
+    let data = reassignments(&proxy, Some(&topic))
+        .await?
+        .iter()
+        .map(|r| reassignment_json(&ctx, r))
+        .collect();
+    let url = ctx.url(&["topics", &topic, "partitions", "-", "reassignment"]);
+    let body = ctx.collection("KafkaReassignmentList", url, data);
+    Ok(respond(StatusCode::OK, &body))
+}
+
+/// `GET /topics/{t}/partitions/{p}/reassignment`: 404 when the partition is not moving.
+pub async fn get_reassignment(
+    State(proxy): State<Arc<Proxy>>,
+    Path((cluster_id, topic, partition_id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> RestResult<Response> {
+    let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
+    let p = partition(&proxy, &ctx, &topic, &partition_id).await?;
+    let found = reassignments(&proxy, Some(&topic)).await?;
+    let r = found
+        .iter()
+        .find(|r| r.partition == p.partition)
+        .ok_or_else(RestError::not_found)?;
+    Ok(respond(StatusCode::OK, &reassignment_json(&ctx, r)))
 }
