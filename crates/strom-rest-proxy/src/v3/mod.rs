@@ -311,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn the_router_builds_with_every_route() {
         let config = crate::ProxyConfig::new(Vec::new(), "127.0.0.1:1".to_owned());
-        crate::router(crate::Proxy::new(config));
+        let _router = crate::router(crate::Proxy::new(config));
     }
 
     #[test]

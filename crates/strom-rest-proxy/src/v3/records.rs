@@ -171,11 +171,59 @@ pub async fn produce(
     Ok(response)
 }
 
-/// The request body, read as JSON values one after another.
+/// The request body, read as JSON values one after another. A value split over many pieces
+/// of the body is parsed once it is complete (`Scanner`), so reading stays linear in its size.
 struct Reader {
     body: Body,
     buf: Vec<u8>,
+    /// Where the next value starts in `buf`.
+    pos: usize,
+    scanner: Scanner,
     eof: bool,
+}
+
+/// Follows JSON's nesting (outside strings) to tell when a value that started at the
+/// scanner's first byte may be complete.
+#[derive(Debug, Default)]
+struct Scanner {
+    /// Bytes of the value scanned so far.
+    scanned: usize,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    complete: bool,
+}
+
+impl Scanner {
+    fn scan(&mut self, value: &[u8]) {
+        for &b in &value[self.scanned.min(value.len())..] {
+            self.scanned += 1;
+            if self.complete {
+                return;
+            }
+            if self.in_string {
+                match (self.escaped, b) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    self.complete = self.depth == 0;
+                }
+                b if b.is_ascii_whitespace() => {}
+                // A top-level scalar: let the parser say what it is.
+                _ if self.depth == 0 => self.complete = true,
+                _ => {}
+            }
+        }
+    }
 }
 
 impl Reader {
@@ -183,6 +231,8 @@ impl Reader {
         Self {
             body,
             buf: Vec::new(),
+            pos: 0,
+            scanner: Scanner::default(),
             eof: false,
         }
     }
@@ -191,6 +241,11 @@ impl Reader {
     async fn fill(&mut self) -> RestResult<bool> {
         if self.eof {
             return Ok(false);
+        }
+        // Parsed values are dropped before the buffer grows.
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
         }
         loop {
             match self.body.frame().await {
@@ -214,13 +269,17 @@ impl Reader {
         }
     }
 
+    fn rest(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
     /// Whether the body holds anything but white space.
     async fn has_content(&mut self) -> RestResult<bool> {
         loop {
-            if self.buf.iter().any(|b| !b.is_ascii_whitespace()) {
+            if self.rest().iter().any(|b| !b.is_ascii_whitespace()) {
                 return Ok(true);
             }
-            self.buf.clear();
+            self.pos = self.buf.len();
             if !self.fill().await? {
                 return Ok(false);
             }
@@ -231,45 +290,50 @@ impl Reader {
     /// a record larger than the proxy takes (after which the stream stops).
     async fn next(&mut self) -> Option<Result<Value, Failure>> {
         loop {
-            let parsed = {
-                let mut values =
-                    serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
-                match values.next() {
-                    None => None,
-                    Some(Ok(value)) => Some(Ok((value, values.byte_offset()))),
-                    Some(Err(e)) if e.is_eof() => None,
-                    Some(Err(e)) => Some(Err(e)),
-                }
-            };
-            match parsed {
-                Some(Ok((value, used))) => {
-                    self.buf.drain(..used);
-                    return Some(Ok(value));
-                }
-                Some(Err(e)) => {
-                    return Some(Err(Failure::bad_request(format!(
-                        "Error processing JSON: {e}"
-                    ))))
-                }
-                None => {}
+            // Skip white space between values, so the scanner starts at a value.
+            let blank = self
+                .rest()
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+            if blank > 0 {
+                self.pos += blank;
+                self.scanner = Scanner::default();
             }
-            if self.buf.len() > MAX_BODY_BYTES {
+            let rest = &self.buf[self.pos..];
+            self.scanner.scan(rest);
+            if self.scanner.complete || (self.eof && !rest.is_empty()) {
+                let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<Value>();
+                match values.next() {
+                    Some(Ok(value)) => {
+                        self.pos += values.byte_offset();
+                        self.scanner = Scanner::default();
+                        return Some(Ok(value));
+                    }
+                    Some(Err(e)) if e.is_eof() && !self.eof => {}
+                    Some(Err(e)) => {
+                        let detail = if e.is_eof() {
+                            "unexpected end of the request body".to_owned()
+                        } else {
+                            e.to_string()
+                        };
+                        return Some(Err(Failure::bad_request(format!(
+                            "Error processing JSON: {detail}"
+                        ))));
+                    }
+                    None => {}
+                }
+            }
+            if self.eof {
+                return None;
+            }
+            if self.rest().len() > MAX_BODY_BYTES {
                 return Some(Err(Failure::bad_request(
                     "Error processing message: Produce request size is larger than allowed threshold",
                 )));
             }
-            match self.fill().await {
-                Ok(true) => {}
-                Ok(false) => {
-                    if self.buf.iter().all(u8::is_ascii_whitespace) {
-                        return None;
-                    }
-                    // A value cut off by the end of the body.
-                    return Some(Err(Failure::bad_request(
-                        "Error processing JSON: unexpected end of the request body",
-                    )));
-                }
-                Err(e) => return Some(Err(e.into())),
+            if let Err(e) = self.fill().await {
+                return Some(Err(e.into()));
             }
         }
     }
@@ -550,6 +614,21 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scanner_sees_where_a_value_ends() {
+        let value = br#"{"a": "}]\\\"{", "b": [1, {"c": 2}]}"#;
+        for split in 0..value.len() {
+            let mut scanner = Scanner::default();
+            scanner.scan(&value[..split]);
+            assert!(!scanner.complete, "complete after {split} bytes");
+            scanner.scan(value);
+            assert!(scanner.complete);
+        }
+        let mut scalar = Scanner::default();
+        scalar.scan(b"  12");
+        assert!(scalar.complete);
+    }
 
     #[test]
     fn timestamps_print_as_java_instants() {
