@@ -20,7 +20,7 @@ import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
-                                   ConfigResource, NewTopic, ResourcePatternType, ResourceType)
+                                   ConfigResource, ConfigSource, NewTopic, ResourcePatternType, ResourceType)
 
 from conftest import NODE_ID
 
@@ -219,15 +219,22 @@ def test_topic_configs_altered_through_v3_are_seen_by_kafka(proxy):
                      "resource_name": v3.crn("topic=cfg", "config=retention.ms")},
         "cluster_id": v3.cluster_id, "topic_name": "cfg", "name": "retention.ms", "value": "604800000",
         "is_default": True, "is_read_only": False, "is_sensitive": False, "source": "DEFAULT_CONFIG",
-        "synonyms": [],
     }
-    assert v3.ok("GET", f"{base}/retention.ms") == default
+    got = v3.ok("GET", f"{base}/retention.ms")
+    assert {k: v for k, v in got.items() if k != "synonyms"} == default
+    # The synonyms Kafka reports, in its order.
+    assert [(x["name"], x["value"]) for x in got["synonyms"]] == [
+        (x.name, x.value) for x in kafka["retention.ms"].synonyms.values()]
+    assert got["synonyms"] and all(x["source"] in ("DEFAULT_CONFIG", "STATIC_BROKER_CONFIG")
+                                   for x in got["synonyms"])
 
     assert v3.call("PUT", f"{base}/retention.ms", {"value": "3600000"})[0] == 204
     entry = topic_configs(proxy, "cfg")["retention.ms"]
-    assert (entry.value, entry.source) == ("3600000", ConfigResource.ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
-    assert v3.ok("GET", f"{base}/retention.ms") == {**default, "value": "3600000", "is_default": False,
-                                                    "source": "DYNAMIC_TOPIC_CONFIG"}
+    assert (entry.value, ConfigSource(entry.source)) == ("3600000", ConfigSource.DYNAMIC_TOPIC_CONFIG)
+    got = v3.ok("GET", f"{base}/retention.ms")
+    assert {k: v for k, v in got.items() if k != "synonyms"} == {
+        **default, "value": "3600000", "is_default": False, "source": "DYNAMIC_TOPIC_CONFIG"}
+    assert got["synonyms"][0] == {"name": "retention.ms", "value": "3600000", "source": "DYNAMIC_TOPIC_CONFIG"}
 
     assert v3.call("DELETE", f"{base}/retention.ms")[0] == 204
     assert topic_configs(proxy, "cfg")["retention.ms"].value == "604800000"
@@ -277,7 +284,7 @@ def test_broker_and_cluster_configs(proxy):
 
     assert v3.call("PUT", f"{base}/max.connections", {"value": "5000"})[0] == 204
     entry = broker_configs(proxy, str(NODE_ID))["max.connections"]
-    assert (entry.value, entry.source) == ("5000", ConfigResource.ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    assert (entry.value, ConfigSource(entry.source)) == ("5000", ConfigSource.DYNAMIC_BROKER_CONFIG)
     got = v3.ok("GET", f"{base}/max.connections")
     assert (got["value"], got["source"], got["is_default"]) == ("5000", "DYNAMIC_BROKER_CONFIG", False)
     assert v3.call("POST", f"{base}:alter", {"data": [{"name": "max.connections", "operation": "DELETE"}]})[0] == 204
@@ -299,7 +306,9 @@ def test_broker_and_cluster_configs(proxy):
                      "resource_name": v3.crn("broker-config=log.cleaner.backoff.ms")},
         "cluster_id": v3.cluster_id, "config_type": "BROKER", "name": "log.cleaner.backoff.ms", "value": "20000",
         "is_default": False, "is_read_only": False, "is_sensitive": False,
-        "source": "DYNAMIC_DEFAULT_BROKER_CONFIG", "synonyms": []}
+        "source": "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        "synonyms": [{"name": "log.cleaner.backoff.ms", "value": "20000",
+                      "source": "DYNAMIC_DEFAULT_BROKER_CONFIG"}]}
     assert [c["name"] for c in v3.ok("GET", cluster)["data"]] == ["log.cleaner.backoff.ms"]
     assert v3.call("DELETE", f"{cluster}/log.cleaner.backoff.ms")[0] == 204
     assert "log.cleaner.backoff.ms" not in broker_configs(proxy, "")

@@ -116,6 +116,16 @@ pub struct ConfigEntry {
     pub source: ConfigSource,
     pub read_only: bool,
     pub sensitive: bool,
+    /// Where the value may come from, most precedent first (only when asked for).
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
+/// A config a value may come from (Kafka's ConfigEntry.ConfigSynonym).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: ConfigSource,
 }
 
 /// An IncrementalAlterConfigs operation.
@@ -346,12 +356,27 @@ impl Admin {
         name: &str,
         keys: Option<&[String]>,
     ) -> Result<Vec<ConfigEntry>> {
-        let request = DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
+        self.describe_configs_checked(resource_type, name, keys, false)
+            .await
+    }
+
+    /// As [`Admin::describe_configs`]; with `synonyms`, each entry also lists the
+    /// configs its value may come from, in Kafka's order of precedence.
+    pub async fn describe_configs_checked(
+        &mut self,
+        resource_type: ResourceType,
+        name: &str,
+        keys: Option<&[String]>,
+        synonyms: bool,
+    ) -> Result<Vec<ConfigEntry>> {
+        let request = DescribeConfigsRequest::default()
+            .with_resources(vec![DescribeConfigsResource::default()
                 .with_resource_type(resource_type as i8)
                 .with_resource_name(s(name))
-                .with_configuration_keys(keys.map(|k| k.iter().map(|k| s(k)).collect())),
-        ]);
+                .with_configuration_keys(
+                    keys.map(|k| k.iter().map(|k| s(k)).collect()),
+                )])
+            .with_include_synonyms(synonyms);
         let response = self
             .resource_connection(resource_type, name)
             .await?
@@ -375,6 +400,15 @@ impl Admin {
                 source: ConfigSource::from_code(c.config_source),
                 read_only: c.read_only,
                 sensitive: c.is_sensitive,
+                synonyms: c
+                    .synonyms
+                    .into_iter()
+                    .map(|syn| ConfigSynonym {
+                        name: syn.name.to_string(),
+                        value: opt_string(syn.value),
+                        source: ConfigSource::from_code(syn.source),
+                    })
+                    .collect(),
             })
             .collect())
     }

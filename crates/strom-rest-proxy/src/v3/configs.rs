@@ -95,7 +95,14 @@ impl Scope {
             map.insert("is_read_only".into(), entry.read_only.into());
             map.insert("is_sensitive".into(), entry.sensitive.into());
             map.insert("source".into(), source_name(entry.source).into());
-            map.insert("synonyms".into(), json!([]));
+            let synonyms: Vec<Value> = entry
+                .synonyms
+                .iter()
+                .map(|syn| {
+                    json!({"name": syn.name, "value": syn.value, "source": source_name(syn.source)})
+                })
+                .collect();
+            map.insert("synonyms".into(), synonyms.into());
         }
         ctx.resource(self.kind(), ctx.url(&path), Some(ctx.crn(&crn)), fields)
     }
@@ -120,7 +127,9 @@ async fn scope(proxy: &Proxy, ctx: &Ctx, scope: Scope) -> RestResult<Scope> {
 async fn describe(proxy: &Proxy, scope: &Scope) -> RestResult<Vec<ConfigEntry>> {
     let (resource_type, name) = scope.resource();
     let mut admin = proxy.admins.get().await?;
-    let described = admin.describe_configs(resource_type, &name, None).await;
+    let described = admin
+        .describe_configs_checked(resource_type, &name, None, true)
+        .await;
     admin.release();
     let mut configs = described.map_err(|e| match e.code() {
         Some(3) => RestError::unknown_topic_or_partition(),
