@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+from confluent_kafka.admin import (AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
                                    ConfigResource, ConfigSource, NewTopic, ResourcePatternType, ResourceType)
 
 from conftest import NODE_ID
@@ -699,5 +699,5 @@ def test_the_openapi_document_is_served_and_schemathesis_finds_no_failure(proxy,
          "--exclude-operation-id", "createTopic", "--exclude-operation-id", "updatePartitionsCount",
          "--max-examples", "15", "--phases", "examples,coverage,fuzzing", "--workers", "2",
          "--request-timeout", "30", "--seed", "1", "--no-color", "--suppress-health-check", "all"],
-        capture_output=True, text=True, timeout=110, env={**os.environ, "NO_COLOR": "1"})
+        capture_output=True, text=True, timeout=110, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
