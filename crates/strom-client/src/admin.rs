@@ -116,6 +116,16 @@ pub struct ConfigEntry {
     pub source: ConfigSource,
     pub read_only: bool,
     pub sensitive: bool,
+    /// Where the value may come from, most precedent first (only when asked for).
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
+/// A config a value may come from (Kafka's ConfigEntry.ConfigSynonym).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: ConfigSource,
 }
 
 /// An IncrementalAlterConfigs operation.
@@ -231,6 +241,21 @@ impl Admin {
         topics: &[NewTopic],
         validate_only: bool,
     ) -> Result<Vec<(String, Result<()>)>> {
+        Ok(self
+            .create_topics_described(topics, validate_only)
+            .await?
+            .into_iter()
+            .map(|(name, result)| (name, result.map(|_| ())))
+            .collect())
+    }
+
+    /// As [`Admin::create_topics`], with each created (or validated) topic's partition
+    /// count and replication factor as the controller reports them (-1 when it does not).
+    pub async fn create_topics_described(
+        &mut self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<Vec<(String, Result<(i32, i16)>)>> {
         let request = CreateTopicsRequest::default()
             .with_topics(
                 topics
@@ -264,7 +289,8 @@ impl Admin {
                     r.error_code,
                     r.error_message.as_deref(),
                     format!("topic {name}"),
-                );
+                )
+                .map(|()| (r.num_partitions, r.replication_factor));
                 (name, result)
             }),
         ))
@@ -330,12 +356,27 @@ impl Admin {
         name: &str,
         keys: Option<&[String]>,
     ) -> Result<Vec<ConfigEntry>> {
-        let request = DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
+        self.describe_configs_checked(resource_type, name, keys, false)
+            .await
+    }
+
+    /// As [`Admin::describe_configs`]; with `synonyms`, each entry also lists the
+    /// configs its value may come from, in Kafka's order of precedence.
+    pub async fn describe_configs_checked(
+        &mut self,
+        resource_type: ResourceType,
+        name: &str,
+        keys: Option<&[String]>,
+        synonyms: bool,
+    ) -> Result<Vec<ConfigEntry>> {
+        let request = DescribeConfigsRequest::default()
+            .with_resources(vec![DescribeConfigsResource::default()
                 .with_resource_type(resource_type as i8)
                 .with_resource_name(s(name))
-                .with_configuration_keys(keys.map(|k| k.iter().map(|k| s(k)).collect())),
-        ]);
+                .with_configuration_keys(
+                    keys.map(|k| k.iter().map(|k| s(k)).collect()),
+                )])
+            .with_include_synonyms(synonyms);
         let response = self
             .resource_connection(resource_type, name)
             .await?
@@ -359,6 +400,15 @@ impl Admin {
                 source: ConfigSource::from_code(c.config_source),
                 read_only: c.read_only,
                 sensitive: c.is_sensitive,
+                synonyms: c
+                    .synonyms
+                    .into_iter()
+                    .map(|syn| ConfigSynonym {
+                        name: syn.name.to_string(),
+                        value: opt_string(syn.value),
+                        source: ConfigSource::from_code(syn.source),
+                    })
+                    .collect(),
             })
             .collect())
     }
@@ -369,6 +419,19 @@ impl Admin {
         resource_type: ResourceType,
         name: &str,
         ops: &[AlterConfigOp],
+    ) -> Result<()> {
+        self.incremental_alter_configs_checked(resource_type, name, ops, false)
+            .await
+    }
+
+    /// As [`Admin::incremental_alter_configs`]; with `validate_only` the broker only checks
+    /// the operations.
+    pub async fn incremental_alter_configs_checked(
+        &mut self,
+        resource_type: ResourceType,
+        name: &str,
+        ops: &[AlterConfigOp],
+        validate_only: bool,
     ) -> Result<()> {
         use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
         let configs = ops
@@ -381,12 +444,12 @@ impl Admin {
                     .with_value(value.map(s))
             })
             .collect();
-        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![AlterConfigsResource::default()
                 .with_resource_type(resource_type as i8)
                 .with_resource_name(s(name))
-                .with_configs(configs),
-        ]);
+                .with_configs(configs)])
+            .with_validate_only(validate_only);
         let response = self
             .resource_connection(resource_type, name)
             .await?
@@ -796,10 +859,10 @@ fn context(resource_type: ResourceType, name: &str) -> String {
 }
 
 /// Orders per-name results as requested; a name the broker left out is an error.
-fn per_name<'a>(
+fn per_name<'a, T>(
     requested: impl Iterator<Item = &'a str>,
-    results: impl Iterator<Item = (String, Result<()>)>,
-) -> Vec<(String, Result<()>)> {
+    results: impl Iterator<Item = (String, Result<T>)>,
+) -> Vec<(String, Result<T>)> {
     let mut results: Vec<_> = results.map(Some).collect();
     requested
         .map(|name| {

@@ -30,8 +30,8 @@ pub use acls::{
     AclBinding, AclBindingFilter, AclOperation, AclPermission, AclResourceType, PatternType,
 };
 pub use admin::{
-    Admin, AlterConfigOp, ClusterInfo, ConfigEntry, ConfigSource, ElectionType, NewTopic,
-    PartitionOutcome, QuorumInfo, QuorumReplica, Reassignment, ResourceType,
+    Admin, AlterConfigOp, ClusterInfo, ConfigEntry, ConfigSource, ConfigSynonym, ElectionType,
+    NewTopic, PartitionOutcome, QuorumInfo, QuorumReplica, Reassignment, ResourceType,
 };
 pub use client::{BrokerInfo, Client, Metadata, PartitionMetadata, TopicMetadata};
 pub use connection::{Connection, ConnectionConfig, RequestWriter, ResponseReader};

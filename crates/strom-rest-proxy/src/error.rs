@@ -25,6 +25,9 @@ pub const PARTITION_NOT_FOUND: u32 = 40402;
 pub const CONSUMER_INSTANCE_NOT_FOUND: u32 = 40403;
 pub const UNKNOWN_TOPIC_OR_PARTITION: u32 = 40403;
 pub const CONSUMER_FORMAT_MISMATCH: u32 = 40601;
+/// v3's code for a Kafka UNKNOWN_TOPIC_OR_PARTITION, with Kafka's own message.
+pub const UNKNOWN_TOPIC_OR_PARTITION_MESSAGE: &str =
+    "This server does not host this topic-partition.";
 pub const CONSUMER_ALREADY_SUBSCRIBED: u32 = 40901;
 pub const CONSUMER_ALREADY_EXISTS: u32 = 40902;
 pub const ILLEGAL_STATE: u32 = 40903;
@@ -114,6 +117,34 @@ impl RestError {
 
     pub fn serialization(why: impl std::fmt::Display) -> Self {
         Self::unprocessable(SERIALIZATION, format!("Error serializing message. {why}"))
+    }
+
+    /// v3: a cluster id that is not this cluster's (kafka-rest's `checkEntityExists`).
+    pub fn cluster_not_found(cluster_id: &str) -> Self {
+        Self::http(
+            StatusCode::NOT_FOUND,
+            format!("Cluster {cluster_id} cannot be found."),
+        )
+    }
+
+    /// v3: a topic or partition Kafka does not know.
+    pub fn unknown_topic_or_partition() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            UNKNOWN_TOPIC_OR_PARTITION_MESSAGE,
+        )
+    }
+
+    /// v3's BadRequestException: the code is the status, the message titled.
+    pub fn v3_bad_request(detail: impl std::fmt::Display) -> Self {
+        Self::bad_request(format!("Bad Request: {detail}"))
+    }
+
+    /// A request body that parsed but says something impossible (kafka-rest's
+    /// invalidPayloadException).
+    pub fn invalid_payload(detail: impl std::fmt::Display) -> Self {
+        Self::unprocessable(INVALID_PAYLOAD, format!("Payload error. {detail}"))
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

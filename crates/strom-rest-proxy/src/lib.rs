@@ -15,6 +15,7 @@ pub mod formats;
 pub mod media;
 pub mod pool;
 pub mod v2;
+pub mod v3;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -128,6 +129,7 @@ pub enum ServeError {
 
 pub fn router(proxy: Arc<Proxy>) -> Router {
     v2::router(proxy.clone())
+        .merge(v3::router(proxy))
         .fallback(media::fallback)
         .layer(axum::extract::DefaultBodyLimit::max(media::MAX_BODY_BYTES))
 }
