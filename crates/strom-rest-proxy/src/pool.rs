@@ -32,7 +32,7 @@ impl<T> Pool<T> {
         }
     }
 
-    async fn get(&self) -> strom_client::Result<Pooled<'_, T>> {
+    pub(crate) async fn get(&self) -> strom_client::Result<Pooled<'_, T>> {
         let permit = self
             .permits
             .acquire()
@@ -66,7 +66,7 @@ impl<T> Pool<T> {
 
 impl<T> Pooled<'_, T> {
     /// Gives the client back for the next request.
-    fn release(mut self) {
+    pub(crate) fn release(mut self) {
         if let Some(item) = self.item.take() {
             self.pool
                 .idle
