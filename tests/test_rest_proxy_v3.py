@@ -458,6 +458,11 @@ def test_records_produced_through_v3_are_read_by_confluent_kafka(proxy):
     assert v3.call("POST", f"{v3.c}/topics/recs/records", "x", content_type="text/plain")[0] == 415
     status, bad, _ = v3.call("POST", f"{v3.c}/topics/recs/records", '{"value": ')
     assert status == 200 and bad["error_code"] == 400 and bad["message"].startswith("Bad Request: Error processing")
+    # Malformed JSON followed by more body: the one answer arrives whole (the rest of the body is read).
+    for _ in range(5):
+        status, bad, _ = v3.call("POST", f"{v3.c}/topics/recs/records",
+                                 '{"value": {"type": "JSON", "data": NaN}} ' + "{}" * 500_000)
+        assert status == 200 and bad["error_code"] == 400, bad
 
 
 def test_streaming_produce_answers_each_record_in_order(proxy):

@@ -269,6 +269,21 @@ impl Reader {
         }
     }
 
+    /// Reads and drops what is left of the body, up to the bound of one record.
+    async fn discard(&mut self) {
+        let mut left = MAX_BODY_BYTES;
+        while left > 0 && !self.eof {
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        left = left.saturating_sub(data.len());
+                    }
+                }
+                _ => self.eof = true,
+            }
+        }
+    }
+
     fn rest(&self) -> &[u8] {
         &self.buf[self.pos..]
     }
@@ -355,8 +370,15 @@ impl Stream<'_> {
             };
             let mut bytes = serde_json::to_vec(&answer).unwrap_or_default();
             bytes.extend_from_slice(SEPARATOR);
-            if sender.send_data(Bytes::from(bytes)).await.is_err() || stop {
-                // The client went away, or the rest of the body cannot be read.
+            if sender.send_data(Bytes::from(bytes)).await.is_err() {
+                // The client went away.
+                return;
+            }
+            if stop {
+                // The rest of the body cannot be parsed; read it anyway (within the bound),
+                // since closing a socket with unread data resets it, and the client might
+                // lose the answer.
+                reader.discard().await;
                 return;
             }
         }
