@@ -109,9 +109,14 @@ impl Store {
         operation: impl FnOnce(&Registry) -> Result<Outcome<T>, RegistryError>,
     ) -> Result<T, RegistryError> {
         let mut writer = self.writer.lock().await;
-        let end = end_offset(&mut writer.offsets, &self.topic)
-            .await
-            .map_err(|e| RegistryError::Store(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        // The topic's leader may be moving (its node gone): retry until it has moved.
+        let end = loop {
+            match end_offset(&mut writer.offsets, &self.topic).await {
+                Ok(end) => break end,
+                Err(e) => retry_or_fail(e, deadline, writer.offsets.client(), &self.topic).await?,
+            }
+        };
         self.wait_applied(end, WRITE_TIMEOUT).await?;
         let outcome = self.read(operation)?;
         if outcome.writes.is_empty() {
@@ -126,12 +131,15 @@ impl Store {
                 value: value.map(Bytes::from),
                 ..ProducerRecord::default()
             })
-            .collect();
-        let written = writer
-            .producer
-            .send(&self.topic, records)
-            .await
-            .map_err(|e| RegistryError::Store(e.to_string()))?;
+            .collect::<Vec<_>>();
+        // Sending again after a failure may write the records twice: harmless, as applying a
+        // record is idempotent and compaction keeps one.
+        let written = loop {
+            match writer.producer.send(&self.topic, records.clone()).await {
+                Ok(written) => break written,
+                Err(e) => retry_or_fail(e, deadline, writer.producer.client(), &self.topic).await?,
+            }
+        };
         let last = written.iter().filter_map(|m| m.offset).max().unwrap_or(end);
         self.wait_applied(last + 1, WRITE_TIMEOUT).await?;
         Ok(outcome.answer)
@@ -152,6 +160,23 @@ fn reader_config() -> ConsumerConfig {
         max_wait: Duration::from_millis(500),
         ..ConsumerConfig::default()
     }
+}
+
+/// After a retriable error (a leader gone or moving), waits and forgets the topic's
+/// metadata so the next try asks again; otherwise, or past the deadline, the store's error.
+async fn retry_or_fail(
+    error: strom_client::Error,
+    deadline: tokio::time::Instant,
+    client: &mut Client,
+    topic: &str,
+) -> Result<(), RegistryError> {
+    if !error.is_retriable() || tokio::time::Instant::now() + RETRY_DELAY > deadline {
+        return Err(RegistryError::Store(error.to_string()));
+    }
+    warn!(%error, "schema registry: writing the schemas topic failed; retrying");
+    client.invalidate(topic);
+    tokio::time::sleep(RETRY_DELAY).await;
+    Ok(())
 }
 
 /// How often opening retries the topic's end offset (RETRY_DELAY apart).
