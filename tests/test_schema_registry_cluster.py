@@ -121,6 +121,8 @@ def test_one_registry_writes_and_every_node_serves(registry_cluster):
 def test_a_new_leader_takes_over_after_kill_9(registry_cluster):
     c = registry_cluster
     leader = c.wait_for("a registry leader", lambda: leader_of(c))
+    # Nodes started together: the registry waited for all three brokers before creating _schemas.
+    assert sorted(c.partition("_schemas")[1]) == [1, 2, 3]
     others = [n for i, n in c.nodes.items() if i != leader]
     first = register(others[0], "before", schema("Before"))
     c.nodes[leader].kill()

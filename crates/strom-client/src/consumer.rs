@@ -256,12 +256,31 @@ impl Consumer {
             .with_isolation_level(self.config.isolation_level)
             .with_topics(topics);
         let timeout = self.client.config().request_timeout + self.config.max_wait;
-        let conn = self.client.broker_connection(leader).await?;
-        let mut version = conn.version(ApiKey::Fetch)?;
-        if ids.values().any(Uuid::is_nil) {
-            version = version.min(LAST_FETCH_VERSION_BY_NAME);
+        let sent: Result<_> = async {
+            let conn = self.client.broker_connection(leader).await?;
+            let mut version = conn.version(ApiKey::Fetch)?;
+            if ids.values().any(Uuid::is_nil) {
+                version = version.min(LAST_FETCH_VERSION_BY_NAME);
+            }
+            Ok((
+                version,
+                conn.send_version(&request, version, timeout).await?,
+            ))
         }
-        let response = conn.send_version(&request, version, timeout).await?;
+        .await;
+        let (version, response) = match sent {
+            Ok(sent) => sent,
+            // The leader's node is gone or hung: ask the cluster again next poll,
+            // as a Kafka consumer does after a disconnect.
+            Err(e) if e.is_retriable() => {
+                tracing::debug!(leader, "fetch: {e}");
+                for topic in ids.keys() {
+                    self.client.invalidate(topic);
+                }
+                return Ok((0, true));
+            }
+            Err(e) => return Err(e),
+        };
         check(response.error_code, None, "fetch")?;
 
         let mut count = 0;

@@ -93,7 +93,9 @@ impl Error {
             Error::Kafka { code, .. } => {
                 ResponseError::try_from_code(*code).is_some_and(|e| e.is_retriable())
             }
-            Error::Io { .. } | Error::Timeout { .. } => true,
+            // A node that is down or restarting: another try, after a metadata
+            // refresh, may reach its successor (Kafka's clients retry a disconnect too).
+            Error::Connect { .. } | Error::Io { .. } | Error::Timeout { .. } => true,
             _ => false,
         }
     }

@@ -33,7 +33,14 @@ pub struct StoreConfig {
     /// The topic's replication factor when the registry creates it (capped by the
     /// brokers there are, as a one-node cluster has one).
     pub replication_factor: i16,
+    /// How many brokers the cluster is meant to have (its quorum's voters): creating the
+    /// topic waits for that many, up to [`BROKERS_WAIT`], so that nodes started together
+    /// do not leave it on the first one alone.
+    pub expected_brokers: usize,
 }
+
+/// How long creating the topic waits for the expected brokers before settling for fewer.
+const BROKERS_WAIT: Duration = Duration::from_secs(60);
 
 pub struct Store {
     state: Arc<RwLock<Registry>>,
@@ -192,6 +199,11 @@ async fn end_offset(consumer: &mut Consumer, topic: &str) -> Result<i64, strom_c
 /// Creates the topic, compacted with one partition, unless it exists.
 async fn ensure_topic(client: Client, config: &StoreConfig) -> Result<(), strom_client::Error> {
     let mut admin = Admin::new(client);
+    let wanted = usize::try_from(config.replication_factor)
+        .unwrap_or(1)
+        .min(config.expected_brokers)
+        .max(1);
+    let settle_by = tokio::time::Instant::now() + BROKERS_WAIT;
     loop {
         let brokers = match admin.describe_cluster().await {
             Ok(cluster) => cluster.brokers.len().max(1),
@@ -201,6 +213,13 @@ async fn ensure_topic(client: Client, config: &StoreConfig) -> Result<(), strom_
                 continue;
             }
         };
+        if brokers < wanted && tokio::time::Instant::now() < settle_by {
+            tokio::time::sleep(RETRY_DELAY).await;
+            continue;
+        }
+        if brokers < wanted {
+            warn!(brokers, wanted, "schema registry: fewer brokers than expected; the schemas topic gets fewer replicas");
+        }
         let replication_factor = config.replication_factor.min(brokers as i16);
         let topic = NewTopic {
             name: config.topic.clone(),

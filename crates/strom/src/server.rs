@@ -186,6 +186,7 @@ fn registry_config(
             },
             topic: strom_schema_registry::store::DEFAULT_TOPIC.to_owned(),
             replication_factor: 3,
+            expected_brokers: config.cluster.voters.len().max(1),
         },
     })
 }
