@@ -389,6 +389,68 @@ def test_contexts(sr):
     assert_error(sr.get("/config/s"), 404, 40408, "Subject 's' does not have subject-level compatibility configured")
 
 
+def test_the_contexts_url_form_and_deleting_a_context(sr):
+    """`/contexts/{context}/...` is the API scoped to a context (Confluent rewrites it into the
+    `:.ctx:subject` form before routing); an empty context can be deleted, a used one cannot."""
+    assert sr.post("/contexts/.ctx/subjects/s/versions", schema_body(OTHER)) == (200, {"id": 1})
+    # `ctx` without its dot and `:.ctx:` name the same context.
+    assert sr.post("/contexts/ctx/subjects/t/versions", schema_body(A)) == (200, {"id": 2})
+    assert sr.register("s", A) == 1
+    assert sr.get("/contexts/.ctx/subjects") == (200, [":.ctx:s", ":.ctx:t"])
+    assert sr.get("/contexts/.ctx/subjects", subjectPrefix="t") == (200, [":.ctx:t"])
+    assert sr.get("/contexts/:.ctx:/subjects/s/versions") == (200, [1])
+    status, body = sr.get("/contexts/.ctx/subjects/s/versions/latest")
+    assert status == 200
+    assert_version(body, ":.ctx:s", 1, 1, OTHER)
+    # The default context through the same form is the plain API (`:.:`; HTTP clients drop a `/./`).
+    assert sr.get("/contexts/:.:/subjects") == (200, ["s"])
+    # Ids are read in the context: id 1 is OTHER in .ctx, A in the default context.
+    assert sr.get("/contexts/.ctx/schemas/ids/1/schema") == (200, OTHER)
+    assert sr.get("/schemas/ids/1/schema") == (200, A)
+    assert sr.get("/contexts/.ctx/schemas/ids/2/subjects") == (200, [":.ctx:t"])
+    # Config and mode: the context's default, and a subject's own.
+    assert sr.put("/contexts/.ctx/config", {"compatibility": "NONE"}) == (200, {"compatibility": "NONE"})
+    assert sr.get("/config/:.ctx:") == (200, {"compatibilityLevel": "NONE"})
+    assert sr.put("/contexts/.ctx/config/s", {"compatibility": "FULL"}) == (200, {"compatibility": "FULL"})
+    assert sr.get("/config/:.ctx:s") == (200, {"compatibilityLevel": "FULL"})
+    assert sr.put("/contexts/.ctx/mode/t", {"mode": "READONLY"}) == (200, {"mode": "READONLY"})
+    assert sr.get("/mode/:.ctx:t") == (200, {"mode": "READONLY"})
+    assert_error(sr.get("/contexts/a:b/subjects"), 400, 400, "Context name 'a:b' cannot contain a colon")
+
+    # A context with subjects (soft-deleted ones count) is not deleted.
+    assert_error(sr.delete("/contexts/.ctx"), 422, 42211, "The specified context ':.ctx:' is not empty.")
+    assert sr.delete("/mode/:.ctx:t") == (200, {"mode": "READONLY"})
+    for subject in (":.ctx:s", ":.ctx:t"):
+        assert sr.delete(f"/subjects/{subject}") == (200, [1])
+    assert_error(sr.delete("/contexts/.ctx"), 422, 42211, "The specified context ':.ctx:' is not empty.")
+    for subject in (":.ctx:s", ":.ctx:t"):
+        assert sr.delete(f"/subjects/{subject}", permanent="true") == (200, [1])
+    assert sr.get("/contexts") == (200, [".", ".ctx"])
+    resp = sr.raw("DELETE", "/contexts/.ctx")
+    assert resp.status_code == 204 and resp.content == b""
+    assert sr.get("/contexts") == (200, ["."])
+
+
+def test_lists_are_paged_with_offset_and_limit(sr):
+    for i in range(5):
+        sr.register(f"p{i}", record(f"R{i}", ("x", "long")))
+    assert sr.get("/subjects") == (200, ["p0", "p1", "p2", "p3", "p4"])
+    assert sr.get("/subjects", offset="1", limit="2") == (200, ["p1", "p2"])
+    assert sr.get("/subjects", offset="3") == (200, ["p3", "p4"])
+    assert sr.get("/subjects", offset="9") == (200, [])
+    # A limit that is not positive means the default (unlimited for subjects), as in Confluent.
+    assert sr.get("/subjects", limit="0") == (200, ["p0", "p1", "p2", "p3", "p4"])
+    assert sr.get("/subjects", limit="-1", offset="4") == (200, ["p4"])
+    status, schemas = sr.get("/schemas", offset="2", limit="2")
+    assert status == 200 and [(s["subject"], s["id"]) for s in schemas] == [("p2", 3), ("p3", 4)], schemas
+    sr.register("p0", record("R0", ("x", "long"), ("y", "long", {"default": 0})))
+    sr.register("p0", record("R0", ("x", "long"), ("y", "long", {"default": 0}), ("z", "long", {"default": 0})))
+    assert sr.get("/subjects/p0/versions", offset="1", limit="1") == (200, [2])
+    assert sr.get("/contexts", offset="1") == (200, [])
+    # Not an integer: Jersey's 404.
+    assert_error(sr.get("/subjects", limit="two"), 404, 404, "HTTP 404 Not Found")
+
+
 @pytest.mark.parametrize("schema_text", [
     pytest.param("not json {", id="not-json"),
     pytest.param(json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": "nosuchtype"}]}),

@@ -54,6 +54,8 @@ pub enum RegistryError {
     InvalidSubject(String),
     #[error("{0}")]
     OperationNotPermitted(String),
+    #[error("The specified context '{0}' is not empty.")]
+    ContextNotEmpty(String),
     #[error("{0}")]
     ReferenceExists(String),
     /// A body or parameter that cannot be used.
@@ -101,6 +103,7 @@ impl RegistryError {
             InvalidMode => (422, 42204),
             InvalidSubject(_) => (422, 42208),
             OperationNotPermitted(_) => (422, 42205),
+            ContextNotEmpty(_) => (422, 42211),
             ReferenceExists(_) => (422, 42206),
             Unprocessable(_) => (422, 422),
             BadRequest(_) => (400, 400),

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -85,6 +85,7 @@ pub fn router(store: Arc<Store>, leader: watch::Receiver<Leader>) -> Router {
                 .delete(delete_subject_mode),
         )
         .route("/contexts", get(list_contexts))
+        .route("/contexts/{context}", delete(delete_context))
         .route("/v1/metadata/id", get(metadata_id))
         .route("/v1/metadata/version", get(metadata_version))
         .fallback(|| async { RegistryError::NotFound.into_response() })
@@ -264,6 +265,27 @@ fn reply(body: impl Serialize) -> Reply {
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
 
+/// `schema.search.default.limit` and `schema.search.max.limit` (Confluent's 1000); the other
+/// lists (subjects, versions, contexts) are unlimited by default, as in Confluent.
+const SCHEMA_SEARCH_LIMIT: usize = 1000;
+
+/// One page of a list: `offset` items skipped, then at most `limit` (a `limit` that is not
+/// positive or over `max` is `max`). A value that is not an integer is a 404, as Jersey answers.
+fn page<T>(items: Vec<T>, params: &Params, max: usize) -> Result<Vec<T>, RegistryError> {
+    let int = |name: &str| -> Result<Option<i64>, RegistryError> {
+        params
+            .get(name)
+            .map(|v| v.trim().parse::<i64>().map_err(|_| RegistryError::NotFound))
+            .transpose()
+    };
+    let offset = usize::try_from(int("offset")?.unwrap_or(0)).unwrap_or(0);
+    let limit = match int("limit")?.and_then(|l| usize::try_from(l).ok()) {
+        Some(l) if l > 0 && l <= max => l,
+        _ => max,
+    };
+    Ok(items.into_iter().skip(offset).take(limit).collect())
+}
+
 fn flag(params: &Params, name: &str) -> bool {
     params
         .get(name)
@@ -399,7 +421,7 @@ async fn list_schemas(State(store): State<Arc<Store>>, params: Params) -> Reply 
             .map(|v| serde_json::to_value(VersionBody::of(v)).unwrap_or_default())
             .collect()
     });
-    reply(bodies)
+    reply(page(bodies, &params, SCHEMA_SEARCH_LIMIT)?)
 }
 
 /// A Protobuf schema as a base64 `FileDescriptorProto` when the request asks for
@@ -491,7 +513,7 @@ async fn subjects_by_id(
         .ok_or_else(|| RegistryError::SchemaNotFound(String::new()))?;
     let mut subjects: Vec<String> = users.into_iter().map(|(s, _)| s).collect();
     subjects.dedup();
-    reply(subjects)
+    reply(page(subjects, &params, usize::MAX)?)
 }
 
 async fn versions_by_id(
@@ -504,12 +526,11 @@ async fn versions_by_id(
     let users = store
         .read(|r| r.id_users(&context, id, flag(&params, "deleted")))
         .ok_or_else(|| RegistryError::SchemaNotFound(String::new()))?;
-    reply(
-        users
-            .into_iter()
-            .map(|(subject, version)| json!({"subject": subject, "version": version}))
-            .collect::<Vec<_>>(),
-    )
+    let versions = users
+        .into_iter()
+        .map(|(subject, version)| json!({"subject": subject, "version": version}))
+        .collect();
+    reply(page(versions, &params, usize::MAX)?)
 }
 
 // --- subjects ------------------------------------------------------------------------
@@ -527,7 +548,7 @@ async fn list_subjects(State(store): State<Arc<Store>>, params: Params) -> Reply
             flag(&params, "deletedOnly"),
         )
     });
-    reply(subjects)
+    reply(page(subjects, &params, usize::MAX)?)
 }
 
 async fn list_versions(
@@ -535,13 +556,14 @@ async fn list_versions(
     Path(subject): Path<String>,
     params: Params,
 ) -> Reply {
-    reply(store.read(|r| {
+    let versions = store.read(|r| {
         r.versions(
             &subject,
             flag(&params, "deleted"),
             flag(&params, "deletedOnly"),
         )
-    })?)
+    })?;
+    reply(page(versions, &params, usize::MAX)?)
 }
 
 async fn get_version(
@@ -593,7 +615,7 @@ async fn referenced_by(
         r.version(&subject, selector, true)
             .map(|v| r.referenced_by(&subject, v.version, flag(&params, "deleted")))
     })?;
-    reply(ids)
+    reply(page(ids, &params, SCHEMA_SEARCH_LIMIT)?)
 }
 
 async fn register(
@@ -882,8 +904,19 @@ async fn delete_subject_mode(
 
 // --- contexts and metadata -------------------------------------------------------------
 
-async fn list_contexts(State(store): State<Arc<Store>>) -> Reply {
-    reply(store.read(|r| r.contexts()))
+async fn list_contexts(State(store): State<Arc<Store>>, params: Params) -> Reply {
+    let mut contexts = store.read(|r| r.contexts());
+    if let Some(prefix) = params.get("contextPrefix").filter(|p| !p.is_empty()) {
+        contexts.retain(|c| c.starts_with(prefix.as_str()));
+    }
+    reply(page(contexts, &params, usize::MAX)?)
+}
+
+/// `DELETE /contexts/{context}`: 204 once the (empty) context is forgotten.
+async fn delete_context(State(store): State<Arc<Store>>, Path(context): Path<String>) -> Reply {
+    let delimited = crate::contexts::delimited(&context)?;
+    store.write(|r| r.delete_context(&delimited)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn metadata_id() -> Reply {

@@ -8,6 +8,7 @@
 
 pub mod avro;
 pub mod compatibility;
+mod contexts;
 pub mod error;
 mod forward;
 pub mod http;
@@ -87,7 +88,11 @@ pub async fn serve(config: RegistryConfig, loaded: LoadedStore) -> Result<(), Se
         leader::Identity::new(&host, addr.port())
     });
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(leader::Leader::Unknown);
-    let app = http::router(store, leader_rx);
+    // The `/contexts/{context}/...` form is rewritten before routing, so it reaches every route.
+    let app = tower_layer::Layer::layer(
+        &axum::middleware::from_fn(contexts::rewrite_request),
+        http::router(store, leader_rx),
+    );
     let mut sockets = Vec::new();
     for addr in config.listeners {
         let socket = tokio::net::TcpListener::bind(addr)
@@ -107,7 +112,9 @@ pub async fn serve(config: RegistryConfig, loaded: LoadedStore) -> Result<(), Se
     let mut servers = tokio::task::JoinSet::new();
     for socket in sockets {
         let app = app.clone();
-        servers.spawn(async move { axum::serve(socket, app).await });
+        servers.spawn(async move {
+            axum::serve(socket, axum::ServiceExt::into_make_service(app)).await
+        });
     }
     while let Some(done) = servers.join_next().await {
         if let Ok(Err(e)) = done {

@@ -638,6 +638,36 @@ impl Registry {
     }
 
     /// Removes a subject's mode; answers the one it had.
+    /// Forgets a context (`:.ctx:`) that holds no subject, soft-deleted ones included.
+    pub fn delete_context(&self, delimited: &str) -> Result<Outcome<()>, RegistryError> {
+        let context = delimited.trim_matches(':');
+        let context = if context.is_empty() {
+            DEFAULT_CONTEXT
+        } else {
+            context
+        };
+        if self
+            .subjects
+            .iter()
+            .any(|(subject, versions)| context_of(subject) == context && !versions.is_empty())
+        {
+            return Err(RegistryError::ContextNotEmpty(delimited.to_owned()));
+        }
+        if !self.contexts.contains(context) {
+            return Ok(Outcome::nothing(()));
+        }
+        Ok(Outcome {
+            writes: vec![Write::new::<ContextValue>(
+                RecordKey::Context {
+                    tenant: DEFAULT_TENANT.to_owned(),
+                    context: context.to_owned(),
+                },
+                None,
+            )],
+            answer: (),
+        })
+    }
+
     pub fn delete_mode(&self, subject: &str) -> Result<Outcome<Mode>, RegistryError> {
         let Some(old) = self.modes.get(subject) else {
             return Err(RegistryError::SubjectNotFound(subject.to_owned()));
