@@ -94,17 +94,24 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
                 .map(|addr| format!("http://{addr}"))
         })
         .filter(|url| !url.is_empty());
+    let registry_security = take_client_security(&mut settings, REGISTRY_CLIENT_PREFIX);
+    let proxy_security = take_client_security(&mut settings, PROXY_CLIENT_PREFIX);
     let config = BrokerConfig::from_map(settings)?;
     let registry = if registry_listeners.is_empty() {
         None
     } else {
-        registry_config(&config, registry_listeners)
+        let connection = client_connection(&registry_security, "strom-schema-registry")
+            .with_context(|| format!("the schema registry's {REGISTRY_CLIENT_PREFIX}* settings"))?;
+        registry_config(&config, registry_listeners, connection)
     };
     let proxy = if proxy_listeners.is_empty() {
         None
     } else {
-        client_listener(&config, "REST proxy").map(|bootstrap| {
+        let connection = client_connection(&proxy_security, "strom-rest-proxy")
+            .with_context(|| format!("the REST proxy's {PROXY_CLIENT_PREFIX}* settings"))?;
+        client_listener(&config, "REST proxy", connection.security.protocol).map(|bootstrap| {
             let mut proxy = strom_rest_proxy::ProxyConfig::new(proxy_listeners, bootstrap);
+            proxy.connection = connection;
             proxy.schema_registry_url = proxy_registry_url;
             proxy
         })
@@ -151,17 +158,69 @@ const DEFAULT_PROXY_LISTENER: &str = "http://127.0.0.1:8082";
 /// The registry the REST proxy uses for avro, jsonschema and protobuf (Confluent's name).
 const PROXY_REGISTRY_URL: &str = "schema.registry.url";
 
-/// host:port of this node's first PLAINTEXT client listener: the registry and the REST
-/// proxy reach the cluster through it, as any client would.
-fn client_listener(config: &BrokerConfig, service: &str) -> Option<String> {
-    let plaintext = config.listeners.iter().find(|l| {
-        !config.cluster.is_controller_listener(&l.name)
-            && config.security.get(&l.name).is_none_or(|s| {
-                s.protocol == strom_broker::security_config::SecurityProtocol::Plaintext
+/// The registry's and the proxy's own client settings (Confluent's names:
+/// `kafkastore.security.protocol`, `client.sasl.jaas.config`, ...).
+const REGISTRY_CLIENT_PREFIX: &str = "kafkastore.";
+const PROXY_CLIENT_PREFIX: &str = "client.";
+
+/// Takes `<prefix>security.protocol`, `<prefix>sasl.*` and `<prefix>ssl.*` out of the broker's
+/// settings, without the prefix (other `client.*` keys are the broker's own).
+fn take_client_security(
+    settings: &mut BTreeMap<String, String>,
+    prefix: &str,
+) -> Vec<(String, String)> {
+    let keys: Vec<String> = settings
+        .keys()
+        .filter(|k| {
+            k.strip_prefix(prefix).is_some_and(|rest| {
+                rest == "security.protocol" || rest.starts_with("sasl.") || rest.starts_with("ssl.")
             })
+        })
+        .cloned()
+        .collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let value = settings.remove(&k)?;
+            Some((k[prefix.len()..].to_owned(), value))
+        })
+        .collect()
+}
+
+/// A service's connections to this node: PLAINTEXT unless its settings say otherwise
+/// (reads the PEM files they name, once, at start).
+fn client_connection(
+    pairs: &[(String, String)],
+    client_id: &str,
+) -> anyhow::Result<strom_client::ConnectionConfig> {
+    let security = strom_client::SecurityConfig::from_properties(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?;
+    Ok(strom_client::ConnectionConfig {
+        client_id: client_id.to_owned(),
+        security: security.load()?,
+        ..strom_client::ConnectionConfig::default()
+    })
+}
+
+/// host:port of this node's first client listener of `protocol`: the registry and the REST
+/// proxy reach the cluster through it, as any client would.
+fn client_listener(
+    config: &BrokerConfig,
+    service: &str,
+    protocol: strom_client::SecurityProtocol,
+) -> Option<String> {
+    let found = config.listeners.iter().find(|l| {
+        !config.cluster.is_controller_listener(&l.name)
+            && config.security.get(&l.name).map_or(
+                strom_broker::security_config::SecurityProtocol::Plaintext,
+                |s| s.protocol,
+            ) == protocol
     });
-    let Some(listener) = plaintext else {
-        tracing::warn!("the {service} needs a PLAINTEXT client listener to reach the cluster; it is not started");
+    let Some(listener) = found else {
+        tracing::warn!(
+            "the {service} needs a {} client listener to reach the cluster (its security.protocol); it is not started",
+            protocol.name()
+        );
         return None;
     };
     let host = match listener.host.as_str() {
@@ -174,16 +233,14 @@ fn client_listener(config: &BrokerConfig, service: &str) -> Option<String> {
 fn registry_config(
     config: &BrokerConfig,
     listeners: Vec<std::net::SocketAddr>,
+    connection: strom_client::ConnectionConfig,
 ) -> Option<strom_schema_registry::RegistryConfig> {
-    let bootstrap = client_listener(config, "schema registry")?;
+    let bootstrap = client_listener(config, "schema registry", connection.security.protocol)?;
     Some(strom_schema_registry::RegistryConfig {
         listeners,
         store: strom_schema_registry::StoreConfig {
             bootstrap,
-            connection: strom_client::ConnectionConfig {
-                client_id: "strom-schema-registry".to_owned(),
-                ..strom_client::ConnectionConfig::default()
-            },
+            connection,
             topic: strom_schema_registry::store::DEFAULT_TOPIC.to_owned(),
             replication_factor: 3,
             expected_brokers: config.cluster.voters.len().max(1),
