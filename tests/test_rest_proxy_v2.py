@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 import requests
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 V2 = "application/vnd.kafka.v2+json"
@@ -186,6 +186,15 @@ def test_v2_consumer_reads_commits_and_reports_offsets(proxy):
     rest.ok("POST", f"{instance}/offsets", {"offsets": [{"topic": "jsontopic", "partition": 0, "offset": 2}]})
     committed = rest.ok("GET", f"{instance}/offsets", {"partitions": [{"topic": "jsontopic", "partition": 0}]})
     assert committed == {"offsets": [{"topic": "jsontopic", "partition": 0, "offset": 3, "metadata": ""}]}
+    # Metadata given with an offset is committed with it, and Kafka's clients see it.
+    rest.ok("POST", f"{instance}/offsets",
+            {"offsets": [{"topic": "jsontopic", "partition": 0, "offset": 3, "metadata": "batch-7"}]})
+    committed = rest.ok("GET", f"{instance}/offsets", {"partitions": [{"topic": "jsontopic", "partition": 0}]})
+    assert committed == {"offsets": [{"topic": "jsontopic", "partition": 0, "offset": 4, "metadata": "batch-7"}]}
+    admin = AdminClient({"bootstrap.servers": proxy.bootstrap})  # kept alive until the answer
+    seen = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions("jgroup", [TopicPartition("jsontopic", 0)])])["jgroup"].result(timeout=30)
+    assert [(tp.offset, tp.metadata) for tp in seen.topic_partitions] == [(4, "batch-7")]
     # Commit everything read so far.
     rest.ok("POST", f"{instance}/offsets", None)
     committed = rest.ok("GET", f"{instance}/offsets", {"partitions": [{"topic": "jsontopic", "partition": 0}]})

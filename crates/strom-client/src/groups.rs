@@ -321,7 +321,23 @@ impl Admin {
         group: &str,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<Vec<(TopicPartition, Result<()>)>> {
-        commit_offsets(self.client(), group, -1, "", None, offsets).await
+        self.commit_group_offsets_with_metadata(group, offsets, &BTreeMap::new())
+            .await
+    }
+
+    /// [`Admin::commit_group_offsets`] with each partition's metadata string where given.
+    pub async fn commit_group_offsets_with_metadata(
+        &mut self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+        metadata: &BTreeMap<TopicPartition, String>,
+    ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+        let member = CommitMember {
+            generation: -1,
+            member_id: "",
+            group_instance_id: None,
+        };
+        commit_offsets(self.client(), group, member, offsets, metadata).await
     }
 
     /// Deletes groups (each must be empty). Results per group, in order.
@@ -422,20 +438,32 @@ impl Admin {
 
 /// OffsetCommit for `group` as `member_id` in `generation` (-1 and "" for
 /// a simple commit). Results are per partition, in key order.
+/// Who commits: a member of a generation, or no one (-1, "") for a tool.
+pub(crate) struct CommitMember<'a> {
+    pub generation: i32,
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+}
+
 pub(crate) async fn commit_offsets(
     client: &mut Client,
     group: &str,
-    generation: i32,
-    member_id: &str,
-    group_instance_id: Option<&str>,
+    member: CommitMember<'_>,
     offsets: &BTreeMap<TopicPartition, i64>,
+    metadata: &BTreeMap<TopicPartition, String>,
 ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+    let CommitMember {
+        generation,
+        member_id,
+        group_instance_id,
+    } = member;
     let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-    for ((topic, partition), offset) in offsets {
-        topics.entry(topic).or_default().push(
+    for (tp, offset) in offsets {
+        topics.entry(&tp.0).or_default().push(
             OffsetCommitRequestPartition::default()
-                .with_partition_index(*partition)
-                .with_committed_offset(*offset),
+                .with_partition_index(tp.1)
+                .with_committed_offset(*offset)
+                .with_committed_metadata(metadata.get(tp).map(|m| s(m))),
         );
     }
     let topics: Vec<OffsetCommitRequestTopic> = topics

@@ -21,7 +21,7 @@ use crate::client::Client;
 use crate::error::{check, Error, Result};
 use crate::groups::{
     commit_offsets, consumer_protocol_version, decode_consumer_assignment, group_id, s,
-    TopicPartition, TopicPartitions, CONSUMER_PROTOCOL_TYPE,
+    CommitMember, TopicPartition, TopicPartitions, CONSUMER_PROTOCOL_TYPE,
 };
 
 /// The assignor this member offers (Kafka's `RangeAssignor` name).
@@ -393,15 +393,21 @@ impl<P: GroupProtocol> ClassicMember<P> {
         &mut self,
         offsets: &BTreeMap<TopicPartition, i64>,
     ) -> Result<Vec<(TopicPartition, Result<()>)>> {
-        commit_offsets(
-            &mut self.client,
-            &self.group,
-            self.generation,
-            &self.member_id,
-            self.config.group_instance_id.as_deref(),
-            offsets,
-        )
-        .await
+        self.commit_with_metadata(offsets, &BTreeMap::new()).await
+    }
+
+    /// [`ClassicMember::commit`] with each partition's metadata string where given.
+    pub async fn commit_with_metadata(
+        &mut self,
+        offsets: &BTreeMap<TopicPartition, i64>,
+        metadata: &BTreeMap<TopicPartition, String>,
+    ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+        let member = CommitMember {
+            generation: self.generation,
+            member_id: &self.member_id,
+            group_instance_id: self.config.group_instance_id.as_deref(),
+        };
+        commit_offsets(&mut self.client, &self.group, member, offsets, metadata).await
     }
 
     /// Leaves the group so it rebalances without waiting for the session

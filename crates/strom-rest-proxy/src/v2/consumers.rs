@@ -1,7 +1,6 @@
 //! v2 consumer resources: `/consumers/{group}` and its instances' subscription,
 //! assignments, positions, records and offsets.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,9 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::instances::{Command, Handle, InstanceConfig, OffsetReset, Seek, TopicPartition};
+use super::instances::{
+    Command, Commits, Handle, InstanceConfig, OffsetReset, Seek, TopicPartition,
+};
 use super::{check_body_type, respond};
 use crate::error::{RestError, RestResult, CONSUMER_FORMAT_MISMATCH, INVALID_CONSUMER_CONFIG};
 use crate::media::{self, EmbeddedFormat, V2};
@@ -479,7 +480,6 @@ struct CommitOffset {
     partition: i32,
     offset: i64,
     #[serde(default)]
-    #[allow(dead_code)]
     metadata: Option<String>,
 }
 
@@ -504,10 +504,15 @@ pub async fn commit(
         let request: Option<CommitRequest> = media::parse_body(&body)?;
         // The given offset is the last record processed: the next one is committed.
         request.map(|r| {
-            r.offsets
-                .into_iter()
-                .map(|o| ((o.topic, o.partition), o.offset.saturating_add(1)))
-                .collect::<BTreeMap<_, _>>()
+            let mut commits = Commits::default();
+            for o in r.offsets {
+                let tp = (o.topic, o.partition);
+                if let Some(metadata) = o.metadata {
+                    commits.metadata.insert(tp.clone(), metadata);
+                }
+                commits.offsets.insert(tp, o.offset.saturating_add(1));
+            }
+            commits
         })
     };
     handle

@@ -60,15 +60,19 @@ pub enum Command {
         reply: oneshot::Sender<RestResult<Vec<ConsumerRecord>>>,
     },
     /// `None`: everything read so far.
-    Commit(
-        Option<BTreeMap<TopicPartition, i64>>,
-        oneshot::Sender<RestResult<()>>,
-    ),
+    Commit(Option<Commits>, oneshot::Sender<RestResult<()>>),
     Committed(
         Vec<TopicPartition>,
         oneshot::Sender<RestResult<Vec<(TopicPartition, i64, String)>>>,
     ),
     Close(oneshot::Sender<()>),
+}
+
+/// Offsets to commit, with the metadata strings given for some of them.
+#[derive(Debug, Default)]
+pub struct Commits {
+    pub offsets: BTreeMap<TopicPartition, i64>,
+    pub metadata: BTreeMap<TopicPartition, String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -535,24 +539,27 @@ impl Instance {
         Ok(())
     }
 
-    async fn commit(&mut self, offsets: Option<BTreeMap<TopicPartition, i64>>) -> RestResult<()> {
-        let offsets = match offsets {
-            Some(offsets) => offsets,
-            None => self
-                .assigned()
-                .into_iter()
-                .filter_map(|(t, p)| self.consumer.position(&t, p).map(|o| ((t, p), o)))
-                .collect(),
+    async fn commit(&mut self, commits: Option<Commits>) -> RestResult<()> {
+        let Commits { offsets, metadata } = match commits {
+            Some(commits) => commits,
+            None => Commits {
+                offsets: self
+                    .assigned()
+                    .into_iter()
+                    .filter_map(|(t, p)| self.consumer.position(&t, p).map(|o| ((t, p), o)))
+                    .collect(),
+                metadata: BTreeMap::new(),
+            },
         };
         if offsets.is_empty() {
             return Ok(());
         }
         let member = self.subscription.as_mut().and_then(|s| s.member.as_mut());
         let results = match member {
-            Some(member) => member.commit(&offsets).await?,
+            Some(member) => member.commit_with_metadata(&offsets, &metadata).await?,
             None => {
                 self.admin
-                    .commit_group_offsets(&self.group, &offsets)
+                    .commit_group_offsets_with_metadata(&self.group, &offsets, &metadata)
                     .await?
             }
         };
