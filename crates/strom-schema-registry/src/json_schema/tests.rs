@@ -1,3 +1,4 @@
+use super::object::java_hash_order;
 use super::*;
 
 fn schema(text: &str) -> JsonSchema {
