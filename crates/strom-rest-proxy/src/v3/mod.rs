@@ -109,6 +109,10 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
             get(topics::get_reassignment),
         )
         .route(&r("/topics/{topic}/records"), post(records::produce))
+        .route(
+            &r("/topics/{topic}/records:batch"),
+            post(records::produce_batch),
+        )
         .route(&r("/consumer-groups"), get(groups::list))
         .route(&r("/consumer-groups/{group}"), get(groups::get))
         .route(
