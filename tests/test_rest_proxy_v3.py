@@ -878,6 +878,36 @@ def test_topic_authorized_operations_follow_the_acls(broker_factory):
     assert [t["authorized_operations"] for t in v3.ok("GET", f"{v3.c}/topics")["data"]] == [[], []]
 
 
+def test_partition_offsets_and_the_configs_of_every_broker(proxy):
+    v3 = V3(proxy)
+    admin(proxy).create_topics([NewTopic("offs", 2, 1)])["offs"].result(30)
+    for i in range(3):
+        v3.ok("POST", f"{v3.c}/topics/offs/records", {"partition_id": 1, "value": {"type": "STRING", "data": str(i)}})
+
+    def offsets(partition, earliest, latest):
+        return {"kind": "KafkaPartitionWithOffsets",
+                "metadata": {"self": v3.url("topics", "offs", "partitions", partition, "offset"),
+                             "resource_name": v3.crn("topic=offs", f"partition={partition}",
+                                                     "offset_type=earliest_and_latest")},
+                "cluster_id": v3.cluster_id, "topic_name": "offs", "partition_id": partition,
+                "earliest_offset": earliest, "latest_offset": latest}
+
+    assert v3.ok("GET", f"{v3.c}/topics/offs/partitions/1/offset") == offsets(1, 0, 3)
+    assert v3.ok("GET", f"{v3.c}/topics/offs/partitions/0/offset", offset_type="earliest_and_latest") == offsets(
+        0, 0, 0)
+    assert v3.call("GET", f"{v3.c}/topics/offs/partitions/0/offset", offset_type="latest")[:2] == (
+        400, {"error_code": 400, "message": "Bad Request: offset_type:latest is invalid"})
+    assert v3.call("GET", f"{v3.c}/topics/offs/partitions/5/offset")[:2] == (
+        404, {"error_code": 40402, "message": "Partition not found."})
+    assert v3.call("GET", f"{v3.c}/topics/ghost/partitions/0/offset")[:2] == (404, UNKNOWN_TOPIC)
+
+    one = v3.ok("GET", f"{v3.c}/brokers/{NODE_ID}/configs")["data"]
+    assert len(one) > 10
+    assert v3.ok("GET", f"{v3.c}/brokers/-/configs") == {
+        "kind": "KafkaBrokerConfigList", "metadata": {"self": v3.url("brokers", "-", "configs"), "next": None},
+        "data": one}
+
+
 def test_consumer_groups_and_lag_follow_a_confluent_kafka_consumer(proxy):
     v3 = V3(proxy)
     admin(proxy).create_topics([NewTopic("lagged", 2, 1)])["lagged"].result(30)

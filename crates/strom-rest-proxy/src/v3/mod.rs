@@ -39,6 +39,7 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
             &r("/brokers/{broker_id}/partition-replicas"),
             get(topics::replicas_of_broker),
         )
+        .route(&r("/brokers/-/configs"), get(configs::list_all_brokers))
         .route(
             &r("/brokers/{broker_id}/configs"),
             get(configs::list_broker),
@@ -87,6 +88,10 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         .route(
             &r("/topics/{topic}/partitions/{partition}"),
             get(topics::get_partition),
+        )
+        .route(
+            &r("/topics/{topic}/partitions/{partition}/offset"),
+            get(topics::partition_offsets),
         )
         .route(
             &r("/topics/{topic}/partitions/{partition}/replicas"),

@@ -11,7 +11,9 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use strom_client::{AclOperation, NewTopic, PartitionMetadata, Reassignment, TopicMetadata};
+use strom_client::{
+    AclOperation, NewTopic, OffsetSpec, PartitionMetadata, Reassignment, TopicMetadata,
+};
 
 use super::clusters::find_broker;
 use super::{no_content, parse, parse_id, respond, Ctx};
@@ -361,6 +363,60 @@ pub async fn get_partition(
     let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
     let p = partition(&proxy, &ctx, &topic, &partition_id).await?;
     Ok(respond(StatusCode::OK, &partition_json(&ctx, &topic, &p)))
+}
+
+/// `GET /topics/{t}/partitions/{p}/offset`: the partition's earliest and latest offsets
+/// (`offset_type=earliest_and_latest`, the only type kafka-rest takes).
+pub async fn partition_offsets(
+    State(proxy): State<Arc<Proxy>>,
+    Path((cluster_id, topic, partition_id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> RestResult<Response> {
+    let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
+    let offset_type = match &params {
+        Ok(Query(params)) => params.get("offset_type").map(String::as_str),
+        Err(_) => None,
+    }
+    .unwrap_or("earliest_and_latest")
+    .to_owned();
+    if offset_type != "earliest_and_latest" {
+        return Err(RestError::v3_bad_request(format!(
+            "offset_type:{offset_type} is invalid"
+        )));
+    }
+    let id = parse_id(&partition_id)?;
+    let meta = ctx.topic(&proxy, &topic).await?;
+    if !meta.partitions.iter().any(|p| p.partition == id) {
+        return Err(RestError::partition_not_found());
+    }
+    let (earliest, latest) = proxy
+        .consumers
+        .run(async |c| {
+            let earliest = c.list_offsets(&topic, &[id], OffsetSpec::Earliest).await?;
+            let latest = c.list_offsets(&topic, &[id], OffsetSpec::Latest).await?;
+            Ok((earliest, latest))
+        })
+        .await?;
+    let offset = |offsets: BTreeMap<i32, Option<i64>>| offsets.get(&id).copied().flatten();
+    let id_text = id.to_string();
+    let body = ctx.resource(
+        "KafkaPartitionWithOffsets",
+        ctx.url(&["topics", &topic, "partitions", &id_text, "offset"]),
+        Some(ctx.crn(&[
+            ("topic", &topic),
+            ("partition", &id_text),
+            ("offset_type", &offset_type),
+        ])),
+        json!({
+            "cluster_id": ctx.cluster_id(),
+            "topic_name": topic,
+            "partition_id": id,
+            "earliest_offset": offset(earliest),
+            "latest_offset": offset(latest),
+        }),
+    );
+    Ok(respond(StatusCode::OK, &body))
 }
 
 fn partition_json(ctx: &Ctx, topic: &str, p: &PartitionMetadata) -> Value {
