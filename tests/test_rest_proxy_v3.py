@@ -445,10 +445,6 @@ def test_records_produced_through_v3_are_read_by_confluent_kafka(proxy):
         "error_code": 400, "message": 'Bad Request: data="not base64!" is not a valid base64 string.'}
     assert answer({"value": {"type": "STRING", "data": 5}}) == {
         "error_code": 400, "message": "Bad Request: data=5 is not a string."}
-    assert answer({"value": {"type": "AVRO", "data": {"a": 1}, "schema": '"int"'}}) == {
-        "error_code": 422,
-        "message": "Error: 42206 : Payload error. strom's v3 produce takes BINARY, JSON and STRING data; "
-                   "schemas go through v2."}
     assert v3.ok("POST", f"{v3.c}/topics/ghost/records", {"value": {"type": "STRING", "data": "x"}}) == UNKNOWN_TOPIC
     # Request-level errors.
     assert v3.call("POST", f"{v3.c}/topics/recs/records", "  ")[:2] == (
@@ -536,6 +532,380 @@ def test_streaming_produce_answers_before_the_body_ends(proxy):
     sock.close()
     assert [(a["error_code"], a["offset"]) for a in answers] == [(200, 0), (200, 1), (200, 2), (200, 3)]
     assert [m.value() for m in consume_all(proxy, "live", 4)] == [b"first", b"next0", b"next1", b"next2"]
+
+
+AVRO_USER = json.dumps({"type": "record", "name": "User", "namespace": "rest.test",
+                        "fields": [{"name": "name", "type": "string"}, {"name": "age", "type": "int"}]})
+JSON_USER = json.dumps({"title": "JUser", "type": "object",
+                        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+                        "required": ["name", "age"], "additionalProperties": False})
+PROTO_USER = 'syntax = "proto3";\npackage resttest;\n\nmessage User {\n  string name = 1;\n  int32 age = 2;\n}\n'
+
+
+def registry_get(broker, path: str):
+    resp = requests.get(broker.registry_url + path, timeout=10)
+    return resp.status_code, resp.json()
+
+
+def frame_of(raw: bytes) -> int:
+    """The schema id of a value in Confluent's wire format (magic byte 0)."""
+    assert raw[0] == 0, raw
+    return int.from_bytes(raw[1:5], "big")
+
+
+def test_schema_typed_records_through_v3_are_read_by_confluent_kafka(proxy):
+    """AVRO, JSONSCHEMA and PROTOBUF keys and values, with the schema chosen by raw schema, id, version or the
+    subject's latest version, under each subject name strategy: what the answer says is what the registry holds
+    and what confluent-kafka's deserializers read back."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.schema_registry.json_schema import JSONDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    v3 = V3(proxy)
+    admin(proxy).create_topics([NewTopic("typed", 1, 1)])["typed"].result(30)
+    client = SchemaRegistryClient({"url": proxy.registry_url})
+
+    def produce(record):
+        answer = v3.ok("POST", f"{v3.c}/topics/typed/records", record)
+        return answer
+
+    ann, bob = {"name": "ann", "age": 31}, {"name": "bob", "age": 7}
+    # A raw schema: registered under the topic's subjects (TOPIC_NAME).
+    first = produce({"key": {"type": "AVRO", "schema": '"string"', "data": "k1"},
+                     "value": {"type": "AVRO", "schema": AVRO_USER, "data": ann}})
+    key_id = registry_get(proxy, "/subjects/typed-key/versions/latest")[1]["id"]
+    value_id = registry_get(proxy, "/subjects/typed-value/versions/latest")[1]["id"]
+    assert first["error_code"] == 200 and first["offset"] == 0
+    assert first["key"] == {"type": "AVRO", "subject": "typed-key", "schema_id": key_id, "schema_version": 1,
+                            "size": 5 + 1 + 2}
+    assert first["value"] == {"type": "AVRO", "subject": "typed-value", "schema_id": value_id,
+                              "schema_version": 1, "size": 5 + 1 + 3 + 1}
+    # The same raw schema again is found, not registered twice.
+    again = produce({"value": {"type": "AVRO", "schema": AVRO_USER, "data": bob}})
+    assert again["value"]["schema_id"] == value_id and again["value"]["schema_version"] == 1
+    assert registry_get(proxy, "/subjects/typed-value/versions")[1] == [1]
+    # No type: the registered schema's, by id, by version, or the subject's latest.
+    by_id = produce({"key": {"schema_id": key_id, "data": "k3"}, "value": {"schema_id": value_id, "data": ann}})
+    by_version = produce({"value": {"schema_version": 1, "data": bob}})
+    latest = produce({"key": {"data": "k5"}, "value": {"data": ann}})
+    for a in (by_id, by_version, latest):
+        assert a["value"] == {"type": "AVRO", "subject": "typed-value", "schema_id": value_id,
+                              "schema_version": 1, "size": 10}
+    assert latest["key"]["schema_id"] == by_id["key"]["schema_id"] == key_id
+    # JSONSCHEMA under a subject of the request's choosing; PROTOBUF by record name; AVRO by topic and record.
+    js = produce({"value": {"type": "JSONSCHEMA", "schema": JSON_USER, "subject": "people", "data": ann}})
+    js_id = registry_get(proxy, "/subjects/people/versions/latest")[1]["id"]
+    assert js["value"] == {"type": "JSONSCHEMA", "subject": "people", "schema_id": js_id, "schema_version": 1,
+                           "size": 5 + len(json.dumps(ann, separators=(",", ":")))}
+    pb = produce({"value": {"type": "PROTOBUF", "schema": PROTO_USER, "subject_name_strategy": "RECORD_NAME",
+                            "data": ann}})
+    pb_id = registry_get(proxy, "/subjects/resttest.User/versions/latest")[1]["id"]
+    assert pb["value"] == {"type": "PROTOBUF", "subject": "resttest.User", "schema_id": pb_id, "schema_version": 1,
+                           "size": 5 + 1 + 7}
+    tr = produce({"value": {"type": "AVRO", "schema": AVRO_USER, "subject_name_strategy": "TOPIC_RECORD_NAME",
+                            "data": bob}})
+    assert tr["value"]["subject"] == "typed-rest.test.User" and tr["value"]["schema_id"] == value_id
+    assert registry_get(proxy, "/subjects/typed-rest.test.User/versions/latest")[1]["id"] == value_id
+    # Null data with a schema is a null key or value.
+    tomb = produce({"key": {"schema_id": key_id, "data": "k9"}, "value": {"schema_id": value_id, "data": None}})
+    assert tomb["value"]["size"] == 0
+
+    got = sorted(consume_all(proxy, "typed", 9), key=lambda m: m.offset())
+    assert [m.offset() for m in got] == list(range(9))
+    avro = AvroDeserializer(client)
+    ctx_key = SerializationContext("typed", MessageField.KEY)
+    ctx_value = SerializationContext("typed", MessageField.VALUE)
+    keys = [avro(m.key(), ctx_key) if m.key() is not None else None for m in got]
+    assert keys == ["k1", None, "k3", None, "k5", None, None, None, "k9"]
+    assert [frame_of(m.key()) for m in got if m.key() is not None] == [key_id] * 4
+    values = [m.value() for m in got]
+    assert [frame_of(v) for v in values[:8]] == [value_id] * 5 + [js_id, pb_id, value_id]
+    assert [avro(values[i], ctx_value) for i in (0, 1, 2, 3, 4, 7)] == [ann, bob, ann, bob, ann, bob]
+    assert JSONDeserializer(JSON_USER, schema_registry_client=client)(values[5], ctx_value) == ann
+    # Protobuf: message index [0], then name (field 1) and age (field 2).
+    assert values[6][5:] == b"\x00\x0a\x03ann\x10\x1f"
+    assert values[8] is None
+
+    # Errors, each the record's own answer; nothing is written.
+    def error(record):
+        a = produce(record)
+        assert a["error_code"] != 200, a
+        return a
+
+    assert error({"value": {"type": "AVRO", "schema": AVRO_USER, "data": {"name": 5}}})["error_code"] == 400
+    assert error({"value": {"schema_id": value_id, "data": "not a user"}})["message"].startswith("Bad Request: ")
+    assert error({"value": {"type": "JSONSCHEMA", "schema": JSON_USER, "subject": "people",
+                            "data": {"name": "x"}}})["error_code"] == 400
+    status, missing = registry_get(proxy, "/schemas/ids/99999")
+    assert status == 404
+    assert error({"value": {"schema_id": 99999, "data": ann}}) == {
+        "error_code": 422,
+        "message": "Error: 42207 : Error serializing message. Error when fetching schema by id. schemaId = 99999\n"
+                   f"{missing['message']}; error code: {missing['error_code']}"}
+    assert error({"value": {"schema_version": 9, "data": ann}}) == {
+        "error_code": 400, "message": "Bad Request: Schema does not exist for subject: typed-value, version: 9"}
+    status, no_subject = registry_get(proxy, "/subjects/ghost-value/versions/latest")
+    assert status == 404
+    assert error({"value": {"subject": "ghost-value", "data": ann}}) == {
+        "error_code": 422,
+        "message": "Error: 42207 : Error serializing message. Error when fetching latest schema version. "
+                   f"subject = ghost-value\n{no_subject['message']}; error code: {no_subject['error_code']}"}
+    # A schema id registered, but not under the subject.
+    pb_text = registry_get(proxy, f"/schemas/ids/{pb_id}")[1]["schema"]
+    resp = requests.post(f"{proxy.registry_url}/subjects/typed-value",
+                         json={"schema": pb_text, "schemaType": "PROTOBUF"}, timeout=10)
+    assert resp.status_code == 404
+    not_under = resp.json()
+    assert error({"value": {"schema_id": pb_id, "data": ann}}) == {
+        "error_code": 422,
+        "message": "Error: 42207 : Error serializing message. Error when fetching schema version. "
+                   f"subject = typed-value, schema = {pb_text}\n{not_under['message']}; "
+                   f"error code: {not_under['error_code']}"}
+    # A schema the registry refuses (incompatible with the subject's, BACKWARD): its message and code come through.
+    resp = requests.post(f"{proxy.registry_url}/subjects/typed-value/versions", json={"schema": '"int"'}, timeout=10)
+    assert resp.status_code == 409
+    incompatible = resp.json()
+    assert error({"value": {"type": "AVRO", "schema": '"int"', "data": 5}}) == {
+        "error_code": 422,
+        "message": "Error: 42207 : Error serializing message. Error when registering schema. format = AVRO, "
+                   f"subject = typed-value, schema = \"int\"\n{incompatible['message']}; "
+                   f"error code: {incompatible['error_code']}"}
+    assert error({"value": {"type": "AVRO", "schema": '{"type": "recrd"}', "data": 1}}) == {
+        "error_code": 422, "message": 'Error: 42205 : Invalid schema: Error when parsing raw schema. format = AVRO, '
+                                      'schema = {"type": "recrd"}'}
+    assert error({"value": {"type": "AVRO", "schema": '"string"', "subject_name_strategy": "RECORD_NAME",
+                            "data": "x"}}) == {
+        "error_code": 422,
+        "message": "Error: 42207 : Error serializing message. In configuration value.subject.name.strategy = "
+                   "io.confluent.kafka.serializers.subject.RecordNameStrategy, the message value must only be a "
+                   "record schema"}
+    assert error({"key": {"schema_version": 1, "subject_name_strategy": "RECORD_NAME", "data": "x"}}) == {
+        "error_code": 400,
+        "message": "Bad Request: Cannot use schema_subject_strategy=RECORD_NAME without schema_id or schema."}
+    assert error({"value": {"schema": '"string"', "data": "x"}}) == {
+        "error_code": 400, "message": "Unsupported argument: : null"}
+    # Fields that do not go together, as kafka-rest reads them.
+    for data, why in [
+        ({"type": "AVRO", "schema_id": value_id}, f"'schema_id={value_id}' cannot be used with 'serializer'."),
+        ({"type": "PROTOBUF", "schema_version": 1}, "'schema_version=1' cannot be used with 'serializer'."),
+        ({"type": "JSONSCHEMA"}, "'schema_version=latest' cannot be used with 'serializer'."),
+        ({"type": "BINARY", "subject": "s"}, "'type=BINARY' cannot be used with 'subject'."),
+        ({"type": "STRING", "schema_id": 1}, "'type=STRING' cannot be used with 'schema_id'."),
+        ({"subject": "s", "subject_name_strategy": "TOPIC_NAME"},
+         "Only one of 'subject_name_strategy' or 'subject' can be used."),
+        ({"schema_id": 1, "schema_version": 1}, "Only one of 'schema_id', 'schema_version' or 'schema' can be used."),
+    ]:
+        assert error({"value": {**data, "data": "x"}}) == {
+            "error_code": 400, "message": f"Bad Request: Error processing JSON: {why}"}, data
+    # The streaming form: each record answered in order, the bad one on its own.
+    body = "".join(json.dumps(r) for r in [
+        {"value": {"schema_id": value_id, "data": ann}},
+        {"value": {"schema_id": value_id, "data": {"age": "x"}}},
+        {"value": {"type": "JSONSCHEMA", "schema": JSON_USER, "subject": "people", "data": bob}}])
+    resp = requests.post(f"{v3.base}{v3.c}/topics/typed/records", data=body,
+                         headers={"Content-Type": "application/json"}, timeout=60)
+    answers = [json.loads(line) for line in resp.text.split("\r\n") if line]
+    assert [a["error_code"] for a in answers] == [200, 400, 200]
+    assert [(a["offset"], a["value"]["schema_id"]) for a in (answers[0], answers[2])] == [(9, value_id), (10, js_id)]
+    c = Consumer({"bootstrap.servers": proxy.bootstrap, "group.id": "typed-end"})
+    assert c.get_watermark_offsets(TopicPartition("typed", 0), timeout=30) == (0, 11)
+    c.close()
+
+
+def test_schema_types_without_a_registry_answer_42206(broker_factory):
+    v3 = V3(broker_factory(proxy=True))
+    admin(v3.broker).create_topics([NewTopic("plain", 1, 1)])["plain"].result(30)
+    for data in [{"type": "AVRO", "schema": '"int"', "data": 1}, {"schema_id": 1, "data": 1}, {"data": 1}]:
+        assert v3.ok("POST", f"{v3.c}/topics/plain/records", {"value": data}) == {
+            "error_code": 422,
+            "message": "Error: 42206 : Payload error. Schema Registry must be configured when using schemas."}
+    status, body, _ = v3.call("POST", f"{v3.c}/topics/plain/records:batch",
+                              {"entries": [{"id": "1", "value": {"data": 1}}]})
+    assert (status, body["failures"]) == (207, [{
+        "id": "1", "error_code": 422,
+        "message": "Error: 42206 : Payload error. Schema Registry must be configured when using schemas."}])
+
+
+def test_records_batch_answers_each_entry_by_id(proxy):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    v3 = V3(proxy)
+    admin(proxy).create_topics([NewTopic("batched", 2, 1)])["batched"].result(30)
+    path = f"{v3.c}/topics/batched/records:batch"
+    entries = [
+        {"id": "a", "partition_id": 0, "key": {"type": "STRING", "data": "ka"},
+         "value": {"type": "JSON", "data": {"n": 1}}, "headers": [{"name": "h", "value": b64(b"hv")}]},
+        {"id": "b-2", "partition_id": 1, "value": {"type": "AVRO", "schema": AVRO_USER,
+                                                   "data": {"name": "ann", "age": 31}}},
+        {"id": "c_3", "partition_id": 9, "value": {"type": "STRING", "data": "x"}},
+        {"id": "D4", "value": {"type": "BINARY", "data": "!!"}},
+        {"id": "e", "partition_id": 0, "value": {"type": "BINARY", "data": b64(b"\x00\x01")},
+         "timestamp": "2021-02-05T19:14:42.120Z"},
+    ]
+    status, body, _ = v3.call("POST", path, {"entries": entries})
+    assert status == 207, body
+    value_id = registry_get(proxy, "/subjects/batched-value/versions/latest")[1]["id"]
+    succeeded = body["successes"]
+    assert [s["id"] for s in succeeded] == ["a", "b-2", "e"]
+    for s in succeeded:
+        assert set(s) == {"id", "cluster_id", "topic_name", "partition_id", "offset", "timestamp", "key",
+                          "value"} - ({"key"} if s["id"] != "a" else set()), s
+        assert (s["cluster_id"], s["topic_name"]) == (v3.cluster_id, "batched")
+    assert [(s["partition_id"], s["offset"]) for s in succeeded] == [(0, 0), (1, 0), (0, 1)]
+    assert succeeded[0]["key"] == {"type": "STRING", "size": 2}
+    assert succeeded[0]["value"] == {"type": "JSON", "size": 7}
+    assert succeeded[1]["value"] == {"type": "AVRO", "subject": "batched-value", "schema_id": value_id,
+                                     "schema_version": 1, "size": 10}
+    assert succeeded[2]["timestamp"] == "2021-02-05T19:14:42.120Z"
+    assert body["failures"] == [
+        {"id": "c_3", "error_code": 40402, "message": "Partition not found."},
+        {"id": "D4", "error_code": 400, "message": 'Bad Request: data="!!" is not a valid base64 string.'},
+    ]
+    got = {(m.partition(), m.offset()): m for m in consume_all(proxy, "batched", 3)}
+    assert sorted(got) == [(0, 0), (0, 1), (1, 0)]
+    assert (got[(0, 0)].key(), got[(0, 0)].value(), got[(0, 0)].headers()) == (b"ka", b'{"n":1}', [("h", b"hv")])
+    avro = AvroDeserializer(SchemaRegistryClient({"url": proxy.registry_url}))
+    assert avro(got[(1, 0)].value(), SerializationContext("batched", MessageField.VALUE)) == {"name": "ann",
+                                                                                              "age": 31}
+    assert (got[(0, 1)].value(), got[(0, 1)].timestamp()[1]) == (b"\x00\x01", 1612552482120)
+
+    # Ten entries is the most.
+    ten = v3.ok("POST", path, {"entries": [{"id": f"n{i}", "partition_id": 1, "value": {"type": "STRING",
+                                                                                         "data": str(i)}}
+                                           for i in range(10)]}, expect=207)
+    assert ([s["offset"] for s in ten["successes"]], ten["failures"]) == (list(range(1, 11)), [])
+
+    # A batch that is wrong as a whole: nothing is produced.
+    def whole(body, expect_status, expect):
+        status, answer, _ = v3.call("POST", path, body)
+        assert (status, answer) == (expect_status, expect), body
+
+    def batch_error(message):
+        return {"error_code": 42208, "message": message}
+
+    one = {"value": {"type": "STRING", "data": "x"}}
+    whole({"entries": []}, 422, batch_error("Empty batch."))
+    whole({}, 422, batch_error("Empty batch."))
+    whole("  ", 422, batch_error("Request body is empty. Data is required."))
+    whole({"entries": [{"id": f"m{i}", **one} for i in range(11)]}, 422, batch_error("Too many entries in batch."))
+    whole({"entries": [{"id": "x", **one}, {"id": "x", **one}]}, 422, batch_error("Batch entry IDs are not distinct."))
+    for bad_id in [None, 1, "", "x" * 81, "a b", "\u20ac"]:
+        whole({"entries": [{"id": bad_id, **one}]}, 422, batch_error("Batch entry identifier is not a valid string."))
+    whole({"entries": [one]}, 422, batch_error("Batch entry identifier is not a valid string."))
+    whole({"entries": [{"id": "x", "value": {"type": "AVRO", "schema_id": 1, "data": 1}}]}, 400,
+          {"error_code": 400, "message": "'schema_id=1' cannot be used with 'serializer'."})
+    status, answer, _ = v3.call("POST", path, {"records": [{"id": "x", **one}]})
+    assert (status, answer["error_code"]) == (422, 422)
+    status, answer, _ = v3.call("POST", path, '{"entries": [')
+    assert (status, answer["error_code"]) == (400, 400)
+    assert v3.call("POST", path, "x", content_type="text/plain")[0] == 415
+    assert v3.call("POST", "/v3/clusters/nope/topics/batched/records:batch", {"entries": [{"id": "x", **one}]})[
+        :2] == (404, {"error_code": 404, "message": "Cluster nope cannot be found."})
+    c = Consumer({"bootstrap.servers": proxy.bootstrap, "group.id": "batched-end"})
+    assert [c.get_watermark_offsets(TopicPartition("batched", p), timeout=30) for p in (0, 1)] == [(0, 2), (0, 11)]
+    c.close()
+    # An unknown topic: every entry fails on its own.
+    ghost = v3.ok("POST", f"{v3.c}/topics/ghost/records:batch", {"entries": [{"id": "1", **one},
+                                                                            {"id": "2", **one}]}, expect=207)
+    assert ghost == {"successes": [], "failures": [{"id": "1", **UNKNOWN_TOPIC}, {"id": "2", **UNKNOWN_TOPIC}]}
+
+
+def test_topics_created_with_replicas_assignments(proxy):
+    v3 = V3(proxy)
+    # The assignment gives the partition count and replication factor; the two fields are not used, as in
+    # kafka-rest.
+    body = {"topic_name": "placed", "replicas_assignments": {"0": [NODE_ID], "1": [NODE_ID], "2": [NODE_ID]},
+            "partitions_count": 7, "replication_factor": 3}
+    status, created, _ = v3.call("POST", f"{v3.c}/topics", body)
+    assert status == 201, created
+    assert (created["partitions_count"], created["replication_factor"]) == (3, 1)
+    md = admin(proxy).list_topics("placed", timeout=30).topics["placed"]
+    assert {p: md.partitions[p].replicas for p in md.partitions} == {0: [NODE_ID], 1: [NODE_ID], 2: [NODE_ID]}
+    dry = v3.ok("POST", f"{v3.c}/topics", {"topic_name": "placed-dry", "validate_only": True,
+                                           "replicas_assignments": {"0": [NODE_ID], "1": [NODE_ID]}})
+    assert (dry["partitions_count"], dry["replication_factor"]) == (2, 1)
+    assert "placed-dry" not in admin(proxy).list_topics(timeout=30).topics
+    # Kafka refuses assignments it cannot place.
+    for assignments in [{"0": [7]}, {"0": [NODE_ID], "2": [NODE_ID]}, {"0": []}, {"0": [NODE_ID, NODE_ID]}]:
+        status, err, _ = v3.call("POST", f"{v3.c}/topics", {"topic_name": "misplaced",
+                                                            "replicas_assignments": assignments})
+        assert (status, err["error_code"]) == (400, 40002), (assignments, err)
+        assert "INVALID_REPLICA_ASSIGNMENT" in err["message"], err
+    status, err, _ = v3.call("POST", f"{v3.c}/topics", {"topic_name": "misplaced",
+                                                        "replicas_assignments": {"zero": [NODE_ID]}})
+    assert (status, err["error_code"]) == (400, 400)
+    assert "misplaced" not in admin(proxy).list_topics(timeout=30).topics
+
+
+TOPIC_OPERATIONS = ["READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "DESCRIBE_CONFIGS", "ALTER_CONFIGS"]
+
+
+def test_topic_authorized_operations_without_an_authorizer_are_all_of_them(proxy):
+    v3 = V3(proxy)
+    admin(proxy).create_topics([NewTopic("ops", 1, 1)])["ops"].result(30)
+    assert v3.ok("GET", f"{v3.c}/topics/ops")["authorized_operations"] == []
+    assert v3.ok("GET", f"{v3.c}/topics/ops", include_authorized_operations="true")[
+        "authorized_operations"] == TOPIC_OPERATIONS
+    assert v3.ok("GET", f"{v3.c}/topics/ops", include_authorized_operations="no")["authorized_operations"] == []
+    listed = v3.ok("GET", f"{v3.c}/topics", includeAuthorizedOperations="true")["data"]
+    # The registry's _schemas is a topic like any other to Kafka.
+    assert [(t["topic_name"], t["authorized_operations"]) for t in listed] == [
+        ("_schemas", TOPIC_OPERATIONS), ("ops", TOPIC_OPERATIONS)]
+
+
+def test_topic_authorized_operations_follow_the_acls(broker_factory):
+    broker = broker_factory({"authorizer.class.name": STANDARD_AUTHORIZER, "allow.everyone.if.no.acl.found": "true"},
+                            proxy=True)
+    v3 = V3(broker)
+    for name in ("open", "locked"):
+        admin(broker).create_topics([NewTopic(name, 1, 1)])[name].result(30)
+    acl = {"resource_type": "TOPIC", "resource_name": "locked", "pattern_type": "LITERAL",
+           "principal": "User:ANONYMOUS", "host": "*", "operation": "DESCRIBE", "permission": "ALLOW"}
+    assert v3.call("POST", f"{v3.c}/acls", acl)[0] == 201
+    deadline = time.monotonic() + 20
+    while True:
+        locked = v3.ok("GET", f"{v3.c}/topics/locked", include_authorized_operations="true")
+        if locked["authorized_operations"] == ["DESCRIBE"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert locked["authorized_operations"] == ["DESCRIBE"]
+    assert v3.ok("GET", f"{v3.c}/topics/open", include_authorized_operations="true")[
+        "authorized_operations"] == TOPIC_OPERATIONS
+    listed = v3.ok("GET", f"{v3.c}/topics", includeAuthorizedOperations="true")["data"]
+    assert [(t["topic_name"], t["authorized_operations"]) for t in listed] == [
+        ("locked", ["DESCRIBE"]), ("open", TOPIC_OPERATIONS)]
+    assert [t["authorized_operations"] for t in v3.ok("GET", f"{v3.c}/topics")["data"]] == [[], []]
+
+
+def test_partition_offsets_and_the_configs_of_every_broker(proxy):
+    v3 = V3(proxy)
+    admin(proxy).create_topics([NewTopic("offs", 2, 1)])["offs"].result(30)
+    for i in range(3):
+        v3.ok("POST", f"{v3.c}/topics/offs/records", {"partition_id": 1, "value": {"type": "STRING", "data": str(i)}})
+
+    def offsets(partition, earliest, latest):
+        return {"kind": "KafkaPartitionWithOffsets",
+                "metadata": {"self": v3.url("topics", "offs", "partitions", partition, "offset"),
+                             "resource_name": v3.crn("topic=offs", f"partition={partition}",
+                                                     "offset_type=earliest_and_latest")},
+                "cluster_id": v3.cluster_id, "topic_name": "offs", "partition_id": partition,
+                "earliest_offset": earliest, "latest_offset": latest}
+
+    assert v3.ok("GET", f"{v3.c}/topics/offs/partitions/1/offset") == offsets(1, 0, 3)
+    assert v3.ok("GET", f"{v3.c}/topics/offs/partitions/0/offset", offset_type="earliest_and_latest") == offsets(
+        0, 0, 0)
+    assert v3.call("GET", f"{v3.c}/topics/offs/partitions/0/offset", offset_type="latest")[:2] == (
+        400, {"error_code": 400, "message": "Bad Request: offset_type:latest is invalid"})
+    assert v3.call("GET", f"{v3.c}/topics/offs/partitions/5/offset")[:2] == (
+        404, {"error_code": 40402, "message": "Partition not found."})
+    assert v3.call("GET", f"{v3.c}/topics/ghost/partitions/0/offset")[:2] == (404, UNKNOWN_TOPIC)
+
+    one = v3.ok("GET", f"{v3.c}/brokers/{NODE_ID}/configs")["data"]
+    assert len(one) > 10
+    assert v3.ok("GET", f"{v3.c}/brokers/-/configs") == {
+        "kind": "KafkaBrokerConfigList", "metadata": {"self": v3.url("brokers", "-", "configs"), "next": None},
+        "data": one}
 
 
 def test_consumer_groups_and_lag_follow_a_confluent_kafka_consumer(proxy):

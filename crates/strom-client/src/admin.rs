@@ -4,7 +4,7 @@ use kafka_protocol::messages::{
     alter_configs_request,
     alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic},
     create_partitions_request::CreatePartitionsTopic,
-    create_topics_request::{CreatableTopic, CreatableTopicConfig},
+    create_topics_request::{CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig},
     delete_topics_request::DeleteTopicState,
     describe_configs_request::DescribeConfigsResource,
     describe_quorum_request, describe_quorum_response,
@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey, BrokerId,
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest,
-    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, TopicName,
+    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, MetadataRequest, TopicName,
     UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -33,6 +33,9 @@ fn topic_name(value: &str) -> TopicName {
 fn opt_string(value: Option<StrBytes>) -> Option<String> {
     value.map(|v| v.to_string())
 }
+
+/// A partition and the brokers its replicas are placed on.
+pub type ReplicaAssignment = (i32, Vec<i32>);
 
 /// A topic to create; -1 partitions or replication factor means the
 /// broker's default.
@@ -256,15 +259,56 @@ impl Admin {
         topics: &[NewTopic],
         validate_only: bool,
     ) -> Result<Vec<(String, Result<(i32, i16)>)>> {
+        let topics: Vec<_> = topics.iter().map(|t| (t, &[][..])).collect();
+        self.create_assigned(&topics, validate_only).await
+    }
+
+    /// Creates one topic whose partitions are placed on the given brokers: (partition,
+    /// replicas) for partitions 0, 1, ...; its partition count and replication factor are
+    /// left to the assignment, `topic`'s are not sent.
+    pub async fn create_topic_assigned(
+        &mut self,
+        topic: &NewTopic,
+        assignments: &[ReplicaAssignment],
+        validate_only: bool,
+    ) -> Result<(i32, i16)> {
+        let topic = NewTopic {
+            partitions: -1,
+            replication_factor: -1,
+            ..topic.clone()
+        };
+        single(
+            self.create_assigned(&[(&topic, assignments)], validate_only)
+                .await?,
+        )
+    }
+
+    async fn create_assigned(
+        &mut self,
+        topics: &[(&NewTopic, &[ReplicaAssignment])],
+        validate_only: bool,
+    ) -> Result<Vec<(String, Result<(i32, i16)>)>> {
         let request = CreateTopicsRequest::default()
             .with_topics(
                 topics
                     .iter()
-                    .map(|t| {
+                    .map(|(t, assignments)| {
                         CreatableTopic::default()
                             .with_name(topic_name(&t.name))
                             .with_num_partitions(t.partitions)
                             .with_replication_factor(t.replication_factor)
+                            .with_assignments(
+                                assignments
+                                    .iter()
+                                    .map(|(partition, brokers)| {
+                                        CreatableReplicaAssignment::default()
+                                            .with_partition_index(*partition)
+                                            .with_broker_ids(
+                                                brokers.iter().copied().map(BrokerId).collect(),
+                                            )
+                                    })
+                                    .collect(),
+                            )
                             .with_configs(
                                 t.configs
                                     .iter()
@@ -282,7 +326,7 @@ impl Admin {
             .with_validate_only(validate_only);
         let response = self.client.send_to_controller(&request).await?;
         Ok(per_name(
-            topics.iter().map(|t| t.name.as_str()),
+            topics.iter().map(|(t, _)| t.name.as_str()),
             response.topics.iter().map(|r| {
                 let name = r.name.0.to_string();
                 let result = check(
@@ -342,6 +386,34 @@ impl Admin {
     /// Metadata of the named topics; a missing topic has its error_code set.
     pub async fn describe_topics(&mut self, names: &[String]) -> Result<Vec<TopicMetadata>> {
         Ok(self.client.metadata(Some(names), false).await?.topics)
+    }
+
+    /// What the caller may do on each topic: Kafka's bit field of AclOperation codes, by topic
+    /// name (Metadata v8+ with `include_topic_authorized_operations`); `None` for all topics.
+    /// A topic that does not exist is left out.
+    pub async fn topic_authorized_operations(
+        &mut self,
+        topics: Option<&[String]>,
+    ) -> Result<Vec<(String, i32)>> {
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|names| {
+                names
+                    .iter()
+                    .map(|n| {
+                        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                            .with_name(Some(topic_name(n)))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(false)
+            .with_include_topic_authorized_operations(true);
+        let response = self.client.any_connection().await?.send(&request).await?;
+        Ok(response
+            .topics
+            .into_iter()
+            .filter(|t| t.error_code == 0)
+            .filter_map(|t| Some((t.name?.0.to_string(), t.topic_authorized_operations)))
+            .collect())
     }
 
     /// The whole Metadata response for some topics (`None`: all).
@@ -883,7 +955,7 @@ fn per_name<'a, T>(
         .collect()
 }
 
-fn single(mut results: Vec<(String, Result<()>)>) -> Result<()> {
+fn single<T>(mut results: Vec<(String, Result<T>)>) -> Result<T> {
     match results.pop() {
         Some((_, result)) => result,
         None => Err(Error::Protocol("empty response".to_owned())),

@@ -64,6 +64,14 @@ impl AvroCodec {
         })
     }
 
+    /// The full name of a record schema (what Confluent's record name strategies use).
+    pub fn record_name(&self) -> Option<String> {
+        match &self.schema {
+            Schema::Record(record) => Some(record.name.fullname(None)),
+            _ => None,
+        }
+    }
+
     fn all<'a>(schema: &'a Schema, references: &'a [Schema]) -> Vec<&'a Schema> {
         references.iter().chain(std::iter::once(schema)).collect()
     }

@@ -63,6 +63,17 @@ impl Codec {
         }
     }
 
+    /// The schema's name as Confluent's RecordNameStrategy reads it: an Avro record's full
+    /// name, a JSON schema's `title`, a Protobuf file's first message (or enum); none for
+    /// other schemas.
+    pub fn record_name(&self) -> Option<String> {
+        match self {
+            Codec::Avro(avro) => avro.record_name(),
+            Codec::Json(json) => json.title().map(str::to_owned),
+            Codec::Protobuf(protobuf) => protobuf.record_name(),
+        }
+    }
+
     /// A JSON value as the payload (without the framing; for Protobuf with the message-index
     /// prefix).
     pub fn encode(&self, value: &Json) -> Result<Vec<u8>> {
@@ -153,6 +164,38 @@ mod tests {
             let payload = codec.encode(&value).unwrap();
             assert_eq!(codec.decode(&payload).unwrap().json(), value, "{kind:?}");
             assert!(codec.encode(&json!("not a record")).is_err(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn record_names_are_read_as_confluent_reads_them() {
+        let cases = [
+            (
+                SchemaKind::Avro,
+                r#"{"type":"record","name":"R","namespace":"a.b","fields":[]}"#,
+                Some("a.b.R"),
+            ),
+            (SchemaKind::Avro, r#""string""#, None),
+            (
+                SchemaKind::Json,
+                r#"{"title":"Order","type":"object"}"#,
+                Some("Order"),
+            ),
+            (SchemaKind::Json, r#"{"type":"object"}"#, None),
+            (
+                SchemaKind::Protobuf,
+                "syntax = \"proto3\"; package p; message M { int32 a = 1; } message N {}",
+                Some("p.M"),
+            ),
+            (
+                SchemaKind::Protobuf,
+                "syntax = \"proto3\"; enum E { E0 = 0; }",
+                Some("E"),
+            ),
+        ];
+        for (kind, text, name) in cases {
+            let codec = Codec::new(kind, text, &[]).unwrap();
+            assert_eq!(codec.record_name().as_deref(), name, "{text}");
         }
     }
 

@@ -6,6 +6,8 @@ use crate::error::{Result, SerdeError};
 
 pub struct JsonCodec {
     validator: jsonschema::Validator,
+    /// The schema's `title`: its name for Confluent's record name strategies.
+    title: Option<String>,
 }
 
 impl JsonCodec {
@@ -25,7 +27,15 @@ impl JsonCodec {
         let validator = options
             .build(&schema)
             .map_err(|e| SerdeError::Schema(format!("invalid JSON schema: {e}")))?;
-        Ok(JsonCodec { validator })
+        let title = schema.get("title").map(|t| match t {
+            Json::String(text) => text.clone(),
+            other => other.to_string(),
+        });
+        Ok(JsonCodec { validator, title })
+    }
+
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
     }
 
     pub fn encode(&self, value: &Json) -> Result<Vec<u8>> {

@@ -73,6 +73,16 @@ impl ProtobufCodec {
         self.message.as_ref().map(|(m, _)| m.full_name())
     }
 
+    /// The file's first message, or else its first enum, by full name (what Confluent's
+    /// record name strategies use).
+    pub fn record_name(&self) -> Option<String> {
+        self.file
+            .messages()
+            .next()
+            .map(|m| m.full_name().to_owned())
+            .or_else(|| self.file.enums().next().map(|e| e.full_name().to_owned()))
+    }
+
     pub fn encode(&self, value: &Json) -> Result<Vec<u8>> {
         let (descriptor, indexes) = self
             .message

@@ -457,6 +457,30 @@ pub async fn alter_topic(
     alter_configs(&proxy, &ctx, &scope, &headers, &body).await
 }
 
+/// `GET /brokers/-/configs`: the configs of every broker, by broker id.
+pub async fn list_all_brokers(
+    State(proxy): State<Arc<Proxy>>,
+    Path(cluster_id): Path<String>,
+    headers: HeaderMap,
+) -> RestResult<Response> {
+    let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
+    let mut ids: Vec<i32> = ctx.cluster.brokers.iter().map(|b| b.id).collect();
+    ids.sort_unstable();
+    let mut data = Vec::new();
+    for id in ids {
+        let scope = Scope::Broker(id);
+        for config in describe(&proxy, &scope).await? {
+            data.push(scope.to_json(&ctx, &config));
+        }
+    }
+    let body = ctx.collection(
+        "KafkaBrokerConfigList",
+        ctx.url(&["brokers", "-", "configs"]),
+        data,
+    );
+    Ok(respond(StatusCode::OK, &body))
+}
+
 /// `GET /topics/-/configs`: the configs of every topic, by topic then name.
 pub async fn list_all_topics(
     State(proxy): State<Arc<Proxy>>,

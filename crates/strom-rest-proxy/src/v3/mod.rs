@@ -39,6 +39,7 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
             &r("/brokers/{broker_id}/partition-replicas"),
             get(topics::replicas_of_broker),
         )
+        .route(&r("/brokers/-/configs"), get(configs::list_all_brokers))
         .route(
             &r("/brokers/{broker_id}/configs"),
             get(configs::list_broker),
@@ -89,6 +90,10 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
             get(topics::get_partition),
         )
         .route(
+            &r("/topics/{topic}/partitions/{partition}/offset"),
+            get(topics::partition_offsets),
+        )
+        .route(
             &r("/topics/{topic}/partitions/{partition}/replicas"),
             get(topics::list_replicas),
         )
@@ -109,6 +114,10 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
             get(topics::get_reassignment),
         )
         .route(&r("/topics/{topic}/records"), post(records::produce))
+        .route(
+            &r("/topics/{topic}/records:batch"),
+            post(records::produce_batch),
+        )
         .route(&r("/consumer-groups"), get(groups::list))
         .route(&r("/consumer-groups/{group}"), get(groups::get))
         .route(

@@ -2,6 +2,14 @@
 //! objects one after another (the streaming form); each is produced as it is read and
 //! answered, in order, by one JSON object on the streamed 200 response: the record's
 //! partition and offset, or its error (`{error_code, message}`), as kafka-rest answers.
+//!
+//! `POST /topics/{t}/records:batch`: up to [`MAX_BATCH_ENTRIES`] records, each with an `id`,
+//! answered together with 207: the `successes` and `failures`, by id, in request order.
+//!
+//! Keys and values are BINARY, JSON or STRING data, or typed by the schema registry (AVRO,
+//! JSONSCHEMA, PROTOBUF, or no type: the registered schema's), chosen by `schema_id`,
+//! `schema_version`, a raw `schema` or the subject's latest version, under `subject` or
+//! `subject_name_strategy` (see `formats`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,9 +27,17 @@ use serde_json::{json, Map, Value};
 use strom_client::{ProducerRecord, TopicMetadata};
 
 use super::Ctx;
-use crate::error::{RestError, RestResult, INVALID_PAYLOAD, PARTITION_NOT_FOUND};
+use crate::error::{RestError, RestResult, PARTITION_NOT_FOUND};
+use crate::formats::{SchemaRequest, SubjectNameStrategy};
 use crate::media::{self, JSON, MAX_BODY_BYTES};
 use crate::Proxy;
+
+/// kafka-rest's default `api.v3.produce.batch.maximum.entries`.
+pub const MAX_BATCH_ENTRIES: usize = 10;
+/// kafka-rest's code for a batch that cannot be produced as a whole.
+const PRODUCE_BATCH_ERROR: u32 = 42208;
+/// The longest batch entry id.
+const MAX_BATCH_ID: usize = 80;
 
 /// Answers buffered before the proxy waits for the client to read them.
 const ANSWER_QUEUE: usize = 16;
@@ -60,7 +76,7 @@ struct Data {
     #[serde(default)]
     subject: Option<String>,
     #[serde(default)]
-    subject_name_strategy: Option<String>,
+    subject_name_strategy: Option<SubjectNameStrategy>,
     #[serde(default)]
     schema_id: Option<i32>,
     #[serde(default)]
@@ -87,6 +103,10 @@ enum Format {
 }
 
 impl Format {
+    fn needs_schema(self) -> bool {
+        matches!(self, Format::Avro | Format::Jsonschema | Format::Protobuf)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Format::Binary => "BINARY",
@@ -96,6 +116,78 @@ impl Format {
             Format::Jsonschema => "JSONSCHEMA",
             Format::Protobuf => "PROTOBUF",
         }
+    }
+}
+
+impl Data {
+    /// kafka-rest's rules for which schema fields go together (checked as the request is read).
+    fn check(&self) -> Result<(), String> {
+        if self.subject_name_strategy.is_some() && self.subject.is_some() {
+            return Err("Only one of 'subject_name_strategy' or 'subject' can be used.".into());
+        }
+        let exclusive = if self.schema_id.is_some() {
+            self.schema_version.is_none() && self.schema.is_none()
+        } else {
+            self.schema_version.is_none() || self.schema.is_none()
+        };
+        if !exclusive {
+            return Err(
+                "Only one of 'schema_id', 'schema_version' or 'schema' can be used.".into(),
+            );
+        }
+        let Some(format) = self.format else {
+            return Ok(());
+        };
+        if format.needs_schema() {
+            if let Some(id) = self.schema_id {
+                return Err(format!(
+                    "'schema_id={id}' cannot be used with 'serializer'."
+                ));
+            }
+            if let Some(version) = self.schema_version {
+                return Err(format!(
+                    "'schema_version={version}' cannot be used with 'serializer'."
+                ));
+            }
+            if self.schema.is_none() {
+                return Err("'schema_version=latest' cannot be used with 'serializer'.".into());
+            }
+            return Ok(());
+        }
+        let fields = [
+            ("subject_strategy", self.subject_name_strategy.is_some()),
+            ("subject", self.subject.is_some()),
+            ("schema_id", self.schema_id.is_some()),
+            ("schema_version", self.schema_version.is_some()),
+            ("schema", self.schema.is_some()),
+        ];
+        match fields.iter().find(|(_, given)| *given) {
+            Some((field, _)) => Err(format!(
+                "'type={}' cannot be used with '{field}'.",
+                format.name()
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn schema_request(&self) -> SchemaRequest {
+        SchemaRequest {
+            kind: self.format.map(Format::name),
+            subject: self.subject.clone(),
+            strategy: self.subject_name_strategy,
+            schema_id: self.schema_id,
+            schema_version: self.schema_version,
+            raw_schema: self.schema.clone(),
+        }
+    }
+}
+
+impl ProduceRequest {
+    fn check(&self) -> Result<(), String> {
+        for data in [&self.key, &self.value].into_iter().flatten() {
+            data.check()?;
+        }
+        Ok(())
     }
 }
 
@@ -114,21 +206,21 @@ impl Failure {
         }
     }
 
-    /// kafka-rest's streamed form of a constraint violation: the status as the code.
-    fn invalid_payload(detail: impl std::fmt::Display) -> Self {
-        Self {
-            error_code: 422,
-            message: format!("Error: {INVALID_PAYLOAD} : Payload error. {detail}"),
-        }
-    }
-
     fn json(&self) -> Value {
         json!({"error_code": self.error_code, "message": self.message})
     }
 }
 
 impl From<RestError> for Failure {
+    /// A constraint violation (422 with Confluent's finer code) answers as kafka-rest's
+    /// streamed form of it: the status as the code, the finer code in the message.
     fn from(e: RestError) -> Self {
+        if e.status == StatusCode::UNPROCESSABLE_ENTITY && e.error_code != 422 {
+            return Self {
+                error_code: 422,
+                message: format!("Error: {} : {}", e.error_code, e.message),
+            };
+        }
         Self {
             error_code: e.error_code,
             message: e.message,
@@ -394,6 +486,21 @@ impl Stream<'_> {
     async fn try_produce(&self, value: Value) -> Result<Value, Failure> {
         let request: ProduceRequest = serde_json::from_value(value)
             .map_err(|e| Failure::bad_request(format!("Error processing JSON: {e}")))?;
+        request
+            .check()
+            .map_err(|e| Failure::bad_request(format!("Error processing JSON: {e}")))?;
+        let mut answer = Map::new();
+        answer.insert("error_code".into(), 200.into());
+        self.produce_checked(request, answer).await
+    }
+
+    /// Produces a request whose fields were checked; `answer` holds what goes before the
+    /// record's place (`error_code` or `id`).
+    async fn produce_checked(
+        &self,
+        request: ProduceRequest,
+        mut answer: Map<String, Value>,
+    ) -> Result<Value, Failure> {
         let meta = self.meta.as_ref().map_err(|f| Failure {
             error_code: f.error_code,
             message: f.message.clone(),
@@ -408,8 +515,8 @@ impl Stream<'_> {
                 .into());
             }
         }
-        let (key_format, key) = self.serialize(request.key.as_ref())?;
-        let (value_format, value) = self.serialize(request.value.as_ref())?;
+        let (key_format, key) = self.serialize(request.key.as_ref(), true).await?;
+        let (value_format, value) = self.serialize(request.value.as_ref(), false).await?;
         let timestamp = match &request.timestamp {
             Some(text) => Some(parse_timestamp(text).ok_or_else(|| {
                 Failure::bad_request(format!(
@@ -452,8 +559,6 @@ impl Stream<'_> {
             .map_err(RestError::from)?
             .pop()
             .ok_or_else(|| RestError::internal("the producer answered nothing"))?;
-        let mut answer = Map::new();
-        answer.insert("error_code".into(), 200.into());
         answer.insert("cluster_id".into(), self.cluster_id.into());
         answer.insert("topic_name".into(), self.topic.into());
         answer.insert("partition_id".into(), written.partition.into());
@@ -462,44 +567,51 @@ impl Stream<'_> {
             "timestamp".into(),
             format_timestamp(written.timestamp).into(),
         );
-        if let Some(format) = key_format {
-            answer.insert(
-                "key".into(),
-                json!({"type": format.name(), "size": key_size}),
-            );
-        }
-        if let Some(format) = value_format {
-            answer.insert(
-                "value".into(),
-                json!({"type": format.name(), "size": value_size}),
-            );
+        for (side, described, size) in [
+            ("key", key_format, key_size),
+            ("value", value_format, value_size),
+        ] {
+            if let Some(mut described) = described {
+                described.insert("size".into(), size.into());
+                answer.insert(side.into(), Value::Object(described));
+            }
         }
         Ok(Value::Object(answer))
     }
 
-    /// One side of a record: its format (none when the request left it out) and bytes.
-    fn serialize(&self, data: Option<&Data>) -> Result<(Option<Format>, Option<Bytes>), Failure> {
+    /// One side of a record: how the answer describes it (`type`, and the schema's
+    /// `subject`, `schema_id`, `schema_version`; none when the request left it out) and its
+    /// bytes.
+    async fn serialize(
+        &self,
+        data: Option<&Data>,
+        is_key: bool,
+    ) -> Result<(Option<Map<String, Value>>, Option<Bytes>), Failure> {
         let Some(data) = data else {
             return Ok((None, None));
         };
         let format = match data.format {
-            Some(format @ (Format::Binary | Format::Json | Format::String)) => format,
-            // No type: kafka-rest looks the schema up in the registry, as for the schema types.
-            _ => return Err(self.schema_unsupported()),
+            Some(format) if !format.needs_schema() => format,
+            // A schema type, or none: the schema comes from the registry.
+            _ => {
+                let schema = self
+                    .proxy
+                    .formats
+                    .v3_schema(self.topic, is_key, &data.schema_request())
+                    .await?;
+                let bytes = schema.serialize(&data.data)?;
+                let mut described = Map::new();
+                described.insert("type".into(), schema.type_name().into());
+                described.insert("subject".into(), schema.subject.clone().into());
+                described.insert("schema_id".into(), schema.id.into());
+                described.insert("schema_version".into(), schema.version.into());
+                return Ok((Some(described), bytes));
+            }
         };
-        if data.subject.is_some()
-            || data.subject_name_strategy.is_some()
-            || data.schema_id.is_some()
-            || data.schema_version.is_some()
-            || data.schema.is_some()
-        {
-            return Err(Failure::bad_request(format!(
-                "{} data takes no schema.",
-                format.name()
-            )));
-        }
+        let mut described = Map::new();
+        described.insert("type".into(), format.name().into());
         if data.data.is_null() {
-            return Ok((Some(format), None));
+            return Ok((Some(described), None));
         }
         let bytes = match format {
             Format::Binary => {
@@ -529,18 +641,95 @@ impl Stream<'_> {
             }
             _ => serde_json::to_vec(&data.data).unwrap_or_default(),
         };
-        Ok((Some(format), Some(Bytes::from(bytes))))
+        Ok((Some(described), Some(Bytes::from(bytes))))
     }
+}
 
-    fn schema_unsupported(&self) -> Failure {
-        if self.proxy.config.schema_registry_url.is_none() {
-            Failure::invalid_payload("Schema Registry must be configured when using schemas.")
-        } else {
-            Failure::invalid_payload(
-                "strom's v3 produce takes BINARY, JSON and STRING data; schemas go through v2.",
-            )
+/// `POST /topics/{t}/records:batch`: the entries are checked as a whole first (ids, count,
+/// fields: a 422 or 400 for the request), then produced one by one, each a success or a
+/// failure of the 207 answer.
+pub async fn produce_batch(
+    State(proxy): State<Arc<Proxy>>,
+    Path((cluster_id, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> RestResult<Response> {
+    let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
+    let batch_error = |message: &str| RestError::unprocessable(PRODUCE_BATCH_ERROR, message);
+    if media::content_type(&headers).as_deref() == Some(JSON)
+        && body.iter().all(u8::is_ascii_whitespace)
+    {
+        return Err(batch_error("Request body is empty. Data is required."));
+    }
+    let batch: BatchRequest = super::parse(&headers, &body)?;
+    let batch = batch.entries.unwrap_or_default();
+    let mut entries = Vec::with_capacity(batch.len().min(MAX_BATCH_ENTRIES + 1));
+    for entry in batch {
+        let Value::Object(mut fields) = entry else {
+            return Err(RestError::unprocessable(
+                422,
+                "Batch entries are JSON objects.",
+            ));
+        };
+        let id = fields.remove("id");
+        let request: ProduceRequest = serde_json::from_value(Value::Object(fields))
+            .map_err(|e| RestError::unprocessable(422, e.to_string()))?;
+        request.check().map_err(RestError::bad_request)?;
+        let id = match id {
+            Some(Value::String(id)) if valid_batch_id(&id) => id,
+            _ => return Err(batch_error("Batch entry identifier is not a valid string.")),
+        };
+        entries.push((id, request));
+    }
+    let mut ids = std::collections::HashSet::with_capacity(entries.len());
+    if !entries.iter().all(|(id, _)| ids.insert(id.as_str())) {
+        return Err(batch_error("Batch entry IDs are not distinct."));
+    }
+    if entries.is_empty() {
+        return Err(batch_error("Empty batch."));
+    }
+    if entries.len() > MAX_BATCH_ENTRIES {
+        return Err(batch_error("Too many entries in batch."));
+    }
+    let meta = ctx.topic(&proxy, &topic).await.map_err(Failure::from);
+    let stream = Stream {
+        proxy: &proxy,
+        cluster_id: ctx.cluster_id(),
+        topic: &topic,
+        meta,
+    };
+    let (mut successes, mut failures) = (Vec::new(), Vec::new());
+    for (id, request) in entries {
+        let mut answer = Map::new();
+        answer.insert("id".into(), id.clone().into());
+        match stream.produce_checked(request, answer).await {
+            Ok(success) => successes.push(success),
+            Err(failure) => failures.push(json!({
+                "id": id,
+                "error_code": failure.error_code,
+                "message": failure.message,
+            })),
         }
     }
+    Ok(super::respond(
+        StatusCode::MULTI_STATUS,
+        &json!({"successes": successes, "failures": failures}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    #[serde(default)]
+    entries: Option<Vec<Value>>,
+}
+
+/// kafka-rest's rule for entry ids: 1 to 80 of `[0-9a-zA-Z-_]`.
+fn valid_batch_id(id: &str) -> bool {
+    (1..=MAX_BATCH_ID).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 /// Milliseconds since the epoch as ISO-8601 in UTC, as Java's `Instant` prints them:

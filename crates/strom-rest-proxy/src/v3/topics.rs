@@ -1,15 +1,19 @@
 //! `/topics`: list, create, get, delete, grow (PATCH); their partitions and replicas, and
 //! the replicas a broker holds (`/brokers/{id}/partition-replicas`).
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use strom_client::{NewTopic, PartitionMetadata, Reassignment, TopicMetadata};
+use strom_client::{
+    AclOperation, NewTopic, OffsetSpec, PartitionMetadata, Reassignment, TopicMetadata,
+};
 
 use super::clusters::find_broker;
 use super::{no_content, parse, parse_id, respond, Ctx};
@@ -19,20 +23,79 @@ use crate::Proxy;
 /// Kafka's longest topic name.
 const MAX_TOPIC_NAME: usize = 249;
 
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// `include_authorized_operations=true` (kafka-rest's spelling for one topic) or
+/// `includeAuthorizedOperations=true` (its spelling for the list); Jersey reads any other
+/// value as false.
+fn wants_operations(params: Params) -> bool {
+    let Ok(Query(params)) = params else {
+        return false;
+    };
+    [
+        "include_authorized_operations",
+        "includeAuthorizedOperations",
+    ]
+    .iter()
+    .any(|name| {
+        params
+            .get(*name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    })
+}
+
+/// What the proxy's Kafka principal may do on the topics (`None`: all), by name, as
+/// operation names.
+async fn authorized_operations(
+    proxy: &Proxy,
+    topics: Option<&[String]>,
+) -> RestResult<HashMap<String, Vec<&'static str>>> {
+    let mut admin = proxy.admins.get().await?;
+    let found = admin.topic_authorized_operations(topics).await;
+    admin.release();
+    Ok(found?
+        .into_iter()
+        .map(|(name, bits)| (name, operation_names(bits)))
+        .collect())
+}
+
+/// Kafka's bit field of AclOperation codes as names, by code.
+fn operation_names(bits: i32) -> Vec<&'static str> {
+    (0..31)
+        .filter(|code| bits & (1 << code) != 0)
+        .map(|code| AclOperation::from_code(code as i8))
+        .filter(|op| *op != AclOperation::Unknown)
+        .map(AclOperation::name)
+        .collect()
+}
+
+fn with_operations(mut topic: Value, operations: Option<&Vec<&'static str>>) -> Value {
+    if let Some(operations) = operations {
+        topic["authorized_operations"] = json!(operations);
+    }
+    topic
+}
+
 pub async fn list(
     State(proxy): State<Arc<Proxy>>,
     Path(cluster_id): Path<String>,
     headers: HeaderMap,
+    params: Params,
 ) -> RestResult<Response> {
     let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
     let mut admin = proxy.admins.get().await?;
     let topics = admin.list_topics().await;
     admin.release();
+    let operations = if wants_operations(params) {
+        authorized_operations(&proxy, None).await?
+    } else {
+        HashMap::new()
+    };
     // Kafka's listTopics leaves internal topics out, and so does kafka-rest.
     let data = topics?
         .iter()
         .filter(|t| !t.is_internal)
-        .map(|t| topic_json(&ctx, t))
+        .map(|t| with_operations(topic_json(&ctx, t), operations.get(&t.name)))
         .collect();
     let body = ctx.collection("KafkaTopicList", ctx.url(&["topics"]), data);
     Ok(respond(StatusCode::OK, &body))
@@ -42,10 +105,17 @@ pub async fn get(
     State(proxy): State<Arc<Proxy>>,
     Path((cluster_id, topic)): Path<(String, String)>,
     headers: HeaderMap,
+    params: Params,
 ) -> RestResult<Response> {
     let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
     let meta = ctx.topic(&proxy, &topic).await?;
-    Ok(respond(StatusCode::OK, &topic_json(&ctx, &meta)))
+    let operations = if wants_operations(params) {
+        authorized_operations(&proxy, Some(std::slice::from_ref(&topic))).await?
+    } else {
+        HashMap::new()
+    };
+    let body = with_operations(topic_json(&ctx, &meta), operations.get(&topic));
+    Ok(respond(StatusCode::OK, &body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +125,10 @@ struct CreateTopic {
     partitions_count: Option<i32>,
     #[serde(default)]
     replication_factor: Option<i16>,
+    /// Partition to replicas (`{"0": [1, 2]}`); when given, the partition count and
+    /// replication factor come from it and the two fields above are not used, as in kafka-rest.
+    #[serde(default)]
+    replicas_assignments: Option<BTreeMap<i32, Vec<i32>>>,
     #[serde(default)]
     configs: Vec<ConfigValue>,
     #[serde(default)]
@@ -102,24 +176,47 @@ pub async fn create(
             .filter_map(|c| c.value.map(|v| (c.name, v)))
             .collect(),
     };
+    let assignments: Vec<(i32, Vec<i32>)> = request
+        .replicas_assignments
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let mut admin = proxy.admins.get().await?;
-    let created = admin
-        .create_topics_described(std::slice::from_ref(&new_topic), validate_only)
-        .await;
+    let created = if assignments.is_empty() {
+        admin
+            .create_topics_described(std::slice::from_ref(&new_topic), validate_only)
+            .await
+            .and_then(|mut results| match results.pop() {
+                Some((_, result)) => result,
+                None => Err(strom_client::Error::Protocol("empty response".into())),
+            })
+    } else {
+        admin
+            .create_topic_assigned(&new_topic, &assignments, validate_only)
+            .await
+    };
     admin.release();
-    let (_, result) = created?
-        .pop()
-        .ok_or_else(|| RestError::internal("CreateTopics answered nothing"))?;
-    let (partitions, replication_factor) = result?;
+    let (partitions, replication_factor) = created?;
+    // What the request asked for, when the controller does not say.
+    let (asked_partitions, asked_replication_factor) = match assignments.first() {
+        Some((_, replicas)) => (
+            i32::try_from(assignments.len()).unwrap_or(i32::MAX),
+            i16::try_from(replicas.len()).unwrap_or(i16::MAX),
+        ),
+        None => (
+            request.partitions_count.unwrap_or(0),
+            request.replication_factor.unwrap_or(0),
+        ),
+    };
     let partitions = if partitions >= 0 {
         partitions
     } else {
-        request.partitions_count.unwrap_or(0)
+        asked_partitions
     };
     let replication_factor = if replication_factor >= 0 {
         replication_factor
     } else {
-        request.replication_factor.unwrap_or(0)
+        asked_replication_factor
     };
     let body = topic_fields(
         &ctx,
@@ -266,6 +363,60 @@ pub async fn get_partition(
     let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
     let p = partition(&proxy, &ctx, &topic, &partition_id).await?;
     Ok(respond(StatusCode::OK, &partition_json(&ctx, &topic, &p)))
+}
+
+/// `GET /topics/{t}/partitions/{p}/offset`: the partition's earliest and latest offsets
+/// (`offset_type=earliest_and_latest`, the only type kafka-rest takes).
+pub async fn partition_offsets(
+    State(proxy): State<Arc<Proxy>>,
+    Path((cluster_id, topic, partition_id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> RestResult<Response> {
+    let ctx = Ctx::new(&proxy, &headers, &cluster_id).await?;
+    let offset_type = match &params {
+        Ok(Query(params)) => params.get("offset_type").map(String::as_str),
+        Err(_) => None,
+    }
+    .unwrap_or("earliest_and_latest")
+    .to_owned();
+    if offset_type != "earliest_and_latest" {
+        return Err(RestError::v3_bad_request(format!(
+            "offset_type:{offset_type} is invalid"
+        )));
+    }
+    let id = parse_id(&partition_id)?;
+    let meta = ctx.topic(&proxy, &topic).await?;
+    if !meta.partitions.iter().any(|p| p.partition == id) {
+        return Err(RestError::partition_not_found());
+    }
+    let (earliest, latest) = proxy
+        .consumers
+        .run(async |c| {
+            let earliest = c.list_offsets(&topic, &[id], OffsetSpec::Earliest).await?;
+            let latest = c.list_offsets(&topic, &[id], OffsetSpec::Latest).await?;
+            Ok((earliest, latest))
+        })
+        .await?;
+    let offset = |offsets: BTreeMap<i32, Option<i64>>| offsets.get(&id).copied().flatten();
+    let id_text = id.to_string();
+    let body = ctx.resource(
+        "KafkaPartitionWithOffsets",
+        ctx.url(&["topics", &topic, "partitions", &id_text, "offset"]),
+        Some(ctx.crn(&[
+            ("topic", &topic),
+            ("partition", &id_text),
+            ("offset_type", &offset_type),
+        ])),
+        json!({
+            "cluster_id": ctx.cluster_id(),
+            "topic_name": topic,
+            "partition_id": id,
+            "earliest_offset": offset(earliest),
+            "latest_offset": offset(latest),
+        }),
+    );
+    Ok(respond(StatusCode::OK, &body))
 }
 
 fn partition_json(ctx: &Ctx, topic: &str, p: &PartitionMetadata) -> Value {
