@@ -64,6 +64,14 @@ impl Broker {
                 "--set",
                 &format!("strom.metrics.listener=127.0.0.1:{metrics_port}"),
             ])
+            // No registry or REST proxy: their fixed default ports would be contended by
+            // tests running at once, and the registry's election group would show in group lists.
+            .args([
+                "--set",
+                "schema.registry.listeners=",
+                "--set",
+                "rest.proxy.listeners=",
+            ])
             .args(settings.iter().flat_map(|s| ["--set", s]))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
