@@ -513,3 +513,71 @@ def test_consume_decodes_protobuf_confluent_kafka_wrote(module_registry, order_p
     assert [(o["offset"], o["value"], o["value_schema_id"]) for o in out] == \
         [(0, {"orderId": "7", "reason": "late"}, schema_id), (1, {}, schema_id),
          (2, {"sku": "x", "qty": 3}, schema_id)]
+
+
+PROTO_PAYMENT = """syntax = "proto3";
+package clitest.pay;
+import "google/type/money.proto";
+import "google/type/date.proto";
+import "google/type/dayofweek.proto";
+message Payment {
+  google.type.Money amount = 1;
+  google.type.Date on = 2;
+  google.type.DayOfWeek weekday = 3;
+}
+"""
+
+
+def test_protobuf_importing_the_files_confluent_bundles(module_registry, sr, tmp_path):
+    """`google/type/*` imports carry no reference (confluent-kafka's serializer skips them, as
+    Confluent's registry bundles them): the CLI's codec resolves them as the registry does."""
+    from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+    import google.type  # googleapis-common-protos: the .proto files beside the generated classes
+    r = module_registry
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src / "clitest" / "pay").mkdir(parents=True)
+    out.mkdir()
+    (src / "clitest" / "pay" / "payment.proto").write_text(PROTO_PAYMENT)
+    site = Path(google.type.__path__[0]).parent.parent
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{src}", f"-I{site}", f"--python_out={out}",
+                    "clitest/pay/payment.proto"], check=True)
+    sys.path.insert(0, str(out))
+    try:
+        Payment = importlib.import_module("clitest.pay.payment_pb2").Payment
+    finally:
+        sys.path.remove(str(out))
+    from google.type import date_pb2, money_pb2
+
+    topic = unique("cli-proto-bundled")
+    create_topic(r, topic, 1)
+    client = SchemaRegistryClient({"url": r.registry_url})
+    producer = SerializingProducer({
+        "bootstrap.servers": r.bootstrap, "acks": "all",
+        "value.serializer": ProtobufSerializer(Payment, client, {"use.deprecated.format": False,
+                                                                 "skip.known.types": True})})
+    sent = [Payment(amount=money_pb2.Money(currency_code="EUR", units=12, nanos=500_000_000),
+                    on=date_pb2.Date(year=2026, month=11, day=30), weekday=1),
+            Payment()]
+    for p in sent:
+        producer.produce(topic, value=p)
+    assert producer.flush(30) == 0
+    status, latest = sr.get(f"/subjects/{topic}-value/versions/latest")
+    assert status == 200, latest
+    assert latest.get("references", []) == [] and "google/type/money.proto" in latest["schema"]
+
+    base = ["consume", topic, "--brokers", r.bootstrap, "--schema-registry", r.registry_url, "-n", "2",
+            "--timeout-ms", "15000"]
+    lines = cli(*base).stdout.splitlines()
+    assert lines == ['{"amount":{"currencyCode":"EUR","units":"12","nanos":500000000},'
+                     '"on":{"year":2026,"month":11,"day":30},"weekday":"MONDAY"}', "{}"]
+
+    # strom produce writes the same bytes as confluent-kafka's serializer did.
+    copy = unique("cli-proto-bundled-copy")
+    create_topic(r, copy, 1)
+    produce(r, copy, "--value-subject", f"{topic}-value", lines=lines)
+    raw = [m.value() for m in read_partition(r, topic, 0, 0, 2)]
+    assert [m.value() for m in read_partition(r, copy, 0, 0, 2)] == raw
+    assert raw[0][:6] == b"\x00" + struct.pack(">I", latest["id"]) + b"\x00"
+    got = [v for _, v in read_all(deserializing_consumer(
+        r, None, ProtobufDeserializer(Payment, {"use.deprecated.format": False})), copy, 2)]
+    assert got == sent

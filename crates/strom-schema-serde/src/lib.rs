@@ -4,6 +4,7 @@
 //! Used by the CLI (`strom produce/consume --schema-registry`) and the REST proxy.
 
 mod avro;
+mod bundled_protos;
 mod cache;
 mod codec;
 mod error;
@@ -13,6 +14,7 @@ mod protobuf;
 mod registry_client;
 
 pub use avro::AvroCodec;
+pub use bundled_protos::{bundled_proto_file, BUNDLED_PROTO_FILES};
 pub use cache::SchemaCache;
 pub use codec::{Codec, Decoded, SchemaKind};
 pub use error::{Result, SerdeError};

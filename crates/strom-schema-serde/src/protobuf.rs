@@ -5,13 +5,15 @@
 //! message's nested messages), with the common path `[0]` written as the single byte 0.
 //!
 //! The schema is compiled with protox, its imports found among the references (by the
-//! reference's name) and Google's well-known files.
+//! reference's name), the files Confluent bundles (`confluent/meta.proto`, `google/type/*`)
+//! and Google's well-known files.
 
 use prost_reflect::prost::Message as _;
 use prost_reflect::{DynamicMessage, FileDescriptor, MessageDescriptor};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 use serde_json::Value as Json;
 
+use crate::bundled_protos::bundled_proto_file;
 use crate::error::{Result, SerdeError};
 
 /// The name the schema itself is compiled under, unless a reference already has it.
@@ -233,7 +235,7 @@ fn read_varint(input: &mut &[u8]) -> Result<i32> {
     ))
 }
 
-/// Files by import name: the schema itself and its references.
+/// Files by import name: the schema itself and its references, then the files Confluent bundles.
 struct Sources {
     files: Vec<(String, String)>,
 }
@@ -242,7 +244,10 @@ impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
         match self.files.iter().find(|(n, _)| n == name) {
             Some((_, text)) => File::from_source(name, text),
-            None => Err(protox::Error::file_not_found(name)),
+            None => match bundled_proto_file(name) {
+                Some(text) => File::from_source(name, text),
+                None => Err(protox::Error::file_not_found(name)),
+            },
         }
     }
 }
@@ -422,5 +427,53 @@ message Refund {
         let enums = ProtobufCodec::new("syntax = \"proto3\"; enum E { A = 0; }", &[]).unwrap();
         assert!(enums.encode(&json!({})).is_err());
         assert!(enums.decode(&[0]).is_err());
+    }
+
+    #[test]
+    fn the_files_confluent_bundles_are_imported_without_references() {
+        let schema = r#"syntax = "proto3";
+package pay;
+import "confluent/meta.proto";
+import "confluent/type/decimal.proto";
+import "google/type/date.proto";
+import "google/type/money.proto";
+import "google/type/dayofweek.proto";
+
+message Payment {
+  option (confluent.message_meta).doc = "a payment";
+  google.type.Money amount = 1 [(confluent.field_meta).params = { key: "unit", value: "cents" }];
+  google.type.Date on = 2;
+  confluent.type.Decimal fee = 3;
+  google.type.DayOfWeek weekday = 4;
+}
+"#;
+        let codec = ProtobufCodec::new(schema, &[]).unwrap();
+        assert_eq!(codec.message_name(), Some("pay.Payment"));
+        let value = json!({
+            "amount": {"currencyCode": "EUR", "units": "12", "nanos": 500000000},
+            "on": {"year": 2026, "month": 11, "day": 30},
+            "fee": {"value": "AQI=", "precision": 4, "scale": 2},
+            "weekday": "MONDAY"
+        });
+        let bytes = codec.encode(&value).unwrap();
+        // Index [0], then field 1 (Money) as a length-delimited message starting with "EUR".
+        assert_eq!(&bytes[..5], &[0, 0x0a, 0x0d, 0x0a, 0x03]);
+        assert_eq!(&bytes[5..8], b"EUR");
+        assert_eq!(codec.decode(&bytes).unwrap(), value);
+        // A reference of the same name still wins over the bundled text.
+        let own_date = "syntax = \"proto3\"; package google.type; message Date { string iso = 1; }";
+        let codec = ProtobufCodec::new(
+            "syntax = \"proto3\"; import \"google/type/date.proto\"; message M { google.type.Date d = 1; }",
+            &[("google/type/date.proto".to_owned(), own_date.to_owned())],
+        )
+        .unwrap();
+        let value = json!({"d": {"iso": "2026-11-30"}});
+        assert_eq!(codec.decode(&codec.encode(&value).unwrap()).unwrap(), value);
+        // An import neither referenced nor bundled still fails.
+        assert!(ProtobufCodec::new(
+            "syntax = \"proto3\"; import \"google/type/color.proto\";",
+            &[]
+        )
+        .is_err());
     }
 }
