@@ -212,6 +212,40 @@ def test_v2_consumer_reads_commits_and_reports_offsets(proxy):
     assert [(m.offset(), m.value()) for m in after] == [(5, b'{"n": 5}')]
 
 
+def test_a_pattern_subscription_follows_new_topics(broker_factory):
+    """`topic_pattern` matches whole topic names, and is matched again every
+    `consumer.metadata.max.age.ms` (as a Kafka consumer's metadata refresh does): a topic created
+    later joins the subscription, and the instance reads it."""
+    proxy = broker_factory({"consumer.metadata.max.age.ms": "1000"}, proxy=True)
+    rest = Rest(proxy.proxy_url)
+    for name in ("orders-eu", "orders-us-archive", "xorders-eu"):
+        create_topic(proxy, name, 1)
+    produce = lambda topic, value: rest.ok("POST", f"/topics/{topic}",  # noqa: E731
+                                           {"records": [{"value": b64(value)}]}, content_type=BINARY)
+    for topic in ("orders-eu", "orders-us-archive", "xorders-eu"):
+        produce(topic, f"{topic} 0".encode())
+
+    instance = rest.consumer("pgroup", **{"auto.offset.reset": "earliest"})
+    # `orders-[a-z]+` must match the whole name: not orders-us-archive, not xorders-eu.
+    assert rest.ok("POST", f"{instance}/subscription", {"topic_pattern": "orders-[a-z]+"}, expect=204) is None
+    assert rest.ok("GET", f"{instance}/subscription") == {"topics": []}
+    got = rest.read_until(instance, 1, BINARY)
+    assert [(r["topic"], base64.b64decode(r["value"])) for r in got] == [("orders-eu", b"orders-eu 0")]
+    assert rest.ok("GET", f"{instance}/subscription") == {"topics": ["orders-eu"]}
+
+    create_topic(proxy, "orders-us", 2)
+    produce("orders-us", b"orders-us 0")
+    produce("orders-eu", b"orders-eu 1")
+    got = rest.read_until(instance, 2, BINARY, timeout_s=30)
+    assert sorted((r["topic"], r["offset"], base64.b64decode(r["value"])) for r in got) == [
+        ("orders-eu", 1, b"orders-eu 1"), ("orders-us", 0, b"orders-us 0")]
+    assert rest.ok("GET", f"{instance}/subscription") == {"topics": ["orders-eu", "orders-us"]}
+    assigned = rest.ok("GET", f"{instance}/assignments")["partitions"]
+    assert sorted((p["topic"], p["partition"]) for p in assigned) == [
+        ("orders-eu", 0), ("orders-us", 0), ("orders-us", 1)]
+    assert rest.ok("DELETE", instance, expect=204) is None
+
+
 def test_manual_assignment_and_seeks(proxy):
     rest = Rest(proxy.proxy_url)
     create_topic(proxy, "seeks", 2)

@@ -146,6 +146,13 @@ pub struct ClassicMember<P> {
     leader: bool,
 }
 
+fn sorted_unique(topics: &[String]) -> Vec<String> {
+    let mut topics = topics.to_vec();
+    topics.sort();
+    topics.dedup();
+    topics
+}
+
 fn millis(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
@@ -154,18 +161,25 @@ impl ClassicMember<ConsumerProtocol> {
     /// A member of `group` subscribed to `topics`; nothing is sent until
     /// [`GroupMember::join`].
     pub fn new(client: Client, group: &str, topics: &[String], config: GroupMemberConfig) -> Self {
-        let mut topics = topics.to_vec();
-        topics.sort();
-        topics.dedup();
         Self::with_protocol(
             client,
             group,
             ConsumerProtocol {
-                topics,
+                topics: sorted_unique(topics),
                 assignment: Vec::new(),
             },
             config,
         )
+    }
+
+    /// The topics subscribed to (sorted).
+    pub fn topics(&self) -> &[String] {
+        &self.protocol.topics
+    }
+
+    /// Changes the subscription; the group hears of it at the next [`GroupMember::join`].
+    pub fn set_topics(&mut self, topics: &[String]) {
+        self.protocol.topics = sorted_unique(topics);
     }
 
     /// The partitions of the last completed rebalance, sorted by topic.

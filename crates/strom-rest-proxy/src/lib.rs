@@ -45,6 +45,8 @@ pub struct ProxyConfig {
     pub consumer_request_timeout: Duration,
     /// `consumer.request.max.bytes`: the most key and value bytes a v2 read returns.
     pub consumer_request_max_bytes: usize,
+    /// `consumer.metadata.max.age.ms`: how often a v2 pattern subscription is matched again.
+    pub consumer_metadata_max_age: Duration,
     /// The most v2 consumer instances at once (each holds connections and a task).
     pub max_consumer_instances: usize,
 }
@@ -62,6 +64,7 @@ impl ProxyConfig {
             consumer_instance_timeout: Duration::from_millis(300_000),
             consumer_request_timeout: Duration::from_millis(1_000),
             consumer_request_max_bytes: 64 * 1024 * 1024,
+            consumer_metadata_max_age: Duration::from_millis(300_000),
             max_consumer_instances: 1_000,
         }
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use strom_broker::BrokerConfig;
@@ -96,6 +97,7 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .filter(|url| !url.is_empty());
     let registry_security = take_client_security(&mut settings, REGISTRY_CLIENT_PREFIX);
     let proxy_security = take_client_security(&mut settings, PROXY_CLIENT_PREFIX);
+    let proxy_consumers = take_proxy_consumer_settings(&mut settings)?;
     let config = BrokerConfig::from_map(settings)?;
     let registry = if registry_listeners.is_empty() {
         None
@@ -113,6 +115,7 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
             let mut proxy = strom_rest_proxy::ProxyConfig::new(proxy_listeners, bootstrap);
             proxy.connection = connection;
             proxy.schema_registry_url = proxy_registry_url;
+            proxy_consumers.apply(&mut proxy);
             proxy
         })
     };
@@ -184,6 +187,56 @@ fn take_client_security(
             Some((k[prefix.len()..].to_owned(), value))
         })
         .collect()
+}
+
+/// The REST proxy's v2 consumer settings, by Confluent's names (milliseconds, bytes).
+#[derive(Default)]
+struct ProxyConsumerSettings {
+    instance_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    request_max_bytes: Option<u64>,
+    metadata_max_age_ms: Option<u64>,
+}
+
+impl ProxyConsumerSettings {
+    fn apply(&self, proxy: &mut strom_rest_proxy::ProxyConfig) {
+        let ms = Duration::from_millis;
+        if let Some(v) = self.instance_timeout_ms {
+            proxy.consumer_instance_timeout = ms(v);
+        }
+        if let Some(v) = self.request_timeout_ms {
+            proxy.consumer_request_timeout = ms(v);
+        }
+        if let Some(v) = self.request_max_bytes {
+            proxy.consumer_request_max_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = self.metadata_max_age_ms {
+            proxy.consumer_metadata_max_age = ms(v);
+        }
+    }
+}
+
+fn take_proxy_consumer_settings(
+    settings: &mut BTreeMap<String, String>,
+) -> anyhow::Result<ProxyConsumerSettings> {
+    let mut take = |key: &str| -> anyhow::Result<Option<u64>> {
+        settings
+            .remove(key)
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| anyhow::anyhow!("{key}: {v:?} is not a positive integer"))
+            })
+            .transpose()
+    };
+    Ok(ProxyConsumerSettings {
+        instance_timeout_ms: take("consumer.instance.timeout.ms")?,
+        request_timeout_ms: take("consumer.request.timeout.ms")?,
+        request_max_bytes: take("consumer.request.max.bytes")?,
+        metadata_max_age_ms: take("consumer.metadata.max.age.ms")?,
+    })
 }
 
 /// A service's connections to this node: PLAINTEXT unless its settings say otherwise

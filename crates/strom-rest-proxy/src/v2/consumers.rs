@@ -226,7 +226,11 @@ pub async fn subscribe(
     let (topics, pattern) = match (request.topics, request.topic_pattern) {
         (Some(topics), None) if !topics.is_empty() => (topics, None),
         (None, Some(pattern)) => {
-            let regex = Regex::new(&pattern).map_err(|e| {
+            // Java's `Pattern.matcher(topic).matches()`: the whole name.
+            Regex::new(&pattern).map_err(|e| {
+                RestError::unprocessable(422, format!("Invalid topic_pattern: {e}"))
+            })?;
+            let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
                 RestError::unprocessable(422, format!("Invalid topic_pattern: {e}"))
             })?;
             (Vec::new(), Some(regex))

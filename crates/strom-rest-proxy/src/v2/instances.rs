@@ -187,6 +187,7 @@ impl Instances {
             member_client: Some(proxy.client()?),
             bootstrap: proxy.config.bootstrap.clone(),
             connection: proxy.config.connection.clone(),
+            metadata_max_age: proxy.config.consumer_metadata_max_age,
             subscription: None,
             manual: None,
             unresolved: Vec::new(),
@@ -238,9 +239,12 @@ pub async fn expire_idle(proxy: Arc<Proxy>) {
 
 struct Subscription {
     topics: Vec<String>,
+    /// Matched against the whole topic name.
     pattern: Option<Regex>,
     /// `None` until the first read joins the group.
     member: Option<GroupMember>,
+    /// When the pattern was last matched against the cluster's topics.
+    matched_at: Instant,
 }
 
 struct Instance {
@@ -253,6 +257,8 @@ struct Instance {
     member_client: Option<strom_client::Client>,
     bootstrap: String,
     connection: strom_client::ConnectionConfig,
+    /// `consumer.metadata.max.age.ms`: how often a pattern is matched again.
+    metadata_max_age: Duration,
     subscription: Option<Subscription>,
     manual: Option<Vec<TopicPartition>>,
     /// Assigned partitions whose position comes from the committed offset or the reset
@@ -290,11 +296,16 @@ impl Instance {
                 let _ = reply.send(self.subscribe(topics, pattern));
             }
             Command::Subscription(reply) => {
-                let topics = self
-                    .subscription
-                    .as_ref()
-                    .map(|s| s.topics.clone())
-                    .unwrap_or_default();
+                // A pattern's topics are those matched at the last join, as Kafka's consumer
+                // reports them.
+                let topics = match &self.subscription {
+                    Some(Subscription {
+                        member: Some(member),
+                        ..
+                    }) => member.topics().to_vec(),
+                    Some(s) => s.topics.clone(),
+                    None => Vec::new(),
+                };
                 let _ = reply.send(topics);
             }
             Command::Unsubscribe(reply) => {
@@ -348,6 +359,7 @@ impl Instance {
             topics,
             pattern,
             member: None,
+            matched_at: Instant::now(),
         });
         Ok(())
     }
@@ -484,13 +496,8 @@ impl Instance {
         }
         let mut topics = subscription.topics.clone();
         if let Some(pattern) = &subscription.pattern {
-            let listed = self.admin.list_topics().await?;
-            topics.extend(
-                listed
-                    .into_iter()
-                    .filter(|t| !t.is_internal && full_match(pattern, &t.name))
-                    .map(|t| t.name),
-            );
+            topics = matching_topics(&mut self.admin, pattern).await?;
+            subscription.matched_at = Instant::now();
         }
         let client = match self.member_client.take() {
             Some(client) => client,
@@ -584,6 +591,11 @@ impl Instance {
     }
 
     async fn heartbeat(&mut self) {
+        if self.pattern_matches_changed().await {
+            tracing::debug!(group = %self.group, "REST consumer's pattern matches other topics; it rejoins");
+            self.rejoin().await;
+            return;
+        }
         let Some(member) = self.subscription.as_mut().and_then(|s| s.member.as_mut()) else {
             return;
         };
@@ -591,22 +603,56 @@ impl Instance {
             // REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID:
             // rejoin now so the group's rebalance does not wait for our next read.
             tracing::debug!(group = %self.group, error = %e, "REST consumer rejoins its group");
-            if self.config.auto_commit {
-                let _ = self.commit(None).await;
+            self.rejoin().await;
+        }
+    }
+
+    /// A joined pattern subscription matches the cluster's topics again once
+    /// `consumer.metadata.max.age.ms` has passed (as a Kafka consumer does at its metadata
+    /// refresh), and takes the new set as its subscription if it changed.
+    async fn pattern_matches_changed(&mut self) -> bool {
+        let Some(subscription) = self.subscription.as_mut() else {
+            return false;
+        };
+        let (Some(pattern), Some(member)) = (&subscription.pattern, &mut subscription.member)
+        else {
+            return false;
+        };
+        if subscription.matched_at.elapsed() < self.metadata_max_age {
+            return false;
+        }
+        subscription.matched_at = Instant::now();
+        match matching_topics(&mut self.admin, pattern).await {
+            Ok(topics) if topics != member.topics() => {
+                member.set_topics(&topics);
+                true
             }
-            let Some(member) = self.subscription.as_mut().and_then(|s| s.member.as_mut()) else {
-                return;
-            };
-            match member.join().await {
-                Ok(()) => self.reset_to_assignment(),
-                Err(e) => {
-                    tracing::warn!(group = %self.group, error = %e, "REST consumer failed to rejoin; it will at its next read");
-                    if let Some(s) = self.subscription.as_mut() {
-                        s.member = None;
-                    }
-                    self.consumer.clear_assignment();
-                    self.unresolved.clear();
+            Ok(_) => false,
+            Err(e) => {
+                tracing::debug!(group = %self.group, error = %e.message, "listing topics for a REST consumer's pattern");
+                false
+            }
+        }
+    }
+
+    /// Joins the group again (committing first with auto-commit); on failure the next read
+    /// joins from scratch.
+    async fn rejoin(&mut self) {
+        if self.config.auto_commit {
+            let _ = self.commit(None).await;
+        }
+        let Some(member) = self.subscription.as_mut().and_then(|s| s.member.as_mut()) else {
+            return;
+        };
+        match member.join().await {
+            Ok(()) => self.reset_to_assignment(),
+            Err(e) => {
+                tracing::warn!(group = %self.group, error = %e, "REST consumer failed to rejoin; it will at its next read");
+                if let Some(s) = self.subscription.as_mut() {
+                    s.member = None;
                 }
+                self.consumer.clear_assignment();
+                self.unresolved.clear();
             }
         }
     }
@@ -627,9 +673,16 @@ impl Instance {
     }
 }
 
-/// Java's `Pattern.matcher(name).matches()`: the whole name.
-fn full_match(pattern: &Regex, name: &str) -> bool {
-    pattern
-        .find(name)
-        .is_some_and(|m| m.start() == 0 && m.end() == name.len())
+/// The cluster's topics (not internal ones) that `pattern`, anchored at both ends, matches;
+/// sorted as a member's subscription is.
+async fn matching_topics(admin: &mut Admin, pattern: &Regex) -> RestResult<Vec<String>> {
+    let mut topics: Vec<String> = admin
+        .list_topics()
+        .await?
+        .into_iter()
+        .filter(|t| !t.is_internal && pattern.is_match(&t.name))
+        .map(|t| t.name)
+        .collect();
+    topics.sort();
+    Ok(topics)
 }
