@@ -1,9 +1,11 @@
 //! v2 consumer resources: `/consumers/{group}` and its instances' subscription,
 //! assignments, positions, records and offsets.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -409,18 +411,18 @@ async fn seek_to(
     no_content()
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ReadParams {
-    #[serde(default)]
-    timeout: Option<i64>,
-    #[serde(default)]
-    max_bytes: Option<i64>,
+/// A `long` query parameter; Jersey answers 404 to one it cannot convert.
+fn long_param(params: &HashMap<String, String>, name: &str) -> RestResult<Option<i64>> {
+    params
+        .get(name)
+        .map(|v| v.trim().parse::<i64>().map_err(|_| RestError::not_found()))
+        .transpose()
 }
 
 pub async fn records(
     State(proxy): State<Arc<Proxy>>,
     Path((group, instance)): Path<(String, String)>,
-    Query(params): Query<ReadParams>,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
 ) -> RestResult<Response> {
     let handle = proxy.instances.get(&group, &instance)?;
@@ -442,11 +444,13 @@ pub async fn records(
             "The requested embedded data format does not match the deserializer for this consumer instance",
         ));
     }
-    let timeout = match params.timeout {
-        Some(ms) if ms >= 0 => Duration::from_millis(ms as u64),
+    let params = params.map(|Query(p)| p).unwrap_or_default();
+    // Confluent's bound: a positive timeout up to the instance's request timeout.
+    let timeout = match long_param(&params, "timeout")? {
+        Some(ms) if ms > 0 => Duration::from_millis(ms as u64).min(handle.request_timeout),
         _ => handle.request_timeout,
     };
-    let max_bytes = match params.max_bytes {
+    let max_bytes = match long_param(&params, "max_bytes")? {
         Some(n) if n >= 0 => (n as usize).min(proxy.config.consumer_request_max_bytes),
         _ => proxy.config.consumer_request_max_bytes,
     };

@@ -8,7 +8,7 @@ pub mod topics;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
@@ -21,6 +21,7 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
     let instance = "/consumers/{group}/instances/{instance}";
     Router::new()
         .route("/", get(root).post(root))
+        .route("/v2/openapi.yaml", get(openapi))
         .route("/topics", get(topics::list_topics))
         .route(
             "/topics/{topic}",
@@ -64,6 +65,17 @@ pub fn router(proxy: Arc<Proxy>) -> Router {
         )
         .method_not_allowed_fallback(|| async { RestError::method_not_allowed() })
         .with_state(proxy)
+}
+
+/// strom's OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../../openapi/v2.yaml");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 /// v2's root answers an empty object, as Confluent's does.
