@@ -13,6 +13,7 @@ import struct
 import time
 
 import fastavro
+import pytest
 from confluent_kafka import DeserializingConsumer, SerializingProducer, TopicPartition
 from confluent_kafka.admin import ConfigResource
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -278,3 +279,59 @@ def test_registry_state_survives_kill_9(registry):
         [(i, k, v) for i, (k, v) in enumerate(pairs)]
     raw = read_partition(registry, topic, 0, 0, len(pairs))
     assert [decode(m.value(), VALUE) for m in raw] == [(6, v) for _, v in pairs]
+
+
+SERIALIZER_EVOLUTIONS = {
+    # (first, compatible under BACKWARD, incompatible under BACKWARD, values for each)
+    "AVRO": (record("Item", ("sku", "string"), namespace="compat"),
+             record("Item", ("sku", "string"), ("qty", "int", {"default": 1}), namespace="compat"),
+             record("Item", ("sku", "string"), ("qty", "int", {"default": 1}), ("price", "double"),
+                    namespace="compat"),
+             [{"sku": "a"}, {"sku": "b", "qty": 2}, {"sku": "c", "qty": 3, "price": 1.5}]),
+    # Closed content models: a property added is compatible; a property's type changed is not.
+    "JSON": ({"type": "object", "properties": {"sku": {"type": "string"}}, "additionalProperties": False},
+             {"type": "object", "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}},
+              "additionalProperties": False},
+             {"type": "object", "properties": {"sku": {"type": "integer"}, "qty": {"type": "integer"}},
+              "additionalProperties": False},
+             [{"sku": "a"}, {"sku": "b", "qty": 2}, {"sku": 3, "qty": 3}]),
+}
+
+
+@pytest.mark.parametrize("kind", list(SERIALIZER_EVOLUTIONS))
+def test_serializers_registration_follows_compatibility(registry, kind):
+    """AvroSerializer and JSONSerializer registering as they serialize (auto.register.schemas, the
+    default): under BACKWARD a compatible evolution registers version 2 and its records carry the new id;
+    an incompatible one fails to serialize with the registry's 409, and nothing is written."""
+    from confluent_kafka.error import ValueSerializationError
+    from confluent_kafka.schema_registry.json_schema import JSONSerializer
+    client = SchemaRegistryClient({"url": registry.registry_url})
+    topic = unique(f"ser-compat-{kind.lower()}")
+    subject = f"{topic}-value"
+    create_topic(registry, topic, 1)
+    assert client.set_compatibility(subject_name=subject, level="BACKWARD") == {"compatibility": "BACKWARD"}
+    first, compatible, incompatible, values = SERIALIZER_EVOLUTIONS[kind]
+
+    def producer(schema) -> SerializingProducer:
+        text = json.dumps(schema)
+        serializer = AvroSerializer(client, text) if kind == "AVRO" else JSONSerializer(text, client)
+        return SerializingProducer({"bootstrap.servers": registry.bootstrap, "acks": "all",
+                                    "value.serializer": serializer})
+
+    for schema, value in ((first, values[0]), (compatible, values[1])):
+        p = producer(schema)
+        p.produce(topic, value=value)
+        assert p.flush(30) == 0
+    assert client.get_versions(subject) == [1, 2]
+    ids = [client.get_version(subject, v).schema_id for v in (1, 2)]
+    assert ids[0] != ids[1]
+
+    p = producer(incompatible)
+    with pytest.raises(ValueSerializationError) as err:
+        p.produce(topic, value=values[2])
+    assert "409" in str(err.value) and "incompatible" in str(err.value), err.value
+    assert p.flush(10) == 0
+    assert client.get_versions(subject) == [1, 2]
+    raw = [m.value() for m in read_partition(registry, topic, 0, 0, 2)]
+    assert [struct.unpack(">I", v[1:5])[0] for v in raw] == ids
+    assert watermarks(registry, topic, 0) == (0, 2)
