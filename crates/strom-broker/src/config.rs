@@ -715,6 +715,7 @@ impl BrokerConfig {
             } else if !BROKER_CONFIGS.iter().any(|d| d.name == name)
                 && name != "log.dir"
                 && listener_connection_limit(name).is_none()
+                && !crate::security_config::is_security_config(name)
             {
                 tracing::warn!(config = %name, "the configuration was supplied but isn't a known config");
             }

@@ -118,6 +118,57 @@ pub const ALLOWED_OAUTH_URLS: &str = "org.apache.kafka.sasl.oauthbearer.allowed.
 const DEFAULT_PROTOCOL_MAP: &str =
     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
 
+/// The security configs this module and the authorizer read, by their base names.
+const SECURITY_CONFIGS: &[&str] = &[
+    "allow.everyone.if.no.acl.found",
+    "authorizer.class.name",
+    "connection.failed.authentication.delay.ms",
+    "connections.max.reauth.ms",
+    "listener.security.protocol.map",
+    ALLOWED_OAUTH_URLS,
+    "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+    "sasl.oauthbearer.clock.skew.seconds",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.server.callback.handler.class",
+    "ssl.cipher.suites",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.key.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.keystore.location",
+    "ssl.keystore.type",
+    "ssl.principal.mapping.rules",
+    "ssl.truststore.certificates",
+    "ssl.truststore.location",
+    "ssl.truststore.type",
+    "strom.ssl.reload.check.interval.ms",
+    "super.users",
+];
+
+/// Whether `name` is a security config read here: a base name, or one scoped to a listener
+/// (`listener.name.<listener>.`) and to a SASL mechanism (`plain.`, `scram-sha-256.`,
+/// `scram-sha-512.`, `oauthbearer.`), as Kafka names them.
+pub fn is_security_config(name: &str) -> bool {
+    let base = name
+        .strip_prefix("listener.name.")
+        .and_then(|rest| rest.split_once('.'))
+        .map_or(name, |(_, rest)| rest);
+    let base = ["plain.", "scram-sha-256.", "scram-sha-512.", "oauthbearer."]
+        .iter()
+        .find_map(|mechanism| base.strip_prefix(mechanism))
+        .unwrap_or(base);
+    SECURITY_CONFIGS.contains(&base)
+}
+
 /// A listener-scoped config: `listener.name.<listener lowercased>.<name>`, else `<name>`.
 pub fn listener_value<'a>(
     map: &'a BTreeMap<String, String>,
@@ -816,5 +867,30 @@ mod tests {
         assert_eq!(sasl.mechanisms, vec![Mechanism::Plain]);
         assert_eq!(sasl.plain_users.as_ref().unwrap().len(), 2);
         assert_eq!(sasl.max_reauth_ms, 60_000);
+    }
+
+    #[test]
+    fn security_configs_are_known_with_their_listener_and_mechanism_prefixes() {
+        for name in [
+            "sasl.enabled.mechanisms",
+            "super.users",
+            "ssl.client.auth",
+            "listener.name.sasl_ssl.ssl.keystore.location",
+            "listener.name.plaintext.plain.sasl.jaas.config",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config",
+            "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class",
+            "listener.name.x.oauthbearer.sasl.oauthbearer.expected.audience",
+            "org.apache.kafka.sasl.oauthbearer.allowed.urls",
+        ] {
+            assert!(is_security_config(name), "{name}");
+        }
+        for name in [
+            "ssl.keystore.password.typo",
+            "listener.name.x",
+            "plain.super.users.extra",
+            "log.retention.ms",
+        ] {
+            assert!(!is_security_config(name), "{name}");
+        }
     }
 }
