@@ -172,7 +172,11 @@ def test_a_consumer_over_its_byte_rate_is_throttled_and_another_is_not(broker_fa
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
     total = 1200
     value = b"c" * 1000
-    produce_all(p, topic, [{"key": str(i).encode(), "value": value} for i in range(total)])
+    # Batches of 50 records (a flush each): the first fetch then holds about 1 MB and is throttled
+    # before the rest is read. One large batch could instead carry most records past the quota
+    # in a single response, read before any throttle applies.
+    for start in range(0, total, 50):
+        produce_all(p, topic, [{"key": str(i).encode(), "value": value} for i in range(start, start + 50)])
     quota = 300 * 1024
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     try:
