@@ -349,15 +349,15 @@ async fn run(
             }
             continue;
         }
-        // A large frame's rest is reserved at once and read without read-ahead, so its
-        // bytes land where they stay: no copy as the buffer grows, none of the next
-        // frame's bytes to move. The size is bounded by socket.request.max.bytes (and by
-        // queued.max.request.bytes when set); capacity the peer has not filled yet is
-        // address space, not resident memory.
+        // A large frame is read without read-ahead (none of the next frame's bytes to
+        // move), its buffer doubling with the bytes that have arrived rather than taking
+        // the declared size at once: a peer that announces socket.request.max.bytes and
+        // stalls holds address space in proportion to what it sent, which matters under
+        // an address-space limit (`ulimit -v`) with many such peers.
         let (reserve, limit) = match peek_frame_size(&buf, max_frame_bytes)? {
             Some(size) if size + LENGTH_PREFIX_BYTES - buf.len() > INITIAL_READ_BYTES => {
                 let rest = size + LENGTH_PREFIX_BYTES - buf.len();
-                (rest, rest)
+                (rest.min(buf.len().max(INITIAL_READ_BYTES)), rest)
             }
             _ => (INITIAL_READ_BYTES, READ_AHEAD_BYTES),
         };
