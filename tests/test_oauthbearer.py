@@ -19,6 +19,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -80,11 +81,15 @@ def expiry(token: str) -> float:
 
 
 class IdentityProvider:
-    """GET /jwks serves the current key set."""
+    """GET /jwks serves the current key set; POST /token answers the client credentials grant
+    of the clients in `clients` (id -> secret) with `issue(client_id, scope)`'s token."""
 
     def __init__(self, tls: ssl.SSLContext | None = None):
         self.jwks: dict = {"keys": []}
         self.jwks_requests = 0
+        self.clients: dict[str, str] = {}
+        self.issue = None
+        self.token_requests: list[dict] = []
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -95,9 +100,25 @@ class IdentityProvider:
                 provider.jwks_requests += 1
                 self._json(provider.jwks)
 
-            def _json(self, value):
+            def do_POST(self):
+                if self.path != "/token":
+                    self.send_error(404)
+                    return
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                auth = self.headers.get("Authorization", "")
+                client_id, _, secret = base64.b64decode(auth.removeprefix("Basic ")).decode().partition(":")
+                client_id, secret = urllib.parse.unquote_plus(client_id), urllib.parse.unquote_plus(secret)
+                provider.token_requests.append({"client_id": client_id, **form,
+                                                "content_type": self.headers.get("Content-Type")})
+                if form.get("grant_type") != "client_credentials" or provider.clients.get(client_id) != secret:
+                    self._json({"error": "invalid_client"}, 401)
+                    return
+                self._json({"access_token": provider.issue(client_id, form.get("scope")),
+                            "token_type": "Bearer", "expires_in": 300})
+
+            def _json(self, value, status: int = 200):
                 data = json.dumps(value).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -449,6 +470,64 @@ def test_unsigned_tokens_only_on_a_listener_configured_for_development(broker_fa
     res = kcat(secure.address("SASL_PLAINTEXT"), unsecured, "-L", "-m", "5")
     assert res.returncode != 0 and INVALID_TOKEN.encode() in res.stderr, res
     secure.wait_for_log(r"JWS header cannot be read", since=mark)
+
+
+# --- the strom CLI ---------------------------------------------------------------------------
+
+def test_the_cli_gets_tokens_by_client_credentials_and_makes_unsecured_ones(broker_factory, pki, keys, idp_https,
+                                                                              tmp_path):
+    from test_cli_security import round_trip, strom
+    idp_https.publish(keys["k1"])
+    idp_https.clients = {"cli-app": "s3cret: &+"}
+    issued = {"key": keys["k1"]}
+    idp_https.issue = lambda client_id, scope: issued["key"].token(sub=client_id, scope=scope)
+    b = broker_factory(oauth_configs(pki, idp_https.url("/jwks")), env=DEBUG_CONNECTIONS,
+                       listeners=["SASL_SSL"])
+    address = b.address("SASL_SSL")
+    # librdkafka's names; the https token endpoint is trusted through ssl.ca.location.
+    oidc = {"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER", "sasl.oauthbearer.method": "oidc",
+            "sasl.oauthbearer.token.endpoint.url": idp_https.url("/token"),
+            "sasl.oauthbearer.client.id": "cli-app", "sasl.oauthbearer.client.secret": "s3cret: &+",
+            "sasl.oauthbearer.scope": "kafka", "ssl.ca.location": str(pki["dir"] / "ca.crt")}
+    round_trip(address, None, oidc)
+    b.wait_for_log(r"SASL authenticated.*principal=User:cli-app")
+    # One token per command, shared by its connections (bootstrap, partition leader, group).
+    assert len(idp_https.token_requests) == 4, idp_https.token_requests
+    assert idp_https.token_requests[0] == {"client_id": "cli-app", "grant_type": "client_credentials",
+                                           "scope": "kafka",
+                                           "content_type": "application/x-www-form-urlencoded"}
+    # Kafka's names: the endpoint as a config, the client in the login module's options.
+    java = {"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER",
+            "sasl.oauthbearer.token.endpoint.url": idp_https.url("/token"),
+            "sasl.jaas.config": f'{LOGIN_MODULE} required clientId="cli-app" clientSecret="s3cret: &+";',
+            "ssl.truststore.type": "PEM", "ssl.truststore.location": str(pki["dir"] / "ca.crt")}
+    listed = strom(address, "topic", "list", extra=java).stdout.splitlines()
+    assert listed[0].split() == ["NAME", "PARTITIONS", "REPLICAS"] and listed[1].startswith("cli-sec-"), listed
+    assert idp_https.token_requests[4] == {"client_id": "cli-app", "grant_type": "client_credentials",
+                                           "content_type": "application/x-www-form-urlencoded"}
+    # A wrong secret: the endpoint's 401, and nothing sent to the broker.
+    res = strom(address, "topic", "list", extra={**oidc, "sasl.oauthbearer.client.secret": "nope"}, ok=False)
+    assert res.returncode == 1 and "HTTP status 401" in res.stderr, res.stderr
+    # A token the broker refuses (signed by a key outside its JWKS): Kafka's error challenge.
+    issued["key"] = keys["rogue"]
+    res = strom(address, "topic", "list", extra=oidc, ok=False)
+    assert res.returncode == 1 and INVALID_TOKEN in res.stderr, res.stderr
+
+    # Unsecured tokens for a listener configured for development (librdkafka's sasl.oauthbearer.config).
+    dev = broker_factory({
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "sasl.enabled.mechanisms": "OAUTHBEARER",
+        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": UNSECURED_VALIDATOR,
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+            f'{LOGIN_MODULE} required unsecuredValidatorRequiredScope="kafka";',
+    }, env=DEBUG_CONNECTIONS, listeners=["SASL_PLAINTEXT"])
+    unsecured = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "OAUTHBEARER",
+                 "sasl.oauthbearer.config": "principal=dev-user scope=kafka"}
+    round_trip(dev.address("SASL_PLAINTEXT"), None, unsecured)
+    dev.wait_for_log(r"SASL authenticated.*principal=User:dev-user")
+    res = strom(dev.address("SASL_PLAINTEXT"), "topic", "list",
+                extra={**unsecured, "sasl.oauthbearer.config": "principal=dev-user scope=other"}, ok=False)
+    assert res.returncode == 1 and '{"status":"insufficient_scope", "scope":"[kafka]"}' in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize("case", ["no-validator", "url-not-allowed", "missing-file", "bad-protocol"])

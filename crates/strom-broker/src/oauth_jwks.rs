@@ -10,13 +10,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
 use hyper::Uri;
-use hyper_util::rt::TokioIo;
+use strom_client::http::{exchange, HttpRequest};
 use strom_security::sasl::oauthbearer::jwt::{KeySet, MissingKeyIds, VerificationKeys};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -253,84 +249,26 @@ struct Fetcher {
 
 impl Fetcher {
     async fn key_set(&self, url: &str) -> Result<KeySet, JwksError> {
-        let body = tokio::time::timeout(FETCH_TIMEOUT, self.get())
+        let fetch = |why: String| JwksError::Fetch {
+            url: url.to_string(),
+            why,
+        };
+        let request = HttpRequest {
+            method: hyper::Method::GET,
+            uri: &self.uri,
+            headers: Vec::new(),
+            body: None,
+        };
+        let (status, body) = exchange(request, self.tls.as_ref(), MAX_JWKS_BYTES, FETCH_TIMEOUT)
             .await
-            .map_err(|_| format!("no answer within {} s", FETCH_TIMEOUT.as_secs()))
-            .and_then(|r| r)
-            .map_err(|why| JwksError::Fetch {
-                url: url.to_string(),
-                why,
-            })?;
+            .map_err(fetch)?;
+        if status != hyper::StatusCode::OK {
+            return Err(fetch(format!("HTTP status {status}")));
+        }
         KeySet::parse(&body).map_err(|why| JwksError::Parse {
             url: url.to_string(),
             why,
         })
-    }
-
-    async fn get(&self) -> Result<Bytes, String> {
-        let host = self.uri.host().ok_or("the URL has no host")?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = self
-            .uri
-            .port_u16()
-            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
-        let tcp = TcpStream::connect((host, port))
-            .await
-            .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
-        match &self.tls {
-            None => self.request(tcp).await,
-            Some(connector) => {
-                let name = rustls_pki_types::ServerName::try_from(host.to_string())
-                    .map_err(|e| format!("{host}: {e}"))?;
-                let stream = connector
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS handshake with {host}:{port}: {e}"))?;
-                self.request(stream).await
-            }
-        }
-    }
-
-    async fn request<S>(&self, stream: S) -> Result<Bytes, String>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        let driver = tokio::spawn(connection);
-        let path = self
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        let authority = self
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_default();
-        let result = async {
-            let request = hyper::Request::get(path)
-                .header(hyper::header::HOST, authority)
-                .header(hyper::header::ACCEPT, "application/json")
-                .body(Empty::<Bytes>::new())
-                .map_err(|e| e.to_string())?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| e.to_string())?;
-            if response.status() != hyper::StatusCode::OK {
-                return Err(format!("HTTP status {}", response.status()));
-            }
-            Limited::new(response.into_body(), MAX_JWKS_BYTES)
-                .collect()
-                .await
-                .map(|body| body.to_bytes())
-                .map_err(|e| format!("reading the body: {e}"))
-        }
-        .await;
-        driver.abort();
-        result
     }
 }
 

@@ -184,6 +184,7 @@ impl Connection {
             }
         };
         let sasl = config.security.sasl.clone();
+        let oauth = config.security.oauth.clone();
         let mut conn = Connection {
             addr: addr.to_owned(),
             stream,
@@ -197,7 +198,7 @@ impl Connection {
             .await
             .map_err(|e| explain_handshake_error(e, tls))?;
         if let Some(sasl) = sasl {
-            conn.authenticate(&sasl).await?;
+            conn.authenticate(&sasl, oauth.as_deref()).await?;
         }
         Ok(conn)
     }
@@ -205,7 +206,11 @@ impl Connection {
     /// SaslHandshake v1, then SaslAuthenticate rounds until the mechanism
     /// is done; the broker's refusal comes back as its Kafka error
     /// (SASL_AUTHENTICATION_FAILED with its message).
-    async fn authenticate(&mut self, sasl: &SaslCredentials) -> Result<()> {
+    async fn authenticate(
+        &mut self,
+        sasl: &SaslCredentials,
+        oauth: Option<&crate::oauth::OAuthBearer>,
+    ) -> Result<()> {
         let mechanism = sasl.mechanism.name();
         let context = format!(
             "SASL/{mechanism} authentication to {} as {}",
@@ -243,6 +248,25 @@ impl Connection {
                 scram
                     .verify_server_final(&server_final)
                     .map_err(|e| Error::Sasl(format!("{context}: {e}")))?;
+            }
+            SaslMechanism::OAuthBearer => {
+                let oauth = oauth.ok_or_else(|| {
+                    Error::Sasl(format!("{context}: no OAUTHBEARER token source"))
+                })?;
+                let token = oauth
+                    .token()
+                    .await
+                    .map_err(|e| Error::Sasl(format!("{context}: {e}")))?;
+                let challenge = self
+                    .sasl_round(crate::oauth::initial_response(&token), &context)
+                    .await?;
+                if !challenge.is_empty() {
+                    // An error challenge: answering it ends the exchange with the refusal.
+                    let why = String::from_utf8_lossy(&challenge).into_owned();
+                    self.sasl_round(crate::oauth::ERROR_CHALLENGE_ANSWER.to_vec(), &context)
+                        .await?;
+                    return Err(Error::Sasl(format!("{context}: the broker answered {why}")));
+                }
             }
         }
         tracing::debug!(addr = %self.addr, mechanism, user = %sasl.username, "SASL authenticated");

@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::oauth::{OAuthBearer, TokenSource};
 use crate::scram::ScramMechanism;
 
 pub use strom_types::SecurityProtocol;
@@ -18,6 +19,7 @@ pub use strom_types::SecurityProtocol;
 pub enum SaslMechanism {
     Plain,
     Scram(ScramMechanism),
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -25,6 +27,7 @@ impl SaslMechanism {
         match self {
             Self::Plain => "PLAIN",
             Self::Scram(m) => m.name(),
+            Self::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -33,8 +36,11 @@ impl SaslMechanism {
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslCredentials {
     pub mechanism: SaslMechanism,
+    /// For OAUTHBEARER, who the token speaks for (logs only).
     pub username: String,
     pub password: String,
+    /// OAUTHBEARER's token source.
+    pub oauth: Option<TokenSource>,
 }
 
 impl fmt::Debug for SaslCredentials {
@@ -43,6 +49,7 @@ impl fmt::Debug for SaslCredentials {
             .field("mechanism", &self.mechanism)
             .field("username", &self.username)
             .field("password", &"[hidden]")
+            .field("oauth", &self.oauth.as_ref().map(|_| "[token source]"))
             .finish()
     }
 }
@@ -133,10 +140,31 @@ impl SecurityConfig {
         } else {
             None
         };
+        // An https token endpoint is trusted through ssl.ca.location, or the system's roots.
+        let oauth = match self.sasl.as_ref().and_then(|s| s.oauth.clone()) {
+            Some(source) => {
+                let endpoint_tls = match &source {
+                    TokenSource::ClientCredentials { endpoint, .. }
+                        if endpoint.starts_with("https:") =>
+                    {
+                        let trust = TlsConfig {
+                            ca_location: self.tls.ca_location.clone(),
+                            verify_hostname: true,
+                            ..TlsConfig::default()
+                        };
+                        Some(Arc::new(crate::tls::client_config(&trust)?))
+                    }
+                    _ => None,
+                };
+                Some(Arc::new(OAuthBearer::new(source, endpoint_tls)))
+            }
+            None => None,
+        };
         Ok(Security {
             protocol: self.protocol,
             tls,
             sasl: self.sasl.clone(),
+            oauth,
         })
     }
 }
@@ -159,6 +187,13 @@ const SECURITY_KEYS: &[&str] = &[
     "ssl.keystore.password",
     "ssl.truststore.password",
     "ssl.endpoint.identification.algorithm",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.config",
+    "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.scope",
+    "sasl.login.callback.handler.class",
 ];
 
 fn is_security_key(key: &str) -> bool {
@@ -231,15 +266,32 @@ fn sasl_credentials<'a>(
     let name = get("sasl.mechanism")
         .or_else(|| get("sasl.mechanisms"))
         .ok_or_else(|| {
-            invalid("sasl.mechanism is required: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (GSSAPI, Kafka's default, is not supported)")
+            invalid("sasl.mechanism is required: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (GSSAPI, Kafka's default, is not supported)")
         })?;
     let mechanism = match name.to_ascii_uppercase().as_str() {
         "PLAIN" => SaslMechanism::Plain,
         "SCRAM-SHA-256" => SaslMechanism::Scram(ScramMechanism::Sha256),
         "SCRAM-SHA-512" => SaslMechanism::Scram(ScramMechanism::Sha512),
+        "OAUTHBEARER" => {
+            let jaas = match get("sasl.jaas.config") {
+                Some(text) => jaas_options(text)?,
+                None => Vec::new(),
+            };
+            let source = crate::oauth::token_source(get, &jaas)?;
+            let username = match &source {
+                TokenSource::Unsecured { principal, .. } => principal.clone(),
+                TokenSource::ClientCredentials { client_id, .. } => client_id.clone(),
+            };
+            return Ok(SaslCredentials {
+                mechanism: SaslMechanism::OAuthBearer,
+                username,
+                password: String::new(),
+                oauth: Some(source),
+            });
+        }
         _ => {
             return Err(invalid(format!(
-                "sasl.mechanism={name} is not supported: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                "sasl.mechanism={name} is not supported: use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
             )))
         }
     };
@@ -254,6 +306,7 @@ fn sasl_credentials<'a>(
             mechanism,
             username,
             password,
+            oauth: None,
         }),
         _ => Err(invalid(format!(
             "SASL needs a user name and password: sasl.username and sasl.password, or sasl.jaas.config with username=\"...\" password=\"...\" (mechanism {})",
@@ -420,6 +473,8 @@ pub struct Security {
     pub protocol: SecurityProtocol,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     pub sasl: Option<SaslCredentials>,
+    /// OAUTHBEARER's token in use, shared by every connection.
+    pub(crate) oauth: Option<Arc<OAuthBearer>>,
 }
 
 impl fmt::Debug for Security {
@@ -528,7 +583,8 @@ mod tests {
             Some(SaslCredentials {
                 mechanism: SaslMechanism::Scram(ScramMechanism::Sha256),
                 username: "bob".into(),
-                password: "pw".into()
+                password: "pw".into(),
+                oauth: None,
             })
         );
         assert_eq!(c.tls.ca_location, Some(PathBuf::from("/ca.pem")));
@@ -569,7 +625,7 @@ mod tests {
                 ("security.protocol", "SASL_SSL"),
                 ("sasl.mechanism", "GSSAPI")
             ]),
-            "sasl.mechanism=GSSAPI is not supported: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+            "sasl.mechanism=GSSAPI is not supported: use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"
         );
         assert!(err(&[
             ("security.protocol", "SASL_SSL"),

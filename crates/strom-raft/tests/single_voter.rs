@@ -54,16 +54,23 @@ async fn one_voter_restarts_from_snapshot_and_log() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(1, &[1], 3);
     let (quorum, _) = start_file_node(&net, dir.path(), config.clone()).await;
-    let mut offsets = Vec::new();
-    for i in 0..5 {
+    // A snapshot after 3 entries since the last (none): at offset 2, then at 5. Each is
+    // awaited before the entries that lead to the next: while one is being built, applied
+    // entries trigger none, so on a loaded machine the one at 5 could be skipped.
+    let mut offsets = vec![quorum.propose(vec!["r0".to_string()]).await.unwrap()];
+    eventually("a snapshot at 2", || {
+        (quorum.status().snapshot_offset == Some(2)).then_some(())
+    })
+    .await;
+    for i in 1..4 {
         offsets.push(quorum.propose(vec![format!("r{i}")]).await.unwrap());
     }
-    assert_eq!(offsets, vec![2, 3, 4, 5, 6]);
-    // A snapshot after 3 entries since the last (none): at offset 2, then at 5.
     eventually("a snapshot at 5", || {
         (quorum.status().snapshot_offset == Some(5)).then_some(())
     })
     .await;
+    offsets.push(quorum.propose(vec!["r4".to_string()]).await.unwrap());
+    assert_eq!(offsets, vec![2, 3, 4, 5, 6]);
     quorum.shutdown().await;
     net.remove(1);
     let meta = dir.path().join("__cluster_metadata-0");
