@@ -442,14 +442,19 @@ def test_kcat_produces_and_consumes_with_a_signed_token(broker_factory, pki, key
         assert res.returncode != 0 and INVALID_TOKEN.encode() in res.stderr, res
 
 
-def test_unsigned_tokens_only_on_a_listener_configured_for_development(broker_factory, pki, keys, idp_https):
-    dev = broker_factory({
+def development_broker(broker_factory):
+    """A SASL_PLAINTEXT listener with Kafka's unsecured validator, requiring the scope `kafka`."""
+    return broker_factory({
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
         "sasl.enabled.mechanisms": "OAUTHBEARER",
         "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": UNSECURED_VALIDATOR,
         "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
             f'{LOGIN_MODULE} required unsecuredValidatorRequiredScope="kafka";',
     }, env=DEBUG_CONNECTIONS, listeners=["SASL_PLAINTEXT"])
+
+
+def test_unsigned_tokens_only_on_a_listener_configured_for_development(broker_factory, pki, keys, idp_https):
+    dev = development_broker(broker_factory)
     dev.wait_for_log(r"OAUTHBEARER accepts unsigned tokens")
     address = dev.address("SASL_PLAINTEXT")
     unsecured = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "OAUTHBEARER",
@@ -514,13 +519,7 @@ def test_the_cli_gets_tokens_by_client_credentials_and_makes_unsecured_ones(brok
     assert res.returncode == 1 and INVALID_TOKEN in res.stderr, res.stderr
 
     # Unsecured tokens for a listener configured for development (librdkafka's sasl.oauthbearer.config).
-    dev = broker_factory({
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "sasl.enabled.mechanisms": "OAUTHBEARER",
-        "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class": UNSECURED_VALIDATOR,
-        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
-            f'{LOGIN_MODULE} required unsecuredValidatorRequiredScope="kafka";',
-    }, env=DEBUG_CONNECTIONS, listeners=["SASL_PLAINTEXT"])
+    dev = development_broker(broker_factory)
     unsecured = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "OAUTHBEARER",
                  "sasl.oauthbearer.config": "principal=dev-user scope=kafka"}
     round_trip(dev.address("SASL_PLAINTEXT"), None, unsecured)
