@@ -413,7 +413,9 @@ async fn heartbeat_loop(broker: std::sync::Weak<Broker>) {
             let Some(broker) = broker.upgrade() else {
                 return;
             };
-            if broker.log_dir_ids(true) != offline_reported {
+            let offline = broker.log_dir_ids(true);
+            if offline != offline_reported {
+                info!(offline_dirs = ?offline, "reporting offline log dirs to the controller");
                 break;
             }
         }
