@@ -284,4 +284,43 @@ mod tests {
         let p1 = after.partition(&T, 1).unwrap();
         assert_eq!((p1.leader, p1.isr.clone()), (2, vec![2, 1, 3]));
     }
+
+    #[test]
+    fn a_replica_keeps_its_dir_through_a_reassignment_and_the_fields_replay_from_json() {
+        let image = with_dirs(
+            cluster(vec![partition_record(0, &[1, 2], &[1, 2], 1)]),
+            1,
+            10,
+        );
+        let image = assign(&image, 0, DIR_B);
+        let moved = image.apply(&[crate::cluster_control::tests::pc(
+            0,
+            crate::cluster_control::tests::Pc {
+                replicas: Some(vec![3, 1]),
+                ..Default::default()
+            },
+        )]);
+        let p = moved.partition(&T, 0).unwrap();
+        assert_eq!(p.directories, vec![UNASSIGNED_DIR, DIR_B]);
+        // The image's records rebuild it, dirs included.
+        let rebuilt = MetadataImage::default().apply(&moved.to_records());
+        assert_eq!(rebuilt.partition(&T, 0), Some(p));
+        assert_eq!(rebuilt.broker(1).unwrap().log_dirs, vec![DIR_A, DIR_B]);
+        for record in moved.to_records() {
+            assert_eq!(
+                MetadataRecord::from_json(&record.to_json()).unwrap(),
+                record
+            );
+        }
+        // A change written before dir ids leaves the dirs as they were.
+        let old =
+            format!(r#"{{"type":"PartitionChange","topic_id":"{T}","partition":0,"isr":[3]}}"#);
+        let old = MetadataRecord::from_json(old.as_bytes()).unwrap();
+        let after = moved.apply(&[old]);
+        assert_eq!(after.partition(&T, 0).unwrap().directories, p.directories);
+        let old_change =
+            br#"{"type":"BrokerRegistrationChange","broker_id":1,"broker_epoch":10,"fenced":true}"#;
+        let after = moved.apply(&[MetadataRecord::from_json(old_change).unwrap()]);
+        assert_eq!(after.broker(1).unwrap().log_dirs, vec![DIR_A, DIR_B]);
+    }
 }
