@@ -25,6 +25,9 @@ pub struct AssignReplicasToDirsRequest {
     pub assignments: Vec<ReplicaDir>,
 }
 
+/// Each assignment's outcome, in request order.
+pub type AssignmentResults = Vec<Result<(), ControllerError>>;
+
 /// The records recording each replica's dir, and a result per assignment (in request
 /// order). A replica placed in a dir the broker's registration does not have online
 /// leaves the ISR at once, as a dir going offline does.
@@ -32,7 +35,7 @@ pub fn assign_replicas_to_dirs(
     image: &MetadataImage,
     defaults: &ClusterElectionDefaults,
     request: &AssignReplicasToDirsRequest,
-) -> Result<(Vec<MetadataRecord>, Vec<Result<(), ControllerError>>), ControllerError> {
+) -> Result<(Vec<MetadataRecord>, AssignmentResults), ControllerError> {
     let broker_id = request.broker_id;
     let broker = check_broker_epoch(image, broker_id, request.broker_epoch)?.clone();
     let mut records = Vec::new();
