@@ -135,6 +135,7 @@ def test_a_full_log_dir_moves_leadership_of_its_partitions_only(cluster, tiny_mo
 
     # Broker 1 still leads the partition in its healthy dir and serves it.
     assert cluster.partition("healthy") == (1, [1, 2, 3], [1, 2, 3])
+    victim_acked = list(acked)
     acked.clear()
     healthy = [(b"h%d" % i, b"healthy-%d" % i * 100) for i in range(10)]
     for key, v in healthy:
@@ -148,3 +149,13 @@ def test_a_full_log_dir_moves_leadership_of_its_partitions_only(cluster, tiny_mo
     # Its replica of the victim stays out of the ISR: it is in the offline dir.
     time.sleep(2)
     assert cluster.partition("victim")[2] == [2, 3]
+
+    # Space freed and broker 1 restarted: its dir is online again, its replica catches up
+    # from the new leader and rejoins the ISR, with exactly the acknowledged records.
+    filler.unlink()
+    node1.restart()
+    cluster.wait_for("broker 1 back in the victim's ISR",
+                     lambda: cluster.partition("victim")[2] == [1, 2, 3])
+    got = read_partition(new_leader, "victim", 0, 0, 45)
+    assert [(m.offset(), m.key(), m.value()) for m in got] == victim_acked
+    assert all(log_dir["error_code"] == 0 for log_dir in log_dirs_of(node1).values())
