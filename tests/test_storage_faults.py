@@ -237,3 +237,61 @@ def test_metadata_log_dir_apart_from_the_log_dirs(broker_factory, tmp_path):
     assert not (meta / ".kafka_cleanshutdown").exists()
     assert {p: records(p) for p in (0, 1)} == expected
     create_topic(b, unique("md-after"), 1)
+
+
+def test_log_dir_that_cannot_be_opened_at_start_is_offline_and_the_others_serve(
+        broker_factory, tmp_path):
+    """Kafka's LogManager starts with a dir it cannot open offline (as long as the metadata log's
+    dir is fine): its partitions answer KAFKA_STORAGE_ERROR, DescribeLogDirs reports it with that
+    error, the other dir serves. With the dir back, the next start has all of its records."""
+    data = tmp_path / "broker0" / "data"
+    second = tmp_path / "second"
+    broker = broker_factory({"log.dirs": f"{data},{second}"})
+    create_topic(broker, "healthy")
+    create_topic(broker, "lost")
+    assert (data / "healthy-0").is_dir() and (second / "lost-0").is_dir()
+    p = producer(broker, **{"linger.ms": 0})
+    lost_values = [f"lost-{i}".encode() * 20 for i in range(10)]
+    healthy_values = [f"healthy-{i}".encode() * 20 for i in range(10)]
+    for i, value in enumerate(lost_values):
+        assert produce_one(p, "lost", value) == (i, None)
+    for i, value in enumerate(healthy_values):
+        assert produce_one(p, "healthy", value) == (i, None)
+    broker.stop()
+
+    # The dir's path is now a regular file: it cannot be opened.
+    saved = tmp_path / "second.saved"
+    second.rename(saved)
+    second.write_bytes(b"not a directory")
+    broker.start()
+    assert broker.wait_for_log(r"log dir could not be opened at start; it is offline")
+    assert read_partition(broker, "healthy", 0, 10) == list(enumerate(healthy_values))
+    p = producer(broker, **{"linger.ms": 0, "retries": 0, "message.timeout.ms": 10000})
+    assert produce_one(p, "healthy", b"healthy-after") == (10, None)
+    offset, error = produce_one(p, "lost", b"refused")
+    assert offset is None and error.code() == STORAGE_ERROR, error
+    dirs = log_dirs_by_path(broker)
+    assert dirs[os.path.realpath(second)]["error_code"] == STORAGE_ERROR
+    assert partitions_of(dirs[os.path.realpath(second)]) == set()
+    assert dirs[os.path.realpath(data)]["error_code"] == 0
+    assert partitions_of(dirs[os.path.realpath(data)]) == {("healthy", 0)}
+    # Not created anew in the healthy dir: its records are in the offline one.
+    assert not (data / "lost-0").exists()
+    # A topic made now goes to the online dir.
+    create_topic(broker, "new")
+    assert (data / "new-0").is_dir()
+    assert produce_one(p, "new", b"first") == (0, None)
+    broker.stop()
+
+    # The dir back: every record is there and appends go on.
+    second.unlink()
+    saved.rename(second)
+    broker.start()
+    assert read_partition(broker, "lost", 0, 10) == list(enumerate(lost_values))
+    p = producer(broker, **{"linger.ms": 0})
+    assert produce_one(p, "lost", b"lost-after") == (10, None)
+    assert read_partition(broker, "healthy", 0, 11) == (
+        list(enumerate(healthy_values)) + [(10, b"healthy-after")])
+    dirs = log_dirs_by_path(broker)
+    assert [d["error_code"] for d in dirs.values()] == [0, 0]
+    assert partitions_of(dirs[os.path.realpath(second)]) == {("lost", 0)}

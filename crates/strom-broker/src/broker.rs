@@ -17,7 +17,7 @@ use crate::config::{BrokerConfig, DynamicBrokerConfigs};
 use crate::fetch_session::{FetchSessionCache, MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS};
 use crate::log_dirs::{
     self, open_partition_log, partition_dir, place_partition, remove_uncommitted_partition_dir,
-    retire_partition_dir, DataDir, DirDeleter,
+    retire_partition_dir, DataDir, DirDeleter, Placement,
 };
 use crate::metadata_quorum::{MetadataApplier, MetadataQuorum, NodeTransport};
 use crate::metrics::{Metrics, PartitionLabels};
@@ -179,23 +179,38 @@ fn open_dir(
     };
     std::fs::create_dir_all(dir).map_err(dir_error)?;
     let handle = std::fs::File::open(dir).map_err(dir_error)?;
-    *cluster_id = Some(crate::meta_properties::load_or_create(
-        dir,
-        node_id,
-        cluster_id.as_deref(),
-    )?);
+    let meta = crate::meta_properties::load_or_create(dir, node_id, cluster_id.as_deref())?;
+    *cluster_id = Some(meta.cluster_id);
     Ok(OpenLogDir {
-        dir: DataDir::with_metadata(dir.to_path_buf(), holds_metadata),
-        handle,
+        dir: DataDir::opened(dir.to_path_buf(), holds_metadata, Some(meta.directory_id)),
+        handle: Some(handle),
         clean_at_start: strom_log::log_dir_had_clean_shutdown(dir),
+    })
+}
+
+/// A dir of `log.dirs` that is not the metadata log's and cannot be opened (or its high
+/// watermark checkpoint read) is offline from the start, as in Kafka; a dir of another
+/// cluster or node still fails the start.
+fn offline_at_start(dir: &std::path::Path, error: &StartupError) -> Option<OpenLogDir> {
+    let storage_error = match error {
+        StartupError::LogDir { .. } => true,
+        StartupError::MetaProperties(e) => {
+            matches!(e, crate::meta_properties::MetaPropertiesError::Io { .. })
+        }
+        _ => false,
+    };
+    storage_error.then(|| OpenLogDir {
+        dir: DataDir::offline_at_start(dir.to_path_buf(), error),
+        handle: None,
+        clean_at_start: false,
     })
 }
 
 struct OpenLogDir {
     dir: Arc<DataDir>,
     /// Open since start: shutdown syncs the dir's filesystem through it, which reports
-    /// writeback errors since it was opened.
-    handle: std::fs::File,
+    /// writeback errors since it was opened. `None` for a dir offline from the start.
+    handle: Option<std::fs::File>,
     /// Its clean-shutdown marker was there at start.
     clean_at_start: bool,
 }
@@ -255,15 +270,32 @@ impl Broker {
                         source,
                     };
                     let holds_metadata = *log_dir == config.metadata_log_dir;
-                    let open = open_dir(log_dir, config.node_id, &mut cluster_id, holds_metadata)?;
-                    log_dirs::remove_deleted_dirs(log_dir);
-                    checkpointed_high_watermarks.extend(
-                        strom_log::read_high_watermarks(log_dir)
-                            .map_err(dir_error)?
-                            .into_iter()
-                            .map(|e| ((e.topic, e.partition), e.offset)),
-                    );
+                    let open = open_dir(log_dir, config.node_id, &mut cluster_id, holds_metadata)
+                        .and_then(|open| {
+                            let checkpointed =
+                                strom_log::read_high_watermarks(log_dir).map_err(dir_error)?;
+                            Ok((open, checkpointed))
+                        });
+                    let open = match open {
+                        Ok((open, checkpointed)) => {
+                            log_dirs::remove_deleted_dirs(log_dir);
+                            checkpointed_high_watermarks.extend(
+                                checkpointed
+                                    .into_iter()
+                                    .map(|e| ((e.topic, e.partition), e.offset)),
+                            );
+                            open
+                        }
+                        Err(e) if holds_metadata => return Err(e),
+                        Err(e) => offline_at_start(log_dir, &e).ok_or(e)?,
+                    };
                     opened.push(open);
+                }
+                if opened.iter().all(|d| d.dir.is_offline()) {
+                    return Err(StartupError::LogDir {
+                        path: config.log_dir.display().to_string(),
+                        source: std::io::Error::other("every log dir is offline"),
+                    });
                 }
                 // A metadata.log.dir outside log.dirs: its own meta.properties and marker.
                 let metadata_dir = if config.log_dirs.contains(&config.metadata_log_dir) {
@@ -390,9 +422,11 @@ impl Broker {
             return Err(failure);
         }
         broker.opening_clean.store(false, Ordering::Release);
-        let separate_metadata_dir = self.metadata_dir.iter().map(|d| &d.dir.path);
-        for dir in self.config.log_dirs.iter().chain(separate_metadata_dir) {
-            let dir = dir.clone();
+        for open in self.log_dirs.iter().chain(&self.metadata_dir) {
+            if open.dir.is_offline() {
+                continue;
+            }
+            let dir = open.dir.path.clone();
             let dir_error = |source| StartupError::LogDir {
                 path: dir.display().to_string(),
                 source,
@@ -451,6 +485,7 @@ impl Broker {
                 Vec::new()
             } else {
                 vec![MetadataRecord::RegisterBroker {
+                    log_dirs: vec![],
                     broker_id: node_id,
                     endpoints,
                     rack,
@@ -806,7 +841,7 @@ impl Broker {
         };
         let clean = self.opening_clean.load(Ordering::Acquire);
         let mut opened = taken;
-        match self.open_partitions_except(&next, clean, &opened) {
+        match self.open_partitions_except(&next, clean, &opened, true) {
             Ok(more) => opened.extend(more),
             Err(failure) => {
                 let failure = *failure;
@@ -826,6 +861,7 @@ impl Broker {
         self.install(next, opened);
         self.image_offset.store(offset as i64, Ordering::Release);
         drop(dirs);
+        self.lifecycle.wake_dir_assignments();
         self.publish_observer_addresses();
         if self.quorum.get().is_some() && !self.is_loading() {
             self.groups.publish_topics(&self.image());
@@ -888,15 +924,17 @@ impl Broker {
         image: &MetadataImage,
         log_dir_clean: bool,
     ) -> Result<Vec<Arc<Partition>>, Box<OpenFailure>> {
-        self.open_partitions_except(image, log_dir_clean, &[])
+        self.open_partitions_except(image, log_dir_clean, &[], false)
     }
 
-    /// [`Self::open_partitions`], leaving out those already opened in `have`.
+    /// [`Self::open_partitions`], leaving out those already opened in `have`; `committed`
+    /// when the image is (not a change being proposed).
     fn open_partitions_except(
         &self,
         image: &MetadataImage,
         log_dir_clean: bool,
         have: &[Arc<Partition>],
+        committed: bool,
     ) -> Result<Vec<Arc<Partition>>, Box<OpenFailure>> {
         let wanted: Vec<(Arc<TopicImage>, i32)> = image
             .topics()
@@ -921,7 +959,8 @@ impl Broker {
             if failed.load(Ordering::Relaxed) {
                 return None;
             }
-            let opened = self.open_partition(image, &configs, topic, *index, log_dir_clean);
+            let opened =
+                self.open_partition(image, &configs, topic, *index, log_dir_clean, committed);
             if opened.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }
@@ -961,6 +1000,7 @@ impl Broker {
         topic: &TopicImage,
         index: i32,
         log_dir_clean: bool,
+        committed: bool,
     ) -> Result<Arc<Partition>, LogError> {
         let Some(spec) = topic.partitions.get(&index) else {
             return Err(LogError::Io(std::io::Error::other(
@@ -968,9 +1008,26 @@ impl Broker {
             )));
         };
         let settings = topic_settings::resolve(image, configs, &topic.name);
-        let data_dir = {
+        let assigned = spec.directory(self.config.node_id);
+        // Replaying the log at start: the partition was hosted here before.
+        let existing = committed && self.is_loading();
+        let placement = {
             let _placing = self.placement.lock().unwrap_or_else(|p| p.into_inner());
-            place_partition(&self.data_dirs, &topic.name, index)?
+            place_partition(&self.data_dirs, &topic.name, index, assigned, existing)?
+        };
+        let data_dir = match placement {
+            Placement::Online(dir) => dir,
+            Placement::Offline(dir) => {
+                warn!(topic = %topic.name, partition = index, dir = %dir.path.display(), "the partition's log dir is offline; it answers KAFKA_STORAGE_ERROR");
+                return Ok(Arc::new(Partition::offline(
+                    topic.name.clone(),
+                    topic.id,
+                    index,
+                    spec.leader_epoch,
+                    settings,
+                    dir,
+                )));
+            }
         };
         let clean = log_dir_clean
             && self
@@ -978,8 +1035,21 @@ impl Broker {
                 .iter()
                 .any(|d| Arc::ptr_eq(&d.dir, &data_dir) && d.clean_at_start);
         let dir = partition_dir(&data_dir.path, &topic.name, index);
+        let existed = dir.is_dir();
         let log = match open_partition_log(&dir, topic.id, settings.log.clone(), clean) {
             Ok(log) => log,
+            Err(e) if committed && existed && log_dirs::is_storage_fault(&e) => {
+                // Loading a log it had failed: the dir goes offline, as in Kafka.
+                data_dir.fail(&e);
+                return Ok(Arc::new(Partition::offline(
+                    topic.name.clone(),
+                    topic.id,
+                    index,
+                    spec.leader_epoch,
+                    settings,
+                    data_dir,
+                )));
+            }
             Err(e) => {
                 // Refused, not offline: a new partition that cannot be created fails its
                 // request whole (KAFKA_STORAGE_ERROR) and leaves the dir serving.
@@ -1308,7 +1378,10 @@ impl Broker {
             warn!(dir = %log_dir.display(), "the log dir is offline; it is not marked clean and the next start recovers its logs");
             return false;
         }
-        if let Err(e) = strom_log::sync_filesystem(&open.handle) {
+        let Some(handle) = &open.handle else {
+            return false;
+        };
+        if let Err(e) = strom_log::sync_filesystem(handle) {
             warn!(dir = %log_dir.display(), error = %e, "syncing the log dir failed; every log is recovered at the next start");
             return false;
         }
@@ -1329,7 +1402,7 @@ impl Broker {
                 warn!(dir = %log_dir.display(), error = %e, "writing the broker epoch failed; the next start counts as unclean");
             }
         }
-        if let Err(e) = strom_log::write_log_dir_clean_shutdown(log_dir, &open.handle) {
+        if let Err(e) = strom_log::write_log_dir_clean_shutdown(log_dir, handle) {
             warn!(dir = %log_dir.display(), error = %e, "writing the clean-shutdown marker failed; every log is recovered at the next start");
             return false;
         }

@@ -31,6 +31,7 @@ pub fn controller_error_code(error: &ControllerError) -> ErrorCode {
         ControllerError::PreferredLeaderNotAvailable(_) => ErrorCode::PreferredLeaderNotAvailable,
         ControllerError::EligibleLeadersNotAvailable(_) => ErrorCode::EligibleLeadersNotAvailable,
         ControllerError::NoReassignmentInProgress(_) => ErrorCode::NoReassignmentInProgress,
+        ControllerError::NotLeaderOrFollower(_) => ErrorCode::NotLeaderOrFollower,
     }
 }
 

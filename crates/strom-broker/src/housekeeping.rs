@@ -152,6 +152,9 @@ fn expire_producers(broker: &Broker) {
 fn enforce_retention(broker: &Broker) {
     let now = now_ms();
     for partition in broker.all_partitions() {
+        if partition.data_dir().is_offline() {
+            continue;
+        }
         // Kafka applies retention.ms / retention.bytes only under cleanup.policy=delete;
         // the log start offset (DeleteRecords) is enforced when the log is written.
         if !partition.settings().cleanup_delete {
@@ -199,7 +202,7 @@ fn compact(broker: &Broker) {
     let pause_file = std::env::var_os(CLEANER_PAUSE_ENV).map(std::path::PathBuf::from);
     for partition in broker.all_partitions() {
         let settings = partition.settings();
-        if !settings.cleanup_compact {
+        if !settings.cleanup_compact || partition.data_dir().is_offline() {
             continue;
         }
         // The partition's lock is taken only to plan the round and to swap each cleaned
@@ -231,6 +234,10 @@ fn compact(broker: &Broker) {
 fn roll_and_flush(broker: &Broker) {
     let now = now_ms();
     for partition in broker.all_partitions() {
+        // An offline dir's logs are not touched again (and not warned about every round).
+        if partition.data_dir().is_offline() {
+            continue;
+        }
         let result = partition
             .with_log(|log| {
                 log.roll_if_due(now)?;

@@ -29,6 +29,8 @@ pub struct DataDir {
     partitions: AtomicUsize,
     /// The dir of the metadata log: its failure stops the process, as Kafka halts.
     holds_metadata: bool,
+    /// Its `directory.id` (KIP-858); `None` when it could not be read at start.
+    id: Option<uuid::Uuid>,
 }
 
 impl DataDir {
@@ -39,12 +41,39 @@ impl DataDir {
     /// `holds_metadata`: the metadata log lives here (`metadata.log.dir`, by default the
     /// first of `log.dirs`).
     pub fn with_metadata(path: PathBuf, holds_metadata: bool) -> Arc<Self> {
+        Self::opened(path, holds_metadata, None)
+    }
+
+    /// A dir opened at start, with the directory id its `meta.properties` holds.
+    pub fn opened(path: PathBuf, holds_metadata: bool, id: Option<uuid::Uuid>) -> Arc<Self> {
         Arc::new(Self {
             path,
             offline: AtomicBool::new(false),
             partitions: AtomicUsize::new(0),
             holds_metadata,
+            id,
         })
+    }
+
+    /// A dir that could not be opened at start: offline from the beginning, as Kafka's
+    /// LogManager starts with such a dir offline and serves the others.
+    pub fn offline_at_start(path: PathBuf, error: &dyn std::fmt::Display) -> Arc<Self> {
+        tracing::error!(
+            dir = %path.display(),
+            error = %error,
+            "log dir could not be opened at start; it is offline and its partitions answer KAFKA_STORAGE_ERROR until the broker restarts"
+        );
+        Arc::new(Self {
+            path,
+            offline: AtomicBool::new(true),
+            partitions: AtomicUsize::new(0),
+            holds_metadata: false,
+            id: None,
+        })
+    }
+
+    pub fn id(&self) -> Option<uuid::Uuid> {
+        self.id
     }
 
     pub fn is_offline(&self) -> bool {
@@ -103,33 +132,67 @@ pub fn is_storage_fault(error: &LogError) -> bool {
     }
 }
 
+/// Where a partition's log is.
+#[derive(Debug, Clone)]
+pub enum Placement {
+    /// In this online dir (found there, or placed there now).
+    Online(Arc<DataDir>),
+    /// In this offline dir: hosted without a log, answering KAFKA_STORAGE_ERROR.
+    Offline(Arc<DataDir>),
+}
+
 /// The dir for a new or existing partition: the log dir already holding its directory,
 /// else the online dir with the fewest partitions (Kafka's LogManager.nextLogDirs; ties
-/// go to the first in `log.dirs` order). A partition found in an offline dir is not
-/// created anew elsewhere: that is a storage error.
+/// go to the first in `log.dirs` order). A partition found in an offline dir, or one the
+/// metadata places in an offline dir (`assigned`, its replica's directory id), is offline,
+/// never created anew elsewhere. So is one that existed before this start (`existing`)
+/// and is in no online dir while some dir is offline: it may be in the one that could not
+/// be read (Kafka refuses to create a log that is not new while a dir is offline).
 pub fn place_partition(
     dirs: &[Arc<DataDir>],
     topic: &str,
     index: i32,
-) -> Result<Arc<DataDir>, LogError> {
+    assigned: uuid::Uuid,
+    existing: bool,
+) -> Result<Placement, LogError> {
     for dir in dirs {
         let found = partition_dir(&dir.path, topic, index);
         if dir.is_offline() {
             // An offline disk may not even answer: only a dir we can see counts as found.
             if found.is_dir() {
-                return Err(dir.offline_error());
+                dir.partition_placed();
+                return Ok(Placement::Offline(dir.clone()));
             }
             continue;
         }
         match std::fs::metadata(&found) {
             Ok(meta) if meta.is_dir() => {
                 dir.partition_placed();
-                return Ok(dir.clone());
+                return Ok(Placement::Online(dir.clone()));
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
+    }
+    let first_offline = dirs.iter().find(|d| d.is_offline());
+    let assigned_known = assigned != strom_metadata::records::UNASSIGNED_DIR
+        && assigned != strom_metadata::records::MIGRATING_DIR;
+    let offline_home = if assigned_known {
+        match dirs.iter().find(|d| d.id() == Some(assigned)) {
+            Some(dir) if dir.is_offline() => Some(dir),
+            Some(_) => None,
+            // A dir whose id could not be read at start.
+            None => first_offline,
+        }
+    } else if existing {
+        first_offline
+    } else {
+        None
+    };
+    if let Some(dir) = offline_home {
+        dir.partition_placed();
+        return Ok(Placement::Offline(dir.clone()));
     }
     let chosen = dirs
         .iter()
@@ -137,7 +200,7 @@ pub fn place_partition(
         .min_by_key(|d| d.partition_count())
         .ok_or_else(|| LogError::Failed("every log dir is offline".into()))?;
     chosen.partition_placed();
-    Ok(chosen.clone())
+    Ok(Placement::Online(chosen.clone()))
 }
 
 pub fn partition_dir(log_dir: &Path, topic: &str, index: i32) -> PathBuf {
@@ -349,21 +412,67 @@ mod tests {
             .iter()
             .map(|r| DataDir::new(r.path().to_path_buf()))
             .collect();
-        let first = place_partition(&dirs, "a", 0).unwrap();
-        assert_eq!(first.path, dirs[0].path, "ties go to the first dir");
-        assert_eq!(place_partition(&dirs, "b", 0).unwrap().path, dirs[1].path);
-        assert_eq!(place_partition(&dirs, "c", 0).unwrap().path, dirs[0].path);
+        let place = |topic: &str| match place_partition(
+            &dirs,
+            topic,
+            0,
+            strom_metadata::records::UNASSIGNED_DIR,
+            false,
+        )
+        .unwrap()
+        {
+            Placement::Online(dir) => dir.path.clone(),
+            Placement::Offline(dir) => panic!("{topic} offline in {}", dir.path.display()),
+        };
+        assert_eq!(place("a"), dirs[0].path, "ties go to the first dir");
+        assert_eq!(place("b"), dirs[1].path);
+        assert_eq!(place("c"), dirs[0].path);
         // An existing partition dir wins over the counts.
         std::fs::create_dir_all(partition_dir(&dirs[1].path, "d", 0)).unwrap();
-        assert_eq!(place_partition(&dirs, "d", 0).unwrap().path, dirs[1].path);
+        assert_eq!(place("d"), dirs[1].path);
         dirs[1].fail(&"test");
         assert!(matches!(
-            place_partition(&dirs, "d", 0),
-            Err(LogError::Failed(_))
+            place_partition(&dirs, "d", 0, strom_metadata::records::UNASSIGNED_DIR, false),
+            Ok(Placement::Offline(dir)) if dir.path == dirs[1].path
         ));
-        assert_eq!(place_partition(&dirs, "e", 0).unwrap().path, dirs[0].path);
+        assert_eq!(place("e"), dirs[0].path);
+        // Not new and in no online dir while one is offline: it may be there.
+        assert!(matches!(
+            place_partition(&dirs, "g", 0, strom_metadata::records::UNASSIGNED_DIR, true),
+            Ok(Placement::Offline(dir)) if dir.path == dirs[1].path
+        ));
         dirs[0].fail(&"test");
-        assert!(place_partition(&dirs, "f", 0).is_err());
+        assert!(place_partition(
+            &dirs,
+            "f",
+            0,
+            strom_metadata::records::UNASSIGNED_DIR,
+            false
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn the_assigned_dir_decides_where_an_unfound_partition_is() {
+        let roots = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let a = uuid::Uuid::from_u128(0xa1);
+        let b = uuid::Uuid::from_u128(0xb1);
+        let dirs = vec![
+            DataDir::opened(roots[0].path().to_path_buf(), false, Some(a)),
+            DataDir::opened(roots[1].path().to_path_buf(), false, Some(b)),
+        ];
+        let offline_in = |assigned| match place_partition(&dirs, "t", 0, assigned, false).unwrap() {
+            Placement::Offline(dir) => Some(dir.path.clone()),
+            Placement::Online(_) => None,
+        };
+        assert_eq!(offline_in(b), None, "an online assigned dir: created");
+        dirs[1].fail(&"test");
+        assert_eq!(offline_in(b), Some(dirs[1].path.clone()));
+        assert_eq!(offline_in(a), None);
+        let unread = DataDir::offline_at_start(std::path::PathBuf::from("/nonexistent"), &"test");
+        let dirs = vec![dirs[0].clone(), unread];
+        let placed = place_partition(&dirs, "t", 1, uuid::Uuid::from_u128(0xc1), false).unwrap();
+        assert!(matches!(placed, Placement::Offline(dir) if dir.id().is_none()));
     }
 
     #[test]

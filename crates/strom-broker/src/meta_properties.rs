@@ -53,13 +53,51 @@ fn base64_url(bytes: &[u8]) -> String {
     out
 }
 
-/// Reads the cluster id from `meta.properties`, creating the file on first start with
-/// `configured` (or a new random id). A dir of another cluster is refused.
+/// Kafka's directory ids: a UUID in the same base64 as cluster ids.
+pub fn parse_directory_id(text: &str) -> Option<uuid::Uuid> {
+    let text = text.trim();
+    if text.len() != 22 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (i, c) in text.bytes().enumerate() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u128;
+        // 22 characters carry 132 bits: the last one holds 2 data bits and 4 zero bits.
+        if i == 21 {
+            if value & 0xf != 0 {
+                return None;
+            }
+            bits = bits << 2 | value >> 4;
+        } else {
+            bits = bits << 6 | value;
+        }
+    }
+    Some(uuid::Uuid::from_u128(bits))
+}
+
+/// What `meta.properties` says of one log dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaProperties {
+    pub cluster_id: String,
+    /// This dir's `directory.id` (KIP-858), written on first start.
+    pub directory_id: uuid::Uuid,
+}
+
+/// Reads `meta.properties`, creating the file on first start with `configured` (or a new
+/// random cluster id) and a new directory id. A dir of another cluster or node is refused;
+/// one written without a directory id gets one.
 pub fn load_or_create(
     log_dir: &Path,
     node_id: i32,
     configured: Option<&str>,
-) -> Result<String, MetaPropertiesError> {
+) -> Result<MetaProperties, MetaPropertiesError> {
     let path = log_dir.join("meta.properties");
     let io = |source| MetaPropertiesError::Io {
         path: path.display().to_string(),
@@ -90,23 +128,45 @@ pub fn load_or_create(
                         expected: expected.to_string(),
                     });
                 }
-                return Ok(cluster_id.to_string());
+                if let Some(directory_id) = props
+                    .get("directory.id")
+                    .and_then(|d| parse_directory_id(d))
+                {
+                    return Ok(MetaProperties {
+                        cluster_id: cluster_id.to_string(),
+                        directory_id,
+                    });
+                }
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
     let cluster_id = configured.map_or_else(new_cluster_id, str::to_string);
+    let directory_id = new_directory_id();
     let text = format!(
         "#Written by strom\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={}\n",
-        base64_url(uuid::Uuid::new_v4().as_bytes())
+        base64_url(directory_id.as_bytes())
     );
     let tmp = log_dir.join("meta.properties.tmp");
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(cluster_id)
+    Ok(MetaProperties {
+        cluster_id,
+        directory_id,
+    })
+}
+
+/// A random directory id that is none of Kafka's reserved ones (the first 100 values).
+fn new_directory_id() -> uuid::Uuid {
+    loop {
+        let id = uuid::Uuid::new_v4();
+        if id.as_u128() >= 100 {
+            return id;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -127,7 +187,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = load_or_create(dir.path(), 1, None).unwrap();
         assert_eq!(load_or_create(dir.path(), 1, None).unwrap(), first);
-        assert_eq!(load_or_create(dir.path(), 1, Some(&first)).unwrap(), first);
+        assert_eq!(
+            load_or_create(dir.path(), 1, Some(&first.cluster_id)).unwrap(),
+            first
+        );
+        let text = std::fs::read_to_string(dir.path().join("meta.properties")).unwrap();
+        assert!(text.contains(&format!(
+            "directory.id={}\n",
+            base64_url(first.directory_id.as_bytes())
+        )));
         assert!(matches!(
             load_or_create(dir.path(), 2, None),
             Err(MetaPropertiesError::NodeIdMismatch { .. })
@@ -138,8 +206,27 @@ mod tests {
         ));
         let configured = tempfile::tempdir().unwrap();
         assert_eq!(
-            load_or_create(configured.path(), 1, Some("abc")).unwrap(),
+            load_or_create(configured.path(), 1, Some("abc"))
+                .unwrap()
+                .cluster_id,
             "abc"
         );
+        let other = load_or_create(configured.path(), 1, None).unwrap();
+        assert_ne!(other.directory_id, first.directory_id);
+    }
+
+    #[test]
+    fn directory_ids_read_back_as_written() {
+        for _ in 0..100 {
+            let id = uuid::Uuid::new_v4();
+            assert_eq!(parse_directory_id(&base64_url(id.as_bytes())), Some(id));
+        }
+        assert_eq!(
+            parse_directory_id("AAAAAAAAAAAAAAAAAAAAAQ"),
+            Some(uuid::Uuid::from_u128(1))
+        );
+        assert_eq!(parse_directory_id("AAAAAAAAAAAAAAAAAAAAAB"), None);
+        assert_eq!(parse_directory_id("short"), None);
+        assert_eq!(parse_directory_id("AAAAAAAAAAAAAAAAAAAA=Q"), None);
     }
 }

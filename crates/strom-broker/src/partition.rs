@@ -70,6 +70,29 @@ impl Partition {
         }
     }
 
+    /// A partition hosted in `dir`, which is offline, with no log: every request for it
+    /// answers KAFKA_STORAGE_ERROR (Kafka's offline partitions).
+    pub fn offline(
+        topic: String,
+        topic_id: TopicId,
+        index: i32,
+        leader_epoch: i32,
+        settings: TopicSettings,
+        dir: Arc<DataDir>,
+    ) -> Self {
+        Self {
+            topic,
+            topic_id,
+            index,
+            replica: RwLock::new(Replica::unassigned(leader_epoch)),
+            log: Mutex::new(None),
+            reader: LogReader::unopened(),
+            settings: RwLock::new(settings),
+            appended: Notify::new(),
+            dir,
+        }
+    }
+
     /// The log dir the broker placed the partition in (`new` gives a dir of its own).
     pub fn in_dir(mut self, dir: Arc<DataDir>) -> Self {
         self.dir = dir;

@@ -266,6 +266,30 @@ fn apply_role(
         partition.notify_appended();
         return;
     }
+    if partition.data_dir().is_offline() {
+        // A replica in an offline dir neither leads nor follows (Kafka's offline
+        // partition); the controller moves leadership once the broker reports the dir.
+        let previous_leader = replica.leader;
+        let was_leader = replica.is_leader();
+        replica.leader = spec.leader;
+        replica.leader_epoch = replica.leader_epoch.max(spec.leader_epoch);
+        replica.partition_epoch = replica.partition_epoch.max(spec.partition_epoch);
+        replica.role = Role::Unassigned;
+        drop(replica);
+        if was_leader {
+            fail_acks(
+                broker,
+                partition,
+                ReplicationError::KafkaStorageError(format!(
+                    "log dir {} is offline",
+                    partition.data_dir().path.display()
+                )),
+            );
+        }
+        stop_following(broker, partition, previous_leader);
+        partition.notify_appended();
+        return;
+    }
     let newer_epoch = spec.leader_epoch > replica.leader_epoch;
     let fresh = matches!(replica.role, Role::Unassigned);
     if spec.leader == node {

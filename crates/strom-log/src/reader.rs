@@ -106,6 +106,13 @@ impl LogSlices {
 }
 
 impl LogReader {
+    /// A reader of no log: empty, all offsets 0 (a partition whose log dir is offline).
+    pub fn unopened() -> Self {
+        Self {
+            shared: Arc::new(LogShared::default()),
+        }
+    }
+
     pub fn offsets(&self) -> &LogOffsets {
         &self.shared.offsets
     }

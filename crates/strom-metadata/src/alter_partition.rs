@@ -477,6 +477,7 @@ mod tests {
             LeaderRecoveryState::Recovered
         );
         let shutting = image.apply(&[MetadataRecord::BrokerRegistrationChange {
+            log_dirs: None,
             broker_id: 2,
             broker_epoch: 20,
             fenced: None,

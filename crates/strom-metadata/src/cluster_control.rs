@@ -14,7 +14,7 @@ use strom_types::NodeId;
 use crate::error::ControllerError;
 use crate::image::{MetadataImage, PartitionImage};
 use crate::partition_change::{ClusterElectionDefaults, PartitionChangeBuilder};
-use crate::records::{BrokerEndpoint, MetadataRecord, NO_LEADER};
+use crate::records::{BrokerEndpoint, MetadataRecord, LOST_DIR, NO_LEADER};
 
 /// Kafka's `broker.session.timeout.ms` default.
 pub const DEFAULT_BROKER_SESSION_TIMEOUT_MS: u64 = 9000;
@@ -44,6 +44,8 @@ pub struct BrokerRegistrationRequest {
     pub rack: Option<String>,
     /// KIP-966: the epoch the broker had before a clean shutdown, -1 when unknown.
     pub previous_broker_epoch: i64,
+    /// The ids of its online log dirs (KIP-858).
+    pub log_dirs: Vec<uuid::Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +53,7 @@ pub struct BrokerRegistrationReply {
     pub broker_epoch: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerHeartbeatRequest {
     pub broker_id: NodeId,
     pub broker_epoch: i64,
@@ -60,6 +62,8 @@ pub struct BrokerHeartbeatRequest {
     /// The broker is not ready to be unfenced (or wants to be fenced).
     pub want_fence: bool,
     pub want_shut_down: bool,
+    /// The ids of its log dirs an I/O error took offline (KIP-858).
+    pub offline_log_dirs: Vec<uuid::Uuid>,
 }
 
 /// BrokerHeartbeat's response fields.
@@ -206,7 +210,20 @@ impl ClusterControl {
             broker_epoch: epoch,
             fenced,
             in_controlled_shutdown,
+            log_dirs: request.log_dirs.clone(),
         });
+        // A dir that held replicas and is not among those it registered now (it could not
+        // be opened at start) is offline: the broker leaves those partitions' ISRs.
+        let registered = image.apply(&records);
+        if let Some(b) = registered.broker(broker_id) {
+            records.extend(self.leader_and_isr_updates(
+                &registered,
+                broker_id,
+                NO_LEADER,
+                NO_LEADER,
+                |p| p.isr.contains(&broker_id) && !b.has_online_dir(p.directory(broker_id)),
+            ));
+        }
         let previous = self.sessions.get(&broker_id).filter(|_| same_incarnation);
         let session = Session {
             last_contact_ms: now_ms,
@@ -236,6 +253,15 @@ impl ClusterControl {
         now_ms: u64,
     ) -> Result<(Vec<MetadataRecord>, BrokerHeartbeatReply), ControllerError> {
         let broker_id = request.broker_id;
+        check_broker_epoch(image, broker_id, request.broker_epoch)?;
+        let mut records = self.directories_offline(image, broker_id, &request.offline_log_dirs);
+        let after_dirs;
+        let image = if records.is_empty() {
+            image
+        } else {
+            after_dirs = image.apply(&records);
+            &after_dirs
+        };
         let broker = check_broker_epoch(image, broker_id, request.broker_epoch)?;
         let lowest_active_offset = self.lowest_active_offset();
         let session = *self.sessions.entry(broker_id).or_insert(Session {
@@ -286,21 +312,22 @@ impl ClusterControl {
             }
             BrokerState::ShutdownNow => BrokerState::ShutdownNow,
         };
-        let mut records = Vec::new();
         if current != next {
             match next {
                 BrokerState::Fenced | BrokerState::ShutdownNow => {
-                    records = self.fence_records(image, broker_id, broker.epoch);
+                    records.extend(self.fence_records(image, broker_id, broker.epoch));
                 }
                 BrokerState::Unfenced => {
-                    records.push(MetadataRecord::BrokerRegistrationChange {
+                    let unfence = MetadataRecord::BrokerRegistrationChange {
                         broker_id,
                         broker_epoch: broker.epoch,
                         fenced: Some(false),
                         in_controlled_shutdown: None,
-                    });
+                        log_dirs: None,
+                    };
                     // It may lead partitions that have no leader now.
-                    let unfenced = image.apply(&records);
+                    let unfenced = image.apply([&unfence]);
+                    records.push(unfence);
                     records.extend(self.leader_and_isr_updates(
                         &unfenced,
                         NO_LEADER,
@@ -310,15 +337,18 @@ impl ClusterControl {
                     ));
                 }
                 BrokerState::ControlledShutdown => {
+                    let mut shutting = Vec::new();
                     if !broker.in_controlled_shutdown {
-                        records.push(MetadataRecord::BrokerRegistrationChange {
+                        shutting.push(MetadataRecord::BrokerRegistrationChange {
                             broker_id,
                             broker_epoch: broker.epoch,
                             fenced: None,
                             in_controlled_shutdown: Some(true),
+                            log_dirs: None,
                         });
                     }
-                    let shutting_down = image.apply(&records);
+                    let shutting_down = image.apply(&shutting);
+                    records.extend(shutting);
                     records.extend(self.leader_and_isr_updates(
                         &shutting_down,
                         broker_id,
@@ -448,6 +478,53 @@ impl ClusterControl {
             broker_epoch,
             fenced: Some(true),
             in_controlled_shutdown: None,
+            log_dirs: None,
+        });
+        records
+    }
+
+    /// Kafka's handleDirectoriesOffline: the dirs a broker reports offline that it had
+    /// registered online leave its registration, and it leaves the ISR of every partition
+    /// whose replica lives in one (another leader is elected where it led), as fencing
+    /// does for all its partitions.
+    pub fn directories_offline(
+        &self,
+        image: &MetadataImage,
+        broker_id: NodeId,
+        offline: &[uuid::Uuid],
+    ) -> Vec<MetadataRecord> {
+        let Some(broker) = image.broker(broker_id) else {
+            return Vec::new();
+        };
+        let newly_offline: Vec<uuid::Uuid> = broker
+            .log_dirs
+            .iter()
+            .copied()
+            .filter(|d| offline.contains(d))
+            .collect();
+        if newly_offline.is_empty() {
+            return Vec::new();
+        }
+        let mut records =
+            self.leader_and_isr_updates(image, broker_id, NO_LEADER, NO_LEADER, |p| {
+                p.isr.contains(&broker_id) && newly_offline.contains(&p.directory(broker_id))
+            });
+        let mut online: Vec<uuid::Uuid> = broker
+            .log_dirs
+            .iter()
+            .copied()
+            .filter(|d| !newly_offline.contains(d))
+            .collect();
+        if online.is_empty() {
+            // An empty list means "reports no dirs" (all online): none is online here.
+            online.push(LOST_DIR);
+        }
+        records.push(MetadataRecord::BrokerRegistrationChange {
+            broker_id,
+            broker_epoch: broker.epoch,
+            fenced: None,
+            in_controlled_shutdown: None,
+            log_dirs: Some(online),
         });
         records
     }
@@ -483,12 +560,19 @@ pub(crate) fn leader_and_isr_updates(
     unclean_shutdown: NodeId,
     select: impl Fn(&PartitionImage) -> bool,
 ) -> Vec<MetadataRecord> {
-    let acceptable =
-        |r: NodeId| r != remove && r != unclean_shutdown && (r == add || image.is_broker_active(r));
     let mut records = Vec::new();
     for topic in image.topics() {
         let policy = defaults.for_topic(image, topic);
         for partition in topic.partitions.values().filter(|p| select(p)) {
+            // A replica in an offline dir cannot lead.
+            let acceptable = |r: NodeId| {
+                r != remove
+                    && r != unclean_shutdown
+                    && (r == add || image.is_broker_active(r))
+                    && image
+                        .broker(r)
+                        .is_none_or(|b| b.has_online_dir(partition.directory(r)))
+            };
             let isr = partition
                 .isr
                 .iter()
@@ -542,6 +626,7 @@ pub(crate) mod tests {
 
     pub(crate) fn broker(id: NodeId, epoch: i64, fenced: bool) -> MetadataRecord {
         MetadataRecord::RegisterBroker {
+            log_dirs: vec![],
             broker_id: id,
             endpoints: vec![],
             rack: None,
@@ -559,6 +644,7 @@ pub(crate) mod tests {
         leader: NodeId,
     ) -> MetadataRecord {
         MetadataRecord::Partition {
+            directories: vec![],
             topic_id: T,
             partition,
             replicas: replicas.to_vec(),
@@ -602,6 +688,7 @@ pub(crate) mod tests {
 
     pub(crate) fn pc(partition: i32, c: Pc) -> MetadataRecord {
         MetadataRecord::PartitionChange {
+            directories: None,
             topic_id: T,
             partition,
             leader: c.leader,
@@ -617,6 +704,7 @@ pub(crate) mod tests {
 
     pub(crate) fn change(partition: i32) -> MetadataRecord {
         MetadataRecord::PartitionChange {
+            directories: None,
             topic_id: T,
             partition,
             leader: None,
@@ -660,6 +748,7 @@ pub(crate) mod tests {
         cs: Option<bool>,
     ) -> MetadataRecord {
         MetadataRecord::BrokerRegistrationChange {
+            log_dirs: None,
             broker_id: id,
             broker_epoch: epoch,
             fenced,
@@ -669,6 +758,7 @@ pub(crate) mod tests {
 
     fn heartbeat(id: NodeId, epoch: i64, offset: i64) -> BrokerHeartbeatRequest {
         BrokerHeartbeatRequest {
+            offline_log_dirs: vec![],
             broker_id: id,
             broker_epoch: epoch,
             current_metadata_offset: offset,
@@ -679,6 +769,7 @@ pub(crate) mod tests {
 
     fn registration(id: NodeId, incarnation: u128) -> BrokerRegistrationRequest {
         BrokerRegistrationRequest {
+            log_dirs: vec![],
             broker_id: id,
             incarnation_id: uuid::Uuid::from_u128(incarnation),
             endpoints: vec![],
@@ -698,6 +789,7 @@ pub(crate) mod tests {
         assert_eq!(
             records,
             vec![MetadataRecord::RegisterBroker {
+                log_dirs: vec![],
                 broker_id: 4,
                 endpoints: vec![],
                 rack: Some("r".into()),

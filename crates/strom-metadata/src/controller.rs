@@ -290,6 +290,8 @@ fn partition_records<'a>(
             elr: vec![],
             last_known_elr: vec![],
             leader_recovery_state: crate::records::LeaderRecoveryState::Recovered,
+            // Each broker tells which dir it put its replica in (AssignReplicasToDirs).
+            directories: vec![],
         })
 }
 
@@ -684,6 +686,7 @@ mod tests {
 
     fn one_broker() -> MetadataImage {
         MetadataImage::default().apply(&[MetadataRecord::RegisterBroker {
+            log_dirs: vec![],
             broker_id: 1,
             endpoints: vec![BrokerEndpoint {
                 listener: "PLAINTEXT".into(),
@@ -810,6 +813,7 @@ mod tests {
             .iter()
             .map(
                 |(id, rack, fenced, shutting_down)| MetadataRecord::RegisterBroker {
+                    log_dirs: vec![],
                     broker_id: *id,
                     endpoints: vec![],
                     rack: Some(rack.to_string()),

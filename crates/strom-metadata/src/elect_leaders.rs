@@ -196,6 +196,7 @@ mod tests {
 
     fn fence(image: &MetadataImage, id: NodeId) -> MetadataImage {
         image.apply(&[MetadataRecord::BrokerRegistrationChange {
+            log_dirs: None,
             broker_id: id,
             broker_epoch: id as i64 * 10,
             fenced: Some(true),

@@ -51,4 +51,7 @@ pub enum ControllerError {
     EligibleLeadersNotAvailable(String),
     #[error("{0}")]
     NoReassignmentInProgress(String),
+    /// The broker holds no replica of the partition.
+    #[error("{0}")]
+    NotLeaderOrFollower(String),
 }

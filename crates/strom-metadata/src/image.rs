@@ -10,7 +10,8 @@ use strom_security::quota::QuotaConfigs;
 use strom_types::{NodeId, TopicId};
 
 use crate::records::{
-    BrokerEndpoint, ConfigResource, LeaderRecoveryState, MetadataRecord, NO_LEADER,
+    is_dir_online, BrokerEndpoint, ConfigResource, LeaderRecoveryState, MetadataRecord, NO_LEADER,
+    UNASSIGNED_DIR,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct PartitionImage {
     pub elr: Vec<NodeId>,
     pub last_known_elr: Vec<NodeId>,
     pub leader_recovery_state: LeaderRecoveryState,
+    /// The log dir of each replica, in `replicas` order; empty while none is assigned.
+    pub directories: Vec<uuid::Uuid>,
 }
 
 impl PartitionImage {
@@ -50,6 +53,30 @@ impl PartitionImage {
             .collect()
     }
 
+    /// The log dir `broker`'s replica lives in ([`UNASSIGNED_DIR`] when not told).
+    pub fn directory(&self, broker: NodeId) -> uuid::Uuid {
+        self.replicas
+            .iter()
+            .position(|r| *r == broker)
+            .and_then(|i| self.directories.get(i))
+            .copied()
+            .unwrap_or(UNASSIGNED_DIR)
+    }
+
+    /// The dirs after `broker`'s replica moved to `dir` (all others kept).
+    pub fn directories_with(&self, broker: NodeId, dir: uuid::Uuid) -> Vec<uuid::Uuid> {
+        self.replicas
+            .iter()
+            .map(|r| {
+                if *r == broker {
+                    dir
+                } else {
+                    self.directory(*r)
+                }
+            })
+            .collect()
+    }
+
     pub fn is_reassigning(&self) -> bool {
         !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
@@ -67,11 +94,17 @@ impl PartitionImage {
             elr,
             last_known_elr,
             leader_recovery_state,
+            directories,
             ..
         } = change
         else {
             return;
         };
+        let old_directories: Vec<(NodeId, uuid::Uuid)> = self
+            .replicas
+            .iter()
+            .map(|r| (*r, self.directory(*r)))
+            .collect();
         if let Some(leader) = leader {
             self.leader = *leader;
             self.leader_epoch += 1;
@@ -89,6 +122,21 @@ impl PartitionImage {
         set(&mut self.last_known_elr, last_known_elr);
         if let Some(state) = leader_recovery_state {
             self.leader_recovery_state = *state;
+        }
+        if let Some(directories) = directories {
+            self.directories = directories.clone();
+        } else if replicas.is_some() {
+            // A replica keeps its dir through a reassignment; a new one has none yet.
+            let dir_of = |r: &NodeId| {
+                old_directories
+                    .iter()
+                    .find(|(id, _)| id == r)
+                    .map_or(UNASSIGNED_DIR, |(_, d)| *d)
+            };
+            self.directories = self.replicas.iter().map(dir_of).collect();
+        }
+        if self.directories.iter().all(|d| *d == UNASSIGNED_DIR) {
+            self.directories.clear();
         }
         self.partition_epoch += 1;
     }
@@ -126,12 +174,19 @@ pub struct BrokerImage {
     /// up with the metadata log, or it stopped heartbeating.
     pub fenced: bool,
     pub in_controlled_shutdown: bool,
+    /// Its online log dirs (KIP-858); empty when it reports none.
+    pub log_dirs: Vec<uuid::Uuid>,
 }
 
 impl BrokerImage {
     /// Unfenced and not shutting down: may lead and join ISRs.
     pub fn is_active(&self) -> bool {
         !self.fenced && !self.in_controlled_shutdown
+    }
+
+    /// Kafka's BrokerRegistration.hasOnlineDir.
+    pub fn has_online_dir(&self, dir: uuid::Uuid) -> bool {
+        is_dir_online(dir, &self.log_dirs)
     }
 }
 
@@ -198,6 +253,13 @@ impl MetadataImage {
         self.brokers.get(&id).is_some_and(|b| b.is_active())
     }
 
+    /// Active, and `partition`'s replica on it is in one of its online dirs.
+    pub fn is_replica_active(&self, id: NodeId, partition: &PartitionImage) -> bool {
+        self.brokers
+            .get(&id)
+            .is_some_and(|b| b.is_active() && b.has_online_dir(partition.directory(id)))
+    }
+
     /// One partition of a topic, by topic id.
     pub fn partition(&self, topic_id: &TopicId, partition: i32) -> Option<&PartitionImage> {
         self.topics.get(topic_id)?.partitions.get(&partition)
@@ -215,6 +277,7 @@ impl MetadataImage {
                 broker_epoch: broker.epoch,
                 fenced: broker.fenced,
                 in_controlled_shutdown: broker.in_controlled_shutdown,
+                log_dirs: broker.log_dirs.clone(),
             });
         }
         for topic in self.topics() {
@@ -236,6 +299,7 @@ impl MetadataImage {
                     elr: p.elr.clone(),
                     last_known_elr: p.last_known_elr.clone(),
                     leader_recovery_state: p.leader_recovery_state,
+                    directories: p.directories.clone(),
                 });
             }
         }
@@ -345,6 +409,7 @@ impl MetadataImage {
                 broker_epoch,
                 fenced,
                 in_controlled_shutdown,
+                log_dirs,
             } => {
                 self.brokers.insert(
                     *broker_id,
@@ -356,6 +421,7 @@ impl MetadataImage {
                         epoch: *broker_epoch,
                         fenced: *fenced,
                         in_controlled_shutdown: *in_controlled_shutdown,
+                        log_dirs: log_dirs.clone(),
                     }),
                 );
             }
@@ -376,6 +442,7 @@ impl MetadataImage {
                 broker_epoch,
                 fenced,
                 in_controlled_shutdown,
+                log_dirs,
             } => {
                 if let Some(broker) = self
                     .brokers
@@ -388,6 +455,9 @@ impl MetadataImage {
                     }
                     if let Some(in_controlled_shutdown) = in_controlled_shutdown {
                         broker.in_controlled_shutdown = *in_controlled_shutdown;
+                    }
+                    if let Some(log_dirs) = log_dirs {
+                        broker.log_dirs = log_dirs.clone();
                     }
                 }
             }
@@ -415,6 +485,7 @@ impl MetadataImage {
                 elr,
                 last_known_elr,
                 leader_recovery_state,
+                directories,
             } => {
                 if let Some(topic) = self.topics.get_mut(topic_id) {
                     Arc::make_mut(topic).partitions.insert(
@@ -431,6 +502,11 @@ impl MetadataImage {
                             elr: elr.clone(),
                             last_known_elr: last_known_elr.clone(),
                             leader_recovery_state: *leader_recovery_state,
+                            directories: if directories.len() == replicas.len() {
+                                directories.clone()
+                            } else {
+                                Vec::new()
+                            },
                         },
                     );
                 }
@@ -542,6 +618,7 @@ mod tests {
         }];
         for partition in 0..partitions {
             records.push(MetadataRecord::Partition {
+                directories: vec![],
                 topic_id,
                 partition,
                 replicas: vec![1],
@@ -564,6 +641,7 @@ mod tests {
         let topic_id = TopicId::from_u128(1);
         let image = MetadataImage::default().apply(&topic_records("a", 1, 1));
         let shrunk = image.apply(&[MetadataRecord::PartitionChange {
+            directories: None,
             topic_id,
             partition: 0,
             leader: None,
@@ -579,6 +657,7 @@ mod tests {
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 0, 1));
         assert_eq!((p.isr.clone(), p.elr.clone()), (vec![], vec![1]));
         let moved = shrunk.apply(&[MetadataRecord::PartitionChange {
+            directories: None,
             topic_id,
             partition: 0,
             leader: Some(NO_LEADER),
@@ -602,6 +681,7 @@ mod tests {
     fn to_records_rebuilds_the_same_image() {
         let mut records = topic_records("a", 1, 2);
         records.push(MetadataRecord::RegisterBroker {
+            log_dirs: vec![],
             broker_id: 1,
             endpoints: vec![],
             rack: Some("r1".into()),

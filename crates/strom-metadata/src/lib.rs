@@ -10,6 +10,7 @@ pub mod alter_partition;
 pub mod broker_config;
 pub mod cluster_control;
 pub mod controller;
+pub mod dir_assignment;
 pub mod elect_leaders;
 pub mod error;
 mod hex;

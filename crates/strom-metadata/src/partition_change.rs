@@ -110,6 +110,7 @@ pub struct PartitionChangeBuilder<'a> {
     target_elr: Vec<NodeId>,
     target_recovery: LeaderRecoveryState,
     unclean_shutdown_replicas: Vec<NodeId>,
+    target_directories: Option<Vec<uuid::Uuid>>,
 }
 
 /// The fields of a `PartitionChange` being assembled (`None`: unchanged).
@@ -123,6 +124,7 @@ struct Change {
     elr: Option<Vec<NodeId>>,
     last_known_elr: Option<Vec<NodeId>>,
     recovery: Option<LeaderRecoveryState>,
+    directories: Option<Vec<uuid::Uuid>>,
 }
 
 impl<'a> PartitionChangeBuilder<'a> {
@@ -149,6 +151,7 @@ impl<'a> PartitionChangeBuilder<'a> {
             target_elr: partition.elr.clone(),
             target_recovery: partition.leader_recovery_state,
             unclean_shutdown_replicas: Vec::new(),
+            target_directories: None,
         }
     }
 
@@ -184,6 +187,12 @@ impl<'a> PartitionChangeBuilder<'a> {
 
     /// Replicas whose broker restarted without a clean shutdown: they may have lost
     /// committed records, so they leave the ELR and cannot lead.
+    /// The replicas' log dirs, in `replicas` order (AssignReplicasToDirs).
+    pub fn target_directories(mut self, directories: Vec<uuid::Uuid>) -> Self {
+        self.target_directories = Some(directories);
+        self
+    }
+
     pub fn unclean_shutdown_replicas(mut self, replicas: Vec<NodeId>) -> Self {
         self.unclean_shutdown_replicas = replicas;
         self
@@ -225,6 +234,17 @@ impl<'a> PartitionChangeBuilder<'a> {
         if self.target_recovery != self.partition.leader_recovery_state {
             change.recovery = Some(self.target_recovery);
         }
+        if let Some(directories) = &self.target_directories {
+            let current: Vec<uuid::Uuid> = self
+                .partition
+                .replicas
+                .iter()
+                .map(|r| self.partition.directory(*r))
+                .collect();
+            if *directories != current {
+                change.directories = Some(directories.clone());
+            }
+        }
         let Change {
             leader,
             isr,
@@ -234,6 +254,7 @@ impl<'a> PartitionChangeBuilder<'a> {
             elr,
             last_known_elr,
             recovery,
+            directories,
         } = change;
         if leader.is_none()
             && isr.is_none()
@@ -243,6 +264,7 @@ impl<'a> PartitionChangeBuilder<'a> {
             && elr.is_none()
             && last_known_elr.is_none()
             && recovery.is_none()
+            && directories.is_none()
         {
             return None;
         }
@@ -257,6 +279,7 @@ impl<'a> PartitionChangeBuilder<'a> {
             elr,
             last_known_elr,
             leader_recovery_state: recovery,
+            directories,
         })
     }
 
@@ -441,6 +464,7 @@ mod tests {
 
     fn partition(replicas: &[NodeId], isr: &[NodeId], leader: NodeId) -> PartitionImage {
         PartitionImage {
+            directories: vec![],
             partition: 0,
             replicas: replicas.to_vec(),
             isr: isr.to_vec(),
@@ -477,6 +501,7 @@ mod tests {
 
     fn record(e: Expect) -> Option<MetadataRecord> {
         Some(MetadataRecord::PartitionChange {
+            directories: None,
             topic_id: TOPIC,
             partition: 0,
             leader: e.leader,
@@ -771,6 +796,7 @@ mod tests {
                 topic_id,
             },
             MetadataRecord::Partition {
+                directories: vec![],
                 topic_id,
                 partition: 0,
                 replicas: vec![1, 2],

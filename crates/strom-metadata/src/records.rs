@@ -23,6 +23,26 @@ pub struct BrokerEndpoint {
 /// The leader of a partition that has none.
 pub const NO_LEADER: NodeId = -1;
 
+/// A replica whose log dir the controller has not been told yet (Kafka's
+/// DirectoryId.UNASSIGNED): taken as online.
+pub const UNASSIGNED_DIR: uuid::Uuid = uuid::Uuid::nil();
+/// A replica whose log dir was lost (Kafka's DirectoryId.LOST): never online.
+pub const LOST_DIR: uuid::Uuid = uuid::Uuid::from_u128(1);
+/// A replica of a broker moving to dir ids (Kafka's DirectoryId.MIGRATING): online.
+pub const MIGRATING_DIR: uuid::Uuid = uuid::Uuid::from_u128(2);
+
+/// Kafka's DirectoryId.isOnline: whether a replica in `dir` is online on a broker whose
+/// online dirs are `online` (a broker reporting none predates dir ids: all online).
+pub fn is_dir_online(dir: uuid::Uuid, online: &[uuid::Uuid]) -> bool {
+    if dir == UNASSIGNED_DIR || dir == MIGRATING_DIR {
+        return true;
+    }
+    if dir == LOST_DIR {
+        return false;
+    }
+    online.is_empty() || online.contains(&dir)
+}
+
 /// Kafka's LeaderRecoveryState: a leader chosen by unclean election is `Recovering`
 /// until it has written under its own epoch, and takes no ISR additions before.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,6 +76,10 @@ pub enum MetadataRecord {
         fenced: bool,
         #[serde(default)]
         in_controlled_shutdown: bool,
+        /// The ids of its log dirs that are online (KIP-858); empty from a broker that
+        /// does not report them, whose replicas are then all taken as online.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        log_dirs: Vec<uuid::Uuid>,
     },
     /// A broker leaves the cluster for good (decommissioning).
     UnregisterBroker {
@@ -71,6 +95,9 @@ pub enum MetadataRecord {
         fenced: Option<bool>,
         #[serde(default)]
         in_controlled_shutdown: Option<bool>,
+        /// Its online log dirs after some went offline (`None`: unchanged).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log_dirs: Option<Vec<uuid::Uuid>>,
     },
     Topic {
         name: String,
@@ -95,6 +122,10 @@ pub enum MetadataRecord {
         last_known_elr: Vec<NodeId>,
         #[serde(default, skip_serializing_if = "LeaderRecoveryState::is_recovered")]
         leader_recovery_state: LeaderRecoveryState,
+        /// The log dir of each replica, in `replicas` order (KIP-858); empty while none
+        /// is assigned ([`UNASSIGNED_DIR`] for each).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        directories: Vec<uuid::Uuid>,
     },
     /// A change to one partition (KRaft's PartitionChangeRecord): `None` leaves a field as
     /// it was. Replaying it bumps the partition epoch, and the leader epoch when `leader`
@@ -118,6 +149,10 @@ pub enum MetadataRecord {
         last_known_elr: Option<Vec<NodeId>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         leader_recovery_state: Option<LeaderRecoveryState>,
+        /// New replica dirs, in `replicas` order. When `replicas` changes without them,
+        /// replaying keeps each remaining replica's dir and leaves new ones unassigned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        directories: Option<Vec<uuid::Uuid>>,
     },
     /// Sets (`Some`) or removes (`None`) one dynamic config.
     Config {
@@ -209,6 +244,7 @@ mod tests {
         assert_eq!(
             MetadataRecord::from_json(old).unwrap(),
             MetadataRecord::RegisterBroker {
+                log_dirs: vec![],
                 broker_id: 1,
                 endpoints: vec![],
                 rack: None,
@@ -228,6 +264,7 @@ mod tests {
     #[test]
     fn records_round_trip_through_json() {
         let record = MetadataRecord::Partition {
+            directories: vec![],
             topic_id: TopicId::from_u128(7),
             partition: 3,
             replicas: vec![1],

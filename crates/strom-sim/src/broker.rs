@@ -204,6 +204,7 @@ impl Broker {
         match self.epoch {
             None if stale(self.register_sent) => {
                 let request = BrokerRegistrationRequest {
+                    log_dirs: vec![],
                     broker_id: self.id,
                     incarnation_id: self.incarnation_id,
                     endpoints: vec![],
@@ -216,6 +217,7 @@ impl Broker {
             }
             Some(epoch) if now >= self.next_heartbeat_ms && stale(self.heartbeat_sent) => {
                 let request = BrokerHeartbeatRequest {
+                    offline_log_dirs: vec![],
                     broker_id: self.id,
                     broker_epoch: epoch,
                     current_metadata_offset: ctx.sm.applied().offset,

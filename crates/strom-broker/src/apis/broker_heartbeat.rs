@@ -34,6 +34,7 @@ impl Handler for BrokerHeartbeatHandler {
             current_metadata_offset: request.current_metadata_offset,
             want_fence: request.want_fence,
             want_shut_down: request.want_shut_down,
+            offline_log_dirs: request.offline_log_dirs,
         };
         match broker.controller_heartbeat(heartbeat).await {
             Ok(reply) => BrokerHeartbeatResponse::default()

@@ -46,6 +46,7 @@ impl Handler for BrokerRegistrationHandler {
                 .collect(),
             rack: request.rack.as_ref().map(|r| r.to_string()),
             previous_broker_epoch: request.previous_broker_epoch,
+            log_dirs: request.log_dirs.clone(),
         };
         match broker.controller_register(registration).await {
             Ok(reply) => response.with_broker_epoch(reply.broker_epoch),

@@ -103,6 +103,7 @@ mod tests {
     #[test]
     fn fenced_brokers_are_listed_and_marked_only_when_asked() {
         let register = |id: i32, fenced: bool| MetadataRecord::RegisterBroker {
+            log_dirs: vec![],
             broker_id: id,
             endpoints: vec![BrokerEndpoint {
                 listener: "PLAINTEXT".to_owned(),

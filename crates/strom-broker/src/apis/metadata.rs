@@ -329,6 +329,7 @@ mod tests {
 
     fn register(id: i32, listener: &str, fenced: bool) -> MetadataRecord {
         MetadataRecord::RegisterBroker {
+            log_dirs: vec![],
             broker_id: id,
             endpoints: vec![BrokerEndpoint {
                 listener: listener.to_owned(),
@@ -345,6 +346,7 @@ mod tests {
 
     fn partition(topic_id: TopicId, index: i32, replicas: &[i32], leader: i32) -> MetadataRecord {
         MetadataRecord::Partition {
+            directories: vec![],
             topic_id,
             partition: index,
             replicas: replicas.to_vec(),
@@ -394,6 +396,7 @@ mod tests {
         assert_eq!(listed, vec![(1, 9091)]);
         // Unfencing lists it.
         let unfenced = image().apply(&[MetadataRecord::BrokerRegistrationChange {
+            log_dirs: None,
             broker_id: 2,
             broker_epoch: 12,
             fenced: Some(false),

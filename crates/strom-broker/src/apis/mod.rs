@@ -25,6 +25,7 @@ pub(crate) mod alter_partition;
 mod alter_partition_reassignments;
 mod alter_user_scram_credentials;
 mod api_versions;
+mod assign_replicas_to_dirs;
 mod broker_heartbeat;
 mod broker_registration;
 mod client_quotas;
@@ -448,6 +449,7 @@ throttled_responses!(
     BrokerHeartbeatResponse,
     AlterPartitionResponse,
     AllocateProducerIdsResponse,
+    AssignReplicasToDirsResponse,
 );
 
 unthrottled_responses!(
@@ -664,6 +666,7 @@ impl ApiTable {
             erased::<incremental_alter_configs::IncrementalAlterConfigsHandler>(),
             erased::<broker_registration::BrokerRegistrationHandler>(),
             erased::<broker_heartbeat::BrokerHeartbeatHandler>(),
+            erased::<assign_replicas_to_dirs::AssignReplicasToDirsHandler>(),
             erased::<alter_partition::AlterPartitionHandler>(),
             erased::<allocate_producer_ids::AllocateProducerIdsHandler>(),
             erased::<elect_leaders::ElectLeadersHandler>(),
