@@ -1015,18 +1015,21 @@ impl Broker {
             let _placing = self.placement.lock().unwrap_or_else(|p| p.into_inner());
             place_partition(&self.data_dirs, &topic.name, index, assigned, existing)?
         };
+        let offline = |dir| {
+            Arc::new(Partition::offline(
+                topic.name.clone(),
+                topic.id,
+                index,
+                spec.leader_epoch,
+                settings.clone(),
+                dir,
+            ))
+        };
         let data_dir = match placement {
             Placement::Online(dir) => dir,
             Placement::Offline(dir) => {
                 warn!(topic = %topic.name, partition = index, dir = %dir.path.display(), "the partition's log dir is offline; it answers KAFKA_STORAGE_ERROR");
-                return Ok(Arc::new(Partition::offline(
-                    topic.name.clone(),
-                    topic.id,
-                    index,
-                    spec.leader_epoch,
-                    settings,
-                    dir,
-                )));
+                return Ok(offline(dir));
             }
         };
         let clean = log_dir_clean
@@ -1041,14 +1044,7 @@ impl Broker {
             Err(e) if committed && existed && log_dirs::is_storage_fault(&e) => {
                 // Loading a log it had failed: the dir goes offline, as in Kafka.
                 data_dir.fail(&e);
-                return Ok(Arc::new(Partition::offline(
-                    topic.name.clone(),
-                    topic.id,
-                    index,
-                    spec.leader_epoch,
-                    settings,
-                    data_dir,
-                )));
+                return Ok(offline(data_dir));
             }
             Err(e) => {
                 // Refused, not offline: a new partition that cannot be created fails its
