@@ -149,8 +149,10 @@ def test_transaction_left_open_past_its_timeout_is_aborted_by_the_coordinator(br
     broker = broker_factory({"transaction.abort.timed.out.transaction.cleanup.interval.ms": "500"})
     topic = unique("txn-timeout")
     create_topic(broker, topic, 1)
-    p = init(txn_producer(broker, unique("timeout"), **{"transaction.timeout.ms": 3000,
-                                                         "message.timeout.ms": 3000}))
+    # Long enough that a loaded machine writes both batches and asks for the last stable offset
+    # before the coordinator may abort (3 s was once too short under CI load).
+    p = init(txn_producer(broker, unique("timeout"), **{"transaction.timeout.ms": 10000,
+                                                         "message.timeout.ms": 10000}))
     p.begin_transaction()
     abandoned = recs("abandoned", 20)
     produce_in_txn(p, topic, abandoned, partition=0)
