@@ -16,6 +16,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -72,7 +73,8 @@ class Broker:
 
     def __init__(self, workdir: Path, configs: dict[str, str] | None = None, nofile: int | None = None,
                  env: dict[str, str] | None = None, listeners: list[str] | None = None,
-                 registry: bool = False, proxy: bool = False):
+                 registry: bool = False, proxy: bool = False, https_ca: Path | None = None,
+                 https_cert: tuple[Path, Path] | None = None):
         self.workdir = workdir
         self.nofile = nofile
         self.extra_env = dict(env or {})
@@ -89,6 +91,11 @@ class Broker:
         self.registry_port = free_port() if registry else None
         # The REST proxy's listener: off unless asked for, like the registry.
         self.proxy_port = free_port() if proxy else None
+        # Set: the registry and the proxy serve https (their TLS settings are in `configs`),
+        # and their certificates chain to this CA.
+        self.https_ca = https_ca
+        # A client certificate and key for a registry that asks for one.
+        self.https_cert = https_cert
         self.proc: subprocess.Popen | None = None
         self.runs = 0
         self.log_paths: list[Path] = []
@@ -111,14 +118,18 @@ class Broker:
         """Base URL of the schema registry (only for brokers started with registry=True)."""
         if self.registry_port is None:
             raise BrokerError("this broker was started without its schema registry (registry=True)")
-        return f"http://{self.host}:{self.registry_port}"
+        return f"{self.http_scheme}://{self.host}:{self.registry_port}"
 
     @property
     def proxy_url(self) -> str:
         """Base URL of the REST proxy (only for brokers started with proxy=True)."""
         if self.proxy_port is None:
             raise BrokerError("this broker was started without its REST proxy (proxy=True)")
-        return f"http://{self.host}:{self.proxy_port}"
+        return f"{self.http_scheme}://{self.host}:{self.proxy_port}"
+
+    @property
+    def http_scheme(self) -> str:
+        return "https" if self.https_ca is not None else "http"
 
     # --- lifecycle -------------------------------------------------------
     def command(self) -> list[str]:
@@ -129,9 +140,9 @@ class Broker:
                "--set", f"log.dirs={self.data_dir}",
                "--set", f"strom.metrics.listener={self.host}:{self.metrics_port}",
                "--set", "schema.registry.listeners="
-               + (f"http://{self.host}:{self.registry_port}" if self.registry_port is not None else ""),
+               + (self.registry_url if self.registry_port is not None else ""),
                "--set", "rest.proxy.listeners="
-               + (f"http://{self.host}:{self.proxy_port}" if self.proxy_port is not None else "")]
+               + (self.proxy_url if self.proxy_port is not None else "")]
         for name, value in self.configs.items():
             cmd += ["--set", f"{name}={value}"]
         return cmd
@@ -196,7 +207,12 @@ class Broker:
 
     def _registry_ready(self) -> bool:
         try:
-            with urllib.request.urlopen(self.registry_url + "/subjects", timeout=2.0) as resp:
+            context = None
+            if self.https_ca is not None:
+                context = ssl.create_default_context(cafile=str(self.https_ca))
+                if self.https_cert is not None:
+                    context.load_cert_chain(*map(str, self.https_cert))
+            with urllib.request.urlopen(self.registry_url + "/subjects", timeout=2.0, context=context) as resp:
                 return resp.status == 200
         except urllib.error.HTTPError:
             return False
@@ -292,16 +308,19 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def broker_factory(tmp_path, request):
-    """Returns start(configs=None, nofile=None, env=None, listeners=None, registry=False, proxy=False) ->
-    a started Broker (under RLIMIT_NOFILE `nofile`, with the extra environment `env`, the extra listeners
-    named in `listeners`, beside PLAINTEXT, its schema registry on a free port if `registry`, and its REST
-    proxy on a free port if `proxy`, when given); all are killed at teardown."""
+    """Returns start(configs=None, nofile=None, env=None, listeners=None, registry=False, proxy=False,
+    https_ca=None, https_cert=None) -> a started Broker (under RLIMIT_NOFILE `nofile`, with the extra environment `env`, the
+    extra listeners named in `listeners`, beside PLAINTEXT, its schema registry on a free port if `registry`,
+    and its REST proxy on a free port if `proxy`, both over https trusted through `https_ca` if given, with
+    the client certificate `https_cert` (cert, key) where asked for); all are killed at teardown."""
     brokers: list[Broker] = []
 
     def start(configs: dict[str, str] | None = None, nofile: int | None = None,
               env: dict[str, str] | None = None, listeners: list[str] | None = None,
-              registry: bool = False, proxy: bool = False) -> Broker:
-        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile, env, listeners, registry, proxy)
+              registry: bool = False, proxy: bool = False, https_ca: Path | None = None,
+              https_cert: tuple[Path, Path] | None = None) -> Broker:
+        b = Broker(tmp_path / f"broker{len(brokers)}", configs, nofile, env, listeners, registry, proxy,
+                   https_ca, https_cert)
         brokers.append(b)
         return b.start()
 

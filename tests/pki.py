@@ -63,7 +63,7 @@ class CertificateAuthority:
     def pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, subject: x509.Name, server: bool) -> Issued:
+    def issue(self, subject: x509.Name, server: bool, client_too: bool = False) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         builder = (x509.CertificateBuilder()
@@ -74,7 +74,8 @@ class CertificateAuthority:
                    .not_valid_after(now + datetime.timedelta(days=1))
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(x509.ExtendedKeyUsage(
-                       [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+                       + ([ExtendedKeyUsageOID.CLIENT_AUTH] if server and client_too else [])),
                        critical=False))
         if server:
             builder = builder.add_extension(x509.SubjectAlternativeName(
@@ -82,8 +83,9 @@ class CertificateAuthority:
         cert = builder.sign(self.key, hashes.SHA256())
         return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
-    def server(self) -> Issued:
-        return self.issue(_name(O="strom tests", CN="localhost"), server=True)
+    def server(self, client_too: bool = False) -> Issued:
+        """For 127.0.0.1 and localhost; `client_too`: usable as a client certificate as well."""
+        return self.issue(_name(O="strom tests", CN="localhost"), server=True, client_too=client_too)
 
     def client(self, **subject: str) -> Issued:
         return self.issue(_name(**subject), server=False)

@@ -41,7 +41,7 @@ mod sasl_session;
 pub mod schema_validation;
 pub mod security_config;
 pub mod server;
-mod tls;
+pub mod tls;
 pub mod topic_settings;
 pub mod txn_coordinator;
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hyper::Uri;
-use strom_client::http::{exchange, HttpRequest};
+use strom_http::{exchange, HttpRequest};
 use strom_security::sasl::oauthbearer::jwt::{KeySet, MissingKeyIds, VerificationKeys};
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -257,11 +257,13 @@ impl Fetcher {
             method: hyper::Method::GET,
             uri: &self.uri,
             headers: Vec::new(),
-            body: None,
+            body: bytes::Bytes::new(),
+            content_type: None,
         };
-        let (status, body) = exchange(request, self.tls.as_ref(), MAX_JWKS_BYTES, FETCH_TIMEOUT)
-            .await
-            .map_err(fetch)?;
+        let strom_http::HttpAnswer { status, body, .. } =
+            exchange(request, self.tls.as_ref(), MAX_JWKS_BYTES, FETCH_TIMEOUT)
+                .await
+                .map_err(fetch)?;
         if status != hyper::StatusCode::OK {
             return Err(fetch(format!("HTTP status {status}")));
         }

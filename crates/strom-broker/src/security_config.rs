@@ -250,7 +250,32 @@ fn tls_settings(
     map: &BTreeMap<String, String>,
     listener: &str,
 ) -> Result<TlsSettings, ConfigError> {
+    let override_prefix = format!("listener.name.{}.", listener.to_ascii_lowercase());
     let get = |name: &str| listener_value(map, listener, name).map(|v| v.trim().to_string());
+    tls_settings_from(&get, &format!("listener {listener}"), &override_prefix)
+}
+
+/// The TLS settings of a service's https listeners (the schema registry's, the REST
+/// proxy's): `<prefix>ssl.*` where set, else the broker's own `ssl.*`.
+pub fn service_tls_settings(
+    map: &BTreeMap<String, String>,
+    prefix: &str,
+) -> Result<TlsSettings, ConfigError> {
+    let get = |name: &str| {
+        map.get(&format!("{prefix}{name}"))
+            .or_else(|| map.get(name))
+            .map(|v| v.trim().to_string())
+    };
+    let service = prefix.trim_end_matches('.');
+    tls_settings_from(&get, &format!("https on {service}.listeners"), prefix)
+}
+
+/// `who` names the listener in messages; `override_prefix` is where its own keys live.
+fn tls_settings_from(
+    get: &impl Fn(&str) -> Option<String>,
+    who: &str,
+    override_prefix: &str,
+) -> Result<TlsSettings, ConfigError> {
     let pem_type = |name: &str| -> Result<(), ConfigError> {
         match get(name) {
             None => Ok(()),
@@ -281,9 +306,9 @@ fn tls_settings(
         (None, Some(chain), Some(key)) => Keystore::Inline { chain, key },
         (None, None, None) => {
             return Err(invalid(
-                &format!("listener.name.{}.ssl.keystore.location", listener.to_ascii_lowercase()),
+                &format!("{override_prefix}ssl.keystore.location"),
                 "",
-                format!("listener {listener} uses TLS and needs ssl.keystore.location (one PEM file with the key and the certificate chain) or ssl.keystore.key with ssl.keystore.certificate.chain"),
+                format!("{who} uses TLS and needs ssl.keystore.location (one PEM file with the key and the certificate chain) or ssl.keystore.key with ssl.keystore.certificate.chain"),
             ))
         }
         _ => {
@@ -329,9 +354,7 @@ fn tls_settings(
         return Err(invalid(
             "ssl.client.auth",
             "",
-            format!(
-                "listener {listener} checks client certificates and needs ssl.truststore.location"
-            ),
+            format!("{who} checks client certificates and needs ssl.truststore.location"),
         ));
     }
     let list = |name: &str, default: &str| -> Vec<String> {

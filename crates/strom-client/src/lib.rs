@@ -15,7 +15,6 @@ pub mod consumer;
 pub mod coordinator;
 pub mod error;
 pub mod groups;
-pub mod http;
 pub mod member;
 pub mod oauth;
 pub mod partitioner;

@@ -13,8 +13,8 @@ use base64::Engine;
 use bytes::Bytes;
 use hyper::Uri;
 
-use crate::http::{exchange, HttpRequest};
 use crate::security::SecurityError;
+use strom_http::{exchange, HttpRequest};
 
 /// A token endpoint's answer larger than this is refused.
 const MAX_TOKEN_RESPONSE_BYTES: usize = 1 << 20;
@@ -155,12 +155,16 @@ impl OAuthBearer {
             method: hyper::Method::POST,
             uri: &uri,
             headers: vec![(hyper::header::AUTHORIZATION, format!("Basic {basic}"))],
-            body: Some((Bytes::from(body), "application/x-www-form-urlencoded")),
+            body: Bytes::from(body),
+            content_type: Some("application/x-www-form-urlencoded"),
         };
-        let (status, answer) =
-            exchange(request, tls, MAX_TOKEN_RESPONSE_BYTES, TOKEN_FETCH_TIMEOUT)
-                .await
-                .map_err(fail)?;
+        let strom_http::HttpAnswer {
+            status,
+            body: answer,
+            ..
+        } = exchange(request, tls, MAX_TOKEN_RESPONSE_BYTES, TOKEN_FETCH_TIMEOUT)
+            .await
+            .map_err(fail)?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&answer);
             return Err(fail(format!("HTTP status {status}: {}", text.trim())));

@@ -204,8 +204,11 @@ pub struct Formats {
 }
 
 impl Formats {
-    pub fn new(registry_url: Option<&str>) -> Self {
-        let client = registry_url.and_then(|url| match RegistryClient::new(url) {
+    pub fn new(
+        registry_url: Option<&str>,
+        registry_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Self {
+        let client = registry_url.and_then(|url| match RegistryClient::new(url, registry_tls) {
             Ok(client) => Some(client),
             Err(e) => {
                 tracing::warn!(%url, error = %e, "the REST proxy cannot use this schema registry");

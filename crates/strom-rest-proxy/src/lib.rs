@@ -33,12 +33,14 @@ const POOL_SIZE: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    pub listeners: Vec<SocketAddr>,
+    pub listeners: Vec<strom_http::HttpListener>,
     /// host:port of the cluster's listener the proxy connects to.
     pub bootstrap: String,
     pub connection: ConnectionConfig,
     /// The schema registry for the avro, jsonschema and protobuf formats.
     pub schema_registry_url: Option<String>,
+    /// What an https registry is trusted by, and the certificate shown to it.
+    pub schema_registry_tls: Option<Arc<rustls::ClientConfig>>,
     /// `consumer.instance.timeout.ms`: an idle v2 consumer instance is closed after this.
     pub consumer_instance_timeout: Duration,
     /// `consumer.request.timeout.ms`: how long a v2 records read waits for data.
@@ -52,7 +54,7 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    pub fn new(listeners: Vec<SocketAddr>, bootstrap: String) -> Self {
+    pub fn new(listeners: Vec<strom_http::HttpListener>, bootstrap: String) -> Self {
         Self {
             listeners,
             bootstrap,
@@ -61,6 +63,7 @@ impl ProxyConfig {
                 ..ConnectionConfig::default()
             },
             schema_registry_url: None,
+            schema_registry_tls: None,
             consumer_instance_timeout: Duration::from_millis(300_000),
             consumer_request_timeout: Duration::from_millis(1_000),
             consumer_request_max_bytes: 64 * 1024 * 1024,
@@ -102,7 +105,10 @@ impl Proxy {
                 Ok(Consumer::new(client()?, ConsumerConfig::default()))
             })
         };
-        let formats = formats::Formats::new(config.schema_registry_url.as_deref());
+        let formats = formats::Formats::new(
+            config.schema_registry_url.as_deref(),
+            config.schema_registry_tls.clone(),
+        );
         Arc::new(Self {
             instances: v2::instances::Instances::new(&config),
             config,
@@ -144,13 +150,13 @@ pub async fn serve(config: ProxyConfig) -> Result<(), ServeError> {
     tokio::spawn(v2::instances::expire_idle(proxy.clone()));
     let app = router(proxy);
     let mut servers = tokio::task::JoinSet::new();
-    for addr in listeners {
+    for listener in listeners {
+        let addr = listener.addr;
         let socket = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|error| ServeError::Bind { addr, error })?;
-        info!(%addr, "REST proxy listening");
-        let app = app.clone();
-        servers.spawn(async move { axum::serve(socket, app).await });
+        info!(url = ?listener, "REST proxy listening");
+        servers.spawn(strom_http::serve(socket, app.clone(), listener.tls));
     }
     while let Some(done) = servers.join_next().await {
         if let Ok(Err(e)) = done {

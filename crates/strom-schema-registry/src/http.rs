@@ -30,7 +30,14 @@ pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 type Params = Query<HashMap<String, String>>;
 type Reply = Result<Response, RegistryError>;
 
-pub fn router(store: Arc<Store>, leader: watch::Receiver<Leader>) -> Router {
+/// Where writes go when this registry does not lead, and how to reach an https leader.
+#[derive(Clone)]
+pub struct Forwarding {
+    pub leader: watch::Receiver<Leader>,
+    pub tls: Option<tokio_rustls::TlsConnector>,
+}
+
+pub fn router(store: Arc<Store>, forwarding: Forwarding) -> Router {
     Router::new()
         .route("/", get(|| async { reply(json!({})) }))
         .route("/schemas", get(list_schemas))
@@ -90,7 +97,10 @@ pub fn router(store: Arc<Store>, leader: watch::Receiver<Leader>) -> Router {
         .route("/v1/metadata/version", get(metadata_version))
         .fallback(|| async { RegistryError::NotFound.into_response() })
         .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed.into_response() })
-        .layer(axum::middleware::from_fn_with_state(leader, route_writes))
+        .layer(axum::middleware::from_fn_with_state(
+            forwarding,
+            route_writes,
+        ))
         .layer(axum::middleware::from_fn(negotiate))
         .with_state(store)
 }
@@ -104,7 +114,7 @@ const MAX_FORWARDED_BODY: usize = 16 << 20;
 /// when this registry leads, sent on to the leader's URL otherwise. Reads, lookups and
 /// compatibility checks are answered by every registry from its own state.
 async fn route_writes(
-    State(mut leader): State<watch::Receiver<Leader>>,
+    State(Forwarding { mut leader, tls }): State<Forwarding>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -138,6 +148,7 @@ async fn route_writes(
     loop {
         let sent = forward::forward(
             &url,
+            tls.as_ref(),
             parts.method.clone(),
             &path,
             &parts.headers,

@@ -44,13 +44,13 @@ fn http() -> String {
 }
 
 impl Identity {
-    pub fn new(host: &str, port: u16) -> Self {
+    pub fn new(scheme: &str, host: &str, port: u16) -> Self {
         Self {
             version: VERSION,
             host: host.to_owned(),
             port,
             leader_eligibility: true,
-            scheme: http(),
+            scheme: scheme.to_owned(),
             leader: false,
         }
     }
@@ -243,7 +243,7 @@ mod tests {
     use super::*;
 
     fn member(id: &str, port: u16, leader: bool) -> (String, Identity) {
-        let mut identity = Identity::new("127.0.0.1", port);
+        let mut identity = Identity::new("http", "127.0.0.1", port);
         identity.leader = leader;
         (id.to_owned(), identity)
     }
@@ -279,12 +279,13 @@ mod tests {
 
     #[test]
     fn identities_use_confluents_field_names() {
-        let json = serde_json::to_value(Identity::new("h", 8081)).unwrap();
+        let json = serde_json::to_value(Identity::new("http", "h", 8081)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"version": 1, "host": "h", "port": 8081,
                                "master_eligibility": true, "scheme": "http", "leader": false})
         );
+        assert_eq!(Identity::new("https", "h", 8443).url(), "https://h:8443");
         let assignment = elect(&[member("m1", 8081, false)]);
         let json = serde_json::to_value(&assignment).unwrap();
         assert_eq!(json["master"], "m1");

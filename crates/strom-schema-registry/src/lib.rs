@@ -30,8 +30,11 @@ use tracing::info;
 /// The config of a registry served by a strom node.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
-    pub listeners: Vec<SocketAddr>,
+    pub listeners: Vec<strom_http::HttpListener>,
     pub store: StoreConfig,
+    /// How writes are sent on to a leader whose URL is https: the CAs trusted and the
+    /// certificate shown (the registry's own, as Confluent's does).
+    pub forward_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, Error)]
@@ -47,26 +50,6 @@ pub enum ServeError {
     Serve(std::io::Error),
 }
 
-/// `schema.registry.listeners`: comma-separated `http://host:port` URLs; empty for none.
-pub fn parse_listeners(text: &str) -> Result<Vec<SocketAddr>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|listener| {
-            let rest = listener
-                .strip_prefix("http://")
-                .ok_or_else(|| format!("{listener}: only http:// listeners are served"))?;
-            let rest = rest.trim_end_matches('/');
-            let rest = match rest.strip_prefix("localhost:") {
-                Some(port) => format!("127.0.0.1:{port}"),
-                None => rest.to_owned(),
-            };
-            rest.parse::<SocketAddr>()
-                .map_err(|e| format!("{listener}: {e}"))
-        })
-        .collect()
-}
-
 /// The registry's store once loaded, shared with the broker's schema validation.
 pub type LoadedStore = Arc<OnceLock<Arc<store::Store>>>;
 
@@ -79,27 +62,35 @@ pub async fn serve(config: RegistryConfig, loaded: LoadedStore) -> Result<(), Se
     let store = store::Store::open(config.store).await?;
     let _ = loaded.set(store.clone());
     // The registry's identity in the election: its first listener, as other nodes reach it.
-    let identity = config.listeners.first().map(|addr| {
+    let identity = config.listeners.first().map(|listener| {
+        let addr = listener.addr;
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()
         } else {
             addr.ip().to_string()
         };
-        leader::Identity::new(&host, addr.port())
+        leader::Identity::new(listener.scheme().name(), &host, addr.port())
     });
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(leader::Leader::Unknown);
     // The `/contexts/{context}/...` form is rewritten before routing, so it reaches every route.
     let app = tower_layer::Layer::layer(
         &axum::middleware::from_fn(contexts::rewrite_request),
-        http::router(store, leader_rx),
+        http::router(
+            store,
+            http::Forwarding {
+                leader: leader_rx,
+                tls: config.forward_tls.map(tokio_rustls::TlsConnector::from),
+            },
+        ),
     );
     let mut sockets = Vec::new();
-    for addr in config.listeners {
+    for listener in config.listeners {
+        let addr = listener.addr;
         let socket = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|error| ServeError::Bind { addr, error })?;
-        info!(%addr, "schema registry listening");
-        sockets.push(socket);
+        info!(url = ?listener, "schema registry listening");
+        sockets.push((socket, listener.tls));
     }
     // Stand for leader only once serving: a leader no one can reach would block every write.
     let _election = identity.map(|identity| {
@@ -110,11 +101,8 @@ pub async fn serve(config: RegistryConfig, loaded: LoadedStore) -> Result<(), Se
         )))
     });
     let mut servers = tokio::task::JoinSet::new();
-    for socket in sockets {
-        let app = app.clone();
-        servers.spawn(async move {
-            axum::serve(socket, axum::ServiceExt::into_make_service(app)).await
-        });
+    for (socket, tls) in sockets {
+        servers.spawn(strom_http::serve(socket, app.clone(), tls));
     }
     while let Some(done) = servers.join_next().await {
         if let Ok(Err(e)) = done {

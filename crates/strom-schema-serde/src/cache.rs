@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn lookups_can_run_in_spawned_tasks() {
         fn sendable<T: Send>(_: &T) {}
-        let mut cache = SchemaCache::new(RegistryClient::new("http://127.0.0.1:9").unwrap());
+        let mut cache = SchemaCache::new(RegistryClient::new("http://127.0.0.1:9", None).unwrap());
         sendable(&cache.by_id(1));
         sendable(&cache.latest("s"));
         sendable(&cache.register("s", SchemaKind::Protobuf, "", &[]));
@@ -186,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_registry_is_an_error_with_the_url() {
-        let mut cache = SchemaCache::new(RegistryClient::new("http://127.0.0.1:9").unwrap());
+        let mut cache = SchemaCache::new(RegistryClient::new("http://127.0.0.1:9", None).unwrap());
         let err = cache.by_id(1).await.err().unwrap();
         assert!(
             err.to_string().starts_with("fetching schema 1: schema registry at http://127.0.0.1:9: connecting to 127.0.0.1:9: "),

@@ -1,15 +1,14 @@
 //! A small client for a schema registry with Confluent's REST API (strom's own, or
-//! Confluent's), over plain http with hyper: one connection per request. Errors carry the
-//! registry's `error_code` and `message` and the HTTP status.
+//! Confluent's), over http or https (`strom-http`'s exchange: one connection per request).
+//! Errors carry the registry's `error_code` and `message` and the HTTP status.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{Method, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, Uri};
 use serde_json::Value;
-use tokio::net::TcpStream;
+use strom_http::{exchange, HttpRequest};
 
 use crate::error::{Result, SerdeError};
 
@@ -20,54 +19,62 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// An answer larger than this is refused (schemas are small).
 const MAX_BODY_BYTES: usize = 64 << 20;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegistryClient {
     url: String,
-    host: String,
-    port: u16,
-    authority: String,
+    /// `scheme://authority` of the URL.
+    origin: String,
     /// The URL's path without its trailing slash ("" for the root).
     base_path: String,
+    /// Set for an https URL.
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("url", &self.url)
+            .finish()
+    }
 }
 
 impl RegistryClient {
-    pub fn new(url: &str) -> Result<Self> {
+    /// A client of the registry at `url`; an https URL needs `tls` (what to trust, and
+    /// the client certificate if the registry asks for one).
+    pub fn new(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Self> {
         let uri: Uri = url
             .parse()
             .map_err(|e| SerdeError::Url(format!("invalid schema registry URL '{url}': {e}")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
+        let tls = match (uri.scheme_str(), tls) {
+            (Some("http"), _) => None,
+            (Some("https"), Some(config)) => Some(tokio_rustls::TlsConnector::from(config)),
+            (Some("https"), None) => {
                 return Err(SerdeError::Url(format!(
-                    "schema registry URL '{url}': https is not supported yet, only http"
+                    "schema registry URL '{url}': https needs a TLS configuration"
                 )))
             }
             _ => {
                 return Err(SerdeError::Url(format!(
-                    "schema registry URL '{url}': expected http://HOST:PORT"
+                    "schema registry URL '{url}': expected http://HOST:PORT or https://HOST:PORT"
                 )))
             }
-        }
-        let host = uri
-            .host()
-            .ok_or_else(|| SerdeError::Url(format!("schema registry URL '{url}' has no host")))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(80);
+        };
         let authority = uri
             .authority()
-            .map(|a| a.as_str().to_owned())
-            .unwrap_or_default();
+            .filter(|a| !a.host().is_empty())
+            .ok_or_else(|| SerdeError::Url(format!("schema registry URL '{url}' has no host")))?;
+        let origin = format!("{}://{authority}", uri.scheme_str().unwrap_or("http"));
         let base_path = uri.path().trim_end_matches('/').to_owned();
         Ok(Self {
             url: url.to_owned(),
-            host,
-            port,
-            authority,
+            origin,
             base_path,
+            tls,
         })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {
@@ -92,13 +99,24 @@ impl RegistryClient {
             url: self.url.clone(),
             why,
         };
-        let (status, bytes) =
-            tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(method, path, body))
-                .await
-                .map_err(|_| {
-                    transport(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))
-                })?
-                .map_err(transport)?;
+        let uri: Uri = format!("{}{}{path}", self.origin, self.base_path)
+            .parse()
+            .map_err(|e| transport(format!("{e}")))?;
+        let payload = body
+            .map(|body| serde_json::to_vec(body).map(Bytes::from))
+            .transpose()
+            .map_err(|e| transport(e.to_string()))?;
+        let request = HttpRequest {
+            method,
+            uri: &uri,
+            headers: vec![(hyper::header::ACCEPT, CONTENT_TYPE.to_owned())],
+            content_type: payload.as_ref().map(|_| CONTENT_TYPE),
+            body: payload.unwrap_or_default(),
+        };
+        let answer = exchange(request, self.tls.as_ref(), MAX_BODY_BYTES, REQUEST_TIMEOUT)
+            .await
+            .map_err(transport)?;
+        let (status, bytes) = (answer.status, answer.body);
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         if status.is_success() {
             return parsed.ok_or_else(|| SerdeError::Transport {
@@ -129,52 +147,6 @@ impl RegistryClient {
             message,
         })
     }
-
-    async fn exchange(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| format!("connecting to {}:{}: {e}", self.host, self.port))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        let driver = tokio::spawn(connection);
-        let result = async {
-            let mut request = hyper::Request::builder()
-                .method(method)
-                .uri(format!("{}{path}", self.base_path))
-                .header(hyper::header::HOST, &self.authority)
-                .header(hyper::header::ACCEPT, CONTENT_TYPE);
-            let payload = match body {
-                Some(body) => {
-                    request = request.header(hyper::header::CONTENT_TYPE, CONTENT_TYPE);
-                    Bytes::from(serde_json::to_vec(body).map_err(|e| e.to_string())?)
-                }
-                None => Bytes::new(),
-            };
-            let request = request
-                .body(Full::new(payload))
-                .map_err(|e| e.to_string())?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
-                .collect()
-                .await
-                .map_err(|e| format!("reading the answer: {e}"))?
-                .to_bytes();
-            Ok((status, body))
-        }
-        .await;
-        driver.abort();
-        result
-    }
 }
 
 /// A path segment (a subject name) percent-encoded: everything but RFC 3986's unreserved
@@ -203,15 +175,31 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_plain_http() {
-        let c = RegistryClient::new("http://127.0.0.1:8081/").unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8081));
-        assert_eq!(c.base_path, "");
-        let c = RegistryClient::new("http://[::1]/registry/").unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("::1", 80));
-        assert_eq!(c.base_path, "/registry");
-        assert!(RegistryClient::new("https://h:1").is_err());
-        assert!(RegistryClient::new("h:1").is_err());
+    fn urls_are_http_or_https_with_a_tls_config() {
+        let c = RegistryClient::new("http://127.0.0.1:8081/", None).unwrap();
+        assert_eq!(
+            (c.origin.as_str(), c.base_path.as_str()),
+            ("http://127.0.0.1:8081", "")
+        );
+        assert!(c.tls.is_none());
+        let c = RegistryClient::new("http://[::1]/registry/", None).unwrap();
+        assert_eq!(
+            (c.origin.as_str(), c.base_path.as_str()),
+            ("http://[::1]", "/registry")
+        );
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let c = RegistryClient::new("https://h:1", Some(Arc::new(config))).unwrap();
+        assert_eq!(c.origin, "https://h:1");
+        assert!(c.tls.is_some());
+        assert!(RegistryClient::new("https://h:1", None).is_err());
+        assert!(RegistryClient::new("h:1", None).is_err());
+        assert!(RegistryClient::new("http:///x", None).is_err());
     }
 
     #[test]

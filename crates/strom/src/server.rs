@@ -76,45 +76,55 @@ fn raise_open_file_limit() {
 fn serve(args: ServerArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
     let mut settings = gather(args.config.as_deref(), std::env::vars(), &args.overrides)?;
-    let registry_listeners = settings
-        .remove(REGISTRY_LISTENERS)
-        .unwrap_or_else(|| DEFAULT_REGISTRY_LISTENER.to_owned());
-    let registry_listeners = strom_schema_registry::parse_listeners(&registry_listeners)
-        .map_err(|e| anyhow::anyhow!("{REGISTRY_LISTENERS}: {e}"))?;
-    let proxy_listeners = settings
-        .remove(PROXY_LISTENERS)
-        .unwrap_or_else(|| DEFAULT_PROXY_LISTENER.to_owned());
-    let proxy_listeners = strom_schema_registry::parse_listeners(&proxy_listeners)
-        .map_err(|e| anyhow::anyhow!("{PROXY_LISTENERS}: {e}"))?;
+    let registry_listeners =
+        listener_urls(&mut settings, REGISTRY_LISTENERS, DEFAULT_REGISTRY_LISTENER)?;
+    let proxy_listeners = listener_urls(&mut settings, PROXY_LISTENERS, DEFAULT_PROXY_LISTENER)?;
     // The proxy's registry: this node's own unless told otherwise.
     let proxy_registry_url = settings
         .remove(PROXY_REGISTRY_URL)
-        .or_else(|| {
-            registry_listeners
-                .first()
-                .map(|addr| format!("http://{addr}"))
-        })
+        .or_else(|| registry_listeners.first().map(|l| l.local_url()))
         .filter(|url| !url.is_empty());
+    let registry_tls = ServiceTls::take(&mut settings, REGISTRY_TLS_PREFIX);
+    let proxy_tls = ServiceTls::take(&mut settings, PROXY_TLS_PREFIX);
     let registry_security = take_client_security(&mut settings, REGISTRY_CLIENT_PREFIX);
     let proxy_security = take_client_security(&mut settings, PROXY_CLIENT_PREFIX);
     let proxy_consumers = take_proxy_consumer_settings(&mut settings)?;
     let config = BrokerConfig::from_map(settings)?;
+    let mut tls_watched = Vec::new();
     let registry = if registry_listeners.is_empty() {
         None
     } else {
         let connection = client_connection(&registry_security, "strom-schema-registry")
             .with_context(|| format!("the schema registry's {REGISTRY_CLIENT_PREFIX}* settings"))?;
-        registry_config(&config, registry_listeners, connection)
+        let (listeners, watched) = registry_tls.http_listeners(&registry_listeners)?;
+        tls_watched.extend(watched);
+        // Writes go to an https leader with the registry's own trust and certificate.
+        let forward_tls = if listeners.iter().any(|l| l.tls.is_some()) {
+            Some(registry_tls.client_config()?)
+        } else {
+            None
+        };
+        registry_config(&config, listeners, connection).map(|mut registry| {
+            registry.forward_tls = forward_tls;
+            registry
+        })
     };
     let proxy = if proxy_listeners.is_empty() {
         None
     } else {
         let connection = client_connection(&proxy_security, "strom-rest-proxy")
             .with_context(|| format!("the REST proxy's {PROXY_CLIENT_PREFIX}* settings"))?;
+        let (listeners, watched) = proxy_tls.http_listeners(&proxy_listeners)?;
+        tls_watched.extend(watched);
+        let registry_client_tls = match &proxy_registry_url {
+            Some(url) if url.starts_with("https://") => Some(registry_tls.client_config()?),
+            _ => None,
+        };
         client_listener(&config, "REST proxy", connection.security.protocol).map(|bootstrap| {
-            let mut proxy = strom_rest_proxy::ProxyConfig::new(proxy_listeners, bootstrap);
+            let mut proxy = strom_rest_proxy::ProxyConfig::new(listeners, bootstrap);
             proxy.connection = connection;
             proxy.schema_registry_url = proxy_registry_url;
+            proxy.schema_registry_tls = registry_client_tls;
             proxy_consumers.apply(&mut proxy);
             proxy
         })
@@ -124,6 +134,9 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .thread_name("strom")
         .build()
         .context("starting the runtime")?;
+    for watched in tls_watched {
+        runtime.spawn(strom_broker::tls::watch_for_changes(watched));
+    }
     let mut services = strom_broker::Services::default();
     if let Some(registry) = registry {
         let loaded = strom_schema_registry::LoadedStore::default();
@@ -155,11 +168,127 @@ impl strom_broker::schema_validation::SchemaIds for RegistrySchemaIds {
 }
 
 const REGISTRY_LISTENERS: &str = "schema.registry.listeners";
+/// The registry's https listeners: `schema.registry.ssl.*`, else the broker's `ssl.*`. The
+/// same settings say what an https registry is trusted by, for this node's proxy and for
+/// writes sent on to the leader (Confluent's `schema.registry.ssl.*` in the REST proxy).
+const REGISTRY_TLS_PREFIX: &str = "schema.registry.";
+/// The REST proxy's https listeners: `rest.proxy.ssl.*`, else the broker's `ssl.*`.
+const PROXY_TLS_PREFIX: &str = "rest.proxy.";
 const DEFAULT_REGISTRY_LISTENER: &str = "http://127.0.0.1:8081";
 const PROXY_LISTENERS: &str = "rest.proxy.listeners";
 const DEFAULT_PROXY_LISTENER: &str = "http://127.0.0.1:8082";
 /// The registry the REST proxy uses for avro, jsonschema and protobuf (Confluent's name).
 const PROXY_REGISTRY_URL: &str = "schema.registry.url";
+
+fn listener_urls(
+    settings: &mut BTreeMap<String, String>,
+    key: &str,
+    default: &str,
+) -> anyhow::Result<Vec<strom_http::ListenerUrl>> {
+    let text = settings.remove(key).unwrap_or_else(|| default.to_owned());
+    strom_http::parse_listeners(&text).map_err(|e| anyhow::anyhow!("{key}: {e}"))
+}
+
+/// A service's TLS settings: its own `<prefix>ssl.*` over the broker's `ssl.*`.
+struct ServiceTls {
+    prefix: &'static str,
+    /// The broker's `ssl.*` and the service's `<prefix>ssl.*`, as given.
+    settings: BTreeMap<String, String>,
+}
+
+impl ServiceTls {
+    /// Takes the service's keys out of the broker's settings (the broker's own stay).
+    fn take(settings: &mut BTreeMap<String, String>, prefix: &'static str) -> Self {
+        let own = format!("{prefix}ssl.");
+        let keys: Vec<String> = settings
+            .keys()
+            .filter(|k| k.starts_with(&own))
+            .cloned()
+            .collect();
+        let mut taken: BTreeMap<String, String> = settings
+            .iter()
+            .filter(|(k, _)| k.starts_with("ssl."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for key in keys {
+            if let Some(value) = settings.remove(&key) {
+                taken.insert(key, value);
+            }
+        }
+        Self {
+            prefix,
+            settings: taken,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&String> {
+        self.settings
+            .get(&format!("{}{name}", self.prefix))
+            .or_else(|| self.settings.get(name))
+    }
+
+    /// The listeners to serve; https ones share one TLS config, returned to be watched
+    /// for certificate changes.
+    fn http_listeners(
+        &self,
+        urls: &[strom_http::ListenerUrl],
+    ) -> anyhow::Result<(
+        Vec<strom_http::HttpListener>,
+        Option<Arc<strom_broker::tls::TlsListener>>,
+    )> {
+        let mut tls = None;
+        if urls.iter().any(|u| u.scheme == strom_http::Scheme::Https) {
+            let settings =
+                strom_broker::security_config::service_tls_settings(&self.settings, self.prefix)?;
+            let service = self.prefix.trim_end_matches('.');
+            tls = Some(Arc::new(
+                strom_broker::tls::TlsListener::new(service, settings)
+                    .with_context(|| format!("https on {service}.listeners"))?,
+            ));
+        }
+        let listeners = urls
+            .iter()
+            .map(|url| strom_http::HttpListener {
+                addr: url.addr,
+                tls: match (url.scheme, &tls) {
+                    (strom_http::Scheme::Https, Some(listener)) => {
+                        let listener = listener.clone();
+                        let source: strom_http::TlsAcceptorSource =
+                            Arc::new(move || listener.acceptor());
+                        Some(source)
+                    }
+                    _ => None,
+                },
+            })
+            .collect();
+        Ok((listeners, tls))
+    }
+
+    /// What a client of an https registry trusts (`ssl.truststore.location`, else the
+    /// system's CAs) and shows (`ssl.keystore.location`, when set).
+    fn client_config(&self) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let mut pairs = vec![("security.protocol", "SSL")];
+        for name in [
+            "ssl.truststore.type",
+            "ssl.truststore.location",
+            "ssl.keystore.type",
+            "ssl.keystore.location",
+            "ssl.endpoint.identification.algorithm",
+        ] {
+            if let Some(value) = self.get(name) {
+                pairs.push((name, value.as_str()));
+            }
+        }
+        let security = strom_client::SecurityConfig::from_properties(pairs)?;
+        let config = strom_client::tls::client_config(&security.tls).with_context(|| {
+            format!(
+                "the TLS client settings for an https schema registry ({}ssl.*)",
+                self.prefix
+            )
+        })?;
+        Ok(Arc::new(config))
+    }
+}
 
 /// The registry's and the proxy's own client settings (Confluent's names:
 /// `kafkastore.security.protocol`, `client.sasl.jaas.config`, ...).
@@ -285,7 +414,7 @@ fn client_listener(
 
 fn registry_config(
     config: &BrokerConfig,
-    listeners: Vec<std::net::SocketAddr>,
+    listeners: Vec<strom_http::HttpListener>,
     connection: strom_client::ConnectionConfig,
 ) -> Option<strom_schema_registry::RegistryConfig> {
     let bootstrap = client_listener(config, "schema registry", connection.security.protocol)?;
@@ -298,6 +427,7 @@ fn registry_config(
             replication_factor: 3,
             expected_brokers: config.cluster.voters.len().max(1),
         },
+        forward_tls: None,
     })
 }
 

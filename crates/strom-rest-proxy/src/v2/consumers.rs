@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use regex::Regex;
@@ -110,14 +110,9 @@ pub async fn create(
             request_timeout,
         },
     )?;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| proxy.config.listeners.first().map(|a| a.to_string()))
-        .unwrap_or_default();
     let base_uri = format!(
-        "http://{host}/consumers/{}/instances/{}",
+        "{}/consumers/{}/instances/{}",
+        crate::v3::base_url(&headers),
         segment(&group),
         segment(&name)
     );

@@ -267,14 +267,22 @@ impl Ctx {
     }
 }
 
-/// `http://` and the request's Host (the proxy serves plain HTTP).
-fn base_url(headers: &HeaderMap) -> String {
+/// The scheme the request came by and its Host: `https` over TLS (`strom-http` marks
+/// such requests with X-Forwarded-Proto, as a load balancer in front would), else `http`.
+pub fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
         .unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = match headers
+        .get(strom_http::server::FORWARDED_PROTO)
+        .and_then(|p| p.to_str().ok())
+    {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
 }
 
 /// Percent-encodes a path segment (RFC 3986 unreserved characters stay as they are).
@@ -336,5 +344,9 @@ mod tests {
         headers.insert(header::HOST, "proxy:8082".parse().unwrap());
         assert_eq!(base_url(&headers), "http://proxy:8082");
         assert_eq!(base_url(&HeaderMap::new()), "http://localhost");
+        headers.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert_eq!(base_url(&headers), "https://proxy:8082");
+        headers.insert("x-forwarded-proto", "gopher".parse().unwrap());
+        assert_eq!(base_url(&headers), "http://proxy:8082");
     }
 }

@@ -10,7 +10,7 @@ use strom_client::{Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, Timesta
 use tokio::time::Instant;
 
 use super::BrokerArgs;
-use strom_schema_serde::{unframe, Decoded, RegistryClient, SchemaCache};
+use strom_schema_serde::{unframe, Decoded, SchemaCache};
 
 #[derive(Args)]
 pub struct ConsumeArgs {
@@ -40,6 +40,14 @@ pub struct ConsumeArgs {
     /// JSON, JSON Schema payloads as they are. Other records print as they are.
     #[arg(long = "schema-registry", value_name = "URL")]
     schema_registry: Option<String>,
+    /// PEM CA certificates an https registry's certificate must chain to (default: the
+    /// system's).
+    #[arg(
+        long = "schema-registry-ca",
+        value_name = "FILE",
+        requires = "schema_registry"
+    )]
+    schema_registry_ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,7 +129,10 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     }
 
     let mut schemas = match &args.schema_registry {
-        Some(url) => Some(SchemaCache::new(RegistryClient::new(url)?)),
+        Some(url) => Some(SchemaCache::new(super::registry_client(
+            url,
+            args.schema_registry_ca.as_deref(),
+        )?)),
         None => None,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

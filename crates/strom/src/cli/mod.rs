@@ -185,6 +185,24 @@ fn init_logging() {
 }
 
 /// Splits `key=value` (at the first `=`).
+/// A schema registry client; an https URL trusts the PEM CAs in `ca`, else the system's.
+pub(crate) fn registry_client(
+    url: &str,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<strom_schema_serde::RegistryClient> {
+    let tls = if url.starts_with("https://") {
+        let settings = strom_client::security::TlsConfig {
+            ca_location: ca.map(PathBuf::from),
+            verify_hostname: true,
+            ..Default::default()
+        };
+        Some(Arc::new(strom_client::tls::client_config(&settings)?))
+    } else {
+        None
+    };
+    Ok(strom_schema_serde::RegistryClient::new(url, tls)?)
+}
+
 pub fn parse_key_value(text: &str) -> anyhow::Result<(String, String)> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),

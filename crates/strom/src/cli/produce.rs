@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use std::sync::Arc;
 
 use super::{parse_key_value, BrokerArgs};
-use strom_schema_serde::{frame, Codec, RegistryClient, SchemaCache, SchemaKind};
+use strom_schema_serde::{frame, Codec, SchemaCache, SchemaKind};
 
 /// Lines sent in one request at most; piped input is batched, interactive
 /// input goes out line by line.
@@ -51,6 +51,14 @@ struct SchemaArgs {
     /// Confluent's wire format; keys too with --key-subject or --key-schema-id.
     #[arg(long = "schema-registry", value_name = "URL")]
     schema_registry: Option<String>,
+    /// PEM CA certificates an https registry's certificate must chain to (default: the
+    /// system's).
+    #[arg(
+        long = "schema-registry-ca",
+        value_name = "FILE",
+        requires = "schema_registry"
+    )]
+    schema_registry_ca: Option<std::path::PathBuf>,
     /// The schemas' format (default: the type the registry gives the schema). Protobuf
     /// values are JSON (proto3's JSON mapping) of the schema's first message.
     #[arg(long, value_enum, requires = "schema_registry")]
@@ -101,7 +109,8 @@ struct Serializers {
 
 impl Serializers {
     async fn resolve(args: &SchemaArgs, url: &str, topic: &str) -> anyhow::Result<Serializers> {
-        let mut cache = SchemaCache::new(RegistryClient::new(url)?);
+        let client = super::registry_client(url, args.schema_registry_ca.as_deref())?;
+        let mut cache = SchemaCache::new(client);
         let value_subject = args
             .value_subject
             .clone()

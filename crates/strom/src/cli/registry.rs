@@ -12,7 +12,7 @@ use strom_schema_serde::{segment, RegistryClient};
 
 #[derive(Args)]
 pub struct RegistryArgs {
-    /// The schema registry's base URL (plain http).
+    /// The schema registry's base URL (http or https).
     #[arg(
         long = "registry-url",
         global = true,
@@ -21,6 +21,15 @@ pub struct RegistryArgs {
         value_name = "URL"
     )]
     registry_url: String,
+    /// PEM CA certificates an https registry's certificate must chain to (default: the
+    /// system's).
+    #[arg(
+        long = "registry-ca",
+        global = true,
+        env = "STROM_REGISTRY_CA",
+        value_name = "FILE"
+    )]
+    registry_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: RegistryCommand,
 }
@@ -201,7 +210,7 @@ impl SchemaInput {
 }
 
 pub async fn run(args: RegistryArgs) -> anyhow::Result<()> {
-    let client = RegistryClient::new(&args.registry_url)?;
+    let client = super::registry_client(&args.registry_url, args.registry_ca.as_deref())?;
     match args.command {
         RegistryCommand::Subject(command) => subject(&client, command).await,
         RegistryCommand::Config(level) => config(&client, level).await,

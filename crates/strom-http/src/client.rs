@@ -1,22 +1,33 @@
-//! One bounded HTTP/1.1 exchange over plain TCP or TLS: what the OAuth token
-//! endpoint (here) and an OAUTHBEARER listener's JWKS endpoint (the broker) need.
+//! One bounded HTTP/1.1 exchange over plain TCP or TLS, on a new connection: an OAuth
+//! token endpoint, an OAUTHBEARER listener's JWKS endpoint, a schema registry.
 //! The body read is capped and the whole exchange has a deadline.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
 use hyper::{Method, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// A request to send: `body` goes with `content_type` when set.
+/// A request to send. `Accept` is `application/json` unless `headers` name another.
 pub struct HttpRequest<'a> {
     pub method: Method,
     pub uri: &'a Uri,
-    pub headers: Vec<(hyper::header::HeaderName, String)>,
-    pub body: Option<(Bytes, &'static str)>,
+    pub headers: Vec<(HeaderName, String)>,
+    /// Empty for none.
+    pub body: Bytes,
+    pub content_type: Option<&'a str>,
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: StatusCode,
+    pub content_type: Option<HeaderValue>,
+    pub body: Bytes,
 }
 
 /// Sends `request` to its URI's host (TLS through `tls` for https) and reads the
@@ -27,7 +38,7 @@ pub async fn exchange(
     tls: Option<&tokio_rustls::TlsConnector>,
     max_body_bytes: usize,
     timeout: Duration,
-) -> Result<(StatusCode, Bytes), String> {
+) -> Result<HttpAnswer, String> {
     tokio::time::timeout(timeout, connect_and_send(request, tls, max_body_bytes))
         .await
         .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
@@ -37,7 +48,7 @@ async fn connect_and_send(
     request: HttpRequest<'_>,
     tls: Option<&tokio_rustls::TlsConnector>,
     max_body_bytes: usize,
-) -> Result<(StatusCode, Bytes), String> {
+) -> Result<HttpAnswer, String> {
     let host = request.uri.host().ok_or("the URL has no host")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = request
@@ -65,7 +76,7 @@ async fn send<S>(
     stream: S,
     request: HttpRequest<'_>,
     max_body_bytes: usize,
-) -> Result<(StatusCode, Bytes), String>
+) -> Result<HttpAnswer, String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -87,30 +98,35 @@ where
         let mut builder = hyper::Request::builder()
             .method(request.method)
             .uri(path)
-            .header(hyper::header::HOST, authority)
-            .header(hyper::header::ACCEPT, "application/json");
+            .header(HOST, authority);
+        if !request.headers.iter().any(|(name, _)| name == ACCEPT) {
+            builder = builder.header(ACCEPT, "application/json");
+        }
         for (name, value) in request.headers {
             builder = builder.header(name, value);
         }
-        let body = match request.body {
-            Some((body, content_type)) => {
-                builder = builder.header(hyper::header::CONTENT_TYPE, content_type);
-                body
-            }
-            None => Bytes::new(),
-        };
-        let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+        if let Some(content_type) = request.content_type {
+            builder = builder.header(CONTENT_TYPE, content_type);
+        }
+        let request = builder
+            .body(Full::new(request.body))
+            .map_err(|e| e.to_string())?;
         let response = sender
             .send_request(request)
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status();
+        let content_type = response.headers().get(CONTENT_TYPE).cloned();
         let body = Limited::new(response.into_body(), max_body_bytes)
             .collect()
             .await
             .map(|body| body.to_bytes())
             .map_err(|e| format!("reading the body: {e}"))?;
-        Ok((status, body))
+        Ok(HttpAnswer {
+            status,
+            content_type,
+            body,
+        })
     }
     .await;
     driver.abort();
