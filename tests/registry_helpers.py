@@ -4,6 +4,7 @@ the exact shape of its answers and errors."""
 from __future__ import annotations
 
 import json
+import threading
 
 import requests
 
@@ -119,3 +120,28 @@ def subject_not_found(subject: str) -> str:
 
 def version_not_found(version: int) -> str:
     return f"Version {version} not found."
+
+
+def register_through_each(nodes, per_node: int, register) -> dict[str, int]:
+    """Registers `per_node` record schemas through every node at once, one thread per node, with
+    `register(node, subject, schema_text) -> id`; returns each subject's id."""
+    ids: dict[str, int] = {}
+    errors = []
+
+    def writer(node):
+        try:
+            for k in range(per_node):
+                subject = f"s{node.node_id}-{k}"
+                text = json.dumps({"type": "record", "name": f"R{node.node_id}x{k}",
+                                   "fields": [{"name": "f", "type": "long"}]})
+                ids[subject] = register(node, subject, text)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return ids

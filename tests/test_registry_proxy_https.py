@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 
 import pytest
@@ -23,6 +22,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from cluster import Cluster
 from conftest import free_port
 from pki import CertificateAuthority
+from registry_helpers import register_through_each
 from test_cli_registry import cli
 from test_rest_proxy_v2 import AVRO, V2, Rest, kafka_consume
 
@@ -185,27 +185,12 @@ def test_followers_send_writes_on_to_an_https_leader(tmp_path, certs):
         c.start()
         for node in c.nodes.values():
             _wait_serving(node, ca, reader)
-        ids: dict[str, int] = {}
-        errors = []
+        def register_on(node, subject: str, text: str) -> int:
+            resp = register(node.registry_url, subject, text, verify=ca, cert=reader)
+            assert resp.status_code == 200, (node.node_id, resp.status_code, resp.text)
+            return resp.json()["id"]
 
-        def writer(node):
-            try:
-                for k in range(3):
-                    subject = f"n{node.node_id}-{k}"
-                    text = json.dumps({"type": "record", "name": f"R{node.node_id}x{k}",
-                                       "fields": [{"name": "f", "type": "long"}]})
-                    resp = register(node.registry_url, subject, text, verify=ca, cert=reader)
-                    assert resp.status_code == 200, (node.node_id, resp.status_code, resp.text)
-                    ids[subject] = resp.json()["id"]
-            except Exception as e:  # reported below
-                errors.append(e)
-
-        threads = [threading.Thread(target=writer, args=(n,)) for n in c.nodes.values()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors, errors
+        ids = register_through_each(c.nodes.values(), 3, register_on)
         # One writer: the six ids are 1..6 with no clash, and both nodes read them all.
         assert sorted(ids.values()) == list(range(1, 7)), ids
         for node in c.nodes.values():

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 
 import pytest
@@ -15,6 +14,7 @@ import requests
 
 from cluster import Cluster
 from conftest import free_port
+from registry_helpers import register_through_each
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -77,23 +77,7 @@ def test_one_registry_writes_and_every_node_serves(registry_cluster):
     leader = c.wait_for("a registry leader", lambda: leader_of(c))
     followers = [n for i, n in c.nodes.items() if i != leader]
     # Writes through every node at once: each is forwarded to the one writer, so ids never clash.
-    ids: dict[str, int] = {}
-    errors = []
-
-    def writer(node):
-        try:
-            for k in range(4):
-                subject = f"s{node.node_id}-{k}"
-                ids[subject] = register(node, subject, schema(f"R{node.node_id}x{k}"))
-        except Exception as e:  # reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in c.nodes.values()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    ids = register_through_each(c.nodes.values(), 4, register)
     assert sorted(ids.values()) == list(range(1, 13)), ids
 
     # Every node answers reads from its own copy of _schemas: the same subjects, ids and texts.
