@@ -295,3 +295,52 @@ def test_log_dir_that_cannot_be_opened_at_start_is_offline_and_the_others_serve(
     dirs = log_dirs_by_path(broker)
     assert [d["error_code"] for d in dirs.values()] == [0, 0]
     assert partitions_of(dirs[os.path.realpath(second)]) == {("lost", 0)}
+
+
+def test_an_io_error_loading_a_log_at_start_takes_its_dir_offline(broker_factory, tmp_path):
+    """A log that fails to load with an I/O error (its offset index is a directory now, so opening
+    it fails with EISDIR) takes its whole dir offline, as Kafka's LogManager does with an
+    IOException while loading logs; the other dir serves. With the file back, the next start
+    has every record and appends go on."""
+    data = tmp_path / "broker0" / "data"
+    second = tmp_path / "second"
+    broker = broker_factory({"log.dirs": f"{data},{second}"})
+    create_topic(broker, "healthy")
+    create_topic(broker, "lost")
+    assert (data / "healthy-0").is_dir() and (second / "lost-0").is_dir()
+    p = producer(broker, **{"linger.ms": 0})
+    lost_values = [f"lost-{i}".encode() * 20 for i in range(10)]
+    healthy_values = [f"healthy-{i}".encode() * 20 for i in range(10)]
+    for i, value in enumerate(lost_values):
+        assert produce_one(p, "lost", value) == (i, None)
+    for i, value in enumerate(healthy_values):
+        assert produce_one(p, "healthy", value) == (i, None)
+    broker.kill()
+
+    index = second / "lost-0" / "00000000000000000000.index"
+    assert index.is_file()
+    saved = tmp_path / "lost-index.saved"
+    index.rename(saved)
+    index.mkdir()
+    broker.start()
+    assert broker.wait_for_log(r"log dir is offline after a storage error")
+    assert read_partition(broker, "healthy", 0, 10) == list(enumerate(healthy_values))
+    p = producer(broker, **{"linger.ms": 0, "retries": 0, "message.timeout.ms": 10000})
+    assert produce_one(p, "healthy", b"healthy-after") == (10, None)
+    offset, error = produce_one(p, "lost", b"refused")
+    assert offset is None and error.code() == STORAGE_ERROR, error
+    dirs = log_dirs_by_path(broker)
+    assert dirs[os.path.realpath(second)]["error_code"] == STORAGE_ERROR
+    assert dirs[os.path.realpath(data)]["error_code"] == 0
+    assert not (data / "lost-0").exists()
+    broker.kill()
+
+    index.rmdir()
+    saved.rename(index)
+    broker.start()
+    assert read_partition(broker, "lost", 0, 10) == list(enumerate(lost_values))
+    p = producer(broker, **{"linger.ms": 0})
+    assert produce_one(p, "lost", b"lost-after") == (10, None)
+    assert read_partition(broker, "healthy", 0, 11) == (
+        list(enumerate(healthy_values)) + [(10, b"healthy-after")])
+    assert [d["error_code"] for d in log_dirs_by_path(broker).values()] == [0, 0]
