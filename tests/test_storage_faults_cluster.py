@@ -80,6 +80,17 @@ def log_dirs_of(node) -> dict[str, dict]:
     return {os.path.realpath(d["log_dir"]): d for d in mine[0]["log_dirs"]}
 
 
+def offline_replicas(node, topic: str) -> list[int]:
+    """Partition 0's offline replicas in a Metadata answer (v5+) from `node`, by kafka-python."""
+    ka = kp_admin(node)
+    try:
+        [described] = ka.describe_topics([topic])
+    finally:
+        ka.close()
+    [partition] = described["partitions"]
+    return sorted(partition["offline_replicas"])
+
+
 def test_a_full_log_dir_moves_leadership_of_its_partitions_only(cluster, tiny_mounts):
     # One partition at a time: each broker puts its first partition in its first dir, the
     # next in the tmpfs (the dir with the fewest partitions). Broker 1 leads both.
@@ -149,6 +160,11 @@ def test_a_full_log_dir_moves_leadership_of_its_partitions_only(cluster, tiny_mo
     # Its replica of the victim stays out of the ISR: it is in the offline dir.
     time.sleep(2)
     assert cluster.partition("victim")[2] == [2, 3]
+    # Metadata names it an offline replica on every node (Kafka's isReplicaInOfflineDir); its
+    # replica of the healthy partition is not.
+    for node in cluster.nodes.values():
+        assert offline_replicas(node, "victim") == [1], node.node_id
+        assert offline_replicas(node, "healthy") == [], node.node_id
 
     # Space freed and broker 1 restarted: its dir is online again, its replica catches up
     # from the new leader and rejoins the ISR, with exactly the acknowledged records.
@@ -159,3 +175,5 @@ def test_a_full_log_dir_moves_leadership_of_its_partitions_only(cluster, tiny_mo
     got = read_partition(new_leader, "victim", 0, 0, 45)
     assert [(m.offset(), m.key(), m.value()) for m in got] == victim_acked
     assert all(log_dir["error_code"] == 0 for log_dir in log_dirs_of(node1).values())
+    cluster.wait_for("broker 1's replica of the victim online again in Metadata",
+                     lambda: offline_replicas(new_leader, "victim") == [])

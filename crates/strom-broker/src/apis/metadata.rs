@@ -141,6 +141,14 @@ fn is_alive(image: &MetadataImage, id: i32, listener: &str) -> bool {
         .is_some_and(|b| !b.fenced && b.endpoints.iter().any(|e| e.listener == listener))
 }
 
+/// Kafka's isReplicaInOfflineDir: the replica's log dir is not among its broker's online ones
+/// (the broker reported it offline in a heartbeat).
+fn in_offline_dir(image: &MetadataImage, p: &PartitionImage, id: i32) -> bool {
+    image
+        .broker(id)
+        .is_some_and(|b| !b.has_online_dir(p.directory(id)))
+}
+
 async fn by_name(
     broker: &Arc<Broker>,
     authz: &Authz<'_>,
@@ -244,7 +252,8 @@ fn by_id(
 }
 
 /// One partition as Kafka's KRaftMetadataCache reports it: offline replicas are those on
-/// brokers that are unregistered, fenced or not on the listener; a leader that is not
+/// brokers that are unregistered, fenced or not on the listener, or in a log dir their broker
+/// reported offline; a leader that is not
 /// registered (or none, -1) is LEADER_NOT_AVAILABLE, one without the listener
 /// LISTENER_NOT_FOUND (v6+), both with leader -1. v0 lists only reachable replicas and
 /// says REPLICA_NOT_AVAILABLE when it left some out.
@@ -268,7 +277,7 @@ fn partition_response(
         .replicas
         .iter()
         .copied()
-        .filter(|&id| !is_alive(image, id, listener))
+        .filter(|&id| !is_alive(image, id, listener) || in_offline_dir(image, p, id))
         .map(BrokerId)
         .collect();
     let leader = image.broker(p.leader);
@@ -439,6 +448,47 @@ mod tests {
                 (2, 72, -1, 4, vec![4, 1], vec![4, 1], vec![4]),
             ]
         );
+    }
+
+    #[test]
+    fn a_replica_in_a_dir_its_broker_reported_offline_is_offline() {
+        let id = TopicId::from_u128(8);
+        let (dir_a, dir_b) = (uuid::Uuid::from_u128(100), uuid::Uuid::from_u128(101));
+        let mut record = partition(id, 0, &[1, 5], 1);
+        if let MetadataRecord::Partition { directories, .. } = &mut record {
+            *directories = vec![dir_a, dir_b];
+        }
+        let mut second = partition(id, 1, &[5, 1], 5);
+        if let MetadataRecord::Partition { directories, .. } = &mut second {
+            *directories = vec![dir_a, dir_a];
+        }
+        let image = image().apply(&[
+            register(5, "PLAINTEXT", false),
+            MetadataRecord::Topic {
+                name: "dirs".to_owned(),
+                topic_id: id,
+            },
+            record,
+            second,
+        ]);
+        let offline = |image: &MetadataImage| -> Vec<Vec<i32>> {
+            topic_response(image, "PLAINTEXT", image.topic("dirs").unwrap(), 13)
+                .partitions
+                .iter()
+                .map(|p| ids(&p.offline_replicas))
+                .collect()
+        };
+        // Brokers that report no dirs have every dir online.
+        assert_eq!(offline(&image), vec![Vec::<i32>::new(), vec![]]);
+        // Broker 5 reports dir_a online, dir_b offline: its replica in dir_b is offline.
+        let image = image.apply(&[MetadataRecord::BrokerRegistrationChange {
+            broker_id: 5,
+            broker_epoch: 15,
+            fenced: None,
+            in_controlled_shutdown: None,
+            log_dirs: Some(vec![dir_a]),
+        }]);
+        assert_eq!(offline(&image), vec![vec![5], vec![]]);
     }
 
     #[test]
