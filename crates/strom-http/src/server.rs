@@ -12,6 +12,7 @@ use axum::http::header::{HeaderName, HeaderValue};
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
@@ -125,8 +126,13 @@ impl fmt::Debug for HttpListener {
     }
 }
 
-/// Serves `app` on `socket` until an accept error that is not a peer's own ends it
-/// (plain) or forever (TLS: a failed handshake only drops that peer).
+/// The most connections one listener serves at once; more peers wait in the kernel's
+/// accept backlog until one ends.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Serves `app` on `socket`, each connection on its own task (TLS handshake included, so a
+/// slow peer holds up no other), at most [`MAX_CONNECTIONS`] at once. A failed accept or
+/// handshake only drops that peer.
 pub async fn serve<S>(
     socket: TcpListener,
     app: S,
@@ -139,59 +145,117 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let Some(tls) = tls else {
-        return axum::serve(socket, axum::ServiceExt::into_make_service(app)).await;
-    };
+    serve_at_most(socket, app, tls, MAX_CONNECTIONS).await
+}
+
+async fn serve_at_most<S>(
+    socket: TcpListener,
+    app: S,
+    tls: Option<TlsAcceptorSource>,
+    max_connections: usize,
+) -> std::io::Result<()>
+where
+    S: tower_service::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return Ok(()); // never closed
+        };
         let (tcp, peer) = match socket.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
-                debug!(error = %e, "accepting an https connection failed");
+                debug!(error = %e, "accepting an http connection failed");
                 tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
                 continue;
             }
         };
-        let acceptor = tls();
+        let acceptor = tls.as_ref().map(|source| source());
         let app = app.clone();
-        // Each handshake runs on its own task, so a slow peer holds up no other.
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    debug!(%peer, "no TLS handshake within {HANDSHAKE_TIMEOUT:?}");
-                    return;
-                }
+            let _slot = slot;
+            let Some(acceptor) = acceptor else {
+                return serve_connection(tcp, app, peer, false).await;
             };
-            let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
-                let mut request = request.map(axum::body::Body::new);
-                request
-                    .headers_mut()
-                    .insert(FORWARDED_PROTO, HeaderValue::from_static("https"));
-                let mut app = app.clone();
-                async move {
-                    std::future::poll_fn(|cx| app.poll_ready(cx)).await?;
-                    app.call(request).await
-                }
-            });
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                debug!(%peer, error = %e, "https connection ended with an error");
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_connection(stream, app, peer, true).await,
+                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => debug!(%peer, "no TLS handshake within {HANDSHAKE_TIMEOUT:?}"),
             }
         });
+    }
+}
+
+/// HTTP/1 on one connection until it ends; `https` marks each request with X-Forwarded-Proto.
+async fn serve_connection<IO, S>(io: IO, app: S, peer: SocketAddr, https: bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower_service::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+        let mut request = request.map(axum::body::Body::new);
+        if https {
+            request
+                .headers_mut()
+                .insert(FORWARDED_PROTO, HeaderValue::from_static("https"));
+        }
+        let mut app = app.clone();
+        async move {
+            std::future::poll_fn(|cx| app.poll_ready(cx)).await?;
+            app.call(request).await
+        }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
+    if let Err(e) = served {
+        debug!(%peer, error = %e, "http connection ended with an error");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_listener_serves_at_most_its_connections_at_once() {
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(serve_at_most(socket, app, None, 1));
+        let uri: hyper::Uri = format!("http://{addr}/").parse().unwrap();
+        let get = || {
+            crate::exchange(
+                crate::HttpRequest {
+                    method: hyper::Method::GET,
+                    uri: &uri,
+                    headers: Vec::new(),
+                    body: bytes::Bytes::new(),
+                    content_type: None,
+                },
+                None,
+                64,
+                Duration::from_millis(500),
+            )
+        };
+        assert_eq!(get().await.unwrap().body, "ok");
+        // An idle peer holds the one slot: the next request waits in the backlog.
+        let idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(get().await.unwrap_err().contains("no answer within"));
+        drop(idle);
+        assert_eq!(get().await.unwrap().body, "ok");
+    }
 
     #[test]
     fn listeners_are_http_or_https_urls() {
