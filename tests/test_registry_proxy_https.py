@@ -174,9 +174,12 @@ def test_followers_send_writes_on_to_an_https_leader(tmp_path, certs):
     """Two nodes with https registries: writes to either are registered by the one leader, reached
     over https with the registry's own trust and certificate (required by the leader)."""
     ca = str(certs / "ca.crt")
+    # Each registry advertises itself as localhost (`schema.registry.host.name`, Confluent's
+    # `host.name`), a name its certificate holds.
     c = Cluster(tmp_path / "cluster", 2, {"group.initial.rebalance.delay.ms": "0",
                                           **tls_configs(certs, "schema.registry."),
-                                          "schema.registry.ssl.client.auth": "required"})
+                                          "schema.registry.ssl.client.auth": "required",
+                                          "schema.registry.host.name": "localhost"})
     for node in c.nodes.values():
         node.registry_port = free_port()
         node.https_ca = certs / "ca.crt"
@@ -185,6 +188,7 @@ def test_followers_send_writes_on_to_an_https_leader(tmp_path, certs):
         c.start()
         for node in c.nodes.values():
             _wait_serving(node, ca, reader)
+
         def register_on(node, subject: str, text: str) -> int:
             resp = register(node.registry_url, subject, text, verify=ca, cert=reader)
             assert resp.status_code == 200, (node.node_id, resp.status_code, resp.text)
@@ -197,13 +201,14 @@ def test_followers_send_writes_on_to_an_https_leader(tmp_path, certs):
             c.wait_for(f"node {node.node_id} to read every subject",
                        lambda node=node: sorted(requests.get(node.registry_url + "/subjects", verify=ca,
                                                              cert=reader, timeout=5).json()) == sorted(ids))
-        # The follower knows its leader by an https URL (Confluent's identity `scheme`).
+        # The follower knows its leader by its https URL (Confluent's identity `scheme`) and
+        # advertised host.
         elected = [re.findall(r"schema registry leader elected leader=(This|Other \{ url: \"[^\"]+\" \})",
                               n.log()) for n in c.nodes.values()]
         last = sorted(e[-1] for e in elected if e)
         leader_port = [n.registry_port for n, e in zip(c.nodes.values(), elected) if e and e[-1] == "This"]
         assert len(last) == 2 and len(leader_port) == 1, elected
-        assert last == sorted(["This", f'Other {{ url: "https://127.0.0.1:{leader_port[0]}" }}']), last
+        assert last == sorted(["This", f'Other {{ url: "https://localhost:{leader_port[0]}" }}']), last
     finally:
         c.stop_all()
         for node in c.nodes.values():

@@ -56,7 +56,11 @@ impl Identity {
     }
 
     pub fn url(&self) -> String {
-        format!("{}://{}:{}", self.scheme, self.host, self.port)
+        if self.host.contains(':') {
+            format!("{}://[{}]:{}", self.scheme, self.host, self.port)
+        } else {
+            format!("{}://{}:{}", self.scheme, self.host, self.port)
+        }
     }
 
     fn same_registry(&self, other: &Identity) -> bool {
@@ -286,6 +290,10 @@ mod tests {
                                "master_eligibility": true, "scheme": "http", "leader": false})
         );
         assert_eq!(Identity::new("https", "h", 8443).url(), "https://h:8443");
+        assert_eq!(
+            Identity::new("http", "::1", 8081).url(),
+            "http://[::1]:8081"
+        );
         let assignment = elect(&[member("m1", 8081, false)]);
         let json = serde_json::to_value(&assignment).unwrap();
         assert_eq!(json["master"], "m1");

@@ -32,6 +32,9 @@ use tracing::info;
 pub struct RegistryConfig {
     pub listeners: Vec<strom_http::HttpListener>,
     pub store: StoreConfig,
+    /// The host other registries reach this one by (Confluent's `host.name`); `None`: the
+    /// first listener's address.
+    pub advertised_host: Option<String>,
     /// How writes are sent on to a leader whose URL is https: the CAs trusted and the
     /// certificate shown (the registry's own, as Confluent's does).
     pub forward_tls: Option<Arc<rustls::ClientConfig>>,
@@ -64,11 +67,10 @@ pub async fn serve(config: RegistryConfig, loaded: LoadedStore) -> Result<(), Se
     // The registry's identity in the election: its first listener, as other nodes reach it.
     let identity = config.listeners.first().map(|listener| {
         let addr = listener.addr;
-        let host = if addr.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            addr.ip().to_string()
-        };
+        let host = config
+            .advertised_host
+            .clone()
+            .unwrap_or_else(|| addr.ip().to_string());
         leader::Identity::new(listener.scheme().name(), &host, addr.port())
     });
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(leader::Leader::Unknown);

@@ -84,6 +84,10 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .remove(PROXY_REGISTRY_URL)
         .or_else(|| registry_listeners.first().map(|l| l.local_url()))
         .filter(|url| !url.is_empty());
+    let registry_host = settings
+        .remove(REGISTRY_HOST_NAME)
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
     let registry_tls = ServiceTls::take(&mut settings, REGISTRY_TLS_PREFIX);
     let proxy_tls = ServiceTls::take(&mut settings, PROXY_TLS_PREFIX);
     let registry_security = take_client_security(&mut settings, REGISTRY_CLIENT_PREFIX);
@@ -104,8 +108,15 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         } else {
             None
         };
+        let advertised_host = registry_host.or_else(|| {
+            registry_listeners
+                .first()
+                .filter(|l| l.addr.ip().is_unspecified())
+                .and_then(|_| host_name())
+        });
         registry_config(&config, listeners, connection).map(|mut registry| {
             registry.forward_tls = forward_tls;
+            registry.advertised_host = advertised_host;
             registry
         })
     };
@@ -168,6 +179,9 @@ impl strom_broker::schema_validation::SchemaIds for RegistrySchemaIds {
 }
 
 const REGISTRY_LISTENERS: &str = "schema.registry.listeners";
+/// The host other nodes' registries send writes to (Confluent's `host.name`); by default
+/// the first listener's address, or this machine's host name when that is a wildcard.
+const REGISTRY_HOST_NAME: &str = "schema.registry.host.name";
 /// The registry's https listeners: `schema.registry.ssl.*`, else the broker's `ssl.*`. The
 /// same settings say what an https registry is trusted by, for this node's proxy and for
 /// writes sent on to the leader (Confluent's `schema.registry.ssl.*` in the REST proxy).
@@ -428,7 +442,23 @@ fn registry_config(
             expected_brokers: config.cluster.voters.len().max(1),
         },
         forward_tls: None,
+        advertised_host: None,
     })
+}
+
+/// This machine's host name, as Confluent's registry advertises itself by default.
+fn host_name() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer we own.
+    let done = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if done != 0 {
+        return None;
+    }
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    std::str::from_utf8(&buffer[..end])
+        .ok()
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
 }
 
 async fn shutdown_signal() {
