@@ -239,11 +239,8 @@ def test_metadata_log_dir_apart_from_the_log_dirs(broker_factory, tmp_path):
     create_topic(b, unique("md-after"), 1)
 
 
-def test_log_dir_that_cannot_be_opened_at_start_is_offline_and_the_others_serve(
-        broker_factory, tmp_path):
-    """Kafka's LogManager starts with a dir it cannot open offline (as long as the metadata log's
-    dir is fine): its partitions answer KAFKA_STORAGE_ERROR, DescribeLogDirs reports it with that
-    error, the other dir serves. With the dir back, the next start has all of its records."""
+def two_dirs_with_records(broker_factory, tmp_path):
+    """A broker with two log dirs: "healthy" in the first and "lost" in `second`, ten records each."""
     data = tmp_path / "broker0" / "data"
     second = tmp_path / "second"
     broker = broker_factory({"log.dirs": f"{data},{second}"})
@@ -257,6 +254,36 @@ def test_log_dir_that_cannot_be_opened_at_start_is_offline_and_the_others_serve(
         assert produce_one(p, "lost", value) == (i, None)
     for i, value in enumerate(healthy_values):
         assert produce_one(p, "healthy", value) == (i, None)
+    return broker, data, second, lost_values, healthy_values
+
+
+def check_second_dir_offline(broker, second, healthy_values):
+    """The healthy dir serves (an append at offset 10), "lost" answers KAFKA_STORAGE_ERROR and
+    DescribeLogDirs reports `second` with that error; returns the producer."""
+    assert read_partition(broker, "healthy", 0, 10) == list(enumerate(healthy_values))
+    p = producer(broker, **{"linger.ms": 0, "retries": 0, "message.timeout.ms": 10000})
+    assert produce_one(p, "healthy", b"healthy-after") == (10, None)
+    offset, error = produce_one(p, "lost", b"refused")
+    assert offset is None and error.code() == STORAGE_ERROR, error
+    assert log_dirs_by_path(broker)[os.path.realpath(second)]["error_code"] == STORAGE_ERROR
+    return p
+
+
+def check_both_dirs_back(broker, lost_values, healthy_values):
+    """Every record of both dirs is read back and "lost" takes appends at offset 10."""
+    assert read_partition(broker, "lost", 0, 10) == list(enumerate(lost_values))
+    p = producer(broker, **{"linger.ms": 0})
+    assert produce_one(p, "lost", b"lost-after") == (10, None)
+    assert read_partition(broker, "healthy", 0, 11) == (
+        list(enumerate(healthy_values)) + [(10, b"healthy-after")])
+
+
+def test_log_dir_that_cannot_be_opened_at_start_is_offline_and_the_others_serve(
+        broker_factory, tmp_path):
+    """Kafka's LogManager starts with a dir it cannot open offline (as long as the metadata log's
+    dir is fine): its partitions answer KAFKA_STORAGE_ERROR, DescribeLogDirs reports it with that
+    error, the other dir serves. With the dir back, the next start has all of its records."""
+    broker, data, second, lost_values, healthy_values = two_dirs_with_records(broker_factory, tmp_path)
     broker.stop()
 
     # The dir's path is now a regular file: it cannot be opened.
@@ -265,13 +292,8 @@ def test_log_dir_that_cannot_be_opened_at_start_is_offline_and_the_others_serve(
     second.write_bytes(b"not a directory")
     broker.start()
     assert broker.wait_for_log(r"log dir could not be opened at start; it is offline")
-    assert read_partition(broker, "healthy", 0, 10) == list(enumerate(healthy_values))
-    p = producer(broker, **{"linger.ms": 0, "retries": 0, "message.timeout.ms": 10000})
-    assert produce_one(p, "healthy", b"healthy-after") == (10, None)
-    offset, error = produce_one(p, "lost", b"refused")
-    assert offset is None and error.code() == STORAGE_ERROR, error
+    p = check_second_dir_offline(broker, second, healthy_values)
     dirs = log_dirs_by_path(broker)
-    assert dirs[os.path.realpath(second)]["error_code"] == STORAGE_ERROR
     assert partitions_of(dirs[os.path.realpath(second)]) == set()
     assert dirs[os.path.realpath(data)]["error_code"] == 0
     assert partitions_of(dirs[os.path.realpath(data)]) == {("healthy", 0)}
@@ -287,11 +309,7 @@ def test_log_dir_that_cannot_be_opened_at_start_is_offline_and_the_others_serve(
     second.unlink()
     saved.rename(second)
     broker.start()
-    assert read_partition(broker, "lost", 0, 10) == list(enumerate(lost_values))
-    p = producer(broker, **{"linger.ms": 0})
-    assert produce_one(p, "lost", b"lost-after") == (10, None)
-    assert read_partition(broker, "healthy", 0, 11) == (
-        list(enumerate(healthy_values)) + [(10, b"healthy-after")])
+    check_both_dirs_back(broker, lost_values, healthy_values)
     dirs = log_dirs_by_path(broker)
     assert [d["error_code"] for d in dirs.values()] == [0, 0]
     assert partitions_of(dirs[os.path.realpath(second)]) == {("lost", 0)}
@@ -302,19 +320,7 @@ def test_an_io_error_loading_a_log_at_start_takes_its_dir_offline(broker_factory
     it fails with EISDIR) takes its whole dir offline, as Kafka's LogManager does with an
     IOException while loading logs; the other dir serves. With the file back, the next start
     has every record and appends go on."""
-    data = tmp_path / "broker0" / "data"
-    second = tmp_path / "second"
-    broker = broker_factory({"log.dirs": f"{data},{second}"})
-    create_topic(broker, "healthy")
-    create_topic(broker, "lost")
-    assert (data / "healthy-0").is_dir() and (second / "lost-0").is_dir()
-    p = producer(broker, **{"linger.ms": 0})
-    lost_values = [f"lost-{i}".encode() * 20 for i in range(10)]
-    healthy_values = [f"healthy-{i}".encode() * 20 for i in range(10)]
-    for i, value in enumerate(lost_values):
-        assert produce_one(p, "lost", value) == (i, None)
-    for i, value in enumerate(healthy_values):
-        assert produce_one(p, "healthy", value) == (i, None)
+    broker, data, second, lost_values, healthy_values = two_dirs_with_records(broker_factory, tmp_path)
     broker.kill()
 
     index = second / "lost-0" / "00000000000000000000.index"
@@ -324,13 +330,8 @@ def test_an_io_error_loading_a_log_at_start_takes_its_dir_offline(broker_factory
     index.mkdir()
     broker.start()
     assert broker.wait_for_log(r"log dir is offline after a storage error")
-    assert read_partition(broker, "healthy", 0, 10) == list(enumerate(healthy_values))
-    p = producer(broker, **{"linger.ms": 0, "retries": 0, "message.timeout.ms": 10000})
-    assert produce_one(p, "healthy", b"healthy-after") == (10, None)
-    offset, error = produce_one(p, "lost", b"refused")
-    assert offset is None and error.code() == STORAGE_ERROR, error
+    check_second_dir_offline(broker, second, healthy_values)
     dirs = log_dirs_by_path(broker)
-    assert dirs[os.path.realpath(second)]["error_code"] == STORAGE_ERROR
     assert dirs[os.path.realpath(data)]["error_code"] == 0
     assert not (data / "lost-0").exists()
     broker.kill()
@@ -338,9 +339,5 @@ def test_an_io_error_loading_a_log_at_start_takes_its_dir_offline(broker_factory
     index.rmdir()
     saved.rename(index)
     broker.start()
-    assert read_partition(broker, "lost", 0, 10) == list(enumerate(lost_values))
-    p = producer(broker, **{"linger.ms": 0})
-    assert produce_one(p, "lost", b"lost-after") == (10, None)
-    assert read_partition(broker, "healthy", 0, 11) == (
-        list(enumerate(healthy_values)) + [(10, b"healthy-after")])
+    check_both_dirs_back(broker, lost_values, healthy_values)
     assert [d["error_code"] for d in log_dirs_by_path(broker).values()] == [0, 0]

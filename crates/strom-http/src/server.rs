@@ -126,6 +126,27 @@ impl fmt::Debug for HttpListener {
     }
 }
 
+/// What a listener serves: an axum router, or a service around one.
+pub trait HttpService:
+    tower_service::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: tower_service::Service<
+            Request,
+            Response = Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// The most connections one listener serves at once; more peers wait in the kernel's
 /// accept backlog until one ends.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -139,11 +160,7 @@ pub async fn serve<S>(
     tls: Option<TlsAcceptorSource>,
 ) -> std::io::Result<()>
 where
-    S: tower_service::Service<Request, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     serve_at_most(socket, app, tls, MAX_CONNECTIONS).await
 }
@@ -155,11 +172,7 @@ async fn serve_at_most<S>(
     max_connections: usize,
 ) -> std::io::Result<()>
 where
-    S: tower_service::Service<Request, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     let slots = Arc::new(Semaphore::new(max_connections));
     loop {
@@ -194,11 +207,7 @@ where
 async fn serve_connection<IO, S>(io: IO, app: S, peer: SocketAddr, https: bool)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: tower_service::Service<Request, Response = Response, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: HttpService,
 {
     let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
         let mut request = request.map(axum::body::Body::new);
