@@ -63,7 +63,8 @@ class CertificateAuthority:
     def pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, subject: x509.Name, server: bool, client_too: bool = False) -> Issued:
+    def issue(self, subject: x509.Name, server: bool, client_too: bool = False,
+              names_only: bool = False) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
         builder = (x509.CertificateBuilder()
@@ -78,14 +79,18 @@ class CertificateAuthority:
                        + ([ExtendedKeyUsageOID.CLIENT_AUTH] if server and client_too else [])),
                        critical=False))
         if server:
-            builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            names = [x509.DNSName("localhost")]
+            if not names_only:
+                names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
-    def server(self, client_too: bool = False) -> Issued:
-        """For 127.0.0.1 and localhost; `client_too`: usable as a client certificate as well."""
-        return self.issue(_name(O="strom tests", CN="localhost"), server=True, client_too=client_too)
+    def server(self, client_too: bool = False, names_only: bool = False) -> Issued:
+        """For 127.0.0.1 and localhost (`names_only`: localhost alone); `client_too`: usable as a
+        client certificate as well."""
+        return self.issue(_name(O="strom tests", CN="localhost"), server=True, client_too=client_too,
+                          names_only=names_only)
 
     def client(self, **subject: str) -> Issued:
         return self.issue(_name(**subject), server=False)

@@ -40,6 +40,7 @@ def certs(tmp_path_factory):
     (d / "ca.crt").write_bytes(ca.pem)
     (d / "rogue-ca.crt").write_bytes(rogue.pem)
     ca.server(client_too=True).write(d, "server")
+    ca.server(names_only=True).write(d, "by-name")
     ca.client(O="strom", CN="reader").write(d, "reader")
     return d
 
@@ -226,6 +227,52 @@ def _wait_serving(node, ca: str, cert, timeout_s: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"node {node.node_id}'s registry is not serving:\n{node.log_tail()}")
+
+
+def test_the_proxy_reaches_its_registry_by_the_advertised_host(broker_factory, certs):
+    """A registry whose certificate names only `localhost`: with `schema.registry.host.name=localhost`
+    the node's proxy calls it at https://localhost:<port>, so an Avro produce registers its schema;
+    without it, the proxy's default URL (https://127.0.0.1:<port>) fails the certificate check."""
+    ca = str(certs / "ca.crt")
+
+    def start(advertised: bool):
+        port = free_port()
+        configs = {**tls_configs(certs, "schema.registry."), **tls_configs(certs, "rest.proxy."),
+                   "schema.registry.ssl.keystore.location": str(certs / "by-name.pem"),
+                   "schema.registry.listeners": f"https://127.0.0.1:{port}"}
+        if advertised:
+            configs["schema.registry.host.name"] = "localhost"
+        b = broker_factory(configs, proxy=True, https_ca=certs / "ca.crt")
+        registry = f"https://localhost:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(registry + "/subjects", verify=ca, timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+        return b, registry
+
+    b, registry = start(advertised=True)
+    create_topic(b, "by-name")
+    rest = https_rest(b.proxy_url, ca)
+    answer = rest.ok("POST", "/topics/by-name", {"value_schema": ORDER,
+                                                  "records": [{"value": {"id": 1, "item": "one"}}]},
+                     content_type=AVRO)
+    assert answer["value_schema_id"] == 1
+    assert requests.get(f"{registry}/subjects", verify=ca, timeout=10).json() == ["by-name-value"]
+
+    b, registry = start(advertised=False)
+    create_topic(b, "by-address")
+    status, body, _ = https_rest(b.proxy_url, ca).call(
+        "POST", "/topics/by-address", {"value_schema": ORDER, "records": [{"value": {"id": 1, "item": "x"}}]},
+        content_type=AVRO)
+    # The proxy answers as for a schema it could not register (Confluent's 42205), naming the cause.
+    assert (status, body["error_code"]) == (422, 42205), body
+    assert 'certificate not valid for name "127.0.0.1"' in body["message"], body
+    assert requests.get(f"{registry}/subjects", verify=ca, timeout=10).json() == []
 
 
 def test_https_listeners_without_a_keystore_stop_the_start(broker_factory, certs):

@@ -54,17 +54,20 @@ impl ListenerUrl {
     /// The URL another process on this host reaches the listener by (an unspecified
     /// address stands for loopback).
     pub fn local_url(&self) -> String {
-        let host = if self.addr.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
+        if self.addr.ip().is_unspecified() {
+            self.url_for("127.0.0.1")
         } else {
-            self.addr.ip().to_string()
-        };
-        let host = if host.contains(':') {
-            format!("[{host}]")
+            self.url_for(&self.addr.ip().to_string())
+        }
+    }
+
+    /// The URL naming the listener by `host` (a name, or an address; IPv6 in brackets).
+    pub fn url_for(&self, host: &str) -> String {
+        if host.contains(':') {
+            format!("{}://[{host}]:{}", self.scheme.name(), self.addr.port())
         } else {
-            host
-        };
-        format!("{}://{host}:{}", self.scheme.name(), self.addr.port())
+            format!("{}://{host}:{}", self.scheme.name(), self.addr.port())
+        }
     }
 }
 
@@ -283,6 +286,10 @@ mod tests {
             ]
         );
         assert_eq!(parsed[1].local_url(), "https://127.0.0.1:8443");
+        assert_eq!(
+            parsed[1].url_for("registry.example"),
+            "https://registry.example:8443"
+        );
         let any = parse_listeners("https://0.0.0.0:1").unwrap();
         assert_eq!(any[0].local_url(), "https://127.0.0.1:1");
         let v6 = parse_listeners("http://[::1]:2").unwrap();

@@ -79,15 +79,21 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let registry_listeners =
         listener_urls(&mut settings, REGISTRY_LISTENERS, DEFAULT_REGISTRY_LISTENER)?;
     let proxy_listeners = listener_urls(&mut settings, PROXY_LISTENERS, DEFAULT_PROXY_LISTENER)?;
-    // The proxy's registry: this node's own unless told otherwise.
-    let proxy_registry_url = settings
-        .remove(PROXY_REGISTRY_URL)
-        .or_else(|| registry_listeners.first().map(|l| l.local_url()))
-        .filter(|url| !url.is_empty());
     let registry_host = settings
         .remove(REGISTRY_HOST_NAME)
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty());
+    // The proxy's registry: this node's own unless told otherwise, by its advertised host when
+    // one is set (the name its certificate holds).
+    let proxy_registry_url = settings
+        .remove(PROXY_REGISTRY_URL)
+        .or_else(|| {
+            registry_listeners.first().map(|l| match &registry_host {
+                Some(host) => l.url_for(host),
+                None => l.local_url(),
+            })
+        })
+        .filter(|url| !url.is_empty());
     let registry_tls = ServiceTls::take(&mut settings, REGISTRY_TLS_PREFIX);
     let proxy_tls = ServiceTls::take(&mut settings, PROXY_TLS_PREFIX);
     let registry_security = take_client_security(&mut settings, REGISTRY_CLIENT_PREFIX);
